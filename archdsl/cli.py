@@ -1,0 +1,184 @@
+"""The `archdsl` command line. The only module that touches files and the terminal."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from . import __version__
+from .compile import Compilation, UsageError, compile_file
+from .count_costs import total
+from .diagnostics import render_all, to_json
+from .elaborate import DEFAULT_MAX_NODES, Limits
+from .ir import dump
+from .ops import show
+
+EXIT_OK, EXIT_SPEC_ERRORS, EXIT_USAGE = 0, 1, 2
+
+DESCRIPTION = """\
+archdsl compiles .arch files, text descriptions of neural networks, into checked graphs,
+cost tables, diagrams and PyTorch modules.
+
+exit status: 0 ok, 1 errors in a spec, 2 wrong usage (bad flag, missing file).
+Every spec error is printed with its code (e.g. E0301); docs/errors.md explains each."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _add_spec_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--set", metavar="NAME=VALUE", action="append", default=[],
+                        help="override a network parameter, e.g. --set classes=10 (repeatable)")
+    parser.add_argument("--input", metavar="[NAME=]CxHxW", action="append", default=[],
+                        help="override input shapes: 3x227x227 sets every input, "
+                             "image=3x64x64 one of them")
+    parser.add_argument("--network", metavar="NAME",
+                        help="only this network of the file (default: all of them)")
+    parser.add_argument("--max-nodes", type=int, default=DEFAULT_MAX_NODES, metavar="N",
+                        help=f"stop a spec that expands past N layers (default {DEFAULT_MAX_NODES:,})")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="archdsl", description=DESCRIPTION,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"archdsl {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    check = commands.add_parser(
+        "check", help="parse and check specs, print one line per network",
+        description="Parse each FILE, expand its networks and infer every tensor shape. "
+                    "Prints one line per network (layers, parameters, output shapes), or the "
+                    "diagnostics that explain what is wrong.")
+    check.add_argument("files", nargs="+", metavar="FILE", help=".arch files")
+    check.add_argument("--format", choices=("text", "json"), default="text",
+                       help="text for people (default), json for editors and scripts")
+    _add_spec_options(check)
+    check.set_defaults(run=run_check)
+
+    show_ir = commands.add_parser(
+        "ir", help="print the elaborated IR of a spec",
+        description="Print the IR, one line per layer: name, op, arguments, inputs, output "
+                    "shape and the source location (with the block calls it came through).")
+    show_ir.add_argument("file", metavar="FILE")
+    _add_spec_options(show_ir)
+    show_ir.set_defaults(run=run_ir)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return args.run(args)
+    except UsageError as error:
+        print(f"archdsl: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+# ---- option parsing ---------------------------------------------------------------------
+
+
+def parse_value(text: str):
+    """A --set value: integer, number, true/false, or else a string."""
+    for convert in (int, float):
+        try:
+            return convert(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(text, text)
+
+
+def parse_shape(text: str) -> tuple[int, ...]:
+    try:
+        dims = tuple(int(d) for d in text.lower().split("x"))
+    except ValueError:
+        dims = ()
+    if len(dims) not in (1, 3) or min(dims) < 1:
+        raise UsageError(f"bad shape `{text}`: write C x H x W as 3x224x224, or a feature count")
+    return dims
+
+
+def spec_options(args) -> dict:
+    settings = {}
+    for item in args.set:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise UsageError(f"--set {item}: write NAME=VALUE, e.g. --set classes=10")
+        settings[name.strip()] = parse_value(value.strip())
+    inputs = {}
+    for item in args.input:
+        name, sep, value = item.rpartition("=")
+        inputs[name if sep else "*"] = parse_shape(value)
+    if args.max_nodes < 1:
+        raise UsageError("--max-nodes must be at least 1")
+    return dict(settings=settings, inputs=inputs, network=args.network,
+                limits=Limits(max_nodes=args.max_nodes))
+
+
+def compile_or_report(path: str, args, fmt: str = "text") -> Compilation:
+    result = compile_file(path, **spec_options(args))
+    if result.diagnostics and fmt == "text":
+        print(render_all(result.diagnostics), file=sys.stderr)
+        print(file=sys.stderr)
+    return result
+
+
+# ---- commands ---------------------------------------------------------------------------
+
+
+def run_check(args) -> int:
+    failed, report = False, []
+    for path in args.files:
+        result = compile_or_report(path, args, args.format)
+        failed |= not result.ok
+        if args.format == "json":
+            report.append({"file": path, "ok": result.ok,
+                           "networks": [_summary_json(g) for g in result.graphs.values()]
+                           if result.ok else [],
+                           "diagnostics": [to_json(d) for d in result.diagnostics]})
+        elif result.ok:
+            for graph in result.graphs.values():
+                print(f"{path}: {_summary_line(graph)}")
+            if not result.graphs:
+                print(f"{path}: ok, no networks ({len(result.program.blocks)} blocks)")
+        else:
+            errors = len(result.diagnostics)
+            print(f"{path}: {errors} error{'s' if errors != 1 else ''}", file=sys.stderr)
+    if args.format == "json":
+        print(json.dumps(report, indent=2))
+    return EXIT_SPEC_ERRORS if failed else EXIT_OK
+
+
+def _outputs(graph) -> list[tuple[str, str, bool]]:
+    return [(o.name, show(graph.nodes[o.node]["shape"]), o.train_only)
+            for o in graph.graph["outputs"]]
+
+
+def _summary_line(graph) -> str:
+    layers = len(graph) - len(graph.graph["inputs"])
+    outs = ", ".join(f"{name} {shape}" + (" (train)" if train else "")
+                     for name, shape, train in _outputs(graph))
+    return (f"{graph.graph['name']}: {layers} layers, {total(graph).params:,} parameters, "
+            f"outputs {outs}")
+
+
+def _summary_json(graph) -> dict:
+    return {"network": graph.graph["name"], "layers": len(graph) - len(graph.graph["inputs"]),
+            "parameters": total(graph).params,
+            "outputs": [{"name": n, "shape": s, "train_only": t} for n, s, t in _outputs(graph)]}
+
+
+def run_ir(args) -> int:
+    result = compile_or_report(args.file, args)
+    for graph in result.graphs.values():
+        print(dump(graph))
+    return EXIT_OK if result.ok else EXIT_SPEC_ERRORS

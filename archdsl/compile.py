@@ -1,0 +1,100 @@
+"""The front-end pipeline, in order: load (parse + imports) -> elaborate (with shapes)
+-> the graph passes in GRAPH_PASSES. One place lists the passes; nothing here imports
+torch, so checking a spec stays fast.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import networkx as nx
+
+from .count_costs import count_costs
+from .diagnostics import Diagnostic, Sink
+from .elaborate import Limits, elaborate
+from .load import Program, load
+from .source import Source
+
+# Passes over one network's IR, each `pass_(graph, sink) -> graph`, applied in order.
+GRAPH_PASSES = (count_costs,)
+
+
+class UsageError(Exception):
+    """A mistake in how archdsl was called (not in the spec): exit code 2."""
+
+
+@dataclass
+class Compilation:
+    """What compiling one file produced: a graph per network, and every diagnostic."""
+    source: Source
+    program: Program | None
+    graphs: dict[str, nx.DiGraph] = field(default_factory=dict)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not any(d.severity == "error" for d in self.diagnostics)
+
+    @property
+    def graph(self) -> nx.DiGraph:
+        """The IR of the file's last network (the one a file usually exists for)."""
+        if not self.graphs:
+            raise UsageError(f"{self.source.path} defines no network")
+        return list(self.graphs.values())[-1]
+
+
+def compile_source(text: str, path: str = "<string>", *, network: str | None = None,
+                   settings: dict | None = None, inputs: dict | None = None,
+                   limits: Limits = Limits()) -> Compilation:
+    """Compile .arch text. `settings` override network parameters, `inputs` input shapes.
+
+    >>> result = compile_source("network t { input x: 3 x 32 x 32; conv(8, 3); relu }")
+    >>> result.ok, result.graph.nodes["1"]["shape"]
+    (True, (8, 30, 30))
+    """
+    source = Source(path, text)
+    sink = Sink()
+    program = load(source, sink)
+    result = Compilation(source, program)
+    if program is not None:
+        for definition in _selected(program, network, settings or {}):
+            graph = elaborate(program, definition, sink, _settings_for(definition, settings),
+                              inputs, limits)
+            for pass_ in GRAPH_PASSES:
+                graph = pass_(graph, sink)
+            result.graphs[definition.name] = graph
+    result.diagnostics = sink.items
+    return result
+
+
+def compile_file(path: str | Path, **options) -> Compilation:
+    """Read and compile a .arch file; raises UsageError if it cannot be read."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"no such file: {path}") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise UsageError(f"cannot read {path}: {error}") from None
+    return compile_source(text, str(path), **options)
+
+
+def _selected(program: Program, network: str | None, settings: dict):
+    if network is not None:
+        if network not in program.networks:
+            known = ", ".join(program.networks) or "none"
+            raise UsageError(f"no network `{network}` in {program.root.source.path} "
+                             f"(networks: {known})")
+        chosen = [program.networks[network]]
+    else:
+        chosen = list(program.networks.values())
+    for name in settings:
+        if not any(name in {p.name for p in n.params} for n in chosen):
+            params = sorted({p.name for n in chosen for p in n.params})
+            raise UsageError(f"--set {name}: no network here has a parameter `{name}` "
+                             f"(parameters: {', '.join(params) or 'none'})")
+    return chosen
+
+
+def _settings_for(definition, settings: dict | None) -> dict:
+    names = {p.name for p in definition.params}
+    return {k: v for k, v in (settings or {}).items() if k in names}

@@ -1,0 +1,156 @@
+"""Diagnostics: user errors as data, and the one renderer that prints them.
+
+A diagnostic has a code, a message, a primary label (where the problem is), secondary
+labels (who produced the values involved), notes (the chain of block expansions) and an
+optional `help:` line with the fix. Every code is listed in `CODES` and documented in
+docs/errors.md.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from .source import Span
+
+# code -> one-line title. docs/errors.md documents each; a test keeps them in step.
+CODES = {
+    "E0100": "syntax error",
+    "E0101": "unexpected character",
+    "E0102": "unexpected end of file",
+    "E0103": "nesting too deep",
+    "E0200": "unknown layer or block",
+    "E0201": "too many positional arguments",
+    "E0202": "unknown keyword argument",
+    "E0203": "missing required argument",
+    "E0204": "argument given twice",
+    "E0205": "argument has the wrong type",
+    "E0206": "argument value out of range",
+    "E0207": "undefined name",
+    "E0208": "duplicate definition",
+    "E0209": "duplicate layer name",
+    "E0210": "duplicate parameter",
+    "E0211": "no incoming value",
+    "E0212": "expression error",
+    "E0213": "only merge ops take branches",
+    "E0214": "statement not allowed here",
+    "E0215": "network has no input",
+    "E0216": "duplicate output name",
+    "E0217": "unknown attribute",
+    "E0218": "not a value",
+    "E0219": "no such network",
+    "E0300": "merge operands differ",
+    "E0301": "residual operands differ",
+    "E0302": "concat operands differ spatially",
+    "E0303": "output size would be zero or negative",
+    "E0304": "groups do not divide channels",
+    "E0305": "layer needs a flat input",
+    "E0306": "layer needs a spatial input",
+    "E0307": "invalid layer configuration",
+    "E0400": "import not found",
+    "E0401": "import cycle",
+    "E0402": "recursion too deep",
+    "E0403": "network too large",
+}
+
+
+@dataclass(frozen=True)
+class Label:
+    span: Span
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    code: str
+    message: str
+    primary: Label
+    secondary: tuple[Label, ...] = ()
+    notes: tuple[str, ...] = ()
+    help: str | None = None
+    severity: str = "error"
+
+    def __post_init__(self):
+        if self.code not in CODES:
+            raise ValueError(f"unregistered diagnostic code {self.code}")
+
+
+class SpecError(Exception):
+    """Raised to stop a pass at once (limits, recursion); carries its diagnostic."""
+
+    def __init__(self, diagnostic: Diagnostic):
+        super().__init__(diagnostic.message)
+        self.diagnostic = diagnostic
+
+
+@dataclass
+class Sink:
+    """Where passes collect diagnostics. Duplicates (same code and place) are dropped."""
+
+    items: list[Diagnostic] = field(default_factory=list)
+    _seen: set = field(default_factory=set)
+
+    def add(self, diagnostic: Diagnostic) -> None:
+        key = (diagnostic.code, diagnostic.message, str(diagnostic.primary.span),
+               diagnostic.primary.span.end)
+        if key not in self._seen:
+            self._seen.add(key)
+            self.items.append(diagnostic)
+
+    def __bool__(self) -> bool:
+        return bool(self.items)
+
+
+# ---- rendering -------------------------------------------------------------------
+
+
+def render(diagnostic: Diagnostic) -> str:
+    """Render a diagnostic the way rustc does: header, location, source, carets, help."""
+    primary = diagnostic.primary
+    labels = [(primary, "^")] + [(label, "-") for label in diagnostic.secondary]
+    same_file = [(l, m) for l, m in labels if l.span.source is primary.span.source]
+    other_file = [(l, m) for l, m in labels if l.span.source is not primary.span.source]
+    gutter = max(len(str(l.span.line)) for l, _ in labels)
+    pad = " " * gutter
+    out = [f"{diagnostic.severity}[{diagnostic.code}]: {diagnostic.message}",
+           f"{pad}--> {primary.span}", f"{pad} |"]
+    out += _snippet_lines(same_file, gutter)
+    for label, mark in other_file:
+        out += [f"{pad}::: {label.span}"] + _snippet_lines([(label, mark)], gutter)
+    out.append(f"{pad} |")
+    out += [f"{pad} = note: {note}" for note in diagnostic.notes]
+    if diagnostic.help:
+        out.append(f"{pad} = help: {diagnostic.help}")
+    return "\n".join(out)
+
+
+def _snippet_lines(labels, gutter: int) -> list[str]:
+    lines = []
+    for label, mark in labels:
+        span = label.span
+        text = span.source.line_text(span.line).expandtabs(1)
+        width = max(1, min(span.end, span.start + len(text) - span.column + 1) - span.start)
+        underline = " " * (span.column - 1) + mark * width
+        message = f" {label.message}" if label.message else ""
+        lines.append(f"{span.line:>{gutter}} | {text}".rstrip())
+        lines.append(f"{' ' * gutter} | {underline}{message}")
+    return lines
+
+
+def to_json(diagnostic: Diagnostic) -> dict:
+    """A diagnostic as plain data, for editors (`--format json`)."""
+    def where(label: Label) -> dict:
+        span = label.span
+        end_line, end_column = span.source.position(span.end)
+        return {"file": span.source.path, "line": span.line, "column": span.column,
+                "end_line": end_line, "end_column": end_column, "label": label.message}
+
+    return {"severity": diagnostic.severity, "code": diagnostic.code,
+            "message": diagnostic.message, "primary": where(diagnostic.primary),
+            "secondary": [where(label) for label in diagnostic.secondary],
+            "notes": list(diagnostic.notes), "help": diagnostic.help}
+
+
+def render_all(diagnostics, fmt: str = "text") -> str:
+    if fmt == "json":
+        return json.dumps([to_json(d) for d in diagnostics], indent=2)
+    return "\n\n".join(render(d) for d in diagnostics)

@@ -1,0 +1,693 @@
+"""Pass: elaborate one network of a Program into the IR (a networkx.DiGraph).
+
+Blocks are expanded at each call, repeats unrolled, branches laid side by side and
+merged, residuals closed with an `add`. Every node gets its hierarchical name here:
+
+* a label (`conv1: ...`) opens a naming scope; each iteration of a labelled `repeat`
+  opens one more (`layer2.0`, `layer2.1`, ...);
+* unlabelled statements that hold other statements (block calls, repeats, residuals,
+  branches, groups) are transparent: what they contain is named in the enclosing scope;
+* an unlabelled layer takes the next index of its scope (0, 1, 2, ...), as in
+  torch.nn.Sequential; the merge a structure creates is named after its op (`add`).
+
+Shapes are inferred as nodes are added, because expressions may read them
+(`in.channels`). Errors are collected; a statement that fails yields a poisoned value,
+and statements downstream of it stay quiet instead of repeating the same error.
+"""
+from __future__ import annotations
+
+import difflib
+import sys
+from dataclasses import dataclass, replace
+
+import networkx as nx
+
+from . import ir
+from . import syntax as ast
+from .diagnostics import Diagnostic, Label, Sink, SpecError
+from .infer_shapes import infer_node
+from .load import Program
+from .ops import MERGE_OPS, OPS, REQUIRED, Arg, Args, Derived, Op, show
+from .source import Span
+
+MAX_BLOCK_DEPTH = 100  # nested block calls; deeper means a block calls itself without end
+DEFAULT_MAX_NODES = 1_000_000
+CONSTANTS = {"same": "same", "valid": "valid"}
+AUX_ARGS = (Arg("weight", "float", 1.0, minimum=0), Arg("train_only", "bool", True))
+
+
+@dataclass(frozen=True)
+class Value:
+    """A tensor in the graph: the output of the node with this name."""
+    node: str
+
+
+POISON = Value("")  # stands for the output of a statement that failed
+UNKNOWN = object()  # stands for the value of a `let` or parameter that failed
+
+
+class _Abort(Exception):
+    """A statement failed; its diagnostic is already in the sink."""
+
+
+class Env:
+    """Names visible to expressions: parameters, lets, repeat indices and labelled values."""
+
+    def __init__(self, parent: "Env | None" = None):
+        self.vars: dict = {}
+        self.parent = parent
+
+    def lookup(self, name: str):
+        env = self
+        while env is not None:
+            if name in env.vars:
+                return env.vars[name]
+            env = env.parent
+        return REQUIRED
+
+    def names(self) -> set[str]:
+        env, names = self, set()
+        while env is not None:
+            names.update(env.vars)
+            env = env.parent
+        return names
+
+
+class Scope:
+    """A level of hierarchical names, with the counters for its unlabelled layers."""
+
+    def __init__(self, path: tuple[str, ...] = ()):
+        self.path = path
+        self.index = 0
+        self.structural: dict[str, int] = {}
+
+    def child(self, label: str) -> "Scope":
+        return Scope(self.path + (label,))
+
+    def next_index(self) -> tuple[str, ...]:
+        self.index += 1
+        return self.path + (str(self.index - 1),)
+
+    def structural_name(self, op: str) -> tuple[str, ...]:
+        count = self.structural.get(op, 0)
+        self.structural[op] = count + 1
+        return self.path + (op if count == 0 else f"{op}_{count}",)
+
+
+@dataclass(frozen=True)
+class Ctx:
+    env: Env
+    scope: Scope
+    block_input: Value | None  # what `in` means here; None at network level
+    trace: tuple[ir.Frame, ...] = ()
+    train_only: bool = False
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_nodes: int = DEFAULT_MAX_NODES
+
+
+def elaborate(program: Program, network: ast.NetworkDef, sink: Sink, settings: dict | None = None,
+              inputs: dict | None = None, limits: Limits = Limits()) -> nx.DiGraph:
+    """Expand `network` into the IR. `settings` override network parameters by name;
+    `inputs` override input shapes by input name.
+
+    >>> from archdsl import compile_source
+    >>> graph = compile_source('''
+    ... block pair(c) { conv(c, 3, pad = 1); relu }
+    ... network t { input x: 3 x 8 x 8; stage: repeat 2 { pair(4) } }''').graph
+    >>> list(graph)
+    ['x', 'stage.0.0', 'stage.0.1', 'stage.1.0', 'stage.1.1']
+    """
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, 20_000))
+    try:
+        return _Elaborator(program, sink, limits).network(network, settings or {}, inputs or {})
+    except SpecError as error:
+        sink.add(error.diagnostic)
+        return ir.new_graph(network.name, {})
+    finally:
+        sys.setrecursionlimit(limit)
+
+
+class _Elaborator:
+    def __init__(self, program: Program, sink: Sink, limits: Limits):
+        self.program, self.sink, self.limits = program, sink, limits
+        self.graph: nx.DiGraph = None
+        self.input_overrides: dict = {}
+        self.outputs: list[ir.Output] = []
+        self.main_outputs: list[ir.Output] = []
+
+    # ---- network ------------------------------------------------------------------
+
+    def network(self, net: ast.NetworkDef, settings: dict, inputs: dict) -> nx.DiGraph:
+        env = Env()
+        ctx = Ctx(env, Scope(), None)
+        params = {}
+        for param in net.params:
+            if param.name in settings:
+                value = settings[param.name]
+            elif param.default is not None:
+                value = self.try_eval(param.default, ctx)
+            else:
+                self.fail("E0203", f"network parameter `{param.name}` has no default",
+                          param.span, "needs a value", ctx,
+                          help=f"give it a default (`{param.name} = ...`) or pass "
+                               f"`--set {param.name}=VALUE`", abort=False)
+                value = UNKNOWN
+            if param.name in params:
+                self.fail("E0210", f"parameter `{param.name}` is declared twice", param.span,
+                          "declared again here", ctx, abort=False)
+            params[param.name] = value
+            env.vars[param.name] = value
+        self.graph = ir.new_graph(net.name, {k: v for k, v in params.items() if v is not UNKNOWN})
+        self.input_overrides = inputs
+        final = self.body(net.body, None, ctx)
+        return self.finish(net, final)
+
+    def finish(self, net: ast.NetworkDef, final) -> nx.DiGraph:
+        if not self.graph.graph["inputs"]:
+            self.sink.add(Diagnostic("E0215", f"network `{net.name}` has no input",
+                                     Label(net.name_span, "declared here"),
+                                     help="declare one first: `input image: 3 x 224 x 224`"))
+        if not self.main_outputs and final is not None and final is not POISON:
+            self.main_outputs.append(ir.Output("out", final.node, net.body.span))
+        self.graph.graph["outputs"] = tuple(self.main_outputs + self.outputs)
+        return self.graph
+
+    # ---- statements -----------------------------------------------------------------
+
+    def body(self, body: ast.Body, cur, ctx: Ctx):
+        for stmt in body.stmts:
+            cur = self.stmt(stmt, cur, ctx)
+        return cur
+
+    def stmt(self, stmt, cur, ctx: Ctx):
+        try:
+            if isinstance(stmt, ast.Labelled):
+                return self.labelled(stmt, cur, ctx)
+            if isinstance(stmt, ast.Let):
+                ctx.env.vars[stmt.name] = self.try_eval(stmt.value, ctx)
+                return cur
+            if isinstance(stmt, ast.InputDecl):
+                return self.input_decl(stmt, ctx)
+            if isinstance(stmt, ast.Output):
+                return self.output(stmt, cur, ctx)
+            if isinstance(stmt, ast.IfStmt):
+                return self.if_stmt(stmt, cur, ctx)
+            if isinstance(stmt, ast.FromValue):
+                return self.value_of(ast.Name(stmt.name, stmt.span), ctx)
+            return self.action(stmt, cur, ctx, labelled=False)
+        except _Abort:
+            return POISON
+
+    def labelled(self, stmt: ast.Labelled, cur, ctx: Ctx):
+        inner = replace(ctx, scope=ctx.scope.child(stmt.label))
+        out = self.action(stmt.action, cur, inner, labelled=True)
+        if isinstance(out, Value) and out is not POISON and not isinstance(stmt.action, ast.Aux):
+            ctx.env.vars[stmt.label] = out
+        return out
+
+    def action(self, action, cur, ctx: Ctx, labelled: bool):
+        if isinstance(action, ast.Call):
+            return self.call(action, cur, ctx, ctx.scope.path if labelled else None)
+        if isinstance(action, ast.Repeat):
+            return self.repeat(action, cur, ctx, labelled)
+        if isinstance(action, ast.Residual):
+            return self.residual(action, cur, ctx)
+        if isinstance(action, ast.Branches):
+            return self.branches(action, cur, ctx)
+        if isinstance(action, ast.Group):
+            return self.body(action.body, cur, replace(ctx, env=Env(ctx.env)))
+        if isinstance(action, ast.Aux):
+            return self.aux(action, cur, ctx, ctx.scope.path[-1] if labelled else None)
+        raise TypeError(f"unknown statement {action!r}")
+
+    def input_decl(self, stmt: ast.InputDecl, ctx: Ctx):
+        if ctx.trace:
+            self.fail("E0214", "`input` is only allowed in a network", stmt.span,
+                      "inside a block", ctx, help="declare inputs in the network; a block "
+                      "receives the value flowing into it as `in`")
+        dims = tuple(self.eval_as(Arg("dim", "int", minimum=1), d, ctx) for d in stmt.dims)
+        if len(dims) not in (1, 3):
+            self.fail("E0206", f"an input is C x H x W or a feature count, not {len(dims)} "
+                      "dimensions", stmt.span, "", ctx,
+                      help="the batch dimension is implicit: `input image: 3 x 224 x 224`")
+        dims = self.input_overrides.get(stmt.name, self.input_overrides.get("*", dims))
+        value = self.add((stmt.name,), OPS["input"], Args((("shape", dims),)), (), stmt.span, ctx)
+        self.graph.graph["inputs"] += (value.node,)
+        ctx.env.vars[stmt.name] = value
+        return value
+
+    def output(self, stmt: ast.Output, cur, ctx: Ctx):
+        value = self.current(cur, stmt.span, ctx, "output")
+        self.record_output(ir.Output(stmt.name, value.node, stmt.span), ctx, self.main_outputs)
+        return cur
+
+    def record_output(self, out: ir.Output, ctx: Ctx, into: list) -> None:
+        for other in self.main_outputs + self.outputs:
+            if other.name == out.name:
+                self.fail("E0216", f"output `{out.name}` is declared twice", out.span,
+                          "declared again here", ctx, secondary=(Label(other.span, "first here"),),
+                          help="give each output its own name")
+        into.append(out)
+
+    # ---- layers and blocks ----------------------------------------------------------
+
+    def call(self, call: ast.Call, cur, ctx: Ctx, path: tuple[str, ...] | None):
+        if call.name in OPS and call.name != "input":
+            return self.layer(OPS[call.name], call, cur, ctx, path)
+        if call.name in self.program.blocks:
+            return self.block_call(self.program.blocks[call.name], call, cur, ctx)
+        known = [n for n in OPS if n != "input"] + list(self.program.blocks)
+        close = difflib.get_close_matches(call.name, known, n=1)
+        self.fail("E0200", f"unknown layer or block `{call.name}`", call.name_span,
+                  "not a layer or a block", ctx,
+                  help=f"did you mean `{close[0]}`?" if close else
+                  "define it with `block " + call.name + "(...) { ... }`, or import the file "
+                  "that does")
+
+    def layer(self, op: Op, call: ast.Call, cur, ctx: Ctx, path):
+        if op.merge:
+            inputs = self.operands(op, call, ctx)
+            args = Args(())
+        else:
+            args = self.bind_args(op.args, call.args, call, ctx, f"`{op.name}`")
+            inputs = (self.current(cur, call.span, ctx, op.name).node,)
+        if POISON.node in inputs:
+            raise _Abort
+        return self.add(path or ctx.scope.next_index(), op, args, inputs, call.span, ctx)
+
+    def operands(self, op: Op, call: ast.Call, ctx: Ctx) -> tuple[str, ...]:
+        if not call.args or any(isinstance(a, ast.Keyword) for a in call.args):
+            self.fail("E0203", f"`{op.name}` needs the values it merges", call.span,
+                      "nothing to merge", ctx,
+                      help=f"name them, `{op.name}(a, b)`, or give branches: "
+                           f"`{op.name} {{ {{ ... }} {{ ... }} }}`")
+        return tuple(self.value_of(arg, ctx).node for arg in call.args)
+
+    def block_call(self, block: ast.BlockDef, call: ast.Call, cur, ctx: Ctx):
+        if len(ctx.trace) >= MAX_BLOCK_DEPTH:
+            chain = " -> ".join(f.block for f in ctx.trace[-4:]) + f" -> {block.name}"
+            raise SpecError(Diagnostic(
+                "E0402", f"blocks nest more than {MAX_BLOCK_DEPTH} deep: ... {chain}",
+                Label(call.name_span, "called again here"), (Label(block.name_span, "defined here"),),
+                help="a block that calls itself needs a condition that stops it"))
+        if cur is None:
+            self.current(cur, call.span, ctx, block.name)
+        env = Env()
+        inner = Ctx(env, ctx.scope, cur, ctx.trace + (ir.Frame(block.name, call.span),),
+                    ctx.train_only)
+        specs = tuple(Arg(p.name, "any", REQUIRED if p.default is None else p.default)
+                      for p in block.params)
+        given = self.match_args(specs, call.args, call, ctx, f"block `{block.name}`")
+        for param in block.params:
+            if param.name in env.vars:
+                self.fail("E0210", f"parameter `{param.name}` is declared twice", param.span,
+                          "declared again here", ctx)
+            if param.name in given:
+                env.vars[param.name] = self.eval(given[param.name], ctx)
+            else:  # defaults see the earlier parameters and `in`
+                env.vars[param.name] = self.eval(param.default, inner)
+        return self.body(block.body, cur, inner)
+
+    def add(self, path: tuple[str, ...], op: Op, args: Args, inputs: tuple[str, ...], span: Span,
+            ctx: Ctx, role: str = "") -> Value:
+        name = ".".join(path)
+        if name in self.graph:
+            first = ir.node(self.graph, name)
+            self.fail("E0209", f"two layers are named `{name}`", span, "second one here", ctx,
+                      secondary=(Label(first.span, "first one here"),),
+                      help="give one of them its own label, e.g. `other: ...`")
+        if len(self.graph) >= self.limits.max_nodes:
+            raise SpecError(self.too_large(span, len(self.graph) + 1))
+        node = ir.Node(name, op.name, args, inputs, span, ctx.trace, ctx.train_only, role)
+        ir.add_node(self.graph, node)
+        infer_node(self.graph, node, self.sink)
+        return Value(name)
+
+    def too_large(self, span: Span, count: int) -> Diagnostic:
+        return Diagnostic("E0403", f"the network expands to {count:,} layers or more, past the "
+                          f"limit of {self.limits.max_nodes:,}", Label(span, "limit reached here"),
+                          help="check repeat counts; raise the limit with `--max-nodes N`")
+
+    # ---- structure ------------------------------------------------------------------
+
+    def repeat(self, stmt: ast.Repeat, cur, ctx: Ctx, labelled: bool):
+        count = self.eval_as(Arg("count", "int", minimum=0), stmt.count, ctx)
+        for i in range(count):
+            env = Env(ctx.env)
+            if stmt.index:
+                env.vars[stmt.index] = i
+            scope = ctx.scope.child(str(i)) if labelled else ctx.scope
+            before = len(self.graph)
+            cur = self.body(stmt.body, cur, replace(ctx, env=env, scope=scope))
+            made = len(self.graph) - before
+            if made == 0:
+                break  # an iteration that adds nothing adds nothing every time
+            if before + made * count > self.limits.max_nodes:
+                raise SpecError(self.too_large(stmt.span, before + made * count))
+        return cur
+
+    def residual(self, stmt: ast.Residual, cur, ctx: Ctx):
+        start = self.current(cur, stmt.span, ctx, "residual")
+        body_out = self.body(stmt.body, start, replace(ctx, env=Env(ctx.env)))
+        skip_out = start
+        skip = stmt.skip
+        if skip is not None and (skip.when is None or self.eval_as(
+                Arg("when", "bool"), skip.when, ctx)):
+            scope = ctx.scope.child(skip.label) if skip.label else ctx.scope
+            skip_out = self.body(skip.body, start, replace(ctx, env=Env(ctx.env), scope=scope))
+        if POISON in (body_out, skip_out):
+            raise _Abort
+        keyword = Span(stmt.span.source, stmt.span.start, stmt.span.start + len("residual"))
+        return self.add(ctx.scope.structural_name("add"), OPS["add"], Args(()),
+                        (body_out.node, skip_out.node), keyword, ctx, role="residual")
+
+    def if_stmt(self, stmt: ast.IfStmt, cur, ctx: Ctx):
+        chosen = stmt.then if self.eval_as(Arg("if", "bool"), stmt.test, ctx) else stmt.otherwise
+        if isinstance(chosen, ast.IfStmt):
+            return self.if_stmt(chosen, cur, ctx)
+        return cur if chosen is None else self.body(chosen, cur, replace(ctx, env=Env(ctx.env)))
+
+    def branches(self, stmt: ast.Branches, cur, ctx: Ctx):
+        if stmt.op not in MERGE_OPS:
+            self.fail("E0213", f"`{stmt.op} {{ ... }}` is not a merge", stmt.op_span,
+                      "only merge ops take branches", ctx,
+                      help="branches are merged by " + ", ".join(f"`{m}`" for m in MERGE_OPS))
+        start = self.current(cur, stmt.span, ctx, stmt.op)
+        outs = []
+        for branch in stmt.branches:
+            scope = ctx.scope.child(branch.label) if branch.label else ctx.scope
+            inner = replace(ctx, env=Env(ctx.env), scope=scope)
+            if isinstance(branch.body, ast.Body):
+                outs.append(self.body(branch.body, start, inner))
+            else:
+                path = scope.path if branch.label else None
+                outs.append(self.stmt_call(branch.body, start, inner, path))
+        if POISON in outs:
+            raise _Abort
+        return self.add(ctx.scope.structural_name(stmt.op), OPS[stmt.op], Args(()),
+                        tuple(o.node for o in outs), stmt.op_span, ctx)
+
+    def stmt_call(self, call: ast.Call, cur, ctx: Ctx, path):
+        try:
+            return self.call(call, cur, ctx, path)
+        except _Abort:
+            return POISON
+
+    def aux(self, stmt: ast.Aux, cur, ctx: Ctx, label: str | None):
+        given = self.bind_args(AUX_ARGS, stmt.args, stmt, ctx, "`aux`")
+        start = self.current(cur, stmt.span, ctx, "aux")
+        name = label or f"aux{len(self.outputs) + 1}"
+        inner = replace(ctx, env=Env(ctx.env), train_only=ctx.train_only or given["train_only"])
+        out = self.body(stmt.body, start, inner)
+        if out is not POISON:
+            self.record_output(ir.Output(name, out.node, stmt.span, given["train_only"],
+                                         given["weight"]), ctx, self.outputs)
+        return cur
+
+    def current(self, cur, span: Span, ctx: Ctx, what: str) -> Value:
+        if cur is None:
+            self.fail("E0211", f"`{what}` has no incoming value", span, "nothing flows in here",
+                      ctx, help="declare an input first: `input image: 3 x 224 x 224`")
+        if cur is POISON:
+            raise _Abort
+        return cur
+
+    # ---- arguments ------------------------------------------------------------------
+
+    def match_args(self, specs: tuple[Arg, ...], args, call, ctx: Ctx, what: str) -> dict:
+        """Match positional and keyword arguments to names: {name: expression}."""
+        names = [s.name for s in specs]
+        given, seen_keyword = {}, False
+        for position, arg in enumerate(args):
+            if isinstance(arg, ast.Keyword):
+                seen_keyword = True
+                if arg.name not in names:
+                    close = difflib.get_close_matches(arg.name, names, n=1)
+                    self.fail("E0202", f"{what} has no argument `{arg.name}`", arg.span,
+                              "unknown keyword", ctx,
+                              help=f"did you mean `{close[0]}`?" if close else
+                              f"{what} takes: {', '.join(names) or 'no arguments'}")
+                name, value = arg.name, arg.value
+            else:
+                if seen_keyword:
+                    self.fail("E0201", "positional argument after a keyword argument", arg.span,
+                              "positional", ctx, help="put positional arguments first")
+                if position >= len(names):
+                    self.fail("E0201", f"{what} takes {len(names)} positional argument"
+                              f"{'' if len(names) == 1 else 's'}, but {len(args)} are given",
+                              arg.span, "one too many", ctx,
+                              help=f"{what} takes: {', '.join(names) or 'no arguments'}")
+                name, value = names[position], arg
+            if name in given:
+                self.fail("E0204", f"argument `{name}` is given twice", arg.span, "again here",
+                          ctx, secondary=(Label(given[name].span, "first here"),))
+            given[name] = value
+        for spec in specs:
+            if spec.name not in given and spec.default is REQUIRED:
+                self.fail("E0203", f"{what} needs its `{spec.name}` argument", call.span,
+                          f"`{spec.name}` missing", ctx,
+                          help=f"{what} takes: {', '.join(names)}")
+        return given
+
+    def bind_args(self, specs: tuple[Arg, ...], args, call, ctx: Ctx, what: str) -> Args:
+        given = self.match_args(specs, args, call, ctx, what)
+        values = {}
+        for spec in specs:
+            if spec.name in given:
+                values[spec.name] = self.eval_as(spec, given[spec.name], ctx, what)
+            elif isinstance(spec.default, Derived):
+                values[spec.name] = values[spec.default.source]
+            else:
+                values[spec.name] = spec.default
+        return Args(tuple(values.items()))
+
+    def eval_as(self, spec: Arg, expr, ctx: Ctx, what: str = ""):
+        value = self.eval(expr, ctx)
+        checked = _coerce(spec, value)
+        if checked is _BAD_TYPE:
+            self.fail("E0205", f"`{spec.name}` must be {_KINDS[spec.kind]}, not "
+                      f"{_describe(value)}", expr.span, f"{_describe(value)} given", ctx,
+                      help=_type_help(spec, value))
+        problem = _out_of_range(spec, checked)
+        if problem:
+            self.fail("E0206", f"`{spec.name}` {problem}" + (f" for {what}" if what else ""),
+                      expr.span, f"{_format(checked)} given", ctx)
+        return checked
+
+    # ---- expressions ----------------------------------------------------------------
+
+    def try_eval(self, expr, ctx: Ctx):
+        try:
+            return self.eval(expr, ctx)
+        except _Abort:
+            return UNKNOWN
+
+    def value_of(self, expr, ctx: Ctx) -> Value:
+        value = self.eval(expr, ctx)
+        if not isinstance(value, Value):
+            self.fail("E0218", f"`{expr.span.text}` is {_describe(value)}, not a value in the "
+                      "network", expr.span, "not a layer's output", ctx,
+                      help="label a statement to name its output: `features: conv(64, 3)`")
+        if value is POISON:
+            raise _Abort
+        return value
+
+    def eval(self, expr, ctx: Ctx):
+        method = _EVALUATORS[type(expr)]
+        value = method(self, expr, ctx)
+        if value is UNKNOWN:
+            raise _Abort
+        return value
+
+    def eval_literal(self, expr: ast.Literal, ctx: Ctx):
+        return expr.value
+
+    def eval_name(self, expr: ast.Name, ctx: Ctx):
+        value = ctx.env.lookup(expr.id)
+        if value is not REQUIRED:
+            return value
+        if expr.id in CONSTANTS:
+            return CONSTANTS[expr.id]
+        close = difflib.get_close_matches(expr.id, sorted(ctx.env.names()), n=1)
+        self.fail("E0207", f"`{expr.id}` is not defined", expr.span, "undefined", ctx,
+                  help=f"did you mean `{close[0]}`?" if close else
+                  "names come from parameters, `let`, `repeat ... as`, and labels")
+
+    def eval_input(self, expr: ast.InputRef, ctx: Ctx):
+        if ctx.block_input is None:
+            self.fail("E0211", "`in` is only defined inside a block", expr.span,
+                      "no block input here", ctx,
+                      help="at network level, refer to a value by its label or input name")
+        return ctx.block_input
+
+    def eval_attribute(self, expr: ast.Attribute, ctx: Ctx):
+        value = self.value_of(expr.value, ctx)
+        shape = ir.shape(self.graph, value.node)
+        if shape is None:
+            raise _Abort  # the layer that made it already has an error
+        attributes = {"channels": 0, "height": 1, "width": 2} if len(shape) == 3 else {}
+        if expr.attr in attributes:
+            return shape[attributes[expr.attr]]
+        if expr.attr == "features":
+            return shape[0] if len(shape) == 1 else shape[0] * shape[1] * shape[2]
+        known = ", ".join(list(attributes) + ["features"])
+        self.fail("E0217", f"a {show(shape)} value has no `{expr.attr}`", expr.span,
+                  "unknown attribute", ctx, help=f"available: {known}")
+
+    def eval_tuple(self, expr: ast.TupleExpr, ctx: Ctx):
+        return tuple(self.eval(item, ctx) for item in expr.items)
+
+    def eval_conditional(self, expr: ast.Conditional, ctx: Ctx):
+        test = self.eval_as(Arg("condition", "bool"), expr.test, ctx)
+        return self.eval(expr.then if test else expr.otherwise, ctx)
+
+    def eval_unary(self, expr: ast.Unary, ctx: Ctx):
+        operand = self.eval(expr.operand, ctx)
+        if expr.op == "not":
+            if isinstance(operand, bool):
+                return not operand
+        elif _is_number(operand):
+            return -operand
+        self.type_error(expr, f"`{expr.op}` cannot apply to {_describe(operand)}", ctx)
+
+    def eval_binary(self, expr: ast.Binary, ctx: Ctx):
+        left = self.eval(expr.left, ctx)
+        if expr.op in ("and", "or"):
+            if not isinstance(left, bool):
+                self.type_error(expr, f"`{expr.op}` needs true or false, not {_describe(left)}", ctx)
+            if left == (expr.op == "or"):
+                return left
+            right = self.eval(expr.right, ctx)
+            if not isinstance(right, bool):
+                self.type_error(expr, f"`{expr.op}` needs true or false, not {_describe(right)}",
+                                ctx)
+            return right
+        right = self.eval(expr.right, ctx)
+        if expr.op in ("==", "!="):
+            return (left == right and type(left) is type(right)) == (expr.op == "==")
+        if not (_is_number(left) and _is_number(right)):
+            self.type_error(expr, f"`{expr.op}` cannot combine {_describe(left)} and "
+                            f"{_describe(right)}", ctx)
+        if expr.op in ("/", "//", "%") and right == 0:
+            self.fail("E0212", "division by zero", expr.right.span, "is zero", ctx)
+        result = _ARITHMETIC[expr.op](left, right)
+        if isinstance(result, int) and abs(result) > 10 ** 15:
+            self.fail("E0212", "number too large", expr.span, f"about {float(result):.3g}", ctx)
+        return result
+
+    def type_error(self, expr, message: str, ctx: Ctx):
+        self.fail("E0212", message, expr.span, "in this expression", ctx)
+
+    # ---- diagnostics ----------------------------------------------------------------
+
+    def fail(self, code: str, message: str, span: Span, label: str, ctx: Ctx, *,
+             secondary: tuple[Label, ...] = (), help: str | None = None, abort: bool = True):
+        notes = tuple(str(frame) for frame in reversed(ctx.trace))
+        self.sink.add(Diagnostic(code, message, Label(span, label), secondary, notes, help))
+        if abort:
+            raise _Abort
+
+
+_EVALUATORS = {
+    ast.Literal: _Elaborator.eval_literal, ast.Name: _Elaborator.eval_name,
+    ast.InputRef: _Elaborator.eval_input, ast.Attribute: _Elaborator.eval_attribute,
+    ast.TupleExpr: _Elaborator.eval_tuple, ast.Conditional: _Elaborator.eval_conditional,
+    ast.Unary: _Elaborator.eval_unary, ast.Binary: _Elaborator.eval_binary,
+}
+
+
+def _true_divide(a, b):
+    if isinstance(a, int) and isinstance(b, int) and a % b == 0:
+        return a // b  # exact division of integers stays an integer: `width / 2`
+    return a / b
+
+
+_ARITHMETIC = {
+    "+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b,
+    "/": _true_divide, "//": lambda a, b: a // b, "%": lambda a, b: a % b,
+    "<": lambda a, b: a < b, "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
+}
+
+# ---- argument types ---------------------------------------------------------------------
+
+_BAD_TYPE = object()
+_KINDS = {"int": "an integer", "float": "a number", "bool": "true or false",
+          "pair": "an integer or a pair `(h, w)`", "str": "a string",
+          "pad": "an integer, a pair `(h, w)`, `same` or `valid`", "any": "a value"}
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _coerce(spec: Arg, value):
+    kind = spec.kind
+    if kind == "any":
+        return value
+    if kind == "int":
+        return value if _is_int(value) else _BAD_TYPE
+    if kind == "float":
+        return float(value) if _is_number(value) else _BAD_TYPE
+    if kind == "bool":
+        return value if isinstance(value, bool) else _BAD_TYPE
+    if kind == "str":
+        return value if isinstance(value, str) and value in spec.choices else _BAD_TYPE
+    if kind == "pad" and value in ("same", "valid"):
+        return value
+    if _is_int(value):
+        return value
+    if isinstance(value, tuple) and len(value) == 2 and all(_is_int(v) for v in value):
+        return value
+    return _BAD_TYPE
+
+
+def _out_of_range(spec: Arg, value) -> str | None:
+    numbers = value if isinstance(value, tuple) else (value,)
+    if not all(_is_number(n) for n in numbers):
+        return None
+    if spec.minimum is not None and any(n < spec.minimum for n in numbers):
+        return f"must be at least {_format(spec.minimum)}"
+    if spec.maximum is not None and any(n > spec.maximum for n in numbers):
+        return f"must be at most {_format(spec.maximum)}"
+    return None
+
+
+def _type_help(spec: Arg, value) -> str | None:
+    if spec.kind == "int" and isinstance(value, float):
+        return "use `//` for integer division, or write a whole number"
+    if spec.kind == "str":
+        return "choose one of: " + ", ".join(f'"{c}"' for c in spec.choices)
+    return None
+
+
+def _format(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value)) if abs(value) < 1e15 else str(value)
+    return str(value)
+
+
+def _describe(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return f"the integer {value}"
+    if isinstance(value, float):
+        return f"the number {value:g}"
+    if isinstance(value, str):
+        return f'the string "{value}"'
+    if isinstance(value, tuple):
+        return f"a {len(value)}-tuple"
+    if isinstance(value, Value):
+        return f"the value `{value.node}`"
+    return "a value"

@@ -1,0 +1,69 @@
+"""Pass: infer the output shape of every node, and report shapes that cannot work.
+
+Shape rules live in the op table (archdsl.ops); this pass applies them, and turns a
+rule's ShapeError into a diagnostic that points at the layer that rejected the value
+and at the layers that produced it. Elaboration calls `infer_node` as it adds each node,
+because a spec may steer its structure by shape (`when in.channels != width * 4`).
+"""
+from __future__ import annotations
+
+import networkx as nx
+
+from . import ir
+from .diagnostics import Diagnostic, Label, Sink
+from .ops import OPS, ShapeError, show
+
+
+def infer_shapes(graph: nx.DiGraph, sink: Sink) -> nx.DiGraph:
+    """Give every node of `graph` its shape, in topological order.
+
+    >>> from archdsl import compile_source
+    >>> ir_graph = compile_source("network t { input x: 3 x 32 x 32; conv(8, 3, stride = 2) }").graph
+    >>> ir_graph.nodes["0"]["shape"]
+    (8, 15, 15)
+    """
+    for item in ir.nodes(graph):
+        infer_node(graph, item, sink)
+    return graph
+
+
+def infer_node(graph: nx.DiGraph, node: ir.Node, sink: Sink):
+    """Set and return the node's shape; None (silently) when an input is already broken."""
+    inputs = tuple(ir.shape(graph, name) for name in node.inputs)
+    result = None
+    if all(s is not None for s in inputs):
+        try:
+            result = OPS[node.op].shape(node.args, inputs)
+        except ShapeError as error:
+            sink.add(_diagnose(graph, node, inputs, error))
+    graph.nodes[node.name]["shape"] = result
+    return result
+
+
+def _diagnose(graph, node: ir.Node, inputs, error: ShapeError) -> Diagnostic:
+    code, message, label, help_text = error.code, error.message, error.label, error.help
+    if node.role == "residual":
+        code, message, help_text = _residual(inputs)
+        label = "body and skip are added here"
+    producers = [ir.node(graph, name) for name in dict.fromkeys(node.inputs)]
+    secondary = tuple(
+        Label(p.span, f"{_who(p, node)} gives {show(ir.shape(graph, p.name))}") for p in producers)
+    notes = tuple(str(frame) for frame in reversed(node.trace))
+    return Diagnostic(code, message, Label(node.span, label), secondary, notes, help_text)
+
+
+def _who(producer: ir.Node, consumer: ir.Node) -> str:
+    if producer.op == "input":
+        return f"input `{producer.name}`"
+    return f"`{producer.name}` ({producer.op})"
+
+
+def _residual(inputs):
+    body, skip = inputs[0], inputs[-1]
+    message = f"residual operands differ: body gives {show(body)}, skip gives {show(skip)}"
+    if len(body) != 3 or len(skip) != 3 or skip[1] % body[1]:
+        return "E0301", message, "make the body end with the shape it starts with"
+    stride = skip[1] // body[1]
+    stride_arg = f", stride = {stride}" if stride != 1 else ""
+    return "E0301", message, (f"add a projection: `skip {{ conv({body[0]}, 1{stride_arg}, "
+                              f"bias = false); batchnorm }}`")

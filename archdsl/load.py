@@ -1,0 +1,134 @@
+"""Pass: load a file and everything it imports into one Program of definitions.
+
+`import "other.arch"` is resolved relative to the importing file; `import std.NAME`
+reads a block library shipped inside the package (archdsl/stdlib/NAME.arch).
+Blocks from every loaded file share one namespace; networks come from the root file.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from . import syntax as ast
+from .diagnostics import Diagnostic, Label, Sink, SpecError
+from .parse import parse
+from .source import Source, Span
+
+
+@dataclass
+class Program:
+    root: ast.Module
+    blocks: dict[str, ast.BlockDef] = field(default_factory=dict)
+    networks: dict[str, ast.NetworkDef] = field(default_factory=dict)
+
+
+def stdlib_names() -> list[str]:
+    return sorted(p.name[:-5] for p in _stdlib_dir().iterdir() if p.name.endswith(".arch"))
+
+
+def _stdlib_dir():
+    return resources.files("archdsl").joinpath("stdlib")
+
+
+def load(source: Source, sink: Sink) -> Program | None:
+    """Parse `source` and its imports. Returns None when the root file does not parse.
+
+    >>> program = load(Source("t.arch", "import std.resnet\\nnetwork t { input x: 3 x 8 x 8 }"), Sink())
+    >>> "bottleneck" in program.blocks
+    True
+    """
+    try:
+        root = parse(source)
+    except SpecError as error:
+        sink.add(error.diagnostic)
+        return None
+    program = Program(root)
+    loader = _Loader(program, sink)
+    loader.add_module(root, stack=(_key(source),))
+    for definition in root.definitions:
+        if isinstance(definition, ast.NetworkDef):
+            loader.define(program.networks, definition)
+    return program
+
+
+def _key(source: Source) -> str:
+    return str(Path(source.path).resolve()) if source.path != "<string>" else "<string>"
+
+
+class _Loader:
+    def __init__(self, program: Program, sink: Sink):
+        self.program, self.sink, self.loaded = program, sink, set()
+
+    def add_module(self, module: ast.Module, stack: tuple[str, ...]) -> None:
+        self.loaded.add(stack[-1])
+        for definition in module.definitions:
+            if isinstance(definition, ast.BlockDef):
+                self.define(self.program.blocks, definition)
+            elif isinstance(definition, (ast.ImportFile, ast.ImportStd)):
+                self.import_(definition, module.source, stack)
+
+    def define(self, table: dict, definition) -> None:
+        first = table.get(definition.name)
+        if first is None:
+            table[definition.name] = definition
+            return
+        kind = "block" if isinstance(definition, ast.BlockDef) else "network"
+        self.sink.add(Diagnostic(
+            "E0208", f"{kind} `{definition.name}` is defined twice",
+            Label(definition.name_span, "defined again here"),
+            (Label(first.name_span, "first defined here"),),
+            help=f"rename one of the two {kind}s"))
+
+    def import_(self, statement, importer: Source, stack: tuple[str, ...]) -> None:
+        found = self._read(statement, importer)
+        if found is None:
+            return
+        key, text = found
+        if key in stack:
+            chain = " -> ".join(Path(k).name for k in stack[stack.index(key):] + (key,))
+            self.sink.add(Diagnostic("E0401", f"import cycle: {chain}",
+                                     Label(statement.span, "imports a file that imports this one"),
+                                     help="move the shared blocks into a third file both import"))
+            return
+        if key in self.loaded:
+            return
+        source = Source(_display_path(key), text)
+        try:
+            module = parse(source)
+        except SpecError as error:
+            self.sink.add(error.diagnostic)
+            self.loaded.add(key)
+            return
+        self.add_module(module, stack + (key,))
+
+    def _read(self, statement, importer: Source):
+        if isinstance(statement, ast.ImportStd):
+            path = _stdlib_dir().joinpath(statement.name + ".arch")
+            if not path.is_file():
+                self._not_found(statement, f"no standard library `std.{statement.name}`",
+                                "available: " + ", ".join(f"std.{n}" for n in stdlib_names()))
+                return None
+            return f"std.{statement.name}", path.read_text()
+        base = Path(importer.path).parent if importer.path != "<string>" else Path.cwd()
+        path = (base / statement.path).resolve()
+        try:
+            return str(path), path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            reason = "not found" if isinstance(error, FileNotFoundError) else "cannot be read"
+            self._not_found(statement, f"import `{statement.path}` {reason}",
+                            f"paths are relative to the importing file, here {base}")
+            return None
+
+    def _not_found(self, statement, message: str, help_text: str) -> None:
+        self.sink.add(Diagnostic("E0400", message, Label(statement.span, "imported here"),
+                                 help=help_text))
+
+
+def _display_path(key: str) -> str:
+    if key.startswith("std."):
+        return f"<{key}>"
+    try:
+        return str(Path(key).relative_to(Path.cwd()))
+    except ValueError:
+        return key

@@ -1,0 +1,452 @@
+"""The layer vocabulary: ONE table, one entry per op.
+
+Each `Op` holds everything any pass or backend needs to know about a layer: its
+arguments and defaults, its shape rule, its parameter and cost counts, the torch module
+it lowers to, and how it is labelled in tables and diagrams. Adding a layer is one
+`Op(...)` entry in `OPS`.
+
+Shapes exclude the batch: `(C, H, W)` for feature maps, `(F,)` for flat features.
+Torch is imported only inside the `module` builders, which the front end never calls.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+Shape = tuple[int, ...]
+REQUIRED = object()
+
+
+class ShapeError(Exception):
+    """A layer cannot take the shapes it is given. Turned into a diagnostic by infer_shapes."""
+
+    def __init__(self, code: str, message: str, label: str = "", help: str | None = None):
+        super().__init__(message)
+        self.code, self.message, self.label, self.help = code, message, label, help
+
+
+@dataclass(frozen=True)
+class Derived:
+    """A default that copies another argument: pool stride defaults to the kernel."""
+    source: str
+
+
+@dataclass(frozen=True)
+class Arg:
+    """One argument of an op. kind: int, float, bool, pair (int or (h, w)), pad, str."""
+    name: str
+    kind: str
+    default: Any = REQUIRED
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Args:
+    """Resolved arguments of one node, in the op's declared order."""
+    items: tuple[tuple[str, Any], ...]
+
+    def __getitem__(self, name: str):
+        for key, value in self.items:
+            if key == name:
+                return value
+        raise KeyError(name)
+
+    def __iter__(self):
+        return iter(self.items)
+
+    def get(self, name: str, default=None):
+        return dict(self.items).get(name, default)
+
+
+def _zero(*_):
+    return 0
+
+
+@dataclass(frozen=True)
+class Op:
+    name: str
+    family: str  # conv, norm, act, pool, linear, merge, reshape, reg, io: colours and grouping
+    shape: Callable[[Args, tuple[Shape, ...]], Shape]
+    args: tuple[Arg, ...] = ()
+    merge: bool = False  # takes any number of inputs (concat, add, mul)
+    params: Callable[[Args, tuple[Shape, ...]], int] = _zero
+    buffers: Callable[[Args, tuple[Shape, ...]], int] = _zero  # non-trainable state
+    macs: Callable[[Args, tuple[Shape, ...], Shape], int] = _zero  # conv/linear multiply-adds
+    other_ops: Callable[[Args, tuple[Shape, ...], Shape], int] = _zero  # element-wise work
+    module: Callable[[Args, tuple[Shape, ...]], Any] | None = None  # torch.nn layer
+    function: str | None = None  # or a torch function: "cat", "add", "mul", "flatten"
+    describe: Callable[[Args], str] = field(default=lambda a: "")
+    caption: Callable[[Args], str] = field(default=lambda a: "")
+
+
+# ---- helpers for shape rules ---------------------------------------------------------
+
+
+def numel(shape: Shape) -> int:
+    return math.prod(shape)
+
+
+def show(shape: Shape) -> str:
+    """`256x56x56` for feature maps, `4096` for flat features."""
+    return "x".join(str(d) for d in shape)
+
+
+def pair(value) -> tuple[int, int]:
+    return value if isinstance(value, tuple) else (value, value)
+
+
+def _spatial(op: str, ins: tuple[Shape, ...]) -> Shape:
+    (shape,) = ins
+    if len(shape) != 3:
+        raise ShapeError("E0306", f"{op} needs a C x H x W input, but gets {show(shape)} flat features",
+                         f"{op} needs a feature map",
+                         help="move it before the `flatten`, or drop the `flatten`")
+    return shape
+
+
+def _flat(op: str, ins: tuple[Shape, ...]) -> Shape:
+    (shape,) = ins
+    if len(shape) != 1:
+        raise ShapeError("E0305", f"{op} needs a flat input, but gets {show(shape)}",
+                         f"{op} needs flat features",
+                         help=f"add `flatten` (or `global_avgpool` then `flatten`) before this {op}")
+    return shape
+
+
+def _window(op: str, axis: str, size: int, kernel: int, stride: int, pad: int, dilation: int,
+            ceil_mode: bool = False) -> int:
+    span = size + 2 * pad - dilation * (kernel - 1) - 1
+    out = (-(-span // stride) if ceil_mode else span // stride) + 1
+    if ceil_mode and (out - 1) * stride >= size + pad:
+        out -= 1  # torch: the last window must start inside the input or its left padding
+    if span < 0 or out <= 0:
+        raise ShapeError("E0303", f"{op} output {axis} would be {min(out, 0)}: input {axis} {size} "
+                         f"is smaller than the {kernel}-wide window (pad {pad}, dilation {dilation})",
+                         f"{axis} {size} is too small here",
+                         help="use a smaller kernel or stride, add padding, or give a larger input")
+    return out
+
+
+def _padding(args: Args, kernel: tuple[int, int], dilation: tuple[int, int]) -> tuple[int, int]:
+    pad = args["pad"]
+    if pad == "valid":
+        return (0, 0)
+    if pad == "same":
+        return tuple(d * (k - 1) // 2 for k, d in zip(kernel, dilation))
+    return pair(pad)
+
+
+# ---- convolution ---------------------------------------------------------------------
+
+
+def _conv_shape(args: Args, ins) -> Shape:
+    c, h, w = _spatial("conv", ins)
+    out, groups = args["channels"], args["groups"]
+    if c % groups or out % groups:
+        which = f"{c} input" if c % groups else f"{out} output"
+        raise ShapeError("E0304", f"conv groups = {groups} does not divide its {which} channels",
+                         f"{groups} groups", help=f"choose groups that divide both {c} and {out}")
+    kernel, stride, dilation = pair(args["kernel"]), pair(args["stride"]), pair(args["dilation"])
+    if args["pad"] == "same":
+        if stride != (1, 1):
+            raise ShapeError("E0307", "`pad = same` needs stride 1", "strided",
+                             help="give the padding as a number, e.g. `pad = 1` for a 3x3 kernel")
+        return (out, h, w)
+    ph, pw = _padding(args, kernel, dilation)
+    return (out, _window("conv", "height", h, kernel[0], stride[0], ph, dilation[0]),
+            _window("conv", "width", w, kernel[1], stride[1], pw, dilation[1]))
+
+
+def _conv_params(args: Args, ins) -> int:
+    kh, kw = pair(args["kernel"])
+    out = args["channels"]
+    return out * (ins[0][0] // args["groups"]) * kh * kw + (out if args["bias"] else 0)
+
+
+def _conv_macs(args: Args, ins, out: Shape) -> int:
+    kh, kw = pair(args["kernel"])
+    return numel(out) * (ins[0][0] // args["groups"]) * kh * kw
+
+
+def _conv_module(args: Args, ins):
+    from torch import nn
+    pad = args["pad"] if isinstance(args["pad"], str) else pair(args["pad"])
+    return nn.Conv2d(ins[0][0], args["channels"], pair(args["kernel"]), pair(args["stride"]), pad,
+                     pair(args["dilation"]), args["groups"], args["bias"])
+
+
+def _conv_describe(args: Args) -> str:
+    kh, kw = pair(args["kernel"])
+    text = f"conv {kh}x{kw}"
+    stride = pair(args["stride"])
+    if stride != (1, 1):
+        text += f"/{stride[0]}" if stride[0] == stride[1] else f"/{stride[0]}x{stride[1]}"
+    if args["pad"] not in (0, (0, 0), "valid"):
+        pad = args["pad"]
+        text += f" p{pad}" if not isinstance(pad, tuple) else f" p{pad[0]}x{pad[1]}"
+    if args["groups"] != 1:
+        text += f" g{args['groups']}"
+    return text
+
+
+def _conv_caption(args: Args) -> str:
+    kh, kw = pair(args["kernel"])
+    stride = pair(args["stride"])
+    text = f"{kh}x{kw} conv, {args['channels']}"
+    if args["groups"] != 1:
+        text += f", g{args['groups']}"
+    return text + (f", /{stride[0]}" if stride != (1, 1) else "")
+
+
+# ---- pooling -----------------------------------------------------------------------------
+
+
+def _pool_shape(name: str):
+    def shape(args: Args, ins) -> Shape:
+        c, h, w = _spatial(name, ins)
+        kernel, stride = pair(args["kernel"]), pair(args["stride"])
+        pad, dilation = pair(args["pad"]), pair(args.get("dilation", 1))
+        if any(p * 2 > k for p, k in zip(pad, kernel)):
+            raise ShapeError("E0307", f"{name} pad {args['pad']} is more than half its kernel "
+                             f"{args['kernel']}", "pad too large",
+                             help="torch allows at most kernel // 2 padding on pools")
+        ceil = args["ceil_mode"]
+        return (c, _window(name, "height", h, kernel[0], stride[0], pad[0], dilation[0], ceil),
+                _window(name, "width", w, kernel[1], stride[1], pad[1], dilation[1], ceil))
+    return shape
+
+
+def _pool_ops(args: Args, ins, out: Shape) -> int:
+    kh, kw = pair(args["kernel"])
+    return numel(out) * kh * kw
+
+
+def _maxpool_module(args: Args, ins):
+    from torch import nn
+    return nn.MaxPool2d(pair(args["kernel"]), pair(args["stride"]),
+                        pair(args["pad"]), pair(args["dilation"]), ceil_mode=args["ceil_mode"])
+
+
+def _avgpool_module(args: Args, ins):
+    from torch import nn
+    return nn.AvgPool2d(pair(args["kernel"]), pair(args["stride"]),
+                        pair(args["pad"]), ceil_mode=args["ceil_mode"],
+                        count_include_pad=args["count_include_pad"])
+
+
+def _pool_describe(name: str):
+    def describe(args: Args) -> str:
+        kh, kw = pair(args["kernel"])
+        stride = pair(args["stride"])
+        text = f"{name} {kh}x{kw}"
+        if stride != (1, 1):
+            text += f"/{stride[0]}"
+        if args["pad"] not in (0, (0, 0)):
+            text += f" p{args['pad']}"
+        return text
+    return describe
+
+
+def _pool_caption(name: str):
+    def caption(args: Args) -> str:
+        kh, kw = pair(args["kernel"])
+        stride = pair(args["stride"])
+        return f"{kh}x{kw} {name}" + (f", /{stride[0]}" if stride != (1, 1) else "")
+    return caption
+
+
+def _global_pool_module(args: Args, ins):
+    from torch import nn
+    return nn.AdaptiveAvgPool2d((1, 1))
+
+
+def _adaptive_module(args: Args, ins):
+    from torch import nn
+    return nn.AdaptiveAvgPool2d((args["height"], args["width"]))
+
+
+def _adaptive_shape(args: Args, ins) -> Shape:
+    c, _, _ = _spatial("adaptive_avgpool", ins)
+    return (c, args["height"], args["width"])
+
+
+# ---- normalisation, activations, element-wise -------------------------------------------
+
+
+def _same(op: str):
+    def shape(args: Args, ins) -> Shape:
+        (s,) = ins
+        return s
+    return shape
+
+
+def _elementwise(per_element: int = 1):
+    def count(args: Args, ins, out: Shape) -> int:
+        return per_element * numel(out)
+    return count
+
+
+def _batchnorm_module(args: Args, ins):
+    from torch import nn
+    cls = nn.BatchNorm2d if len(ins[0]) == 3 else nn.BatchNorm1d
+    return cls(ins[0][0], eps=args["eps"], momentum=args["momentum"])
+
+
+def _torch_layer(name: str, *arg_names: str, **fixed):
+    """A builder for a torch.nn layer whose arguments are the op's own, in order."""
+    def build(args: Args, ins):
+        from torch import nn
+        return getattr(nn, name)(*(args[a] for a in arg_names), **fixed)
+    return build
+
+
+def _lrn_shape(args: Args, ins) -> Shape:
+    return _spatial("lrn", ins)
+
+
+# ---- linear, reshape, merges -------------------------------------------------------------
+
+
+def _linear_shape(args: Args, ins) -> Shape:
+    _flat("linear", ins)
+    return (args["features"],)
+
+
+def _linear_params(args: Args, ins) -> int:
+    return ins[0][0] * args["features"] + (args["features"] if args["bias"] else 0)
+
+
+def _linear_module(args: Args, ins):
+    from torch import nn
+    return nn.Linear(ins[0][0], args["features"], bias=args["bias"])
+
+
+def _flatten_shape(args: Args, ins) -> Shape:
+    (s,) = ins
+    return (numel(s),)
+
+
+def _upsample_shape(args: Args, ins) -> Shape:
+    c, h, w = _spatial("upsample", ins)
+    return (c, h * args["scale"], w * args["scale"])
+
+
+def _upsample_module(args: Args, ins):
+    from torch import nn
+    return nn.Upsample(scale_factor=args["scale"], mode=args["mode"])
+
+
+def _concat_shape(args: Args, ins) -> Shape:
+    rest = {s[1:] for s in ins}
+    if len({len(s) for s in ins}) > 1 or len(rest) > 1:
+        sizes = " vs ".join(show(s[1:]) if len(s) > 1 else "flat" for s in ins)
+        raise ShapeError("E0302", f"concat operands differ in size: {sizes}", "concatenated here",
+                         help="give every branch the same stride and padding so sizes agree")
+    return (sum(s[0] for s in ins),) + ins[0][1:]
+
+
+def _identical(op: str):
+    def shape(args: Args, ins) -> Shape:
+        if len(set(ins)) > 1:
+            raise ShapeError("E0300", f"{op} operands differ: " + " vs ".join(show(s) for s in ins),
+                             f"{op}ed here", help=f"{op} needs equal shapes; archdsl never broadcasts")
+        return ins[0]
+    return shape
+
+
+def _merge_ops(args: Args, ins, out: Shape) -> int:
+    return numel(out) * (len(ins) - 1)
+
+
+def _named(text: str):
+    return lambda args: text
+
+
+# ---- the table ---------------------------------------------------------------------------
+
+_PAIR_1 = dict(kind="pair", minimum=1)
+_POOL_ARGS = (Arg("kernel", **_PAIR_1), Arg("stride", "pair", Derived("kernel"), minimum=1),
+              Arg("pad", "pair", 0, minimum=0), Arg("ceil_mode", "bool", False))
+
+OPS: dict[str, Op] = {op.name: op for op in (
+    Op("input", "io", shape=lambda a, ins: a["shape"],
+       args=(Arg("shape", "shape"),), describe=_named("input"), caption=_named("input")),
+    Op("conv", "conv", _conv_shape,
+       args=(Arg("channels", "int", minimum=1), Arg("kernel", **_PAIR_1),
+             Arg("stride", "pair", 1, minimum=1), Arg("pad", "pad", 0, minimum=0),
+             Arg("dilation", "pair", 1, minimum=1), Arg("groups", "int", 1, minimum=1),
+             Arg("bias", "bool", True)),
+       params=_conv_params, macs=_conv_macs, module=_conv_module,
+       describe=_conv_describe, caption=_conv_caption),
+    Op("batchnorm", "norm", _same("batchnorm"),
+       args=(Arg("eps", "float", 1e-5, minimum=0), Arg("momentum", "float", 0.1, minimum=0)),
+       params=lambda a, ins: 2 * ins[0][0], buffers=lambda a, ins: 2 * ins[0][0] + 1,
+       other_ops=_elementwise(2), module=_batchnorm_module,
+       describe=_named("batchnorm"), caption=_named("batch norm")),
+    Op("lrn", "norm", _lrn_shape,
+       args=(Arg("size", "int", 5, minimum=1), Arg("alpha", "float", 1e-4),
+             Arg("beta", "float", 0.75), Arg("k", "float", 2.0)),
+       other_ops=lambda a, ins, out: numel(out) * (a["size"] + 3),
+       module=_torch_layer("LocalResponseNorm", "size", "alpha", "beta", "k"),
+       describe=lambda a: f"lrn {a['size']}", caption=_named("local response norm")),
+    Op("relu", "act", _same("relu"), other_ops=_elementwise(), module=_torch_layer("ReLU"),
+       describe=_named("relu"), caption=_named("ReLU")),
+    Op("relu6", "act", _same("relu6"), other_ops=_elementwise(), module=_torch_layer("ReLU6"),
+       describe=_named("relu6"), caption=_named("ReLU6")),
+    Op("leaky_relu", "act", _same("leaky_relu"), args=(Arg("slope", "float", 0.01),),
+       other_ops=_elementwise(), module=_torch_layer("LeakyReLU", "slope"),
+       describe=lambda a: f"leaky_relu {a['slope']}", caption=_named("leaky ReLU")),
+    Op("sigmoid", "act", _same("sigmoid"), other_ops=_elementwise(),
+       module=_torch_layer("Sigmoid"), describe=_named("sigmoid"), caption=_named("sigmoid")),
+    Op("tanh", "act", _same("tanh"), other_ops=_elementwise(), module=_torch_layer("Tanh"),
+       describe=_named("tanh"), caption=_named("tanh")),
+    Op("gelu", "act", _same("gelu"), other_ops=_elementwise(), module=_torch_layer("GELU"),
+       describe=_named("gelu"), caption=_named("GELU")),
+    Op("softmax", "act", _same("softmax"), other_ops=_elementwise(3),
+       module=_torch_layer("Softmax", dim=1), describe=_named("softmax"),
+       caption=_named("softmax")),
+    Op("dropout", "reg", _same("dropout"), args=(Arg("p", "float", 0.5, minimum=0, maximum=1),),
+       module=_torch_layer("Dropout", "p"), describe=lambda a: f"dropout {a['p']}",
+       caption=lambda a: f"dropout {a['p']}"),
+    Op("identity", "reshape", _same("identity"), module=_torch_layer("Identity"),
+       describe=_named("identity"), caption=_named("identity")),
+    Op("maxpool", "pool", _pool_shape("maxpool"),
+       args=_POOL_ARGS + (Arg("dilation", "pair", 1, minimum=1),),
+       other_ops=_pool_ops, module=_maxpool_module,
+       describe=_pool_describe("maxpool"), caption=_pool_caption("max pool")),
+    Op("avgpool", "pool", _pool_shape("avgpool"),
+       args=_POOL_ARGS + (Arg("count_include_pad", "bool", True),),
+       other_ops=_pool_ops, module=_avgpool_module,
+       describe=_pool_describe("avgpool"), caption=_pool_caption("avg pool")),
+    Op("global_avgpool", "pool", lambda a, ins: _spatial("global_avgpool", ins)[:1] + (1, 1),
+       other_ops=lambda a, ins, out: numel(ins[0]), module=_global_pool_module,
+       describe=_named("global_avgpool"), caption=_named("global avg pool")),
+    Op("adaptive_avgpool", "pool", _adaptive_shape,
+       args=(Arg("height", "int", minimum=1), Arg("width", "int", Derived("height"), minimum=1)),
+       other_ops=lambda a, ins, out: numel(ins[0]), module=_adaptive_module,
+       describe=lambda a: f"adaptive_avgpool {a['height']}x{a['width']}",
+       caption=lambda a: f"adaptive avg pool {a['height']}x{a['width']}"),
+    Op("upsample", "pool", _upsample_shape,
+       args=(Arg("scale", "int", 2, minimum=1), Arg("mode", "str", "nearest",
+                                                    choices=("nearest", "bilinear"))),
+       other_ops=_elementwise(), module=_upsample_module,
+       describe=lambda a: f"upsample x{a['scale']}", caption=lambda a: f"upsample x{a['scale']}"),
+    Op("flatten", "reshape", _flatten_shape, function="flatten",
+       describe=_named("flatten"), caption=_named("flatten")),
+    Op("linear", "linear", _linear_shape,
+       args=(Arg("features", "int", minimum=1), Arg("bias", "bool", True)),
+       params=_linear_params, macs=lambda a, ins, out: ins[0][0] * a["features"],
+       module=_linear_module, describe=lambda a: f"linear {a['features']}",
+       caption=lambda a: f"fc {a['features']}"),
+    Op("concat", "merge", _concat_shape, merge=True, function="cat",
+       describe=_named("concat"), caption=_named("concat")),
+    Op("add", "merge", _identical("add"), merge=True, function="add", other_ops=_merge_ops,
+       describe=_named("add"), caption=_named("+")),
+    Op("mul", "merge", _identical("mul"), merge=True, function="mul", other_ops=_merge_ops,
+       describe=_named("mul"), caption=_named("×")),
+)}
+
+MERGE_OPS = tuple(name for name, op in OPS.items() if op.merge)

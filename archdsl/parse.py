@@ -1,0 +1,324 @@
+"""Pass 1, parse: .arch text -> typed AST (archdsl.syntax), or diagnostics.
+
+The grammar lives in grammars/archdsl.lark. Parsing uses lark's LALR(1) parser with a
+small post-lexer that merges runs of statement separators and ignores newlines inside
+parentheses. The Transformer only builds nodes; all checking happens in later passes.
+"""
+from __future__ import annotations
+
+import sys
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+import lark
+from lark import Token, Transformer, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedToken, VisitError
+
+from . import syntax as ast
+from .diagnostics import Diagnostic, Label, SpecError
+from .source import Source, Span
+
+MAX_NESTING = 200  # parentheses, braces and operators nested deeper than this are refused
+
+
+def grammar_text() -> str:
+    """The grammar, from the installed package or else from the source checkout."""
+    try:
+        return resources.files("archdsl.grammars").joinpath("archdsl.lark").read_text()
+    except (ModuleNotFoundError, FileNotFoundError):
+        return (Path(__file__).resolve().parent.parent / "grammars" / "archdsl.lark").read_text()
+
+
+class _Separators(lark.lark.PostLex):
+    """Merge consecutive separators and drop those inside (...) so calls may wrap."""
+
+    always_accept = ("_SEP",)
+
+    def process(self, stream):
+        depth, after_separator = 0, False
+        for token in stream:
+            if token.type == "_SEP":
+                if depth == 0 and not after_separator:
+                    after_separator = True
+                    yield token
+                continue
+            if token.type == "LPAR":
+                depth += 1
+            elif token.type == "RPAR":
+                depth = max(0, depth - 1)
+            after_separator = False
+            yield token
+
+
+@lru_cache(maxsize=1)
+def _parser() -> lark.Lark:
+    return lark.Lark(grammar_text(), parser="lalr", lexer="contextual",
+                     propagate_positions=True, postlex=_Separators(), maybe_placeholders=True)
+
+
+def parse(source: Source) -> ast.Module:
+    """Parse one file. Raises SpecError with a syntax diagnostic on bad input.
+
+    >>> module = parse(Source("t.arch", "network t { input x: 3 x 8 x 8; relu }"))
+    >>> module.networks[0].name
+    't'
+    """
+    parser = _parser()
+    limit = sys.getrecursionlimit()
+    try:
+        tree = parser.parse(source.text)
+        sys.setrecursionlimit(max(limit, 10_000))
+        _check_nesting(tree, source)
+        return _ToAst(source).transform(tree)
+    except UnexpectedCharacters as error:
+        raise SpecError(_bad_character(source, error)) from None
+    except UnexpectedEOF as error:
+        raise SpecError(_unexpected_end(source, error.expected)) from None
+    except UnexpectedToken as error:
+        if error.token.type == "$END":
+            raise SpecError(_unexpected_end(source, error.expected)) from None
+        raise SpecError(_unexpected_token(source, error)) from None
+    except VisitError as error:  # a bug in the Transformer, never the user's input
+        raise error.orig_exc from None
+    finally:
+        sys.setrecursionlimit(limit)
+
+
+def _check_nesting(tree, source: Source) -> None:
+    stack = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_NESTING:
+            span = Span(source, node.meta.start_pos, node.meta.end_pos)
+            raise SpecError(Diagnostic(
+                "E0103", f"nesting deeper than {MAX_NESTING} levels", Label(span, "too deep"),
+                help="split the expression or body into named parts (`let`, blocks)"))
+        stack.extend((c, depth + 1) for c in node.children if isinstance(c, lark.Tree))
+
+
+# ---- syntax errors -----------------------------------------------------------------
+
+_READABLE = {"NAME": "a name", "INT": "an integer", "FLOAT": "a number", "STRING": "a string",
+             "_SEP": "a new line", "$END": "end of file", "COMPARE": "a comparison",
+             "ADD_OP": "`+` or `-`", "MUL_OP": "`*`, `/`, `//` or `%`"}
+
+
+def _readable(terminal: str) -> str:
+    if terminal in _READABLE:
+        return _READABLE[terminal]
+    try:
+        pattern = _parser().get_terminal(terminal).pattern
+    except KeyError:
+        return terminal
+    return f"`{pattern.value}`" if pattern.type == "str" else terminal.lower()
+
+
+def _expected(expected) -> str:
+    names = sorted({_readable(t) for t in expected})
+    if len(names) > 8:
+        return ""
+    return " or ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
+
+
+def _bad_character(source: Source, error: UnexpectedCharacters) -> Diagnostic:
+    char = source.text[error.pos_in_stream]
+    span = Span(source, error.pos_in_stream, error.pos_in_stream + 1)
+    shown = repr(char)[1:-1] if not char.isprintable() else char
+    help_text = None
+    if char == '"':
+        help_text = "strings end on the line they start: close it with `\"`"
+    elif char in "[]":
+        help_text = "write pairs with parentheses: `(3, 5)`"
+    return Diagnostic("E0101", f"unexpected character `{shown}`", Label(span, "not valid here"),
+                      help=help_text)
+
+
+def _unexpected_end(source: Source, expected) -> Diagnostic:
+    end = len(source.text.rstrip())
+    span = Span(source, max(0, end - 1), max(1, end))
+    wanted = _expected(expected)
+    return Diagnostic("E0102", "unexpected end of file",
+                      Label(span, f"expected {wanted} after this" if wanted else "file ends here"),
+                      help="every `{` needs a matching `}`" if "RBRACE" in expected else None)
+
+
+def _unexpected_token(source: Source, error: UnexpectedToken) -> Diagnostic:
+    token = error.token
+    span = Span(source, token.start_pos, max(token.end_pos, token.start_pos + 1))
+    shown = "a new line" if token.type == "_SEP" else f"`{token.value}`"
+    wanted = _expected(error.expected)
+    label = f"expected {wanted}" if wanted else "not expected here"
+    return Diagnostic("E0100", f"unexpected {shown}", Label(span, label),
+                      help=_syntax_help(token, error.expected))
+
+
+def _syntax_help(token: Token, expected) -> str | None:
+    if token.type == "NAME" and token.value[:1] == "x" and token.value[1:].isdigit():
+        return "separate dimensions with spaces: `3 x 224 x 224`"
+    if token.type in ("INT", "NAME", "FLOAT") and "COMMA" in expected:
+        return "separate arguments with `,`"
+    if token.type == "EQUAL" and "COMPARE" in expected:
+        return "compare with `==`; `=` names a keyword argument or a `let`"
+    if token.type == "LBRACE" and "RBRACE" not in expected:
+        return "a body `{ ... }` follows `repeat N`, `residual`, `skip`, `aux`, or a merge op"
+    if token.type == "COLON" and "_SEP" in expected:
+        return "labels name a single layer, block or group: `name: conv(64, 3)`"
+    return None
+
+
+# ---- tree -> AST ---------------------------------------------------------------------
+
+
+def _present(items):
+    return tuple(item for item in items if item is not None)
+
+
+@v_args(meta=True)
+class _ToAst(Transformer):
+    def __init__(self, source: Source):
+        super().__init__()
+        self.source = source
+
+    def span(self, meta) -> Span:
+        return Span(self.source, meta.start_pos, meta.end_pos)
+
+    def token_span(self, token: Token) -> Span:
+        return Span(self.source, token.start_pos, token.end_pos)
+
+    # definitions
+    def start(self, meta, children):
+        return ast.Module(self.source, tuple(children))
+
+    def import_file(self, meta, children):
+        return ast.ImportFile(children[0][1:-1], self.span(meta))
+
+    def import_std(self, meta, children):
+        return ast.ImportStd(str(children[0]), self.span(meta))
+
+    def _definition(self, cls, meta, children):
+        name, *rest = children
+        params = rest[0] if len(rest) == 2 else ()
+        return cls(str(name), params, rest[-1], self.span(meta), self.token_span(name))
+
+    def block_def(self, meta, children):
+        return self._definition(ast.BlockDef, meta, children)
+
+    def network_def(self, meta, children):
+        return self._definition(ast.NetworkDef, meta, children)
+
+    def params(self, meta, children):
+        return _present(children)
+
+    def param(self, meta, children):
+        return ast.Param(str(children[0]), children[1], self.span(meta))
+
+    def body(self, meta, children):
+        return ast.Body(_present(children), self.span(meta))
+
+    # statements
+    def labelled(self, meta, children):
+        label, action = children
+        return ast.Labelled(str(label), action, self.span(meta), self.token_span(label))
+
+    def call(self, meta, children):
+        name = children[0]
+        args = children[1] if len(children) > 1 else ()
+        return ast.Call(str(name), args, self.span(meta), self.token_span(name))
+
+    def args(self, meta, children):
+        return _present(children)
+
+    def keyword(self, meta, children):
+        return ast.Keyword(str(children[0]), children[1], self.span(meta))
+
+    def repeat(self, meta, children):
+        count, index, body = children
+        return ast.Repeat(count, None if index is None else str(index), body, self.span(meta))
+
+    def residual(self, meta, children):
+        skip = children[1] if len(children) > 1 else None
+        return ast.Residual(children[0], skip, self.span(meta))
+
+    def skip(self, meta, children):
+        label, when, body = children
+        return ast.Skip(None if label is None else str(label), when, body, self.span(meta))
+
+    def branches(self, meta, children):
+        op, *branches = children
+        return ast.Branches(str(op), _present(branches), self.span(meta), self.token_span(op))
+
+    def branch(self, meta, children):
+        label, body = children
+        return ast.Branch(None if label is None else str(label), body, self.span(meta))
+
+    def group(self, meta, children):
+        return ast.Group(children[0], self.span(meta))
+
+    def aux(self, meta, children):
+        args = children[0] if len(children) > 1 else ()
+        return ast.Aux(args, children[-1], self.span(meta))
+
+    def if_stmt(self, meta, children):
+        return ast.IfStmt(children[0], children[1], children[2], self.span(meta))
+
+    def let(self, meta, children):
+        return ast.Let(str(children[0]), children[1], self.span(meta))
+
+    def input_decl(self, meta, children):
+        return ast.InputDecl(str(children[0]), tuple(children[1:]), self.span(meta))
+
+    def output(self, meta, children):
+        return ast.Output(str(children[0]), self.span(meta))
+
+    def from_value(self, meta, children):
+        return ast.FromValue(str(children[0]), self.span(meta))
+
+    # expressions
+    def conditional(self, meta, children):
+        return ast.Conditional(*children, self.span(meta))
+
+    def or_op(self, meta, children):
+        return ast.Binary("or", children[0], children[1], self.span(meta))
+
+    def and_op(self, meta, children):
+        return ast.Binary("and", children[0], children[1], self.span(meta))
+
+    def not_op(self, meta, children):
+        return ast.Unary("not", children[0], self.span(meta))
+
+    def compare(self, meta, children):
+        left, op, right = children
+        return ast.Binary(str(op), left, right, self.span(meta))
+
+    binary = compare
+
+    def negate(self, meta, children):
+        return ast.Unary("-", children[0], self.span(meta))
+
+    def attribute(self, meta, children):
+        return ast.Attribute(children[0], str(children[1]), self.span(meta))
+
+    def int_literal(self, meta, children):
+        return ast.Literal(int(children[0]), self.span(meta))
+
+    def float_literal(self, meta, children):
+        return ast.Literal(float(children[0]), self.span(meta))
+
+    def true_literal(self, meta, children):
+        return ast.Literal(True, self.span(meta))
+
+    def false_literal(self, meta, children):
+        return ast.Literal(False, self.span(meta))
+
+    def string_literal(self, meta, children):
+        return ast.Literal(str(children[0])[1:-1], self.span(meta))
+
+    def name(self, meta, children):
+        return ast.Name(str(children[0]), self.span(meta))
+
+    def input_ref(self, meta, children):
+        return ast.InputRef(self.span(meta))
+
+    def tuple_literal(self, meta, children):
+        return ast.TupleExpr(tuple(children), self.span(meta))

@@ -1,0 +1,255 @@
+"""The typed AST of a .arch file: one frozen dataclass per grammar rule.
+
+Class names equal the grammar's rule names and aliases (in CamelCase), and every node
+carries the Span of the text it was parsed from.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Union
+
+from .source import Source, Span
+
+
+# ---- expressions ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Literal:
+    value: int | float | bool | str
+    span: Span
+
+
+@dataclass(frozen=True)
+class Name:
+    id: str
+    span: Span
+
+
+@dataclass(frozen=True)
+class InputRef:
+    """`in`: the value flowing into the enclosing block."""
+    span: Span
+
+
+@dataclass(frozen=True)
+class Attribute:
+    value: "Expr"
+    attr: str
+    span: Span
+
+
+@dataclass(frozen=True)
+class TupleExpr:
+    items: tuple["Expr", ...]
+    span: Span
+
+
+@dataclass(frozen=True)
+class Unary:
+    op: str  # "-" or "not"
+    operand: "Expr"
+    span: Span
+
+
+@dataclass(frozen=True)
+class Binary:
+    op: str  # + - * / // % == != < <= > >= and or
+    left: "Expr"
+    right: "Expr"
+    span: Span
+
+
+@dataclass(frozen=True)
+class Conditional:
+    test: "Expr"
+    then: "Expr"
+    otherwise: "Expr"
+    span: Span
+
+
+Expr = Union[Literal, Name, InputRef, Attribute, TupleExpr, Unary, Binary, Conditional]
+
+
+# ---- statements -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Keyword:
+    name: str
+    value: Expr
+    span: Span
+
+
+Arg = Union[Expr, Keyword]
+
+
+@dataclass(frozen=True)
+class Call:
+    """A layer or block: `conv(64, 3, pad = 1)`, `relu`, `bottleneck(128, stride = 2)`."""
+    name: str
+    args: tuple[Arg, ...]
+    span: Span
+    name_span: Span
+
+
+@dataclass(frozen=True)
+class Body:
+    stmts: tuple["Stmt", ...]
+    span: Span
+
+
+@dataclass(frozen=True)
+class Repeat:
+    count: Expr
+    index: str | None
+    body: Body
+    span: Span
+
+
+@dataclass(frozen=True)
+class Skip:
+    label: str | None
+    when: Expr | None
+    body: Body
+    span: Span
+
+
+@dataclass(frozen=True)
+class Residual:
+    body: Body
+    skip: Skip | None
+    span: Span
+
+
+@dataclass(frozen=True)
+class Branch:
+    label: str | None
+    body: Body | Call
+    span: Span
+
+
+@dataclass(frozen=True)
+class Branches:
+    """`concat { ... }`, `add { ... }`: parallel branches from one value, merged."""
+    op: str
+    branches: tuple[Branch, ...]
+    span: Span
+    op_span: Span
+
+
+@dataclass(frozen=True)
+class Group:
+    body: Body
+    span: Span
+
+
+@dataclass(frozen=True)
+class Aux:
+    """`aux(weight = 0.3) { ... }`: a side output, train-only unless told otherwise."""
+    args: tuple[Arg, ...]
+    body: Body
+    span: Span
+
+
+Action = Union[Call, Repeat, Residual, Branches, Group, Aux]
+
+
+@dataclass(frozen=True)
+class Labelled:
+    label: str
+    action: Action
+    span: Span
+    label_span: Span
+
+
+@dataclass(frozen=True)
+class IfStmt:
+    """`if cond { ... } else { ... }`: include one body or the other."""
+    test: Expr
+    then: Body
+    otherwise: "Body | IfStmt | None"
+    span: Span
+
+
+@dataclass(frozen=True)
+class Let:
+    name: str
+    value: Expr
+    span: Span
+
+
+@dataclass(frozen=True)
+class InputDecl:
+    name: str
+    dims: tuple[Expr, ...]
+    span: Span
+
+
+@dataclass(frozen=True)
+class Output:
+    name: str
+    span: Span
+
+
+@dataclass(frozen=True)
+class FromValue:
+    name: str
+    span: Span
+
+
+Stmt = Union[Labelled, Action, IfStmt, Let, InputDecl, Output, FromValue]
+
+
+# ---- definitions ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    default: Expr | None
+    span: Span
+
+
+@dataclass(frozen=True)
+class BlockDef:
+    name: str
+    params: tuple[Param, ...]
+    body: Body
+    span: Span
+    name_span: Span
+
+
+@dataclass(frozen=True)
+class NetworkDef:
+    name: str
+    params: tuple[Param, ...]
+    body: Body
+    span: Span
+    name_span: Span
+
+
+@dataclass(frozen=True)
+class ImportFile:
+    path: str
+    span: Span
+
+
+@dataclass(frozen=True)
+class ImportStd:
+    name: str
+    span: Span
+
+
+Definition = Union[BlockDef, NetworkDef, ImportFile, ImportStd]
+
+
+@dataclass(frozen=True)
+class Module:
+    """One parsed file."""
+    source: Source
+    definitions: tuple[Definition, ...]
+
+    @property
+    def networks(self) -> tuple[NetworkDef, ...]:
+        return tuple(d for d in self.definitions if isinstance(d, NetworkDef))
