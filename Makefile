@@ -1,0 +1,30 @@
+# Two entry points that set everything up on a fresh machine:
+#   make build   create .venv, install archdsl, build a shipped spec
+#   make test    create .venv, install archdsl and test tools, run the test suite
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+SPEC   ?= specs/resnet18.arch
+
+.PHONY: build test bench setup clean
+
+$(BIN)/archdsl: pyproject.toml requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements-dev.txt
+	$(BIN)/pip install -q -e .
+	touch $@
+
+setup: $(BIN)/archdsl
+
+build: setup
+	$(BIN)/archdsl build $(SPEC)
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+bench: setup
+	$(BIN)/python bench/check_speed.py
+
+clean:
+	rm -rf $(VENV) build

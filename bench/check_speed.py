@@ -1,0 +1,73 @@
+"""Front-end speed: `archdsl check` on resnet152 as a whole process, and check time for
+generated specs of 1,000 / 10,000 / 100,000 layers (parse + elaborate + shapes + costs).
+
+    python bench/check_speed.py [--runs 5]
+
+Targets: resnet152 under 0.5 s wall; 100,000 layers under 10 s; linear growth.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from archdsl import Limits, compile_source  # noqa: E402
+
+
+def generated_spec(layers: int) -> str:
+    """A VGG-like chain of `layers` explicit statements, spread over blocks of 100."""
+    per_block = 100
+    block_lines = []
+    for i in range(per_block // 2):
+        block_lines.append(f"    c{i}: conv(16, 3, pad = 1)")
+        block_lines.append(f"    r{i}: relu")
+    calls = [f"    s{i}: chunk" for i in range(layers // per_block)]
+    return ("block chunk {\n" + "\n".join(block_lines) + "\n}\n"
+            "network generated {\n    input image: 16 x 8 x 8\n" + "\n".join(calls) + "\n}\n")
+
+
+def time_process(argv: list[str], runs: int) -> list[float]:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(argv, cwd=ROOT, check=True, capture_output=True)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def time_compile(text: str, runs: int) -> list[float]:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        result = compile_source(text, limits=Limits(max_nodes=10_000_000))
+        times.append(time.perf_counter() - start)
+        assert result.ok
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    argv = [sys.executable, "-m", "archdsl", "check", "specs/resnet152.arch"]
+    wall = time_process(argv, args.runs)
+    print(f"archdsl check specs/resnet152.arch (whole process): median {statistics.median(wall):.3f} s,"
+          f" min {min(wall):.3f} s over {args.runs} runs")
+    previous = None
+    for layers in (1_000, 10_000, 100_000):
+        runs = args.runs if layers < 100_000 else max(1, args.runs // 2)
+        median = statistics.median(time_compile(generated_spec(layers), runs))
+        growth = f", x{median / previous:.1f} for 10x layers" if previous else ""
+        print(f"check {layers:>7,} layers: {median:.3f} s ({median / layers * 1e6:.1f} us/layer)"
+              f"{growth}")
+        previous = median
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""The command line: output, exit codes, JSON, and that the front end never imports torch."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from archdsl.cli import main
+
+from conftest import ROOT
+
+BROKEN = "tests/invalid/residual_missing_projection.arch"
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_check_prints_one_line_per_network(capsys, in_root):
+    code, out, _ = run(capsys, "check", "specs/resnet50.arch", "specs/googlenet.arch")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0] == ("specs/resnet50.arch: resnet50: 175 layers, 25,557,032 parameters, "
+                        "outputs out 1000")
+    assert "aux1 1000 (train)" in lines[1]
+
+
+def test_check_reports_errors_with_exit_1(capsys, in_root):
+    code, _, err = run(capsys, "check", BROKEN)
+    assert code == 1
+    assert "error[E0301]" in err and f"--> {BROKEN}:3:5" in err
+
+
+def test_usage_errors_exit_2(capsys, in_root):
+    assert run(capsys, "check", "no/such.arch")[0] == 2
+    assert run(capsys, "check", "specs/resnet50.arch", "--set", "nope=1")[0] == 2
+    assert run(capsys, "check", "specs/resnet50.arch", "--input", "3x0x7")[0] == 2
+    assert run(capsys, "check", "specs/resnet50.arch", "--network", "other")[0] == 2
+    with pytest.raises(SystemExit) as exit_:
+        main(["check", "--bogus"])
+    assert exit_.value.code == 2
+
+
+def test_set_and_input_change_the_result(capsys, in_root):
+    code, out, _ = run(capsys, "check", "specs/resnet18.arch", "--set", "classes=10",
+                       "--input", "3x64x64")
+    assert code == 0 and "outputs out 10" in out and "5,130 parameters" not in out
+
+
+def test_json_diagnostics_for_editors(capsys, in_root):
+    code, out, _ = run(capsys, "check", "--format", "json", BROKEN, "specs/resnet18.arch")
+    report = json.loads(out)
+    assert code == 1
+    broken, fine = report
+    assert not broken["ok"] and broken["diagnostics"][0]["code"] == "E0301"
+    primary = broken["diagnostics"][0]["primary"]
+    assert (primary["file"], primary["line"], primary["column"]) == (BROKEN, 3, 5)
+    assert primary["label"] == "body and skip are added here"
+    assert fine["ok"] and fine["networks"][0]["parameters"] == 11_689_512
+
+
+def test_ir_dump_is_deterministic(capsys, in_root):
+    first = run(capsys, "ir", "specs/resnet18.arch")[1]
+    second = run(capsys, "ir", "specs/resnet18.arch")[1]
+    assert first == second
+    assert "layer2.0.downsample.0 = conv(channels=128, kernel=1, stride=2, bias=false)" in first
+
+
+def test_python_m_archdsl_and_help():
+    out = subprocess.run([sys.executable, "-m", "archdsl", "check", "--help"], cwd=ROOT,
+                         capture_output=True, text=True)
+    assert out.returncode == 0 and "--set NAME=VALUE" in out.stdout
+
+
+def test_front_end_does_not_import_torch():
+    code = ("import sys, archdsl.cli\n"
+            "rc = archdsl.cli.main(['check', 'specs/resnet152.arch', 'specs/googlenet.arch'])\n"
+            "assert rc == 0, rc\n"
+            "loaded = sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.'))\n"
+            "print(loaded)\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]"

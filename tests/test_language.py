@@ -1,0 +1,222 @@
+"""The constructs of the .arch language, one behaviour per test."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from archdsl import Limits, compile_source
+from archdsl.count_costs import total
+
+
+def ok(text: str, **options):
+    result = compile_source(text, **options)
+    assert result.ok, [d.message for d in result.diagnostics]
+    return result.graph
+
+
+def codes(text: str, **options) -> list[str]:
+    return [d.code for d in compile_source(text, **options).diagnostics]
+
+
+def shape(graph, name):
+    return graph.nodes[name]["shape"]
+
+
+NET = "network t {{ input x: 3 x 32 x 32\n{} }}"
+
+
+def test_unlabelled_layers_number_like_sequential():
+    graph = ok(NET.format("features: { conv(8, 3); relu; repeat 2 { conv(8, 3, pad = 1); relu } }"))
+    assert [n for n in graph if n != "x"] == [f"features.{i}" for i in range(6)]
+
+
+def test_labelled_repeat_indexes_each_iteration():
+    graph = ok("block b(c) { c1: conv(c, 1); relu }\n" + NET.format("stage: repeat 3 { b(4) }"))
+    assert "stage.2.c1" in graph and "stage.0.0" in graph
+
+
+def test_repeat_index_and_conditional_expression():
+    graph = ok(NET.format("s: repeat 3 as i { conv(4 * (i + 1), 3, stride = i == 0 ? 2 : 1, pad = 1) }"))
+    assert shape(graph, "s.0.0") == (4, 16, 16)
+    assert shape(graph, "s.2.0") == (12, 16, 16)
+
+
+def test_keyword_and_positional_arguments_and_defaults():
+    graph = ok("block b(width, stride = 1, expansion = 2) { conv(width * expansion, 3, "
+               "stride = stride, pad = 1) }\n" + NET.format("b(8, expansion = 3); b(stride = 2, width = 4)"))
+    assert [shape(graph, n) for n in ("0", "1")] == [(24, 32, 32), (8, 16, 16)]
+
+
+def test_block_defaults_may_read_in_channels():
+    graph = ok("block keep(width = in.channels) { conv(width, 1) }\n" + NET.format("keep"))
+    assert shape(graph, "0") == (3, 32, 32)
+
+
+def test_let_and_arithmetic():
+    graph = ok(NET.format("let w = 10 // 3 + 2 * 4 - 1\nlet f = 3 / 2\n"
+                          "conv(w, 3); dropout(f - 1.0)"))
+    assert shape(graph, "0")[0] == 10
+
+
+def test_boolean_logic_and_if_else():
+    graph = ok("block b(bn) { conv(4, 3); if bn and not false { batchnorm } else { relu } }\n"
+               + NET.format("one: b(true); two: b(false)"))
+    assert graph.nodes["one.1"]["node"].op == "batchnorm"
+    assert graph.nodes["two.1"]["node"].op == "relu"
+
+
+def test_residual_identity_and_conditional_projection():
+    block = ("block r(w, stride = 1) { residual { conv(w, 3, stride = stride, pad = 1) } "
+             "skip proj when stride != 1 or in.channels != w { conv(w, 1, stride = stride) } }\n")
+    graph = ok(block + NET.format("a: r(3); b: r(8, stride = 2)"))
+    assert "a.proj.0" not in graph and "b.proj.0" in graph
+    assert graph.nodes["a.add"]["node"].inputs == ("a.0", "x")
+    assert graph.nodes["a.add"]["node"].role == "residual"
+
+
+def test_concat_branches_in_order_and_identity_branch():
+    graph = ok(NET.format("m: concat { left: conv(5, 1); {}; right: { conv(7, 3, pad = 1); relu } }"))
+    assert shape(graph, "m.concat") == (15, 32, 32)
+    assert graph.nodes["m.concat"]["node"].inputs == ("m.left", "x", "m.right.1")
+
+
+def test_named_values_make_a_dag_unet_style():
+    graph = ok(NET.format("""
+        enc1: conv(8, 3, pad = 1)
+        down: maxpool(2)
+        mid:  conv(16, 3, pad = 1)
+        up:   upsample(2)
+        concat(enc1, up)
+        out1: conv(2, 1)"""))
+    assert graph.nodes["0"]["node"].inputs == ("enc1", "up")
+    assert shape(graph, "out1") == (2, 32, 32)
+
+
+def test_dense_concatenation_of_earlier_features():
+    graph = ok(NET.format("""
+        stem: conv(8, 3, pad = 1)
+        a: conv(4, 3, pad = 1)
+        j1: concat(stem, a)
+        b: conv(4, 3, pad = 1)
+        j2: concat(stem, a, b)"""))
+    assert shape(graph, "j2") == (16, 32, 32)
+
+
+def test_add_and_mul_need_identical_shapes():
+    assert codes(NET.format("a: conv(4, 1); b: conv(4, 1, stride = 2); add(a, b)")) == ["E0300"]
+    assert codes(NET.format("a: conv(4, 1); b: conv(4, 1); mul(a, b)")) == []
+
+
+def test_from_switches_the_current_value_and_multiple_inputs():
+    graph = ok("""network two {
+        input rgb: 3 x 16 x 16
+        input depth: 1 x 16 x 16
+        d: conv(4, 3, pad = 1)
+        from rgb
+        r: conv(4, 3, pad = 1)
+        concat(r, d)
+    }""")
+    assert graph.graph["inputs"] == ("rgb", "depth")
+    assert shape(graph, "0") == (8, 16, 16)
+
+
+def test_aux_outputs_are_train_only_and_do_not_change_the_flow():
+    graph = ok(NET.format("""
+        c: conv(4, 3)
+        side: aux(weight = 0.3) { global_avgpool; flatten; linear(10) }
+        head: { global_avgpool; flatten; linear(5) }
+        output logits"""))
+    outputs = {o.name: o for o in graph.graph["outputs"]}
+    assert outputs["logits"].node == "head.2" and not outputs["logits"].train_only
+    assert outputs["side"].train_only and outputs["side"].weight == 0.3
+    assert graph.nodes["side.2"]["node"].train_only
+    assert total(graph, train=False).params == total(graph).params - (4 * 10 + 10)
+
+
+def test_attributes_of_named_values():
+    graph = ok(NET.format("a: conv(6, 3); conv(a.channels * 2, a.height - 29)"))
+    assert shape(graph, "0") == (12, 30, 30)
+
+
+def test_conv_arguments():
+    graph = ok(NET.format("""
+        a: conv(8, (3, 5), pad = (1, 2))
+        b: conv(8, 3, pad = same, dilation = 2)
+        c: conv(8, 3, groups = 4, bias = false)
+        d: conv(8, 3, stride = (2, 1), pad = valid)"""))
+    assert shape(graph, "a") == (8, 32, 32)
+    assert shape(graph, "b") == (8, 32, 32)
+    assert shape(graph, "c") == (8, 30, 30)
+    assert shape(graph, "d") == (8, 14, 28)
+    assert graph.nodes["c"]["cost"].params == 8 * 2 * 9
+
+
+def test_pool_shapes_follow_torch_including_ceil_mode():
+    graph = ok(NET.format("""
+        a: maxpool(3, stride = 2)
+        b: avgpool(3, stride = 2, ceil_mode = true)
+        c: adaptive_avgpool(2, 3)"""))
+    assert shape(graph, "a") == (3, 15, 15)
+    assert shape(graph, "b") == (3, 7, 7)
+    assert shape(graph, "c") == (3, 2, 3)
+
+
+def test_every_activation_and_misc_layer_keeps_the_shape():
+    layers = "relu; relu6; leaky_relu(0.2); sigmoid; tanh; gelu; softmax; identity; dropout; lrn"
+    graph = ok(NET.format(layers))
+    assert {shape(graph, n) for n in graph} == {(3, 32, 32)}
+
+
+def test_settings_and_input_overrides():
+    text = "network t(classes = 10) { input x: 3 x 32 x 32; flatten; linear(classes) }"
+    graph = ok(text, settings={"classes": 7}, inputs={"*": (1, 8, 8)})
+    assert shape(graph, "1") == (7,) and graph.graph["params"] == {"classes": 7}
+    assert graph.nodes["1"]["cost"].params == 64 * 7 + 7
+
+
+def test_imports_relative_and_std(tmp_path):
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "blocks.arch").write_text("block pair(c) { conv(c, 1); relu }")
+    (tmp_path / "net.arch").write_text('import "lib/blocks.arch"\nimport std.resnet\n'
+                                       "network n { input x: 3 x 8 x 8; pair(64); basic(64) }")
+    from archdsl import compile_file
+    result = compile_file(tmp_path / "net.arch")
+    assert result.ok and shape(result.graph, "add") == (64, 8, 8)
+
+
+def test_import_cycle_is_reported(tmp_path):
+    (tmp_path / "a.arch").write_text('import "b.arch"\nnetwork a { input x: 3 }')
+    (tmp_path / "b.arch").write_text('import "a.arch"\nblock b() { relu }')
+    from archdsl import compile_file
+    assert [d.code for d in compile_file(tmp_path / "a.arch").diagnostics] == ["E0401"]
+
+
+def test_endless_recursion_stops_within_a_second():
+    start = time.perf_counter()
+    found = codes("block a() { repeat 2 { a() } }\n" + NET.format("a()"))
+    assert found == ["E0402"] and time.perf_counter() - start < 1.0
+
+
+def test_node_limit_stops_within_a_second():
+    start = time.perf_counter()
+    found = codes(NET.format("repeat 1000000000 { relu }"))
+    assert found == ["E0403"] and time.perf_counter() - start < 1.0
+    assert codes(NET.format("repeat 20 { relu }"), limits=Limits(max_nodes=10)) == ["E0403"]
+
+
+def test_independent_errors_are_reported_together():
+    found = codes(NET.format("concat { a: convv(3); b: conv(3, 3, strid = 1); c: linear(4) }"))
+    assert found == ["E0200", "E0202", "E0305"]
+
+
+def test_errors_do_not_cascade_downstream():
+    assert codes(NET.format("conv(8, 99); relu; conv(4, 3); flatten; linear(10)")) == ["E0303"]
+
+
+def test_trace_names_the_block_expansion_chain():
+    result = compile_source("block inner() { conv(4, 40) }\nblock outer() { inner() }\n"
+                            + NET.format("outer()"))
+    (diagnostic,) = result.diagnostics
+    assert diagnostic.notes[0].startswith("in `inner` called at <string>:2:")
+    assert diagnostic.notes[1].startswith("in `outer` called at <string>:")
