@@ -13,6 +13,7 @@ from .diagnostics import render_all, to_json
 from .elaborate import DEFAULT_MAX_NODES, Limits
 from .ir import dump
 from .ops import show
+from .report_stats import DTYPE_BYTES, FORMATS, format_comparison, format_report, report_stats
 
 EXIT_OK, EXIT_SPEC_ERRORS, EXIT_USAGE = 0, 1, 2
 
@@ -58,6 +59,37 @@ def build_parser() -> argparse.ArgumentParser:
                        help="text for people (default), json for editors and scripts")
     _add_spec_options(check)
     check.set_defaults(run=run_check)
+
+    stats = commands.add_parser(
+        "stats", help="per-layer shapes, parameters, MACs and memory; compare networks",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="""\
+Count, from the spec alone (no model is built, torch is not imported), each layer's
+output shape, activation memory, parameters and multiply-accumulates, and the totals.
+With several FILEs, print their totals side by side with ratios against the first.
+
+conventions:
+  MACs       multiply-accumulates of conv and linear layers for one image; one fused
+             multiply-add = 1; bias additions not counted. This is the figure
+             torchvision quotes as GFLOPS. Element-wise, pooling and normalisation
+             work is counted separately under "other ops".
+  units      MACs and ops in decimal units (1G = 1e9). Memory in binary units:
+             1 KiB = 1024 bytes, 1 MiB = 1024 KiB; bytes per element from --dtype.
+  memory     activation memory is each layer's output for one image. Training
+             memory = fixed (weights, gradients, SGD momentum) + per image (every
+             activation kept for backward, plus its gradient).
+  train-only layers (auxiliary heads) are marked [train] and left out of the
+             inference totals.""")
+    stats.add_argument("files", nargs="+", metavar="FILE", help=".arch files")
+    stats.add_argument("--depth", type=int, metavar="N",
+                       help="roll rows up to N levels of names (1: `layer3` as one row)")
+    stats.add_argument("--format", choices=FORMATS, default="table",
+                       help="table for the terminal (default), markdown for papers, csv/json "
+                            "for scripts")
+    stats.add_argument("--dtype", choices=tuple(DTYPE_BYTES), default="fp32",
+                       help="bytes per element for memory figures (default fp32)")
+    _add_spec_options(stats)
+    stats.set_defaults(run=run_stats)
 
     show_ir = commands.add_parser(
         "ir", help="print the elaborated IR of a spec",
@@ -175,6 +207,24 @@ def _summary_json(graph) -> dict:
     return {"network": graph.graph["name"], "layers": len(graph) - len(graph.graph["inputs"]),
             "parameters": total(graph).params,
             "outputs": [{"name": n, "shape": s, "train_only": t} for n, s, t in _outputs(graph)]}
+
+
+def run_stats(args) -> int:
+    if args.depth is not None and args.depth < 1:
+        raise UsageError("--depth must be at least 1")
+    reports, failed = [], False
+    for path in args.files:
+        result = compile_or_report(path, args)
+        failed |= not result.ok
+        if result.ok:
+            reports += [report_stats(g, args.depth, args.dtype) for g in result.graphs.values()]
+    if failed:
+        return EXIT_SPEC_ERRORS
+    if len(args.files) > 1:
+        print(format_comparison(reports, args.format), end="")
+    else:
+        print("\n".join(format_report(r, args.format) for r in reports), end="")
+    return EXIT_OK
 
 
 def run_ir(args) -> int:

@@ -296,6 +296,9 @@ class _Elaborator:
                 help="a block that calls itself needs a condition that stops it"))
         if cur is None:
             self.current(cur, call.span, ctx, block.name)
+        scope_name = ".".join(ctx.scope.path)
+        self.graph.graph["calls"][scope_name] = self.graph.graph["calls"].get(scope_name, ()) \
+            + (block.name,)
         env = Env()
         inner = Ctx(env, ctx.scope, cur, ctx.trace + (ir.Frame(block.name, call.span),),
                     ctx.train_only)

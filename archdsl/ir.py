@@ -5,6 +5,7 @@ Graph attributes (`graph.graph[...]`):
     params   resolved network parameters, {name: value}
     inputs   tuple of input node names, in declaration order
     outputs  tuple of `Output`, main output first
+    calls    {scope name: names of the blocks called directly in that scope, in order}
 
 Node attributes (`graph.nodes[name][...]`), keyed by the node's hierarchical name:
     node     the frozen `Node` payload (op, args, ordered inputs, span, block trace)
@@ -57,7 +58,7 @@ class Output:
 
 
 def new_graph(name: str, params: dict) -> nx.DiGraph:
-    return nx.DiGraph(name=name, params=dict(params), inputs=(), outputs=())
+    return nx.DiGraph(name=name, params=dict(params), inputs=(), outputs=(), calls={})
 
 
 def add_node(graph: nx.DiGraph, node: Node) -> None:

@@ -1,0 +1,266 @@
+"""Backend: per-layer cost tables and totals, from an IR that count_costs has annotated.
+
+Pure functions: IR in, a `Report` (rows and totals) out, and `format_report` turns a
+report into text (table, markdown, csv or json). Conventions, also in docs/stats.md:
+
+* MACs: multiply-accumulates of conv and linear layers, one fused multiply-add = 1,
+  bias additions not counted (the figure torchvision calls GFLOPS). Other work
+  (element-wise, pooling, normalisation) is in its own `other ops` column.
+* Memory: elements x bytes per element of the dtype (fp32: 4). 1 KiB = 1024 bytes,
+  1 MiB = 1024 KiB. Activation memory is each layer's output for one image.
+* Train-only layers (auxiliary heads) are marked and left out of inference totals.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import Counter
+from dataclasses import asdict, dataclass
+
+import networkx as nx
+
+from . import ir
+from .count_costs import Cost, total
+from .ops import OPS, show
+
+DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "fp64": 8, "int8": 1}
+FORMATS = ("table", "markdown", "csv", "json")
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    op: str  # `conv 11x11/4 p2`, or for a rolled-up block `bottleneck x6`
+    shape: str
+    activation_bytes: int
+    params: int
+    macs: int
+    other_ops: int
+    train_only: bool = False
+
+
+@dataclass(frozen=True)
+class Totals:
+    params: int  # trainable parameters, inference network (train-only heads left out)
+    params_with_train_only: int
+    buffers: int  # non-trainable state (batch norm running statistics)
+    macs: int  # inference
+    other_ops: int
+    activation_bytes: int  # forward activations for one image, inference
+    param_bytes: int  # parameters and buffers
+    train_bytes_per_image: int  # estimate, see docs/stats.md
+    train_bytes_fixed: int
+
+
+@dataclass(frozen=True)
+class Report:
+    network: str
+    input: str
+    dtype: str
+    rows: tuple[Row, ...]
+    totals: Totals
+
+
+def report_stats(graph: nx.DiGraph, depth: int | None = None, dtype: str = "fp32") -> Report:
+    """Rows (rolled up to `depth` name levels when given) and totals for one network.
+
+    >>> from archdsl import compile_source
+    >>> graph = compile_source("network t { input x: 3 x 8 x 8; c: conv(4, 3); relu }").graph
+    >>> [(r.name, r.op, r.shape, r.params) for r in report_stats(graph).rows]
+    [('x', 'input', '3x8x8', 0), ('c', 'conv 3x3', '4x6x6', 112), ('0', 'relu', '4x6x6', 0)]
+    """
+    size = DTYPE_BYTES[dtype]
+    rows = tuple(_row(graph, name, members, size) for name, members in _groups(graph, depth))
+    inputs = ", ".join(show(ir.shape(graph, name)) for name in graph.graph["inputs"])
+    return Report(graph.graph["name"], inputs, dtype, rows, _totals(graph, size))
+
+
+def _groups(graph: nx.DiGraph, depth: int | None):
+    """(row name, [node names]) in first-appearance order, names cut to `depth` levels."""
+    groups: dict[str, list[str]] = {}
+    for name in graph:
+        key = ".".join(name.split(".")[:depth]) if depth else name
+        groups.setdefault(key, []).append(name)
+    return groups.items()
+
+
+def _row(graph: nx.DiGraph, name: str, members: list[str], size: int) -> Row:
+    cost = sum((graph.nodes[m].get("cost", Cost()) for m in members), Cost())
+    last = ir.shape(graph, members[-1])
+    train_only = all(ir.node(graph, m).train_only for m in members)
+    if len(members) == 1 and members[0] == name:
+        item = ir.node(graph, name)
+        op = OPS[item.op].describe(item.args)
+    else:
+        op = _describe_group(graph, name, members)
+    return Row(name, op, show(last) if last else "?", cost.activations * size, cost.params,
+               cost.macs, cost.other_ops, train_only)
+
+
+def _describe_group(graph: nx.DiGraph, name: str, members: list[str]) -> str:
+    calls = graph.graph["calls"]
+    direct = calls.get(name)
+    if not direct:  # e.g. a labelled repeat: each iteration calls one block
+        children = {m[len(name) + 1:].split(".")[0] for m in members}
+        per_child = [calls.get(f"{name}.{child}") for child in sorted(children)]
+        if all(c and len(c) == 1 for c in per_child):
+            direct = tuple(c[0] for c in per_child)
+    if direct:
+        counts = Counter(direct)
+        return ", ".join(b if n == 1 else f"{b} x{n}" for b, n in counts.items())
+    return f"{len(members)} layers"
+
+
+def _totals(graph: nx.DiGraph, size: int) -> Totals:
+    inference, everything = total(graph, train=False), total(graph)
+    param_bytes = (everything.params + everything.buffers) * size
+    # Training keeps every forward activation for the backward pass and makes a
+    # gradient of the same size for each; weights, gradients and one optimizer
+    # state (SGD momentum) are paid once, whatever the batch.
+    return Totals(inference.params, everything.params, everything.buffers, inference.macs,
+                  inference.other_ops, inference.activations * size, param_bytes,
+                  2 * everything.activations * size, param_bytes + 2 * everything.params * size)
+
+
+# ---- formatting ------------------------------------------------------------------------
+
+
+def human_bytes(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n} B" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError
+
+
+def human_count(n: int) -> str:
+    """Decimal units, as MAC and FLOP counts are quoted: 1.82G = 1.82e9."""
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.2f}{unit}"
+    return str(n)
+
+
+COLUMNS = ("layer", "op", "output", "memory", "params", "MACs", "other ops")
+
+
+def _cells(row: Row) -> tuple[str, ...]:
+    op = row.op + (" [train]" if row.train_only else "")
+    return (row.name, op, row.shape, human_bytes(row.activation_bytes), f"{row.params:,}",
+            human_count(row.macs), human_count(row.other_ops))
+
+
+def _total_lines(report: Report) -> list[tuple[str, str]]:
+    t = report.totals
+    lines = [("parameters", f"{t.params:,}")]
+    if t.params_with_train_only != t.params:
+        lines.append(("parameters with train-only heads", f"{t.params_with_train_only:,}"))
+    lines += [("non-trainable (buffers)", f"{t.buffers:,}"),
+              ("MACs (conv + linear)", f"{human_count(t.macs)} ({t.macs:,})"),
+              ("other ops", human_count(t.other_ops)),
+              ("forward activations / image", human_bytes(t.activation_bytes)),
+              ("parameter memory", human_bytes(t.param_bytes)),
+              ("training memory", f"{human_bytes(t.train_bytes_fixed)} + "
+                                  f"{human_bytes(t.train_bytes_per_image)} / image")]
+    return lines
+
+
+def _shorten(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:width // 2 - 1] + "…" + text[-(width - width // 2):]
+
+
+def format_table(report: Report) -> str:
+    """Aligned columns for the terminal, readable at 100 columns."""
+    cells = [tuple(_shorten(c, 28) for c in _cells(r)) for r in report.rows]
+    widths = [max(len(h), *(len(c[i]) for c in cells)) if cells else len(h)
+              for i, h in enumerate(COLUMNS)]
+    right = {3, 4, 5, 6}
+
+    def line(values):
+        return "  ".join(v.rjust(w) if i in right else v.ljust(w)
+                         for i, (v, w) in enumerate(zip(values, widths))).rstrip()
+
+    out = [f"{report.network}  (input {report.input}, {report.dtype})", line(COLUMNS),
+           line(["-" * w for w in widths])]
+    out += [line(c) for c in cells]
+    out.append("")
+    label_width = max(len(k) for k, _ in _total_lines(report))
+    out += [f"{k.ljust(label_width)}  {v}" for k, v in _total_lines(report)]
+    return "\n".join(out) + "\n"
+
+
+def format_markdown(report: Report) -> str:
+    """A GitHub-flavoured Markdown table, for papers and READMEs."""
+    def line(values):
+        return "| " + " | ".join(v.replace("|", "\\|") for v in values) + " |"
+
+    out = [f"**{report.network}** (input {report.input}, {report.dtype})", "",
+           line(COLUMNS), "|" + "|".join(["---", "---", "---", "--:", "--:", "--:", "--:"]) + "|"]
+    out += [line([f"`{c[0]}`", *c[1:]]) for c in map(_cells, report.rows)]
+    out += ["", "| total | |", "|---|--:|"]
+    out += [f"| {k} | {v} |" for k, v in _total_lines(report)]
+    return "\n".join(out) + "\n"
+
+
+def format_csv(report: Report) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["layer", "op", "output", "activation_bytes", "params", "macs", "other_ops",
+                     "train_only"])
+    for r in report.rows:
+        writer.writerow([r.name, r.op, r.shape, r.activation_bytes, r.params, r.macs,
+                         r.other_ops, str(r.train_only).lower()])
+    return buffer.getvalue()
+
+
+def format_json(report: Report) -> str:
+    return json.dumps(asdict(report), indent=2) + "\n"
+
+
+FORMATTERS = {"table": format_table, "markdown": format_markdown, "csv": format_csv,
+              "json": format_json}
+
+
+def format_report(report: Report, fmt: str = "table") -> str:
+    return FORMATTERS[fmt](report)
+
+
+# ---- side by side -----------------------------------------------------------------------
+
+_COMPARED = (("parameters", "params", lambda n: f"{n:,}"),
+             ("MACs", "macs", human_count),
+             ("forward activations / image", "activation_bytes", human_bytes),
+             ("parameter memory", "param_bytes", human_bytes),
+             ("training memory / image", "train_bytes_per_image", human_bytes))
+
+
+def format_comparison(reports: list[Report], fmt: str = "table") -> str:
+    """Totals of several networks side by side, with ratios against the first."""
+    base = reports[0].totals
+    if fmt == "json":
+        return json.dumps([{"network": r.network, **asdict(r.totals)} for r in reports],
+                          indent=2) + "\n"
+    header = ["", *(r.network for r in reports)]
+    body = []
+    for label, key, fmt_value in _COMPARED:
+        cells = [label]
+        for r in reports:
+            value, ref = getattr(r.totals, key), getattr(base, key)
+            ratio = f" (x{value / ref:.2f})" if r is not reports[0] and ref else ""
+            cells.append(fmt_value(value) + ratio)
+        body.append(cells)
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["network", *(k for _, k, _ in _COMPARED)])
+        for r in reports:
+            writer.writerow([r.network, *(getattr(r.totals, k) for _, k, _ in _COMPARED)])
+        return buffer.getvalue()
+    if fmt == "markdown":
+        lines = ["| " + " | ".join(header) + " |", "|---" + "|--:" * len(reports) + "|"]
+        return "\n".join(lines + ["| " + " | ".join(c) + " |" for c in body]) + "\n"
+    widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
+    return "\n".join("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                               for i, (c, w) in enumerate(zip(row, widths))).rstrip()
+                     for row in [header, *body]) + "\n"
