@@ -9,12 +9,41 @@
     ... }''')
     >>> result.ok, result.graph.nodes["fc"]["shape"]
     (True, (10,))
+
+The steps are importable one by one: `compile_file` / `compile_source` (parse, elaborate,
+infer shapes, count costs), `stats` (cost report), `lower` (torch.fx module), and `load`
+does all of it. Only `lower` and `load` import torch.
 """
-from .compile import Compilation, UsageError, compile_file, compile_source
+from __future__ import annotations
+
+from pathlib import Path
+
+from .compile import Compilation, CompileError, UsageError, compile_file, compile_source
 from .diagnostics import Diagnostic, render, render_all
 from .elaborate import Limits
 from .ir import dump
+from .report_stats import report_stats as stats
 
-__all__ = ["Compilation", "Diagnostic", "Limits", "UsageError", "compile_file", "compile_source",
-           "dump", "render", "render_all"]
+__all__ = ["Compilation", "CompileError", "Diagnostic", "Limits", "UsageError", "compile_file",
+           "compile_source", "dump", "load", "lower", "render", "render_all", "stats"]
 __version__ = "0.1.0"
+
+
+def lower(graph, *, zero_init_residual: bool | None = None):
+    """Lower a checked IR to a torch module (see archdsl.lower_fx)."""
+    from .lower_fx import lower_fx
+    return lower_fx(graph, zero_init_residual=zero_init_residual)
+
+
+def load(path: str | Path, *, network: str | None = None, inputs: dict | None = None,
+         zero_init_residual: bool | None = None, **settings):
+    """Compile a spec and return its torch module; keyword arguments set network parameters.
+
+        model = archdsl.load("specs/resnet50.arch", classes=10)
+
+    Raises CompileError (its message is the rendered diagnostics) if the spec has errors.
+    """
+    result = compile_file(path, network=network, settings=settings, inputs=inputs)
+    if not result.ok:
+        raise CompileError(result.diagnostics)
+    return lower(result.graph, zero_init_residual=zero_init_residual)

@@ -15,7 +15,7 @@ from .ir import dump
 from .ops import show
 from .report_stats import DTYPE_BYTES, FORMATS, format_comparison, format_report, report_stats
 
-EXIT_OK, EXIT_SPEC_ERRORS, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_SPEC_ERRORS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 70
 
 DESCRIPTION = """\
 archdsl compiles .arch files, text descriptions of neural networks, into checked graphs,
@@ -90,6 +90,35 @@ conventions:
                        help="bytes per element for memory figures (default fp32)")
     _add_spec_options(stats)
     stats.set_defaults(run=run_stats)
+
+    build = commands.add_parser(
+        "build", help="check, lower to a torch module, run it once, write the artifacts",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="""\
+Check the spec, lower each network to a torch.fx module, run one forward pass on a
+dummy batch on the chosen device and verify every output's shape against the spec,
+then write into DIR (default build/NETWORK/):
+
+  weights.pt     the module's state_dict (torch.save); torchvision-compatible names
+  forward.py     the generated forward code (gm.code)
+  stats.md       the per-layer cost table (as `archdsl stats --format markdown`)
+  diagram.svg    the default diagram (needs Graphviz's `dot`; skipped with a note if absent)
+
+Nothing is written unless the check and the forward pass succeed, and each file is
+written to a temporary name and renamed, so a failed build leaves no half-written file.
+Load the weights with `archdsl.load(FILE).load_state_dict(torch.load(".../weights.pt"))`.""")
+    build.add_argument("file", metavar="FILE")
+    build.add_argument("-o", "--output", metavar="DIR",
+                       help="where to write (default build/NETWORK/; with several networks, "
+                            "DIR/NETWORK/)")
+    build.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                       help="where to run the check pass (auto: cuda if available)")
+    build.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32",
+                       help="parameter and input dtype for the check pass (default float32)")
+    build.add_argument("--batch", type=int, default=2, metavar="N",
+                       help="dummy batch size for the check pass (default 2)")
+    _add_spec_options(build)
+    build.set_defaults(run=run_build)
 
     show_ir = commands.add_parser(
         "ir", help="print the elaborated IR of a spec",
@@ -224,6 +253,40 @@ def run_stats(args) -> int:
         print(format_comparison(reports, args.format), end="")
     else:
         print("\n".join(format_report(r, args.format) for r in reports), end="")
+    return EXIT_OK
+
+
+def run_build(args) -> int:
+    if args.batch < 1:
+        raise UsageError("--batch must be at least 1")
+    try:
+        from . import build as builder
+    except ModuleNotFoundError as error:
+        if error.name != "torch":
+            raise
+        raise UsageError("`archdsl build` needs PyTorch: pip install torch") from None
+    result = compile_or_report(args.file, args)
+    if not result.ok:
+        return EXIT_SPEC_ERRORS
+    device = builder.pick_device(args.device)
+    for name, graph in result.graphs.items():
+        if args.output:
+            out = Path(args.output) / name if len(result.graphs) > 1 else Path(args.output)
+        else:
+            out = Path("build") / name
+        try:
+            artifacts = builder.build(graph, device, args.dtype, args.batch)
+        except builder.BuildError as error:
+            print(f"archdsl: internal error, please report it: {error}", file=sys.stderr)
+            return EXIT_INTERNAL
+        written = builder.write_artifacts(out, artifacts.files)
+        print(f"{args.file}: built {name} on {device} ({args.dtype}), "
+              f"forward pass {artifacts.seconds * 1000:.0f} ms, outputs "
+              + ", ".join(f"{k} {v}" for k, v in artifacts.outputs.items()))
+        for path in written:
+            print(f"  wrote {path}")
+        for note in artifacts.notes:
+            print(f"  note: {note}")
     return EXIT_OK
 
 

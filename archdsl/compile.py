@@ -10,7 +10,7 @@ from pathlib import Path
 import networkx as nx
 
 from .count_costs import count_costs
-from .diagnostics import Diagnostic, Sink
+from .diagnostics import Diagnostic, Sink, render_all
 from .elaborate import Limits, elaborate
 from .load import Program, load
 from .source import Source
@@ -21,6 +21,14 @@ GRAPH_PASSES = (count_costs,)
 
 class UsageError(Exception):
     """A mistake in how archdsl was called (not in the spec): exit code 2."""
+
+
+class CompileError(Exception):
+    """A spec has errors; `diagnostics` holds them, str() renders them."""
+
+    def __init__(self, diagnostics: list[Diagnostic]):
+        super().__init__(render_all(diagnostics))
+        self.diagnostics = diagnostics
 
 
 @dataclass

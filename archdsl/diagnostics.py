@@ -37,7 +37,6 @@ CODES = {
     "E0216": "duplicate output name",
     "E0217": "unknown attribute",
     "E0218": "not a value",
-    "E0219": "no such network",
     "E0300": "merge operands differ",
     "E0301": "residual operands differ",
     "E0302": "concat operands differ spatially",

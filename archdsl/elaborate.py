@@ -126,7 +126,7 @@ def elaborate(program: Program, network: ast.NetworkDef, sink: Sink, settings: d
         return _Elaborator(program, sink, limits).network(network, settings or {}, inputs or {})
     except SpecError as error:
         sink.add(error.diagnostic)
-        return ir.new_graph(network.name, {})
+        return ir.new_graph(network.name, {}, network.span.source.path)
     finally:
         sys.setrecursionlimit(limit)
 
@@ -138,6 +138,7 @@ class _Elaborator:
         self.input_overrides: dict = {}
         self.outputs: list[ir.Output] = []
         self.main_outputs: list[ir.Output] = []
+        self.declared_input = False
 
     # ---- network ------------------------------------------------------------------
 
@@ -156,18 +157,16 @@ class _Elaborator:
                           help=f"give it a default (`{param.name} = ...`) or pass "
                                f"`--set {param.name}=VALUE`", abort=False)
                 value = UNKNOWN
-            if param.name in params:
-                self.fail("E0210", f"parameter `{param.name}` is declared twice", param.span,
-                          "declared again here", ctx, abort=False)
             params[param.name] = value
             env.vars[param.name] = value
-        self.graph = ir.new_graph(net.name, {k: v for k, v in params.items() if v is not UNKNOWN})
+        self.graph = ir.new_graph(net.name, {k: v for k, v in params.items() if v is not UNKNOWN},
+                                  net.span.source.path)
         self.input_overrides = inputs
         final = self.body(net.body, None, ctx)
         return self.finish(net, final)
 
     def finish(self, net: ast.NetworkDef, final) -> nx.DiGraph:
-        if not self.graph.graph["inputs"]:
+        if not self.declared_input:
             self.sink.add(Diagnostic("E0215", f"network `{net.name}` has no input",
                                      Label(net.name_span, "declared here"),
                                      help="declare one first: `input image: 3 x 224 x 224`"))
@@ -229,10 +228,11 @@ class _Elaborator:
             self.fail("E0214", "`input` is only allowed in a network", stmt.span,
                       "inside a block", ctx, help="declare inputs in the network; a block "
                       "receives the value flowing into it as `in`")
-        dims = tuple(self.eval_as(Arg("dim", "int", minimum=1), d, ctx) for d in stmt.dims)
+        self.declared_input = True
+        dims = tuple(self.eval_as(Arg("dimension", "int", minimum=1), d, ctx) for d in stmt.dims)
         if len(dims) not in (1, 3):
             self.fail("E0206", f"an input is C x H x W or a feature count, not {len(dims)} "
-                      "dimensions", stmt.span, "", ctx,
+                      "dimensions", stmt.span, f"{len(dims)} dimensions", ctx,
                       help="the batch dimension is implicit: `input image: 3 x 224 x 224`")
         dims = self.input_overrides.get(stmt.name, self.input_overrides.get("*", dims))
         value = self.add((stmt.name,), OPS["input"], Args((("shape", dims),)), (), stmt.span, ctx)
@@ -262,11 +262,14 @@ class _Elaborator:
             return self.block_call(self.program.blocks[call.name], call, cur, ctx)
         known = [n for n in OPS if n != "input"] + list(self.program.blocks)
         close = difflib.get_close_matches(call.name, known, n=1)
+        if close:
+            hint = f"did you mean `{close[0]}`?"
+        elif self.program.failed_imports:
+            hint = "it may be defined in an import that failed (see the error above)"
+        else:
+            hint = f"define it with `block {call.name}(...) {{ ... }}`, or import the file that does"
         self.fail("E0200", f"unknown layer or block `{call.name}`", call.name_span,
-                  "not a layer or a block", ctx,
-                  help=f"did you mean `{close[0]}`?" if close else
-                  "define it with `block " + call.name + "(...) { ... }`, or import the file "
-                  "that does")
+                  "not a layer or a block", ctx, help=hint)
 
     def layer(self, op: Op, call: ast.Call, cur, ctx: Ctx, path):
         if op.merge:
@@ -306,9 +309,6 @@ class _Elaborator:
                       for p in block.params)
         given = self.match_args(specs, call.args, call, ctx, f"block `{block.name}`")
         for param in block.params:
-            if param.name in env.vars:
-                self.fail("E0210", f"parameter `{param.name}` is declared twice", param.span,
-                          "declared again here", ctx)
             if param.name in given:
                 env.vars[param.name] = self.eval(given[param.name], ctx)
             else:  # defaults see the earlier parameters and `in`
@@ -477,8 +477,9 @@ class _Elaborator:
                       help=_type_help(spec, value))
         problem = _out_of_range(spec, checked)
         if problem:
+            shown = f'"{checked}"' if isinstance(checked, str) else _format(checked)
             self.fail("E0206", f"`{spec.name}` {problem}" + (f" for {what}" if what else ""),
-                      expr.span, f"{_format(checked)} given", ctx)
+                      expr.span, f"{shown} given", ctx)
         return checked
 
     # ---- expressions ----------------------------------------------------------------
@@ -643,7 +644,7 @@ def _coerce(spec: Arg, value):
     if kind == "bool":
         return value if isinstance(value, bool) else _BAD_TYPE
     if kind == "str":
-        return value if isinstance(value, str) and value in spec.choices else _BAD_TYPE
+        return value if isinstance(value, str) else _BAD_TYPE
     if kind == "pad" and value in ("same", "valid"):
         return value
     if _is_int(value):
@@ -654,6 +655,8 @@ def _coerce(spec: Arg, value):
 
 
 def _out_of_range(spec: Arg, value) -> str | None:
+    if spec.choices and value not in spec.choices:
+        return "must be one of " + ", ".join(f'"{c}"' for c in spec.choices)
     numbers = value if isinstance(value, tuple) else (value,)
     if not all(_is_number(n) for n in numbers):
         return None
@@ -669,6 +672,8 @@ def _type_help(spec: Arg, value) -> str | None:
         return "use `//` for integer division, or write a whole number"
     if spec.kind == "str":
         return "choose one of: " + ", ".join(f'"{c}"' for c in spec.choices)
+    if spec.name == "dimension":
+        return "write an input as C x H x W, e.g. `input image: 3 x 224 x 224`"
     return None
 
 

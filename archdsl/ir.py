@@ -2,6 +2,7 @@
 
 Graph attributes (`graph.graph[...]`):
     name     network name
+    source   path of the file that defines it
     params   resolved network parameters, {name: value}
     inputs   tuple of input node names, in declaration order
     outputs  tuple of `Output`, main output first
@@ -57,8 +58,9 @@ class Output:
     weight: float = 1.0
 
 
-def new_graph(name: str, params: dict) -> nx.DiGraph:
-    return nx.DiGraph(name=name, params=dict(params), inputs=(), outputs=(), calls={})
+def new_graph(name: str, params: dict, source: str = "<string>") -> nx.DiGraph:
+    return nx.DiGraph(name=name, source=source, params=dict(params), inputs=(), outputs=(),
+                      calls={})
 
 
 def add_node(graph: nx.DiGraph, node: Node) -> None:

@@ -21,6 +21,7 @@ class Program:
     root: ast.Module
     blocks: dict[str, ast.BlockDef] = field(default_factory=dict)
     networks: dict[str, ast.NetworkDef] = field(default_factory=dict)
+    failed_imports: bool = False
 
 
 def stdlib_names() -> list[str]:
@@ -69,6 +70,7 @@ class _Loader:
                 self.import_(definition, module.source, stack)
 
     def define(self, table: dict, definition) -> None:
+        self.check_params(definition)
         first = table.get(definition.name)
         if first is None:
             table[definition.name] = definition
@@ -79,6 +81,16 @@ class _Loader:
             Label(definition.name_span, "defined again here"),
             (Label(first.name_span, "first defined here"),),
             help=f"rename one of the two {kind}s"))
+
+    def check_params(self, definition) -> None:
+        seen = {}
+        for param in definition.params:
+            if param.name in seen:
+                self.sink.add(Diagnostic(
+                    "E0210", f"parameter `{param.name}` is declared twice", Label(param.span,
+                    "declared again here"), (Label(seen[param.name].span, "first declared here"),),
+                    help="rename or remove one of them"))
+            seen.setdefault(param.name, param)
 
     def import_(self, statement, importer: Source, stack: tuple[str, ...]) -> None:
         found = self._read(statement, importer)
@@ -99,6 +111,7 @@ class _Loader:
         except SpecError as error:
             self.sink.add(error.diagnostic)
             self.loaded.add(key)
+            self.program.failed_imports = True
             return
         self.add_module(module, stack + (key,))
 
@@ -121,6 +134,7 @@ class _Loader:
             return None
 
     def _not_found(self, statement, message: str, help_text: str) -> None:
+        self.program.failed_imports = True
         self.sink.add(Diagnostic("E0400", message, Label(statement.span, "imported here"),
                                  help=help_text))
 

@@ -147,8 +147,9 @@ def _conv_shape(args: Args, ins) -> Shape:
     out, groups = args["channels"], args["groups"]
     if c % groups or out % groups:
         which = f"{c} input" if c % groups else f"{out} output"
+        both = f"{c}" if c == out else f"both {c} and {out}"
         raise ShapeError("E0304", f"conv groups = {groups} does not divide its {which} channels",
-                         f"{groups} groups", help=f"choose groups that divide both {c} and {out}")
+                         f"{groups} groups", help=f"choose groups that divide {both}")
     kernel, stride, dilation = pair(args["kernel"]), pair(args["stride"]), pair(args["dilation"])
     if args["pad"] == "same":
         if stride != (1, 1):
@@ -352,7 +353,8 @@ def _identical(op: str):
     def shape(args: Args, ins) -> Shape:
         if len(set(ins)) > 1:
             raise ShapeError("E0300", f"{op} operands differ: " + " vs ".join(show(s) for s in ins),
-                             f"{op}ed here", help=f"{op} needs equal shapes; archdsl never broadcasts")
+                             f"operands of `{op}` meet here",
+                             help=f"`{op}` needs equal shapes; archdsl never broadcasts")
         return ins[0]
     return shape
 

@@ -154,8 +154,6 @@ def _unexpected_token(source: Source, error: UnexpectedToken) -> Diagnostic:
 
 
 def _syntax_help(token: Token, expected) -> str | None:
-    if token.type == "NAME" and token.value[:1] == "x" and token.value[1:].isdigit():
-        return "separate dimensions with spaces: `3 x 224 x 224`"
     if token.type in ("INT", "NAME", "FLOAT") and "COMMA" in expected:
         return "separate arguments with `,`"
     if token.type == "EQUAL" and "COMPARE" in expected:

@@ -1,0 +1,166 @@
+"""Backend: lower a checked IR to a torch.fx.GraphModule, building the fx.Graph directly.
+
+Inputs become placeholders, layers `call_module` nodes on standard torch.nn modules
+installed at the IR's hierarchical names (so a spec written with torchvision's names
+has torchvision's state_dict keys), merges and flatten `call_function` nodes. Every fx
+node carries the .arch location it came from in `meta["stack_trace"]`, which
+`gm.print_readable()` and torch's error messages show.
+
+A network with train-only outputs (auxiliary heads) lowers to `AuxiliaryNetwork`: in
+training mode it returns {output name: tensor} for all outputs; in eval mode only the
+main output, and the train-only heads are not computed at all.
+
+This is the only front-end-facing module that imports torch.
+"""
+from __future__ import annotations
+
+import operator
+from functools import reduce
+
+import networkx as nx
+import torch
+from torch import fx, nn
+
+from . import ir
+from .ops import OPS
+
+
+def lower_fx(graph: nx.DiGraph, *, zero_init_residual: bool | None = None) -> nn.Module:
+    """Build the torch module for a checked IR, initialised like torchvision's models.
+
+    >>> from archdsl import compile_source
+    >>> gm = lower_fx(compile_source("network t { input x: 3 x 8 x 8; c: conv(4, 3); relu }").graph)
+    >>> gm(torch.zeros(2, 3, 8, 8)).shape
+    torch.Size([2, 4, 6, 6])
+    """
+    modules = _build_modules(graph)
+    if zero_init_residual is None:
+        zero_init_residual = bool(graph.graph["params"].get("zero_init_residual", False))
+    _initialise(graph, modules, zero_init_residual)
+    outputs = graph.graph["outputs"]
+    if not any(o.train_only for o in outputs):
+        return fx.GraphModule(modules, _fx_graph(graph, outputs), class_name=_class_name(graph))
+    return AuxiliaryNetwork(graph, modules)
+
+
+class AuxiliaryNetwork(nn.Module):
+    """A network with train-only heads: two fx graphs over one set of modules."""
+
+    def __init__(self, graph: nx.DiGraph, modules: dict[str, nn.Module]):
+        super().__init__()
+        name = _class_name(graph)
+        train = fx.GraphModule(modules, _fx_graph(graph, graph.graph["outputs"]), name)
+        for child_name, child in train.named_children():
+            self.add_module(child_name, child)  # registered once: flat state_dict keys
+        main = tuple(o for o in graph.graph["outputs"] if not o.train_only)
+        evaluate = fx.GraphModule(modules, _fx_graph(graph, main), name)
+        object.__setattr__(self, "train_module", train)  # not registered: no duplicate keys
+        object.__setattr__(self, "eval_module", evaluate)
+        self.output_names = tuple(o.name for o in graph.graph["outputs"])
+
+    def forward(self, *inputs):
+        return (self.train_module if self.training else self.eval_module)(*inputs)
+
+    @property
+    def code(self) -> str:
+        return self.train_module.code
+
+    def _apply(self, fn, *args, **kwargs):
+        super()._apply(fn, *args, **kwargs)  # the fx modules hold the same children
+        return self
+
+
+def _class_name(graph: nx.DiGraph) -> str:
+    return "".join(part.capitalize() for part in graph.graph["name"].split("_")) or "Network"
+
+
+def _build_modules(graph: nx.DiGraph) -> dict[str, nn.Module]:
+    modules = {}
+    for item in ir.nodes(graph):
+        op = OPS[item.op]
+        if op.module is not None:
+            ins = tuple(ir.shape(graph, name) for name in item.inputs)
+            modules[item.name] = op.module(item.args, ins)
+    return modules
+
+
+_FUNCTIONS = {"add": operator.add, "mul": operator.mul}
+
+
+def _fx_graph(graph: nx.DiGraph, outputs) -> fx.Graph:
+    needed = _ancestors(graph, [o.node for o in outputs])
+    fx_graph = fx.Graph()
+    values: dict[str, fx.Node] = {}
+    for name in graph.graph["inputs"]:
+        values[name] = fx_graph.placeholder(name)
+    for item in ir.nodes(graph):
+        if item.op == "input" or item.name not in needed:
+            continue
+        args = [values[name] for name in item.inputs]
+        values[item.name] = _fx_node(fx_graph, item, args)
+        values[item.name].meta["stack_trace"] = _stack_trace(item)
+    if len(outputs) == 1:
+        fx_graph.output(values[outputs[0].node])
+    else:
+        fx_graph.output({o.name: values[o.node] for o in outputs})
+    fx_graph.lint()
+    return fx_graph
+
+
+def _fx_node(fx_graph: fx.Graph, item: ir.Node, args: list[fx.Node]) -> fx.Node:
+    op = OPS[item.op]
+    if op.module is not None:
+        return fx_graph.call_module(item.name, tuple(args))
+    if op.function == "cat":
+        return fx_graph.call_function(torch.cat, (tuple(args), 1))
+    if op.function == "flatten":
+        return fx_graph.call_function(torch.flatten, (args[0], 1))
+    function = _FUNCTIONS[op.function]
+    return reduce(lambda a, b: fx_graph.call_function(function, (a, b)), args)
+
+
+def _ancestors(graph: nx.DiGraph, names: list[str]) -> set[str]:
+    needed = set(names)
+    for name in names:
+        needed |= nx.ancestors(graph, name)
+    return needed
+
+
+def _stack_trace(item: ir.Node) -> str:
+    frames = [f'  File "{frame.call.source.path}", line {frame.call.line}, in {frame.block}'
+              for frame in item.trace]
+    where = item.span
+    return "\n".join(frames + [f'  File "{where.source.path}", line {where.line}, in {item.name}',
+                               f"    {where.source.line_text(where.line).strip()}"])
+
+
+# ---- initialisation ---------------------------------------------------------------------
+
+
+def _initialise(graph: nx.DiGraph, modules: dict[str, nn.Module], zero_init_residual: bool):
+    """As torchvision's ResNet: Kaiming normal (fan-out) convs with zero bias, batch norm
+    weight 1 and bias 0, linear layers as torch initialises them."""
+    for module in modules.values():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+    if zero_init_residual:
+        for name in _last_residual_norms(graph):
+            nn.init.zeros_(modules[name].weight)
+
+
+def _last_residual_norms(graph: nx.DiGraph):
+    """The batch norm that ends each residual body (through parameter-free layers)."""
+    for item in ir.nodes(graph):
+        if item.role != "residual":
+            continue
+        body = ir.node(graph, item.inputs[0])
+        while body.op != "batchnorm" and len(body.inputs) == 1 and body.op in (
+                "relu", "relu6", "leaky_relu", "gelu", "identity", "dropout"):
+            body = ir.node(graph, body.inputs[0])
+        if body.op == "batchnorm":
+            yield body.name
