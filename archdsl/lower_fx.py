@@ -75,13 +75,16 @@ def _class_name(graph: nx.DiGraph) -> str:
 
 
 def _build_modules(graph: nx.DiGraph) -> dict[str, nn.Module]:
+    """Build every layer on the meta device (no memory, no default init): _initialise
+    then gives each its real storage and its one initialisation."""
     modules = {}
-    for item in ir.nodes(graph):
-        op = OPS[item.op]
-        if op.module is not None:
-            ins = tuple(ir.shape(graph, name) for name in item.inputs)
-            modules[item.name] = op.module(item.args, ins)
-    return modules
+    with torch.device("meta"):
+        for item in ir.nodes(graph):
+            op = OPS[item.op]
+            if op.module is not None:
+                ins = tuple(ir.shape(graph, name) for name in item.inputs)
+                modules[item.name] = op.module(item.args, ins)
+    return {name: module.to_empty(device="cpu") for name, module in modules.items()}
 
 
 _FUNCTIONS = {"add": operator.add, "mul": operator.mul}
@@ -139,15 +142,15 @@ def _stack_trace(item: ir.Node) -> str:
 
 def _initialise(graph: nx.DiGraph, modules: dict[str, nn.Module], zero_init_residual: bool):
     """As torchvision's ResNet: Kaiming normal (fan-out) convs with zero bias, batch norm
-    weight 1 and bias 0, linear layers as torch initialises them."""
+    weight 1, bias 0 and fresh running statistics, other layers (linear) as torch
+    initialises them."""
     for module in modules.values():
         if isinstance(module, nn.Conv2d):
             nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
             if module.bias is not None:
                 nn.init.zeros_(module.bias)
-        elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
-            nn.init.ones_(module.weight)
-            nn.init.zeros_(module.bias)
+        elif hasattr(module, "reset_parameters"):  # batch norm: weight 1, bias 0, stats reset
+            module.reset_parameters()
     if zero_init_residual:
         for name in _last_residual_norms(graph):
             nn.init.zeros_(modules[name].weight)

@@ -115,6 +115,9 @@ def test_initialisation_and_zero_init_residual():
     module = archdsl.load(ROOT / "specs" / "resnet50.arch", zero_init_residual=True)
     assert torch.all(module.get_submodule("layer1.0.bn3").weight == 0)
     assert torch.all(module.get_submodule("layer1.0.bn1").weight == 1)
+    assert torch.all(module.get_submodule("layer1.0.bn1").running_var == 1)
+    assert torch.all(module.get_submodule("layer1.0.bn1").running_mean == 0)
+    assert torch.all(module.get_submodule("fc").bias.abs() <= 1 / 2048 ** 0.5)  # torch default
     std = module.get_submodule("conv1").weight.std().item()
     assert std == pytest.approx((2 / (64 * 7 * 7)) ** 0.5, rel=0.1)  # Kaiming, fan-out
     plain = archdsl.load(ROOT / "specs" / "resnet50.arch")
@@ -149,3 +152,13 @@ def test_torch_compile_matches_eager():
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(torch.compile(module)(x), module(x), atol=1e-4, rtol=1e-4)
+
+
+def test_reference_resnet_has_the_same_layout_and_outputs():
+    from reference_resnet import resnet50
+    reference = resnet50().eval()
+    ours = archdsl.load(ROOT / "specs" / "resnet50.arch").eval()
+    ours.load_state_dict(reference.state_dict())
+    x = torch.randn(1, 3, 96, 96)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), reference(x), atol=1e-5, rtol=1e-5)
