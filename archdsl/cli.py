@@ -13,15 +13,17 @@ from .diagnostics import render_all, to_json
 from .elaborate import DEFAULT_MAX_NODES, Limits
 from .ir import dump
 from .ops import show
+from .render_dot import DIRECTIONS, STYLES, layout, render_dot
 from .report_stats import DTYPE_BYTES, FORMATS, format_comparison, format_report, report_stats
 
-EXIT_OK, EXIT_SPEC_ERRORS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 70
+EXIT_OK, EXIT_SPEC_ERRORS, EXIT_USAGE, EXIT_MISSING_TOOL, EXIT_INTERNAL = 0, 1, 2, 3, 70
 
 DESCRIPTION = """\
 archdsl compiles .arch files, text descriptions of neural networks, into checked graphs,
 cost tables, diagrams and PyTorch modules.
 
-exit status: 0 ok, 1 errors in a spec, 2 wrong usage (bad flag, missing file).
+exit status: 0 ok, 1 errors in a spec, 2 wrong usage (bad flag, missing file),
+3 a needed program is missing (Graphviz's dot for diagrams).
 Every spec error is printed with its code (e.g. E0301); docs/errors.md explains each."""
 
 
@@ -119,6 +121,39 @@ Load the weights with `archdsl.load(FILE).load_state_dict(torch.load(".../weight
                        help="dummy batch size for the check pass (default 2)")
     _add_spec_options(build)
     build.set_defaults(run=run_build)
+
+    render = commands.add_parser(
+        "render", help="draw a diagram of a network (SVG, PDF, PNG or DOT)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="""\
+Draw the network as the papers draw it: repeated blocks once with their count
+(`bottleneck ×36`), one cluster per named stage, parallel branches side by side,
+residual skips as arcs beside the body (dashed: identity; solid: projection),
+auxiliary heads as dashed side branches, tensor shapes on the edges.
+
+Layout needs Graphviz's `dot`. Without it, --format dot still works, and other formats
+write the .dot file and explain how to install Graphviz (exit status 3).""")
+    render.add_argument("file", metavar="FILE")
+    render.add_argument("-o", "--output", metavar="OUT",
+                        help="output file (default NETWORK.FORMAT in the current directory)")
+    render.add_argument("--format", choices=("svg", "pdf", "png", "dot"), default=None,
+                        help="default: from OUT's extension, else svg")
+    render.add_argument("--depth", type=int, metavar="N",
+                        help="open blocks N levels deep (1: one box per stage)")
+    render.add_argument("--expand", action="append", default=[], metavar="NAME",
+                        help="open this block or stage (repeatable); `all` opens everything "
+                             "down to one box per primitive op")
+    render.add_argument("--direction", choices=DIRECTIONS, default="TB",
+                        help="top to bottom (default) or left to right")
+    render.add_argument("--shapes", action=argparse.BooleanOptionalAction, default=True,
+                        help="tensor shapes on edges (default on)")
+    render.add_argument("--style", choices=STYLES, default="paper",
+                        help="paper: captions only; detailed: names, parameters and MACs")
+    render.add_argument("--partial", action="store_true",
+                        help="for a spec with a shape error, draw everything up to the failing "
+                             "layer, highlighted")
+    _add_spec_options(render)
+    render.set_defaults(run=run_render)
 
     show_ir = commands.add_parser(
         "ir", help="print the elaborated IR of a spec",
@@ -288,6 +323,50 @@ def run_build(args) -> int:
         for note in artifacts.notes:
             print(f"  note: {note}")
     return EXIT_OK
+
+
+def run_render(args) -> int:
+    if args.depth is not None and args.depth < 1:
+        raise UsageError("--depth must be at least 1")
+    result = compile_or_report(args.file, args)
+    if not result.ok and not args.partial:
+        return EXIT_SPEC_ERRORS
+    status = EXIT_OK if result.ok else EXIT_SPEC_ERRORS
+    for name, graph in result.graphs.items():
+        fmt = args.format or _format_from(args.output)
+        out = Path(args.output) if args.output else Path(f"{name}.{fmt}")
+        if len(result.graphs) > 1 and args.output:
+            out = out.with_name(f"{out.stem}_{name}{out.suffix}")
+        source = render_dot(graph, depth=args.depth, expand=args.expand,
+                            direction=args.direction, shapes=args.shapes, style=args.style,
+                            partial=args.partial)
+        try:
+            data = layout(source, fmt)
+        except RuntimeError as error:
+            dot_path = out.with_suffix(".dot")
+            write_atomic(dot_path, source.encode())
+            print(f"archdsl: error: cannot make {fmt.upper()}: {error}\n"
+                  f"The diagram's DOT source is in {dot_path}.", file=sys.stderr)
+            return EXIT_MISSING_TOOL
+        write_atomic(out, data)
+        print(f"{args.file}: drew {name} -> {out}")
+    return status
+
+
+def _format_from(output: str | None) -> str:
+    suffix = Path(output).suffix.lstrip(".").lower() if output else ""
+    return suffix if suffix in ("svg", "pdf", "png", "dot") else "svg"
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write through a temporary file and a rename: never a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    try:
+        temporary.write_bytes(data)
+        temporary.replace(path)
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def run_ir(args) -> int:

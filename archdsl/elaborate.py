@@ -101,6 +101,7 @@ class Ctx:
     block_input: Value | None  # what `in` means here; None at network level
     trace: tuple[ir.Frame, ...] = ()
     train_only: bool = False
+    role: str = ""  # "skip" inside a residual's projection
 
 
 @dataclass(frozen=True)
@@ -304,7 +305,7 @@ class _Elaborator:
             + (block.name,)
         env = Env()
         inner = Ctx(env, ctx.scope, cur, ctx.trace + (ir.Frame(block.name, call.span),),
-                    ctx.train_only)
+                    ctx.train_only, ctx.role)
         specs = tuple(Arg(p.name, "any", REQUIRED if p.default is None else p.default)
                       for p in block.params)
         given = self.match_args(specs, call.args, call, ctx, f"block `{block.name}`")
@@ -325,7 +326,8 @@ class _Elaborator:
                       help="give one of them its own label, e.g. `other: ...`")
         if len(self.graph) >= self.limits.max_nodes:
             raise SpecError(self.too_large(span, len(self.graph) + 1))
-        node = ir.Node(name, op.name, args, inputs, span, ctx.trace, ctx.train_only, role)
+        node = ir.Node(name, op.name, args, inputs, span, ctx.trace, ctx.train_only,
+                       role or ctx.role)
         ir.add_node(self.graph, node)
         infer_node(self.graph, node, self.sink)
         return Value(name)
@@ -361,7 +363,8 @@ class _Elaborator:
         if skip is not None and (skip.when is None or self.eval_as(
                 Arg("when", "bool"), skip.when, ctx)):
             scope = ctx.scope.child(skip.label) if skip.label else ctx.scope
-            skip_out = self.body(skip.body, start, replace(ctx, env=Env(ctx.env), scope=scope))
+            skip_out = self.body(skip.body, start,
+                                 replace(ctx, env=Env(ctx.env), scope=scope, role="skip"))
         if POISON in (body_out, skip_out):
             raise _Abort
         keyword = Span(stmt.span.source, stmt.span.start, stmt.span.start + len("residual"))

@@ -19,6 +19,7 @@ topological order: every node is added after its inputs.
 """
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 import networkx as nx
@@ -83,6 +84,22 @@ def nodes(graph: nx.DiGraph):
 
 def shape(graph: nx.DiGraph, name: str):
     return graph.nodes[name].get("shape")
+
+
+def describe_scope(graph: nx.DiGraph, name: str, members: list[str]) -> str:
+    """What a scope holds, in the vocabulary of its blocks: `bottleneck x6`, `inception`,
+    or else `N layers`. `members` are the names of its nodes."""
+    calls = graph.graph["calls"]
+    direct = calls.get(name)
+    if not direct:  # e.g. a labelled repeat: each iteration calls one block
+        children = {m[len(name) + 1:].split(".")[0] for m in members}
+        per_child = [calls.get(f"{name}.{child}") for child in sorted(children)]
+        if all(c and len(c) == 1 for c in per_child):
+            direct = tuple(c[0] for c in per_child)
+    if direct:
+        counts = Counter(direct)
+        return ", ".join(b if n == 1 else f"{b} x{n}" for b, n in counts.items())
+    return f"{len(members)} layers"
 
 
 def format_args(node: Node) -> str:

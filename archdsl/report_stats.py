@@ -15,7 +15,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections import Counter
 from dataclasses import asdict, dataclass
 
 import networkx as nx
@@ -93,23 +92,9 @@ def _row(graph: nx.DiGraph, name: str, members: list[str], size: int) -> Row:
         item = ir.node(graph, name)
         op = OPS[item.op].describe(item.args)
     else:
-        op = _describe_group(graph, name, members)
+        op = ir.describe_scope(graph, name, members)
     return Row(name, op, show(last) if last else "?", cost.activations * size, cost.params,
                cost.macs, cost.other_ops, train_only)
-
-
-def _describe_group(graph: nx.DiGraph, name: str, members: list[str]) -> str:
-    calls = graph.graph["calls"]
-    direct = calls.get(name)
-    if not direct:  # e.g. a labelled repeat: each iteration calls one block
-        children = {m[len(name) + 1:].split(".")[0] for m in members}
-        per_child = [calls.get(f"{name}.{child}") for child in sorted(children)]
-        if all(c and len(c) == 1 for c in per_child):
-            direct = tuple(c[0] for c in per_child)
-    if direct:
-        counts = Counter(direct)
-        return ", ".join(b if n == 1 else f"{b} x{n}" for b, n in counts.items())
-    return f"{len(members)} layers"
 
 
 def _totals(graph: nx.DiGraph, size: int) -> Totals:

@@ -1,0 +1,251 @@
+"""Backend: draw the IR as a Graphviz diagram in the papers' style.
+
+`render_dot` is pure (IR in, DOT text out, byte-identical for the same spec); `layout`
+runs Graphviz's `dot` to make SVG, PDF or PNG.
+
+What is drawn is a *view* of the IR. Each node of the IR belongs to one *unit*, the
+shortest prefix of its hierarchical name that is not *open*; every unit is one box.
+An open prefix is drawn as a cluster holding its children. By default every top-level
+stage is open except labelled repeats, so `layer3: repeat 36 {...}` is one box
+`bottleneck x36` while an Inception module shows its branches side by side.
+`--depth N` opens every prefix shorter than N levels; `--expand NAME` opens NAME.
+"""
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+
+import graphviz
+import networkx as nx
+
+from . import ir
+from .count_costs import Cost
+from .ops import OPS
+from .report_stats import human_count
+
+# Okabe-Ito hues, lightened: distinct for colour-blind readers and in greyscale
+# (their lightness differs), with black text legible on every fill.
+FAMILY_STYLE = {
+    "conv": {"fillcolor": "#F5C16C"},
+    "norm": {"fillcolor": "#A6D8F5"},
+    "act": {"fillcolor": "#FFFFFF"},
+    "pool": {"fillcolor": "#8ED1B6"},
+    "linear": {"fillcolor": "#DDA5C6"},
+    "merge": {"fillcolor": "#D9D9D9", "shape": "circle", "width": "0.3", "fixedsize": "false"},
+    "reshape": {"fillcolor": "#F0F0F0"},
+    "reg": {"fillcolor": "#FFFFFF", "style": "rounded,filled,dashed"},
+    "io": {"fillcolor": "#4D4D4D", "fontcolor": "#FFFFFF"},
+    "block": {"fillcolor": "#FBE3B8", "penwidth": "1.6"},
+}
+FONT = "Helvetica"
+ERROR_COLOUR = "#D55E00"
+STYLES = ("paper", "detailed")
+DIRECTIONS = ("TB", "LR")
+
+
+@dataclass(frozen=True)
+class View:
+    open: frozenset[str]
+    full: bool = False  # every primitive op its own box
+
+    def unit(self, name: str) -> str:
+        if self.full:
+            return name
+        parts = name.split(".")
+        for k in range(1, len(parts)):
+            prefix = ".".join(parts[:k])
+            if prefix not in self.open:
+                return prefix
+        return name
+
+
+def default_view(graph: nx.DiGraph, depth: int | None = None, expand=()) -> View:
+    """The view for --depth / --expand ("all" expands everything)."""
+    if "all" in expand:
+        return View(frozenset(), full=True)
+    names = list(graph)
+    if depth is not None:
+        opened = {".".join(n.split(".")[:k]) for n in names for k in range(1, depth)}
+    else:
+        opened = {n.split(".")[0] for n in names if not _is_repeat_stage(graph, n.split(".")[0])}
+    for name in expand:
+        parts = name.split(".")
+        opened |= {".".join(parts[:k]) for k in range(1, len(parts) + 1)}
+    return View(frozenset(opened))
+
+
+def _is_repeat_stage(graph: nx.DiGraph, stage: str) -> bool:
+    members = [n.split(".") for n in graph if n.split(".")[0] == stage]
+    return all(len(p) >= 3 and p[1].isdigit() for p in members) and \
+        len({p[1] for p in members}) > 1
+
+
+def render_dot(graph: nx.DiGraph, *, depth: int | None = None, expand=(), direction: str = "TB",
+               shapes: bool = True, style: str = "paper", partial: bool = False) -> str:
+    """DOT source for the network's diagram.
+
+    >>> from archdsl import compile_source
+    >>> text = render_dot(compile_source("network t { input x: 3 x 8 x 8; c: conv(4, 3) }").graph)
+    >>> "3x3 conv, 4" in text
+    True
+    """
+    failed = _failed_nodes(graph) if partial else set()
+    view = default_view(graph, depth, tuple(expand) + tuple(sorted(failed)))  # show the culprit
+    shown = [n for n in graph if graph.nodes[n].get("shape") is not None or n in failed]
+    units: dict[str, list[str]] = {}
+    for name in shown:
+        units.setdefault(view.unit(name), []).append(name)
+    dot = graphviz.Digraph(graph.graph["name"], graph_attr=_graph_attributes(graph, direction),
+                           node_attr={"fontname": FONT, "fontsize": "10", "shape": "box",
+                                      "style": "rounded,filled", "height": "0.3",
+                                      "margin": "0.08,0.03"},
+                           edge_attr={"fontname": FONT, "fontsize": "8", "arrowsize": "0.6",
+                                      "color": "#404040"})
+    _add_units(dot, graph, view, units, style, failed)
+    _add_edges(dot, graph, view, units, shapes, failed)
+    return dot.source
+
+
+def _graph_attributes(graph: nx.DiGraph, direction: str) -> dict:
+    return {"rankdir": direction, "fontname": FONT, "fontsize": "11", "nodesep": "0.25",
+            "ranksep": "0.3", "label": graph.graph["name"], "labelloc": "t", "newrank": "true"}
+
+
+def _failed_nodes(graph: nx.DiGraph) -> set[str]:
+    """Nodes that rejected their inputs: no shape, though every input has one."""
+    return {n for n in graph if graph.nodes[n].get("shape") is None and all(
+        graph.nodes[i].get("shape") is not None for i in ir.node(graph, n).inputs)}
+
+
+# ---- boxes ----------------------------------------------------------------------------
+
+
+def _add_units(dot, graph, view: View, units: dict, style: str, failed: set) -> None:
+    clusters: dict[str, graphviz.Digraph] = {}
+    operands = {i for n in failed for i in ir.node(graph, n).inputs}
+    for unit, members in units.items():
+        attributes = _unit_attributes(graph, unit, members, style)
+        if failed & set(members):
+            attributes.update(color=ERROR_COLOUR, penwidth="2.5", fontcolor=ERROR_COLOUR)
+        elif operands & set(members):
+            attributes.update(color=ERROR_COLOUR, penwidth="1.8")
+        parent = unit.rsplit(".", 1)[0] if "." in unit else ""
+        _cluster(dot, clusters, graph, parent).node(unit, **attributes)
+    for path in sorted(clusters, key=lambda p: -p.count(".")):
+        if path:
+            _parent_of(dot, clusters, path).subgraph(clusters[path])
+
+
+def _cluster(dot, clusters: dict, graph, path: str):
+    if not path:
+        return dot
+    if path not in clusters:
+        train = all(ir.node(graph, n).train_only for n in graph if n.startswith(path + "."))
+        label = path + (" (train only)" if train else "")
+        clusters[path] = graphviz.Digraph(
+            "cluster_" + path, graph_attr={"label": label, "style": "rounded,dashed" if train
+                                           else "rounded", "color": "#999999",
+                                           "fontname": FONT, "fontsize": "9", "labeljust": "l"})
+        if "." in path:
+            _cluster(dot, clusters, graph, path.rsplit(".", 1)[0])
+    return clusters[path]
+
+
+def _parent_of(dot, clusters: dict, path: str):
+    return clusters[path.rsplit(".", 1)[0]] if "." in path else dot
+
+
+def _unit_attributes(graph, unit: str, members: list[str], style: str) -> dict:
+    nodes = [ir.node(graph, m) for m in members]
+    if len(nodes) == 1 and nodes[0].name == unit:
+        item = nodes[0]
+        op = OPS[item.op]
+        attributes = dict(FAMILY_STYLE[op.family])
+        label = op.caption(item.args)
+        if item.op == "input":
+            label = f"{unit}: {'×'.join(map(str, item.args['shape']))}"
+    else:
+        attributes = dict(FAMILY_STYLE["block"])
+        label = _group_label(graph, unit, nodes)
+    if style == "detailed":
+        cost = sum((graph.nodes[m].get("cost", Cost()) for m in members), Cost())
+        if not label.startswith(unit.rsplit(".", 1)[-1]) and OPS[nodes[0].op].family != "merge":
+            label = f"{unit}\n{label}"
+        if cost.params or cost.macs:
+            label += f"\n{human_count(cost.params)} params, {human_count(cost.macs)} MACs"
+    if all(n.role == "skip" for n in nodes):
+        attributes["style"] = "rounded,filled,dashed"
+    if all(n.train_only for n in nodes):
+        attributes.update(style="rounded,filled,dashed", fontcolor="#555555")
+    attributes["label"] = label
+    return attributes
+
+
+def _group_label(graph, unit: str, nodes: list[ir.Node]) -> str:
+    described = ir.describe_scope(graph, unit, [n.name for n in nodes])
+    last = unit.rsplit(".", 1)[-1]
+    head = "" if last.isdigit() else f"{last}\n"
+    if not described.endswith(" layers"):
+        return head + described.replace(" x", " ×")
+    captions = [OPS[n.op].caption(n.args) for n in nodes if OPS[n.op].family not in ("act", "reg")]
+    if 0 < len(captions) <= 3:
+        return "\n".join(captions)
+    return f"{head}{len(nodes)} layers"
+
+
+# ---- arrows ---------------------------------------------------------------------------
+
+
+def _add_edges(dot, graph, view: View, units: dict, shapes: bool, failed: set) -> None:
+    members = {m for ms in units.values() for m in ms}
+    seen = set()
+    for item in ir.nodes(graph):
+        if item.name not in members:
+            continue
+        head = view.unit(item.name)
+        for position, producer in enumerate(item.inputs):
+            tail = view.unit(producer)
+            if tail == head or (tail, head) in seen:
+                continue
+            seen.add((tail, head))
+            dot.edge(tail, head, **_edge_attributes(graph, item, position, producer, shapes,
+                                                    failed))
+
+
+def _edge_attributes(graph, item: ir.Node, position: int, producer: str, shapes: bool,
+                     failed: set) -> dict:
+    attributes = {}
+    shape = graph.nodes[producer].get("shape")
+    if shapes and shape:
+        attributes["label"] = " " + "×".join(map(str, shape))
+    if item.role == "residual" and position == 1:
+        identity = ir.node(graph, producer).role != "skip"
+        attributes.update(style="dashed" if identity else "solid", penwidth="1.2",
+                          tailport="e", headport="e", color="#0072B2", fontcolor="#0072B2")
+        if identity:
+            attributes["xlabel"] = "identity"
+    if item.train_only:
+        attributes.update(style="dashed", color="#888888")
+    if item.name in failed:
+        attributes.update(color=ERROR_COLOUR, penwidth="2", fontcolor=ERROR_COLOUR)
+    return attributes
+
+
+# ---- layout ---------------------------------------------------------------------------
+
+INSTALL_HELP = """Graphviz's `dot` program is needed to lay out diagrams and was not found on PATH.
+Install it, then run the command again:
+  Debian/Ubuntu:  sudo apt-get install graphviz
+  Fedora/RHEL:    sudo dnf install graphviz
+  macOS:          brew install graphviz
+  Windows:        winget install graphviz   (or choco install graphviz)
+  conda:          conda install -c conda-forge graphviz"""
+
+
+def layout(dot_source: str, fmt: str) -> bytes:
+    """Run `dot` on DOT text. Raises RuntimeError with install help if dot is missing."""
+    if fmt == "dot":
+        return dot_source.encode()
+    if shutil.which("dot") is None:
+        raise RuntimeError(INSTALL_HELP)
+    return graphviz.Source(dot_source).pipe(format=fmt)

@@ -1,0 +1,116 @@
+"""Diagrams: golden DOT, collapsed and expanded views, SVG/PDF for every spec, --partial,
+and a clear message when Graphviz's dot is missing."""
+from __future__ import annotations
+
+import re
+import shutil
+import xml.etree.ElementTree as ElementTree
+
+import pytest
+
+from archdsl import compile_file, compile_source
+from archdsl.cli import main
+from archdsl.render_dot import layout, render_dot
+
+from conftest import ROOT, SPECS, check_golden
+
+GOLDEN = ROOT / "tests" / "golden"
+needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot not installed")
+SMALL = """
+block pair(c) { residual { conv(c, 3, pad = 1); batchnorm; relu } }
+network small(classes = 10) {
+    input image: 3 x 32 x 32
+    stem: conv(16, 3, pad = 1)
+    stage: repeat 2 { pair(16) }
+    mix: concat { a: conv(8, 1); b: { maxpool(3, stride = 1, pad = 1); conv(8, 1) } }
+    head: aux(weight = 0.3) { global_avgpool; flatten; linear(classes) }
+    global_avgpool; flatten; fc: linear(classes)
+}"""
+
+
+def graph_of(spec: str):
+    return compile_file(ROOT / "specs" / f"{spec}.arch").graph
+
+
+def boxes(dot: str) -> list[str]:
+    """The node statements of a DOT text (not edges, not attribute defaults)."""
+    return re.findall(r'^\s+("[^"]+"|\w+) \[label=', dot, re.M)
+
+
+@pytest.mark.parametrize("name,text", [
+    ("resnet50", lambda: render_dot(graph_of("resnet50"))),
+    ("googlenet", lambda: render_dot(graph_of("googlenet"))),
+    ("small_expanded", lambda: render_dot(compile_source(SMALL).graph, expand=["all"])),
+])
+def test_golden_dot(name, text):
+    check_golden(GOLDEN / f"render_{name}.dot", text())
+
+
+def test_dot_is_deterministic():
+    assert render_dot(graph_of("googlenet")) == render_dot(graph_of("googlenet"))
+
+
+def test_resnet152_collapsed_shows_repeat_counts_in_few_nodes():
+    dot = render_dot(graph_of("resnet152"))
+    assert len(boxes(dot)) <= 40
+    for stage, count in (("layer1", 3), ("layer2", 8), ("layer3", 36), ("layer4", 3)):
+        assert f'{stage} [label="{stage}\nbottleneck ×{count}"' in dot
+
+
+def test_resnet152_fully_expanded_draws_every_primitive_op():
+    graph = graph_of("resnet152")
+    dot = render_dot(graph, expand=["all"])
+    assert len(boxes(dot)) == len(graph)
+
+
+def test_depth_and_expand_open_level_by_level():
+    graph = graph_of("resnet50")
+    assert len(boxes(render_dot(graph, depth=1))) == 12
+    assert len(boxes(render_dot(graph, depth=2))) == 12 - 4 + 16  # stages open into blocks
+    opened = render_dot(graph, expand=["layer2", "layer2.0"])
+    assert '"layer2.0.conv2" [label="3x3 conv, 128, /2"' in opened
+    assert '"layer2.1" [label=bottleneck ' in opened
+
+
+def test_skips_and_aux_heads_are_drawn_distinctly():
+    dot = render_dot(compile_source(SMALL).graph, expand=["all"])
+    assert 'xlabel=identity' in dot and 'headport=e' in dot  # identity skip arc
+    assert 'cluster_head' in dot and "(train only)" in dot
+    projection = render_dot(graph_of("resnet18"), expand=["layer2", "layer2.0"])
+    assert '"layer2.0.downsample" -> "layer2.0.add"' in projection
+
+
+def test_partial_highlights_the_failing_node():
+    broken = compile_file(ROOT / "tests" / "invalid" / "residual_missing_projection.arch")
+    dot = render_dot(broken.graph, partial=True)
+    failing = re.search(r'"layer1\.0\.add" \[label=[^\]]*\]', dot).group(0)
+    assert "#D55E00" in failing and "penwidth=2.5" in failing
+    assert '"layer1.0.bn3" -> "layer1.0.add"' in dot
+    assert "layer1.1" not in dot  # nothing after the failure
+
+
+@needs_dot
+@pytest.mark.parametrize("path", SPECS, ids=[p.stem for p in SPECS])
+def test_every_spec_renders_to_svg_and_pdf(path):
+    graph = compile_file(path).graph
+    source = render_dot(graph)
+    svg = layout(source, "svg")
+    text = ElementTree.tostring(ElementTree.fromstring(svg), encoding="unicode")
+    stages = {n.split(".")[0] for n in graph if "." in n}
+    assert all(stage in text for stage in stages)
+    assert layout(source, "pdf").startswith(b"%PDF")
+
+
+def test_missing_dot_writes_dot_and_explains(tmp_path, capsys, monkeypatch, in_root):
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    code = main(["render", "specs/resnet18.arch", "-o", str(tmp_path / "r.svg")])
+    err = capsys.readouterr().err
+    assert code == 3
+    assert "apt-get install graphviz" in err and "brew install graphviz" in err
+    assert (tmp_path / "r.dot").read_text().startswith("digraph resnet18")
+    assert not (tmp_path / "r.svg").exists()
+
+
+def test_render_cli_dot_format_needs_no_layout(tmp_path, capsys, in_root):
+    assert main(["render", "specs/googlenet.arch", "-o", str(tmp_path / "g.dot")]) == 0
+    assert "inception3a" in (tmp_path / "g.dot").read_text()
