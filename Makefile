@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 SPEC   ?= specs/resnet18.arch
 
-.PHONY: build test bench setup clean
+.PHONY: build test bench diagrams setup clean
 
 $(BIN)/archdsl: pyproject.toml requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,12 @@ test: setup
 
 bench: setup
 	$(BIN)/python bench/check_speed.py
+	$(BIN)/python bench/render_speed.py
+	$(BIN)/python bench/torch_speed.py
+
+diagrams: setup
+	$(BIN)/archdsl render specs/resnet50.arch -o docs/images/resnet50.svg
+	$(BIN)/archdsl render specs/googlenet.arch -o docs/images/googlenet.svg
 
 clean:
 	rm -rf $(VENV) build

@@ -67,7 +67,8 @@ def default_view(graph: nx.DiGraph, depth: int | None = None, expand=()) -> View
     if depth is not None:
         opened = {".".join(n.split(".")[:k]) for n in names for k in range(1, depth)}
     else:
-        opened = {n.split(".")[0] for n in names if not _is_repeat_stage(graph, n.split(".")[0])}
+        stages = dict.fromkeys(n.split(".")[0] for n in names)
+        opened = {stage for stage in stages if not _is_repeat_stage(graph, stage)}
     for name in expand:
         parts = name.split(".")
         opened |= {".".join(parts[:k]) for k in range(1, len(parts) + 1)}
