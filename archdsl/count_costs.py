@@ -34,7 +34,7 @@ def count_costs(graph: nx.DiGraph, sink: Sink) -> nx.DiGraph:
     >>> from archdsl import compile_source
     >>> graph = compile_source("network t { input x: 3 x 8 x 8; conv(4, 3) }").graph
     >>> graph.nodes["0"]["cost"]
-    Cost(params=112, buffers=0, macs=2592, other_ops=0, activations=144)
+    Cost(params=112, buffers=0, macs=3888, other_ops=0, activations=144)
     """
     for item in ir.nodes(graph):
         out = ir.shape(graph, item.name)
