@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
 from . import __version__
-from .compile import Compilation, UsageError, compile_file
+from .compile import Compilation, CompileError, UsageError, compile_file
 from .count_costs import total
 from .diagnostics import render_all, to_json
 from .elaborate import DEFAULT_MAX_NODES, Limits
@@ -154,6 +156,76 @@ write the .dot file and explain how to install Graphviz (exit status 3).""")
                              "layer, highlighted")
     _add_spec_options(render)
     render.set_defaults(run=run_render)
+
+    train = commands.add_parser(
+        "train", help="train a network (built-in shapes data, image folders, CIFAR-10)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="""\
+Train the network of FILE. Progress per epoch (loss, accuracy, images/s, ETA), a
+validation pass per epoch, metrics appended to OUT/metrics.jsonl, OUT/curves.png at the
+end, OUT/model.pt (final weights) and OUT/checkpoint.pt, written atomically every epoch
+and every --checkpoint-every steps. --resume continues exactly where a run stopped.
+
+data sources (--data):
+  shapes[:N]     made here, no download: six geometric shapes on noisy backgrounds,
+                 at the network's input size; N training images (default 6000)
+  folder:PATH    one sub-folder of images per class (PATH/train + PATH/val if present)
+  cifar10:PATH   the CIFAR-10 python batches
+
+several processes: `--nproc N` (or torchrun --nproc-per-node N -m archdsl train ...)
+runs DistributedDataParallel (NCCL on GPUs, gloo on CPU); --batch-size is the global
+batch, split evenly; rank 0 logs and writes.""")
+    train.add_argument("file", metavar="FILE")
+    train.add_argument("--data", default="shapes", metavar="SOURCE",
+                       help="shapes[:N] (default), folder:PATH or cifar10:PATH")
+    train.add_argument("--epochs", type=int, default=10)
+    train.add_argument("--batch-size", type=int, default=64, help="global batch (default 64)")
+    train.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default 1e-3)")
+    train.add_argument("--optimizer", choices=("sgd", "adamw"), default="adamw",
+                       help="adamw (default) or sgd (momentum 0.9, Nesterov)")
+    train.add_argument("--schedule", choices=("cosine", "step", "none"), default="cosine",
+                       help="per-step cosine to zero (default); step: x0.1 at 50%% and 75%%")
+    train.add_argument("--weight-decay", type=float, default=0.05)
+    train.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    train.add_argument("--amp", choices=("bf16", "fp16", "off"), default="off",
+                       help="autocast dtype (fp16 uses a gradient scaler)")
+    train.add_argument("--channels-last", action="store_true")
+    train.add_argument("--compile", action="store_true", help="torch.compile the model")
+    train.add_argument("--workers", type=int, default=0, help="data loading processes")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--out", default=None, metavar="DIR", help="default runs/NETWORK")
+    train.add_argument("--resume", nargs="?", const="last", default=None, metavar="CKPT",
+                       help="continue the run in --out (or from CKPT)")
+    train.add_argument("--checkpoint-every", type=int, default=100, metavar="N",
+                       help="also checkpoint every N steps (0: only at epoch ends)")
+    train.add_argument("--nproc", type=int, default=1, metavar="N",
+                       help="launch N data-parallel processes on this machine")
+    train.add_argument("--quiet", action="store_true", help="no progress output")
+    _add_spec_options(train)
+    train.set_defaults(run=run_train)
+
+    evaluate = commands.add_parser(
+        "eval", help="accuracy of trained weights on a data source's validation split",
+        description="Load FILE's network with the weights in CKPT (a checkpoint.pt or "
+                    "model.pt from `archdsl train`) and print its accuracy on the "
+                    "validation split of --data.")
+    evaluate.add_argument("file", metavar="FILE")
+    evaluate.add_argument("--weights", required=True, metavar="CKPT")
+    evaluate.add_argument("--data", default="shapes", metavar="SOURCE")
+    evaluate.add_argument("--batch-size", type=int, default=128)
+    evaluate.add_argument("--seed", type=int, default=0, help="the seed the shapes data used")
+    _add_spec_options(evaluate)
+    evaluate.set_defaults(run=run_eval)
+
+    predict = commands.add_parser(
+        "run", help="classify images with trained weights",
+        description="Print the top-k classes of each IMAGE (resized to the network's input).")
+    predict.add_argument("file", metavar="FILE")
+    predict.add_argument("images", nargs="+", metavar="IMAGE")
+    predict.add_argument("--weights", required=True, metavar="CKPT")
+    predict.add_argument("--top-k", type=int, default=5)
+    _add_spec_options(predict)
+    predict.set_defaults(run=run_predict)
 
     show_ir = commands.add_parser(
         "ir", help="print the elaborated IR of a spec",
@@ -367,6 +439,101 @@ def write_atomic(path: Path, data: bytes) -> None:
         temporary.replace(path)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def _training():
+    try:
+        from . import train
+    except ModuleNotFoundError as error:
+        if error.name != "torch":
+            raise
+        raise UsageError("training needs PyTorch: pip install torch") from None
+    return train
+
+
+def run_train(args) -> int:
+    train = _training()
+    if args.nproc > 1 and "WORLD_SIZE" not in os.environ:
+        return _launch(args.nproc)
+    options = spec_options(args)
+    config = train.TrainConfig(
+        args.file, data=args.data, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        optimizer=args.optimizer, schedule=args.schedule, weight_decay=args.weight_decay,
+        device=args.device, amp=args.amp, channels_last=args.channels_last,
+        compile=args.compile, workers=args.workers, seed=args.seed,
+        out=args.out or "", resume=args.resume, checkpoint_every=args.checkpoint_every,
+        settings=options["settings"], inputs=options["inputs"], network=args.network,
+        progress=not args.quiet)
+    for name, value in (("--epochs", args.epochs), ("--batch-size", args.batch_size)):
+        if value < 1:
+            raise UsageError(f"{name} must be at least 1")
+    if not config.out:
+        config.out = str(Path("runs") / (args.network or Path(args.file).stem))
+    try:
+        train.train(config)
+    except train.TrainError as error:
+        print(f"archdsl: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except CompileError as error:
+        print(error, file=sys.stderr)
+        return EXIT_SPEC_ERRORS
+    return EXIT_OK
+
+
+def _launch(nproc: int) -> int:
+    """Re-run this command under torch.distributed.run with N processes."""
+    argv, skip = [], False
+    for item in sys.argv[1:]:
+        if skip:
+            skip = False
+        elif item == "--nproc":
+            skip = True
+        elif not item.startswith("--nproc="):
+            argv.append(item)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               f"--nproc-per-node={nproc}", "-m", "archdsl", *argv]
+    return subprocess.call(command)
+
+
+def run_eval(args) -> int:
+    train = _training()
+    options = spec_options(args)
+    try:
+        model, classes, graph = train.load_trained(args.file, args.weights, options["settings"],
+                                                   options["inputs"], args.network)
+        shape = graph.nodes[graph.graph["inputs"][0]]["shape"]
+        _, split = train.open_source(args.data, shape, args.seed)
+        result = train.evaluate(model, split, "cpu", args.batch_size)
+    except (train.TrainError, train.DataError) as error:
+        print(f"archdsl: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except CompileError as error:
+        print(error, file=sys.stderr)
+        return EXIT_SPEC_ERRORS
+    print(f"{graph.graph['name']} on {args.data}: accuracy {result['accuracy']:.4f} "
+          f"({result['images']} images), loss {result['loss']:.4f}")
+    return EXIT_OK
+
+
+def run_predict(args) -> int:
+    train = _training()
+    options = spec_options(args)
+    try:
+        model, classes, graph = train.load_trained(args.file, args.weights, options["settings"],
+                                                   options["inputs"], args.network)
+        results = train.predict(model, graph, args.images, args.top_k)
+    except train.TrainError as error:
+        print(f"archdsl: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except CompileError as error:
+        print(error, file=sys.stderr)
+        return EXIT_SPEC_ERRORS
+    for path, top in zip(args.images, results):
+        print(path)
+        for probability, index in top:
+            name = classes[index] if classes else f"class {index}"
+            print(f"  {probability:6.1%}  {name}")
+    return EXIT_OK
 
 
 def run_ir(args) -> int:

@@ -1,0 +1,231 @@
+"""Datasets for `archdsl train`, `eval` and `run`: every source yields batches of
+normalised float images at the spec's input shape, and integer labels.
+
+Sources (`--data`):
+  shapes[:N]      coloured geometric shapes on noisy backgrounds, made here, deterministic
+                  from the seed; N training images (default 6000) and N/5 for validation
+  folder:PATH     one sub-folder per class (PATH/train and PATH/val if both exist,
+                  otherwise a deterministic 10% of each class is held out); Pillow decodes
+  cifar10:PATH    the CIFAR-10 python batches (data_batch_1..5, test_batch) in PATH
+"""
+from __future__ import annotations
+
+import math
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+SHAPES = ("circle", "square", "triangle", "cross", "ring", "bar")
+MEAN, STD = 0.5, 0.25  # inputs are (pixel in [0, 1] - MEAN) / STD
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+
+
+class DataError(Exception):
+    """The data cannot be used: a missing folder, an unreadable file. Says how to fix it."""
+
+
+@dataclass
+class Split:
+    """One split of a dataset: `batch(indices)` gives (images, labels)."""
+    size: int
+    classes: tuple[str, ...]
+    batch_fn: object
+
+    def batch(self, indices: list[int]):
+        return self.batch_fn(indices)
+
+    def __len__(self) -> int:
+        return self.size
+
+
+def normalise(pixels: torch.Tensor) -> torch.Tensor:
+    return (pixels - MEAN) / STD
+
+
+def open_source(spec: str, shape: tuple[int, ...], seed: int) -> tuple[Split, Split]:
+    """(train, validation) splits for a --data value, at input `shape` (C, H, W)."""
+    kind, _, argument = spec.partition(":")
+    if len(shape) != 3:
+        raise DataError(f"images need a C x H x W input, but the network takes {shape}")
+    if kind == "shapes":
+        count = _count(argument, 6000)
+        return (shapes_split(count, shape, seed, "train"),
+                shapes_split(max(1, count // 5), shape, seed, "val"))
+    if kind == "folder" and argument:
+        return folder_splits(Path(argument), shape)
+    if kind == "cifar10" and argument:
+        return cifar10_splits(Path(argument), shape)
+    raise DataError(f"unknown data source `{spec}`: use shapes, shapes:N, folder:PATH or "
+                    "cifar10:PATH")
+
+
+def _count(text: str, default: int) -> int:
+    if not text:
+        return default
+    if not text.isdigit() or int(text) < 1:
+        raise DataError(f"shapes:{text}: give a positive image count, e.g. shapes:6000")
+    return int(text)
+
+
+# ---- shapes -------------------------------------------------------------------------------
+
+
+def shapes_split(count: int, shape: tuple[int, int, int], seed: int, split: str) -> Split:
+    """`count` images of the six SHAPES, every parameter drawn once from the seed, so that
+    image i is the same in every run, process and worker."""
+    generator = torch.Generator().manual_seed(seed * 2 + (split == "val") + 12345)
+    channels = shape[0]
+    params = {
+        "label": torch.randint(0, len(SHAPES), (count,), generator=generator),
+        "cx": torch.rand(count, generator=generator) * 0.4 + 0.3,
+        "cy": torch.rand(count, generator=generator) * 0.4 + 0.3,
+        "radius": torch.rand(count, generator=generator) * 0.15 + 0.17,
+        "angle": torch.rand(count, generator=generator) * 2 * math.pi,
+        "background": torch.rand(count, channels, generator=generator),
+        "contrast": (torch.rand(count, channels, generator=generator) * 0.5 + 0.3)
+        * torch.where(torch.rand(count, channels, generator=generator) < 0.5, -1.0, 1.0),
+        "noise": torch.rand(count, generator=generator) * 0.15 + 0.05,
+        "noise_seed": torch.randint(0, 2 ** 62, (count,), generator=generator),
+    }
+
+    def batch(indices):
+        index = torch.as_tensor(indices)
+        chosen = {k: v[index] for k, v in params.items()}
+        return normalise(_draw(chosen, shape)), chosen["label"]
+
+    return Split(count, SHAPES, batch)
+
+
+def _draw(p: dict, shape: tuple[int, int, int]) -> torch.Tensor:
+    _, height, width = shape
+    y = torch.linspace(0, 1, height).view(1, height, 1)
+    x = torch.linspace(0, 1, width).view(1, 1, width)
+    dx, dy = x - p["cx"].view(-1, 1, 1), y - p["cy"].view(-1, 1, 1)
+    cos, sin = torch.cos(p["angle"]).view(-1, 1, 1), torch.sin(p["angle"]).view(-1, 1, 1)
+    r = p["radius"].view(-1, 1, 1)
+    u, v = (dx * cos + dy * sin) / r, (-dx * sin + dy * cos) / r
+    distance = torch.sqrt(u * u + v * v)
+    masks = torch.stack([
+        distance <= 1,                                                        # circle
+        torch.maximum(u.abs(), v.abs()) <= 0.8,                               # square
+        (v >= -0.5) & (math.sqrt(3) * u + v <= 1) & (-math.sqrt(3) * u + v <= 1),  # triangle
+        ((u.abs() <= 0.28) & (v.abs() <= 1)) | ((v.abs() <= 0.28) & (u.abs() <= 1)),  # cross
+        (distance <= 1) & (distance >= 0.55),                                 # ring
+        (u.abs() <= 1.05) & (v.abs() <= 0.3),                                 # bar
+    ], 1)
+    mask = masks[torch.arange(len(u)), p["label"]].unsqueeze(1).float()
+    background = p["background"].view(-1, shape[0], 1, 1)
+    foreground = (background + p["contrast"].view(-1, shape[0], 1, 1)).clamp(0, 1)
+    noise = torch.stack([torch.randn(shape, generator=torch.Generator().manual_seed(int(s)))
+                         for s in p["noise_seed"]])
+    image = background * (1 - mask) + foreground * mask + noise * p["noise"].view(-1, 1, 1, 1)
+    return image.clamp(0, 1)
+
+
+# ---- image folders --------------------------------------------------------------------------
+
+
+def folder_splits(root: Path, shape) -> tuple[Split, Split]:
+    if not root.is_dir():
+        raise DataError(f"data folder {root} does not exist: folder:PATH needs one "
+                        "sub-folder of images per class")
+    if (root / "train").is_dir() and (root / "val").is_dir():
+        classes = _class_names(root / "train")
+        return (_folder_split(_files(root / "train", classes), classes, shape),
+                _folder_split(_files(root / "val", classes), classes, shape))
+    classes = _class_names(root)
+    train, val = [], []
+    for path, label in _files(root, classes):
+        (val if _held_out(path) else train).append((path, label))
+    return _folder_split(train, classes, shape), _folder_split(val or train[:1], classes, shape)
+
+
+def _class_names(root: Path) -> tuple[str, ...]:
+    classes = tuple(sorted(p.name for p in root.iterdir() if p.is_dir()))
+    if not classes:
+        raise DataError(f"{root} has no class sub-folders: put each class's images in "
+                        f"{root}/CLASS_NAME/")
+    return classes
+
+
+def _files(root: Path, classes) -> list[tuple[Path, int]]:
+    files = [(path, label) for label, name in enumerate(classes)
+             for path in sorted((root / name).rglob("*")) if path.suffix.lower() in IMAGE_SUFFIXES]
+    if not files:
+        raise DataError(f"no images under {root} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+    return files
+
+
+def _held_out(path: Path) -> bool:
+    return sum(path.name.encode()) % 10 == 0
+
+
+def _folder_split(files, classes, shape) -> Split:
+    def batch(indices):
+        images = [_load_image(files[i][0], shape) for i in indices]
+        labels = torch.tensor([files[i][1] for i in indices])
+        return normalise(torch.stack(images)), labels
+    return Split(len(files), classes, batch)
+
+
+def _load_image(path: Path, shape) -> torch.Tensor:
+    try:
+        from PIL import Image
+    except ImportError:
+        raise DataError("reading images needs Pillow: pip install pillow") from None
+    try:
+        with Image.open(path) as image:
+            image = image.convert("L" if shape[0] == 1 else "RGB").resize((shape[2], shape[1]))
+            data = torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8)
+    except OSError as error:
+        raise DataError(f"cannot read image {path}: {error}") from None
+    pixels = data.view(shape[1], shape[2], -1).permute(2, 0, 1).float() / 255
+    if pixels.shape[0] != shape[0]:
+        raise DataError(f"the network takes {shape[0]} channels; images are grey or RGB")
+    return pixels
+
+
+def load_images(paths: list[str], shape) -> torch.Tensor:
+    """Images from files, for `archdsl run`."""
+    return normalise(torch.stack([_load_image(Path(p), shape) for p in paths]))
+
+
+# ---- CIFAR-10 ---------------------------------------------------------------------------------
+
+CIFAR10 = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
+           "truck")
+
+
+def cifar10_splits(root: Path, shape) -> tuple[Split, Split]:
+    train = [root / f"data_batch_{i}" for i in range(1, 6)]
+    test = root / "test_batch"
+    missing = [p.name for p in train + [test] if not p.is_file()]
+    if missing:
+        raise DataError(f"{root} lacks the CIFAR-10 python batches {', '.join(missing)} "
+                        "(cifar-10-batches-py, as published)")
+    return _cifar_split(train, shape), _cifar_split([test], shape)
+
+
+def _cifar_split(paths, shape) -> Split:
+    images, labels = [], []
+    for path in paths:
+        try:
+            with open(path, "rb") as stream:
+                batch = pickle.load(stream, encoding="bytes")
+            images.append(torch.as_tensor(batch[b"data"]).view(-1, 3, 32, 32))
+            labels.append(torch.as_tensor(batch[b"labels"]))
+        except (OSError, pickle.UnpicklingError, KeyError, EOFError) as error:
+            raise DataError(f"cannot read CIFAR-10 batch {path}: {error}") from None
+    pixels, targets = torch.cat(images), torch.cat(labels)
+
+    def batch(indices):
+        x = pixels[torch.as_tensor(indices)].float() / 255
+        if shape[0] == 1:
+            x = x.mean(1, keepdim=True)
+        if tuple(x.shape[2:]) != tuple(shape[1:]):
+            x = F.interpolate(x, size=shape[1:], mode="bilinear", align_corners=False)
+        return normalise(x), targets[torch.as_tensor(indices)]
+    return Split(len(targets), CIFAR10, batch)

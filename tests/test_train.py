@@ -1,0 +1,164 @@
+"""Training: loss falls, exact resume after SIGKILL, data-parallel equals single-process,
+clear errors for bad checkpoints and data, and eval/run on the result."""
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from archdsl.cli import main  # noqa: E402
+from archdsl.train import TrainConfig, load_checkpoint, train  # noqa: E402
+
+from conftest import ROOT  # noqa: E402
+
+TINY = str(ROOT / "tests" / "data" / "tiny_classifier.arch")
+
+
+def archdsl(*argv, **kwargs):
+    return subprocess.Popen([sys.executable, "-m", "archdsl", *argv], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def finish(process) -> None:
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 0, err[-3000:]
+
+
+def weights(path):
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def digest(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_loss_falls_on_shapes(tmp_path):
+    history = train(TrainConfig(TINY, data="shapes:512", epochs=4, batch_size=32, lr=3e-3,
+                                out=str(tmp_path / "run"), progress=False))
+    assert history[-1]["train_loss"] < history[0]["train_loss"] - 0.05
+    assert (tmp_path / "run" / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 4
+
+
+def test_sigkill_mid_epoch_then_resume_is_exact(tmp_path):
+    common = ["train", TINY, "--data", "shapes:1920", "--epochs", "2", "--batch-size", "32",
+              "--checkpoint-every", "5", "--device", "cpu", "--quiet", "--seed", "3",
+              "--set", "width=24", "--input", "3x32x32"]
+    finish(archdsl(*common, "--out", str(tmp_path / "straight")))
+
+    interrupted = tmp_path / "interrupted"
+    process = archdsl(*common, "--out", str(interrupted))
+    checkpoint = interrupted / "checkpoint.pt"
+    deadline = time.time() + 120
+    while not checkpoint.exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.005)
+    process.send_signal(signal.SIGKILL)
+    process.communicate()
+    position = load_checkpoint(checkpoint)["position"]
+    assert position["epoch"] == 0 and 0 < position["step"] < 60, position  # mid-epoch
+    assert not (interrupted / "model.pt").exists()
+
+    finish(archdsl(*common, "--out", str(interrupted), "--resume"))
+    straight, resumed = weights(tmp_path / "straight" / "model.pt"), weights(interrupted / "model.pt")
+    assert straight.keys() == resumed.keys()
+    assert all(torch.equal(straight[k], resumed[k]) for k in straight)
+
+
+def test_two_gloo_processes_equal_one(tmp_path):
+    common = ["train", TINY, "--data", "shapes:256", "--epochs", "1", "--batch-size", "32",
+              "--device", "cpu", "--quiet", "--seed", "5", "--set", "width=4", "--set", "drop=0.0"]
+    # (dropout would draw different masks in each process than in one)
+    env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK")}
+    two = archdsl(*common, "--nproc", "2", "--out", str(tmp_path / "two"), env=env)
+    one = archdsl(*common, "--out", str(tmp_path / "one"), env=env)
+    finish(two)
+    finish(one)
+    a, b = weights(tmp_path / "one" / "model.pt"), weights(tmp_path / "two" / "model.pt")
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], atol=1e-5, rtol=1e-4)
+    assert not torch.equal(a["fc.weight"], weights_at_init(tmp_path))
+
+
+def weights_at_init(tmp_path):
+    from archdsl import load
+    torch.manual_seed(5)
+    return load(TINY, width=4, drop=0.0).state_dict()["fc.weight"]
+
+
+@pytest.fixture
+def finished_run(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", TINY, "--data", "shapes:128", "--epochs", "1", "--batch-size", "32",
+                 "--out", str(out), "--quiet"]) == 0
+    capsys.readouterr()
+    return out
+
+
+def test_truncated_checkpoint_is_refused(finished_run, capsys):
+    checkpoint = finished_run / "checkpoint.pt"
+    checkpoint.write_bytes(checkpoint.read_bytes()[:2000])
+    before = digest(checkpoint)
+    code = main(["train", TINY, "--data", "shapes:128", "--epochs", "2", "--out",
+                 str(finished_run), "--resume", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "truncated or corrupted" in err and "Traceback" not in err
+    assert digest(checkpoint) == before
+
+
+def test_checkpoint_of_another_network_is_refused(finished_run, capsys):
+    before = digest(finished_run / "checkpoint.pt")
+    code = main(["train", TINY, "--set", "width=4", "--data", "shapes:128", "--epochs", "2",
+                 "--out", str(finished_run), "--resume", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "written for another network" in err
+    assert digest(finished_run / "checkpoint.pt") == before
+
+
+def test_existing_run_is_not_overwritten(finished_run, capsys):
+    before = digest(finished_run / "model.pt")
+    code = main(["train", TINY, "--data", "shapes:128", "--out", str(finished_run), "--quiet"])
+    assert code == 2 and "--resume" in capsys.readouterr().err
+    assert digest(finished_run / "model.pt") == before
+
+
+def test_class_count_mismatch_says_how_to_fix(tmp_path, capsys):
+    code = main(["train", TINY, "--set", "classes=10", "--out", str(tmp_path / "x"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "the data has 6 classes" in err and "--set classes=6" in err
+    assert not (tmp_path / "x").exists()
+
+
+def test_missing_data_folder(tmp_path, capsys):
+    code = main(["train", TINY, "--data", f"folder:{tmp_path / 'nope'}",
+                 "--out", str(tmp_path / "x"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "does not exist" in err and "Traceback" not in err
+    assert not (tmp_path / "x").exists()
+
+
+def test_folder_data_eval_and_run(finished_run, tmp_path, capsys):
+    from PIL import Image
+    from archdsl.data import SHAPES, shapes_split
+    images, labels = shapes_split(12, (3, 16, 16), 1, "val").batch(list(range(12)))
+    pixels = ((images * 0.25 + 0.5).clamp(0, 1) * 255).byte().permute(0, 2, 3, 1).numpy()
+    for i, (array, label) in enumerate(zip(pixels, labels)):
+        folder = tmp_path / "data" / SHAPES[label]
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(array).save(folder / f"{i}.png")
+    assert main(["eval", TINY, "--weights", str(finished_run / "model.pt"),
+                 "--data", f"folder:{tmp_path / 'data'}"]) == 0
+    assert "accuracy" in capsys.readouterr().out
+    first = next((tmp_path / "data").rglob("*.png"))
+    assert main(["run", TINY, "--weights", str(finished_run / "checkpoint.pt"), str(first),
+                 "--top-k", "3"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == str(first) and len(out) == 4
+    assert any(name in out[1] for name in SHAPES)
