@@ -335,7 +335,9 @@ def _summary_line(graph) -> str:
     layers = len(graph) - len(graph.graph["inputs"])
     outs = ", ".join(f"{name} {shape}" + (" (train)" if train else "")
                      for name, shape, train in _outputs(graph))
-    return (f"{graph.graph['name']}: {layers} layers, {total(graph).params:,} parameters, "
+    params, inference = total(graph).params, total(graph, train=False).params
+    without = f" ({inference:,} without train-only heads)" if inference != params else ""
+    return (f"{graph.graph['name']}: {layers} layers, {params:,} parameters{without}, "
             f"outputs {outs}")
 
 

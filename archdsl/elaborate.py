@@ -140,6 +140,7 @@ class _Elaborator:
         self.outputs: list[ir.Output] = []
         self.main_outputs: list[ir.Output] = []
         self.declared_input = False
+        self.iterations = 0  # repeat iterations, bounded even when they add no layers
 
     # ---- network ------------------------------------------------------------------
 
@@ -284,8 +285,8 @@ class _Elaborator:
         return self.add(path or ctx.scope.next_index(), op, args, inputs, call.span, ctx)
 
     def operands(self, op: Op, call: ast.Call, ctx: Ctx) -> tuple[str, ...]:
-        if not call.args or any(isinstance(a, ast.Keyword) for a in call.args):
-            self.fail("E0203", f"`{op.name}` needs the values it merges", call.span,
+        if len(call.args) < 2 or any(isinstance(a, ast.Keyword) for a in call.args):
+            self.fail("E0203", f"`{op.name}` needs two or more values to merge", call.span,
                       "nothing to merge", ctx,
                       help=f"name them, `{op.name}(a, b)`, or give branches: "
                            f"`{op.name} {{ {{ ... }} {{ ... }} }}`")
@@ -349,8 +350,11 @@ class _Elaborator:
             before = len(self.graph)
             cur = self.body(stmt.body, cur, replace(ctx, env=env, scope=scope))
             made = len(self.graph) - before
-            if made == 0:
-                break  # an iteration that adds nothing adds nothing every time
+            if made == 0 and stmt.index is None:
+                break  # without an index every iteration does the same: nothing
+            self.iterations += 1
+            if self.iterations > 10 * self.limits.max_nodes:
+                raise SpecError(self.too_large(stmt.span, len(self.graph) + 1))
             if before + made * count > self.limits.max_nodes:
                 raise SpecError(self.too_large(stmt.span, before + made * count))
         return cur
@@ -378,6 +382,10 @@ class _Elaborator:
         return cur if chosen is None else self.body(chosen, cur, replace(ctx, env=Env(ctx.env)))
 
     def branches(self, stmt: ast.Branches, cur, ctx: Ctx):
+        if stmt.op in ("else", "skip"):
+            self.fail("E0213", f"`{stmt.op}` must follow `}}` on the same line", stmt.op_span,
+                      "read as a new statement", ctx,
+                      help=f"write `}} {stmt.op} ...` with the closing brace on the same line")
         if stmt.op not in MERGE_OPS:
             self.fail("E0213", f"`{stmt.op} {{ ... }}` is not a merge", stmt.op_span,
                       "only merge ops take branches", ctx,

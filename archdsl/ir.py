@@ -116,7 +116,8 @@ def _format_value(value) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, tuple):
-        return "(" + ", ".join(_format_value(v) for v in value) + ")"
+        items = ", ".join(_format_value(v) for v in value)
+        return f"({items},)" if len(value) == 1 else f"({items})"
     return str(value)
 
 

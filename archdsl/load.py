@@ -12,6 +12,7 @@ from pathlib import Path
 
 from . import syntax as ast
 from .diagnostics import Diagnostic, Label, Sink, SpecError
+from .ops import OPS
 from .parse import parse
 from .source import Source, Span
 
@@ -71,6 +72,12 @@ class _Loader:
 
     def define(self, table: dict, definition) -> None:
         self.check_params(definition)
+        if definition.name in OPS and isinstance(definition, ast.BlockDef):
+            self.sink.add(Diagnostic(
+                "E0208", f"block `{definition.name}` has the name of a built-in layer",
+                Label(definition.name_span, "shadows the layer"),
+                help=f"rename the block, e.g. `{definition.name}_block`"))
+            return
         first = table.get(definition.name)
         if first is None:
             table[definition.name] = definition

@@ -19,7 +19,7 @@ from . import syntax as ast
 from .diagnostics import Diagnostic, Label, SpecError
 from .source import Source, Span
 
-MAX_NESTING = 200  # parentheses, braces and operators nested deeper than this are refused
+MAX_NESTING = 1000  # parentheses, braces and operators nested deeper than this are refused
 
 
 def grammar_text() -> str:

@@ -220,3 +220,29 @@ def test_trace_names_the_block_expansion_chain():
     (diagnostic,) = result.diagnostics
     assert diagnostic.notes[0].startswith("in `inner` called at <string>:2:")
     assert diagnostic.notes[1].startswith("in `outer` called at <string>:")
+
+
+def test_repeat_with_index_runs_every_iteration_even_if_some_add_nothing():
+    graph = ok(NET.format("repeat 3 as i { if i == 1 { relu } }"))
+    assert [graph.nodes[n]["node"].op for n in graph] == ["input", "relu"]
+
+
+def test_empty_repeat_with_index_is_bounded():
+    start = time.perf_counter()
+    found = codes(NET.format("repeat 1000000000 as i { }"), limits=Limits(max_nodes=1000))
+    assert found == ["E0403"] and time.perf_counter() - start < 1.0
+
+
+def test_block_may_not_shadow_a_layer():
+    assert codes("block relu() { identity }\n" + NET.format("relu")) == ["E0208"]
+
+
+def test_merge_needs_two_operands_and_else_on_the_same_line():
+    assert codes(NET.format("a: conv(3, 1); add(a)")) == ["E0203"]
+    result = compile_source("block b(x) { if x { relu }\n else { identity } }\n" + NET.format("b(true)"))
+    assert "must follow `}` on the same line" in result.diagnostics[0].message
+
+
+def test_long_flat_expressions_are_fine():
+    graph = ok(NET.format("let w = " + " + ".join(["1"] * 400) + "\nconv(w, 1)"))
+    assert shape(graph, "0") == (400, 32, 32)
