@@ -7,8 +7,6 @@ succeeded, each through a temporary name and an atomic rename.
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +15,7 @@ import networkx as nx
 import torch
 
 from .compile import UsageError
+from .files import write_atomic
 from .lower_fx import lower_fx
 from .ops import show
 from .report_stats import format_report, report_stats
@@ -99,17 +98,4 @@ def _diagram(graph, notes: list[str]) -> bytes | None:
 
 def write_artifacts(directory: Path, files: dict[str, bytes]) -> list[Path]:
     """Write each file through a temporary name and an atomic rename."""
-    directory.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, data in files.items():
-        handle, temporary = tempfile.mkstemp(prefix=f".{name}.", dir=directory)
-        try:
-            with os.fdopen(handle, "wb") as stream:
-                stream.write(data)
-            os.chmod(temporary, 0o644)
-            os.replace(temporary, directory / name)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
-        written.append(directory / name)
-    return written
+    return [write_atomic(directory / name, data) for name, data in files.items()]

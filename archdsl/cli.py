@@ -13,6 +13,7 @@ from .compile import Compilation, CompileError, UsageError, compile_file
 from .count_costs import total
 from .diagnostics import render_all, to_json
 from .elaborate import DEFAULT_MAX_NODES, Limits
+from .files import write_atomic
 from .ir import dump
 from .ops import show
 from .render_dot import DIRECTIONS, STYLES, layout, render_dot
@@ -168,7 +169,7 @@ and every --checkpoint-every steps. --resume continues exactly where a run stopp
 
 data sources (--data):
   shapes[:N]     made here, no download: six geometric shapes on noisy backgrounds,
-                 at the network's input size; N training images (default 6000)
+                 at the network's input size; N training images (default 10000)
   folder:PATH    one sub-folder of images per class (PATH/train + PATH/val if present)
   cifar10:PATH   the CIFAR-10 python batches
 
@@ -430,17 +431,6 @@ def run_render(args) -> int:
 def _format_from(output: str | None) -> str:
     suffix = Path(output).suffix.lstrip(".").lower() if output else ""
     return suffix if suffix in ("svg", "pdf", "png", "dot") else "svg"
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write through a temporary file and a rename: never a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    try:
-        temporary.write_bytes(data)
-        temporary.replace(path)
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def _training():

@@ -3,7 +3,7 @@ normalised float images at the spec's input shape, and integer labels.
 
 Sources (`--data`):
   shapes[:N]      coloured geometric shapes on noisy backgrounds, made here, deterministic
-                  from the seed; N training images (default 6000) and N/5 for validation
+                  from the seed; N training images (default 10000) and N/5 for validation
   folder:PATH     one sub-folder per class (PATH/train and PATH/val if both exist,
                   otherwise a deterministic 10% of each class is held out); Pillow decodes
   cifar10:PATH    the CIFAR-10 python batches (data_batch_1..5, test_batch) in PATH
@@ -51,7 +51,7 @@ def open_source(spec: str, shape: tuple[int, ...], seed: int) -> tuple[Split, Sp
     if len(shape) != 3:
         raise DataError(f"images need a C x H x W input, but the network takes {shape}")
     if kind == "shapes":
-        count = _count(argument, 6000)
+        count = _count(argument, 10000)
         return (shapes_split(count, shape, seed, "train"),
                 shapes_split(max(1, count // 5), shape, seed, "val"))
     if kind == "folder" and argument:
@@ -66,7 +66,7 @@ def _count(text: str, default: int) -> int:
     if not text:
         return default
     if not text.isdigit() or int(text) < 1:
-        raise DataError(f"shapes:{text}: give a positive image count, e.g. shapes:6000")
+        raise DataError(f"shapes:{text}: give a positive image count, e.g. shapes:10000")
     return int(text)
 
 
@@ -82,12 +82,12 @@ def shapes_split(count: int, shape: tuple[int, int, int], seed: int, split: str)
         "label": torch.randint(0, len(SHAPES), (count,), generator=generator),
         "cx": torch.rand(count, generator=generator) * 0.4 + 0.3,
         "cy": torch.rand(count, generator=generator) * 0.4 + 0.3,
-        "radius": torch.rand(count, generator=generator) * 0.15 + 0.17,
+        "radius": torch.rand(count, generator=generator) * 0.14 + 0.2,
         "angle": torch.rand(count, generator=generator) * 2 * math.pi,
         "background": torch.rand(count, channels, generator=generator),
         "contrast": (torch.rand(count, channels, generator=generator) * 0.5 + 0.3)
         * torch.where(torch.rand(count, channels, generator=generator) < 0.5, -1.0, 1.0),
-        "noise": torch.rand(count, generator=generator) * 0.15 + 0.05,
+        "noise": torch.rand(count, generator=generator) * 0.12 + 0.04,
         "noise_seed": torch.randint(0, 2 ** 62, (count,), generator=generator),
     }
 

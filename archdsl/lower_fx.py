@@ -34,6 +34,7 @@ def lower_fx(graph: nx.DiGraph, *, zero_init_residual: bool | None = None) -> nn
     torch.Size([2, 4, 6, 6])
     """
     modules = _build_modules(graph)
+    _relu_in_place(graph, modules)
     if zero_init_residual is None:
         zero_init_residual = bool(graph.graph["params"].get("zero_init_residual", False))
     _initialise(graph, modules, zero_init_residual)
@@ -85,6 +86,23 @@ def _build_modules(graph: nx.DiGraph) -> dict[str, nn.Module]:
                 ins = tuple(ir.shape(graph, name) for name in item.inputs)
                 modules[item.name] = op.module(item.args, ins)
     return {name: module.to_empty(device="cpu") for name, module in modules.items()}
+
+
+# Ops whose backward does not need their own output, so a ReLU may overwrite it.
+_OVERWRITABLE = {"conv", "batchnorm", "linear", "add"}
+
+
+def _relu_in_place(graph: nx.DiGraph, modules: dict[str, nn.Module]) -> None:
+    """As torchvision does, let a ReLU overwrite its input when nothing else reads it:
+    less memory traffic, same results."""
+    outputs = {o.node for o in graph.graph["outputs"]}
+    for item in ir.nodes(graph):
+        if item.op != "relu":
+            continue
+        (producer,) = item.inputs
+        if (ir.node(graph, producer).op in _OVERWRITABLE and graph.out_degree(producer) == 1
+                and producer not in outputs):
+            modules[item.name].inplace = True
 
 
 _FUNCTIONS = {"add": operator.add, "mul": operator.mul}

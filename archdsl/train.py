@@ -16,7 +16,6 @@ import math
 import os
 import random
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,6 +27,7 @@ import torch.nn.functional as F
 from . import lower
 from .compile import CompileError, compile_file
 from .data import DataError, load_images, open_source  # noqa: F401 (used by the CLI)
+from .files import write_atomic
 from .ops import show
 
 CHECKPOINT = "checkpoint.pt"
@@ -184,7 +184,7 @@ class _Run:
                             f"{metrics['images_per_s']:.0f} images/s")
             history.append(metrics)
         if self.rank == 0:
-            _write_atomic(self.out / "model.pt", _serialise(self.model.state_dict()))
+            write_atomic(self.out / "model.pt", _serialise(self.model.state_dict()))
             plot_metrics(self.out / "metrics.jsonl", self.out / "curves.png")
         return history
 
@@ -291,7 +291,7 @@ class _Run:
             "position": self.position, "classes": list(self.train_split.classes),
             "config": {k: v for k, v in asdict(self.config).items() if k != "progress"},
         }
-        _write_atomic(self.checkpoint_path, _serialise(state))
+        write_atomic(self.checkpoint_path, _serialise(state))
 
 
 class _BatchDataset(torch.utils.data.Dataset):
@@ -402,20 +402,6 @@ def _serialise(obj) -> bytes:
     return buffer.getvalue()
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def load_checkpoint(path: Path) -> dict:
     """A checkpoint written by `archdsl train`, or a clear error."""
     try:
@@ -512,8 +498,7 @@ def plot_metrics(metrics_path: Path, png_path: Path) -> None:
         axis.grid(alpha=0.3)
         axis.legend()
     figure.tight_layout()
-    handle, temporary = tempfile.mkstemp(prefix=".curves.", suffix=".png", dir=png_path.parent)
-    os.close(handle)
-    figure.savefig(temporary, dpi=120)
+    image = io.BytesIO()
+    figure.savefig(image, format="png", dpi=120)
     pyplot.close(figure)
-    os.replace(temporary, png_path)
+    write_atomic(png_path, image.getvalue())

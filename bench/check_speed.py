@@ -1,4 +1,5 @@
-"""Front-end speed: `archdsl check` on resnet152 as a whole process, and check time for
+"""Front-end speed: `archdsl check` and `archdsl stats` on resnet152 as whole processes
+(neither imports torch), and check time for
 generated specs of 1,000 / 10,000 / 100,000 layers (parse + elaborate + shapes + costs).
 
     python bench/check_speed.py [--runs 5]
@@ -55,10 +56,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    argv = [sys.executable, "-m", "archdsl", "check", "specs/resnet152.arch"]
-    wall = time_process(argv, args.runs)
-    print(f"archdsl check specs/resnet152.arch (whole process): median {statistics.median(wall):.3f} s,"
-          f" min {min(wall):.3f} s over {args.runs} runs")
+    for command in ("check", "stats"):
+        argv = [sys.executable, "-m", "archdsl", command, "specs/resnet152.arch"]
+        wall = time_process(argv, args.runs)
+        print(f"archdsl {command} specs/resnet152.arch (whole process): median "
+              f"{statistics.median(wall):.3f} s, min {min(wall):.3f} s over {args.runs} runs")
     previous = None
     for layers in (1_000, 10_000, 100_000):
         runs = args.runs if layers < 100_000 else max(1, args.runs // 2)

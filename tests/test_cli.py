@@ -80,6 +80,12 @@ def test_front_end_does_not_import_torch():
     code = ("import sys, archdsl.cli\n"
             "rc = archdsl.cli.main(['check', 'specs/resnet152.arch', 'specs/googlenet.arch'])\n"
             "assert rc == 0, rc\n"
+            "rc = archdsl.cli.main(['stats', 'specs/resnet152.arch', '--depth', '1'])\n"
+            "assert rc == 0, rc\n"
+            "import tempfile, os\n"
+            "out = os.path.join(tempfile.mkdtemp(), 'r.dot')\n"
+            "rc = archdsl.cli.main(['render', 'specs/resnet152.arch', '-o', out])\n"
+            "assert rc == 0, rc\n"
             "loaded = sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.'))\n"
             "print(loaded)\n")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)

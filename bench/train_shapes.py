@@ -1,0 +1,91 @@
+"""Training benchmarks on the CPU (or --device cuda):
+
+1. `archdsl train specs/resnet18.arch` at 3x32x32 on the built-in shapes data; reports the
+   best validation accuracy, wall time and training images/s. Target: >= 95% accuracy.
+2. training throughput (forward, backward, SGD step) of the lowered resnet50 against the
+   reference ResNet-50 module, in one process, alternating steps. Target: ratio >= 0.98.
+
+    python bench/train_shapes.py [--epochs 15] [--skip-accuracy] [--skip-throughput]
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+import archdsl  # noqa: E402
+from archdsl.train import TrainConfig, train  # noqa: E402
+
+
+def accuracy(args) -> None:
+    with tempfile.TemporaryDirectory() as out:
+        start = time.perf_counter()
+        history = train(TrainConfig(str(ROOT / "specs" / "resnet18.arch"), data=args.data,
+                                    epochs=args.epochs, batch_size=args.batch, device=args.device,
+                                    out=out, settings={"classes": 6}, inputs={"*": (3, 32, 32)},
+                                    progress=False))
+        wall = time.perf_counter() - start
+    best = max(h["val_acc"] for h in history)
+    rate = statistics.mean(h["images_per_s"] for h in history)
+    print(f"resnet18 on {args.data} at 3x32x32, {args.epochs} epochs, batch {args.batch}, "
+          f"{args.device}: best validation accuracy {best:.4f} (last {history[-1]['val_acc']:.4f}),"
+          f" wall {wall:.0f} s, {rate:.0f} training images/s")
+
+
+def throughput(args) -> None:
+    from reference_resnet import resnet50
+    size = args.size
+    lowered = archdsl.load(ROOT / "specs" / "resnet50.arch", inputs={"*": (3, size, size)})
+    reference = resnet50()
+    reference.load_state_dict(lowered.state_dict())
+    models = {"lowered": lowered.to(args.device).train(), "reference": reference.to(args.device).train()}
+    optimizers = {k: torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9) for k, m in models.items()}
+    x = torch.randn(args.batch, 3, size, size, device=args.device)
+    y = torch.randint(0, 1000, (args.batch,), device=args.device)
+    times = {k: [] for k in models}
+    for step in range(args.steps + 2):
+        for name in (("lowered", "reference") if step % 2 else ("reference", "lowered")):
+            start = time.perf_counter()
+            loss = F.cross_entropy(models[name](x), y)
+            optimizers[name].zero_grad()
+            loss.backward()
+            optimizers[name].step()
+            if args.device == "cuda":
+                torch.cuda.synchronize()
+            if step >= 2:
+                times[name].append(time.perf_counter() - start)
+    rates = {k: args.batch / statistics.median(v) for k, v in times.items()}
+    print(f"resnet50 training step (SGD), batch {args.batch}, {size}x{size}, {args.device}: "
+          f"lowered {rates['lowered']:.1f} images/s, reference {rates['reference']:.1f} images/s,"
+          f" ratio {rates['lowered'] / rates['reference']:.3f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--data", default="shapes:10000")
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--skip-accuracy", action="store_true")
+    parser.add_argument("--skip-throughput", action="store_true")
+    args = parser.parse_args()
+    if not args.skip_accuracy:
+        accuracy(args)
+    if not args.skip_throughput:
+        args.batch = 8
+        throughput(args)
+
+
+if __name__ == "__main__":
+    main()
