@@ -152,6 +152,9 @@ write the .dot file and explain how to install Graphviz (exit status 3).""")
                         help="tensor shapes on edges (default on)")
     render.add_argument("--style", choices=STYLES, default="paper",
                         help="paper: captions only; detailed: names, parameters and MACs")
+    render.add_argument("--column", choices=("single", "double"),
+                        help="scale the figure down to fit one column (3.3 in) or the full "
+                             "width (6.9 in) of a two-column paper")
     render.add_argument("--partial", action="store_true",
                         help="for a spec with a shape error, draw everything up to the failing "
                              "layer, highlighted")
@@ -414,7 +417,7 @@ def run_render(args) -> int:
             out = out.with_name(f"{out.stem}_{name}{out.suffix}")
         source = render_dot(graph, depth=args.depth, expand=args.expand,
                             direction=args.direction, shapes=args.shapes, style=args.style,
-                            partial=args.partial)
+                            partial=args.partial, column=args.column)
         try:
             data = layout(source, fmt)
         except RuntimeError as error:

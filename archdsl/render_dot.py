@@ -40,6 +40,9 @@ FAMILY_STYLE = {
 FONT = "Helvetica"
 ERROR_COLOUR = "#D55E00"
 STYLES = ("paper", "detailed")
+# Largest drawing, in inches, that fits a single or a double column of a two-column paper
+# (IEEE/ACM/CVPR templates: 3.3-3.5 in and 6.9-7.2 in wide); dot only ever scales down.
+COLUMN_INCHES = {"single": "3.3,9", "double": "6.9,9"}
 DIRECTIONS = ("TB", "LR")
 
 
@@ -82,7 +85,8 @@ def _is_repeat_stage(graph: nx.DiGraph, stage: str) -> bool:
 
 
 def render_dot(graph: nx.DiGraph, *, depth: int | None = None, expand=(), direction: str = "TB",
-               shapes: bool = True, style: str = "paper", partial: bool = False) -> str:
+               shapes: bool = True, style: str = "paper", partial: bool = False,
+               column: str | None = None) -> str:
     """DOT source for the network's diagram.
 
     >>> from archdsl import compile_source
@@ -96,7 +100,8 @@ def render_dot(graph: nx.DiGraph, *, depth: int | None = None, expand=(), direct
     units: dict[str, list[str]] = {}
     for name in shown:
         units.setdefault(view.unit(name), []).append(name)
-    dot = graphviz.Digraph(graph.graph["name"], graph_attr=_graph_attributes(graph, direction),
+    dot = graphviz.Digraph(graph.graph["name"],
+                           graph_attr=_graph_attributes(graph, direction, column),
                            node_attr={"fontname": FONT, "fontsize": "10", "shape": "box",
                                       "style": "rounded,filled", "height": "0.3",
                                       "margin": "0.08,0.03"},
@@ -107,8 +112,10 @@ def render_dot(graph: nx.DiGraph, *, depth: int | None = None, expand=(), direct
     return dot.source
 
 
-def _graph_attributes(graph: nx.DiGraph, direction: str) -> dict:
-    return {"rankdir": direction, "fontname": FONT, "fontsize": "11", "nodesep": "0.25",
+def _graph_attributes(graph: nx.DiGraph, direction: str, column: str | None) -> dict:
+    size = {"single": {"size": COLUMN_INCHES["single"]},
+            "double": {"size": COLUMN_INCHES["double"]}}.get(column, {})
+    return {**size, "rankdir": direction, "fontname": FONT, "fontsize": "11", "nodesep": "0.25",
             "ranksep": "0.3", "label": graph.graph["name"], "labelloc": "t", "newrank": "true"}
 
 

@@ -114,3 +114,8 @@ def test_missing_dot_writes_dot_and_explains(tmp_path, capsys, monkeypatch, in_r
 def test_render_cli_dot_format_needs_no_layout(tmp_path, capsys, in_root):
     assert main(["render", "specs/googlenet.arch", "-o", str(tmp_path / "g.dot")]) == 0
     assert "inception3a" in (tmp_path / "g.dot").read_text()
+
+
+def test_column_width_for_papers():
+    assert 'size="3.3,9"' in render_dot(graph_of("resnet18"), column="single")
+    assert "size=" not in render_dot(graph_of("resnet18"))
