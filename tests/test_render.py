@@ -118,4 +118,4 @@ def test_render_cli_dot_format_needs_no_layout(tmp_path, capsys, in_root):
 
 def test_column_width_for_papers():
     assert 'size="3.3,9"' in render_dot(graph_of("resnet18"), column="single")
-    assert "size=" not in render_dot(graph_of("resnet18"))
+    assert " size=" not in render_dot(graph_of("resnet18"))
