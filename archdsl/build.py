@@ -20,7 +20,7 @@ from .lower_fx import lower_fx
 from .ops import show
 from .report_stats import format_report, report_stats
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class BuildError(Exception):

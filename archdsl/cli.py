@@ -118,8 +118,8 @@ Load the weights with `archdsl.load(FILE).load_state_dict(torch.load(".../weight
                             "DIR/NETWORK/)")
     build.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                        help="where to run the check pass (auto: cuda if available)")
-    build.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32",
-                       help="parameter and input dtype for the check pass (default float32)")
+    build.add_argument("--dtype", choices=("fp32", "bf16", "fp16"), default="fp32",
+                       help="parameter and input dtype for the check pass (default fp32)")
     build.add_argument("--batch", type=int, default=2, metavar="N",
                        help="dummy batch size for the check pass (default 2)")
     _add_spec_options(build)

@@ -371,7 +371,7 @@ def _named(text: str):
 
 _PAIR_1 = dict(kind="pair", minimum=1)
 _POOL_ARGS = (Arg("kernel", **_PAIR_1), Arg("stride", "pair", Derived("kernel"), minimum=1),
-              Arg("pad", "pair", 0, minimum=0), Arg("ceil_mode", "bool", False))
+              Arg("pad", "pair", 0, minimum=0))  # then torch's order for each pool
 
 OPS: dict[str, Op] = {op.name: op for op in (
     Op("input", "io", shape=lambda a, ins: a["shape"],
@@ -416,11 +416,11 @@ OPS: dict[str, Op] = {op.name: op for op in (
     Op("identity", "reshape", _same("identity"), module=_torch_layer("Identity"),
        describe=_named("identity"), caption=_named("identity")),
     Op("maxpool", "pool", _pool_shape("maxpool"),
-       args=_POOL_ARGS + (Arg("dilation", "pair", 1, minimum=1),),
+       args=_POOL_ARGS + (Arg("dilation", "pair", 1, minimum=1), Arg("ceil_mode", "bool", False)),
        other_ops=_pool_ops, module=_maxpool_module,
        describe=_pool_describe("maxpool"), caption=_pool_caption("max pool")),
     Op("avgpool", "pool", _pool_shape("avgpool"),
-       args=_POOL_ARGS + (Arg("count_include_pad", "bool", True),),
+       args=_POOL_ARGS + (Arg("ceil_mode", "bool", False), Arg("count_include_pad", "bool", True)),
        other_ops=_pool_ops, module=_avgpool_module,
        describe=_pool_describe("avgpool"), caption=_pool_caption("avg pool")),
     Op("global_avgpool", "pool", lambda a, ins: _spatial("global_avgpool", ins)[:1] + (1, 1),

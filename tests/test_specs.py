@@ -84,3 +84,16 @@ def test_zfnet_widths():
     widths = [graph.nodes[f"conv{i}"]["shape"][0] for i in range(1, 6)]
     assert widths == [96, 256, 512, 1024, 512]
     assert graph.nodes["conv1"]["node"].args["kernel"] == 7
+
+
+@pytest.mark.parametrize("path", SPECS, ids=[p.stem for p in SPECS])
+def test_reinferring_shapes_changes_nothing(path):
+    """The whole-graph shape pass agrees with the shapes elaboration gave each node."""
+    from archdsl.diagnostics import Sink
+    from archdsl.infer_shapes import infer_shapes
+    graph = compile_file(path).graph
+    before = {n: graph.nodes[n]["shape"] for n in graph}
+    sink = Sink()
+    infer_shapes(graph, sink)
+    assert not sink.items
+    assert {n: graph.nodes[n]["shape"] for n in graph} == before
