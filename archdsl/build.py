@@ -59,6 +59,8 @@ def build(graph: nx.DiGraph, device: str, dtype: str, batch: int) -> Artifacts:
 
 
 def _check_forward(graph, module, device, dtype, batch):
+    """Run eval mode (main outputs) and, with auxiliary heads, training mode (all outputs);
+    every output's shape must be the IR's."""
     inputs = [torch.randn(batch, *graph.nodes[name]["shape"], device=device, dtype=dtype)
               for name in graph.graph["inputs"]]
     start = time.perf_counter()
@@ -67,16 +69,27 @@ def _check_forward(graph, module, device, dtype, batch):
     if device == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
-    main = [o for o in graph.graph["outputs"] if not o.train_only]
-    got = {main[0].name: result} if len(main) == 1 else dict(result)
+    outputs = graph.graph["outputs"]
+    main = [o for o in outputs if not o.train_only]
+    shapes = _compare(graph, main, result, batch)
+    if len(main) < len(outputs):
+        module.train()
+        with torch.no_grad():
+            shapes.update(_compare(graph, outputs, module(*inputs), batch))
+        module.eval()
+    return seconds, shapes
+
+
+def _compare(graph, outputs, result, batch) -> dict[str, str]:
+    got = {outputs[0].name: result} if len(outputs) == 1 else dict(result)
     shapes = {}
-    for out in main:
+    for out in outputs:
         expected = (batch, *graph.nodes[out.node]["shape"])
         if tuple(got[out.name].shape) != expected:
             raise BuildError(f"output {out.name}: module gives {tuple(got[out.name].shape)}, "
                              f"the spec says {expected}")
-        shapes[out.name] = show(expected[1:])
-    return seconds, shapes
+        shapes[out.name] = show(expected[1:]) + (" (train)" if out.train_only else "")
+    return shapes
 
 
 def _forward_source(graph, module) -> str:

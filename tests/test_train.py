@@ -162,3 +162,23 @@ def test_folder_data_eval_and_run(finished_run, tmp_path, capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0] == str(first) and len(out) == 4
     assert any(name in out[1] for name in SHAPES)
+
+
+def test_cifar10_batches(tmp_path, capsys):
+    import pickle
+    root = tmp_path / "cifar-10-batches-py"
+    root.mkdir()
+    generator = torch.Generator().manual_seed(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        data = torch.randint(0, 256, (20, 3072), generator=generator, dtype=torch.uint8)
+        labels = torch.randint(0, 10, (20,), generator=generator).tolist()
+        with open(root / name, "wb") as stream:
+            pickle.dump({b"data": data.numpy(), b"labels": labels}, stream)
+    out = tmp_path / "run"
+    assert main(["train", TINY, "--set", "classes=10", "--data", f"cifar10:{root}",
+                 "--epochs", "1", "--batch-size", "20", "--out", str(out), "--quiet"]) == 0
+    assert load_checkpoint(out / "checkpoint.pt")["classes"][:2] == ["airplane", "automobile"]
+    (root / "test_batch").unlink()
+    code = main(["eval", TINY, "--set", "classes=10", "--weights", str(out / "model.pt"),
+                 "--data", f"cifar10:{root}"])
+    assert code == 2 and "lacks the CIFAR-10 python batches test_batch" in capsys.readouterr().err
