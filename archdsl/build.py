@@ -7,6 +7,7 @@ succeeded, each through a temporary name and an atomic rename.
 from __future__ import annotations
 
 import io
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +45,7 @@ def pick_device(choice: str) -> str:
 
 
 def build(graph: nx.DiGraph, device: str, dtype: str, batch: int) -> Artifacts:
+    _check_memory(graph, dtype, batch)
     module = lower_fx(graph).to(device=device, dtype=DTYPES[dtype]).eval()
     seconds, outputs = _check_forward(graph, module, device, DTYPES[dtype], batch)
     weights = io.BytesIO()
@@ -56,6 +58,22 @@ def build(graph: nx.DiGraph, device: str, dtype: str, batch: int) -> Artifacts:
     if diagram is not None:
         files["diagram.svg"] = diagram
     return Artifacts(files, outputs, seconds, notes)
+
+
+def _check_memory(graph: nx.DiGraph, dtype: str, batch: int) -> None:
+    """Refuse, with the figures, a network whose check pass cannot fit in this machine."""
+    try:
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return
+    totals = report_stats(graph, dtype="fp16" if dtype != "fp32" else "fp32").totals
+    need = totals.param_bytes + batch * totals.activation_bytes
+    if need > 0.8 * ram:
+        gib = 1024 ** 3
+        raise UsageError(f"building {graph.graph['name']} needs about {need / gib:.1f} GiB "
+                         f"(parameters {totals.param_bytes / gib:.1f} GiB, activations for a "
+                         f"batch of {batch} {batch * totals.activation_bytes / gib:.1f} GiB), "
+                         f"more than this machine's {ram / gib:.1f} GiB of memory")
 
 
 def _check_forward(graph, module, device, dtype, batch):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -25,8 +26,9 @@ DESCRIPTION = """\
 archdsl compiles .arch files, text descriptions of neural networks, into checked graphs,
 cost tables, diagrams and PyTorch modules.
 
-exit status: 0 ok, 1 errors in a spec, 2 wrong usage (bad flag, missing file),
-3 a needed program is missing (Graphviz's dot for diagrams).
+exit status: 0 ok, 1 errors in a spec, 2 wrong usage (bad flag, missing file,
+unwritable output), 3 a needed program is missing (Graphviz's dot for diagrams),
+70 an internal error in archdsl (please report it).
 Every spec error is printed with its code (e.g. E0301); docs/errors.md explains each."""
 
 
@@ -182,22 +184,24 @@ batch, split evenly; rank 0 logs and writes.""")
     train.add_argument("file", metavar="FILE")
     train.add_argument("--data", default="shapes", metavar="SOURCE",
                        help="shapes[:N] (default), folder:PATH or cifar10:PATH")
-    train.add_argument("--epochs", type=int, default=10)
+    train.add_argument("--epochs", type=int, default=10, help="default 10")
     train.add_argument("--batch-size", type=int, default=64, help="global batch (default 64)")
     train.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default 1e-3)")
     train.add_argument("--optimizer", choices=("sgd", "adamw"), default="adamw",
                        help="adamw (default) or sgd (momentum 0.9, Nesterov)")
     train.add_argument("--schedule", choices=("cosine", "step", "none"), default="cosine",
                        help="per-step cosine to zero (default); step: x0.1 at 50%% and 75%%")
-    train.add_argument("--weight-decay", type=float, default=0.05)
+    train.add_argument("--weight-decay", type=float, default=0.05, help="default 0.05")
     train.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     train.add_argument("--amp", choices=("bf16", "fp16", "off"), default="off",
                        help="autocast dtype (fp16 uses a gradient scaler)")
     train.add_argument("--channels-last", action="store_true")
     train.add_argument("--compile", action="store_true", help="torch.compile the model")
-    train.add_argument("--workers", type=int, default=0, help="data loading processes")
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--out", default=None, metavar="DIR", help="default runs/NETWORK")
+    train.add_argument("--workers", type=int, default=0,
+                       help="data loading processes (default 0: in the training process)")
+    train.add_argument("--seed", type=int, default=0, help="weights, data and data order "
+                                                           "(default 0)")
+    train.add_argument("--out", default="", metavar="DIR", help="default runs/NETWORK")
     train.add_argument("--resume", nargs="?", const="last", default=None, metavar="CKPT",
                        help="continue the run in --out (or from CKPT)")
     train.add_argument("--checkpoint-every", type=int, default=100, metavar="N",
@@ -252,8 +256,19 @@ def main(argv=None) -> int:
     except UsageError as error:
         print(f"archdsl: error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as error:  # an output path that cannot be written, a full disk, ...
+        where = f" {error.filename}" if error.filename else ""
+        print(f"archdsl: error:{where}: {error.strerror or error}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+    except Exception as error:  # a bug in archdsl: say so, exit with its own status
+        if os.environ.get("ARCHDSL_DEBUG"):
+            raise
+        print(f"archdsl: internal error, please report it with the spec and command: "
+              f"{type(error).__name__}: {error} (ARCHDSL_DEBUG=1 shows the traceback)",
+              file=sys.stderr)
+        return EXIT_INTERNAL
 
 
 # ---- option parsing ---------------------------------------------------------------------
@@ -289,7 +304,9 @@ def spec_options(args) -> dict:
     inputs = {}
     for item in args.input:
         name, sep, value = item.rpartition("=")
-        inputs[name if sep else "*"] = parse_shape(value)
+        if sep and not name.strip():
+            raise UsageError(f"--input {item}: write NAME=CxHxW or just CxHxW")
+        inputs[name.strip() if sep else "*"] = parse_shape(value)
     if args.max_nodes < 1:
         raise UsageError("--max-nodes must be at least 1")
     return dict(settings=settings, inputs=inputs, network=args.network,
@@ -308,9 +325,14 @@ def compile_or_report(path: str, args, fmt: str = "text") -> Compilation:
 
 
 def run_check(args) -> int:
-    failed, report = False, []
+    failed, unusable, report = False, False, []
     for path in args.files:
-        result = compile_or_report(path, args, args.format)
+        try:
+            result = compile_or_report(path, args, args.format)
+        except UsageError as error:  # an unreadable file: say so, check the others
+            print(f"archdsl: error: {error}", file=sys.stderr)
+            unusable = True
+            continue
         failed |= not result.ok
         if args.format == "json":
             report.append({"file": path, "ok": result.ok,
@@ -321,13 +343,23 @@ def run_check(args) -> int:
             for graph in result.graphs.values():
                 print(f"{path}: {_summary_line(graph)}")
             if not result.graphs:
-                print(f"{path}: ok, no networks ({len(result.program.blocks)} blocks)")
+                print(f"{path}: ok, {_no_networks(result)}")
         else:
             errors = len(result.diagnostics)
             print(f"{path}: {errors} error{'s' if errors != 1 else ''}", file=sys.stderr)
     if args.format == "json":
         print(json.dumps(report, indent=2))
-    return EXIT_SPEC_ERRORS if failed else EXIT_OK
+    return EXIT_USAGE if unusable else EXIT_SPEC_ERRORS if failed else EXIT_OK
+
+
+def _no_networks(result: Compilation) -> str:
+    blocks = len(result.program.blocks) if result.program else 0
+    return f"no networks ({blocks} block{'' if blocks == 1 else 's'})"
+
+
+def _require_networks(result: Compilation, path: str) -> None:
+    if result.ok and not result.graphs:
+        raise UsageError(f"{path} has {_no_networks(result)}: nothing to do")
 
 
 def _outputs(graph) -> list[tuple[str, str, bool]]:
@@ -354,9 +386,13 @@ def _summary_json(graph) -> dict:
 def run_stats(args) -> int:
     if args.depth is not None and args.depth < 1:
         raise UsageError("--depth must be at least 1")
+    if args.depth is not None and len(args.files) > 1:
+        raise UsageError("--depth applies to the table of one file; several files are "
+                         "compared by their totals")
     reports, failed = [], False
     for path in args.files:
         result = compile_or_report(path, args)
+        _require_networks(result, path)
         failed |= not result.ok
         if result.ok:
             reports += [report_stats(g, args.depth, args.dtype) for g in result.graphs.values()]
@@ -379,6 +415,7 @@ def run_build(args) -> int:
             raise
         raise UsageError("`archdsl build` needs PyTorch: pip install torch") from None
     result = compile_or_report(args.file, args)
+    _require_networks(result, args.file)
     if not result.ok:
         return EXIT_SPEC_ERRORS
     device = builder.pick_device(args.device)
@@ -387,6 +424,8 @@ def run_build(args) -> int:
             out = Path(args.output) / name if len(result.graphs) > 1 else Path(args.output)
         else:
             out = Path("build") / name
+        if out.exists() and not out.is_dir():
+            raise UsageError(f"-o {out}: exists and is not a directory")
         try:
             artifacts = builder.build(graph, device, args.dtype, args.batch)
         except builder.BuildError as error:
@@ -407,6 +446,8 @@ def run_render(args) -> int:
     if args.depth is not None and args.depth < 1:
         raise UsageError("--depth must be at least 1")
     result = compile_or_report(args.file, args)
+    _require_networks(result, args.file)
+    _check_render_options(args, result)
     if not result.ok and not args.partial:
         return EXIT_SPEC_ERRORS
     status = EXIT_OK if result.ok else EXIT_SPEC_ERRORS
@@ -431,6 +472,18 @@ def run_render(args) -> int:
     return status
 
 
+def _check_render_options(args, result: Compilation) -> None:
+    names = [name for graph in result.graphs.values() for name in graph]
+    for prefix in args.expand:
+        if prefix != "all" and not any(n == prefix or n.startswith(prefix + ".") for n in names):
+            raise UsageError(f"--expand {prefix}: no layer or block has that name "
+                             "(`archdsl ir FILE` lists the names)")
+    suffix = Path(args.output).suffix.lstrip(".").lower() if args.output else ""
+    if args.format and suffix in ("svg", "pdf", "png", "dot") and suffix != args.format:
+        raise UsageError(f"-o {args.output} asks for {suffix.upper()} but --format is "
+                         f"{args.format}; make them agree")
+
+
 def _format_from(output: str | None) -> str:
     suffix = Path(output).suffix.lstrip(".").lower() if output else ""
     return suffix if suffix in ("svg", "pdf", "png", "dot") else "svg"
@@ -450,6 +503,7 @@ def run_train(args) -> int:
     train = _training()
     if args.nproc > 1 and "WORLD_SIZE" not in os.environ:
         return _launch(args.nproc)
+    _check_train_flags(args)
     options = spec_options(args)
     config = train.TrainConfig(
         args.file, data=args.data, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
@@ -459,11 +513,6 @@ def run_train(args) -> int:
         out=args.out or "", resume=args.resume, checkpoint_every=args.checkpoint_every,
         settings=options["settings"], inputs=options["inputs"], network=args.network,
         progress=not args.quiet)
-    for name, value in (("--epochs", args.epochs), ("--batch-size", args.batch_size)):
-        if value < 1:
-            raise UsageError(f"{name} must be at least 1")
-    if not config.out:
-        config.out = str(Path("runs") / (args.network or Path(args.file).stem))
     try:
         train.train(config)
     except train.TrainError as error:
@@ -473,6 +522,18 @@ def run_train(args) -> int:
         print(error, file=sys.stderr)
         return EXIT_SPEC_ERRORS
     return EXIT_OK
+
+
+def _check_train_flags(args) -> None:
+    for name, value, least in (("--epochs", args.epochs, 1), ("--batch-size", args.batch_size, 1),
+                               ("--nproc", args.nproc, 1), ("--workers", args.workers, 0),
+                               ("--checkpoint-every", args.checkpoint_every, 0)):
+        if value < least:
+            raise UsageError(f"{name} must be at least {least}")
+    if not (math.isfinite(args.lr) and args.lr > 0):
+        raise UsageError("--lr must be a positive number")
+    if not (math.isfinite(args.weight_decay) and args.weight_decay >= 0):
+        raise UsageError("--weight-decay must be zero or positive")
 
 
 def _launch(nproc: int) -> int:
@@ -492,14 +553,17 @@ def _launch(nproc: int) -> int:
 
 def run_eval(args) -> int:
     train = _training()
+    from . import data
+    if args.batch_size < 1:
+        raise UsageError("--batch-size must be at least 1")
     options = spec_options(args)
     try:
         model, classes, graph = train.load_trained(args.file, args.weights, options["settings"],
                                                    options["inputs"], args.network)
         shape = graph.nodes[graph.graph["inputs"][0]]["shape"]
-        _, split = train.open_source(args.data, shape, args.seed)
+        _, split = data.open_source(args.data, shape, args.seed)
         result = train.evaluate(model, split, "cpu", args.batch_size)
-    except (train.TrainError, train.DataError) as error:
+    except (train.TrainError, data.DataError) as error:
         print(f"archdsl: error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except CompileError as error:
@@ -512,6 +576,8 @@ def run_eval(args) -> int:
 
 def run_predict(args) -> int:
     train = _training()
+    if args.top_k < 1:
+        raise UsageError("--top-k must be at least 1")
     options = spec_options(args)
     try:
         model, classes, graph = train.load_trained(args.file, args.weights, options["settings"],
@@ -533,6 +599,7 @@ def run_predict(args) -> int:
 
 def run_ir(args) -> int:
     result = compile_or_report(args.file, args)
+    _require_networks(result, args.file)
     for graph in result.graphs.values():
         print(dump(graph))
     return EXIT_OK if result.ok else EXIT_SPEC_ERRORS

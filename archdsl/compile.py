@@ -71,8 +71,17 @@ def compile_source(text: str, path: str = "<string>", *, network: str | None = N
             for pass_ in GRAPH_PASSES:
                 graph = pass_(graph, sink)
             result.graphs[definition.name] = graph
+        _check_input_names(inputs or {}, result.graphs.values(), program.networks)
     result.diagnostics = sink.items
     return result
+
+
+def _check_input_names(inputs: dict, graphs, networks) -> None:
+    known = {name for graph in graphs for name in graph.graph["inputs"]}
+    for name in inputs:
+        if name != "*" and name not in known and networks:
+            raise UsageError(f"--input {name}=...: no input is called `{name}` "
+                             f"(inputs: {', '.join(sorted(known)) or 'none'})")
 
 
 def compile_file(path: str | Path, **options) -> Compilation:

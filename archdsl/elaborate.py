@@ -17,6 +17,7 @@ and statements downstream of it stay quiet instead of repeating the same error.
 from __future__ import annotations
 
 import difflib
+import math
 import sys
 from dataclasses import dataclass, replace
 
@@ -175,6 +176,7 @@ class _Elaborator:
         if not self.main_outputs and final is not None and final is not POISON:
             self.main_outputs.append(ir.Output("out", final.node, net.body.span))
         self.graph.graph["outputs"] = tuple(self.main_outputs + self.outputs)
+        self.graph.graph["calls"] = {k: tuple(v) for k, v in self.graph.graph["calls"].items()}
         return self.graph
 
     # ---- statements -----------------------------------------------------------------
@@ -289,7 +291,7 @@ class _Elaborator:
             self.fail("E0203", f"`{op.name}` needs two or more values to merge", call.span,
                       "nothing to merge", ctx,
                       help=f"name them, `{op.name}(a, b)`, or give branches: "
-                           f"`{op.name} {{ {{ ... }} {{ ... }} }}`")
+                           f"`{op.name} {{ {{ ... }}; {{ ... }} }}`")
         return tuple(self.value_of(arg, ctx).node for arg in call.args)
 
     def block_call(self, block: ast.BlockDef, call: ast.Call, cur, ctx: Ctx):
@@ -302,8 +304,7 @@ class _Elaborator:
         if cur is None:
             self.current(cur, call.span, ctx, block.name)
         scope_name = ".".join(ctx.scope.path)
-        self.graph.graph["calls"][scope_name] = self.graph.graph["calls"].get(scope_name, ()) \
-            + (block.name,)
+        self.graph.graph["calls"].setdefault(scope_name, []).append(block.name)
         env = Env()
         inner = Ctx(env, ctx.scope, cur, ctx.trace + (ir.Frame(block.name, call.span),),
                     ctx.train_only, ctx.role)
@@ -671,6 +672,8 @@ def _out_of_range(spec: Arg, value) -> str | None:
     numbers = value if isinstance(value, tuple) else (value,)
     if not all(_is_number(n) for n in numbers):
         return None
+    if not all(math.isfinite(n) for n in numbers):
+        return "must be a finite number"
     if spec.minimum is not None and any(n < spec.minimum for n in numbers):
         return f"must be at least {_format(spec.minimum)}"
     if spec.maximum is not None and any(n > spec.maximum for n in numbers):

@@ -2,6 +2,7 @@
 directory, flushed to disk, then renamed over the target (atomic on POSIX and Windows)."""
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from pathlib import Path
@@ -10,6 +11,8 @@ from pathlib import Path
 def write_atomic(path: Path, data: bytes) -> Path:
     """Write `data` to `path` through a temporary file and a rename; returns `path`."""
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a directory, not a file", str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:

@@ -47,12 +47,12 @@ def _diagnose(graph, node: ir.Node, inputs, error: ShapeError) -> Diagnostic:
         label = "body and skip are added here"
     producers = [ir.node(graph, name) for name in dict.fromkeys(node.inputs)]
     secondary = tuple(
-        Label(p.span, f"{_who(p, node)} gives {show(ir.shape(graph, p.name))}") for p in producers)
+        Label(p.span, f"{_who(p)} gives {show(ir.shape(graph, p.name))}") for p in producers)
     notes = tuple(str(frame) for frame in reversed(node.trace))
     return Diagnostic(code, message, Label(node.span, label), secondary, notes, help_text)
 
 
-def _who(producer: ir.Node, consumer: ir.Node) -> str:
+def _who(producer: ir.Node) -> str:
     if producer.op == "input":
         return f"input `{producer.name}`"
     return f"`{producer.name}` ({producer.op})"

@@ -103,7 +103,8 @@ def _spatial(op: str, ins: tuple[Shape, ...]) -> Shape:
     if len(shape) != 3:
         raise ShapeError("E0306", f"{op} needs a C x H x W input, but gets {show(shape)} flat features",
                          f"{op} needs a feature map",
-                         help="move it before the `flatten`, or drop the `flatten`")
+                         help="feed it a feature map: place it before the `flatten` or `linear` "
+                              "that made the value flat, or declare a C x H x W input")
     return shape
 
 

@@ -69,7 +69,7 @@ def parse(source: Source) -> ast.Module:
     try:
         tree = parser.parse(source.text)
         sys.setrecursionlimit(max(limit, 10_000))
-        _check_nesting(tree, source)
+        _check_limits(tree, source)
         return _ToAst(source).transform(tree)
     except UnexpectedCharacters as error:
         raise SpecError(_bad_character(source, error)) from None
@@ -85,7 +85,8 @@ def parse(source: Source) -> ast.Module:
         sys.setrecursionlimit(limit)
 
 
-def _check_nesting(tree, source: Source) -> None:
+def _check_limits(tree, source: Source) -> None:
+    """Refuse input too deep to walk, and numbers too long to be sizes."""
     stack = [(tree, 1)]
     while stack:
         node, depth = stack.pop()
@@ -94,7 +95,13 @@ def _check_nesting(tree, source: Source) -> None:
             raise SpecError(Diagnostic(
                 "E0103", f"nesting deeper than {MAX_NESTING} levels", Label(span, "too deep"),
                 help="split the expression or body into named parts (`let`, blocks)"))
-        stack.extend((c, depth + 1) for c in node.children if isinstance(c, lark.Tree))
+        for child in node.children:
+            if isinstance(child, lark.Tree):
+                stack.append((child, depth + 1))
+            elif isinstance(child, Token) and child.type in ("INT", "FLOAT") and len(child) > 40:
+                span = Span(source, child.start_pos, child.end_pos)
+                raise SpecError(Diagnostic("E0212", "number too large", Label(span, f"{len(child)} digits"),
+                                           help="sizes and settings are at most a few digits long"))
 
 
 # ---- syntax errors -----------------------------------------------------------------

@@ -121,7 +121,7 @@ def human_bytes(n: int) -> str:
 
 def human_count(n: int) -> str:
     """Decimal units, as MAC and FLOP counts are quoted: 1.82G = 1.82e9."""
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+    for unit, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("K", 1e3)):
         if n >= scale:
             return f"{n / scale:.2f}{unit}"
     return str(n)

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from . import lower
 from .compile import CompileError, compile_file
-from .data import DataError, load_images, open_source  # noqa: F401 (used by the CLI)
+from .data import DataError, load_images, open_source
 from .files import write_atomic
 from .ops import show
 
@@ -106,6 +106,9 @@ class _Run:
             raise TrainError(f"--batch-size {config.batch_size} must divide evenly over "
                              f"{world} processes")
         self.graph = _compile(config)
+        if not config.out:
+            config.out = str(Path("runs") / self.graph.graph["name"])
+            self.out = Path(config.out)
         shape = self.graph.nodes[self.graph.graph["inputs"][0]]["shape"]
         try:
             self.train_split, self.val_split = open_source(config.data, shape, config.seed)
@@ -152,9 +155,13 @@ class _Run:
                              f"from {state['spec']['path']}); it does not match "
                              f"{self.config.spec}: resume with the spec and --set options it was "
                              "made with, or start a new run with another --out")
+        _check_same_run(state["config"], self.config, path)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        for schedule in self.scheduler.lr_lambdas:  # --epochs may have grown: a longer schedule
+            if hasattr(schedule, "total"):
+                schedule.total = max(1, self.config.epochs * self.steps_per_epoch)
         self.scaler.load_state_dict(state["scaler"])
         self.position = dict(state["position"])
         torch.set_rng_state(state["rng"]["torch"])
@@ -318,6 +325,20 @@ def _compile(config: TrainConfig):
     return graph
 
 
+_SAME_RUN = ("data", "batch_size", "seed", "optimizer", "schedule")
+
+
+def _check_same_run(saved: dict, config: TrainConfig, path: Path) -> None:
+    """A resumed run must see the same data in the same order with the same optimizer;
+    --epochs may grow (the schedule stretches), the rest must match."""
+    for key in _SAME_RUN:
+        if saved.get(key) != getattr(config, key):
+            flag = "--" + key.replace("_", "-")
+            raise TrainError(f"{path} was made with {flag} {saved.get(key)}, not "
+                             f"{getattr(config, key)}: resume with the same {flag}, or start a "
+                             "new run with another --out")
+
+
 def _check_classes(graph, classes: int, config: TrainConfig) -> None:
     main = next(o for o in graph.graph["outputs"] if not o.train_only)
     shape = graph.nodes[main.node]["shape"]
@@ -449,6 +470,8 @@ def load_trained(spec: str, weights: str, settings: dict, inputs: dict, network=
     classes = None
     if isinstance(state, dict) and state.get("format") == FORMAT:
         settings = {**state["spec"]["settings"], **settings}
+        saved_inputs = {k: tuple(v) for k, v in state["spec"]["inputs"].items()}
+        inputs = {**saved_inputs, **inputs}
         classes = state["classes"]
         state = state["model"]
     config = TrainConfig(spec, settings=settings, inputs=inputs, network=network)
@@ -457,8 +480,10 @@ def load_trained(spec: str, weights: str, settings: dict, inputs: dict, network=
     try:
         model.load_state_dict(state)
     except (RuntimeError, TypeError) as error:
-        raise TrainError(f"{weights} does not fit {graph.graph['name']}: "
-                         f"{str(error).splitlines()[0]}") from None
+        detail = " ".join(line.strip() for line in str(error).splitlines()[1:3])
+        raise TrainError(f"{weights} does not fit {graph.graph['name']} as configured ({detail}); "
+                         "pass the --set and --input options it was trained with (a "
+                         "checkpoint.pt remembers them, a model.pt does not)") from None
     return model.eval(), classes, graph
 
 

@@ -91,3 +91,40 @@ def test_front_end_does_not_import_torch():
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_unwritable_outputs_are_usage_errors(tmp_path, capsys, in_root):
+    assert main(["render", "specs/resnet18.arch", "-o", str(tmp_path)]) == 2
+    assert "is a directory" in capsys.readouterr().err
+    afile = tmp_path / "file"
+    afile.write_text("x")
+    assert main(["build", "specs/resnet18.arch", "-o", str(afile)]) == 2
+    assert "not a directory" in capsys.readouterr().err
+
+
+def test_check_goes_on_after_a_missing_file(capsys, in_root):
+    assert main(["check", "no/such.arch", "specs/resnet18.arch"]) == 2
+    out, err = capsys.readouterr()
+    assert "no such file: no/such.arch" in err and "resnet18: 69 layers" in out
+
+
+def test_flags_that_name_nothing_are_refused(capsys, in_root):
+    assert main(["check", "specs/resnet18.arch", "--input", "foo=3x8x8"]) == 2
+    assert "no input is called `foo`" in capsys.readouterr().err
+    assert main(["render", "specs/resnet18.arch", "--expand", "layer9", "--format", "dot"]) == 2
+    assert main(["render", "specs/resnet18.arch", "-o", "x.png", "--format", "svg"]) == 2
+    assert main(["stats", "specs/resnet18.arch", "specs/alexnet.arch", "--depth", "1"]) == 2
+
+
+def test_not_a_number_is_out_of_range(capsys, in_root):
+    assert main(["check", "specs/alexnet.arch", "--set", "dropout=nan"]) == 1
+    assert "must be a finite number" in capsys.readouterr().err
+
+
+def test_files_without_networks(tmp_path, capsys):
+    blocks = tmp_path / "blocks.arch"
+    blocks.write_text("block b() { relu }\n")
+    assert main(["check", str(blocks)]) == 0
+    assert "ok, no networks (1 block)" in capsys.readouterr().out
+    assert main(["stats", str(blocks)]) == 2
+    assert "nothing to do" in capsys.readouterr().err

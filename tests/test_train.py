@@ -182,3 +182,26 @@ def test_cifar10_batches(tmp_path, capsys):
     code = main(["eval", TINY, "--set", "classes=10", "--weights", str(out / "model.pt"),
                  "--data", f"cifar10:{root}"])
     assert code == 2 and "lacks the CIFAR-10 python batches test_batch" in capsys.readouterr().err
+
+
+def test_resume_may_extend_epochs_but_not_change_the_data(finished_run, capsys):
+    before = digest(finished_run / "checkpoint.pt")
+    code = main(["train", TINY, "--data", "shapes:128", "--epochs", "2", "--batch-size", "16",
+                 "--out", str(finished_run), "--resume", "--quiet"])
+    assert code == 2 and "--batch-size 32, not 16" in capsys.readouterr().err
+    assert digest(finished_run / "checkpoint.pt") == before
+    first = weights(finished_run / "model.pt")
+    assert main(["train", TINY, "--data", "shapes:128", "--epochs", "2", "--batch-size", "32",
+                 "--out", str(finished_run), "--resume", "--quiet"]) == 0
+    lines = (finished_run / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 2 and '"epoch": 2' in lines[1]
+    assert not torch.equal(first["fc.weight"], weights(finished_run / "model.pt")["fc.weight"])
+
+
+def test_eval_uses_the_input_shape_the_checkpoint_was_trained_with(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", TINY, "--input", "3x24x24", "--data", "shapes:64", "--epochs", "1",
+                 "--batch-size", "32", "--out", str(out), "--quiet"]) == 0
+    assert main(["eval", TINY, "--weights", str(out / "checkpoint.pt"), "--data", "shapes:64"]) == 0
+    assert main(["eval", TINY, "--weights", str(out / "model.pt"), "--data", "shapes:64"]) == 2
+    assert "pass the --set and --input options" in capsys.readouterr().err
