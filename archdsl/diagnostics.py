@@ -122,13 +122,23 @@ def render(diagnostic: Diagnostic) -> str:
     return "\n".join(out)
 
 
+MAX_SHOWN = 110  # longer source lines are shown as a window around the span
+
+
 def _snippet_lines(labels, gutter: int) -> list[str]:
     lines = []
     for label, mark in labels:
         span = label.span
         text = span.source.line_text(span.line).expandtabs(1)
         width = max(1, min(span.end, span.start + len(text) - span.column + 1) - span.start)
-        underline = " " * (span.column - 1) + mark * width
+        column = span.column - 1
+        if len(text) > MAX_SHOWN:
+            left = max(0, column - 30)
+            right = min(len(text), left + MAX_SHOWN)
+            text = ("…" if left else "") + text[left:right] + ("…" if right < len(text) else "")
+            column = column - left + (1 if left else 0)
+            width = max(1, min(width, right - (span.column - 1)))
+        underline = " " * column + mark * width
         message = f" {label.message}" if label.message else ""
         lines.append(f"{span.line:>{gutter}} | {text}".rstrip())
         lines.append(f"{' ' * gutter} | {underline}{message}")

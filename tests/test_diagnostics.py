@@ -50,3 +50,12 @@ def test_residual_without_projection_shows_the_fix(in_root):
     text = rendered(ROOT / "tests" / "invalid" / "residual_missing_projection.arch")
     assert "error[E0301]" in text
     assert "= help: add a projection: `skip { conv(256, 1, bias = false); batchnorm }`" in text
+
+
+def test_long_source_lines_are_shown_as_a_window():
+    from archdsl import compile_source
+    line = "    let w = " + " + ".join(["1"] * 80) + " + nope"
+    text = render_all(compile_source("network t {\n    input x: 3\n" + line + "\n}").diagnostics)
+    source_line, caret_line = text.splitlines()[3:5]
+    assert len(source_line) < 130 and source_line.endswith("+ nope") and "…" in source_line
+    assert caret_line.index("^") == source_line.index("nope")
