@@ -4,7 +4,7 @@ torch, so checking a spec stays fast.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import networkx as nx
@@ -66,14 +66,27 @@ def compile_source(text: str, path: str = "<string>", *, network: str | None = N
     result = Compilation(source, program)
     if program is not None:
         for definition in _selected(program, network, settings or {}):
-            graph = elaborate(program, definition, sink, _settings_for(definition, settings),
-                              inputs, limits)
+            first_new = len(sink.items)
+            chosen = _settings_for(definition, settings)
+            graph = elaborate(program, definition, sink, chosen, inputs, limits)
+            _note_overrides(sink, first_new, chosen, inputs)
             for pass_ in GRAPH_PASSES:
                 graph = pass_(graph, sink)
             result.graphs[definition.name] = graph
         _check_input_names(inputs or {}, result.graphs.values(), program.networks)
     result.diagnostics = sink.items
     return result
+
+
+def _note_overrides(sink: Sink, first_new: int, settings: dict, inputs: dict | None) -> None:
+    """Errors found with --set / --input in force say so: the spec alone may be fine."""
+    given = [f"--set {k}={v}" for k, v in settings.items()]
+    given += [f"--input {'' if k == '*' else k + '='}{'x'.join(map(str, v))}"
+              for k, v in (inputs or {}).items()]
+    if given:
+        note = "checked with " + " ".join(given)
+        sink.items[first_new:] = [replace(d, notes=d.notes + (note,))
+                                  for d in sink.items[first_new:]]
 
 
 def _check_input_names(inputs: dict, graphs, networks) -> None:
