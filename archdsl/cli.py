@@ -12,7 +12,7 @@ from pathlib import Path
 from . import __version__
 from .compile import Compilation, CompileError, UsageError, compile_file
 from .count_costs import total
-from .diagnostics import render_all, to_json
+from .diagnostics import SpecError, render_all, to_json
 from .elaborate import DEFAULT_MAX_NODES, Limits
 from .files import write_atomic
 from .ir import dump
@@ -234,6 +234,13 @@ batch, split evenly; rank 0 logs and writes.""")
     predict.add_argument("--top-k", type=int, default=5)
     _add_spec_options(predict)
     predict.set_defaults(run=run_predict)
+
+    show_ast = commands.add_parser(
+        "ast", help="print the syntax tree of a file (for debugging specs and archdsl)",
+        description="Parse FILE and print its syntax tree, one node per line, without "
+                    "source positions. Imports are not followed.")
+    show_ast.add_argument("file", metavar="FILE")
+    show_ast.set_defaults(run=run_ast)
 
     show_ir = commands.add_parser(
         "ir", help="print the elaborated IR of a spec",
@@ -594,6 +601,22 @@ def run_predict(args) -> int:
         for probability, index in top:
             name = classes[index] if classes else f"class {index}"
             print(f"  {probability:6.1%}  {name}")
+    return EXIT_OK
+
+
+def run_ast(args) -> int:
+    from .parse import parse
+    from .source import Source
+    from .syntax import dump as dump_ast
+    try:
+        text = Path(args.file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise UsageError(f"cannot read {args.file}: {error}") from None
+    try:
+        print(dump_ast(parse(Source(args.file, text))))
+    except SpecError as error:
+        print(render_all([error.diagnostic]), file=sys.stderr)
+        return EXIT_SPEC_ERRORS
     return EXIT_OK
 
 

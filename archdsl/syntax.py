@@ -253,3 +253,38 @@ class Module:
     @property
     def networks(self) -> tuple[NetworkDef, ...]:
         return tuple(d for d in self.definitions if isinstance(d, NetworkDef))
+
+
+# ---- text form -------------------------------------------------------------------------
+
+_POSITIONS = {"span", "name_span", "label_span", "op_span", "source"}
+
+
+def dump(node, indent: int = 0) -> str:
+    """A deterministic, indented text form of an AST, without source positions.
+
+    >>> from archdsl.parse import parse
+    >>> print(dump(parse(Source("t.arch", "network t { input x: 3; fc: linear(2) }"))))
+    Module
+      NetworkDef name='t'
+        Body
+          InputDecl name='x'
+            Literal value=3
+          Labelled label='fc'
+            Call name='linear'
+              Literal value=2
+    """
+    pad = "  " * indent
+    scalars, children = [], []
+    for name in node.__dataclass_fields__:
+        if name in _POSITIONS:
+            continue
+        value = getattr(node, name)
+        items = value if isinstance(value, tuple) else (value,)
+        if items and all(hasattr(item, "__dataclass_fields__") for item in items):
+            children.extend(items)
+        elif value is not None and value != ():
+            scalars.append(f"{name}={value!r}")
+    lines = [f"{pad}{type(node).__name__}" + "".join(f" {s}" for s in scalars)]
+    lines += [dump(child, indent + 1) for child in children]
+    return "\n".join(lines)

@@ -128,3 +128,18 @@ def test_files_without_networks(tmp_path, capsys):
     assert "ok, no networks (1 block)" in capsys.readouterr().out
     assert main(["stats", str(blocks)]) == 2
     assert "nothing to do" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("spec", ["googlenet", "preact_resnet18"])
+def test_golden_ir_dump(spec, capsys, in_root):
+    from conftest import check_golden
+    assert main(["ir", f"specs/{spec}.arch"]) == 0
+    check_golden(ROOT / "tests" / "golden" / f"ir_{spec}.txt", capsys.readouterr().out)
+
+
+def test_golden_ast_dump(capsys, in_root):
+    from conftest import check_golden
+    assert main(["ast", "archdsl/stdlib/resnet.arch"]) == 0
+    check_golden(ROOT / "tests" / "golden" / "ast_std_resnet.txt", capsys.readouterr().out)
+    assert main(["ast", "tests/invalid/missing_comma_in_args.arch"]) == 1
+    assert "error[E0100]" in capsys.readouterr().err

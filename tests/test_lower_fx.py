@@ -162,3 +162,28 @@ def test_reference_resnet_has_the_same_layout_and_outputs():
     x = torch.randn(1, 3, 96, 96)
     with torch.no_grad():
         torch.testing.assert_close(ours(x), reference(x), atol=1e-5, rtol=1e-5)
+
+
+def test_generated_code_inline():
+    graph = compile_source("""network small {
+        input x: 3 x 8 x 8
+        stem: conv(4, 3, pad = 1)
+        residual { c: conv(4, 3, pad = 1); bn: batchnorm }
+        act: relu
+        mix: concat { a: conv(2, 1); b: maxpool(3, stride = 1, pad = 1) }
+        flatten
+        fc: linear(10)
+    }""").graph
+    assert lower(graph).code.strip() == """\
+def forward(self, x):
+    stem = self.stem(x);  x = None
+    c = self.c(stem)
+    bn = self.bn(c);  c = None
+    add = bn + stem;  bn = stem = None
+    act = self.act(add);  add = None
+    mix_a = self.mix.a(act)
+    mix_b = self.mix.b(act);  act = None
+    cat = torch.cat((mix_a, mix_b), 1);  mix_a = mix_b = None
+    flatten = torch.flatten(cat, 1);  cat = None
+    fc = self.fc(flatten);  flatten = None
+    return fc"""
