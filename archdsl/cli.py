@@ -260,9 +260,12 @@ def main(argv=None) -> int:
         return EXIT_USAGE
     try:
         return args.run(args)
-    except UsageError as error:
+    except UsageError as error:  # also a training run's bad data or checkpoint
         print(f"archdsl: error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except CompileError as error:  # a spec with errors, met while training or evaluating
+        print(error, file=sys.stderr)
+        return EXIT_SPEC_ERRORS
     except OSError as error:  # an output path that cannot be written, a full disk, ...
         where = f" {error.filename}" if error.filename else ""
         print(f"archdsl: error:{where}: {error.strerror or error}", file=sys.stderr)
@@ -520,14 +523,7 @@ def run_train(args) -> int:
         out=args.out or "", resume=args.resume, checkpoint_every=args.checkpoint_every,
         settings=options["settings"], inputs=options["inputs"], network=args.network,
         progress=not args.quiet)
-    try:
-        train.train(config)
-    except train.TrainError as error:
-        print(f"archdsl: error: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    except CompileError as error:
-        print(error, file=sys.stderr)
-        return EXIT_SPEC_ERRORS
+    train.train(config)
     return EXIT_OK
 
 
@@ -564,18 +560,11 @@ def run_eval(args) -> int:
     if args.batch_size < 1:
         raise UsageError("--batch-size must be at least 1")
     options = spec_options(args)
-    try:
-        model, classes, graph = train.load_trained(args.file, args.weights, options["settings"],
-                                                   options["inputs"], args.network)
-        shape = graph.nodes[graph.graph["inputs"][0]]["shape"]
-        _, split = data.open_source(args.data, shape, args.seed)
-        result = train.evaluate(model, split, "cpu", args.batch_size)
-    except (train.TrainError, data.DataError) as error:
-        print(f"archdsl: error: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    except CompileError as error:
-        print(error, file=sys.stderr)
-        return EXIT_SPEC_ERRORS
+    model, classes, graph = train.load_trained(args.file, args.weights, options["settings"],
+                                               options["inputs"], args.network)
+    shape = graph.nodes[graph.graph["inputs"][0]]["shape"]
+    _, split = data.open_source(args.data, shape, args.seed)
+    result = train.evaluate(model, split, "cpu", args.batch_size)
     print(f"{graph.graph['name']} on {args.data}: accuracy {result['accuracy']:.4f} "
           f"({result['images']} images), loss {result['loss']:.4f}")
     return EXIT_OK
@@ -586,16 +575,9 @@ def run_predict(args) -> int:
     if args.top_k < 1:
         raise UsageError("--top-k must be at least 1")
     options = spec_options(args)
-    try:
-        model, classes, graph = train.load_trained(args.file, args.weights, options["settings"],
-                                                   options["inputs"], args.network)
-        results = train.predict(model, graph, args.images, args.top_k)
-    except train.TrainError as error:
-        print(f"archdsl: error: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    except CompileError as error:
-        print(error, file=sys.stderr)
-        return EXIT_SPEC_ERRORS
+    model, classes, graph = train.load_trained(args.file, args.weights, options["settings"],
+                                               options["inputs"], args.network)
+    results = train.predict(model, graph, args.images, args.top_k)
     for path, top in zip(args.images, results):
         print(path)
         for probability, index in top:

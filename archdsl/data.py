@@ -18,12 +18,14 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from .compile import UsageError
+
 SHAPES = ("circle", "square", "triangle", "cross", "ring", "bar")
 MEAN, STD = 0.5, 0.25  # inputs are (pixel in [0, 1] - MEAN) / STD
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
 
-class DataError(Exception):
+class DataError(UsageError):
     """The data cannot be used: a missing folder, an unreadable file. Says how to fix it."""
 
 

@@ -25,7 +25,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from . import lower
-from .compile import CompileError, compile_file
+from .compile import CompileError, UsageError, compile_file
 from .data import DataError, load_images, open_source
 from .files import write_atomic
 from .ops import show
@@ -34,7 +34,7 @@ CHECKPOINT = "checkpoint.pt"
 FORMAT = "archdsl-checkpoint-1"
 
 
-class TrainError(Exception):
+class TrainError(UsageError):
     """A problem with the run's inputs (data, checkpoint, settings): says how to fix it."""
 
 
