@@ -14,7 +14,7 @@ from . import syntax as ast
 from .diagnostics import Diagnostic, Label, Sink, SpecError
 from .ops import OPS
 from .parse import parse
-from .source import Source, Span
+from .source import Source
 
 
 @dataclass

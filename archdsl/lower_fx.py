@@ -66,10 +66,6 @@ class AuxiliaryNetwork(nn.Module):
     def code(self) -> str:
         return self.train_module.code
 
-    def _apply(self, fn, *args, **kwargs):
-        super()._apply(fn, *args, **kwargs)  # the fx modules hold the same children
-        return self
-
 
 def _class_name(graph: nx.DiGraph) -> str:
     return "".join(part.capitalize() for part in graph.graph["name"].split("_")) or "Network"

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import time
 
-import pytest
-
 from archdsl import Limits, compile_source
 from archdsl.count_costs import total
 
