@@ -18,11 +18,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .compile import Compilation, CompileError, UsageError, compile_file, compile_source
+from .compile import Compilation, CompileError, compile_file, compile_source
+from .errors import UsageError
 from .diagnostics import Diagnostic, render, render_all
-from .elaborate import Limits
+from .lang.elaborate import Limits
 from .ir import dump
-from .report_stats import report_stats as stats
+from .backends.report_stats import report_stats as stats
 
 __all__ = ["Compilation", "CompileError", "Diagnostic", "Limits", "UsageError", "compile_file",
            "compile_source", "dump", "load", "lower", "render", "render_all", "stats"]
@@ -30,8 +31,8 @@ __version__ = "0.1.0"
 
 
 def lower(graph, *, zero_init_residual: bool | None = None):
-    """Lower a checked IR to a torch module (see archdsl.lower_fx)."""
-    from .lower_fx import lower_fx
+    """Lower a checked IR to a torch module (see archdsl.backends.lower_fx)."""
+    from .backends.lower_fx import lower_fx
     return lower_fx(graph, zero_init_residual=zero_init_residual)
 
 

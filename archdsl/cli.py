@@ -10,15 +10,16 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .compile import Compilation, CompileError, UsageError, compile_file
-from .count_costs import total
+from .compile import Compilation, CompileError, compile_file
+from .errors import UsageError
+from .passes.count_costs import total
 from .diagnostics import SpecError, render_all, to_json
-from .elaborate import DEFAULT_MAX_NODES, Limits
+from .lang.elaborate import DEFAULT_MAX_NODES, Limits
 from .files import write_atomic
 from .ir import dump
 from .ops import show
-from .render_dot import DIRECTIONS, STYLES, layout, render_dot
-from .report_stats import DTYPE_BYTES, FORMATS, format_comparison, format_report, report_stats
+from .backends.render_dot import DIRECTIONS, STYLES, layout, render_dot
+from .backends.report_stats import DTYPE_BYTES, FORMATS, format_comparison, format_report, report_stats
 
 EXIT_OK, EXIT_SPEC_ERRORS, EXIT_USAGE, EXIT_MISSING_TOOL, EXIT_INTERNAL = 0, 1, 2, 3, 70
 
@@ -419,7 +420,7 @@ def run_build(args) -> int:
     if args.batch < 1:
         raise UsageError("--batch must be at least 1")
     try:
-        from . import build as builder
+        from .runtime import build as builder
     except ModuleNotFoundError as error:
         if error.name != "torch":
             raise
@@ -501,7 +502,7 @@ def _format_from(output: str | None) -> str:
 
 def _training():
     try:
-        from . import train
+        from .runtime import train
     except ModuleNotFoundError as error:
         if error.name != "torch":
             raise
@@ -556,7 +557,7 @@ def _launch(nproc: int) -> int:
 
 def run_eval(args) -> int:
     train = _training()
-    from . import data
+    from .runtime import data
     if args.batch_size < 1:
         raise UsageError("--batch-size must be at least 1")
     options = spec_options(args)
@@ -587,9 +588,9 @@ def run_predict(args) -> int:
 
 
 def run_ast(args) -> int:
-    from .parse import parse
-    from .source import Source
-    from .syntax import dump as dump_ast
+    from .lang.parse import parse
+    from .lang.source import Source
+    from .lang.syntax import dump as dump_ast
     try:
         text = Path(args.file).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:

@@ -9,18 +9,15 @@ from pathlib import Path
 
 import networkx as nx
 
-from .count_costs import count_costs
+from .passes.count_costs import count_costs
 from .diagnostics import Diagnostic, Sink, render_all
-from .elaborate import Limits, elaborate
-from .load import Program, load
-from .source import Source
+from .errors import UsageError
+from .lang.elaborate import Limits, elaborate
+from .lang.load import Program, load
+from .lang.source import Source
 
 # Passes over one network's IR, each `pass_(graph, sink) -> graph`, applied in order.
 GRAPH_PASSES = (count_costs,)
-
-
-class UsageError(Exception):
-    """A mistake in how archdsl was called (not in the spec): exit code 2."""
 
 
 class CompileError(Exception):

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import networkx as nx
 
 from .ops import OPS, REQUIRED, Args, show
-from .source import Span
+from .lang.source import Span
 
 
 @dataclass(frozen=True)

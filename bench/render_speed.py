@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from archdsl import compile_file  # noqa: E402
-from archdsl.render_dot import layout, render_dot  # noqa: E402
+from archdsl.backends.render_dot import layout, render_dot  # noqa: E402
 
 
 def median_time(function, runs: int) -> float:

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 import archdsl  # noqa: E402
-from archdsl.train import TrainConfig, train  # noqa: E402
+from archdsl.runtime.train import TrainConfig, train  # noqa: E402
 
 
 def accuracy(args) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 
 from archdsl import Limits, compile_source
-from archdsl.count_costs import total
+from archdsl.passes.count_costs import total
 
 
 def ok(text: str, **options):

@@ -13,7 +13,7 @@ from torch.fx.passes.shape_prop import ShapeProp  # noqa: E402
 
 import archdsl  # noqa: E402
 from archdsl import compile_file, compile_source, lower  # noqa: E402
-from archdsl.count_costs import total  # noqa: E402
+from archdsl.passes.count_costs import total  # noqa: E402
 
 from archgen import architectures  # noqa: E402
 from conftest import ROOT, SPECS  # noqa: E402

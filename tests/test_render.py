@@ -10,7 +10,7 @@ import pytest
 
 from archdsl import compile_file, compile_source
 from archdsl.cli import main
-from archdsl.render_dot import layout, render_dot
+from archdsl.backends.render_dot import layout, render_dot
 
 from conftest import ROOT, SPECS, check_golden
 

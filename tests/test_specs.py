@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from archdsl import compile_file
-from archdsl.count_costs import total
+from archdsl.passes.count_costs import total
 from archdsl.ir import lint
 
 from conftest import ROOT, SPECS
@@ -90,7 +90,7 @@ def test_zfnet_widths():
 def test_reinferring_shapes_changes_nothing(path):
     """The whole-graph shape pass agrees with the shapes elaboration gave each node."""
     from archdsl.diagnostics import Sink
-    from archdsl.infer_shapes import infer_shapes
+    from archdsl.passes.infer_shapes import infer_shapes
     graph = compile_file(path).graph
     before = {n: graph.nodes[n]["shape"] for n in graph}
     sink = Sink()

@@ -10,7 +10,7 @@ import pytest
 
 from archdsl import compile_file
 from archdsl.cli import main
-from archdsl.report_stats import format_report, report_stats
+from archdsl.backends.report_stats import format_report, report_stats
 
 from conftest import ROOT, check_golden
 from test_specs import TORCHVISION

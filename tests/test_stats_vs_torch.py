@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 
 from archdsl import compile_source
-from archdsl.count_costs import total
+from archdsl.passes.count_costs import total
 
 from archgen import architectures
 

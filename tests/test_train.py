@@ -14,7 +14,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from archdsl.cli import main  # noqa: E402
-from archdsl.train import TrainConfig, load_checkpoint, train  # noqa: E402
+from archdsl.runtime.train import TrainConfig, load_checkpoint, train  # noqa: E402
 
 from conftest import ROOT  # noqa: E402
 
@@ -146,7 +146,7 @@ def test_missing_data_folder(tmp_path, capsys):
 
 def test_folder_data_eval_and_run(finished_run, tmp_path, capsys):
     from PIL import Image
-    from archdsl.data import SHAPES, shapes_split
+    from archdsl.runtime.data import SHAPES, shapes_split
     images, labels = shapes_split(12, (3, 16, 16), 1, "val").batch(list(range(12)))
     pixels = ((images * 0.25 + 0.5).clamp(0, 1) * 255).byte().permute(0, 2, 3, 1).numpy()
     for i, (array, label) in enumerate(zip(pixels, labels)):

@@ -24,11 +24,12 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from . import lower
-from .compile import CompileError, UsageError, compile_file
+from .. import lower
+from ..compile import CompileError, compile_file
+from ..errors import UsageError
 from .data import DataError, load_images, open_source
-from .files import write_atomic
-from .ops import show
+from ..files import write_atomic
+from ..ops import show
 
 CHECKPOINT = "checkpoint.pt"
 FORMAT = "archdsl-checkpoint-1"

@@ -1,4 +1,4 @@
-"""Pass 1, parse: .arch text -> typed AST (archdsl.syntax), or diagnostics.
+"""Pass 1, parse: .arch text -> typed AST (archdsl.lang.syntax), or diagnostics.
 
 The grammar lives in grammars/archdsl.lark. Parsing uses lark's LALR(1) parser with a
 small post-lexer that merges runs of statement separators and ignores newlines inside
@@ -16,7 +16,7 @@ from lark import Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedToken, VisitError
 
 from . import syntax as ast
-from .diagnostics import Diagnostic, Label, SpecError
+from ..diagnostics import Diagnostic, Label, SpecError
 from .source import Source, Span
 
 MAX_NESTING = 1000  # parentheses, braces and operators nested deeper than this are refused
@@ -27,7 +27,7 @@ def grammar_text() -> str:
     try:
         return resources.files("archdsl.grammars").joinpath("archdsl.lark").read_text()
     except (ModuleNotFoundError, FileNotFoundError):
-        return (Path(__file__).resolve().parent.parent / "grammars" / "archdsl.lark").read_text()
+        return (Path(__file__).resolve().parents[2] / "grammars" / "archdsl.lark").read_text()
 
 
 class _Separators(lark.lark.PostLex):

@@ -11,8 +11,8 @@ from importlib import resources
 from pathlib import Path
 
 from . import syntax as ast
-from .diagnostics import Diagnostic, Label, Sink, SpecError
-from .ops import OPS
+from ..diagnostics import Diagnostic, Label, Sink, SpecError
+from ..ops import OPS
 from .parse import parse
 from .source import Source
 

@@ -15,11 +15,11 @@ from pathlib import Path
 import networkx as nx
 import torch
 
-from .compile import UsageError
-from .files import write_atomic
-from .lower_fx import lower_fx
-from .ops import show
-from .report_stats import format_report, report_stats
+from ..errors import UsageError
+from ..files import write_atomic
+from ..backends.lower_fx import lower_fx
+from ..ops import show
+from ..backends.report_stats import format_report, report_stats
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -117,7 +117,7 @@ def _forward_source(graph, module) -> str:
 
 def _diagram(graph, notes: list[str]) -> bytes | None:
     try:
-        from .render_dot import render_dot, layout
+        from ..backends.render_dot import render_dot, layout
     except ImportError:
         return None
     try:

@@ -23,12 +23,12 @@ from dataclasses import dataclass, replace
 
 import networkx as nx
 
-from . import ir
+from .. import ir
 from . import syntax as ast
-from .diagnostics import Diagnostic, Label, Sink, SpecError
-from .infer_shapes import infer_node
+from ..diagnostics import Diagnostic, Label, Sink, SpecError
+from ..passes.infer_shapes import infer_node
 from .load import Program
-from .ops import MERGE_OPS, OPS, REQUIRED, Arg, Args, Derived, Op, show
+from ..ops import MERGE_OPS, OPS, REQUIRED, Arg, Args, Derived, Op, show
 from .source import Span
 
 MAX_BLOCK_DEPTH = 100  # nested block calls; deeper means a block calls itself without end

@@ -263,7 +263,7 @@ _POSITIONS = {"span", "name_span", "label_span", "op_span", "source"}
 def dump(node, indent: int = 0) -> str:
     """A deterministic, indented text form of an AST, without source positions.
 
-    >>> from archdsl.parse import parse
+    >>> from archdsl.lang.parse import parse
     >>> print(dump(parse(Source("t.arch", "network t { input x: 3; fc: linear(2) }"))))
     Module
       NetworkDef name='t'

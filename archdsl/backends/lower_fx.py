@@ -21,8 +21,8 @@ import networkx as nx
 import torch
 from torch import fx, nn
 
-from . import ir
-from .ops import OPS
+from .. import ir
+from ..ops import OPS
 
 
 def lower_fx(graph: nx.DiGraph, *, zero_init_residual: bool | None = None) -> nn.Module:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import networkx as nx
 
-from . import ir
-from .diagnostics import Diagnostic, Label, Sink
-from .ops import OPS, ShapeError, show
+from .. import ir
+from ..diagnostics import Diagnostic, Label, Sink
+from ..ops import OPS, ShapeError, show
 
 
 def infer_shapes(graph: nx.DiGraph, sink: Sink) -> nx.DiGraph:

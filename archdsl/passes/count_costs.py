@@ -11,9 +11,9 @@ from dataclasses import dataclass, fields
 
 import networkx as nx
 
-from . import ir
-from .diagnostics import Sink
-from .ops import OPS, numel
+from .. import ir
+from ..diagnostics import Sink
+from ..ops import OPS, numel
 
 
 @dataclass(frozen=True)

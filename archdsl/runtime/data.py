@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .compile import UsageError
+from ..errors import UsageError
 
 SHAPES = ("circle", "square", "triangle", "cross", "ring", "bar")
 MEAN, STD = 0.5, 0.25  # inputs are (pixel in [0, 1] - MEAN) / STD

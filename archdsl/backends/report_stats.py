@@ -19,9 +19,9 @@ from dataclasses import asdict, dataclass
 
 import networkx as nx
 
-from . import ir
-from .count_costs import Cost, total
-from .ops import OPS, show
+from .. import ir
+from ..passes.count_costs import Cost, total
+from ..ops import OPS, show
 
 DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "fp64": 8, "int8": 1}
 FORMATS = ("table", "markdown", "csv", "json")

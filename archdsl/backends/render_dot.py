@@ -18,9 +18,9 @@ from dataclasses import dataclass
 import graphviz
 import networkx as nx
 
-from . import ir
-from .count_costs import Cost
-from .ops import OPS
+from .. import ir
+from ..passes.count_costs import Cost
+from ..ops import OPS
 from .report_stats import human_count
 
 # Okabe-Ito hues, lightened: distinct for colour-blind readers and in greyscale

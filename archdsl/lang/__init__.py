@@ -1,0 +1,1 @@
+"""The front end: .arch text -> AST -> elaborated IR. Never imports torch."""

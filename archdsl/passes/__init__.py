@@ -1,0 +1,1 @@
+"""Passes over one network's IR, each `pass_(graph, sink) -> graph`."""

@@ -1,0 +1,1 @@
+"""What runs a lowered network: build (check and write artifacts), data, train."""
