@@ -48,7 +48,7 @@ def _add_spec_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--network", metavar="NAME",
                         help="only this network of the file (default: all of them)")
     parser.add_argument("--max-nodes", type=int, default=DEFAULT_MAX_NODES, metavar="N",
-                        help=f"stop a spec that expands past N layers (default {DEFAULT_MAX_NODES:,})")
+                        help=f"stop a spec that expands past N layers (default {DEFAULT_MAX_NODES:,}; also bounds the work, 3 steps a layer)")
 
 
 def build_parser() -> argparse.ArgumentParser:

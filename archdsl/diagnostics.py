@@ -37,6 +37,7 @@ CODES = {
     "E0216": "duplicate output name",
     "E0217": "unknown attribute",
     "E0218": "not a value",
+    "E0219": "reserved name",
     "E0300": "merge operands differ",
     "E0301": "residual operands differ",
     "E0302": "concat operands differ spatially",
@@ -49,6 +50,7 @@ CODES = {
     "E0401": "import cycle",
     "E0402": "recursion too deep",
     "E0403": "network too large",
+    "E0404": "elaboration does not end",
 }
 
 

@@ -7,6 +7,7 @@ Graph attributes (`graph.graph[...]`):
     inputs   tuple of input node names, in declaration order
     outputs  tuple of `Output`, main output first
     calls    {scope name: names of the blocks called directly in that scope, in order}
+    work     steps elaboration took (statements, block calls, repeat iterations)
 
 Node attributes (`graph.nodes[name][...]`), keyed by the node's hierarchical name:
     node     the frozen `Node` payload (op, args, ordered inputs, span, block trace)
@@ -61,7 +62,7 @@ class Output:
 
 def new_graph(name: str, params: dict, source: str = "<string>") -> nx.DiGraph:
     return nx.DiGraph(name=name, source=source, params=dict(params), inputs=(), outputs=(),
-                      calls={})
+                      calls={}, work=0)
 
 
 def add_node(graph: nx.DiGraph, node: Node) -> None:

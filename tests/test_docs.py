@@ -42,3 +42,40 @@ def test_documents_have_arch_examples():
 def test_every_op_is_in_the_language_reference(name):
     text = (ROOT / "docs" / "language.md").read_text(encoding="utf-8")
     assert f"`{name}`" in text, f"docs/language.md does not mention `{name}`"
+
+
+# ---- docs/errors.md: examples regenerated from tests/invalid -------------------------------
+
+FENCED = re.compile(r"^```(\w+)\n(.*?)^```\n", re.DOTALL | re.MULTILINE)
+EXAMPLE = re.compile(r"From `(tests/invalid/\w+\.arch)`:\n\n$")
+MENTION = re.compile(r"`(tests/invalid/\w+\.arch)`")
+SHOWN = re.compile(r"^ *--> (tests/invalid/\w+\.arch):", re.MULTILINE)
+
+
+def regenerated_errors_md(text: str) -> str:
+    """docs/errors.md with every example spec and every diagnostic output taken afresh from
+    tests/invalid (specs and their recorded .expected output)."""
+    def block(match):
+        lang, body = match.group(1), match.group(2)
+        before = text[:match.start()]
+        example = EXAMPLE.search(before.rsplit("```\n", 1)[-1])  # the paragraph just before
+        if lang == "arch" and example:
+            body = (ROOT / example.group(1)).read_text()
+        section = FENCED.sub("", before.rsplit("\n## ", 1)[-1])  # its prose only
+        shown = MENTION.findall(section) or SHOWN.findall(body)
+        if lang == "text" and SHOWN.search(body) and shown:
+            body = (ROOT / shown[-1]).with_suffix(".expected").read_text()
+        return f"```{lang}\n{body.rstrip()}\n```\n"
+    return FENCED.sub(block, text)
+
+
+def test_error_examples_are_the_test_specs_and_their_output():
+    from conftest import check_golden
+    path = ROOT / "docs" / "errors.md"
+    check_golden(path, regenerated_errors_md(path.read_text()))
+
+
+def test_error_headings_use_the_registered_titles():
+    from archdsl.diagnostics import CODES
+    headings = dict(re.findall(r"^## (E\d{4}): (.*)$", (ROOT / "docs" / "errors.md").read_text(), re.M))
+    assert headings == CODES

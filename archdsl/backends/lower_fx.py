@@ -14,6 +14,8 @@ This is the only front-end-facing module that imports torch.
 """
 from __future__ import annotations
 
+import contextlib
+import keyword
 import operator
 from functools import reduce
 
@@ -107,9 +109,10 @@ _FUNCTIONS = {"add": operator.add, "mul": operator.mul}
 def _fx_graph(graph: nx.DiGraph, outputs) -> fx.Graph:
     needed = _ancestors(graph, [o.node for o in outputs])
     fx_graph = fx.Graph()
+    fx_graph.set_codegen(_KeywordSafeCodegen())
     values: dict[str, fx.Node] = {}
     for name in graph.graph["inputs"]:
-        values[name] = fx_graph.placeholder(name)
+        values[name] = _placeholder(fx_graph, name)
     for item in ir.nodes(graph):
         if item.op == "input" or item.name not in needed:
             continue
@@ -124,10 +127,48 @@ def _fx_graph(graph: nx.DiGraph, outputs) -> fx.Graph:
     return fx_graph
 
 
+def _placeholder(fx_graph: fx.Graph, name: str) -> fx.Node:
+    """An input of forward(). Its parameter name is the input's, unless Python or the
+    generated code needs that name (`class`, `self`, `getattr`, `torch`): then fx's
+    mangled node name (`class_1`)."""
+    node = fx_graph.placeholder(name + "_" if name == "self" else name)
+    node.target = node.name
+    return node
+
+
+class _KeywordSafeCodegen(fx.graph.CodeGen):
+    """fx's code generator, except that a module path through a Python keyword is written
+    `getattr(self, "class")` instead of the invalid `self.class`: so a label may be any
+    identifier and the state_dict keys stay exactly as the spec writes them."""
+
+    def _gen_python_code(self, *args, **kwargs):
+        with _keywords_through_getattr():
+            return super()._gen_python_code(*args, **kwargs)
+
+
+@contextlib.contextmanager
+def _keywords_through_getattr():
+    original = fx.graph._format_target
+
+    def format_target(base: str, target: str) -> str:
+        for part in target.split("."):
+            base = f"{base}.{part}" if part.isidentifier() and not keyword.iskeyword(part) \
+                else f'getattr({base}, "{part}")'
+        return base
+    fx.graph._format_target = format_target
+    try:
+        yield
+    finally:
+        fx.graph._format_target = original
+
+
 def _fx_node(fx_graph: fx.Graph, item: ir.Node, args: list[fx.Node]) -> fx.Node:
     op = OPS[item.op]
     if op.module is not None:
-        return fx_graph.call_module(item.name, tuple(args))
+        # named after the module path, as fx would, but never `self` (the module itself)
+        name = item.name.replace(".", "_")
+        return fx_graph.create_node("call_module", item.name, tuple(args),
+                                    name=name + "_" if name == "self" else name)
     if op.function == "cat":
         return fx_graph.call_function(torch.cat, (tuple(args), 1))
     if op.function == "flatten":

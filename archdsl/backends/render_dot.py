@@ -66,20 +66,26 @@ def default_view(graph: nx.DiGraph, depth: int | None = None, expand=()) -> View
     """The view for --depth / --expand ("all" expands everything)."""
     if "all" in expand:
         return View(frozenset(), full=True)
-    names = list(graph)
     if depth is not None:
-        opened = {".".join(n.split(".")[:k]) for n in names for k in range(1, depth)}
+        opened = {".".join(parts[:k]) for parts in map(_parts, graph)
+                  for k in range(1, min(depth, len(parts)))}
     else:
-        stages = dict.fromkeys(n.split(".")[0] for n in names)
-        opened = {stage for stage in stages if not _is_repeat_stage(graph, stage)}
+        stages: dict[str, list[list[str]]] = {}
+        for parts in map(_parts, graph):
+            stages.setdefault(parts[0], []).append(parts)
+        opened = {stage for stage, members in stages.items() if not _is_repeat_stage(members)}
     for name in expand:
         parts = name.split(".")
         opened |= {".".join(parts[:k]) for k in range(1, len(parts) + 1)}
     return View(frozenset(opened))
 
 
-def _is_repeat_stage(graph: nx.DiGraph, stage: str) -> bool:
-    members = [n.split(".") for n in graph if n.split(".")[0] == stage]
+def _parts(name: str) -> list[str]:
+    return name.split(".")
+
+
+def _is_repeat_stage(members: list[list[str]]) -> bool:
+    """A labelled repeat: `stage.I.rest` for two or more iterations I, nothing else."""
     return all(len(p) >= 3 and p[1].isdigit() for p in members) and \
         len({p[1] for p in members}) > 1
 
@@ -131,6 +137,7 @@ def _failed_nodes(graph: nx.DiGraph) -> set[str]:
 def _add_units(dot, graph, view: View, units: dict, style: str, failed: set) -> None:
     clusters: dict[str, graphviz.Digraph] = {}
     operands = {i for n in failed for i in ir.node(graph, n).inputs}
+    train_only = _train_only_scopes(graph)
     for unit, members in units.items():
         attributes = _unit_attributes(graph, unit, members, style)
         if failed & set(members):
@@ -138,24 +145,35 @@ def _add_units(dot, graph, view: View, units: dict, style: str, failed: set) -> 
         elif operands & set(members):
             attributes.update(color=ERROR_COLOUR, penwidth="1.8")
         parent = unit.rsplit(".", 1)[0] if "." in unit else ""
-        _cluster(dot, clusters, graph, parent).node(unit, **attributes)
+        _cluster(dot, clusters, train_only, parent).node(unit, **attributes)
     for path in sorted(clusters, key=lambda p: -p.count(".")):
         if path:
             _parent_of(dot, clusters, path).subgraph(clusters[path])
 
 
-def _cluster(dot, clusters: dict, graph, path: str):
+def _train_only_scopes(graph: nx.DiGraph) -> set[str]:
+    """Every name prefix whose layers are all train-only (an auxiliary head)."""
+    verdict: dict[str, bool] = {}
+    for item in ir.nodes(graph):
+        parts = item.name.split(".")
+        for k in range(1, len(parts)):
+            prefix = ".".join(parts[:k])
+            verdict[prefix] = verdict.get(prefix, True) and item.train_only
+    return {prefix for prefix, train in verdict.items() if train}
+
+
+def _cluster(dot, clusters: dict, train_only: set[str], path: str):
     if not path:
         return dot
     if path not in clusters:
-        train = all(ir.node(graph, n).train_only for n in graph if n.startswith(path + "."))
+        train = path in train_only
         label = path + (" (train only)" if train else "")
         clusters[path] = graphviz.Digraph(
             "cluster_" + path, graph_attr={"label": label, "style": "rounded,dashed" if train
                                            else "rounded", "color": "#999999",
                                            "fontname": FONT, "fontsize": "9", "labeljust": "l"})
         if "." in path:
-            _cluster(dot, clusters, graph, path.rsplit(".", 1)[0])
+            _cluster(dot, clusters, train_only, path.rsplit(".", 1)[0])
     return clusters[path]
 
 

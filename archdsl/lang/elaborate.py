@@ -19,7 +19,7 @@ from __future__ import annotations
 import difflib
 import math
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import networkx as nx
 
@@ -28,11 +28,13 @@ from . import syntax as ast
 from ..diagnostics import Diagnostic, Label, Sink, SpecError
 from ..passes.infer_shapes import infer_node
 from .load import Program
+from .names import is_reserved, reserved_help
 from ..ops import MERGE_OPS, OPS, REQUIRED, Arg, Args, Derived, Op, show
 from .source import Span
 
 MAX_BLOCK_DEPTH = 100  # nested block calls; deeper means a block calls itself without end
-DEFAULT_MAX_NODES = 1_000_000
+DEFAULT_MAX_NODES = 50_000  # far above any published network; reached in a few seconds
+WORK_PER_NODE = 3
 CONSTANTS = {"same": "same", "valid": "valid"}
 AUX_ARGS = (Arg("weight", "float", 1.0, minimum=0), Arg("train_only", "bool", True))
 
@@ -77,13 +79,21 @@ class Env:
 class Scope:
     """A level of hierarchical names, with the counters for its unlabelled layers."""
 
-    def __init__(self, path: tuple[str, ...] = ()):
-        self.path = path
+    def __init__(self, path: tuple[str, ...] = (), parent: "Scope | None" = None,
+                 span: Span | None = None):
+        self.path, self.parent, self.span = path, parent, span  # span: the label's, if any
         self.index = 0
         self.structural: dict[str, int] = {}
 
-    def child(self, label: str) -> "Scope":
-        return Scope(self.path + (label,))
+    def child(self, label: str, span: Span | None = None) -> "Scope":
+        return Scope(self.path + (label,), self, span)
+
+    def label_span(self, depth: int) -> Span | None:
+        """Where the enclosing scope `depth` names long was opened, if by a label."""
+        scope = self
+        while scope is not None and len(scope.path) > depth:
+            scope = scope.parent
+        return scope.span if scope is not None and len(scope.path) == depth else None
 
     def next_index(self) -> tuple[str, ...]:
         self.index += 1
@@ -104,10 +114,41 @@ class Ctx:
     train_only: bool = False
     role: str = ""  # "skip" inside a residual's projection
 
+    def derive(self, *, env: Env | None = None, scope: Scope | None = None,
+               train_only: bool | None = None, role: str | None = None) -> "Ctx":
+        """This context with some fields changed (dataclasses.replace, but cheap: every
+        statement of a body runs in a derived context)."""
+        return Ctx(self.env if env is None else env, self.scope if scope is None else scope,
+                   self.block_input, self.trace,
+                   self.train_only if train_only is None else train_only,
+                   self.role if role is None else role)
+
 
 @dataclass(frozen=True)
 class Limits:
+    """How far a spec may expand: layers, and steps of work (statements run, block calls,
+    repeat iterations; WORK_PER_NODE per layer allowed)."""
     max_nodes: int = DEFAULT_MAX_NODES
+
+    @property
+    def max_work(self) -> int:
+        return WORK_PER_NODE * self.max_nodes
+
+
+def call_chain(trace: tuple[ir.Frame, ...], shown: int = 6) -> tuple[str, ...]:
+    """The block calls that led here, innermost first; a run of nested calls of one block
+    (a block calling itself) is folded into one line."""
+    runs: list[list] = []
+    for frame in reversed(trace):
+        if runs and runs[-1][0].block == frame.block:
+            runs[-1][1:] = [runs[-1][1] + 1, frame]
+        else:
+            runs.append([frame, 1, frame])
+    lines = [f"{first}, itself inside {count - 1} more calls of `{first.block}` (the first at "
+             f"{last.call})" if count > 1 else str(first) for first, count, last in runs[:shown]]
+    if len(runs) > shown:
+        lines.append(f"... and {sum(run[1] for run in runs[shown:])} calls further out")
+    return tuple(lines)
 
 
 def elaborate(program: Program, network: ast.NetworkDef, sink: Sink, settings: dict | None = None,
@@ -125,10 +166,13 @@ def elaborate(program: Program, network: ast.NetworkDef, sink: Sink, settings: d
     limit = sys.getrecursionlimit()
     sys.setrecursionlimit(max(limit, 20_000))
     try:
-        return _Elaborator(program, sink, limits).network(network, settings or {}, inputs or {})
+        elaborator = _Elaborator(program, sink, limits)
+        return elaborator.network(network, settings or {}, inputs or {})
     except SpecError as error:
         sink.add(error.diagnostic)
-        return ir.new_graph(network.name, {}, network.span.source.path)
+        graph = ir.new_graph(network.name, {}, network.span.source.path)
+        graph.graph["work"] = elaborator.work
+        return graph
     finally:
         sys.setrecursionlimit(limit)
 
@@ -141,7 +185,9 @@ class _Elaborator:
         self.outputs: list[ir.Output] = []
         self.main_outputs: list[ir.Output] = []
         self.declared_input = False
-        self.iterations = 0  # repeat iterations, bounded even when they add no layers
+        self.work = 0  # statements, block calls and repeat iterations so far: see charge()
+        self.scopes: dict[str, str] = {}  # each name that holds layers -> its first layer
+        self.block_args: dict[int, tuple[Arg, ...]] = {}  # id(BlockDef) -> its parameters
 
     # ---- network ------------------------------------------------------------------
 
@@ -177,6 +223,7 @@ class _Elaborator:
             self.main_outputs.append(ir.Output("out", final.node, net.body.span))
         self.graph.graph["outputs"] = tuple(self.main_outputs + self.outputs)
         self.graph.graph["calls"] = {k: tuple(v) for k, v in self.graph.graph["calls"].items()}
+        self.graph.graph["work"] = self.work
         return self.graph
 
     # ---- statements -----------------------------------------------------------------
@@ -187,6 +234,7 @@ class _Elaborator:
         return cur
 
     def stmt(self, stmt, cur, ctx: Ctx):
+        self.charge(stmt.span, ctx)
         try:
             if isinstance(stmt, ast.Labelled):
                 return self.labelled(stmt, cur, ctx)
@@ -206,11 +254,18 @@ class _Elaborator:
             return POISON
 
     def labelled(self, stmt: ast.Labelled, cur, ctx: Ctx):
-        inner = replace(ctx, scope=ctx.scope.child(stmt.label))
+        inner = ctx.derive(scope=self.labelled_scope(stmt.label, stmt.label_span, ctx))
         out = self.action(stmt.action, cur, inner, labelled=True)
         if isinstance(out, Value) and out is not POISON and not isinstance(stmt.action, ast.Aux):
             ctx.env.vars[stmt.label] = out
         return out
+
+    def labelled_scope(self, label: str, span: Span, ctx: Ctx) -> Scope:
+        """The naming scope a label opens; labels that torch uses itself are refused."""
+        if is_reserved(label):
+            self.fail("E0219", f"`{label}` cannot be a label: the torch module uses the name "
+                      "itself", span, "reserved name", ctx, help=reserved_help(label))
+        return ctx.scope.child(label, span)
 
     def action(self, action, cur, ctx: Ctx, labelled: bool):
         if isinstance(action, ast.Call):
@@ -222,7 +277,7 @@ class _Elaborator:
         if isinstance(action, ast.Branches):
             return self.branches(action, cur, ctx)
         if isinstance(action, ast.Group):
-            return self.body(action.body, cur, replace(ctx, env=Env(ctx.env)))
+            return self.body(action.body, cur, ctx.derive(env=Env(ctx.env)))
         if isinstance(action, ast.Aux):
             return self.aux(action, cur, ctx, ctx.scope.path[-1] if labelled else None)
         raise TypeError(f"unknown statement {action!r}")
@@ -295,11 +350,12 @@ class _Elaborator:
         return tuple(self.value_of(arg, ctx).node for arg in call.args)
 
     def block_call(self, block: ast.BlockDef, call: ast.Call, cur, ctx: Ctx):
+        self.charge(call.span, ctx)
         if len(ctx.trace) >= MAX_BLOCK_DEPTH:
-            chain = " -> ".join(f.block for f in ctx.trace[-4:]) + f" -> {block.name}"
             raise SpecError(Diagnostic(
-                "E0402", f"blocks nest more than {MAX_BLOCK_DEPTH} deep: ... {chain}",
+                "E0402", f"block calls nest more than {MAX_BLOCK_DEPTH} deep",
                 Label(call.name_span, "called again here"), (Label(block.name_span, "defined here"),),
+                notes=call_chain(ctx.trace),
                 help="a block that calls itself needs a condition that stops it"))
         if cur is None:
             self.current(cur, call.span, ctx, block.name)
@@ -308,8 +364,11 @@ class _Elaborator:
         env = Env()
         inner = Ctx(env, ctx.scope, cur, ctx.trace + (ir.Frame(block.name, call.span),),
                     ctx.train_only, ctx.role)
-        specs = tuple(Arg(p.name, "any", REQUIRED if p.default is None else p.default)
-                      for p in block.params)
+        specs = self.block_args.get(id(block))
+        if specs is None:
+            specs = self.block_args[id(block)] = tuple(
+                Arg(p.name, "any", REQUIRED if p.default is None else p.default)
+                for p in block.params)
         given = self.match_args(specs, call.args, call, ctx, f"block `{block.name}`")
         for param in block.params:
             if param.name in given:
@@ -321,11 +380,7 @@ class _Elaborator:
     def add(self, path: tuple[str, ...], op: Op, args: Args, inputs: tuple[str, ...], span: Span,
             ctx: Ctx, role: str = "") -> Value:
         name = ".".join(path)
-        if name in self.graph:
-            first = ir.node(self.graph, name)
-            self.fail("E0209", f"two layers are named `{name}`", span, "second one here", ctx,
-                      secondary=(Label(first.span, "first one here"),),
-                      help="give one of them its own label, e.g. `other: ...`")
+        self.check_unique(name, span, ctx)
         if len(self.graph) >= self.limits.max_nodes:
             raise SpecError(self.too_large(span, len(self.graph) + 1))
         node = ir.Node(name, op.name, args, inputs, span, ctx.trace, ctx.train_only,
@@ -334,42 +389,73 @@ class _Elaborator:
         infer_node(self.graph, node, self.sink)
         return Value(name)
 
+    def check_unique(self, name: str, span: Span, ctx: Ctx) -> None:
+        """A name is one layer or one scope of layers, never both: `s.weight` would be a
+        module inside the layer `s`."""
+        prefixes = [".".join(name.split(".")[:k]) for k in range(1, name.count(".") + 1)]
+        clash = next((p for p in prefixes if p in self.graph), None)
+        if name in self.graph:
+            message, first = f"two layers are named `{name}`", name
+        elif name in self.scopes:
+            message, first = f"`{name}` names both a layer and a group of layers", self.scopes[name]
+        elif clash is not None:
+            message, first = f"`{clash}` names both a layer and a group of layers", clash
+            span = ctx.scope.label_span(clash.count(".") + 1) or span
+        else:
+            for prefix in prefixes:
+                self.scopes.setdefault(prefix, name)
+            return
+        self.fail("E0209", message, span, "second one here", ctx,
+                  secondary=(Label(ir.node(self.graph, first).span, "first one here"),),
+                  help="give one of them its own label, e.g. `other: ...`")
+
     def too_large(self, span: Span, count: int) -> Diagnostic:
         return Diagnostic("E0403", f"the network expands to {count:,} layers or more, past the "
                           f"limit of {self.limits.max_nodes:,}", Label(span, "limit reached here"),
                           help="check repeat counts; raise the limit with `--max-nodes N`")
+
+    def charge(self, span: Span, ctx: Ctx) -> None:
+        """Count one step of work (a statement, a block call, a repeat iteration): a spec
+        that adds no layers, such as a block calling itself twice, still ends."""
+        self.work += 1
+        if self.work > self.limits.max_work:
+            raise SpecError(Diagnostic(
+                "E0404", f"elaboration stopped after {self.limits.max_work:,} steps (statements, "
+                "block calls and repeat iterations)", Label(span, "still working here"),
+                notes=call_chain(ctx.trace),
+                help="look for a block that calls itself more than once, or repeat counts far "
+                     "larger than meant; `--max-nodes N` raises both limits"))
 
     # ---- structure ------------------------------------------------------------------
 
     def repeat(self, stmt: ast.Repeat, cur, ctx: Ctx, labelled: bool):
         count = self.eval_as(Arg("count", "int", minimum=0), stmt.count, ctx)
         for i in range(count):
+            self.charge(stmt.span, ctx)
             env = Env(ctx.env)
             if stmt.index:
                 env.vars[stmt.index] = i
             scope = ctx.scope.child(str(i)) if labelled else ctx.scope
             before = len(self.graph)
-            cur = self.body(stmt.body, cur, replace(ctx, env=env, scope=scope))
+            cur = self.body(stmt.body, cur, ctx.derive(env=env, scope=scope))
             made = len(self.graph) - before
-            if made == 0 and stmt.index is None:
+            if stmt.index is None and made == 0:
                 break  # without an index every iteration does the same: nothing
-            self.iterations += 1
-            if self.iterations > 10 * self.limits.max_nodes:
-                raise SpecError(self.too_large(stmt.span, len(self.graph) + 1))
-            if before + made * count > self.limits.max_nodes:
-                raise SpecError(self.too_large(stmt.span, before + made * count))
+            expected = len(self.graph) + made * (count - i - 1)
+            if stmt.index is None and expected > self.limits.max_nodes:
+                raise SpecError(self.too_large(stmt.span, expected))
         return cur
 
     def residual(self, stmt: ast.Residual, cur, ctx: Ctx):
         start = self.current(cur, stmt.span, ctx, "residual")
-        body_out = self.body(stmt.body, start, replace(ctx, env=Env(ctx.env)))
+        body_out = self.body(stmt.body, start, ctx.derive(env=Env(ctx.env)))
         skip_out = start
         skip = stmt.skip
         if skip is not None and (skip.when is None or self.eval_as(
                 Arg("when", "bool"), skip.when, ctx)):
-            scope = ctx.scope.child(skip.label) if skip.label else ctx.scope
+            scope = self.labelled_scope(skip.label, skip.span, ctx) if skip.label else ctx.scope
             skip_out = self.body(skip.body, start,
-                                 replace(ctx, env=Env(ctx.env), scope=scope, role="skip"))
+                                 ctx.derive(env=Env(ctx.env), scope=scope, role="skip"))
         if POISON in (body_out, skip_out):
             raise _Abort
         keyword = Span(stmt.span.source, stmt.span.start, stmt.span.start + len("residual"))
@@ -380,7 +466,7 @@ class _Elaborator:
         chosen = stmt.then if self.eval_as(Arg("if", "bool"), stmt.test, ctx) else stmt.otherwise
         if isinstance(chosen, ast.IfStmt):
             return self.if_stmt(chosen, cur, ctx)
-        return cur if chosen is None else self.body(chosen, cur, replace(ctx, env=Env(ctx.env)))
+        return cur if chosen is None else self.body(chosen, cur, ctx.derive(env=Env(ctx.env)))
 
     def branches(self, stmt: ast.Branches, cur, ctx: Ctx):
         if stmt.op in ("else", "skip"):
@@ -394,8 +480,9 @@ class _Elaborator:
         start = self.current(cur, stmt.span, ctx, stmt.op)
         outs = []
         for branch in stmt.branches:
-            scope = ctx.scope.child(branch.label) if branch.label else ctx.scope
-            inner = replace(ctx, env=Env(ctx.env), scope=scope)
+            scope = (self.labelled_scope(branch.label, branch.span, ctx) if branch.label
+                     else ctx.scope)
+            inner = ctx.derive(env=Env(ctx.env), scope=scope)
             if isinstance(branch.body, ast.Body):
                 outs.append(self.body(branch.body, start, inner))
             else:
@@ -416,7 +503,7 @@ class _Elaborator:
         given = self.bind_args(AUX_ARGS, stmt.args, stmt, ctx, "`aux`")
         start = self.current(cur, stmt.span, ctx, "aux")
         name = label or f"aux{len(self.outputs) + 1}"
-        inner = replace(ctx, env=Env(ctx.env), train_only=ctx.train_only or given["train_only"])
+        inner = ctx.derive(env=Env(ctx.env), train_only=ctx.train_only or given["train_only"])
         out = self.body(stmt.body, start, inner)
         if out is not POISON:
             self.record_output(ir.Output(name, out.node, stmt.span, given["train_only"],
@@ -602,7 +689,7 @@ class _Elaborator:
 
     def fail(self, code: str, message: str, span: Span, label: str, ctx: Ctx, *,
              secondary: tuple[Label, ...] = (), help: str | None = None, abort: bool = True):
-        notes = tuple(str(frame) for frame in reversed(ctx.trace))
+        notes = call_chain(ctx.trace)
         self.sink.add(Diagnostic(code, message, Label(span, label), secondary, notes, help))
         if abort:
             raise _Abort
@@ -638,11 +725,11 @@ _KINDS = {"int": "an integer", "float": "a number", "bool": "true or false",
 
 
 def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return type(value) is int or type(value) is float  # not bool, a subclass of int
 
 
 def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    return type(value) is int
 
 
 def _coerce(spec: Arg, value):
