@@ -1,23 +1,41 @@
 """The front-end pipeline, in order: load (parse + imports) -> elaborate (with shapes)
 -> the graph passes in GRAPH_PASSES. One place lists the passes; nothing here imports
 torch, so checking a spec stays fast.
+
+With ARCHDSL_LINT=1 in the environment (the test suite sets it), the IR's invariants are
+checked after every pass (`ir.lint`): a broken one is a bug in archdsl, not in the spec.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Callable
 
 import networkx as nx
 
-from .passes.count_costs import count_costs
+from . import ir
 from .diagnostics import Diagnostic, Sink, render_all
 from .errors import UsageError
 from .lang.elaborate import Limits, elaborate
 from .lang.load import Program, load
 from .lang.source import Source
+from .passes.check_dead_values import check_dead_values
+from .passes.count_costs import count_costs
 
-# Passes over one network's IR, each `pass_(graph, sink) -> graph`, applied in order.
-GRAPH_PASSES = (count_costs,)
+
+@dataclass(frozen=True)
+class Pass:
+    """A pass over one network's IR: `run(graph, sink) -> graph`, diagnostics to the sink."""
+    run: Callable[[nx.DiGraph, Sink], nx.DiGraph]
+    on_errors: bool  # runs on a network that already has errors (render --partial draws it)
+
+
+# After elaboration (which infers shapes as it adds layers), in this order:
+GRAPH_PASSES = (
+    Pass(check_dead_values, on_errors=False),  # a value no output needs is an error
+    Pass(count_costs, on_errors=True),  # parameters, MACs, activations of every node
+)
 
 
 class CompileError(Exception):
@@ -65,14 +83,22 @@ def compile_source(text: str, path: str = "<string>", *, network: str | None = N
         for definition in _selected(program, network, settings or {}):
             first_new = len(sink.items)
             chosen = _settings_for(definition, settings)
-            graph = elaborate(program, definition, sink, chosen, inputs, limits)
+            graph = _run_passes(elaborate(program, definition, sink, chosen, inputs, limits),
+                                sink, first_new)
             _note_overrides(sink, first_new, chosen, inputs)
-            for pass_ in GRAPH_PASSES:
-                graph = pass_(graph, sink)
             result.graphs[definition.name] = graph
         _check_input_names(inputs or {}, result.graphs.values(), program.networks)
     result.diagnostics = sink.items
     return result
+
+
+def _run_passes(graph: nx.DiGraph, sink: Sink, first_new: int) -> nx.DiGraph:
+    for pass_ in GRAPH_PASSES:
+        if pass_.on_errors or len(sink.items) == first_new:
+            graph = pass_.run(graph, sink)
+            if os.environ.get("ARCHDSL_LINT") == "1":
+                ir.lint(graph)
+    return graph
 
 
 def _note_overrides(sink: Sink, first_new: int, settings: dict, inputs: dict | None) -> None:

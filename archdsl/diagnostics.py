@@ -38,6 +38,7 @@ CODES = {
     "E0217": "unknown attribute",
     "E0218": "not a value",
     "E0219": "reserved name",
+    "E0220": "value never used",
     "E0300": "merge operands differ",
     "E0301": "residual operands differ",
     "E0302": "concat operands differ spatially",
@@ -128,23 +129,34 @@ MAX_SHOWN = 110  # longer source lines are shown as a window around the span
 
 
 def _snippet_lines(labels, gutter: int) -> list[str]:
+    """Each source line once, in line order, with one underline row per label on it."""
     lines = []
+    by_line: dict[int, list] = {}
     for label, mark in labels:
-        span = label.span
-        text = span.source.line_text(span.line).expandtabs(1)
-        width = max(1, min(span.end, span.start + len(text) - span.column + 1) - span.start)
-        column = span.column - 1
-        if len(text) > MAX_SHOWN:
-            left = max(0, column - 30)
-            right = min(len(text), left + MAX_SHOWN)
-            text = ("…" if left else "") + text[left:right] + ("…" if right < len(text) else "")
-            column = column - left + (1 if left else 0)
-            width = max(1, min(width, right - (span.column - 1)))
-        underline = " " * column + mark * width
-        message = f" {label.message}" if label.message else ""
-        lines.append(f"{span.line:>{gutter}} | {text}".rstrip())
-        lines.append(f"{' ' * gutter} | {underline}{message}")
+        by_line.setdefault(label.span.line, []).append((label, mark))
+    for number in sorted(by_line):
+        text = by_line[number][0][0].span.source.line_text(number).expandtabs(1)
+        shown, shift = _window(text, [label.span for label, _ in by_line[number]])
+        lines.append(f"{number:>{gutter}} | {shown}".rstrip())
+        for label, mark in by_line[number]:
+            span = label.span
+            width = max(1, min(span.end, span.start + len(text) - span.column + 1) - span.start)
+            column = span.column - 1 - shift
+            width = max(1, min(width, len(shown) - column))
+            message = f" {label.message}" if label.message else ""
+            lines.append(f"{' ' * gutter} | {' ' * column}{mark * width}{message}")
     return lines
+
+
+def _window(text: str, spans) -> tuple[str, int]:
+    """A long line shown as a window around its first span: (text shown, columns cut)."""
+    if len(text) <= MAX_SHOWN:
+        return text, 0
+    column = min(span.column for span in spans) - 1
+    left = max(0, column - 30)
+    right = min(len(text), left + MAX_SHOWN)
+    shown = ("…" if left else "") + text[left:right] + ("…" if right < len(text) else "")
+    return shown, left - (1 if left else 0)
 
 
 def to_json(diagnostic: Diagnostic) -> dict:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import networkx as nx
 
+from .errors import InternalError
 from .ops import OPS, REQUIRED, Args, show
 from .lang.source import Span
 
@@ -148,13 +149,31 @@ def dump(graph: nx.DiGraph) -> str:
 
 
 def lint(graph: nx.DiGraph) -> None:
-    """Check the IR's invariants; a failure is a bug in archdsl, not in the spec."""
+    """Check the IR's invariants; raises InternalError (a bug in archdsl, never in the
+    spec): known ops, inputs before their consumers, operand counts, edges that record
+    exactly the nodes' ordered inputs, outputs and inputs that name input nodes.
+
+    >>> from archdsl import compile_source
+    >>> lint(compile_source("network t { input x: 3; linear(2) }").graph)
+    """
     seen = set()
     for item in nodes(graph):
-        assert item.op in OPS, f"{item.name}: unknown op {item.op}"
-        assert all(i in seen for i in item.inputs), f"{item.name}: inputs not before it"
-        assert OPS[item.op].merge or len(item.inputs) == (item.op != "input"), item.name
+        _require(item.op in OPS, f"{item.name}: unknown op {item.op}")
+        _require(all(i in seen for i in item.inputs), f"{item.name}: an input comes after it")
+        _require(OPS[item.op].merge or len(item.inputs) == (item.op != "input"),
+                 f"{item.name}: {len(item.inputs)} inputs for {item.op}")
+        positions: dict[str, tuple[int, ...]] = {}
+        for position, producer in enumerate(item.inputs):
+            positions[producer] = positions.get(producer, ()) + (position,)
+        edges = {p: graph.edges[p, item.name]["operands"] for p in graph.predecessors(item.name)}
+        _require(edges == positions, f"{item.name}: edges {edges} disagree with inputs {positions}")
         seen.add(item.name)
     for out in graph.graph["outputs"]:
-        assert out.node in seen, f"output {out.name} names no node"
-    assert nx.is_directed_acyclic_graph(graph)
+        _require(out.node in seen, f"output {out.name} names no node")
+    for name in graph.graph["inputs"]:
+        _require(node(graph, name).op == "input", f"input {name} is not an input node")
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise InternalError(f"IR invariant broken: {message}")

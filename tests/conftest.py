@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SPECS = sorted((ROOT / "specs").glob("*.arch"))
 REFERENCE = ROOT.parent / "shared" / "reference" / "torchvision.json"
 UPDATE = os.environ.get("ARCHDSL_UPDATE_GOLDEN") == "1"
+os.environ["ARCHDSL_LINT"] = "1"  # the IR's invariants are checked after every pass
 
 
 def check_golden(path: Path, actual: str) -> None:

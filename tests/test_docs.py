@@ -69,9 +69,10 @@ def regenerated_errors_md(text: str) -> str:
     return FENCED.sub(block, text)
 
 
-def test_error_examples_are_the_test_specs_and_their_output():
+@pytest.mark.parametrize("document", ["docs/errors.md", "README.md"])
+def test_error_examples_are_the_test_specs_and_their_output(document):
     from conftest import check_golden
-    path = ROOT / "docs" / "errors.md"
+    path = ROOT / document
     check_golden(path, regenerated_errors_md(path.read_text()))
 
 

@@ -259,3 +259,19 @@ def test_merge_needs_two_operands_and_else_on_the_same_line():
 def test_long_flat_expressions_are_fine():
     graph = ok(NET.format("let w = " + " + ".join(["1"] * 400) + "\nconv(w, 1)"))
     assert shape(graph, "0") == (400, 32, 32)
+
+
+def test_a_head_may_not_take_the_main_outputs_name():
+    result = compile_source(NET.format("out: aux { flatten; linear(2) }; flatten; linear(3)"))
+    assert [d.code for d in result.diagnostics] == ["E0216"]
+    assert "name the main output" in result.diagnostics[0].help
+
+
+def test_layers_no_output_needs_are_errors_but_aux_heads_are_not():
+    assert codes(NET.format("a: conv(4, 3, pad = 1); conv(4, 3, pad = 1); add(a, a)")) == ["E0220"]
+    assert codes("network t { input x: 3; input y: 3; from x; linear(2) }") == ["E0220"]
+    graph = ok(NET.format("h: aux { flatten; linear(2) }; flatten; linear(3)"))
+    assert [o.name for o in graph.graph["outputs"]] == ["out", "h"]
+    assert codes(NET.format("a: conv(4, 1); output a; b: conv(2, 1)")) == ["E0220"]
+    two = ok(NET.format("a: conv(4, 1); output a; b: conv(2, 1); output b"))
+    assert [o.name for o in two.graph["outputs"]] == ["a", "b"]

@@ -81,7 +81,7 @@ def test_check_accepts_implies_build_works(label, inner, input_name, network, au
     result = compile_source(text)
     if not result.ok:
         codes = {d.code for d in result.diagnostics}
-        assert codes <= {"E0219", "E0209", "E0100", "E0208"}, (text, codes)
+        assert codes <= {"E0219", "E0209", "E0100", "E0208", "E0216"}, (text, codes)
         if "E0219" in codes:
             assert any(is_reserved(n) for n in (label, inner, aux, branch, f"{label}_fc"))
         return

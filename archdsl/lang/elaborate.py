@@ -220,6 +220,12 @@ class _Elaborator:
                                      Label(net.name_span, "declared here"),
                                      help="declare one first: `input image: 3 x 224 x 224`"))
         if not self.main_outputs and final is not None and final is not POISON:
+            clash = next((o for o in self.outputs if o.name == "out"), None)
+            if clash is not None:
+                self.sink.add(Diagnostic(
+                    "E0216", "output `out` is declared twice: a head is called `out`, the name "
+                    "of the main output", Label(clash.span, "this head"),
+                    help="rename the head, or name the main output: `output NAME`"))
             self.main_outputs.append(ir.Output("out", final.node, net.body.span))
         self.graph.graph["outputs"] = tuple(self.main_outputs + self.outputs)
         self.graph.graph["calls"] = {k: tuple(v) for k, v in self.graph.graph["calls"].items()}
