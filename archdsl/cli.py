@@ -18,7 +18,7 @@ from .lang.elaborate import DEFAULT_MAX_NODES, Limits
 from .files import write_atomic
 from .ir import dump
 from .ops import show
-from .backends.render_dot import DIRECTIONS, STYLES, layout, render_dot
+from .backends.render_dot import DIRECTIONS, DOT_TIMEOUT, STYLES, LayoutError, layout, render_dot
 from .backends.report_stats import DTYPE_BYTES, FORMATS, format_comparison, format_report, report_stats
 
 EXIT_OK, EXIT_SPEC_ERRORS, EXIT_USAGE, EXIT_MISSING_TOOL, EXIT_INTERNAL = 0, 1, 2, 3, 70
@@ -49,6 +49,11 @@ def _add_spec_options(parser: argparse.ArgumentParser) -> None:
                         help="only this network of the file (default: all of them)")
     parser.add_argument("--max-nodes", type=int, default=DEFAULT_MAX_NODES, metavar="N",
                         help=f"stop a spec that expands past N layers (default {DEFAULT_MAX_NODES:,}; also bounds the work, 3 steps a layer)")
+
+
+def _add_dot_timeout(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dot-timeout", type=float, default=DOT_TIMEOUT, metavar="SECONDS",
+                        help=f"stop Graphviz's dot after this long (default {DOT_TIMEOUT:g})")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -110,10 +115,12 @@ then write into DIR (default build/NETWORK/):
   weights.pt     the module's state_dict (torch.save); torchvision-compatible names
   forward.py     the generated forward code (gm.code)
   stats.md       the per-layer cost table (as `archdsl stats --format markdown`)
-  diagram.svg    the default diagram (needs Graphviz's `dot`; skipped with a note if absent)
+  diagram.svg    the default diagram (needs Graphviz's `dot`; when dot is missing, fails
+                 or runs past --dot-timeout, the rest is written and a warning says why)
 
-Nothing is written unless the check and the forward pass succeed, and each file is
-written to a temporary name and renamed, so a failed build leaves no half-written file.
+Nothing is written unless the check and the forward pass succeed. The files are written
+into a new directory that then replaces DIR in one step, so DIR holds the old build or
+the new one, never a mix; a DIR holding other files is refused.
 Load the weights with `archdsl.load(FILE).load_state_dict(torch.load(".../weights.pt"))`.""")
     build.add_argument("file", metavar="FILE")
     build.add_argument("-o", "--output", metavar="DIR",
@@ -125,6 +132,7 @@ Load the weights with `archdsl.load(FILE).load_state_dict(torch.load(".../weight
                        help="parameter and input dtype for the check pass (default fp32)")
     build.add_argument("--batch", type=int, default=2, metavar="N",
                        help="dummy batch size for the check pass (default 2)")
+    _add_dot_timeout(build)
     _add_spec_options(build)
     build.set_defaults(run=run_build)
 
@@ -141,7 +149,8 @@ Layout needs Graphviz's `dot`. Without it, --format dot still works, and other f
 write the .dot file and explain how to install Graphviz (exit status 3).""")
     render.add_argument("file", metavar="FILE")
     render.add_argument("-o", "--output", metavar="OUT",
-                        help="output file (default NETWORK.FORMAT in the current directory)")
+                        help="output file (default NETWORK.FORMAT in the current directory); "
+                             "- for standard output")
     render.add_argument("--format", choices=("svg", "pdf", "png", "dot"), default=None,
                         help="default: from OUT's extension, else svg")
     render.add_argument("--depth", type=int, metavar="N",
@@ -161,6 +170,7 @@ write the .dot file and explain how to install Graphviz (exit status 3).""")
     render.add_argument("--partial", action="store_true",
                         help="for a spec with a shape error, draw everything up to the failing "
                              "layer, highlighted")
+    _add_dot_timeout(render)
     _add_spec_options(render)
     render.set_defaults(run=run_render)
 
@@ -268,8 +278,8 @@ def main(argv=None) -> int:
         print(error, file=sys.stderr)
         return EXIT_SPEC_ERRORS
     except OSError as error:  # an output path that cannot be written, a full disk, ...
-        where = f" {error.filename}" if error.filename else ""
-        print(f"archdsl: error:{where}: {error.strerror or error}", file=sys.stderr)
+        where = f" {error.filename}:" if error.filename else ""
+        print(f"archdsl: error:{where} {error.strerror or error}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
@@ -419,6 +429,9 @@ def run_stats(args) -> int:
 def run_build(args) -> int:
     if args.batch < 1:
         raise UsageError("--batch must be at least 1")
+    _check_timeout(args)
+    if args.output == "-":
+        raise UsageError("-o -: a build writes several files; give a directory")
     try:
         from .runtime import build as builder
     except ModuleNotFoundError as error:
@@ -438,7 +451,7 @@ def run_build(args) -> int:
         if out.exists() and not out.is_dir():
             raise UsageError(f"-o {out}: exists and is not a directory")
         try:
-            artifacts = builder.build(graph, device, args.dtype, args.batch)
+            artifacts = builder.build(graph, device, args.dtype, args.batch, args.dot_timeout)
         except builder.BuildError as error:
             print(f"archdsl: internal error, please report it: {error}", file=sys.stderr)
             return EXIT_INTERNAL
@@ -449,38 +462,52 @@ def run_build(args) -> int:
         for path in written:
             print(f"  wrote {path}")
         for note in artifacts.notes:
-            print(f"  note: {note}")
+            print(f"archdsl: warning: {note}", file=sys.stderr)
     return EXIT_OK
 
 
 def run_render(args) -> int:
     if args.depth is not None and args.depth < 1:
         raise UsageError("--depth must be at least 1")
+    _check_timeout(args)
     result = compile_or_report(args.file, args)
     _require_networks(result, args.file)
     _check_render_options(args, result)
     if not result.ok and not args.partial:
         return EXIT_SPEC_ERRORS
     status = EXIT_OK if result.ok else EXIT_SPEC_ERRORS
+    to_stdout = args.output == "-"
     for name, graph in result.graphs.items():
         fmt = args.format or _format_from(args.output)
         out = Path(args.output) if args.output else Path(f"{name}.{fmt}")
         if len(result.graphs) > 1 and args.output:
             out = out.with_name(f"{out.stem}_{name}{out.suffix}")
+        if not to_stdout and out.resolve().is_dir():
+            raise UsageError(f"-o {out}: is a directory; give a file name such as "
+                             f"{out / (name + '.' + fmt)}")
         source = render_dot(graph, depth=args.depth, expand=args.expand,
                             direction=args.direction, shapes=args.shapes, style=args.style,
                             partial=args.partial, column=args.column)
         try:
-            data = layout(source, fmt)
-        except RuntimeError as error:
-            dot_path = out.with_suffix(".dot")
+            data = layout(source, fmt, args.dot_timeout)
+        except LayoutError as error:
+            dot_path = Path(f"{name}.dot") if to_stdout else out.with_suffix(".dot")
             write_atomic(dot_path, source.encode())
             print(f"archdsl: error: cannot make {fmt.upper()}: {error}\n"
                   f"The diagram's DOT source is in {dot_path}.", file=sys.stderr)
             return EXIT_MISSING_TOOL
-        write_atomic(out, data)
-        print(f"{args.file}: drew {name} -> {out}")
+        if to_stdout:
+            sys.stdout.buffer.write(data)
+            sys.stdout.flush()
+        else:
+            write_atomic(out, data)
+            print(f"{args.file}: drew {name} -> {out}")
     return status
+
+
+def _check_timeout(args) -> None:
+    if not (math.isfinite(args.dot_timeout) and args.dot_timeout > 0):
+        raise UsageError("--dot-timeout must be a positive number of seconds")
 
 
 def _check_render_options(args, result: Compilation) -> None:
@@ -489,6 +516,9 @@ def _check_render_options(args, result: Compilation) -> None:
         if prefix != "all" and not any(n == prefix or n.startswith(prefix + ".") for n in names):
             raise UsageError(f"--expand {prefix}: no layer or block has that name "
                              "(`archdsl ir FILE` lists the names)")
+    if args.output == "-" and len(result.graphs) > 1:
+        raise UsageError(f"-o - writes one diagram, but {args.file} has "
+                         f"{len(result.graphs)} networks; choose one with --network NAME")
     suffix = Path(args.output).suffix.lstrip(".").lower() if args.output else ""
     if args.format and suffix in ("svg", "pdf", "png", "dot") and suffix != args.format:
         raise UsageError(f"-o {args.output} asks for {suffix.upper()} but --format is "

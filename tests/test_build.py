@@ -47,3 +47,31 @@ def test_build_on_missing_cuda_is_a_usage_error(tmp_path, capsys, in_root):
         pytest.skip("a CUDA device is present")
     assert main(["build", "specs/resnet18.arch", "--device", "cuda", "-o", str(tmp_path)]) == 2
     assert "no CUDA device" in capsys.readouterr().err
+
+
+def test_a_diagram_that_cannot_be_drawn_does_not_stop_the_build(tmp_path, capsys, monkeypatch,
+                                                                in_root):
+    from archdsl.backends import render_dot
+
+    def too_slow(source, fmt, timeout):
+        raise render_dot.LayoutError(f"Graphviz's dot did not finish within {timeout:g} s")
+    monkeypatch.setattr(render_dot, "layout", too_slow)
+    out = tmp_path / "r18"
+    assert main(["build", "specs/resnet18.arch", "-o", str(out), "--input", "3x32x32",
+                 "--dot-timeout", "0.5"]) == 0
+    assert {p.name for p in out.iterdir()} == {"weights.pt", "forward.py", "stats.md"}
+    assert "warning: no diagram.svg: Graphviz's dot did not finish within 0.5 s" in \
+        capsys.readouterr().err
+
+
+def test_a_rebuild_replaces_the_whole_directory(tmp_path, capsys, in_root):
+    out = tmp_path / "r18"
+    assert main(["build", "specs/resnet18.arch", "-o", str(out), "--input", "3x32x32"]) == 0
+    first = (out / "weights.pt").read_bytes()
+    assert main(["build", "specs/resnet18.arch", "-o", str(out), "--input", "3x32x32",
+                 "--set", "classes=7"]) == 0
+    assert (out / "weights.pt").read_bytes() != first and "| 7 |" in (out / "stats.md").read_text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r18"]
+    (out / "mine.txt").write_text("keep")
+    assert main(["build", "specs/resnet18.arch", "-o", str(out), "--input", "3x32x32"]) == 2
+    assert "not build outputs (mine.txt)" in capsys.readouterr().err

@@ -119,3 +119,15 @@ def test_render_cli_dot_format_needs_no_layout(tmp_path, capsys, in_root):
 def test_column_width_for_papers():
     assert 'size="3.3,9"' in render_dot(graph_of("resnet18"), column="single")
     assert " size=" not in render_dot(graph_of("resnet18"))
+
+
+@needs_dot
+def test_dot_past_its_time_is_a_clear_error(tmp_path, capsys, in_root):
+    nested = "x".join(["residual { conv(4, 3, pad = 1); "] * 60) .replace("x", "") + "}" * 60
+    spec = tmp_path / "nested.arch"
+    spec.write_text("network deep { input x: 4 x 8 x 8\n" + nested + "\n}\n")
+    code = main(["render", str(spec), "-o", str(tmp_path / "d.svg"), "--dot-timeout", "0.01"])
+    err = capsys.readouterr().err
+    assert code == 3 and "did not finish within 0.01 s" in err and "--dot-timeout" in err
+    assert (tmp_path / "d.dot").read_text().startswith("digraph deep")
+    assert main(["render", str(spec), "--dot-timeout", "0", "-o", str(tmp_path / "e.svg")]) == 2

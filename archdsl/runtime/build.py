@@ -16,7 +16,7 @@ import networkx as nx
 import torch
 
 from ..errors import UsageError
-from ..files import write_atomic
+from ..files import write_directory
 from ..backends.lower_fx import lower_fx
 from ..ops import show
 from ..backends.report_stats import format_report, report_stats
@@ -44,7 +44,8 @@ def pick_device(choice: str) -> str:
     return choice
 
 
-def build(graph: nx.DiGraph, device: str, dtype: str, batch: int) -> Artifacts:
+def build(graph: nx.DiGraph, device: str, dtype: str, batch: int,
+          dot_timeout: float = 30.0) -> Artifacts:
     _check_memory(graph, dtype, batch)
     module = lower_fx(graph).to(device=device, dtype=DTYPES[dtype]).eval()
     seconds, outputs = _check_forward(graph, module, device, DTYPES[dtype], batch)
@@ -54,7 +55,7 @@ def build(graph: nx.DiGraph, device: str, dtype: str, batch: int) -> Artifacts:
              "forward.py": _forward_source(graph, module).encode(),
              "stats.md": format_report(report_stats(graph), "markdown").encode()}
     notes = []
-    diagram = _diagram(graph, notes)
+    diagram = _diagram(graph, notes, dot_timeout)
     if diagram is not None:
         files["diagram.svg"] = diagram
     return Artifacts(files, outputs, seconds, notes)
@@ -115,18 +116,18 @@ def _forward_source(graph, module) -> str:
             f"{graph.graph['name']}.\n" + module.code)
 
 
-def _diagram(graph, notes: list[str]) -> bytes | None:
+def _diagram(graph, notes: list[str], timeout: float) -> bytes | None:
+    """The diagram, or None with a note saying why there is none: a build without a
+    diagram is still a build."""
+    from ..backends.render_dot import LayoutError, layout, render_dot
     try:
-        from ..backends.render_dot import render_dot, layout
-    except ImportError:
-        return None
-    try:
-        return layout(render_dot(graph), "svg")
-    except RuntimeError as error:
-        notes.append(f"no diagram: {error}")
+        return layout(render_dot(graph), "svg", timeout)
+    except LayoutError as error:
+        first = str(error).splitlines()[0]
+        notes.append(f"no diagram.svg: {first}")
         return None
 
 
 def write_artifacts(directory: Path, files: dict[str, bytes]) -> list[Path]:
-    """Write each file through a temporary name and an atomic rename."""
-    return [write_atomic(directory / name, data) for name, data in files.items()]
+    """Replace `directory` by one holding these files, all at once (archdsl.files)."""
+    return write_directory(directory, files)
