@@ -618,15 +618,11 @@ def run_predict(args) -> int:
 
 
 def run_ast(args) -> int:
+    from .compile import read_source
     from .lang.parse import parse
-    from .lang.source import Source
     from .lang.syntax import dump as dump_ast
     try:
-        text = Path(args.file).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise UsageError(f"cannot read {args.file}: {error}") from None
-    try:
-        print(dump_ast(parse(Source(args.file, text))))
+        print(dump_ast(parse(read_source(args.file))))
     except SpecError as error:
         print(render_all([error.diagnostic]), file=sys.stderr)
         return EXIT_SPEC_ERRORS

@@ -15,10 +15,12 @@ from typing import Callable
 import networkx as nx
 
 from . import ir
-from .diagnostics import Diagnostic, Sink, render_all
+from .diagnostics import Diagnostic, Sink, SpecError, render_all
 from .errors import UsageError
 from .lang.elaborate import Limits, elaborate
 from .lang.load import Program, load
+from .lang.read import UnreadableSource
+from .lang.read import read_source as read_spec_file
 from .lang.source import Source
 from .passes.check_dead_values import check_dead_values
 from .passes.count_costs import count_costs
@@ -121,14 +123,24 @@ def _check_input_names(inputs: dict, graphs, networks) -> None:
 
 
 def compile_file(path: str | Path, **options) -> Compilation:
-    """Read and compile a .arch file; raises UsageError if it cannot be read."""
+    """Read and compile a .arch file; raises UsageError if it cannot be read. A file that
+    is not UTF-8 compiles to its E0104 diagnostic."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UsageError(f"no such file: {path}") from None
-    except (OSError, UnicodeDecodeError) as error:
+        source = read_source(path)
+    except SpecError as error:
+        return Compilation(error.diagnostic.primary.span.source, None,
+                           diagnostics=[error.diagnostic])
+    return compile_source(source.text, str(path), **options)
+
+
+def read_source(path: str | Path) -> Source:
+    """The text of a spec file, or UsageError saying why it cannot be one."""
+    try:
+        return read_spec_file(path)
+    except UnreadableSource as error:
+        if str(error) == "no such file":
+            raise UsageError(f"no such file: {path}") from None
         raise UsageError(f"cannot read {path}: {error}") from None
-    return compile_source(text, str(path), **options)
 
 
 def _selected(program: Program, network: str | None, settings: dict):

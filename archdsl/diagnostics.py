@@ -18,6 +18,7 @@ CODES = {
     "E0101": "unexpected character",
     "E0102": "unexpected end of file",
     "E0103": "nesting too deep",
+    "E0104": "not UTF-8 text",
     "E0200": "unknown layer or block",
     "E0201": "too many positional arguments",
     "E0202": "unknown keyword argument",

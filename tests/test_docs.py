@@ -60,7 +60,7 @@ def regenerated_errors_md(text: str) -> str:
         before = text[:match.start()]
         example = EXAMPLE.search(before.rsplit("```\n", 1)[-1])  # the paragraph just before
         if lang == "arch" and example:
-            body = (ROOT / example.group(1)).read_text()
+            body = (ROOT / example.group(1)).read_bytes().decode(errors="replace")
         section = FENCED.sub("", before.rsplit("\n## ", 1)[-1])  # its prose only
         shown = MENTION.findall(section) or SHOWN.findall(body)
         if lang == "text" and SHOWN.search(body) and shown:

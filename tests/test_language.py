@@ -275,3 +275,26 @@ def test_layers_no_output_needs_are_errors_but_aux_heads_are_not():
     assert codes(NET.format("a: conv(4, 1); output a; b: conv(2, 1)")) == ["E0220"]
     two = ok(NET.format("a: conv(4, 1); output a; b: conv(2, 1); output b"))
     assert [o.name for o in two.graph["outputs"]] == ["a", "b"]
+
+
+def test_a_byte_order_mark_is_accepted(tmp_path):
+    from archdsl import compile_file
+    path = tmp_path / "bom.arch"
+    path.write_bytes(b"\xef\xbb\xbf" + NET.format("conv(4, 3)").encode())
+    result = compile_file(path)
+    span = result.graph.nodes["0"]["node"].span
+    assert result.ok and span.text == "conv(4, 3)" and (span.line, span.column) == (2, 1)
+
+
+def test_imports_open_only_regular_files_of_bounded_size(tmp_path):
+    import os
+    from archdsl import compile_file
+    from archdsl.lang.read import MAX_SOURCE_BYTES
+    os.mkfifo(tmp_path / "pipe.arch")
+    (tmp_path / "huge.arch").write_bytes(b" " * (MAX_SOURCE_BYTES + 1))
+    for target, reason in (("pipe.arch", "not a regular file"), ("/dev/zero", "not a regular file"),
+                           ("huge.arch", "larger than 4 MiB"), (".", "is a directory")):
+        spec = tmp_path / "main.arch"
+        spec.write_text(f'import "{target}"\n' + NET.format("conv(4, 3)"))
+        (diagnostic,) = compile_file(spec).diagnostics
+        assert diagnostic.code == "E0400" and reason in diagnostic.message, diagnostic.message

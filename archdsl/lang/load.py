@@ -14,6 +14,7 @@ from . import syntax as ast
 from ..diagnostics import Diagnostic, Label, Sink, SpecError
 from ..ops import OPS
 from .parse import parse
+from .read import UnreadableSource, read_source
 from .source import Source
 
 
@@ -103,7 +104,7 @@ class _Loader:
         found = self._read(statement, importer)
         if found is None:
             return
-        key, text = found
+        key, source = found
         if key in stack:
             chain = " -> ".join(Path(k).name for k in stack[stack.index(key):] + (key,))
             self.sink.add(Diagnostic("E0401", f"import cycle: {chain}",
@@ -112,33 +113,51 @@ class _Loader:
             return
         if key in self.loaded:
             return
-        source = Source(_display_path(key), text)
+        self.loaded.add(key)
         try:
             module = parse(source)
         except SpecError as error:
-            self.sink.add(error.diagnostic)
-            self.loaded.add(key)
-            self.program.failed_imports = True
+            self._failed(statement, key, error.diagnostic)
             return
         self.add_module(module, stack + (key,))
 
-    def _read(self, statement, importer: Source):
+    def _read(self, statement, importer: Source) -> tuple[str, Source] | None:
         if isinstance(statement, ast.ImportStd):
             path = _stdlib_dir().joinpath(statement.name + ".arch")
             if not path.is_file():
                 self._not_found(statement, f"no standard library `std.{statement.name}`",
                                 "available: " + ", ".join(f"std.{n}" for n in stdlib_names()))
                 return None
-            return f"std.{statement.name}", path.read_text()
+            key = f"std.{statement.name}"
+            return key, Source(_display_path(key), path.read_text(encoding="utf-8"))
         base = Path(importer.path).parent if importer.path != "<string>" else Path.cwd()
         path = (base / statement.path).resolve()
         try:
-            return str(path), path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as error:
-            reason = "not found" if isinstance(error, FileNotFoundError) else "cannot be read"
-            self._not_found(statement, f"import `{statement.path}` {reason}",
-                            f"paths are relative to the importing file, here {base}")
-            return None
+            return str(path), read_source(path, _display_path(str(path)))
+        except UnreadableSource as error:
+            if str(error) == "no such file":
+                self._not_found(statement, f"import `{statement.path}` is not found",
+                                f"paths are relative to the importing file, here {base}")
+            else:
+                self._not_found(statement, f"import `{statement.path}` cannot be read: {error}",
+                                "import .arch spec files")
+        except SpecError as error:  # not UTF-8
+            self._failed(statement, str(path), error.diagnostic)
+        return None
+
+    def _failed(self, statement, key: str, diagnostic: Diagnostic) -> None:
+        """An imported file that does not parse. Its own error is shown when it is a spec;
+        for any other file (`import "/etc/passwd"`), one short line at the import, since
+        its lines are not archdsl's to show."""
+        self.program.failed_imports = True
+        if key.startswith("std.") or key.endswith(".arch"):
+            self.sink.add(diagnostic)
+            return
+        where = diagnostic.primary.span
+        self.sink.add(Diagnostic(
+            "E0400", f"import `{statement.path}` is not an .arch file ({diagnostic.message.lower()}"
+            f" at line {where.line}, column {where.column})", Label(statement.span, "imported here"),
+            help="import .arch files; spec files are named NAME.arch"))
 
     def _not_found(self, statement, message: str, help_text: str) -> None:
         self.program.failed_imports = True
