@@ -205,3 +205,46 @@ def test_eval_uses_the_input_shape_the_checkpoint_was_trained_with(tmp_path, cap
     assert main(["eval", TINY, "--weights", str(out / "checkpoint.pt"), "--data", "shapes:64"]) == 0
     assert main(["eval", TINY, "--weights", str(out / "model.pt"), "--data", "shapes:64"]) == 2
     assert "pass the --set and --input options" in capsys.readouterr().err
+
+
+def _cifar_root(tmp_path, protocol=2):
+    import pickle
+    root = tmp_path / "cifar"
+    root.mkdir()
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        data = torch.zeros(4, 3072, dtype=torch.uint8).numpy()
+        with open(root / name, "wb") as stream:
+            pickle.dump({b"data": data, b"labels": [0, 1, 2, 3]}, stream, protocol=protocol)
+    return root
+
+
+class _Exploit:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("protocol", [2, 5])
+def test_cifar_batches_of_any_pickle_protocol_load(tmp_path, protocol):
+    from archdsl.runtime.data import open_source
+    train_split, val_split = open_source(f"cifar10:{_cifar_root(tmp_path, protocol)}", (3, 32, 32), 0)
+    assert len(train_split) == 20 and len(val_split) == 4
+
+
+def test_a_crafted_cifar_batch_runs_no_code_and_is_exit_2(tmp_path, capsys):
+    import pickle
+    root = _cifar_root(tmp_path)
+    marker = tmp_path / "pwned"
+    (root / "data_batch_3").write_bytes(pickle.dumps({b"data": _Exploit(marker), b"labels": []}))
+    code = main(["train", TINY, "--data", f"cifar10:{root}", "--set", "classes=10",
+                 "--epochs", "1", "--out", str(tmp_path / "run"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "data_batch_3 is not a CIFAR-10 batch" in err and "posix.system" in err
+    assert not marker.exists()
+    (root / "data_batch_3").write_bytes((root / "data_batch_2").read_bytes()[:100])
+    code = main(["train", TINY, "--data", f"cifar10:{root}", "--set", "classes=10",
+                 "--epochs", "1", "--out", str(tmp_path / "run"), "--quiet"])
+    assert code == 2 and "data_batch_3 is not a CIFAR-10 batch" in capsys.readouterr().err

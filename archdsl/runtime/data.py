@@ -201,6 +201,51 @@ CIFAR10 = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "hors
            "truck")
 
 
+# What a CIFAR-10 python batch may name when unpickled: numpy's array reconstruction,
+# nothing else. Any other global (os.system, builtins.eval, ...) is refused.
+_CIFAR_GLOBALS = {
+    (module, name) for module in ("numpy.core.multiarray", "numpy._core.multiarray")
+    for name in ("_reconstruct", "scalar")
+} | {(module, "_frombuffer") for module in ("numpy.core.numeric", "numpy._core.numeric")} | {
+    ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+    ("copy_reg", "_reconstructor"), ("copyreg", "_reconstructor"), ("__builtin__", "object"),
+    ("builtins", "object"),
+}
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str):
+        if (module, name) not in _CIFAR_GLOBALS:
+            raise pickle.UnpicklingError(f"it names `{module}.{name}`, which a CIFAR-10 batch "
+                                         "never does (refused: unpickling it could run code)")
+        if module == "copy_reg":
+            module = "copyreg"
+        elif module == "__builtin__":
+            module = "builtins"
+        return super().find_class(module, name)
+
+
+def _read_cifar_batch(path: Path):
+    """(uint8 array N x 3072, N labels) from one batch, read without running any code the
+    file might carry; anything else is a DataError naming the file."""
+    try:
+        with open(path, "rb") as stream:
+            batch = _CifarUnpickler(stream, encoding="bytes").load()
+    except OSError as error:
+        raise DataError(f"cannot read CIFAR-10 batch {path}: {error.strerror or error}") from None
+    except Exception as error:  # a damaged or crafted file: pickle raises many kinds
+        raise DataError(f"{path} is not a CIFAR-10 batch: {error}") from None
+    data = batch.get(b"data") if isinstance(batch, dict) else None
+    labels = batch.get(b"labels") if isinstance(batch, dict) else None
+    shape = getattr(data, "shape", None)
+    if (shape is None or len(shape) != 2 or shape[1] != 3072 or str(getattr(data, "dtype", "")) != "uint8"
+            or not isinstance(labels, list) or len(labels) != shape[0]
+            or not all(type(label) is int and 0 <= label < len(CIFAR10) for label in labels)):
+        raise DataError(f"{path} is not a CIFAR-10 batch: it needs b'data' (N x 3072 uint8) and "
+                        f"b'labels' (N integers 0-9)")
+    return data, labels
+
+
 def cifar10_splits(root: Path, shape) -> tuple[Split, Split]:
     train = [root / f"data_batch_{i}" for i in range(1, 6)]
     test = root / "test_batch"
@@ -214,13 +259,9 @@ def cifar10_splits(root: Path, shape) -> tuple[Split, Split]:
 def _cifar_split(paths, shape) -> Split:
     images, labels = [], []
     for path in paths:
-        try:
-            with open(path, "rb") as stream:
-                batch = pickle.load(stream, encoding="bytes")
-            images.append(torch.as_tensor(batch[b"data"]).view(-1, 3, 32, 32))
-            labels.append(torch.as_tensor(batch[b"labels"]))
-        except (OSError, pickle.UnpicklingError, KeyError, EOFError) as error:
-            raise DataError(f"cannot read CIFAR-10 batch {path}: {error}") from None
+        data, batch_labels = _read_cifar_batch(path)
+        images.append(torch.as_tensor(data).view(-1, 3, 32, 32))
+        labels.append(torch.as_tensor(batch_labels))
     pixels, targets = torch.cat(images), torch.cat(labels)
 
     def batch(indices):
