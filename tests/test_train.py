@@ -3,6 +3,7 @@ clear errors for bad checkpoints and data, and eval/run on the result."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -14,7 +15,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from archdsl.cli import main  # noqa: E402
-from archdsl.runtime.train import TrainConfig, load_checkpoint, train  # noqa: E402
+from archdsl.runtime.checkpoint import load_checkpoint  # noqa: E402
+from archdsl.runtime.train import TrainConfig, train  # noqa: E402
 
 from conftest import ROOT  # noqa: E402
 
@@ -248,3 +250,84 @@ def test_a_crafted_cifar_batch_runs_no_code_and_is_exit_2(tmp_path, capsys):
     code = main(["train", TINY, "--data", f"cifar10:{root}", "--set", "classes=10",
                  "--epochs", "1", "--out", str(tmp_path / "run"), "--quiet"])
     assert code == 2 and "data_batch_3 is not a CIFAR-10 batch" in capsys.readouterr().err
+
+
+RESUMABLE = dict(data="shapes:320", epochs=2, batch_size=32, checkpoint_every=3, seed=1,
+                 progress=False)
+
+
+def _interrupt_after(monkeypatch, steps: int):
+    from archdsl.runtime.train import _Run
+    original, calls = _Run._step, []
+
+    def step(self, x, y):
+        calls.append(1)
+        if len(calls) > steps:
+            raise KeyboardInterrupt
+        return original(self, x, y)
+    monkeypatch.setattr(_Run, "_step", step)
+    return lambda: monkeypatch.setattr(_Run, "_step", original)
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_resume_mid_epoch_is_exact_for_any_worker_count(tmp_path, monkeypatch, workers):
+    train(TrainConfig(TINY, out=str(tmp_path / "straight"), workers=workers, **RESUMABLE))
+    restore = _interrupt_after(monkeypatch, 13)
+    with pytest.raises(KeyboardInterrupt):
+        train(TrainConfig(TINY, out=str(tmp_path / "cut"), workers=workers, **RESUMABLE))
+    restore()
+    assert load_checkpoint(tmp_path / "cut" / "checkpoint.pt")["position"] == \
+        {"epoch": 1, "step": 2, "global_step": 12}
+    train(TrainConfig(TINY, out=str(tmp_path / "cut"), workers=workers, resume="last", **RESUMABLE))
+    straight, resumed = weights(tmp_path / "straight" / "model.pt"), weights(tmp_path / "cut" / "model.pt")
+    assert all(torch.equal(straight[k], resumed[k]) for k in straight)
+    lines = (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2]
+
+
+def test_a_flipped_bit_in_a_checkpoint_is_refused(finished_run, tmp_path, capsys):
+    data = bytearray((finished_run / "checkpoint.pt").read_bytes())
+    data[len(data) // 2] ^= 0x10  # inside the payload's tensors
+    damaged = tmp_path / "damaged.pt"
+    damaged.write_bytes(bytes(data))
+    code = main(["train", TINY, "--data", "shapes:128", "--epochs", "3", "--batch-size", "32",
+                 "--out", str(tmp_path / "again"), "--resume", str(damaged), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and ("damaged" in err or "not readable" in err), err
+
+
+def test_resume_a_finished_run_into_a_new_directory(finished_run, tmp_path, capsys):
+    out = tmp_path / "continued"
+    assert main(["train", TINY, "--data", "shapes:128", "--epochs", "1", "--batch-size", "32",
+                 "--out", str(out), "--resume", str(finished_run / "checkpoint.pt"),
+                 "--quiet"]) == 0
+    assert (out / "metrics.jsonl").read_text() == (finished_run / "metrics.jsonl").read_text()
+    assert (out / "curves.png").exists() and (out / "model.pt").exists()
+
+
+def test_two_runs_into_one_directory_are_refused(tmp_path, capsys):
+    from archdsl.runtime.train import _lock
+    held = _lock(tmp_path / "run")
+    try:
+        code = main(["train", TINY, "--data", "shapes:64", "--epochs", "1", "--batch-size", "16",
+                     "--out", str(tmp_path / "run"), "--quiet"])
+        err = capsys.readouterr().err
+        assert code == 2 and f"(pid {os.getpid()}) is writing to" in err
+    finally:
+        held.close()
+
+
+def test_batch_norm_on_single_values_needs_a_batch_of_two(tmp_path, capsys):
+    spec = tmp_path / "bn.arch"
+    spec.write_text("network bn { input image: 3 x 16 x 16; conv(4, 3); global_avgpool; "
+                    "batchnorm; flatten; linear(6) }")
+    code = main(["train", str(spec), "--data", "shapes:64", "--batch-size", "1", "--epochs", "1",
+                 "--out", str(tmp_path / "run"), "--quiet"])
+    assert code == 2 and "use --batch-size 2 or more" in capsys.readouterr().err
+
+
+def test_metrics_that_cannot_be_written_name_the_file():
+    from archdsl.runtime.train import _append
+    with pytest.raises(OSError) as error:
+        _append(__import__("pathlib").Path("/dev/full"), [{"epoch": 1}])
+    assert error.value.filename == "/dev/full"

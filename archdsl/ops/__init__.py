@@ -80,6 +80,7 @@ class Op:
     function: str | None = None  # or a torch function: "cat", "add", "mul", "flatten"
     describe: Callable[[Args], str] = field(default=lambda a: "")
     caption: Callable[[Args], str] = field(default=lambda a: "")
+    min_batch: Callable[[Args, Shape], int] = field(default=lambda a, out: 1)  # to train
 
 
 # ---- helpers for shape rules ---------------------------------------------------------
@@ -388,7 +389,8 @@ OPS: dict[str, Op] = {op.name: op for op in (
        args=(Arg("eps", "float", 1e-5, minimum=0), Arg("momentum", "float", 0.1, minimum=0)),
        params=lambda a, ins: 2 * ins[0][0], buffers=lambda a, ins: 2 * ins[0][0] + 1,
        other_ops=_elementwise(2), module=_batchnorm_module,
-       describe=_named("batchnorm"), caption=_named("batch norm")),
+       describe=_named("batchnorm"), caption=_named("batch norm"),
+       min_batch=lambda a, out: 2 if numel(out[1:]) == 1 else 1),  # statistics need 2 values
     Op("lrn", "norm", _lrn_shape,
        args=(Arg("size", "int", 5, minimum=1), Arg("alpha", "float", 1e-4),
              Arg("beta", "float", 0.75), Arg("k", "float", 2.0)),

@@ -27,12 +27,13 @@ import torch.nn.functional as F
 from .. import lower
 from ..compile import CompileError, compile_file
 from ..errors import UsageError
+from .checkpoint import load_checkpoint, load_weights, pack, serialise
 from .data import DataError, load_images, open_source
 from ..files import write_atomic
-from ..ops import show
+from ..ir import nodes as ir_nodes
+from ..ops import OPS, show
 
 CHECKPOINT = "checkpoint.pt"
-FORMAT = "archdsl-checkpoint-1"
 
 
 class TrainError(UsageError):
@@ -116,7 +117,9 @@ class _Run:
         except DataError as error:
             raise TrainError(str(error)) from None
         _check_classes(self.graph, len(self.train_split.classes), config)
+        _check_batch(self.graph, config.batch_size // world, world)
         self.checkpoint_path = self.out / CHECKPOINT
+        self.lock = _lock(self.out) if rank == 0 else None
         resume_from = self._resume_path()
         torch.manual_seed(config.seed)
         random.seed(config.seed)
@@ -128,6 +131,7 @@ class _Run:
         self.scheduler = _scheduler(self.optimizer, config, self.steps_per_epoch)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=config.amp == "fp16")
         self.position = {"epoch": 0, "step": 0, "global_step": 0}
+        self.history: list[dict] = []  # per-epoch metrics so far, carried by checkpoints
         if resume_from is not None:
             self._restore(resume_from)
         self.net = self.model
@@ -165,6 +169,7 @@ class _Run:
                 schedule.total = max(1, self.config.epochs * self.steps_per_epoch)
         self.scaler.load_state_dict(state["scaler"])
         self.position = dict(state["position"])
+        self.history = list(state["history"])
         torch.set_rng_state(state["rng"]["torch"])
         random.setstate(_tuple_state(state["rng"]["python"]))
         if torch.cuda.is_available() and state["rng"].get("cuda"):
@@ -173,27 +178,37 @@ class _Run:
     # ---- loop ----------------------------------------------------------------------------
 
     def run(self) -> list[dict]:
+        try:
+            return self._run()
+        finally:
+            if self.lock is not None:
+                self.lock.close()
+
+    def _run(self) -> list[dict]:
         history = []
+        metrics_path = self.out / "metrics.jsonl"
         if self.rank == 0:
             self.out.mkdir(parents=True, exist_ok=True)
+            if self.history and not metrics_path.exists():  # resumed into a new --out
+                _append(metrics_path, self.history)
         for epoch in range(self.position["epoch"], self.config.epochs):
             train_metrics = self._train_epoch(epoch)
             metrics = {"epoch": epoch + 1, **train_metrics, **self._validate(),
                        "lr": self.optimizer.param_groups[0]["lr"]}
             self.position = {"epoch": epoch + 1, "step": 0,
                              "global_step": self.position["global_step"]}
+            self.history.append(metrics)
             if self.rank == 0:
                 self._save_checkpoint()
-                with open(self.out / "metrics.jsonl", "a") as stream:
-                    stream.write(json.dumps(metrics) + "\n")
+                _append(metrics_path, [metrics])
                 self._print(f"epoch {epoch + 1}/{self.config.epochs}: "
                             f"train loss {metrics['train_loss']:.4f} acc {metrics['train_acc']:.3f}"
                             f", val loss {metrics['val_loss']:.4f} acc {metrics['val_acc']:.3f}, "
                             f"{metrics['images_per_s']:.0f} images/s")
             history.append(metrics)
         if self.rank == 0:
-            write_atomic(self.out / "model.pt", _serialise(self.model.state_dict()))
-            plot_metrics(self.out / "metrics.jsonl", self.out / "curves.png")
+            write_atomic(self.out / "model.pt", serialise(self.model.state_dict()))
+            plot_metrics(self.history, self.out / "curves.png")
         return history
 
     def _batches(self, epoch: int, first_step: int):
@@ -210,9 +225,12 @@ class _Run:
         if self.config.workers == 0:
             return ((step, self.train_split.batch(indices)) for step, indices in batches)
         steps, index_lists = zip(*batches) if first_step < self.steps_per_epoch else ((), ())
-        loader = torch.utils.data.DataLoader(_BatchDataset(self.train_split), batch_size=None,
-                                             sampler=list(index_lists),
-                                             num_workers=self.config.workers)
+        # The workers' seeds come from (seed, epoch), not from the global RNG, which would
+        # be drawn at a different point in a run resumed mid-epoch.
+        loader = torch.utils.data.DataLoader(
+            _BatchDataset(self.train_split), batch_size=None, sampler=list(index_lists),
+            num_workers=self.config.workers,
+            generator=torch.Generator().manual_seed(self.config.seed * 7919 + epoch))
         return zip(steps, loader)
 
     def _train_epoch(self, epoch: int) -> dict:
@@ -286,7 +304,6 @@ class _Run:
 
     def _save_checkpoint(self) -> None:
         state = {
-            "format": FORMAT,
             "spec": {"path": self.config.spec, "network": self.graph.graph["name"],
                      "source": Path(self.config.spec).read_text(),
                      "structure": structure_hash(self.graph),
@@ -297,9 +314,10 @@ class _Run:
             "rng": {"torch": torch.get_rng_state(), "python": _list_state(random.getstate()),
                     "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
             "position": self.position, "classes": list(self.train_split.classes),
+            "history": self.history,
             "config": {k: v for k, v in asdict(self.config).items() if k != "progress"},
         }
-        write_atomic(self.checkpoint_path, _serialise(state))
+        write_atomic(self.checkpoint_path, pack(state))
 
 
 class _BatchDataset(torch.utils.data.Dataset):
@@ -338,6 +356,51 @@ def _check_same_run(saved: dict, config: TrainConfig, path: Path) -> None:
             raise TrainError(f"{path} was made with {flag} {saved.get(key)}, not "
                              f"{getattr(config, key)}: resume with the same {flag}, or start a "
                              "new run with another --out")
+
+
+def _check_batch(graph, per_process: int, world: int) -> None:
+    """Layers that cannot train on so small a batch (batch norm on 1x1 maps or flat
+    features needs two values per channel) are refused before anything runs."""
+    for item in ir_nodes(graph):
+        least = OPS[item.op].min_batch(item.args, graph.nodes[item.name]["shape"])
+        if per_process < least:
+            raise TrainError(f"`{item.name}` ({item.op}) cannot train on batches of "
+                             f"{per_process} per process (it needs {least} or more at "
+                             f"{show(graph.nodes[item.name]['shape'])}); use --batch-size "
+                             f"{least * world} or more")
+
+
+def _lock(out: Path):
+    """Hold OUT/.lock for the run: a second `archdsl train` into the same --out stops at
+    once instead of interleaving checkpoints and metrics."""
+    out.mkdir(parents=True, exist_ok=True)
+    stream = open(out / ".lock", "a+")
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        return stream
+    try:
+        fcntl.flock(stream.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        stream.seek(0)
+        holder = stream.read().strip() or "another process"
+        stream.close()
+        raise TrainError(f"another `archdsl train` ({holder}) is writing to {out}; wait for it "
+                         "to finish or choose another --out") from None
+    stream.seek(0)
+    stream.truncate()
+    stream.write(f"pid {os.getpid()}")
+    stream.flush()
+    return stream
+
+
+def _append(path: Path, rows: list[dict]) -> None:
+    """Append metrics as JSON lines; a failure (a full disk) names the file."""
+    try:
+        with open(path, "a") as stream:
+            stream.writelines(json.dumps(row) + "\n" for row in rows)
+    except OSError as error:
+        raise OSError(error.errno, error.strerror, str(path)) from None
 
 
 def _check_classes(graph, classes: int, config: TrainConfig) -> None:
@@ -418,25 +481,6 @@ def _tuple_state(state):
     return tuple(_tuple_state(s) if isinstance(s, list) else s for s in state)
 
 
-def _serialise(obj) -> bytes:
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    return buffer.getvalue()
-
-
-def load_checkpoint(path: Path) -> dict:
-    """A checkpoint written by `archdsl train`, or a clear error."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises many kinds for damaged files
-        raise TrainError(f"{path} is not a readable checkpoint (truncated or corrupted: "
-                         f"{type(error).__name__}); resume from an intact one or start a new "
-                         "run with another --out") from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise TrainError(f"{path} is not an archdsl training checkpoint")
-    return state
-
-
 # ---- evaluation and inference -----------------------------------------------------------------
 
 
@@ -460,21 +504,13 @@ def evaluate(model, split, device, batch_size: int, channels_last: bool = False)
 
 def load_trained(spec: str, weights: str, settings: dict, inputs: dict, network=None):
     """(model in eval mode, class names, graph) from a spec and a checkpoint or model.pt."""
-    path = Path(weights)
-    if not path.is_file():
-        raise TrainError(f"no weights file at {weights}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise TrainError(f"{weights} is not readable ({type(error).__name__}): truncated or "
-                         "corrupted") from None
+    state, trained = load_weights(Path(weights))
     classes = None
-    if isinstance(state, dict) and state.get("format") == FORMAT:
-        settings = {**state["spec"]["settings"], **settings}
-        saved_inputs = {k: tuple(v) for k, v in state["spec"]["inputs"].items()}
+    if trained is not None:
+        settings = {**trained["spec"]["settings"], **settings}
+        saved_inputs = {k: tuple(v) for k, v in trained["spec"]["inputs"].items()}
         inputs = {**saved_inputs, **inputs}
-        classes = state["classes"]
-        state = state["model"]
+        classes = trained["classes"]
     config = TrainConfig(spec, settings=settings, inputs=inputs, network=network)
     graph = _compile(config)
     model = lower(graph)
@@ -503,14 +539,14 @@ def predict(model, graph, paths: list[str], top_k: int):
 # ---- plots ---------------------------------------------------------------------------------------
 
 
-def plot_metrics(metrics_path: Path, png_path: Path) -> None:
-    """Loss and accuracy curves from metrics.jsonl, as a PNG."""
-    rows = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
+def plot_metrics(rows: list[dict], png_path: Path) -> None:
+    """Loss and accuracy curves from per-epoch metrics (as in metrics.jsonl), as a PNG."""
     if not rows:
         return
     import matplotlib
     matplotlib.use("Agg")
     from matplotlib import pyplot
+    from matplotlib.ticker import MaxNLocator
 
     epochs = [r["epoch"] for r in rows]
     figure, (loss_axis, acc_axis) = pyplot.subplots(1, 2, figsize=(9, 3.5))
@@ -521,6 +557,7 @@ def plot_metrics(metrics_path: Path, png_path: Path) -> None:
     acc_axis.plot(epochs, [r["val_acc"] for r in rows], "s--", label="validation")
     acc_axis.set(xlabel="epoch", ylabel="accuracy", title="accuracy", ylim=(0, 1.02))
     for axis in (loss_axis, acc_axis):
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
         axis.grid(alpha=0.3)
         axis.legend()
     figure.tight_layout()
