@@ -48,6 +48,7 @@ CODES = {
     "E0305": "layer needs a flat input",
     "E0306": "layer needs a spatial input",
     "E0307": "invalid layer configuration",
+    "E0308": "tensor too large",
     "E0400": "import not found",
     "E0401": "import cycle",
     "E0402": "recursion too deep",

@@ -274,7 +274,17 @@ def dump(node, indent: int = 0) -> str:
             Call name='linear'
               Literal value=2
     """
-    pad = "  " * indent
+    lines = []
+    stack = [(node, indent)]  # iterative: a spec may nest a thousand levels deep
+    while stack:
+        current, depth = stack.pop()
+        scalars, children = _fields(current)
+        lines.append("  " * depth + type(current).__name__ + "".join(f" {s}" for s in scalars))
+        stack.extend((child, depth + 1) for child in reversed(children))
+    return "\n".join(lines)
+
+
+def _fields(node) -> tuple[list[str], list]:
     scalars, children = [], []
     for name in node.__dataclass_fields__:
         if name in _POSITIONS:
@@ -285,6 +295,4 @@ def dump(node, indent: int = 0) -> str:
             children.extend(items)
         elif value is not None and value != ():
             scalars.append(f"{name}={value!r}")
-    lines = [f"{pad}{type(node).__name__}" + "".join(f" {s}" for s in scalars)]
-    lines += [dump(child, indent + 1) for child in children]
-    return "\n".join(lines)
+    return scalars, children

@@ -11,7 +11,7 @@ import networkx as nx
 
 from .. import ir
 from ..diagnostics import Diagnostic, Label, Sink
-from ..ops import OPS, ShapeError, show
+from ..ops import OPS, ShapeError, numel, show
 
 
 def infer_shapes(graph: nx.DiGraph, sink: Sink) -> nx.DiGraph:
@@ -27,17 +27,33 @@ def infer_shapes(graph: nx.DiGraph, sink: Sink) -> nx.DiGraph:
     return graph
 
 
+MAX_DIMENSION = 2 ** 31 - 1  # torch's kernels index some dimensions with 32-bit integers
+MAX_ELEMENTS = 2 ** 40  # per image: 4 TiB in fp32, far past any accelerator
+
+
 def infer_node(graph: nx.DiGraph, node: ir.Node, sink: Sink):
     """Set and return the node's shape; None (silently) when an input is already broken."""
     inputs = tuple(ir.shape(graph, name) for name in node.inputs)
     result = None
     if all(s is not None for s in inputs):
         try:
-            result = OPS[node.op].shape(node.args, inputs)
+            result = _bounded(OPS[node.op].shape(node.args, inputs))
         except ShapeError as error:
             sink.add(_diagnose(graph, node, inputs, error))
     graph.nodes[node.name]["shape"] = result
     return result
+
+
+def _bounded(shape):
+    """The shape, if a tensor of it can exist: sizes beyond these are typos (a repeat of
+    upsamples, an input of 1e15 pixels) that would overflow every figure downstream."""
+    if any(d > MAX_DIMENSION for d in shape) or numel(shape) > MAX_ELEMENTS:
+        size = " x ".join(f"{d:.3g}" if d > 10 ** 6 else str(d) for d in shape)
+        raise ShapeError("E0308", f"a tensor of {size} is too large: at most {MAX_DIMENSION:,} "
+                         f"per dimension and {MAX_ELEMENTS:,} elements per image",
+                         "makes a tensor too large",
+                         help="check the sizes and scale factors that lead here")
+    return shape
 
 
 def _diagnose(graph, node: ir.Node, inputs, error: ShapeError) -> Diagnostic:
