@@ -50,6 +50,7 @@ class Node:
     trace: tuple[Frame, ...] = ()
     train_only: bool = False
     role: str = ""  # "residual" for the add that closes a residual, "skip" for its projection
+    condition: Span | None = None  # a residual's `skip ... when` condition that was false
 
 
 @dataclass(frozen=True)

@@ -384,13 +384,13 @@ class _Elaborator:
         return self.body(block.body, cur, inner)
 
     def add(self, path: tuple[str, ...], op: Op, args: Args, inputs: tuple[str, ...], span: Span,
-            ctx: Ctx, role: str = "") -> Value:
+            ctx: Ctx, role: str = "", condition: Span | None = None) -> Value:
         name = ".".join(path)
         self.check_unique(name, span, ctx)
         if len(self.graph) >= self.limits.max_nodes:
             raise SpecError(self.too_large(span, len(self.graph) + 1))
         node = ir.Node(name, op.name, args, inputs, span, ctx.trace, ctx.train_only,
-                       role or ctx.role)
+                       role or ctx.role, condition)
         ir.add_node(self.graph, node)
         infer_node(self.graph, node, self.sink)
         return Value(name)
@@ -455,18 +455,21 @@ class _Elaborator:
     def residual(self, stmt: ast.Residual, cur, ctx: Ctx):
         start = self.current(cur, stmt.span, ctx, "residual")
         body_out = self.body(stmt.body, start, ctx.derive(env=Env(ctx.env)))
-        skip_out = start
+        skip_out, skipped = start, None
         skip = stmt.skip
         if skip is not None and (skip.when is None or self.eval_as(
                 Arg("when", "bool"), skip.when, ctx)):
             scope = self.labelled_scope(skip.label, skip.span, ctx) if skip.label else ctx.scope
             skip_out = self.body(skip.body, start,
                                  ctx.derive(env=Env(ctx.env), scope=scope, role="skip"))
+        elif skip is not None:
+            skipped = skip.when.span  # a mismatch then says to fix this condition
         if POISON in (body_out, skip_out):
             raise _Abort
         keyword = Span(stmt.span.source, stmt.span.start, stmt.span.start + len("residual"))
         return self.add(ctx.scope.structural_name("add"), OPS["add"], Args(()),
-                        (body_out.node, skip_out.node), keyword, ctx, role="residual")
+                        (body_out.node, skip_out.node), keyword, ctx, role="residual",
+                        condition=skipped)
 
     def if_stmt(self, stmt: ast.IfStmt, cur, ctx: Ctx):
         chosen = stmt.then if self.eval_as(Arg("if", "bool"), stmt.test, ctx) else stmt.otherwise

@@ -145,8 +145,12 @@ def _unexpected_end(source: Source, expected) -> Diagnostic:
     end = len(source.text.rstrip())
     span = Span(source, max(0, end - 1), max(1, end))
     wanted = _expected(expected)
+    unclosed = [(c, at) for c, at in _open_brackets(source.text, len(source.text)) if c == "{"]
+    secondary = tuple(Label(Span(source, at, at + 1), "this `{` is never closed")
+                      for _, at in unclosed[-3:])
     return Diagnostic("E0102", "unexpected end of file",
                       Label(span, f"expected {wanted} after this" if wanted else "file ends here"),
+                      secondary,
                       help="every `{` needs a matching `}`" if "RBRACE" in expected else None)
 
 
@@ -156,8 +160,43 @@ def _unexpected_token(source: Source, error: UnexpectedToken) -> Diagnostic:
     shown = "a new line" if token.type == "_SEP" else f"`{token.value}`"
     wanted = _expected(error.expected)
     label = f"expected {wanted}" if wanted else "not expected here"
-    return Diagnostic("E0100", f"unexpected {shown}", Label(span, label),
-                      help=_syntax_help(token, error.expected))
+    help_text = _syntax_help(token, error.expected)
+    secondary = ()
+    parens = [at for c, at in _open_brackets(source.text, token.start_pos) if c == "("]
+    if parens and "\n" in source.text[parens[-1]:token.start_pos]:
+        # newlines inside (...) are ignored, so a missing `)` shows up on a later line
+        secondary = (Label(Span(source, parens[-1], parens[-1] + 1), "this `(` is not closed"),)
+        help_text = "close the `(` with `)` before the line ends"
+    return Diagnostic("E0100", f"unexpected {shown}", Label(span, label), secondary,
+                      help=help_text)
+
+
+def _open_brackets(text: str, end: int) -> list[tuple[str, int]]:
+    """The `{` and `(` still open at offset `end`, outermost first, skipping comments and
+    strings."""
+    stack: list[tuple[str, int]] = []
+    closing = {"}": "{", ")": "("}
+    i = 0
+    while i < end:
+        char = text[i]
+        if char == "#":
+            newline = text.find("\n", i)
+            i = end if newline < 0 else newline
+            continue
+        if char == '"':
+            close = text.find('"', i + 1)
+            newline = text.find("\n", i + 1)
+            i = end if close < 0 or (0 <= newline < close) else close + 1
+            continue
+        if char in "{(":
+            stack.append((char, i))
+        elif char in closing:
+            while stack and stack[-1][0] != closing[char]:
+                stack.pop()  # a `)` also closes a `{` left open inside its parentheses
+            if stack:
+                stack.pop()
+        i += 1
+    return stack
 
 
 def _syntax_help(token: Token, expected) -> str | None:

@@ -58,14 +58,20 @@ def _bounded(shape):
 
 def _diagnose(graph, node: ir.Node, inputs, error: ShapeError) -> Diagnostic:
     code, message, label, help_text = error.code, error.message, error.label, error.help
+    extra: tuple[Label, ...] = ()
     if node.role == "residual":
-        code, message, help_text = _residual(inputs)
+        code, message, help_text = _residual(inputs, node.condition)
         label = "body and skip are added here"
-    producers = [ir.node(graph, name) for name in dict.fromkeys(node.inputs)]
-    secondary = tuple(
-        Label(p.span, f"{_who(p)} gives {show(ir.shape(graph, p.name))}") for p in producers)
+        if node.condition is not None:
+            extra = (Label(node.condition, "false here, so the projection is skipped"),)
+    if code == "E0302":
+        secondary = _size_makers(graph, node)
+    else:
+        producers = [ir.node(graph, name) for name in dict.fromkeys(node.inputs)]
+        secondary = tuple(Label(p.span, f"{_who(p)} gives {show(ir.shape(graph, p.name))}")
+                          for p in producers)
     notes = tuple(str(frame) for frame in reversed(node.trace))
-    return Diagnostic(code, message, Label(node.span, label), secondary, notes, help_text)
+    return Diagnostic(code, message, Label(node.span, label), secondary + extra, notes, help_text)
 
 
 def _who(producer: ir.Node) -> str:
@@ -74,9 +80,39 @@ def _who(producer: ir.Node) -> str:
     return f"`{producer.name}` ({producer.op})"
 
 
-def _residual(inputs):
+def _size_makers(graph, node: ir.Node) -> tuple[Label, ...]:
+    """For operands that differ in height and width: the layer that last changed each
+    operand's size (a 5x5 conv without padding), not the ReLU that happens to end it."""
+    makers: dict[str, int] = {}
+    for name in node.inputs:
+        maker = ir.node(graph, name)
+        while len(maker.inputs) == 1 and _spatial(graph, maker.inputs[0]) == _spatial(graph, maker.name):
+            maker = ir.node(graph, maker.inputs[0])
+        makers[maker.name] = makers.get(maker.name, 0) + 1
+    labels = []
+    for name, operands in makers.items():
+        maker = ir.node(graph, name)
+        size = "x".join(map(str, _spatial(graph, name))) or "flat"
+        kept = f" ({operands} operands keep it)" if operands > 1 else ""
+        if len(maker.inputs) == 1:
+            before = "x".join(map(str, _spatial(graph, maker.inputs[0]))) or "flat"
+            labels.append(Label(maker.span, f"{_who(maker)} makes {size} from {before}{kept}"))
+        else:
+            labels.append(Label(maker.span, f"{_who(maker)} gives {size}{kept}"))
+    return tuple(labels)
+
+
+def _spatial(graph, name: str) -> tuple[int, ...]:
+    return tuple(ir.shape(graph, name)[1:])
+
+
+def _residual(inputs, condition):
     body, skip = inputs[0], inputs[-1]
     message = f"residual operands differ: body gives {show(body)}, skip gives {show(skip)}"
+    if condition is not None:
+        return "E0301", message, (f"the projection is skipped because `{condition.text}` is "
+                                  "false here; fix the condition so that it holds whenever "
+                                  "the body changes the shape")
     if len(body) != 3 or len(skip) != 3 or skip[1] % body[1]:
         return "E0301", message, "make the body end with the shape it starts with"
     stride = skip[1] // body[1]
