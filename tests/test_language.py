@@ -298,3 +298,7 @@ def test_imports_open_only_regular_files_of_bounded_size(tmp_path):
         spec.write_text(f'import "{target}"\n' + NET.format("conv(4, 3)"))
         (diagnostic,) = compile_file(spec).diagnostics
         assert diagnostic.code == "E0400" and reason in diagnostic.message, diagnostic.message
+
+
+def test_a_failed_labelled_statement_does_not_make_its_readers_fail_too():
+    assert codes(NET.format("a: conv(4, 99); b: conv(4, 1); c: add(a, b)")) == ["E0303"]

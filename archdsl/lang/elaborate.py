@@ -260,8 +260,12 @@ class _Elaborator:
             return POISON
 
     def labelled(self, stmt: ast.Labelled, cur, ctx: Ctx):
-        inner = ctx.derive(scope=self.labelled_scope(stmt.label, stmt.label_span, ctx))
-        out = self.action(stmt.action, cur, inner, labelled=True)
+        try:
+            inner = ctx.derive(scope=self.labelled_scope(stmt.label, stmt.label_span, ctx))
+            out = self.action(stmt.action, cur, inner, labelled=True)
+        except _Abort:
+            ctx.env.vars[stmt.label] = POISON  # its readers stay quiet: the error is reported
+            raise
         if isinstance(out, Value) and out is not POISON and not isinstance(stmt.action, ast.Aux):
             ctx.env.vars[stmt.label] = out
         return out

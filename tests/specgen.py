@@ -1,0 +1,98 @@
+"""Hypothesis strategies for random .arch specs: every layer of the op table, residuals
+with and without projections, branch merges, named values, auxiliary heads.
+
+Unlike archgen (which writes a torch oracle beside each spec and so stays small), these
+specs only need to be valid .arch: the properties compare what check and stats say with
+what the lowered module is and does. Sizes are drawn freely, so some specs are rejected
+with shape errors (E03xx), which is part of what is tested.
+"""
+from __future__ import annotations
+
+from hypothesis import strategies as st
+
+ACTIVATIONS = ["relu", "relu6", "leaky_relu(0.2)", "sigmoid", "tanh", "gelu", "softmax",
+               "identity", "dropout(0.25)"]
+
+
+@st.composite
+def spatial_layer(draw, channels: int) -> tuple[str, int]:
+    """A layer for a C x H x W value: (text, channels after it)."""
+    kind = draw(st.sampled_from(["conv", "conv", "conv", "pool", "norm", "act", "act",
+                                 "adaptive", "upsample", "lrn"]))
+    if kind == "conv":
+        groups = draw(st.sampled_from([g for g in (1, 2, 4) if channels % g == 0]))
+        out = groups * draw(st.integers(1, 4))
+        k = draw(st.integers(1, 5))
+        stride = draw(st.integers(1, 3))
+        pad = draw(st.sampled_from([0, k // 2, "same"])) if stride == 1 else draw(st.integers(0, k // 2))
+        dilation = draw(st.sampled_from([1, 1, 2]))
+        bias = "true" if draw(st.booleans()) else "false"
+        return (f"conv({out}, {k}, stride = {stride}, pad = {pad}, dilation = {dilation}, "
+                f"groups = {groups}, bias = {bias})"), out
+    if kind == "pool":
+        op = draw(st.sampled_from(["maxpool", "avgpool"]))
+        k = draw(st.integers(1, 3))
+        ceil = "true" if draw(st.booleans()) else "false"
+        return (f"{op}({k}, stride = {draw(st.integers(1, 2))}, pad = {draw(st.integers(0, k // 2))}, "
+                f"ceil_mode = {ceil})"), channels
+    text = {"norm": "batchnorm", "adaptive": f"adaptive_avgpool({draw(st.integers(1, 3))})",
+            "upsample": "upsample(2)", "lrn": "lrn(3)"}.get(kind) or draw(st.sampled_from(ACTIVATIONS))
+    return text, channels
+
+
+@st.composite
+def chain(draw, channels: int, length: int) -> tuple[str, int]:
+    parts = []
+    for _ in range(length):
+        text, channels = draw(spatial_layer(channels))
+        parts.append(text)
+    return "; ".join(parts), channels
+
+
+@st.composite
+def statement(draw, channels: int, index: int) -> tuple[str, int]:
+    kind = draw(st.sampled_from(["layer", "layer", "residual", "projection", "concat", "add",
+                                 "mul", "named"]))
+    if kind == "layer":
+        return draw(spatial_layer(channels))
+    if kind == "residual":
+        return f"residual {{ conv({channels}, 3, pad = 1); batchnorm; relu }}", channels
+    if kind == "projection":
+        width = draw(st.integers(1, 6))
+        stride = draw(st.integers(1, 2))
+        return f"s{index}: projected({width}, {stride})", width
+    if kind == "concat":
+        branches = [draw(chain(channels, draw(st.integers(1, 2)))) for _ in range(draw(st.integers(2, 3)))]
+        return (f"m{index}: concat {{ " + "; ".join(f"{{ {text} }}" for text, _ in branches) + " }",
+                sum(c for _, c in branches))
+    if kind in ("add", "mul"):
+        branches = [f"conv({channels}, 1); {draw(st.sampled_from(ACTIVATIONS))}"
+                    for _ in range(draw(st.integers(2, 3)))]
+        return f"m{index}: {kind} {{ " + "; ".join(f"{{ {b} }}" for b in branches) + " }", channels
+    side, _ = draw(spatial_layer(channels))  # named values: a side branch merged back by name
+    return (f"a{index}: conv({channels}, 1)\n    b{index}: {side}\n"
+            f"    c{index}: add(a{index}, b{index})"), channels
+
+
+@st.composite
+def specs(draw) -> str:
+    channels = draw(st.integers(1, 6))
+    lines = [f"input x: {channels} x {draw(st.integers(4, 20))} x {draw(st.integers(4, 20))}"]
+    for index in range(draw(st.integers(1, 6))):
+        text, channels = draw(statement(channels, index))
+        lines.append(text)
+    if draw(st.booleans()):
+        lines.append(f"head: aux(weight = 0.5) {{ global_avgpool; flatten; linear({draw(st.integers(1, 5))}) }}")
+    if draw(st.booleans()):
+        lines += ["global_avgpool", "flatten", f"fc: linear({draw(st.integers(1, 10))})"]
+    body = "\n    ".join(lines)
+    return PROJECTED + f"network generated {{\n    {body}\n}}\n"
+
+
+PROJECTED = """block projected(width, stride) {
+    residual { conv(width, 3, stride = stride, pad = 1, bias = false); batchnorm
+    } skip proj when stride != 1 or in.channels != width {
+        conv(width, 1, stride = stride, bias = false); batchnorm
+    }
+}
+"""
