@@ -156,8 +156,9 @@ write the .dot file and explain how to install Graphviz (exit status 3).""")
     render.add_argument("--depth", type=int, metavar="N",
                         help="open blocks N levels deep (1: one box per stage)")
     render.add_argument("--expand", action="append", default=[], metavar="NAME",
-                        help="open this block or stage (repeatable); `all` opens everything "
-                             "down to one box per primitive op")
+                        help="open the stage or block instance with this name, as `archdsl ir` "
+                             "lists names (layer3, layer3.1; repeatable); `all` opens everything "
+                             "down to one box per layer")
     render.add_argument("--direction", choices=DIRECTIONS, default="TB",
                         help="top to bottom (default) or left to right")
     render.add_argument("--shapes", action=argparse.BooleanOptionalAction, default=True,

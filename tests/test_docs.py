@@ -38,10 +38,29 @@ def test_documents_have_arch_examples():
     assert len(list(arch_blocks())) >= 10
 
 
+LAYER_TABLE = re.compile(r"(<!-- layer table: generated [^\n]*-->\n)(.*?)(<!-- end of layer table -->)",
+                         re.DOTALL)
+
+
+def test_layer_table_is_generated_from_the_op_table():
+    """The table in docs/language.md is `layer_table()`: an op added to OPS, or an argument,
+    default, bound, shape rule or lowering changed there, changes the docs (re-record with
+    ARCHDSL_UPDATE_GOLDEN=1)."""
+    from conftest import check_golden
+    from archdsl.ops import layer_table
+    path = ROOT / "docs" / "language.md"
+    text = path.read_text(encoding="utf-8")
+    assert LAYER_TABLE.search(text), "docs/language.md lost its generated layer table markers"
+    check_golden(path, LAYER_TABLE.sub(lambda m: m.group(1) + layer_table() + m.group(3), text))
+
+
 @pytest.mark.parametrize("name", [name for name in OPS if name != "input"])
-def test_every_op_is_in_the_language_reference(name):
-    text = (ROOT / "docs" / "language.md").read_text(encoding="utf-8")
-    assert f"`{name}`" in text, f"docs/language.md does not mention `{name}`"
+def test_every_op_has_a_row_with_its_arguments(name):
+    from archdsl.ops import layer_table
+    row = next(line for line in layer_table().splitlines() if line.startswith(f"| `{name}` |"))
+    for arg in OPS[name].args:
+        assert f"`{arg.name}` {arg.kind}" in row
+    assert OPS[name].lowers, f"{name} has no `lowers` text for the layer table"
 
 
 # ---- docs/errors.md: examples regenerated from tests/invalid -------------------------------

@@ -65,6 +65,11 @@ class AuxiliaryNetwork(nn.Module):
         return (self.train_module if self.training else self.eval_module)(*inputs)
 
     @property
+    def graph(self) -> fx.Graph:
+        """The training graph (all outputs); `eval_module.graph` has the main outputs only."""
+        return self.train_module.graph
+
+    @property
     def code(self) -> str:
         return self.train_module.code
 

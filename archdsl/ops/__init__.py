@@ -81,6 +81,8 @@ class Op:
     describe: Callable[[Args], str] = field(default=lambda a: "")
     caption: Callable[[Args], str] = field(default=lambda a: "")
     min_batch: Callable[[Args, Shape], int] = field(default=lambda a, out: 1)  # to train
+    rule: str = "unchanged"  # the shape rule, in the words of the layer table (docs/language.md)
+    lowers: str = ""  # what it lowers to, in the words of the layer table
 
 
 # ---- helpers for shape rules ---------------------------------------------------------
@@ -384,74 +386,155 @@ OPS: dict[str, Op] = {op.name: op for op in (
              Arg("dilation", "pair", 1, minimum=1), Arg("groups", "int", 1, minimum=1),
              Arg("bias", "bool", True)),
        params=_conv_params, macs=_conv_macs, module=_conv_module,
-       describe=_conv_describe, caption=_conv_caption),
+       describe=_conv_describe, caption=_conv_caption,
+       rule="C×H×W → `channels`×H'×W', H' = ⌊(H + 2·pad − dilation·(kernel − 1) − 1) / stride⌋ + 1"
+            " (per axis); `pad = same` keeps H×W and needs stride 1; `groups` must divide C and "
+            "`channels`",
+       lowers="`nn.Conv2d(C, channels, kernel, stride, pad, dilation, groups, bias)`"),
     Op("batchnorm", "norm", _same("batchnorm"),
        args=(Arg("eps", "float", 1e-5, minimum=0), Arg("momentum", "float", 0.1, minimum=0)),
        params=lambda a, ins: 2 * ins[0][0], buffers=lambda a, ins: 2 * ins[0][0] + 1,
        other_ops=_elementwise(2), module=_batchnorm_module,
        describe=_named("batchnorm"), caption=_named("batch norm"),
-       min_batch=lambda a, out: 2 if numel(out[1:]) == 1 else 1),  # statistics need 2 values
+       min_batch=lambda a, out: 2 if numel(out[1:]) == 1 else 1,  # statistics need 2 values
+       rule="unchanged; C×H×W or flat",
+       lowers="`nn.BatchNorm2d(C, eps, momentum)`; `nn.BatchNorm1d` on flat input"),
     Op("lrn", "norm", _lrn_shape,
        args=(Arg("size", "int", 5, minimum=1), Arg("alpha", "float", 1e-4),
              Arg("beta", "float", 0.75), Arg("k", "float", 2.0)),
        other_ops=lambda a, ins, out: numel(out) * (a["size"] + 3),
        module=_torch_layer("LocalResponseNorm", "size", "alpha", "beta", "k"),
-       describe=lambda a: f"lrn {a['size']}", caption=_named("local response norm")),
+       describe=lambda a: f"lrn {a['size']}", caption=_named("local response norm"),
+       rule="unchanged; needs C×H×W",
+       lowers="`nn.LocalResponseNorm(size, alpha, beta, k)`"),
     Op("relu", "act", _same("relu"), other_ops=_elementwise(), module=_torch_layer("ReLU"),
-       describe=_named("relu"), caption=_named("ReLU")),
+       describe=_named("relu"), caption=_named("ReLU"),
+       lowers="`nn.ReLU()`"),
     Op("relu6", "act", _same("relu6"), other_ops=_elementwise(), module=_torch_layer("ReLU6"),
-       describe=_named("relu6"), caption=_named("ReLU6")),
+       describe=_named("relu6"), caption=_named("ReLU6"),
+       lowers="`nn.ReLU6()`"),
     Op("leaky_relu", "act", _same("leaky_relu"), args=(Arg("slope", "float", 0.01),),
        other_ops=_elementwise(), module=_torch_layer("LeakyReLU", "slope"),
-       describe=lambda a: f"leaky_relu {a['slope']}", caption=_named("leaky ReLU")),
+       describe=lambda a: f"leaky_relu {a['slope']}", caption=_named("leaky ReLU"),
+       lowers="`nn.LeakyReLU(slope)`"),
     Op("sigmoid", "act", _same("sigmoid"), other_ops=_elementwise(),
-       module=_torch_layer("Sigmoid"), describe=_named("sigmoid"), caption=_named("sigmoid")),
+       module=_torch_layer("Sigmoid"), describe=_named("sigmoid"), caption=_named("sigmoid"),
+       lowers="`nn.Sigmoid()`"),
     Op("tanh", "act", _same("tanh"), other_ops=_elementwise(), module=_torch_layer("Tanh"),
-       describe=_named("tanh"), caption=_named("tanh")),
+       describe=_named("tanh"), caption=_named("tanh"),
+       lowers="`nn.Tanh()`"),
     Op("gelu", "act", _same("gelu"), other_ops=_elementwise(), module=_torch_layer("GELU"),
-       describe=_named("gelu"), caption=_named("GELU")),
+       describe=_named("gelu"), caption=_named("GELU"),
+       lowers="`nn.GELU()`"),
     Op("softmax", "act", _same("softmax"), other_ops=_elementwise(3),
        module=_torch_layer("Softmax", dim=1), describe=_named("softmax"),
-       caption=_named("softmax")),
+       caption=_named("softmax"),
+       rule="unchanged; normalises over dimension 1 (channels, or features)",
+       lowers="`nn.Softmax(dim=1)`"),
     Op("dropout", "reg", _same("dropout"), args=(Arg("p", "float", 0.5, minimum=0, maximum=1),),
        module=_torch_layer("Dropout", "p"), describe=lambda a: f"dropout {a['p']}",
-       caption=lambda a: f"dropout {a['p']}"),
+       caption=lambda a: f"dropout {a['p']}",
+       lowers="`nn.Dropout(p)`"),
     Op("identity", "reshape", _same("identity"), module=_torch_layer("Identity"),
-       describe=_named("identity"), caption=_named("identity")),
+       describe=_named("identity"), caption=_named("identity"),
+       lowers="`nn.Identity()`"),
     Op("maxpool", "pool", _pool_shape("maxpool"),
        args=_POOL_ARGS + (Arg("dilation", "pair", 1, minimum=1), Arg("ceil_mode", "bool", False)),
        other_ops=_pool_ops, module=_maxpool_module,
-       describe=_pool_describe("maxpool"), caption=_pool_caption("max pool")),
+       describe=_pool_describe("maxpool"), caption=_pool_caption("max pool"),
+       rule="C×H×W → C×H'×W', the conv formula; `pad` at most `kernel // 2`; `ceil_mode` rounds "
+            "up, but the last window must start inside the input or its left padding (as torch)",
+       lowers="`nn.MaxPool2d(kernel, stride, pad, dilation, ceil_mode=...)`"),
     Op("avgpool", "pool", _pool_shape("avgpool"),
        args=_POOL_ARGS + (Arg("ceil_mode", "bool", False), Arg("count_include_pad", "bool", True)),
        other_ops=_pool_ops, module=_avgpool_module,
-       describe=_pool_describe("avgpool"), caption=_pool_caption("avg pool")),
+       describe=_pool_describe("avgpool"), caption=_pool_caption("avg pool"),
+       rule="as `maxpool` (no dilation)",
+       lowers="`nn.AvgPool2d(kernel, stride, pad, ceil_mode=..., count_include_pad=...)`"),
     Op("global_avgpool", "pool", lambda a, ins: _spatial("global_avgpool", ins)[:1] + (1, 1),
        other_ops=lambda a, ins, out: numel(ins[0]), module=_global_pool_module,
-       describe=_named("global_avgpool"), caption=_named("global avg pool")),
+       describe=_named("global_avgpool"), caption=_named("global avg pool"),
+       rule="C×H×W → C×1×1",
+       lowers="`nn.AdaptiveAvgPool2d((1, 1))`"),
     Op("adaptive_avgpool", "pool", _adaptive_shape,
        args=(Arg("height", "int", minimum=1), Arg("width", "int", Derived("height"), minimum=1)),
        other_ops=lambda a, ins, out: numel(ins[0]), module=_adaptive_module,
        describe=lambda a: f"adaptive_avgpool {a['height']}x{a['width']}",
-       caption=lambda a: f"adaptive avg pool {a['height']}x{a['width']}"),
+       caption=lambda a: f"adaptive avg pool {a['height']}x{a['width']}",
+       rule="C×H×W → C×`height`×`width`",
+       lowers="`nn.AdaptiveAvgPool2d((height, width))`"),
     Op("upsample", "pool", _upsample_shape,
        args=(Arg("scale", "int", 2, minimum=1), Arg("mode", "str", "nearest",
                                                     choices=("nearest", "bilinear"))),
        other_ops=_elementwise(), module=_upsample_module,
-       describe=lambda a: f"upsample x{a['scale']}", caption=lambda a: f"upsample x{a['scale']}"),
+       describe=lambda a: f"upsample x{a['scale']}", caption=lambda a: f"upsample x{a['scale']}",
+       rule="C×H×W → C×(H·`scale`)×(W·`scale`)",
+       lowers="`nn.Upsample(scale_factor=scale, mode=mode)`"),
     Op("flatten", "reshape", _flatten_shape, function="flatten",
-       describe=_named("flatten"), caption=_named("flatten")),
+       describe=_named("flatten"), caption=_named("flatten"),
+       rule="any → one flat dimension of C·H·W features (flat input unchanged)",
+       lowers="`torch.flatten(x, 1)` (a function, no module)"),
     Op("linear", "linear", _linear_shape,
        args=(Arg("features", "int", minimum=1), Arg("bias", "bool", True)),
        params=_linear_params, macs=lambda a, ins, out: ins[0][0] * a["features"],
        module=_linear_module, describe=lambda a: f"linear {a['features']}",
-       caption=lambda a: f"fc {a['features']}"),
+       caption=lambda a: f"fc {a['features']}",
+       rule="flat F → `features`; needs a flat input",
+       lowers="`nn.Linear(F, features, bias)`"),
     Op("concat", "merge", _concat_shape, merge=True, function="cat",
-       describe=_named("concat"), caption=_named("concat")),
+       describe=_named("concat"), caption=_named("concat"),
+       rule="operands agree in everything but dimension 0; channels (or features) add up",
+       lowers="`torch.cat((a, b, ...), 1)`"),
     Op("add", "merge", _identical("add"), merge=True, function="add", other_ops=_merge_ops,
-       describe=_named("add"), caption=_named("+")),
+       describe=_named("add"), caption=_named("+"),
+       rule="operands identical; result the same shape (no broadcasting)",
+       lowers="`a + b + ...` (`operator.add`)"),
     Op("mul", "merge", _identical("mul"), merge=True, function="mul", other_ops=_merge_ops,
-       describe=_named("mul"), caption=_named("×")),
+       describe=_named("mul"), caption=_named("×"),
+       rule="operands identical; result the same shape (no broadcasting)",
+       lowers="`a * b * ...` (`operator.mul`)"),
 )}
 
 MERGE_OPS = tuple(name for name, op in OPS.items() if op.merge)
+
+
+# ---- the layer table of docs/language.md, generated from OPS ------------------------------
+
+
+def _default_text(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    return repr(value)
+
+
+def _argument_text(arg: Arg) -> str:
+    text = f"`{arg.name}` {arg.kind}"
+    if arg.default is REQUIRED:
+        text += " (required)"
+    elif isinstance(arg.default, Derived):
+        text += f" = same as `{arg.default.source}`"
+    else:
+        text += f" = `{_default_text(arg.default)}`"
+    bounds = [f"≥ {arg.minimum}" for _ in [0] if arg.minimum is not None]
+    bounds += [f"≤ {arg.maximum}" for _ in [0] if arg.maximum is not None]
+    if bounds:
+        text += f" ({', '.join(bounds)})"
+    if arg.choices:
+        text += " (" + " or ".join(f"`{_default_text(c)}`" for c in arg.choices) + ")"
+    return text
+
+
+def layer_table() -> str:
+    """The markdown table of every layer (all ops but `input`): arguments in positional
+    order with kind, default and bounds, the shape rule, and what the layer lowers to."""
+    rows = ["| op | arguments, in positional order | shape rule | lowers to |",
+            "|---|---|---|---|"]
+    for op in OPS.values():
+        if op.name == "input":
+            continue
+        arguments = ("values to merge, or branches" if op.merge
+                     else "<br>".join(map(_argument_text, op.args)) or "—")
+        rows.append(f"| `{op.name}` | {arguments} | {op.rule} | {op.lowers} |")
+    return "\n".join(rows) + "\n"
