@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-ACTIVATIONS = ["relu", "relu6", "leaky_relu(0.2)", "sigmoid", "tanh", "gelu", "softmax",
-               "identity", "dropout(0.25)"]
+ACTIVATIONS = ["relu", "relu6", "leaky_relu(0.2)", "sigmoid", "tanh", "gelu", "silu",
+               "hardswish", "hardsigmoid", "softmax", "identity", "dropout(0.25)"]
 
 
 @st.composite

@@ -99,3 +99,26 @@ def test_error_headings_use_the_registered_titles():
     from archdsl.diagnostics import CODES
     headings = dict(re.findall(r"^## (E\d{4}): (.*)$", (ROOT / "docs" / "errors.md").read_text(), re.M))
     assert headings == CODES
+
+
+# Arguments for the ops whose arguments are required, to build each one's module.
+SAMPLE_ARGS = {"conv": {"channels": 4, "kernel": 3}, "maxpool": {"kernel": 2},
+               "avgpool": {"kernel": 2}, "adaptive_avgpool": {"height": 2},
+               "linear": {"features": 4}}
+
+
+@pytest.mark.parametrize("name", [name for name, op in OPS.items() if op.module is not None])
+def test_the_table_names_the_module_each_op_lowers_to(name):
+    """The `lowers` column is true: the torch class it names is the one the op builds."""
+    pytest.importorskip("torch")
+    from archdsl.ops import Args, Derived, REQUIRED
+    op = OPS[name]
+    given = SAMPLE_ARGS.get(name, {})
+    values = {}
+    for arg in op.args:
+        default = values[arg.default.source] if isinstance(arg.default, Derived) else arg.default
+        values[arg.name] = given.get(arg.name, default)
+        assert values[arg.name] is not REQUIRED, f"give {name}'s {arg.name} in SAMPLE_ARGS"
+    shape = (8,) if name == "linear" else (8, 6, 6)
+    module = op.module(Args(tuple(values.items())), (shape,))
+    assert f"nn.{type(module).__name__}(" in op.lowers

@@ -159,7 +159,8 @@ def test_pool_shapes_follow_torch_including_ceil_mode():
 
 
 def test_every_activation_and_misc_layer_keeps_the_shape():
-    layers = "relu; relu6; leaky_relu(0.2); sigmoid; tanh; gelu; softmax; identity; dropout; lrn"
+    layers = ("relu; relu6; leaky_relu(0.2); sigmoid; tanh; gelu; silu; hardswish; hardsigmoid; "
+              "softmax; identity; dropout; lrn")
     graph = ok(NET.format(layers))
     assert {shape(graph, n) for n in graph} == {(3, 32, 32)}
 
