@@ -303,3 +303,9 @@ def test_imports_open_only_regular_files_of_bounded_size(tmp_path):
 
 def test_a_failed_labelled_statement_does_not_make_its_readers_fail_too():
     assert codes(NET.format("a: conv(4, 99); b: conv(4, 1); c: add(a, b)")) == ["E0303"]
+
+
+def test_floor_division_gives_an_integer_on_numbers_too():
+    graph = ok("network t(w = 0.75) { input x: 3 x 8 x 8; conv(64 * w // 8, 1); "
+               "conv(-7.5 // 2 + 10, 1) }")
+    assert shape(graph, "0") == (6, 8, 8) and shape(graph, "1") == (6, 8, 8)

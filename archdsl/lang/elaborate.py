@@ -722,9 +722,15 @@ def _true_divide(a, b):
     return a / b
 
 
+def _floor_divide(a, b):
+    """Always an integer, on numbers too: `64 * 0.75 // 8` is a channel count (6)."""
+    result = a // b
+    return int(result) if isinstance(result, float) and math.isfinite(result) else result
+
+
 _ARITHMETIC = {
     "+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b,
-    "/": _true_divide, "//": lambda a, b: a // b, "%": lambda a, b: a % b,
+    "/": _true_divide, "//": _floor_divide, "%": lambda a, b: a % b,
     "<": lambda a, b: a < b, "<=": lambda a, b: a <= b,
     ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
 }
