@@ -1,12 +1,13 @@
 # Two entry points that set everything up on a fresh machine:
 #   make build   create .venv, install archdsl, build a shipped spec
 #   make test    create .venv, install archdsl and test tools, run the test suite
+#   make test-all  the suite and its slow tests (training runs, long fuzzing)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 SPEC   ?= specs/resnet18.arch
 
-.PHONY: build test bench diagrams setup clean
+.PHONY: build test test-all bench diagrams setup clean
 
 $(BIN)/archdsl: pyproject.toml requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +23,9 @@ build: setup
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+test-all: setup
+	$(BIN)/python -m pytest -q -m ''
 
 bench: setup
 	$(BIN)/python bench/check_speed.py

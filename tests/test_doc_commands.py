@@ -127,7 +127,13 @@ def run_python(body: str, namespace: dict, where: str) -> None:
             exec(compile(ast.Module([statement], []), where, "exec"), namespace)
 
 
-@pytest.mark.parametrize("document", [d for d in DOCUMENTS if list(examples(d))])
+# training.md's examples train networks for half a minute: they run with the slow tests.
+SLOW_DOCUMENTS = {"docs/training.md"}
+
+
+@pytest.mark.parametrize("document", [
+    pytest.param(d, marks=[pytest.mark.slow] if d in SLOW_DOCUMENTS else [])
+    for d in DOCUMENTS if list(examples(d))])
 def test_document_examples_run_as_written(document, tmp_path, monkeypatch):
     (tmp_path / "specs").symlink_to(ROOT / "specs")
     make_photo(tmp_path / "photo.png")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -56,6 +58,7 @@ def mutated_spec(draw):
     return text
 
 
+@pytest.mark.slow
 @FUZZ
 @given(mutated_spec())
 def test_mutated_specs(text):

@@ -50,6 +50,7 @@ def test_loss_falls_on_shapes(tmp_path):
     assert len(lines) == 4
 
 
+@pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_is_exact(tmp_path):
     common = ["train", TINY, "--data", "shapes:1920", "--epochs", "2", "--batch-size", "32",
               "--checkpoint-every", "5", "--device", "cpu", "--quiet", "--seed", "3",
@@ -74,6 +75,7 @@ def test_sigkill_mid_epoch_then_resume_is_exact(tmp_path):
     assert all(torch.equal(straight[k], resumed[k]) for k in straight)
 
 
+@pytest.mark.slow
 def test_two_gloo_processes_equal_one(tmp_path):
     common = ["train", TINY, "--data", "shapes:256", "--epochs", "1", "--batch-size", "32",
               "--device", "cpu", "--quiet", "--seed", "5", "--set", "width=4", "--set", "drop=0.0"]
