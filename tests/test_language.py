@@ -309,3 +309,81 @@ def test_floor_division_gives_an_integer_on_numbers_too():
     graph = ok("network t(w = 0.75) { input x: 3 x 8 x 8; conv(64 * w // 8, 1); "
                "conv(-7.5 // 2 + 10, 1) }")
     assert shape(graph, "0") == (6, 8, 8) and shape(graph, "1") == (6, 8, 8)
+
+
+# ---- expression functions ----------------------------------------------------------------
+
+
+def channels_of(expression: str, prelude: str = "") -> int:
+    graph = ok(prelude + "\n" + NET.format(f"c: conv({expression}, 1)"))
+    return shape(graph, "c")[0]
+
+
+def test_builtin_functions_compute_as_python():
+    assert channels_of("int(7.9)") == 7 and channels_of("int(-7.9) + 10") == 3
+    assert channels_of("round(2.5)") == 2 and channels_of("round(3.5)") == 4
+    assert channels_of("floor(7.5)") == 7 and channels_of("ceil(7.1)") == 8
+    assert channels_of("min(9, 4, 6)") == 4 and channels_of("max(3, 5.0 // 1)") == 5
+    assert channels_of("abs(-6)") == 6
+
+
+def test_def_functions_with_defaults_and_keywords():
+    prelude = "def make_divisible(v, d = 8) = max(d, int(v + d / 2) // d * d)"
+    assert channels_of("make_divisible(32 * 0.75)", prelude) == 24
+    assert channels_of("make_divisible(10, d = 4)", prelude) == 12
+    assert channels_of("make_divisible(1)", prelude) == 8
+    twice = "def twice(x) = 2 * x\ndef quad(x) = twice(twice(x))"
+    assert channels_of("quad(3)", twice) == 12
+
+
+def test_function_errors_are_located():
+    assert codes(NET.format("conv(maxx(3, 4), 1)")) == ["E0207"]
+    assert codes(NET.format("conv(max(3), 1)")) == ["E0203"]
+    assert codes(NET.format('conv(int("a"), 1)')) == ["E0212"]
+    assert codes("def max(a, b) = a\n" + NET.format("conv(4, 1)")) == ["E0208"]
+    assert codes("def f(x) = f(x)\n" + NET.format("conv(f(1), 1)")) == ["E0402"]
+    assert codes("def f(x) = x\n" + NET.format("conv(f(1, 2), 1)")) == ["E0201"]
+    assert codes("def f(x) = in.channels\n" + NET.format("conv(f(1), 1)")) == ["E0211"]
+
+
+# ---- labels: numbered scopes, numbers, computed ------------------------------------------
+
+
+def test_underscore_label_is_a_numbered_scope_as_in_sequential():
+    graph = ok("block cba(c) { conv(c, 3, pad = 1); batchnorm; relu }\n" + NET.format(
+        "features: { _: cba(8); _: cba(8); conv(4, 1) }"))
+    names = [n for n in graph if n != "x"]
+    assert names == ["features.0.0", "features.0.1", "features.0.2", "features.1.0",
+                     "features.1.1", "features.1.2", "features.2"]
+
+
+def test_number_labels_set_the_index():
+    graph = ok(NET.format("seq: { 0: conv(4, 1); 3: relu; conv(4, 1) }"))
+    assert [n for n in graph if n != "x"] == ["seq.0", "seq.3", "seq.4"]
+
+
+def test_computed_labels_fill_in_expressions():
+    graph = ok(NET.format('block1: repeat 1 { repeat 3 as i { "denselayer{i + 1}": conv(4, 1) } }\n'
+                          '"{2 * 3}": relu'))
+    assert [n for n in graph if n != "x"] == [
+        "block1.0.denselayer1", "block1.0.denselayer2", "block1.0.denselayer3", "6"]
+
+
+def test_computed_label_errors():
+    assert codes(NET.format('"a b{1}": conv(4, 1)')) == ["E0221"]
+    assert codes(NET.format('"x{1.5}": conv(4, 1)')) == ["E0221"]
+    assert codes(NET.format('"x{}": conv(4, 1)')) == ["E0100"]
+    assert codes(NET.format('"x{1 +}": conv(4, 1)')) == ["E0100"]
+    assert codes(NET.format('"_{1}x": conv(4, 1)')) == ["E0219"]
+
+
+# ---- residual when -----------------------------------------------------------------------
+
+
+def test_residual_when_adds_the_shortcut_only_where_the_condition_holds():
+    block = ("block ir(c, stride) { residual when stride == 1 and in.channels == c "
+             "{ conv(c, 3, stride = stride, pad = 1) } }\n")
+    graph = ok(block + NET.format("a: ir(3, 1); b: ir(8, 1); c: ir(8, 2)"))
+    assert "a.add" in graph and "b.add" not in graph and "c.add" not in graph
+    assert shape(graph, "c.0") == (8, 16, 16)
+    assert codes(block + NET.format("ir(3, 1 == 1)")) == ["E0205"]

@@ -40,16 +40,33 @@ def lower_fx(graph: nx.DiGraph, *, zero_init_residual: bool | None = None) -> nn
     if zero_init_residual is None:
         zero_init_residual = bool(graph.graph["params"].get("zero_init_residual", False))
     _initialise(graph, modules, zero_init_residual)
+    root = _hierarchy(modules)
     outputs = graph.graph["outputs"]
     if not any(o.train_only for o in outputs):
-        return fx.GraphModule(modules, _fx_graph(graph, outputs), class_name=_class_name(graph))
-    return AuxiliaryNetwork(graph, modules)
+        return fx.GraphModule(root, _fx_graph(graph, outputs), class_name=_class_name(graph))
+    return AuxiliaryNetwork(graph, root)
+
+
+def _hierarchy(modules: dict[str, nn.Module]) -> nn.Module:
+    """The modules installed at their dotted names, in the IR's order: so the state_dict
+    lists them in the order the spec defines them (torchvision's order for its specs),
+    not fx's default of shallow names first."""
+    root = nn.Module()
+    for name, module in modules.items():
+        *path, last = name.split(".")
+        parent = root
+        for part in path:
+            if not hasattr(parent, part):
+                parent.add_module(part, nn.Module())
+            parent = getattr(parent, part)
+        parent.add_module(last, module)
+    return root
 
 
 class AuxiliaryNetwork(nn.Module):
     """A network with train-only heads: two fx graphs over one set of modules."""
 
-    def __init__(self, graph: nx.DiGraph, modules: dict[str, nn.Module]):
+    def __init__(self, graph: nx.DiGraph, modules: nn.Module):
         super().__init__()
         name = _class_name(graph)
         train = fx.GraphModule(modules, _fx_graph(graph, graph.graph["outputs"]), name)

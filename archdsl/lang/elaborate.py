@@ -27,7 +27,7 @@ from .. import ir
 from . import syntax as ast
 from ..diagnostics import Diagnostic, Label, Sink, SpecError
 from ..passes.infer_shapes import infer_node
-from .load import Program
+from .load import BUILTIN_FUNCTIONS, Program
 from .names import is_reserved, reserved_help
 from ..ops import MERGE_OPS, OPS, REQUIRED, Arg, Args, Derived, Op, show
 from .source import Span
@@ -186,6 +186,7 @@ class _Elaborator:
         self.main_outputs: list[ir.Output] = []
         self.declared_input = False
         self.work = 0  # statements, block calls and repeat iterations so far: see charge()
+        self.function_depth = 0  # nested calls of `def` functions
         self.scopes: dict[str, str] = {}  # each name that holds layers -> its first layer
         self.block_args: dict[int, tuple[Arg, ...]] = {}  # id(BlockDef) -> its parameters
 
@@ -260,18 +261,47 @@ class _Elaborator:
             return POISON
 
     def labelled(self, stmt: ast.Labelled, cur, ctx: Ctx):
+        label = stmt.label
         try:
-            inner = ctx.derive(scope=self.labelled_scope(stmt.label, stmt.label_span, ctx))
+            label = self.label_text(stmt, ctx)
+            inner = ctx.derive(scope=self.labelled_scope(label, stmt.label_span, ctx))
             out = self.action(stmt.action, cur, inner, labelled=True)
         except _Abort:
-            ctx.env.vars[stmt.label] = POISON  # its readers stay quiet: the error is reported
+            ctx.env.vars[label] = POISON  # its readers stay quiet: the error is reported
             raise
         if isinstance(out, Value) and out is not POISON and not isinstance(stmt.action, ast.Aux):
-            ctx.env.vars[stmt.label] = out
+            ctx.env.vars[label] = out
         return out
 
+    def label_text(self, stmt: ast.Labelled, ctx: Ctx) -> str:
+        """The label as a name: a computed label's expressions are filled in."""
+        if stmt.template is None:
+            return stmt.label
+        pieces = []
+        for part in stmt.template.parts:
+            value = self.eval(part, ctx)
+            if isinstance(value, bool) or not isinstance(value, (int, str)):
+                self.fail("E0221", f"a label is made of text and integers, not "
+                          f"{_describe(value)}", part.span, "not text or an integer", ctx,
+                          help="compute an integer, e.g. `{i + 1}` or `{c // 2}`")
+            pieces.append(str(value))
+        label = "".join(pieces)
+        if not (label.isidentifier() or label.isdigit()):
+            self.fail("E0221", f'the computed label "{label}" is neither a name nor a number',
+                      stmt.label_span, "computed here", ctx,
+                      help="a label is letters, digits and `_`, not starting with a digit, or "
+                           "a number")
+        return label
+
     def labelled_scope(self, label: str, span: Span, ctx: Ctx) -> Scope:
-        """The naming scope a label opens; labels that torch uses itself are refused."""
+        """The naming scope a label opens: `_` takes the scope's next index, as an
+        unlabelled layer would; a number sets the index; labels that torch uses itself are
+        refused."""
+        if label == "_":
+            return Scope(ctx.scope.next_index(), ctx.scope, span)
+        if label.isdigit():
+            ctx.scope.index = max(ctx.scope.index, int(label) + 1)
+            return ctx.scope.child(str(int(label)), span)
         if is_reserved(label):
             self.fail("E0219", f"`{label}` cannot be a label: the torch module uses the name "
                       "itself", span, "reserved name", ctx, help=reserved_help(label))
@@ -458,6 +488,8 @@ class _Elaborator:
 
     def residual(self, stmt: ast.Residual, cur, ctx: Ctx):
         start = self.current(cur, stmt.span, ctx, "residual")
+        if stmt.when is not None and not self.eval_as(Arg("when", "bool"), stmt.when, ctx):
+            return self.body(stmt.body, start, ctx.derive(env=Env(ctx.env)))  # no shortcut
         body_out = self.body(stmt.body, start, ctx.derive(env=Env(ctx.env)))
         skip_out, skipped = start, None
         skip = stmt.skip
@@ -695,6 +727,54 @@ class _Elaborator:
             self.fail("E0212", "number too large", expr.span, f"about {float(result):.3g}", ctx)
         return result
 
+    def eval_func_call(self, expr: ast.FuncCall, ctx: Ctx):
+        self.charge(expr.span, ctx)
+        if expr.name in BUILTIN_FUNCTIONS:
+            return self.builtin(expr, ctx)
+        function = self.program.functions.get(expr.name)
+        if function is None:
+            known = list(BUILTIN_FUNCTIONS) + list(self.program.functions)
+            close = difflib.get_close_matches(expr.name, known, n=1)
+            self.fail("E0207", f"`{expr.name}` is not a function", expr.name_span,
+                      "not defined", ctx, help=f"did you mean `{close[0]}`?" if close else
+                      f"define it: `def {expr.name}(x) = ...`; built in: "
+                      + ", ".join(BUILTIN_FUNCTIONS))
+        if self.function_depth >= MAX_BLOCK_DEPTH:
+            self.fail("E0402", f"function calls nest more than {MAX_BLOCK_DEPTH} deep",
+                      expr.name_span, "called again here", ctx,
+                      secondary=(Label(function.name_span, "defined here"),),
+                      help="a function that calls itself needs a condition that stops it")
+        specs = tuple(Arg(p.name, "any", REQUIRED if p.default is None else p.default)
+                      for p in function.params)
+        given = self.match_args(specs, expr.args, expr, ctx, f"function `{function.name}`")
+        env = Env()
+        inner = Ctx(env, ctx.scope, None, ctx.trace)  # sees its parameters and functions
+        for param in function.params:
+            env.vars[param.name] = (self.eval(given[param.name], ctx) if param.name in given
+                                    else self.eval(param.default, inner))
+        self.function_depth += 1
+        try:
+            return self.eval(function.value, inner)
+        finally:
+            self.function_depth -= 1
+
+    def builtin(self, expr: ast.FuncCall, ctx: Ctx):
+        name = expr.name
+        if any(isinstance(a, ast.Keyword) for a in expr.args):
+            self.fail("E0202", f"`{name}` takes no keyword arguments", expr.span,
+                      "keyword given", ctx)
+        many = name in ("min", "max")
+        if (len(expr.args) < 2) if many else (len(expr.args) != 1):
+            self.fail("E0203", f"`{name}` takes " + ("two or more numbers" if many else
+                      "one number") + f", not {len(expr.args)}", expr.span, "here", ctx,
+                      help=f"`{name}(a, b)`" if many else f"`{name}(x)`")
+        values = [self.eval(a, ctx) for a in expr.args]
+        for arg, value in zip(expr.args, values):
+            if not _is_number(value) or not math.isfinite(value):
+                self.type_error(arg, f"`{name}` needs a finite number, not {_describe(value)}",
+                                ctx)
+        return _BUILTINS[name](*values)
+
     def type_error(self, expr, message: str, ctx: Ctx):
         self.fail("E0212", message, expr.span, "in this expression", ctx)
 
@@ -713,7 +793,14 @@ _EVALUATORS = {
     ast.InputRef: _Elaborator.eval_input, ast.Attribute: _Elaborator.eval_attribute,
     ast.TupleExpr: _Elaborator.eval_tuple, ast.Conditional: _Elaborator.eval_conditional,
     ast.Unary: _Elaborator.eval_unary, ast.Binary: _Elaborator.eval_binary,
+    ast.FuncCall: _Elaborator.eval_func_call,
 }
+
+# As Python's: `int` truncates towards zero, `round` halves to even (`round(2.5)` is 2);
+# `int`, `round`, `floor` and `ceil` give integers, `min`, `max` and `abs` keep the type.
+_BUILTINS = {"int": int, "round": round, "floor": math.floor, "ceil": math.ceil,
+             "min": min, "max": max, "abs": abs}
+assert set(_BUILTINS) == set(BUILTIN_FUNCTIONS)
 
 
 def _true_divide(a, b):

@@ -18,10 +18,16 @@ from .read import UnreadableSource, read_source
 from .source import Source
 
 
+# Functions expressions call without a `def` (evaluated in elaborate.py); a `def` may not
+# take their names.
+BUILTIN_FUNCTIONS = ("int", "round", "floor", "ceil", "min", "max", "abs")
+
+
 @dataclass
 class Program:
     root: ast.Module
     blocks: dict[str, ast.BlockDef] = field(default_factory=dict)
+    functions: dict[str, ast.FuncDef] = field(default_factory=dict)
     networks: dict[str, ast.NetworkDef] = field(default_factory=dict)
     failed_imports: bool = False
 
@@ -68,6 +74,8 @@ class _Loader:
         for definition in module.definitions:
             if isinstance(definition, ast.BlockDef):
                 self.define(self.program.blocks, definition)
+            elif isinstance(definition, ast.FuncDef):
+                self.define(self.program.functions, definition)
             elif isinstance(definition, (ast.ImportFile, ast.ImportStd)):
                 self.import_(definition, module.source, stack)
 
@@ -79,11 +87,17 @@ class _Loader:
                 Label(definition.name_span, "shadows the layer"),
                 help=f"rename the block, e.g. `{definition.name}_block`"))
             return
+        if definition.name in BUILTIN_FUNCTIONS and isinstance(definition, ast.FuncDef):
+            self.sink.add(Diagnostic(
+                "E0208", f"function `{definition.name}` has the name of a built-in function",
+                Label(definition.name_span, "shadows the built-in"),
+                help=f"rename the function, e.g. `my_{definition.name}`"))
+            return
         first = table.get(definition.name)
         if first is None:
             table[definition.name] = definition
             return
-        kind = "block" if isinstance(definition, ast.BlockDef) else "network"
+        kind = {ast.BlockDef: "block", ast.FuncDef: "function"}.get(type(definition), "network")
         self.sink.add(Diagnostic(
             "E0208", f"{kind} `{definition.name}` is defined twice",
             Label(definition.name_span, "defined again here"),

@@ -53,7 +53,7 @@ class _Separators(lark.lark.PostLex):
 
 @lru_cache(maxsize=1)
 def _parser() -> lark.Lark:
-    return lark.Lark(grammar_text(), parser="lalr", lexer="contextual",
+    return lark.Lark(grammar_text(), parser="lalr", lexer="contextual", start=["start", "expr"],
                      propagate_positions=True, postlex=_Separators(), maybe_placeholders=True)
 
 
@@ -67,7 +67,7 @@ def parse(source: Source) -> ast.Module:
     parser = _parser()
     limit = sys.getrecursionlimit()
     try:
-        tree = parser.parse(source.text)
+        tree = parser.parse(source.text, start="start")
         sys.setrecursionlimit(max(limit, 10_000))
         _check_limits(tree, source)
         return _ToAst(source).transform(tree)
@@ -251,6 +251,10 @@ class _ToAst(Transformer):
     def network_def(self, meta, children):
         return self._definition(ast.NetworkDef, meta, children)
 
+    def func_def(self, meta, children):
+        name, params, value = children
+        return ast.FuncDef(str(name), params, value, self.span(meta), self.token_span(name))
+
     def params(self, meta, children):
         return _present(children)
 
@@ -263,7 +267,44 @@ class _ToAst(Transformer):
     # statements
     def labelled(self, meta, children):
         label, action = children
-        return ast.Labelled(str(label), action, self.span(meta), self.token_span(label))
+        span = self.token_span(label)
+        template = self.template(label) if label.type == "STRING" else None
+        text = str(label)[1:-1] if template else str(label)
+        return ast.Labelled(text, action, self.span(meta), span, template)
+
+    def template(self, token: Token) -> ast.Template:
+        """A computed label: the text between braces is parsed as an expression, in place
+        (padded with spaces, so that its spans point into the file)."""
+        parts, text, start = [], str(token), token.start_pos
+        at = 1
+        while at < len(text) - 1:
+            opening = text.find("{", at)
+            if opening < 0:
+                opening = len(text) - 1
+            if opening > at:
+                parts.append(ast.Literal(text[at:opening], Span(self.source, start + at,
+                                                                 start + opening)))
+            if opening == len(text) - 1:
+                break
+            closing = text.find("}", opening)
+            if closing < 0 or closing == opening + 1:
+                raise SpecError(Diagnostic(
+                    "E0100", "a computed label needs an expression between `{` and `}`",
+                    Label(Span(self.source, start + opening, start + len(text) - 1),
+                          "unclosed or empty"),
+                    help='write the expression between braces: `"layer{i + 1}": ...`'))
+            padded = " " * (start + opening + 1) + text[opening + 1:closing]
+            try:
+                tree = _parser().parse(padded, start="expr")
+            except (UnexpectedCharacters, UnexpectedToken, UnexpectedEOF) as error:
+                raise SpecError(Diagnostic(
+                    "E0100", "the expression of a computed label does not parse",
+                    Label(Span(self.source, start + opening + 1, start + closing),
+                          "not an expression"),
+                    help='labels compute from expressions: `"layer{i + 1}": ...`')) from error
+            parts.append(_ToAst(self.source).transform(tree))
+            at = closing + 1
+        return ast.Template(tuple(parts), self.token_span(token))
 
     def call(self, meta, children):
         name = children[0]
@@ -281,8 +322,8 @@ class _ToAst(Transformer):
         return ast.Repeat(count, None if index is None else str(index), body, self.span(meta))
 
     def residual(self, meta, children):
-        skip = children[1] if len(children) > 1 else None
-        return ast.Residual(children[0], skip, self.span(meta))
+        when, body, *skip = children
+        return ast.Residual(body, skip[0] if skip else None, self.span(meta), when)
 
     def skip(self, meta, children):
         label, when, body = children
@@ -360,6 +401,10 @@ class _ToAst(Transformer):
 
     def name(self, meta, children):
         return ast.Name(str(children[0]), self.span(meta))
+
+    def func_call(self, meta, children):
+        name, args = children
+        return ast.FuncCall(str(name), args, self.span(meta), self.token_span(name))
 
     def input_ref(self, meta, children):
         return ast.InputRef(self.span(meta))

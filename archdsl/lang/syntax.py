@@ -68,7 +68,23 @@ class Conditional:
     span: Span
 
 
-Expr = Union[Literal, Name, InputRef, Attribute, TupleExpr, Unary, Binary, Conditional]
+@dataclass(frozen=True)
+class FuncCall:
+    """`max(8, c // 2)`, `make_divisible(c * w)`: a built-in or a `def` function."""
+    name: str
+    args: tuple["Arg", ...]
+    span: Span
+    name_span: Span
+
+
+@dataclass(frozen=True)
+class Template:
+    """A computed label, `"denselayer{i + 1}"`: text pieces (Literal) and expressions."""
+    parts: tuple["Expr", ...]
+    span: Span
+
+
+Expr = Union[Literal, Name, InputRef, Attribute, TupleExpr, Unary, Binary, Conditional, FuncCall]
 
 
 # ---- statements -----------------------------------------------------------------
@@ -120,6 +136,7 @@ class Residual:
     body: Body
     skip: Skip | None
     span: Span
+    when: Expr | None = None  # `residual when cond { ... }`: no shortcut where cond is false
 
 
 @dataclass(frozen=True)
@@ -157,10 +174,11 @@ Action = Union[Call, Repeat, Residual, Branches, Group, Aux]
 
 @dataclass(frozen=True)
 class Labelled:
-    label: str
+    label: str  # as written: a name, a number, or the text of a computed label
     action: Action
     span: Span
     label_span: Span
+    template: Template | None = None  # a computed label, filled in when elaborated
 
 
 @dataclass(frozen=True)
@@ -230,6 +248,16 @@ class NetworkDef:
 
 
 @dataclass(frozen=True)
+class FuncDef:
+    """`def make_divisible(v, d = 8) = max(d, int(v + d / 2) // d * d)`."""
+    name: str
+    params: tuple[Param, ...]
+    value: Expr
+    span: Span
+    name_span: Span
+
+
+@dataclass(frozen=True)
 class ImportFile:
     path: str
     span: Span
@@ -241,7 +269,7 @@ class ImportStd:
     span: Span
 
 
-Definition = Union[BlockDef, NetworkDef, ImportFile, ImportStd]
+Definition = Union[BlockDef, NetworkDef, FuncDef, ImportFile, ImportStd]
 
 
 @dataclass(frozen=True)
