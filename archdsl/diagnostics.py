@@ -50,6 +50,7 @@ CODES = {
     "E0306": "layer needs a spatial input",
     "E0307": "invalid layer configuration",
     "E0308": "tensor too large",
+    "E0309": "crop larger than its input",
     "E0400": "import not found",
     "E0401": "import cycle",
     "E0402": "recursion too deep",

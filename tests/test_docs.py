@@ -104,7 +104,9 @@ def test_error_headings_use_the_registered_titles():
 # Arguments for the ops whose arguments are required, to build each one's module.
 SAMPLE_ARGS = {"conv": {"channels": 4, "kernel": 3}, "maxpool": {"kernel": 2},
                "avgpool": {"kernel": 2}, "adaptive_avgpool": {"height": 2},
-               "linear": {"features": 4}}
+               "linear": {"features": 4}, "groupnorm": {"groups": 2},
+               "conv_transpose": {"channels": 4, "kernel": 2}, "channel_shuffle": {"groups": 2},
+               "stochastic_depth": {"p": 0.1}, "pad_channels": {"channels": 12}}
 
 
 @pytest.mark.parametrize("name", [name for name, op in OPS.items() if op.module is not None])
@@ -121,4 +123,12 @@ def test_the_table_names_the_module_each_op_lowers_to(name):
         assert values[arg.name] is not REQUIRED, f"give {name}'s {arg.name} in SAMPLE_ARGS"
     shape = (8,) if name == "linear" else (8, 6, 6)
     module = op.module(Args(tuple(values.items())), (shape,))
-    assert f"nn.{type(module).__name__}(" in op.lowers
+    import torch
+    if isinstance(module, torch.nn.Parameter):
+        assert "a parameter" in op.lowers
+    else:
+        ours = not type(module).__module__.startswith("torch.")
+        assert f"{'' if ours else 'nn.'}{type(module).__name__}(" in op.lowers
+    has_state = any(True for _ in module.parameters()) if isinstance(module, torch.nn.Module) \
+        else True
+    assert (op.init is not None) == has_state, "an op with parameters declares its init"

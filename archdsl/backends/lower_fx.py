@@ -24,6 +24,7 @@ import torch
 from torch import fx, nn
 
 from .. import ir
+from ..errors import InternalError
 from ..ops import OPS
 
 
@@ -36,15 +37,17 @@ def lower_fx(graph: nx.DiGraph, *, zero_init_residual: bool | None = None) -> nn
     torch.Size([2, 4, 6, 6])
     """
     modules = _build_modules(graph)
-    _relu_in_place(graph, modules)
+    _activations_in_place(graph, modules)
     if zero_init_residual is None:
         zero_init_residual = bool(graph.graph["params"].get("zero_init_residual", False))
     _initialise(graph, modules, zero_init_residual)
     root = _hierarchy(modules)
+    parameters = {name for name, m in modules.items() if isinstance(m, nn.Parameter)}
     outputs = graph.graph["outputs"]
     if not any(o.train_only for o in outputs):
-        return fx.GraphModule(root, _fx_graph(graph, outputs), class_name=_class_name(graph))
-    return AuxiliaryNetwork(graph, root)
+        return fx.GraphModule(root, _fx_graph(graph, outputs, parameters),
+                              class_name=_class_name(graph))
+    return AuxiliaryNetwork(graph, root, parameters)
 
 
 def _hierarchy(modules: dict[str, nn.Module]) -> nn.Module:
@@ -59,21 +62,24 @@ def _hierarchy(modules: dict[str, nn.Module]) -> nn.Module:
             if not hasattr(parent, part):
                 parent.add_module(part, nn.Module())
             parent = getattr(parent, part)
-        parent.add_module(last, module)
+        if isinstance(module, nn.Parameter):
+            parent.register_parameter(last, module)
+        else:
+            parent.add_module(last, module)
     return root
 
 
 class AuxiliaryNetwork(nn.Module):
     """A network with train-only heads: two fx graphs over one set of modules."""
 
-    def __init__(self, graph: nx.DiGraph, modules: nn.Module):
+    def __init__(self, graph: nx.DiGraph, modules: nn.Module, parameters: set[str]):
         super().__init__()
         name = _class_name(graph)
-        train = fx.GraphModule(modules, _fx_graph(graph, graph.graph["outputs"]), name)
+        train = fx.GraphModule(modules, _fx_graph(graph, graph.graph["outputs"], parameters), name)
         for child_name, child in train.named_children():
             self.add_module(child_name, child)  # registered once: flat state_dict keys
         main = tuple(o for o in graph.graph["outputs"] if not o.train_only)
-        evaluate = fx.GraphModule(modules, _fx_graph(graph, main), name)
+        evaluate = fx.GraphModule(modules, _fx_graph(graph, main, parameters), name)
         object.__setattr__(self, "train_module", train)  # not registered: no duplicate keys
         object.__setattr__(self, "eval_module", evaluate)
         self.output_names = tuple(o.name for o in graph.graph["outputs"])
@@ -105,30 +111,30 @@ def _build_modules(graph: nx.DiGraph) -> dict[str, nn.Module]:
             if op.module is not None:
                 ins = tuple(ir.shape(graph, name) for name in item.inputs)
                 modules[item.name] = op.module(item.args, ins)
-    return {name: module.to_empty(device="cpu") for name, module in modules.items()}
+    return {name: _on_cpu(module) for name, module in modules.items()}
 
 
-# Ops whose backward does not need their own output, so a ReLU may overwrite it.
-_OVERWRITABLE = {"conv", "batchnorm", "linear", "add"}
+def _on_cpu(module):
+    if isinstance(module, nn.Parameter):  # a bare parameter (layer scale)
+        return nn.Parameter(torch.empty_like(module, device="cpu"))
+    return module.to_empty(device="cpu")
 
 
-def _relu_in_place(graph: nx.DiGraph, modules: dict[str, nn.Module]) -> None:
-    """As torchvision does, let a ReLU overwrite its input when nothing else reads it:
-    less memory traffic, same results."""
+def _activations_in_place(graph: nx.DiGraph, modules: dict[str, nn.Module]) -> None:
+    """As torchvision does, let an activation overwrite its input when nothing else reads
+    it and the layer that made it does not need it for its backward pass: less memory
+    traffic, same results."""
     outputs = {o.node for o in graph.graph["outputs"]}
     for item in ir.nodes(graph):
-        if item.op != "relu":
+        if not OPS[item.op].in_place:
             continue
         (producer,) = item.inputs
-        if (ir.node(graph, producer).op in _OVERWRITABLE and graph.out_degree(producer) == 1
+        if (OPS[ir.node(graph, producer).op].overwritable and graph.out_degree(producer) == 1
                 and producer not in outputs):
             modules[item.name].inplace = True
 
 
-_FUNCTIONS = {"add": operator.add, "mul": operator.mul}
-
-
-def _fx_graph(graph: nx.DiGraph, outputs) -> fx.Graph:
+def _fx_graph(graph: nx.DiGraph, outputs, parameters: set[str]) -> fx.Graph:
     needed = _ancestors(graph, [o.node for o in outputs])
     fx_graph = fx.Graph()
     fx_graph.set_codegen(_KeywordSafeCodegen())
@@ -139,7 +145,7 @@ def _fx_graph(graph: nx.DiGraph, outputs) -> fx.Graph:
         if item.op == "input" or item.name not in needed:
             continue
         args = [values[name] for name in item.inputs]
-        values[item.name] = _fx_node(fx_graph, item, args)
+        values[item.name] = _fx_node(fx_graph, item, args, parameters)
         values[item.name].meta["stack_trace"] = _stack_trace(item)
     if len(outputs) == 1:
         fx_graph.output(values[outputs[0].node])
@@ -184,19 +190,17 @@ def _keywords_through_getattr():
         fx.graph._format_target = original
 
 
-def _fx_node(fx_graph: fx.Graph, item: ir.Node, args: list[fx.Node]) -> fx.Node:
+def _fx_node(fx_graph: fx.Graph, item: ir.Node, args: list[fx.Node],
+             parameters: set[str]) -> fx.Node:
     op = OPS[item.op]
+    if item.name in parameters:  # a learned factor: input times the parameter
+        return fx_graph.call_function(operator.mul, (args[0], fx_graph.get_attr(item.name)))
     if op.module is not None:
         # named after the module path, as fx would, but never `self` (the module itself)
         name = item.name.replace(".", "_")
         return fx_graph.create_node("call_module", item.name, tuple(args),
                                     name=name + "_" if name == "self" else name)
-    if op.function == "cat":
-        return fx_graph.call_function(torch.cat, (tuple(args), 1))
-    if op.function == "flatten":
-        return fx_graph.call_function(torch.flatten, (args[0], 1))
-    function = _FUNCTIONS[op.function]
-    return reduce(lambda a, b: fx_graph.call_function(function, (a, b)), args)
+    return op.function(fx_graph, args, item.args)
 
 
 def _ancestors(graph: nx.DiGraph, names: list[str]) -> set[str]:
@@ -218,19 +222,30 @@ def _stack_trace(item: ir.Node) -> str:
 
 
 def _initialise(graph: nx.DiGraph, modules: dict[str, nn.Module], zero_init_residual: bool):
-    """As torchvision's ResNet: Kaiming normal (fan-out) convs with zero bias, batch norm
-    weight 1, bias 0 and fresh running statistics, other layers (linear) as torch
-    initialises them."""
-    for module in modules.values():
-        if isinstance(module, nn.Conv2d):
-            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
-        elif hasattr(module, "reset_parameters"):  # batch norm: weight 1, bias 0, stats reset
-            module.reset_parameters()
+    """Each layer as its op's `init` says (torchvision's: Kaiming normal convs with zero
+    bias, norms at weight 1 and bias 0 with fresh statistics, linear layers as torch).
+    Modules are built on the meta device, so a layer with parameters or buffers and no
+    `init` would keep garbage: that is refused, never silently left."""
+    for item in ir.nodes(graph):
+        module = modules.get(item.name)
+        if module is None:
+            continue
+        op = OPS[item.op]
+        if op.init is not None:
+            op.init(module, item.args)
+        elif _has_state(module):
+            raise InternalError(f"op `{op.name}` builds {type(module).__name__} with parameters "
+                                "or buffers but declares no `init`")
     if zero_init_residual:
         for name in _last_residual_norms(graph):
             nn.init.zeros_(modules[name].weight)
+
+
+def _has_state(module) -> bool:
+    if isinstance(module, nn.Parameter):
+        return True
+    return any(True for _ in module.parameters()) or any(
+        b.is_floating_point() for b in module.buffers())
 
 
 def _last_residual_norms(graph: nx.DiGraph):
@@ -239,8 +254,8 @@ def _last_residual_norms(graph: nx.DiGraph):
         if item.role != "residual":
             continue
         body = ir.node(graph, item.inputs[0])
-        while body.op != "batchnorm" and len(body.inputs) == 1 and body.op in (
-                "relu", "relu6", "leaky_relu", "gelu", "identity", "dropout"):
+        while body.op != "batchnorm" and len(body.inputs) == 1 and (
+                OPS[body.op].family in ("act", "reg") or body.op == "identity"):
             body = ir.node(graph, body.inputs[0])
         if body.op == "batchnorm":
             yield body.name

@@ -382,6 +382,10 @@ class _Elaborator:
         return self.add(path or ctx.scope.next_index(), op, args, inputs, call.span, ctx)
 
     def operands(self, op: Op, call: ast.Call, ctx: Ctx) -> tuple[str, ...]:
+        if op.operands is not None and len(call.args) != op.operands:
+            self.fail("E0203", f"`{op.name}` takes {op.operands} values, not {len(call.args)}",
+                      call.span, f"{len(call.args)} given", ctx,
+                      help=f"`{op.name}(a, b)`: " + op.rule.split(": ", 1)[-1])
         if len(call.args) < 2 or any(isinstance(a, ast.Keyword) for a in call.args):
             self.fail("E0203", f"`{op.name}` needs two or more values to merge", call.span,
                       "nothing to merge", ctx,
@@ -871,6 +875,8 @@ def _out_of_range(spec: Arg, value) -> str | None:
         return f"must be at least {_format(spec.minimum)}"
     if spec.maximum is not None and any(n > spec.maximum for n in numbers):
         return f"must be at most {_format(spec.maximum)}"
+    if spec.below is not None and any(n >= spec.below for n in numbers):
+        return f"must be less than {_format(spec.below)}"
     return None
 
 

@@ -40,6 +40,7 @@ class Arg:
     default: Any = REQUIRED
     minimum: float | None = None
     maximum: float | None = None
+    below: float | None = None  # an exclusive maximum: stochastic depth's p < 1
     choices: tuple[str, ...] = ()
 
 
@@ -71,13 +72,19 @@ class Op:
     family: str  # conv, norm, act, pool, linear, merge, reshape, reg, io: colours and grouping
     shape: Callable[[Args, tuple[Shape, ...]], Shape]
     args: tuple[Arg, ...] = ()
-    merge: bool = False  # takes any number of inputs (concat, add, mul)
+    merge: bool = False  # takes values by name or branches (concat, add, mul, crop)
+    operands: int | None = None  # how many a merge takes; None: two or more
     params: Callable[[Args, tuple[Shape, ...]], int] = _zero
     buffers: Callable[[Args, tuple[Shape, ...]], int] = _zero  # non-trainable state
     macs: Callable[[Args, tuple[Shape, ...], Shape], int] = _zero  # conv/linear multiply-adds
     other_ops: Callable[[Args, tuple[Shape, ...], Shape], int] = _zero  # element-wise work
-    module: Callable[[Args, tuple[Shape, ...]], Any] | None = None  # torch.nn layer
-    function: str | None = None  # or a torch function: "cat", "add", "mul", "flatten"
+    module: Callable[[Args, tuple[Shape, ...]], Any] | None = None  # torch.nn layer, or a
+    # bare nn.Parameter that multiplies its input (layer scale: the key is the layer's name)
+    function: Callable | None = None  # or a function of the inputs: torch.cat, operator.add
+    init: Callable[[Any], None] | None = None  # initialises the module; required with params
+    in_place: bool = False  # an activation that may overwrite its input (module.inplace)
+    overwritable: bool = False  # its backward does not need its output: an in-place
+    # activation right after it may overwrite that output
     describe: Callable[[Args], str] = field(default=lambda a: "")
     caption: Callable[[Args], str] = field(default=lambda a: "")
     min_batch: Callable[[Args, Shape], int] = field(default=lambda a, out: 1)  # to train
@@ -358,7 +365,7 @@ def _identical(op: str):
         if len(set(ins)) > 1:
             raise ShapeError("E0300", f"{op} operands differ: " + " vs ".join(show(s) for s in ins),
                              f"operands of `{op}` meet here",
-                             help=f"`{op}` needs equal shapes; archdsl never broadcasts")
+                             help=f"`{op}` needs equal shapes; it never broadcasts")
         return ins[0]
     return shape
 
@@ -369,6 +376,189 @@ def _merge_ops(args: Args, ins, out: Shape) -> int:
 
 def _named(text: str):
     return lambda args: text
+
+
+# ---- initialisation (torchvision's: Kaiming normal convs, norms at weight 1 and bias 0) ---
+
+
+def _kaiming_init(module, args: Args) -> None:
+    from torch import nn
+    nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+    if module.bias is not None:
+        nn.init.zeros_(module.bias)
+
+
+def _reset_init(module, args: Args) -> None:
+    """torch's own initialisation: weight 1 and bias 0 for norms (and fresh running
+    statistics), uniform for linear layers."""
+    module.reset_parameters()
+
+
+# ---- lowering to functions (torch imported at lowering only) -------------------------------
+
+
+def _emit_cat(graph, inputs, args):
+    import torch
+    return graph.call_function(torch.cat, (tuple(inputs), 1))
+
+
+def _emit_flatten(graph, inputs, args):
+    import torch
+    return graph.call_function(torch.flatten, (inputs[0], 1))
+
+
+def _emit_chain(name: str):
+    """`a + b + c` as fx's chain of binary operators (readable code, scriptable)."""
+    def emit(graph, inputs, args):
+        import operator
+        from functools import reduce
+        function = getattr(operator, name)
+        return reduce(lambda a, b: graph.call_function(function, (a, b)), inputs)
+    return emit
+
+
+def _emit_crop(graph, inputs, args):
+    from .functions import centre_crop
+    return graph.call_function(centre_crop, tuple(inputs))
+
+
+# ---- layers of modern CNNs --------------------------------------------------------------
+
+
+def _groupnorm_module(args: Args, ins):
+    from torch import nn
+    return nn.GroupNorm(args["groups"], ins[0][0], eps=args["eps"])
+
+
+def _layernorm_module(args: Args, ins):
+    from torch import nn
+    from .functions import LayerNorm2d
+    cls = LayerNorm2d if len(ins[0]) == 3 else nn.LayerNorm
+    return cls(ins[0][0], eps=args["eps"])
+
+
+def _groupnorm_shape(args: Args, ins) -> Shape:
+    c, _, _ = _spatial("groupnorm", ins)
+    if c % args["groups"]:
+        raise ShapeError("E0304", f"groupnorm groups = {args['groups']} does not divide its {c} "
+                         "channels", f"{args['groups']} groups",
+                         help=f"choose groups that divide {c}, e.g. "
+                              f"{max(g for g in range(1, min(c, args['groups']) + 1) if c % g == 0)}")
+    return ins[0]
+
+
+def _conv_transpose_shape(args: Args, ins) -> Shape:
+    c, h, w = _spatial("conv_transpose", ins)
+    out, groups = args["channels"], args["groups"]
+    if c % groups or out % groups:
+        raise ShapeError("E0304", f"conv_transpose groups = {groups} does not divide its "
+                         f"{c if c % groups else out} {'input' if c % groups else 'output'} "
+                         "channels", f"{groups} groups", help="choose groups that divide both")
+    sizes = []
+    for axis, size, k, st, p, op, d in zip(
+            ("height", "width"), (h, w), pair(args["kernel"]), pair(args["stride"]),
+            pair(args["pad"]), pair(args["output_pad"]), pair(args["dilation"])):
+        if op >= max(st, d):
+            raise ShapeError("E0307", f"conv_transpose output_pad {op} must be smaller than its "
+                             f"stride {st} or dilation {d}", "output_pad too large",
+                             help="output_pad only picks among the sizes a stride allows: "
+                                  "use 0 .. stride - 1")
+        new = (size - 1) * st - 2 * p + d * (k - 1) + op + 1
+        if new <= 0:
+            raise ShapeError("E0303", f"conv_transpose output {axis} would be {new}",
+                             f"{axis} {size} is too small here", help="use less padding")
+        sizes.append(new)
+    return (out, *sizes)
+
+
+def _conv_transpose_params(args: Args, ins) -> int:
+    kh, kw = pair(args["kernel"])
+    out = args["channels"]
+    return ins[0][0] * (out // args["groups"]) * kh * kw + (out if args["bias"] else 0)
+
+
+def _conv_transpose_macs(args: Args, ins, out: Shape) -> int:
+    kh, kw = pair(args["kernel"])  # each input position meets a kernel of every output group
+    return numel(ins[0]) * (args["channels"] // args["groups"]) * kh * kw
+
+
+def _conv_transpose_module(args: Args, ins):
+    from torch import nn
+    return nn.ConvTranspose2d(ins[0][0], args["channels"], pair(args["kernel"]),
+                              pair(args["stride"]), pair(args["pad"]), pair(args["output_pad"]),
+                              args["groups"], args["bias"], pair(args["dilation"]))
+
+
+def _crop_shape(args: Args, ins) -> Shape:
+    (c, h, w), like = _spatial("crop", ins[:1]), ins[1]
+    if len(like) != 3:
+        raise ShapeError("E0306", f"crop takes its size from a C x H x W value, not "
+                         f"{show(like)} flat features", "flat", help="crop to a feature map")
+    if like[1] > h or like[2] > w:
+        raise ShapeError("E0309", f"crop to {like[1]}x{like[2]} is larger than its "
+                         f"{h}x{w} input", "cropped here",
+                         help="crop the larger value to the smaller: `crop(big, small)`")
+    return (c, like[1], like[2])
+
+
+def _channel_shuffle_shape(args: Args, ins) -> Shape:
+    c, _, _ = _spatial("channel_shuffle", ins)
+    if c % args["groups"]:
+        raise ShapeError("E0304", f"channel_shuffle groups = {args['groups']} does not divide "
+                         f"its {c} channels", f"{args['groups']} groups",
+                         help=f"choose groups that divide {c}")
+    return ins[0]
+
+
+def _scale_module(args: Args, ins):
+    import torch
+    from torch import nn
+    shape = (ins[0][0], 1, 1) if len(ins[0]) == 3 else (ins[0][0],)
+    return nn.Parameter(torch.empty(shape))
+
+
+def _scale_init(parameter, args: Args) -> None:
+    import torch
+    with torch.no_grad():
+        parameter.fill_(args["init"])
+
+
+def _stochastic_depth_module(args: Args, ins):
+    from .functions import StochasticDepth
+    return StochasticDepth(args["p"], args["mode"])
+
+
+def _pad_channels_shape(args: Args, ins) -> Shape:
+    c, h, w = _spatial("pad_channels", ins)
+    if args["channels"] < c:
+        raise ShapeError("E0307", f"pad_channels({args['channels']}) would remove channels from "
+                         f"a {c}-channel input", "fewer channels",
+                         help=f"give at least {c} channels")
+    return (args["channels"], h, w)
+
+
+def _pad_channels_module(args: Args, ins):
+    from .functions import PadChannels
+    extra = args["channels"] - ins[0][0]
+    return PadChannels(extra // 2, extra - extra // 2)
+
+
+def _broadcast(op: str):
+    """Equal shapes, or a C x H x W value times C x 1 x 1 (a channel gate, as squeeze and
+    excitation) or 1 x H x W (a spatial gate)."""
+    def shape(args: Args, ins) -> Shape:
+        full = max(ins, key=numel)
+        for s in ins:
+            fits = s == full or (len(s) == len(full) == 3 and (
+                s == (full[0], 1, 1) or s == (1, full[1], full[2])))
+            if not fits:
+                raise ShapeError(
+                    "E0300", f"{op} operands do not fit: " + " vs ".join(show(s) for s in ins),
+                    f"operands of `{op}` meet here",
+                    help=f"`{op}` takes equal shapes, or a C x H x W value with C x 1 x 1 "
+                         "(per channel) or 1 x H x W (per position)")
+        return full
+    return shape
 
 
 # ---- the table ---------------------------------------------------------------------------
@@ -385,8 +575,8 @@ OPS: dict[str, Op] = {op.name: op for op in (
              Arg("stride", "pair", 1, minimum=1), Arg("pad", "pad", 0, minimum=0),
              Arg("dilation", "pair", 1, minimum=1), Arg("groups", "int", 1, minimum=1),
              Arg("bias", "bool", True)),
-       params=_conv_params, macs=_conv_macs, module=_conv_module,
-       describe=_conv_describe, caption=_conv_caption,
+       params=_conv_params, macs=_conv_macs, module=_conv_module, init=_kaiming_init,
+       overwritable=True, describe=_conv_describe, caption=_conv_caption,
        rule="C×H×W → `channels`×H'×W', H' = ⌊(H + 2·pad − dilation·(kernel − 1) − 1) / stride⌋ + 1"
             " (per axis); `pad = same` keeps H×W and needs stride 1; `groups` must divide C and "
             "`channels`",
@@ -394,8 +584,8 @@ OPS: dict[str, Op] = {op.name: op for op in (
     Op("batchnorm", "norm", _same("batchnorm"),
        args=(Arg("eps", "float", 1e-5, minimum=0), Arg("momentum", "float", 0.1, minimum=0)),
        params=lambda a, ins: 2 * ins[0][0], buffers=lambda a, ins: 2 * ins[0][0] + 1,
-       other_ops=_elementwise(2), module=_batchnorm_module,
-       describe=_named("batchnorm"), caption=_named("batch norm"),
+       other_ops=_elementwise(2), module=_batchnorm_module, init=_reset_init,
+       overwritable=True, describe=_named("batchnorm"), caption=_named("batch norm"),
        min_batch=lambda a, out: 2 if numel(out[1:]) == 1 else 1,  # statistics need 2 values
        rule="unchanged; C×H×W or flat",
        lowers="`nn.BatchNorm2d(C, eps, momentum)`; `nn.BatchNorm1d` on flat input"),
@@ -408,13 +598,15 @@ OPS: dict[str, Op] = {op.name: op for op in (
        rule="unchanged; needs C×H×W",
        lowers="`nn.LocalResponseNorm(size, alpha, beta, k)`"),
     Op("relu", "act", _same("relu"), other_ops=_elementwise(), module=_torch_layer("ReLU"),
+       in_place=True,
        describe=_named("relu"), caption=_named("ReLU"),
        lowers="`nn.ReLU()`"),
     Op("relu6", "act", _same("relu6"), other_ops=_elementwise(), module=_torch_layer("ReLU6"),
+       in_place=True,
        describe=_named("relu6"), caption=_named("ReLU6"),
        lowers="`nn.ReLU6()`"),
     Op("leaky_relu", "act", _same("leaky_relu"), args=(Arg("slope", "float", 0.01),),
-       other_ops=_elementwise(), module=_torch_layer("LeakyReLU", "slope"),
+       other_ops=_elementwise(), module=_torch_layer("LeakyReLU", "slope"), in_place=True,
        describe=lambda a: f"leaky_relu {a['slope']}", caption=_named("leaky ReLU"),
        lowers="`nn.LeakyReLU(slope)`"),
     Op("sigmoid", "act", _same("sigmoid"), other_ops=_elementwise(),
@@ -427,13 +619,14 @@ OPS: dict[str, Op] = {op.name: op for op in (
        describe=_named("gelu"), caption=_named("GELU"),
        lowers="`nn.GELU()`"),
     Op("silu", "act", _same("silu"), other_ops=_elementwise(), module=_torch_layer("SiLU"),
+       in_place=True,
        describe=_named("silu"), caption=_named("SiLU"),
        lowers="`nn.SiLU()` (x · sigmoid(x), also called swish)"),
     Op("hardswish", "act", _same("hardswish"), other_ops=_elementwise(),
-       module=_torch_layer("Hardswish"), describe=_named("hardswish"),
+       module=_torch_layer("Hardswish"), in_place=True, describe=_named("hardswish"),
        caption=_named("hard swish"), lowers="`nn.Hardswish()`"),
     Op("hardsigmoid", "act", _same("hardsigmoid"), other_ops=_elementwise(),
-       module=_torch_layer("Hardsigmoid"), describe=_named("hardsigmoid"),
+       module=_torch_layer("Hardsigmoid"), in_place=True, describe=_named("hardsigmoid"),
        caption=_named("hard sigmoid"), lowers="`nn.Hardsigmoid()`"),
     Op("softmax", "act", _same("softmax"), other_ops=_elementwise(3),
        module=_torch_layer("Softmax", dim=1), describe=_named("softmax"),
@@ -479,32 +672,90 @@ OPS: dict[str, Op] = {op.name: op for op in (
        describe=lambda a: f"upsample x{a['scale']}", caption=lambda a: f"upsample x{a['scale']}",
        rule="C×H×W → C×(H·`scale`)×(W·`scale`)",
        lowers="`nn.Upsample(scale_factor=scale, mode=mode)`"),
-    Op("flatten", "reshape", _flatten_shape, function="flatten",
+    Op("flatten", "reshape", _flatten_shape, function=_emit_flatten,
        describe=_named("flatten"), caption=_named("flatten"),
        rule="any → one flat dimension of C·H·W features (flat input unchanged)",
        lowers="`torch.flatten(x, 1)` (a function, no module)"),
     Op("linear", "linear", _linear_shape,
        args=(Arg("features", "int", minimum=1), Arg("bias", "bool", True)),
        params=_linear_params, macs=lambda a, ins, out: ins[0][0] * a["features"],
-       module=_linear_module, describe=lambda a: f"linear {a['features']}",
+       module=_linear_module, init=_reset_init, overwritable=True, describe=lambda a: f"linear {a['features']}",
        caption=lambda a: f"fc {a['features']}",
        rule="flat F → `features`; needs a flat input",
        lowers="`nn.Linear(F, features, bias)`"),
-    Op("concat", "merge", _concat_shape, merge=True, function="cat",
+    Op("concat", "merge", _concat_shape, merge=True, function=_emit_cat,
        describe=_named("concat"), caption=_named("concat"),
        rule="operands agree in everything but dimension 0; channels (or features) add up",
        lowers="`torch.cat((a, b, ...), 1)`"),
-    Op("add", "merge", _identical("add"), merge=True, function="add", other_ops=_merge_ops,
+    Op("add", "merge", _identical("add"), merge=True, function=_emit_chain("add"),
+       other_ops=_merge_ops, overwritable=True,
        describe=_named("add"), caption=_named("+"),
        rule="operands identical; result the same shape (no broadcasting)",
        lowers="`a + b + ...` (`operator.add`)"),
-    Op("mul", "merge", _identical("mul"), merge=True, function="mul", other_ops=_merge_ops,
-       describe=_named("mul"), caption=_named("×"),
-       rule="operands identical; result the same shape (no broadcasting)",
+    Op("mul", "merge", _broadcast("mul"), merge=True, function=_emit_chain("mul"),
+       other_ops=_merge_ops, describe=_named("mul"), caption=_named("×"),
+       rule="operands equal, or C×H×W with C×1×1 (a channel gate) or 1×H×W; result C×H×W",
        lowers="`a * b * ...` (`operator.mul`)"),
+    Op("crop", "reshape", _crop_shape, merge=True, operands=2, function=_emit_crop,
+       describe=_named("crop"), caption=_named("crop"),
+       rule="`crop(a, b)`: C×H×W `a` cut at its centre to `b`'s height and width",
+       lowers="`a[..., top:top + h, left:left + w]` (a function, no module)"),
+    Op("layernorm", "norm", _same("layernorm"), args=(Arg("eps", "float", 1e-5, minimum=0),),
+       params=lambda a, ins: 2 * ins[0][0], other_ops=_elementwise(5),
+       module=_layernorm_module, init=_reset_init, overwritable=True,
+       describe=_named("layernorm"), caption=_named("layer norm"),
+       rule="unchanged; normalises each position over its channels (C×H×W) or the features",
+       lowers="`LayerNorm2d(C, eps)` (over channels, as torchvision's ConvNeXt); "
+              "`nn.LayerNorm(F, eps)` on flat input"),
+    Op("groupnorm", "norm", _groupnorm_shape,
+       args=(Arg("groups", "int", minimum=1), Arg("eps", "float", 1e-5, minimum=0)),
+       params=lambda a, ins: 2 * ins[0][0], other_ops=_elementwise(5),
+       module=_groupnorm_module,
+       init=_reset_init, overwritable=True,
+       describe=lambda a: f"groupnorm {a['groups']}", caption=_named("group norm"),
+       rule="unchanged; needs C×H×W with `groups` dividing C",
+       lowers="`nn.GroupNorm(groups, C, eps)`"),
+    Op("conv_transpose", "conv", _conv_transpose_shape,
+       args=(Arg("channels", "int", minimum=1), Arg("kernel", **_PAIR_1),
+             Arg("stride", "pair", 1, minimum=1), Arg("pad", "pair", 0, minimum=0),
+             Arg("output_pad", "pair", 0, minimum=0), Arg("groups", "int", 1, minimum=1),
+             Arg("bias", "bool", True), Arg("dilation", "pair", 1, minimum=1)),
+       params=_conv_transpose_params, macs=_conv_transpose_macs, module=_conv_transpose_module,
+       init=_kaiming_init, overwritable=True,
+       describe=lambda a: f"conv_transpose {show(pair(a['kernel']))}/{pair(a['stride'])[0]}",
+       caption=lambda a: f"{show(pair(a['kernel']))} up-conv, {a['channels']}",
+       rule="C×H×W → `channels`×H'×W', H' = (H − 1)·stride − 2·pad + dilation·(kernel − 1) + "
+            "output_pad + 1; `output_pad` below stride or dilation",
+       lowers="`nn.ConvTranspose2d(C, channels, kernel, stride, pad, output_pad, groups, bias, "
+              "dilation)`"),
+    Op("channel_shuffle", "reshape", _channel_shuffle_shape,
+       args=(Arg("groups", "int", minimum=1),), module=_torch_layer("ChannelShuffle", "groups"),
+       describe=lambda a: f"channel_shuffle {a['groups']}", caption=_named("channel shuffle"),
+       rule="unchanged; needs C×H×W with `groups` dividing C",
+       lowers="`nn.ChannelShuffle(groups)`"),
+    Op("scale", "norm", _same("scale"), args=(Arg("init", "float", 1e-6),),
+       params=lambda a, ins: ins[0][0], other_ops=_elementwise(), module=_scale_module,
+       init=_scale_init, describe=_named("scale"), caption=_named("layer scale"),
+       rule="unchanged; multiplies each channel (or feature) by a learned factor, "
+            "starting at `init`",
+       lowers="a parameter of C×1×1 (or F) values named after the layer, times the input"),
+    Op("stochastic_depth", "reg", _same("stochastic_depth"),
+       args=(Arg("p", "float", minimum=0, below=1),
+             Arg("mode", "str", "row", choices=("row", "batch"))),
+       module=_stochastic_depth_module,
+       describe=lambda a: f"stochastic_depth {a['p']}", caption=_named("stochastic depth"),
+       rule="unchanged; in training, zero the input per sample (`row`) or for the whole batch "
+            "with probability `p` and scale by 1 / (1 − p); identity in eval",
+       lowers="`StochasticDepth(p, mode)` (torchvision's semantics)"),
+    Op("pad_channels", "reshape", _pad_channels_shape, args=(Arg("channels", "int", minimum=1),),
+       module=_pad_channels_module, describe=lambda a: f"pad_channels {a['channels']}",
+       caption=lambda a: f"pad to {a['channels']} ch.",
+       rule="C×H×W → `channels`×H×W, zero channels added half before and half after",
+       lowers="`PadChannels(before, after)` (zero padding; no parameters)"),
 )}
 
-MERGE_OPS = tuple(name for name, op in OPS.items() if op.merge)
+# the ops that merge branches (`concat { ... }`); crop takes two named values only
+MERGE_OPS = tuple(name for name, op in OPS.items() if op.merge and op.operands is None)
 
 
 # ---- the layer table of docs/language.md, generated from OPS ------------------------------
@@ -528,6 +779,7 @@ def _argument_text(arg: Arg) -> str:
         text += f" = `{_default_text(arg.default)}`"
     bounds = [f"≥ {arg.minimum}" for _ in [0] if arg.minimum is not None]
     bounds += [f"≤ {arg.maximum}" for _ in [0] if arg.maximum is not None]
+    bounds += [f"< {arg.below}" for _ in [0] if arg.below is not None]
     if bounds:
         text += f" ({', '.join(bounds)})"
     if arg.choices:
@@ -543,7 +795,8 @@ def layer_table() -> str:
     for op in OPS.values():
         if op.name == "input":
             continue
-        arguments = ("values to merge, or branches" if op.merge
+        arguments = ("two values by name: `crop(a, b)`" if op.operands == 2
+                     else "values to merge, or branches" if op.merge
                      else "<br>".join(map(_argument_text, op.args)) or "—")
         rows.append(f"| `{op.name}` | {arguments} | {op.rule} | {op.lowers} |")
     return "\n".join(rows) + "\n"

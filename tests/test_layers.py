@@ -1,0 +1,125 @@
+"""The layers of modern CNNs, each against torch: the shapes check infers are the ones
+torch computes, parameters and MACs are the ones the module holds and torch counts, and
+the semantics are torch's (or torchvision's) own."""
+from __future__ import annotations
+
+import pytest
+
+from archdsl import compile_source
+from archdsl.passes.count_costs import total
+
+torch = pytest.importorskip("torch")
+from torch import nn  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+
+from archdsl import lower  # noqa: E402
+
+NET = "network t {{ input x: {input}\n{body} }}"
+CASES = {
+    "layernorm over channels": ("8 x 5 x 7", "layernorm(eps = 1e-6)"),
+    "layernorm over features": ("12", "layernorm"),
+    "groupnorm": ("8 x 5 x 7", "groupnorm(4)"),
+    "conv_transpose 2x2/2": ("8 x 5 x 7", "conv_transpose(4, 2, stride = 2)"),
+    "conv_transpose output_pad": ("8 x 5 x 7", "conv_transpose(6, 3, stride = 2, pad = 1, "
+                                               "output_pad = 1, groups = 2)"),
+    "crop": ("4 x 9 x 11", "a: conv(4, 1)\nb: conv(4, 3, stride = 2)\ncrop(a, b)"),
+    "channel_shuffle": ("8 x 5 x 7", "channel_shuffle(4)"),
+    "scale": ("8 x 5 x 7", "layer_scale: scale(0.5)"),
+    "stochastic_depth": ("8 x 5 x 7", "stochastic_depth(0.25)"),
+    "pad_channels": ("4 x 5 x 7", "pad_channels(9)"),
+    "channel gate": ("8 x 5 x 7", "a: conv(8, 1)\ng: { global_avgpool; conv(8, 1); sigmoid }\n"
+                                  "mul(a, g)"),
+    "spatial gate": ("8 x 5 x 7", "a: conv(8, 1)\ng: conv(1, 1)\nmul(g, a)"),
+}
+
+
+def build(input_shape: str, body: str):
+    result = compile_source(NET.format(input=input_shape, body=body))
+    assert result.ok, [d.message for d in result.diagnostics]
+    return result.graph, lower(result.graph)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_shapes_parameters_and_macs_agree_with_torch(case):
+    graph, model = build(*CASES[case])
+    x = torch.randn(2, *graph.nodes["x"]["shape"], requires_grad=True)
+    assert sum(p.numel() for p in model.parameters()) == total(graph).params
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        out = model.eval()(x)
+    assert tuple(out.shape) == (2, *graph.nodes[graph.graph["outputs"][0].node]["shape"])
+    assert counter.get_total_flops() // 2 == 2 * total(graph, train=False).macs
+    assert torch.isfinite(out).all()  # every parameter was initialised
+    model.train()(x).sum().backward()
+
+
+def test_layernorm_over_channels_is_torchvisions_layernorm2d():
+    graph, model = build("8 x 5 x 7", "layernorm(eps = 1e-6)")
+    with torch.no_grad():
+        model.get_submodule("0").weight.uniform_()
+        model.get_submodule("0").bias.uniform_()
+    x = torch.randn(2, 8, 5, 7)
+    norm = nn.LayerNorm(8, eps=1e-6)
+    norm.load_state_dict(model.get_submodule("0").state_dict())
+    expected = norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+    torch.testing.assert_close(model(x), expected)
+
+
+def test_crop_takes_the_centre():
+    graph, model = build("1 x 6 x 6", "a: identity\nb: maxpool(3, stride = 1)\ncrop(a, b)")
+    x = torch.arange(36.0).reshape(1, 1, 6, 6)
+    torch.testing.assert_close(model(x), x[:, :, 1:5, 1:5])
+
+
+def test_scale_is_a_parameter_named_after_the_layer():
+    graph, model = build("8 x 5 x 7", "layer_scale: scale(0.5)")
+    assert list(model.state_dict()) == ["layer_scale"]
+    assert model.state_dict()["layer_scale"].shape == (8, 1, 1)
+    x = torch.randn(2, 8, 5, 7)
+    torch.testing.assert_close(model(x), 0.5 * x)
+
+
+def test_stochastic_depth_follows_torchvision():
+    graph, model = build("8 x 5 x 7", "stochastic_depth(0.5)")
+    x = torch.ones(64, 8, 5, 7)
+    torch.testing.assert_close(model.eval()(x), x)
+    torch.manual_seed(0)
+    out = model.train()(x)
+    kept = out.flatten(1).amax(1)
+    assert set(kept.tolist()) <= {0.0, 2.0} and 0 < kept.count_nonzero() < 64
+    assert all(len(set(row.tolist())) == 1 for row in out.flatten(1))  # whole rows
+    tv = pytest.importorskip("torchvision")
+    torch.manual_seed(0)
+    reference = tv.ops.StochasticDepth(0.5, "row").train()(x)
+    torch.testing.assert_close(out, reference)
+
+
+def test_pad_channels_adds_zero_channels_on_both_sides():
+    graph, model = build("4 x 2 x 2", "pad_channels(8)")
+    x = torch.randn(1, 4, 2, 2)
+    out = model(x)
+    torch.testing.assert_close(out[:, 2:6], x)
+    assert out[:, :2].abs().sum() == 0 and out[:, 6:].abs().sum() == 0
+
+
+def test_activations_overwrite_only_what_nothing_else_reads():
+    graph, model = build("8 x 5 x 7", "a: conv(8, 1)\nh: hardswish\nb: conv(8, 1)\ns: silu\n"
+                                      "add(h, s, a)\nrelu6")
+    assert model.get_submodule("h").inplace is False  # `a` is read again by the add
+    assert model.get_submodule("s").inplace is True
+    assert model.get_submodule("1").inplace is True   # after the add (`0`)
+
+
+@pytest.mark.parametrize("body,code", [
+    ("a: conv(8, 1)\ng: { global_avgpool; conv(4, 1) }\nmul(a, g)", "E0300"),
+    ("a: conv(8, 1)\nb: conv(8, 3, pad = 2)\ncrop(a, b)", "E0309"),
+    ("stochastic_depth(1.0)", "E0206"),
+    ("groupnorm(3)", "E0304"),
+    ("conv_transpose(4, 3, stride = 2, output_pad = 2)", "E0307"),
+    ("pad_channels(4)", "E0307"),
+    ("a: conv(8, 1)\ncrop(a)", "E0203"),
+    ("flatten\ngroupnorm(2)", "E0306"),
+])
+def test_new_layer_errors(body, code):
+    result = compile_source(NET.format(input="8 x 5 x 7", body=body))
+    assert [d.code for d in result.diagnostics] == [code]
