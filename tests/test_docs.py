@@ -106,6 +106,7 @@ SAMPLE_ARGS = {"conv": {"channels": 4, "kernel": 3}, "maxpool": {"kernel": 2},
                "avgpool": {"kernel": 2}, "adaptive_avgpool": {"height": 2},
                "linear": {"features": 4}, "groupnorm": {"groups": 2},
                "conv_transpose": {"channels": 4, "kernel": 2}, "channel_shuffle": {"groups": 2},
+               "channel_linear": {"features": 4},
                "stochastic_depth": {"p": 0.1}, "pad_channels": {"channels": 12}}
 
 

@@ -24,6 +24,7 @@ CASES = {
                                                "output_pad = 1, groups = 2)"),
     "crop": ("4 x 9 x 11", "a: conv(4, 1)\nb: conv(4, 3, stride = 2)\ncrop(a, b)"),
     "channel_shuffle": ("8 x 5 x 7", "channel_shuffle(4)"),
+    "channel_linear": ("8 x 5 x 7", "channel_linear(12)"),
     "scale": ("8 x 5 x 7", "layer_scale: scale(0.5)"),
     "stochastic_depth": ("8 x 5 x 7", "stochastic_depth(0.25)"),
     "pad_channels": ("4 x 5 x 7", "pad_channels(9)"),

@@ -489,6 +489,16 @@ def _conv_transpose_module(args: Args, ins):
                               args["groups"], args["bias"], pair(args["dilation"]))
 
 
+def _channel_linear_shape(args: Args, ins) -> Shape:
+    _, h, w = _spatial("channel_linear", ins)
+    return (args["features"], h, w)
+
+
+def _channel_linear_module(args: Args, ins):
+    from .functions import ChannelLinear
+    return ChannelLinear(ins[0][0], args["features"], bias=args["bias"])
+
+
 def _crop_shape(args: Args, ins) -> Shape:
     (c, h, w), like = _spatial("crop", ins[:1]), ins[1]
     if len(like) != 3:
@@ -728,6 +738,16 @@ OPS: dict[str, Op] = {op.name: op for op in (
             "output_pad + 1; `output_pad` below stride or dilation",
        lowers="`nn.ConvTranspose2d(C, channels, kernel, stride, pad, output_pad, groups, bias, "
               "dilation)`"),
+    Op("channel_linear", "linear", _channel_linear_shape,
+       args=(Arg("features", "int", minimum=1), Arg("bias", "bool", True)),
+       params=lambda a, ins: ins[0][0] * a["features"] + (a["features"] if a["bias"] else 0),
+       macs=lambda a, ins, out: numel(out) * ins[0][0], module=_channel_linear_module,
+       init=_reset_init, overwritable=True,
+       describe=lambda a: f"channel_linear {a['features']}",
+       caption=lambda a: f"pointwise fc {a['features']}",
+       rule="C×H×W → `features`×H×W: a linear layer over the channels at each position",
+       lowers="`ChannelLinear(C, features, bias)`: `nn.Linear` between two permutes, as "
+              "ConvNeXt's `Permute`, `Linear`, `Permute`"),
     Op("channel_shuffle", "reshape", _channel_shuffle_shape,
        args=(Arg("groups", "int", minimum=1),), module=_torch_layer("ChannelShuffle", "groups"),
        describe=lambda a: f"channel_shuffle {a['groups']}", caption=_named("channel shuffle"),

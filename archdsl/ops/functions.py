@@ -23,6 +23,14 @@ class LayerNorm2d(nn.LayerNorm):
         return x.permute(0, 3, 1, 2)
 
 
+class ChannelLinear(nn.Linear):
+    """A linear layer over the channels of each position of a C x H x W map: ConvNeXt's
+    `Permute`, `Linear`, `Permute`, with nn.Linear's weight (out x C) and bias."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
 class StochasticDepth(nn.Module):
     """torchvision.ops.StochasticDepth: in training, drop the whole input of a residual
     branch with probability p, per sample ("row") or for the batch ("batch"), and scale
