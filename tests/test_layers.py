@@ -25,6 +25,7 @@ CASES = {
     "crop": ("4 x 9 x 11", "a: conv(4, 1)\nb: conv(4, 3, stride = 2)\ncrop(a, b)"),
     "channel_shuffle": ("8 x 5 x 7", "channel_shuffle(4)"),
     "channel_linear": ("8 x 5 x 7", "channel_linear(12)"),
+    "chunk": ("8 x 5 x 7", "a: chunk(2)\nb: chunk(2, 1)\nfrom a\nc: conv(4, 1)\nconcat(b, c)"),
     "scale": ("8 x 5 x 7", "layer_scale: scale(0.5)"),
     "stochastic_depth": ("8 x 5 x 7", "stochastic_depth(0.25)"),
     "pad_channels": ("4 x 5 x 7", "pad_channels(9)"),
@@ -95,6 +96,12 @@ def test_stochastic_depth_follows_torchvision():
     torch.testing.assert_close(out, reference)
 
 
+def test_chunk_takes_a_part_of_the_channels():
+    graph, model = build("6 x 2 x 2", "a: chunk(3, 2)")
+    x = torch.randn(1, 6, 2, 2)
+    torch.testing.assert_close(model(x), x[:, 4:6])
+
+
 def test_pad_channels_adds_zero_channels_on_both_sides():
     graph, model = build("4 x 2 x 2", "pad_channels(8)")
     x = torch.randn(1, 4, 2, 2)
@@ -119,6 +126,8 @@ def test_activations_overwrite_only_what_nothing_else_reads():
     ("conv_transpose(4, 3, stride = 2, output_pad = 2)", "E0307"),
     ("pad_channels(4)", "E0307"),
     ("a: conv(8, 1)\ncrop(a)", "E0203"),
+    ("chunk(3)", "E0304"),
+    ("chunk(2, 2)", "E0307"),
     ("flatten\ngroupnorm(2)", "E0306"),
 ])
 def test_new_layer_errors(body, code):

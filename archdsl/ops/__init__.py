@@ -499,6 +499,25 @@ def _channel_linear_module(args: Args, ins):
     return ChannelLinear(ins[0][0], args["features"], bias=args["bias"])
 
 
+def _chunk_shape(args: Args, ins) -> Shape:
+    (shape,) = ins
+    chunks, index = args["chunks"], args["index"]
+    if shape[0] % chunks:
+        raise ShapeError("E0304", f"chunk({chunks}) does not divide the {shape[0]} channels",
+                         f"{chunks} chunks", help=f"choose a number of chunks that divides "
+                                                  f"{shape[0]}")
+    if index >= chunks:
+        raise ShapeError("E0307", f"chunk index {index} is past the last of {chunks} chunks",
+                         "no such chunk", help=f"chunks are numbered 0 to {chunks - 1}")
+    return (shape[0] // chunks,) + shape[1:]
+
+
+def _emit_chunk(graph, inputs, args):
+    import operator
+    pieces = graph.call_method("chunk", (inputs[0], args["chunks"], 1))
+    return graph.call_function(operator.getitem, (pieces, args["index"]))
+
+
 def _crop_shape(args: Args, ins) -> Shape:
     (c, h, w), like = _spatial("crop", ins[:1]), ins[1]
     if len(like) != 3:
@@ -738,6 +757,13 @@ OPS: dict[str, Op] = {op.name: op for op in (
             "output_pad + 1; `output_pad` below stride or dilation",
        lowers="`nn.ConvTranspose2d(C, channels, kernel, stride, pad, output_pad, groups, bias, "
               "dilation)`"),
+    Op("chunk", "reshape", _chunk_shape,
+       args=(Arg("chunks", "int", minimum=1), Arg("index", "int", 0, minimum=0)),
+       function=_emit_chunk, describe=lambda a: f"chunk {a['index']}/{a['chunks']}",
+       caption=lambda a: f"split {a['index'] + 1} of {a['chunks']}",
+       rule="C×H×W → (C / `chunks`)×H×W: the channels of part `index` (from 0) of `chunks` "
+            "equal parts",
+       lowers="`x.chunk(chunks, 1)[index]` (a function, no module)"),
     Op("channel_linear", "linear", _channel_linear_shape,
        args=(Arg("features", "int", minimum=1), Arg("bias", "bool", True)),
        params=lambda a, ins: ins[0][0] * a["features"] + (a["features"] if a["bias"] else 0),
