@@ -44,7 +44,7 @@ def build(input_shape: str, body: str):
 @pytest.mark.parametrize("case", CASES)
 def test_shapes_parameters_and_macs_agree_with_torch(case):
     graph, model = build(*CASES[case])
-    x = torch.randn(2, *graph.nodes["x"]["shape"], requires_grad=True)
+    x = torch.randn(2, *graph.nodes["x"]["shape"])
     assert sum(p.numel() for p in model.parameters()) == total(graph).params
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():
@@ -52,7 +52,7 @@ def test_shapes_parameters_and_macs_agree_with_torch(case):
     assert tuple(out.shape) == (2, *graph.nodes[graph.graph["outputs"][0].node]["shape"])
     assert counter.get_total_flops() // 2 == 2 * total(graph, train=False).macs
     assert torch.isfinite(out).all()  # every parameter was initialised
-    model.train()(x).sum().backward()
+    model.train()(x.requires_grad_()).sum().backward()
 
 
 def test_layernorm_over_channels_is_torchvisions_layernorm2d():
