@@ -83,10 +83,10 @@ def compile_source(text: str, path: str = "<string>", *, network: str | None = N
     result = Compilation(source, program)
     if program is not None:
         for definition in _selected(program, network, settings or {}):
-            first_new = len(sink.items)
+            first_new, reported = len(sink.items), sink.reported
             chosen = _settings_for(definition, settings)
             graph = _run_passes(elaborate(program, definition, sink, chosen, inputs, limits),
-                                sink, first_new)
+                                sink, reported)
             _note_overrides(sink, first_new, chosen, inputs)
             result.graphs[definition.name] = graph
         _check_input_names(inputs or {}, result.graphs.values(), program.networks)
@@ -94,9 +94,9 @@ def compile_source(text: str, path: str = "<string>", *, network: str | None = N
     return result
 
 
-def _run_passes(graph: nx.DiGraph, sink: Sink, first_new: int) -> nx.DiGraph:
+def _run_passes(graph: nx.DiGraph, sink: Sink, reported: int) -> nx.DiGraph:
     for pass_ in GRAPH_PASSES:
-        if pass_.on_errors or len(sink.items) == first_new:
+        if pass_.on_errors or sink.reported == reported:
             graph = pass_.run(graph, sink)
             if os.environ.get("ARCHDSL_LINT") == "1":
                 ir.lint(graph)

@@ -94,8 +94,10 @@ class Sink:
 
     items: list[Diagnostic] = field(default_factory=list)
     _seen: set = field(default_factory=set)
+    reported: int = 0  # every add, duplicates included: a second network's errors count too
 
     def add(self, diagnostic: Diagnostic) -> None:
+        self.reported += 1
         key = (diagnostic.code, diagnostic.message, str(diagnostic.primary.span),
                diagnostic.primary.span.end)
         if key not in self._seen:

@@ -387,3 +387,9 @@ def test_residual_when_adds_the_shortcut_only_where_the_condition_holds():
     assert "a.add" in graph and "b.add" not in graph and "c.add" not in graph
     assert shape(graph, "c.0") == (8, 16, 16)
     assert codes(block + NET.format("ir(3, 1 == 1)")) == ["E0205"]
+
+
+def test_a_second_network_with_the_same_error_reports_no_unused_values():
+    text = ("block b(n) { conv(4, 1); relu; repeat n { relu } }\n"
+            "network one { input x: 3 x 8 x 8; b(1.5) }\nnetwork two { input x: 3 x 8 x 8; b(1.5) }")
+    assert codes(text) == ["E0205"]  # reported once; no E0220 from the second network
