@@ -17,8 +17,28 @@ from oracle import compare  # noqa: E402
 # (torchvision model, spec file, network settings)
 SPECS = [
     ("resnet18", "resnet18", {}),
+    ("resnext50_32x4d", "resnext50_32x4d", {}),
+    ("wide_resnet50_2", "wide_resnet50_2", {}),
+    ("densenet121", "densenet121", {}),
+    ("squeezenet1_0", "squeezenet1_0", {}),
+    ("squeezenet1_1", "squeezenet1_1", {}),
+    ("inception_v3", "inception_v3", {}),
+    ("googlenet", "googlenet_bn", {}),
+    ("convnext_tiny", "convnext_tiny", {}),
+    ("mobilenet_v2", "mobilenet_v2", {}),
+    ("mobilenet_v3_large", "mobilenet_v3_large", {}),
+    ("mobilenet_v3_small", "mobilenet_v3_small", {}),
+    ("mnasnet1_0", "mnasnet1_0", {}),
+    ("efficientnet_b0", "efficientnet_b0", {}),
+    ("efficientnet_b1", "efficientnet_b0", {"width_mult": 1.0, "depth_mult": 1.1}),
+    ("efficientnet_v2_s", "efficientnet_v2_s", {}),
+    ("shufflenet_v2_x1_0", "shufflenet_v2_x1_0", {}),
+    ("regnet_x_400mf", "regnet_x_400mf", {}),
+    ("regnet_y_400mf", "regnet_y_400mf", {}),
 ]
-SLOW = set()
+# float64 forwards of several GMACs: run with the slow tests
+SLOW = {"resnext50_32x4d", "wide_resnet50_2", "densenet121", "inception_v3", "convnext_tiny",
+        "efficientnet_v2_s"}
 
 
 @pytest.mark.parametrize("model,spec,settings", [

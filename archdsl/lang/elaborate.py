@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 import sys
 from dataclasses import dataclass
 
@@ -32,6 +33,8 @@ from .names import is_reserved, reserved_help
 from ..ops import MERGE_OPS, OPS, REQUIRED, Arg, Args, Derived, Op, show
 from .source import Span
 
+# A computed label may also hold `-`, as torchvision's RegNet names its blocks `block1-0`.
+_COMPUTED_LABEL = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*|[0-9]+")
 MAX_BLOCK_DEPTH = 100  # nested block calls; deeper means a block calls itself without end
 DEFAULT_MAX_NODES = 50_000  # far above any published network; reached in a few seconds
 WORK_PER_NODE = 3
@@ -286,11 +289,11 @@ class _Elaborator:
                           help="compute an integer, e.g. `{i + 1}` or `{c // 2}`")
             pieces.append(str(value))
         label = "".join(pieces)
-        if not (label.isidentifier() or label.isdigit()):
+        if not _COMPUTED_LABEL.fullmatch(label):
             self.fail("E0221", f'the computed label "{label}" is neither a name nor a number',
                       stmt.label_span, "computed here", ctx,
-                      help="a label is letters, digits and `_`, not starting with a digit, or "
-                           "a number")
+                      help="a computed label is letters, digits, `_` and `-`, not starting "
+                           "with a digit, or a number")
         return label
 
     def labelled_scope(self, label: str, span: Span, ctx: Ctx) -> Scope:

@@ -157,7 +157,7 @@ def _unexpected_end(source: Source, expected) -> Diagnostic:
 def _unexpected_token(source: Source, error: UnexpectedToken) -> Diagnostic:
     token = error.token
     span = Span(source, token.start_pos, max(token.end_pos, token.start_pos + 1))
-    shown = "a new line" if token.type == "_SEP" else f"`{token.value}`"
+    shown = "end of line" if token.type == "_SEP" else f"`{token.value}`"
     wanted = _expected(error.expected)
     label = f"expected {wanted}" if wanted else "not expected here"
     help_text = _syntax_help(token, error.expected)
@@ -167,6 +167,9 @@ def _unexpected_token(source: Source, error: UnexpectedToken) -> Diagnostic:
         # newlines inside (...) are ignored, so a missing `)` shows up on a later line
         secondary = (Label(Span(source, parens[-1], parens[-1] + 1), "this `(` is not closed"),)
         help_text = "close the `(` with `)` before the line ends"
+    elif token.type == "_SEP" and not help_text:
+        help_text = "a statement or definition ends at the end of its line; to go on, end " \
+                    "the line with `\\` or wrap the expression in parentheses"
     return Diagnostic("E0100", f"unexpected {shown}", Label(span, label), secondary,
                       help=help_text)
 
