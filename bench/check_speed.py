@@ -1,10 +1,11 @@
 """Front-end speed: `archdsl check` and `archdsl stats` on resnet152 as whole processes
-(neither imports torch), and check time for
-generated specs of 1,000 / 10,000 / 100,000 layers (parse + elaborate + shapes + costs).
+(neither imports torch), `archdsl check` of every shipped spec as a whole process, and
+check time for generated specs of 1,000 / 10,000 / 100,000 layers (parse + elaborate +
+shapes + costs).
 
-    python bench/check_speed.py [--runs 5]
+    python bench/check_speed.py [--runs 5] [--skip-specs]
 
-Targets: resnet152 under 0.5 s wall; 100,000 layers under 10 s; linear growth.
+Targets: every shipped spec under 0.5 s wall; 100,000 layers under 10 s; linear growth.
 """
 from __future__ import annotations
 
@@ -28,8 +29,8 @@ def generated_spec(layers: int) -> str:
     for i in range(per_block // 2):
         block_lines.append(f"    c{i}: conv(16, 3, pad = 1)")
         block_lines.append(f"    r{i}: relu")
-    calls = [f"    s{i}: chunk" for i in range(layers // per_block)]
-    return ("block chunk {\n" + "\n".join(block_lines) + "\n}\n"
+    calls = [f"    s{i}: stack" for i in range(layers // per_block)]
+    return ("block stack {\n" + "\n".join(block_lines) + "\n}\n"
             "network generated {\n    input image: 16 x 8 x 8\n" + "\n".join(calls) + "\n}\n")
 
 
@@ -55,7 +56,19 @@ def time_compile(text: str, runs: int) -> list[float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--skip-specs", action="store_true", help="only resnet152 and the "
+                        "generated specs")
     args = parser.parse_args()
+    if not args.skip_specs:
+        slowest = []
+        for spec in sorted((ROOT / "specs").glob("*.arch")):
+            argv = [sys.executable, "-m", "archdsl", "check", str(spec.relative_to(ROOT))]
+            wall = statistics.median(time_process(argv, max(1, args.runs // 2 + 1)))
+            slowest.append((wall, spec.stem))
+            print(f"archdsl check specs/{spec.name}: {wall:.3f} s", flush=True)
+        wall, name = max(slowest)
+        print(f"slowest whole-process check: {name}, {wall:.3f} s (median of "
+              f"{max(1, args.runs // 2 + 1)}); {len(slowest)} specs")
     for command in ("check", "stats"):
         argv = [sys.executable, "-m", "archdsl", command, "specs/resnet152.arch"]
         wall = time_process(argv, args.runs)

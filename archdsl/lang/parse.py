@@ -54,6 +54,7 @@ class _Separators(lark.lark.PostLex):
 @lru_cache(maxsize=1)
 def _parser() -> lark.Lark:
     return lark.Lark(grammar_text(), parser="lalr", lexer="contextual", start=["start", "expr"],
+                     cache=True,  # the grammar analysis, kept in a temporary file: 3x faster start
                      propagate_positions=True, postlex=_Separators(), maybe_placeholders=True)
 
 
