@@ -79,3 +79,32 @@ def test_unet_as_published():
     assert [graph.nodes[n]["shape"][1] for n in crops] == [56, 104, 200, 392]
     small = archdsl.load(ROOT / "specs" / "unet.arch", width=4, inputs={"image": (1, 188, 188)})
     assert small(torch.randn(1, 1, 188, 188)).shape == (1, 2, 4, 4)
+
+
+TRAIN_MODE = ["mobilenet_v3_small", "efficientnet_b0", "convnext_tiny", "googlenet_bn",
+              "shufflenet_v2_x1_0", "regnet_y_400mf", "densenet121"]
+OFF = {"efficientnet_b0": {"stochastic_depth_prob": 0.0, "dropout": 0.0},
+       "convnext_tiny": {"stochastic_depth_prob": 0.0},
+       "mobilenet_v3_small": {"dropout": 0.0}, "googlenet_bn": {"dropout": 0.0},
+       "densenet121": {}, "shufflenet_v2_x1_0": {}, "regnet_y_400mf": {}}
+
+
+@pytest.mark.parametrize("spec", TRAIN_MODE)
+def test_training_mode_equals_torchvision(spec):
+    """With torchvision importable: its weights in our module give its outputs in training
+    mode too (batch statistics; stochastic depth and dropout off)."""
+    torch = pytest.importorskip("torch")
+    torchvision = pytest.importorskip("torchvision")
+    import archdsl
+    name = "googlenet" if spec == "googlenet_bn" else spec
+    options = {"stochastic_depth_prob": 0.0} if "stochastic_depth_prob" in OFF[spec] else {}
+    if "dropout" in OFF[spec]:
+        options["dropout"] = 0.0
+    reference = getattr(torchvision.models, name)(**options).double().train()
+    ours = archdsl.load(ROOT / "specs" / f"{spec}.arch", **OFF[spec]).double().train()
+    ours.load_state_dict(reference.state_dict())
+    x = torch.randn(2, 3, 224, 224, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    theirs, mine = reference(x), ours(x)
+    if isinstance(mine, dict):  # auxiliary heads: torchvision returns a named tuple
+        mine, theirs = mine["out"], theirs[0]
+    torch.testing.assert_close(mine, theirs, rtol=1e-9, atol=1e-9)
