@@ -18,7 +18,8 @@ ACTIVATIONS = ["relu", "relu6", "leaky_relu(0.2)", "sigmoid", "tanh", "gelu", "s
 def spatial_layer(draw, channels: int) -> tuple[str, int]:
     """A layer for a C x H x W value: (text, channels after it)."""
     kind = draw(st.sampled_from(["conv", "conv", "conv", "pool", "norm", "act", "act",
-                                 "adaptive", "upsample", "lrn"]))
+                                 "adaptive", "upsample", "lrn", "modern", "modern",
+                                 "conv_transpose", "reshape"]))
     if kind == "conv":
         groups = draw(st.sampled_from([g for g in (1, 2, 4) if channels % g == 0]))
         out = groups * draw(st.integers(1, 4))
@@ -35,6 +36,30 @@ def spatial_layer(draw, channels: int) -> tuple[str, int]:
         ceil = "true" if draw(st.booleans()) else "false"
         return (f"{op}({k}, stride = {draw(st.integers(1, 2))}, pad = {draw(st.integers(0, k // 2))}, "
                 f"ceil_mode = {ceil})"), channels
+    if kind == "conv_transpose":
+        groups = draw(st.sampled_from([g for g in (1, 2) if channels % g == 0]))
+        out = groups * draw(st.integers(1, 3))
+        k, stride = draw(st.integers(1, 4)), draw(st.integers(1, 3))
+        return (f"conv_transpose({out}, {k}, stride = {stride}, pad = {draw(st.integers(0, 1))}, "
+                f"output_pad = {draw(st.integers(0, stride - 1))}, groups = {groups})"), out
+    if kind == "reshape":
+        divisors = [g for g in (1, 2, 3) if channels % g == 0]
+        choice = draw(st.sampled_from(["shuffle", "chunk", "pad", "linear"]))
+        if choice == "shuffle":
+            return f"channel_shuffle({draw(st.sampled_from(divisors))})", channels
+        if choice == "chunk":
+            n = draw(st.sampled_from(divisors))
+            return f"chunk({n}, {draw(st.integers(0, n - 1))})", channels // n
+        if choice == "pad":
+            out = channels + draw(st.integers(0, 3))
+            return f"pad_channels({out})", out
+        out = draw(st.integers(1, 6))
+        return f"channel_linear({out}, bias = {'true' if draw(st.booleans()) else 'false'})", out
+    if kind == "modern":
+        divisors = [g for g in (1, 2, 3) if channels % g == 0]
+        return draw(st.sampled_from([
+            "layernorm", f"groupnorm({draw(st.sampled_from(divisors))})", "scale(0.5)",
+            f"stochastic_depth({draw(st.sampled_from([0.0, 0.2, 0.5]))})"])), channels
     text = {"norm": "batchnorm", "adaptive": f"adaptive_avgpool({draw(st.integers(1, 3))})",
             "upsample": "upsample(2)", "lrn": "lrn(3)"}.get(kind) or draw(st.sampled_from(ACTIVATIONS))
     return text, channels
@@ -52,7 +77,7 @@ def chain(draw, channels: int, length: int) -> tuple[str, int]:
 @st.composite
 def statement(draw, channels: int, index: int) -> tuple[str, int]:
     kind = draw(st.sampled_from(["layer", "layer", "residual", "projection", "concat", "add",
-                                 "mul", "named"]))
+                                 "mul", "named", "gate", "crop"]))
     if kind == "layer":
         return draw(spatial_layer(channels))
     if kind == "residual":
@@ -69,6 +94,14 @@ def statement(draw, channels: int, index: int) -> tuple[str, int]:
         branches = [f"conv({channels}, 1); {draw(st.sampled_from(ACTIVATIONS))}"
                     for _ in range(draw(st.integers(2, 3)))]
         return f"m{index}: {kind} {{ " + "; ".join(f"{{ {b} }}" for b in branches) + " }", channels
+    if kind == "gate":  # squeeze-and-excitation: a C x 1 x 1 gate, or a 1 x H x W one
+        if draw(st.booleans()):
+            return (f"g{index}: mul {{ {{}}; {{ global_avgpool; conv({channels}, 1); "
+                    f"hardsigmoid }} }}"), channels
+        return f"g{index}: mul {{ {{}}; {{ conv(1, 1); sigmoid }} }}", channels
+    if kind == "crop":  # a value cut to the size of a smaller one made from it
+        return (f"a{index}: identity\n    b{index}: maxpool({draw(st.integers(1, 3))}, stride = 1)"
+                f"\n    c{index}: crop(a{index}, b{index})"), channels
     side, _ = draw(spatial_layer(channels))  # named values: a side branch merged back by name
     return (f"a{index}: conv({channels}, 1)\n    b{index}: {side}\n"
             f"    c{index}: add(a{index}, b{index})"), channels

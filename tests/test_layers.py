@@ -133,3 +133,10 @@ def test_activations_overwrite_only_what_nothing_else_reads():
 def test_new_layer_errors(body, code):
     result = compile_source(NET.format(input="8 x 5 x 7", body=body))
     assert [d.code for d in result.diagnostics] == [code]
+
+
+def test_a_top_level_scale_survives_auxiliary_heads():
+    graph, model = build("4 x 4 x 4", "s: scale(0.5)\nhead: aux { global_avgpool; flatten; "
+                                      "linear(2) }\nconv(3, 1)")
+    assert list(model.state_dict())[:1] == ["s"]
+    assert sum(p.numel() for p in model.parameters()) == total(graph).params

@@ -76,6 +76,8 @@ class AuxiliaryNetwork(nn.Module):
         super().__init__()
         name = _class_name(graph)
         train = fx.GraphModule(modules, _fx_graph(graph, graph.graph["outputs"], parameters), name)
+        for name, parameter in train.named_parameters(recurse=False):
+            self.register_parameter(name, parameter)  # a top-level layer scale
         for child_name, child in train.named_children():
             self.add_module(child_name, child)  # registered once: flat state_dict keys
         main = tuple(o for o in graph.graph["outputs"] if not o.train_only)
