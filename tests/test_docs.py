@@ -133,3 +133,11 @@ def test_the_table_names_the_module_each_op_lowers_to(name):
     has_state = any(True for _ in module.parameters()) if isinstance(module, torch.nn.Module) \
         else True
     assert (op.init is not None) == has_state, "an op with parameters declares its init"
+
+
+def test_stats_md_says_what_every_op_costs():
+    """docs/stats.md's tables of other ops and parameters name every layer."""
+    text = (ROOT / "docs" / "stats.md").read_text()
+    other_ops = text.split("## Other ops", 1)[1].split("\n## ", 1)[0]
+    missing = [name for name in OPS if f"`{name}`" not in other_ops]
+    assert not missing, f"docs/stats.md's other-ops table lacks {missing}"
