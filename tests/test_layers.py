@@ -140,3 +140,12 @@ def test_a_top_level_scale_survives_auxiliary_heads():
                                       "linear(2) }\nconv(3, 1)")
     assert list(model.state_dict())[:1] == ["s"]
     assert sum(p.numel() for p in model.parameters()) == total(graph).params
+
+
+def test_zero_init_residual_zeroes_the_last_norm_or_scale_of_each_body():
+    text = NET.format(input="8 x 5 x 7", body="a: residual { conv(8, 3, pad = 1); groupnorm(2) }\n"
+                      "b: residual { conv(8, 1); ls: scale(0.5); stochastic_depth(0.1) }")
+    model = lower(compile_source(text).graph, zero_init_residual=True)
+    assert model.get_submodule("a.1").weight.abs().sum() == 0   # a's groupnorm
+    assert model.get_parameter("b.ls").abs().sum() == 0
+    assert model.get_submodule("a.0").weight.abs().sum() > 0    # a's conv untouched

@@ -240,7 +240,8 @@ def _initialise(graph: nx.DiGraph, modules: dict[str, nn.Module], zero_init_resi
                                 "or buffers but declares no `init`")
     if zero_init_residual:
         for name in _last_residual_norms(graph):
-            nn.init.zeros_(modules[name].weight)
+            target = modules[name]
+            nn.init.zeros_(target if isinstance(target, nn.Parameter) else target.weight)
 
 
 def _has_state(module) -> bool:
@@ -251,13 +252,18 @@ def _has_state(module) -> bool:
 
 
 def _last_residual_norms(graph: nx.DiGraph):
-    """The batch norm that ends each residual body (through parameter-free layers)."""
+    """The normalisation that ends each residual body (through parameter-free layers):
+    a norm op with learned parameters (batch, layer or group norm; a layer scale)."""
+    def weighted_norm(item) -> bool:
+        op = OPS[item.op]
+        return op.family == "norm" and op.params(item.args, (
+            ir.shape(graph, item.inputs[0]),)) > 0
     for item in ir.nodes(graph):
         if item.role != "residual":
             continue
         body = ir.node(graph, item.inputs[0])
-        while body.op != "batchnorm" and len(body.inputs) == 1 and (
+        while not weighted_norm(body) and len(body.inputs) == 1 and (
                 OPS[body.op].family in ("act", "reg") or body.op == "identity"):
             body = ir.node(graph, body.inputs[0])
-        if body.op == "batchnorm":
+        if weighted_norm(body):
             yield body.name
