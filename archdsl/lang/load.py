@@ -81,17 +81,15 @@ class _Loader:
 
     def define(self, table: dict, definition) -> None:
         self.check_params(definition)
-        if definition.name in OPS and isinstance(definition, ast.BlockDef):
+        # a block may not take a layer's name, nor a function a built-in function's
+        built_in = {ast.BlockDef: (OPS, "block", "layer", "{}_block"),
+                    ast.FuncDef: (BUILTIN_FUNCTIONS, "function", "function", "my_{}")}
+        names, kind, what, rename = built_in.get(type(definition), ((), "", "", ""))
+        if definition.name in names:
             self.sink.add(Diagnostic(
-                "E0208", f"block `{definition.name}` has the name of a built-in layer",
-                Label(definition.name_span, "shadows the layer"),
-                help=f"rename the block, e.g. `{definition.name}_block`"))
-            return
-        if definition.name in BUILTIN_FUNCTIONS and isinstance(definition, ast.FuncDef):
-            self.sink.add(Diagnostic(
-                "E0208", f"function `{definition.name}` has the name of a built-in function",
-                Label(definition.name_span, "shadows the built-in"),
-                help=f"rename the function, e.g. `my_{definition.name}`"))
+                "E0208", f"{kind} `{definition.name}` has the name of a built-in {what}",
+                Label(definition.name_span, f"shadows the {what}"),
+                help=f"rename the {kind}, e.g. `{rename.format(definition.name)}`"))
             return
         first = table.get(definition.name)
         if first is None:
