@@ -297,7 +297,16 @@ def main(argv=None) -> int:
 
 
 def parse_value(text: str):
-    """A --set value: integer, number, true/false, or else a string."""
+    """A --set value: integer, number, true/false, a tuple `(6,12,24,16)` of these, or
+    else a string.
+
+    >>> parse_value("(6, 12, 24.5)")
+    (6, 12, 24.5)
+    """
+    inner = text.strip()
+    if inner.startswith("(") and inner.endswith(")") and "," in inner:
+        items = [item.strip() for item in inner[1:-1].split(",")]
+        return tuple(parse_value(item) for item in items if item)
     for convert in (int, float):
         try:
             return convert(text)

@@ -90,11 +90,11 @@ def compare(model: str, spec: Path, **settings) -> list[str]:
 
 if __name__ == "__main__":
     name, path, *pairs = sys.argv[1:]
+    from archdsl.cli import parse_value
     settings = {}
     for pair in pairs:
         key, value = pair.split("=", 1)
-        settings[key] = json.loads(value) if value[0].isdigit() or value in ("true", "false") \
-            else value
+        settings[key] = parse_value(value)  # as --set reads it
     found = compare(name, Path(path), **settings)
     print("\n".join(found) if found else f"{path}: equal to torchvision's {name}")
     sys.exit(1 if found else 0)

@@ -393,3 +393,12 @@ def test_a_second_network_with_the_same_error_reports_no_unused_values():
     text = ("block b(n) { conv(4, 1); relu; repeat n { relu } }\n"
             "network one { input x: 3 x 8 x 8; b(1.5) }\nnetwork two { input x: 3 x 8 x 8; b(1.5) }")
     assert codes(text) == ["E0205"]  # reported once; no E0220 from the second network
+
+
+def test_tuple_items_by_index():
+    graph = ok("network t(widths = (8, 16, 24)) { input x: 3 x 8 x 8\n"
+               "repeat 3 as i { conv(widths[i], 1) }; c: conv(widths[-1] // 2, 1) }")
+    assert [shape(graph, n)[0] for n in ("0", "1", "2", "c")] == [8, 16, 24, 12]
+    assert codes("network t(w = (8, 16)) { input x: 3 x 8 x 8; conv(w[2], 1) }") == ["E0212"]
+    assert codes("network t(w = 8) { input x: 3 x 8 x 8; conv(w[0], 1) }") == ["E0212"]
+    assert codes("network t(w = (8, 16)) { input x: 3 x 8 x 8; conv(w[0.5], 1) }") == ["E0212"]

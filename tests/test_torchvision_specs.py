@@ -20,6 +20,7 @@ SPECS = [
     ("resnext50_32x4d", "resnext50_32x4d", {}),
     ("wide_resnet50_2", "wide_resnet50_2", {}),
     ("densenet121", "densenet121", {}),
+    ("densenet169", "densenet121", {"block_config": (6, 12, 32, 32)}),
     ("squeezenet1_0", "squeezenet1_0", {}),
     ("squeezenet1_1", "squeezenet1_1", {}),
     ("inception_v3", "inception_v3", {}),
@@ -37,7 +38,7 @@ SPECS = [
     ("regnet_y_400mf", "regnet_y_400mf", {}),
 ]
 # float64 forwards of several GMACs: run with the slow tests
-SLOW = {"resnext50_32x4d", "wide_resnet50_2", "densenet121", "inception_v3", "convnext_tiny",
+SLOW = {"resnext50_32x4d", "wide_resnet50_2", "densenet121", "densenet169", "inception_v3", "convnext_tiny",
         "efficientnet_v2_s"}
 
 

@@ -693,6 +693,19 @@ class _Elaborator:
         self.fail("E0217", f"a {show(shape)} value has no `{expr.attr}`", expr.span,
                   "unknown attribute", ctx, help=f"available: {known}")
 
+    def eval_index(self, expr: ast.Index, ctx: Ctx):
+        items = self.eval(expr.value, ctx)
+        if not isinstance(items, tuple):
+            self.type_error(expr, f"only a tuple has items, not {_describe(items)}", ctx)
+        at = self.eval(expr.index, ctx)
+        if not _is_int(at):
+            self.type_error(expr.index, f"an index is an integer, not {_describe(at)}", ctx)
+        if not -len(items) <= at < len(items):
+            self.fail("E0212", f"index {at} is outside a {len(items)}-tuple", expr.index.span,
+                      "no such item", ctx, help=f"items are numbered 0 to {len(items) - 1} "
+                      "(or -1 for the last)")
+        return items[at]
+
     def eval_tuple(self, expr: ast.TupleExpr, ctx: Ctx):
         return tuple(self.eval(item, ctx) for item in expr.items)
 
@@ -800,7 +813,7 @@ _EVALUATORS = {
     ast.InputRef: _Elaborator.eval_input, ast.Attribute: _Elaborator.eval_attribute,
     ast.TupleExpr: _Elaborator.eval_tuple, ast.Conditional: _Elaborator.eval_conditional,
     ast.Unary: _Elaborator.eval_unary, ast.Binary: _Elaborator.eval_binary,
-    ast.FuncCall: _Elaborator.eval_func_call,
+    ast.FuncCall: _Elaborator.eval_func_call, ast.Index: _Elaborator.eval_index,
 }
 
 # As Python's: `int` truncates towards zero, `round` halves to even (`round(2.5)` is 2);

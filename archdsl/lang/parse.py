@@ -385,6 +385,9 @@ class _ToAst(Transformer):
     def negate(self, meta, children):
         return ast.Unary("-", children[0], self.span(meta))
 
+    def index(self, meta, children):
+        return ast.Index(children[0], children[1], self.span(meta))
+
     def attribute(self, meta, children):
         return ast.Attribute(children[0], str(children[1]), self.span(meta))
 

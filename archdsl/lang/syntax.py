@@ -40,6 +40,14 @@ class Attribute:
 
 
 @dataclass(frozen=True)
+class Index:
+    """`widths[i]`: an item of a tuple, counted from 0 (negative: from the end)."""
+    value: "Expr"
+    index: "Expr"
+    span: Span
+
+
+@dataclass(frozen=True)
 class TupleExpr:
     items: tuple["Expr", ...]
     span: Span
@@ -84,7 +92,8 @@ class Template:
     span: Span
 
 
-Expr = Union[Literal, Name, InputRef, Attribute, TupleExpr, Unary, Binary, Conditional, FuncCall]
+Expr = Union[Literal, Name, InputRef, Attribute, Index, TupleExpr, Unary, Binary, Conditional,
+             FuncCall]
 
 
 # ---- statements -----------------------------------------------------------------
