@@ -210,6 +210,8 @@ def _syntax_help(token: Token, expected) -> str | None:
         return "compare with `==`; `=` names a keyword argument or a `let`"
     if token.type == "LBRACE" and "RBRACE" not in expected:
         return "a body `{ ... }` follows `repeat N`, `residual`, `skip`, `aux`, or a merge op"
+    if token.type == "LSQB":  # `[` only indexes a tuple: `widths[i]`
+        return "write pairs and tuples with parentheses: `(3, 5)`; `t[i]` reads an item"
     if token.type == "COLON" and "_SEP" in expected:
         return "labels name a single layer, block or group: `name: conv(64, 3)`"
     return None
