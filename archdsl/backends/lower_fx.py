@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import keyword
 import operator
-from functools import reduce
 
 import networkx as nx
 import torch
