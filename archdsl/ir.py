@@ -62,6 +62,9 @@ class Output:
     weight: float = 1.0
 
 
+SOURCE_OPS = ("input", "parameter")  # the ops that take no value
+
+
 def new_graph(name: str, params: dict, source: str = "<string>") -> nx.DiGraph:
     return nx.DiGraph(name=name, source=source, params=dict(params), inputs=(), outputs=(),
                       calls={}, work=0)
@@ -161,7 +164,7 @@ def lint(graph: nx.DiGraph) -> None:
     for item in nodes(graph):
         _require(item.op in OPS, f"{item.name}: unknown op {item.op}")
         _require(all(i in seen for i in item.inputs), f"{item.name}: an input comes after it")
-        _require(OPS[item.op].merge or len(item.inputs) == (item.op != "input"),
+        _require(OPS[item.op].merge or len(item.inputs) == (item.op not in SOURCE_OPS),
                  f"{item.name}: {len(item.inputs)} inputs for {item.op}")
         positions: dict[str, tuple[int, ...]] = {}
         for position, producer in enumerate(item.inputs):

@@ -142,11 +142,13 @@ def _fx_graph(graph: nx.DiGraph, outputs, parameters: set[str]) -> fx.Graph:
     values: dict[str, fx.Node] = {}
     for name in graph.graph["inputs"]:
         values[name] = _placeholder(fx_graph, name)
+    batch = values[graph.graph["inputs"][0]] if graph.graph["inputs"] else None
     for item in ir.nodes(graph):
         if item.op == "input" or item.name not in needed:
             continue
         args = [values[name] for name in item.inputs]
-        values[item.name] = _fx_node(fx_graph, item, args, parameters)
+        values[item.name] = (_parameter(fx_graph, item, batch) if item.op == "parameter"
+                             else _fx_node(fx_graph, item, args, parameters))
         values[item.name].meta["stack_trace"] = _stack_trace(item)
     if len(outputs) == 1:
         fx_graph.output(values[outputs[0].node])
@@ -202,6 +204,14 @@ def _fx_node(fx_graph: fx.Graph, item: ir.Node, args: list[fx.Node],
         return fx_graph.create_node("call_module", item.name, tuple(args),
                                     name=name + "_" if name == "self" else name)
     return op.function(fx_graph, args, item.args)
+
+
+def _parameter(fx_graph: fx.Graph, item: ir.Node, batch: fx.Node) -> fx.Node:
+    """A declared parameter (1 x shape) repeated over the batch, as a class token is
+    before it joins the patches: `p.expand(x.size(0), -1, ...)`, a view."""
+    value = fx_graph.get_attr(item.name)
+    size = fx_graph.call_method("size", (batch, 0))
+    return fx_graph.call_method("expand", (value, size) + (-1,) * len(item.args["shape"]))
 
 
 def _ancestors(graph: nx.DiGraph, names: list[str]) -> set[str]:

@@ -32,6 +32,7 @@ FAMILY_STYLE = {
     "act": {"fillcolor": "#FFFFFF"},
     "pool": {"fillcolor": "#8ED1B6"},
     "linear": {"fillcolor": "#DDA5C6"},
+    "attention": {"fillcolor": "#F4A582"},
     "merge": {"fillcolor": "#D9D9D9", "shape": "circle", "width": "0.3", "fixedsize": "false"},
     "reshape": {"fillcolor": "#F0F0F0"},
     "reg": {"fillcolor": "#FFFFFF", "style": "rounded,filled,dashed"},
@@ -189,7 +190,7 @@ def _unit_attributes(graph, unit: str, members: list[str], style: str) -> dict:
         op = OPS[item.op]
         attributes = dict(FAMILY_STYLE[op.family])
         label = op.caption(item.args)
-        if item.op == "input":
+        if item.op in ("input", "parameter"):
             label = f"{unit}: {'×'.join(map(str, item.args['shape']))}"
     else:
         attributes = dict(FAMILY_STYLE["block"])

@@ -31,6 +31,7 @@ from ..passes.infer_shapes import infer_node
 from .load import BUILTIN_FUNCTIONS, Program
 from .names import is_reserved, reserved_help
 from ..ops import MERGE_OPS, OPS, REQUIRED, Arg, Args, Derived, Op, show
+from ..ops.shapes import LAYOUTS, Shape, axis_name, default_axes
 from .source import Span
 
 # A computed label may also hold `-`, as torchvision's RegNet names its blocks `block1-0`.
@@ -253,6 +254,9 @@ class _Elaborator:
                 return cur
             if isinstance(stmt, ast.InputDecl):
                 return self.input_decl(stmt, ctx)
+            if isinstance(stmt, ast.ParamDecl):
+                self.param_decl(stmt, ctx)
+                return cur
             if isinstance(stmt, ast.Output):
                 return self.output(stmt, cur, ctx)
             if isinstance(stmt, ast.IfStmt):
@@ -331,16 +335,53 @@ class _Elaborator:
                       "inside a block", ctx, help="declare inputs in the network; a block "
                       "receives the value flowing into it as `in`")
         self.declared_input = True
-        dims = tuple(self.eval_as(Arg("dimension", "int", minimum=1), d, ctx) for d in stmt.dims)
-        if len(dims) not in (1, 3):
-            self.fail("E0206", f"an input is C x H x W or a feature count, not {len(dims)} "
-                      "dimensions", stmt.span, f"{len(dims)} dimensions", ctx,
-                      help="the batch dimension is implicit: `input image: 3 x 224 x 224`")
-        dims = self.input_overrides.get(stmt.name, self.input_overrides.get("*", dims))
+        shape = self.declared_shape(stmt, "an input", ctx)
+        dims = self.input_overrides.get(stmt.name, self.input_overrides.get("*", shape))
+        if not isinstance(dims, Shape):
+            dims = Shape(dims, shape.axes if len(dims) == len(shape) else None)
         value = self.add((stmt.name,), OPS["input"], Args((("shape", dims),)), (), stmt.span, ctx)
         self.graph.graph["inputs"] += (value.node,)
         ctx.env.vars[stmt.name] = value
         return value
+
+    def declared_shape(self, stmt, what: str, ctx: Ctx) -> Shape:
+        """The size and layout written in an `input` or `param` declaration."""
+        dims = tuple(self.eval_as(Arg("dimension", "int", minimum=1), d, ctx) for d in stmt.dims)
+        if stmt.layout is None:
+            if len(dims) not in _RANKS:
+                self.fail("E0206", f"{what} has 1 to 4 dimensions (features, tokens, an image or "
+                          f"a volume), not {len(dims)}", stmt.span, f"{len(dims)} dimensions", ctx,
+                          help="the batch dimension is implicit: `input image: 3 x 224 x 224`")
+            return Shape(dims)
+        axes = LAYOUTS.get(stmt.layout.name)
+        if axes is None:
+            close = difflib.get_close_matches(stmt.layout.name, LAYOUTS, n=1)
+            self.fail("E0206", f"`{stmt.layout.name}` is not a layout", stmt.layout.span,
+                      "unknown layout", ctx, help=(f"did you mean `{close[0]}`? " if close else "")
+                      + "layouts: " + ", ".join(f"{n} ({' x '.join(a)})" for n, a in LAYOUTS.items()))
+        if len(axes) != len(dims):
+            self.fail("E0206", f"a {stmt.layout.name} value has {len(axes)} dimensions "
+                      f"({' x '.join(axes)}), not {len(dims)}", stmt.layout.span,
+                      f"{len(dims)} dimensions given", ctx,
+                      help=f"write {len(axes)} sizes: {' x '.join(axes)}")
+        return Shape(dims, axes)
+
+    def param_decl(self, stmt: ast.ParamDecl, ctx: Ctx) -> None:
+        """A learned value, named like a labelled layer; the current value flows past it."""
+        shape = self.declared_shape(stmt, "a parameter", ctx)
+        init = stmt.init or ast.Call("zeros", (), stmt.span, stmt.span)
+        specs = _PARAM_INITS.get(init.name)
+        if specs is None:
+            close = difflib.get_close_matches(init.name, _PARAM_INITS, n=1)
+            self.fail("E0205", f"`{init.name}` is not a parameter initialisation",
+                      init.name_span, "unknown", ctx,
+                      help=(f"did you mean `{close[0]}`? " if close else "") + "choose one of: "
+                      + ", ".join(f"`{n}`" for n in _PARAM_INITS))
+        given = self.bind_args(specs, init.args, init, ctx, f"`{init.name}`")
+        args = Args((("shape", shape), ("init", init.name),
+                     ("std", given.get("std", 1.0)), ("mean", given.get("mean", 0.0))))
+        scope = self.labelled_scope(stmt.name, stmt.name_span, ctx)
+        ctx.env.vars[stmt.name] = self.add(scope.path, OPS["parameter"], args, (), stmt.span, ctx)
 
     def output(self, stmt: ast.Output, cur, ctx: Ctx):
         value = self.current(cur, stmt.span, ctx, "output")
@@ -358,11 +399,11 @@ class _Elaborator:
     # ---- layers and blocks ----------------------------------------------------------
 
     def call(self, call: ast.Call, cur, ctx: Ctx, path: tuple[str, ...] | None):
-        if call.name in OPS and call.name != "input":
+        if call.name in OPS and call.name not in ir.SOURCE_OPS:
             return self.layer(OPS[call.name], call, cur, ctx, path)
         if call.name in self.program.blocks:
             return self.block_call(self.program.blocks[call.name], call, cur, ctx)
-        known = [n for n in OPS if n != "input"] + list(self.program.blocks)
+        known = [n for n in OPS if n not in ir.SOURCE_OPS] + list(self.program.blocks)
         close = difflib.get_close_matches(call.name, known, n=1)
         if close:
             hint = f"did you mean `{close[0]}`?"
@@ -375,9 +416,11 @@ class _Elaborator:
 
     def layer(self, op: Op, call: ast.Call, cur, ctx: Ctx, path):
         if op.merge:
-            inputs = self.operands(op, call, ctx)
-            args = Args(())
+            keywords = tuple(a for a in call.args if isinstance(a, ast.Keyword))
+            args = self.bind_args(op.args, keywords, call, ctx, f"`{op.name}`")
+            inputs = self.operands(op, _without(call, keywords), ctx)
         else:
+            call = _gather(op, call)
             args = self.bind_args(op.args, call.args, call, ctx, f"`{op.name}`")
             inputs = (self.current(cur, call.span, ctx, op.name).node,)
         if POISON.node in inputs:
@@ -684,11 +727,12 @@ class _Elaborator:
         shape = ir.shape(self.graph, value.node)
         if shape is None:
             raise _Abort  # the layer that made it already has an error
-        attributes = {"channels": 0, "height": 1, "width": 2} if len(shape) == 3 else {}
+        axes = getattr(shape, "axes", default_axes(len(shape)))
+        attributes = {} if axes == "C" else {axis_name(a): i for i, a in enumerate(axes)}
         if expr.attr in attributes:
             return shape[attributes[expr.attr]]
         if expr.attr == "features":
-            return shape[0] if len(shape) == 1 else shape[0] * shape[1] * shape[2]
+            return math.prod(shape)
         known = ", ".join(list(attributes) + ["features"])
         self.fail("E0217", f"a {show(shape)} value has no `{expr.attr}`", expr.span,
                   "unknown attribute", ctx, help=f"available: {known}")
@@ -844,10 +888,38 @@ _ARITHMETIC = {
 
 # ---- argument types ---------------------------------------------------------------------
 
+_RANKS = (1, 2, 3, 4)
+_INIT_ARGS = (Arg("std", "float", 1.0, minimum=0), Arg("mean", "float", 0.0))
+_PARAM_INITS = {"zeros": (), "ones": (), "normal": _INIT_ARGS, "trunc_normal": _INIT_ARGS}
+
+
+def _without(call: ast.Call, keywords) -> ast.Call:
+    return ast.Call(call.name, tuple(a for a in call.args if a not in keywords), call.span,
+                    call.name_span)
+
+
+def _gather(op: Op, call: ast.Call) -> ast.Call:
+    """`permute(1, 2, 0)`: an op whose last argument is a list of axes takes the trailing
+    positional arguments as one tuple."""
+    if not op.args or op.args[-1].kind != "axes":
+        return call
+    first = len(op.args) - 1
+    positional = [a for a in call.args if not isinstance(a, ast.Keyword)]
+    if len(positional) <= first + 1:
+        return call
+    rest = positional[first:]
+    items = ast.TupleExpr(tuple(rest), rest[0].span.to(rest[-1].span))
+    keywords = tuple(a for a in call.args if isinstance(a, ast.Keyword))
+    return ast.Call(call.name, tuple(positional[:first]) + (items,) + keywords, call.span,
+                    call.name_span)
+
+
 _BAD_TYPE = object()
 _KINDS = {"int": "an integer", "float": "a number", "bool": "true or false",
           "pair": "an integer or a pair `(h, w)`", "str": "a string",
-          "pad": "an integer, a pair `(h, w)`, `same` or `valid`", "any": "a value"}
+          "sizes": "an integer, or one per spatial axis: `(h, w)`, `(t, h, w)`",
+          "pad": "an integer, one per spatial axis (`(h, w)`), `same` or `valid`",
+          "axes": "axis numbers: `1, 2, 0`", "any": "a value"}
 
 
 def _is_number(value) -> bool:
@@ -872,9 +944,13 @@ def _coerce(spec: Arg, value):
         return value if isinstance(value, str) else _BAD_TYPE
     if kind == "pad" and value in ("same", "valid"):
         return value
+    if kind == "axes":
+        items = value if isinstance(value, tuple) else (value,)
+        return items if items and all(_is_int(v) for v in items) else _BAD_TYPE
     if _is_int(value):
         return value
-    if isinstance(value, tuple) and len(value) == 2 and all(_is_int(v) for v in value):
+    lengths = (2,) if kind == "pair" else (1, 2, 3)
+    if isinstance(value, tuple) and len(value) in lengths and all(_is_int(v) for v in value):
         return value
     return _BAD_TYPE
 

@@ -357,7 +357,18 @@ class _ToAst(Transformer):
         return ast.Let(str(children[0]), children[1], self.span(meta))
 
     def input_decl(self, meta, children):
-        return ast.InputDecl(str(children[0]), tuple(children[1:]), self.span(meta))
+        name, dims, layout = children
+        return ast.InputDecl(str(name), dims, self.span(meta), layout)
+
+    def param_decl(self, meta, children):
+        name, dims, layout, init = children
+        return ast.ParamDecl(str(name), dims, layout, init, self.span(meta), self.token_span(name))
+
+    def dims(self, meta, children):
+        return tuple(children)
+
+    def layout(self, meta, children):
+        return ast.Layout(str(children[0]), self.span(meta))
 
     def output(self, meta, children):
         return ast.Output(str(children[0]), self.span(meta))

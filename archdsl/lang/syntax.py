@@ -207,10 +207,29 @@ class Let:
 
 
 @dataclass(frozen=True)
+class Layout:
+    """`as tokens`: which axes a declared value has (archdsl.ops.shapes.LAYOUTS)."""
+    name: str
+    span: Span
+
+
+@dataclass(frozen=True)
 class InputDecl:
     name: str
     dims: tuple[Expr, ...]
     span: Span
+    layout: Layout | None = None
+
+
+@dataclass(frozen=True)
+class ParamDecl:
+    """`param class_token: 1 x 768 = zeros`: a learned value, named in its scope."""
+    name: str
+    dims: tuple[Expr, ...]
+    layout: Layout | None
+    init: "Call | None"
+    span: Span
+    name_span: Span
 
 
 @dataclass(frozen=True)
@@ -225,7 +244,7 @@ class FromValue:
     span: Span
 
 
-Stmt = Union[Labelled, Action, IfStmt, Let, InputDecl, Output, FromValue]
+Stmt = Union[Labelled, Action, IfStmt, Let, InputDecl, ParamDecl, Output, FromValue]
 
 
 # ---- definitions ----------------------------------------------------------------

@@ -14,16 +14,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-Shape = tuple[int, ...]
+from .shapes import (CHANNELS_FIRST, Shape, ShapeError, as_shape, axes_of, axis_index,
+                     describe, numel, require, show)
+
 REQUIRED = object()
-
-
-class ShapeError(Exception):
-    """A layer cannot take the shapes it is given. Turned into a diagnostic by infer_shapes."""
-
-    def __init__(self, code: str, message: str, label: str = "", help: str | None = None):
-        super().__init__(message)
-        self.code, self.message, self.label, self.help = code, message, label, help
 
 
 @dataclass(frozen=True)
@@ -82,6 +76,8 @@ class Op:
     # bare nn.Parameter that multiplies its input (layer scale: the key is the layer's name)
     function: Callable | None = None  # or a function of the inputs: torch.cat, operator.add
     init: Callable[[Any], None] | None = None  # initialises the module; required with params
+    workspace: Callable[[Args, tuple[Shape, ...]], int] = _zero  # elements held inside,
+    # per image, beyond the output: an attention matrix
     in_place: bool = False  # an activation that may overwrite its input (module.inplace)
     overwritable: bool = False  # its backward does not need its output: an in-place
     # activation right after it may overwrite that output
@@ -95,36 +91,43 @@ class Op:
 # ---- helpers for shape rules ---------------------------------------------------------
 
 
-def numel(shape: Shape) -> int:
-    return math.prod(shape)
-
-
-def show(shape: Shape) -> str:
-    """`256x56x56` for feature maps, `4096` for flat features."""
-    return "x".join(str(d) for d in shape)
-
-
 def pair(value) -> tuple[int, int]:
     return value if isinstance(value, tuple) else (value, value)
 
 
 def _spatial(op: str, ins: tuple[Shape, ...]) -> Shape:
-    (shape,) = ins
-    if len(shape) != 3:
-        raise ShapeError("E0306", f"{op} needs a C x H x W input, but gets {show(shape)} flat features",
-                         f"{op} needs a feature map",
-                         help="feed it a feature map: place it before the `flatten` or `linear` "
-                              "that made the value flat, or declare a C x H x W input")
-    return shape
+    """The one input, a C x H x W map."""
+    return require(op, ins[0], ("CHW",))
+
+
+def _channels_first(op: str, ins: tuple[Shape, ...]) -> Shape:
+    """The one input, channels first with 1, 2 or 3 spatial axes (signal, image, volume)."""
+    return require(op, ins[0], ("CHW", "CL", "CTHW"))
 
 
 def _flat(op: str, ins: tuple[Shape, ...]) -> Shape:
     (shape,) = ins
-    if len(shape) != 1:
-        raise ShapeError("E0305", f"{op} needs a flat input, but gets {show(shape)}",
-                         f"{op} needs flat features",
-                         help=f"add `flatten` (or `global_avgpool` then `flatten`) before this {op}")
-    return shape
+    if axes_of(shape).endswith("C"):
+        return shape
+    raise ShapeError("E0305", f"{op} needs a flat input, but gets {show(shape)}",
+                     f"{op} needs flat features",
+                     help=f"add `flatten` (or `global_avgpool` then `flatten`) before this {op}")
+
+
+def _channels(shape: Shape) -> int:
+    return shape[axes_of(shape).index("C")]
+
+
+def sizes(args: "Args", name: str, count: int) -> tuple[int, ...]:
+    """An argument given as one integer or one per spatial axis, as `count` integers."""
+    value = args[name]
+    if not isinstance(value, tuple):
+        return (value,) * count
+    if len(value) != count:
+        raise ShapeError("E0310", f"`{name}` gives {len(value)} sizes for {count} spatial "
+                         f"ax{'is' if count == 1 else 'es'}", f"{len(value)} sizes",
+                         help=f"give one integer, or {count}: one per spatial axis")
+    return value
 
 
 def _window(op: str, axis: str, size: int, kernel: int, stride: int, pad: int, dilation: int,
@@ -141,76 +144,103 @@ def _window(op: str, axis: str, size: int, kernel: int, stride: int, pad: int, d
     return out
 
 
-def _padding(args: Args, kernel: tuple[int, int], dilation: tuple[int, int]) -> tuple[int, int]:
+def _padding(args: Args, kernel: tuple[int, ...], dilation: tuple[int, ...]) -> tuple[int, ...]:
     pad = args["pad"]
     if pad == "valid":
-        return (0, 0)
+        return (0,) * len(kernel)
     if pad == "same":
         return tuple(d * (k - 1) // 2 for k, d in zip(kernel, dilation))
-    return pair(pad)
+    return sizes(args, "pad", len(kernel))
+
+
+_SPATIAL_AXES = {1: ("length",), 2: ("height", "width"), 3: ("time", "height", "width")}
+
+
+def _spatial_count(shape: Shape) -> int:
+    return len(shape) - 1
 
 
 # ---- convolution ---------------------------------------------------------------------
 
 
 def _conv_shape(args: Args, ins) -> Shape:
-    c, h, w = _spatial("conv", ins)
+    c, *space = _channels_first("conv", ins)
+    n = len(space)
     out, groups = args["channels"], args["groups"]
     if c % groups or out % groups:
         which = f"{c} input" if c % groups else f"{out} output"
         both = f"{c}" if c == out else f"both {c} and {out}"
         raise ShapeError("E0304", f"conv groups = {groups} does not divide its {which} channels",
                          f"{groups} groups", help=f"choose groups that divide {both}")
-    kernel, stride, dilation = pair(args["kernel"]), pair(args["stride"]), pair(args["dilation"])
+    kernel, stride = sizes(args, "kernel", n), sizes(args, "stride", n)
+    dilation = sizes(args, "dilation", n)
     if args["pad"] == "same":
-        if stride != (1, 1):
+        if set(stride) != {1}:
             raise ShapeError("E0307", "`pad = same` needs stride 1", "strided",
                              help="give the padding as a number, e.g. `pad = 1` for a 3x3 kernel")
-        return (out, h, w)
-    ph, pw = _padding(args, kernel, dilation)
-    return (out, _window("conv", "height", h, kernel[0], stride[0], ph, dilation[0]),
-            _window("conv", "width", w, kernel[1], stride[1], pw, dilation[1]))
+        return (out, *space)
+    pads = _padding(args, kernel, dilation)
+    return (out, *(_window("conv", axis, size, k, st, p, d) for axis, size, k, st, p, d in zip(
+        _SPATIAL_AXES[n], space, kernel, stride, pads, dilation)))
+
+
+def _kernel_volume(args: Args, ins) -> int:
+    return numel(sizes(args, "kernel", _spatial_count(ins[0])))
 
 
 def _conv_params(args: Args, ins) -> int:
-    kh, kw = pair(args["kernel"])
     out = args["channels"]
-    return out * (ins[0][0] // args["groups"]) * kh * kw + (out if args["bias"] else 0)
+    return (out * (ins[0][0] // args["groups"]) * _kernel_volume(args, ins)
+            + (out if args["bias"] else 0))
 
 
 def _conv_macs(args: Args, ins, out: Shape) -> int:
-    kh, kw = pair(args["kernel"])
-    return numel(out) * (ins[0][0] // args["groups"]) * kh * kw
+    return numel(out) * (ins[0][0] // args["groups"]) * _kernel_volume(args, ins)
 
 
 def _conv_module(args: Args, ins):
     from torch import nn
-    pad = args["pad"] if isinstance(args["pad"], str) else pair(args["pad"])
-    return nn.Conv2d(ins[0][0], args["channels"], pair(args["kernel"]), pair(args["stride"]), pad,
-                     pair(args["dilation"]), args["groups"], args["bias"])
+    n = _spatial_count(ins[0])
+    pad = args["pad"] if isinstance(args["pad"], str) else sizes(args, "pad", n)
+    cls = (nn.Conv1d, nn.Conv2d, nn.Conv3d)[n - 1]
+    return cls(ins[0][0], args["channels"], sizes(args, "kernel", n), sizes(args, "stride", n),
+               pad, sizes(args, "dilation", n), args["groups"], args["bias"])
+
+
+def _size_text(value) -> str:
+    """`3x3` from 3 or (3, 3); `3x7x7` from (3, 7, 7)."""
+    if not isinstance(value, tuple):
+        return f"{value}x{value}"
+    return "x".join(map(str, value))
+
+
+def _stride_text(stride) -> str:
+    if not isinstance(stride, tuple):
+        return f"/{stride}"
+    return f"/{stride[0]}" if len(set(stride)) == 1 else "/" + "x".join(map(str, stride))
+
+
+def _is_one(value) -> bool:
+    return value == 1 or (isinstance(value, tuple) and set(value) == {1})
 
 
 def _conv_describe(args: Args) -> str:
-    kh, kw = pair(args["kernel"])
-    text = f"conv {kh}x{kw}"
-    stride = pair(args["stride"])
-    if stride != (1, 1):
-        text += f"/{stride[0]}" if stride[0] == stride[1] else f"/{stride[0]}x{stride[1]}"
-    if args["pad"] not in (0, (0, 0), "valid"):
-        pad = args["pad"]
-        text += f" p{pad}" if not isinstance(pad, tuple) else f" p{pad[0]}x{pad[1]}"
+    text = f"conv {_size_text(args['kernel'])}"
+    if not _is_one(args["stride"]):
+        text += _stride_text(args["stride"])
+    pad = args["pad"]
+    if pad not in (0, "valid") and not (isinstance(pad, tuple) and set(pad) == {0}):
+        text += f" p{pad}" if not isinstance(pad, tuple) else f" p{'x'.join(map(str, pad))}"
     if args["groups"] != 1:
         text += f" g{args['groups']}"
     return text
 
 
 def _conv_caption(args: Args) -> str:
-    kh, kw = pair(args["kernel"])
-    stride = pair(args["stride"])
-    text = f"{kh}x{kw} conv, {args['channels']}"
+    text = f"{_size_text(args['kernel'])} conv, {args['channels']}"
     if args["groups"] != 1:
         text += f", g{args['groups']}"
-    return text + (f", /{stride[0]}" if stride != (1, 1) else "")
+    return text + (f", {_stride_text(args['stride'])}" if not _is_one(args["stride"]) else "")
 
 
 # ---- pooling -----------------------------------------------------------------------------
@@ -218,44 +248,45 @@ def _conv_caption(args: Args) -> str:
 
 def _pool_shape(name: str):
     def shape(args: Args, ins) -> Shape:
-        c, h, w = _spatial(name, ins)
-        kernel, stride = pair(args["kernel"]), pair(args["stride"])
-        pad, dilation = pair(args["pad"]), pair(args.get("dilation", 1))
+        c, *space = _channels_first(name, ins)
+        n = len(space)
+        kernel, stride, pad = sizes(args, "kernel", n), sizes(args, "stride", n), sizes(args, "pad", n)
+        dilation = sizes(args, "dilation", n) if "dilation" in dict(args.items) else (1,) * n
         if any(p * 2 > k for p, k in zip(pad, kernel)):
             raise ShapeError("E0307", f"{name} pad {args['pad']} is more than half its kernel "
                              f"{args['kernel']}", "pad too large",
                              help="torch allows at most kernel // 2 padding on pools")
         ceil = args["ceil_mode"]
-        return (c, _window(name, "height", h, kernel[0], stride[0], pad[0], dilation[0], ceil),
-                _window(name, "width", w, kernel[1], stride[1], pad[1], dilation[1], ceil))
+        return (c, *(_window(name, axis, size, k, st, p, d, ceil) for axis, size, k, st, p, d in
+                     zip(_SPATIAL_AXES[n], space, kernel, stride, pad, dilation)))
     return shape
 
 
 def _pool_ops(args: Args, ins, out: Shape) -> int:
-    kh, kw = pair(args["kernel"])
-    return numel(out) * kh * kw
+    return numel(out) * _kernel_volume(args, ins)
 
 
 def _maxpool_module(args: Args, ins):
     from torch import nn
-    return nn.MaxPool2d(pair(args["kernel"]), pair(args["stride"]),
-                        pair(args["pad"]), pair(args["dilation"]), ceil_mode=args["ceil_mode"])
+    n = _spatial_count(ins[0])
+    cls = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d)[n - 1]
+    return cls(sizes(args, "kernel", n), sizes(args, "stride", n), sizes(args, "pad", n),
+               sizes(args, "dilation", n), ceil_mode=args["ceil_mode"])
 
 
 def _avgpool_module(args: Args, ins):
     from torch import nn
-    return nn.AvgPool2d(pair(args["kernel"]), pair(args["stride"]),
-                        pair(args["pad"]), ceil_mode=args["ceil_mode"],
-                        count_include_pad=args["count_include_pad"])
+    n = _spatial_count(ins[0])
+    cls = (nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)[n - 1]
+    return cls(sizes(args, "kernel", n), sizes(args, "stride", n), sizes(args, "pad", n),
+               ceil_mode=args["ceil_mode"], count_include_pad=args["count_include_pad"])
 
 
 def _pool_describe(name: str):
     def describe(args: Args) -> str:
-        kh, kw = pair(args["kernel"])
-        stride = pair(args["stride"])
-        text = f"{name} {kh}x{kw}"
-        if stride != (1, 1):
-            text += f"/{stride[0]}"
+        text = f"{name} {_size_text(args['kernel'])}"
+        if not _is_one(args["stride"]):
+            text += _stride_text(args["stride"])
         if args["pad"] not in (0, (0, 0)):
             text += f" p{args['pad']}"
         return text
@@ -264,15 +295,21 @@ def _pool_describe(name: str):
 
 def _pool_caption(name: str):
     def caption(args: Args) -> str:
-        kh, kw = pair(args["kernel"])
-        stride = pair(args["stride"])
-        return f"{kh}x{kw} {name}" + (f", /{stride[0]}" if stride != (1, 1) else "")
+        return f"{_size_text(args['kernel'])} {name}" + (
+            f", {_stride_text(args['stride'])}" if not _is_one(args["stride"]) else "")
     return caption
+
+
+def _global_pool_shape(args: Args, ins) -> Shape:
+    c, *space = _channels_first("global_avgpool", ins)
+    return (c,) + (1,) * len(space)
 
 
 def _global_pool_module(args: Args, ins):
     from torch import nn
-    return nn.AdaptiveAvgPool2d((1, 1))
+    n = _spatial_count(ins[0])
+    cls = (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d)[n - 1]
+    return cls(1 if n == 1 else (1,) * n)
 
 
 def _adaptive_module(args: Args, ins):
@@ -301,10 +338,14 @@ def _elementwise(per_element: int = 1):
     return count
 
 
+def _batchnorm_shape(args: Args, ins) -> Shape:
+    return require("batchnorm", ins[0], ("CHW", "C", "CL", "CTHW"))
+
+
 def _batchnorm_module(args: Args, ins):
     from torch import nn
-    cls = nn.BatchNorm2d if len(ins[0]) == 3 else nn.BatchNorm1d
-    return cls(ins[0][0], eps=args["eps"], momentum=args["momentum"])
+    cls = {1: nn.BatchNorm1d, 2: nn.BatchNorm1d, 3: nn.BatchNorm2d, 4: nn.BatchNorm3d}
+    return cls[len(ins[0])](ins[0][0], eps=args["eps"], momentum=args["momentum"])
 
 
 def _torch_layer(name: str, *arg_names: str, **fixed):
@@ -323,22 +364,41 @@ def _lrn_shape(args: Args, ins) -> Shape:
 
 
 def _linear_shape(args: Args, ins) -> Shape:
-    _flat("linear", ins)
-    return (args["features"],)
+    shape = _flat("linear", ins)
+    return Shape(shape[:-1] + (args["features"],), axes_of(shape))
 
 
 def _linear_params(args: Args, ins) -> int:
-    return ins[0][0] * args["features"] + (args["features"] if args["bias"] else 0)
+    return ins[0][-1] * args["features"] + (args["features"] if args["bias"] else 0)
 
 
 def _linear_module(args: Args, ins):
     from torch import nn
-    return nn.Linear(ins[0][0], args["features"], bias=args["bias"])
+    return nn.Linear(ins[0][-1], args["features"], bias=args["bias"])
+
+
+def _merged_axis(letters: str) -> str:
+    return "C" if "C" in letters else "L"
 
 
 def _flatten_shape(args: Args, ins) -> Shape:
     (s,) = ins
-    return (numel(s),)
+    axes = axes_of(s)
+    start = axis_index("flatten", args["start"], len(s), "start")
+    end = axis_index("flatten", args["end"], len(s), "end")
+    if end < start:
+        raise ShapeError("E0310", f"flatten ends at axis {end}, before its start {start}",
+                         "empty range", help="give `start` <= `end`")
+    dims = s[:start] + (numel(s[start:end + 1]),) + s[end + 1:]
+    return Shape(dims, axes[:start] + _merged_axis(axes[start:end + 1]) + axes[end + 1:])
+
+
+def _emit_flatten(graph, inputs, args):
+    import torch
+    if args["start"] == 0 and args["end"] == -1:
+        return graph.call_function(torch.flatten, (inputs[0], 1))
+    end = args["end"] + 1 if args["end"] >= 0 else args["end"]
+    return graph.call_function(torch.flatten, (inputs[0], args["start"] + 1, end))
 
 
 def _upsample_shape(args: Args, ins) -> Shape:
@@ -352,22 +412,43 @@ def _upsample_module(args: Args, ins):
 
 
 def _concat_shape(args: Args, ins) -> Shape:
-    rest = {s[1:] for s in ins}
+    first = ins[0]
+    if len({axes_of(s) for s in ins}) > 1:
+        raise ShapeError("E0302", "concat operands differ in layout: "
+                         + " vs ".join(describe(s) for s in ins), "concatenated here",
+                         help="bring them to one layout (`transpose`, `permute`) first")
+    axis = axis_index("concat", args.get("axis", 0), len(first))
+    rest = {s[:axis] + s[axis + 1:] for s in ins}
     if len({len(s) for s in ins}) > 1 or len(rest) > 1:
-        sizes = " vs ".join(show(s[1:]) if len(s) > 1 else "flat" for s in ins)
-        raise ShapeError("E0302", f"concat operands differ in size: {sizes}", "concatenated here",
-                         help="give every branch the same stride and padding so sizes agree")
-    return (sum(s[0] for s in ins),) + ins[0][1:]
+        if axis == 0 and axes_of(first)[0] == "C":
+            sizes_ = " vs ".join(show(s[1:]) if len(s) > 1 else "flat" for s in ins)
+            raise ShapeError("E0302", f"concat operands differ in size: {sizes_}",
+                             "concatenated here",
+                             help="give every branch the same stride and padding so sizes agree")
+        raise ShapeError("E0302", "concat operands differ off the joined axis: "
+                         + " vs ".join(show(s) for s in ins), "concatenated here",
+                         help=f"concat joins along axis {axis}; every other axis must agree")
+    return Shape(first[:axis] + (sum(s[axis] for s in ins),) + first[axis + 1:], axes_of(first))
 
 
 def _identical(op: str):
     def shape(args: Args, ins) -> Shape:
         if len(set(ins)) > 1:
-            raise ShapeError("E0300", f"{op} operands differ: " + " vs ".join(show(s) for s in ins),
-                             f"operands of `{op}` meet here",
-                             help=f"`{op}` needs equal shapes; it never broadcasts")
+            raise ShapeError("E0300", f"{op} operands differ: "
+                             + " vs ".join(describe(s) for s in ins),
+                             f"operands of `{op}` meet here", help=_mismatch_help(op, ins))
         return ins[0]
     return shape
+
+
+def _mismatch_help(op: str, ins) -> str:
+    if len({tuple(s) for s in ins}) == 1:
+        return "same sizes, different layouts: bring them to one with `transpose` or `permute`"
+    if len({axes_of(s) for s in ins}) == 1 and axes_of(ins[0]) == "LC":
+        lengths = " and ".join(str(s[0]) for s in ins)
+        return (f"the sequences have {lengths} tokens; a position embedding needs one row per "
+                "token, a class token included")
+    return f"`{op}` needs equal shapes; it never broadcasts"
 
 
 def _merge_ops(args: Args, ins, out: Shape) -> int:
@@ -399,12 +480,12 @@ def _reset_init(module, args: Args) -> None:
 
 def _emit_cat(graph, inputs, args):
     import torch
-    return graph.call_function(torch.cat, (tuple(inputs), 1))
+    return graph.call_function(torch.cat, (tuple(inputs), _torch_axis(args.get("axis", 0))))
 
 
-def _emit_flatten(graph, inputs, args):
-    import torch
-    return graph.call_function(torch.flatten, (inputs[0], 1))
+def _torch_axis(axis: int) -> int:
+    """An axis number of the spec (batch excluded) as torch numbers it."""
+    return axis + 1 if axis >= 0 else axis
 
 
 def _emit_chain(name: str):
@@ -433,8 +514,13 @@ def _groupnorm_module(args: Args, ins):
 def _layernorm_module(args: Args, ins):
     from torch import nn
     from .functions import LayerNorm2d
-    cls = LayerNorm2d if len(ins[0]) == 3 else nn.LayerNorm
-    return cls(ins[0][0], eps=args["eps"])
+    cls = LayerNorm2d if axes_of(ins[0]) == "CHW" else nn.LayerNorm
+    return cls(_channels(ins[0]), eps=args["eps"])
+
+
+def _layernorm_shape(args: Args, ins) -> Shape:
+    return require("layernorm", ins[0], ("C", "LC", "HWC", "CHW"),
+                   fix="layer norm normalises the features: put them last")
 
 
 def _groupnorm_shape(args: Args, ins) -> Shape:
@@ -542,8 +628,9 @@ def _channel_shuffle_shape(args: Args, ins) -> Shape:
 def _scale_module(args: Args, ins):
     import torch
     from torch import nn
-    shape = (ins[0][0], 1, 1) if len(ins[0]) == 3 else (ins[0][0],)
-    return nn.Parameter(torch.empty(shape))
+    axes = axes_of(ins[0])
+    c = axes.index("C")  # one factor per channel, broadcast over the axes after it
+    return nn.Parameter(torch.empty((_channels(ins[0]),) + (1,) * (len(axes) - c - 1)))
 
 
 def _scale_init(parameter, args: Args) -> None:
@@ -590,34 +677,222 @@ def _broadcast(op: str):
     return shape
 
 
+# ---- axes: sequences, signals, volumes ------------------------------------------------
+
+
+def _transpose_shape(args: Args, ins) -> Shape:
+    (s,) = ins
+    a = axis_index("transpose", args["a"], len(s))
+    b = axis_index("transpose", args["b"], len(s))
+    order = list(range(len(s)))
+    order[a], order[b] = b, a
+    return _permuted(s, order)
+
+
+def _permuted(s: Shape, order) -> Shape:
+    axes = axes_of(s)
+    return Shape(tuple(s[i] for i in order), "".join(axes[i] for i in order))
+
+
+def _permute_shape(args: Args, ins) -> Shape:
+    (s,) = ins
+    order = [axis_index("permute", a, len(s)) for a in args["order"]]
+    if sorted(order) != list(range(len(s))):
+        raise ShapeError("E0310", f"permute({', '.join(map(str, args['order']))}) does not "
+                         f"name each of the {len(s)} axes once", "not a permutation",
+                         help=f"list every axis 0 to {len(s) - 1} once, in the new order")
+    return _permuted(s, order)
+
+
+def _emit_method(name: str, arguments):
+    """`x.name(*arguments(args))`: a tensor method, the axes numbered as torch numbers them."""
+    def emit(graph, inputs, args):
+        return graph.call_method(name, (inputs[0], *arguments(args)))
+    return emit
+
+
+def _take_shape(args: Args, ins) -> Shape:
+    (s,) = ins
+    axis = axis_index("take", args["axis"], len(s))
+    if len(s) == 1:
+        raise ShapeError("E0310", "take would remove the only axis", "nothing left",
+                         help="take from a value with two or more axes")
+    if not -s[axis] <= args["index"] < s[axis]:
+        raise ShapeError("E0310", f"take({args['index']}) is outside the {s[axis]} entries of "
+                         f"axis {axis}", "no such entry",
+                         help=f"entries are numbered 0 to {s[axis] - 1} (or -1 for the last)")
+    axes = axes_of(s)
+    return Shape(s[:axis] + s[axis + 1:], axes[:axis] + axes[axis + 1:])
+
+
+def _mean_shape(args: Args, ins) -> Shape:
+    return _take_shape(Args((("index", 0), ("axis", args["axis"]))), ins)
+
+
+def _reshape_shape(args: Args, ins) -> Shape:
+    (s,) = ins
+    dims = list(args["dims"])
+    if dims.count(-1) > 1 or any(d == 0 or d < -1 for d in dims):
+        raise ShapeError("E0310", "reshape takes positive sizes and at most one -1",
+                         "bad sizes", help="write the sizes, with -1 for the one to infer")
+    known = numel(d for d in dims if d != -1)
+    if -1 in dims:
+        if numel(s) % known:
+            raise ShapeError("E0310", f"reshape cannot fit {numel(s)} elements into "
+                             f"{' x '.join(map(str, dims))}", "does not divide",
+                             help=f"the sizes other than -1 must divide {numel(s)}")
+        dims[dims.index(-1)] = numel(s) // known
+    if numel(dims) != numel(s):
+        raise ShapeError("E0310", f"reshape to {show(dims)} ({numel(dims)} elements) from "
+                         f"{show(s)} ({numel(s)} elements)", "element counts differ",
+                         help="the sizes must multiply to the input's element count")
+    return Shape(tuple(dims))
+
+
+def _attention_shape(args: Args, ins) -> Shape:
+    s = require("attention", ins[0], ("LC",))
+    _heads_divide("attention", args["heads"], s[1])
+    return s
+
+
+def _heads_divide(op: str, heads: int, width: int) -> None:
+    if width % heads:
+        fits = [h for h in range(1, min(width, heads * 2) + 1) if width % h == 0]
+        raise ShapeError("E0311", f"{op} heads = {heads} does not divide its {width} features",
+                         f"{heads} heads", help=f"choose heads that divide {width}, e.g. "
+                                                f"{min(fits, key=lambda h: abs(h - heads))}")
+
+
+def _attention_params(args: Args, ins) -> int:
+    width = ins[0][-1]
+    return 4 * width * width + (4 * width if args["bias"] else 0)
+
+
+def _attention_macs(args: Args, ins, out: Shape) -> int:
+    length, width = ins[0]  # projections in and out, then QK^T and AV
+    return 4 * length * width * width + 2 * length * length * width
+
+
+def _attention_module(args: Args, ins):
+    from .functions import SelfAttention
+    return SelfAttention(ins[0][-1], args["heads"], dropout=args["dropout"], bias=args["bias"])
+
+
+def _attention_init(module, args: Args) -> None:
+    module.out_proj.reset_parameters()  # then torch's own: Xavier in, zero biases
+    module._reset_parameters()
+
+
+def _window_attention_shape(args: Args, ins) -> Shape:
+    s = require("window_attention", ins[0], ("HWC",))
+    _heads_divide("window_attention", args["heads"], s[2])
+    return s
+
+
+def _padded_windows(args: Args, shape: Shape) -> tuple[int, int]:
+    """Height and width after padding to whole windows, as torchvision pads."""
+    window = args["window"]
+    return tuple(-(-size // window) * window for size in shape[:2])
+
+
+def _window_attention_params(args: Args, ins) -> int:
+    width, window = ins[0][2], args["window"]
+    return 4 * width * width + 4 * width + (2 * window - 1) ** 2 * args["heads"]
+
+
+def _window_attention_macs(args: Args, ins, out: Shape) -> int:
+    height, width = _padded_windows(args, ins[0])
+    channels, area = ins[0][2], args["window"] ** 2
+    return height * width * (4 * channels * channels + 2 * area * channels)
+
+
+def _window_attention_module(args: Args, ins):
+    from .functions import ShiftedWindowAttention
+    window, shift = args["window"], args["shift"]
+    return ShiftedWindowAttention(ins[0][2], [window, window], [shift, shift], args["heads"],
+                                  attention_dropout=args["attention_dropout"],
+                                  dropout=args["dropout"])
+
+
+def _window_attention_init(module, args: Args) -> None:
+    from torch import nn
+    for linear in (module.qkv, module.proj):
+        nn.init.trunc_normal_(linear.weight, std=0.02)
+        nn.init.zeros_(linear.bias)
+    nn.init.trunc_normal_(module.relative_position_bias_table, std=0.02)
+    module.define_relative_position_index()
+
+
+def _patch_merging_shape(args: Args, ins) -> Shape:
+    h, w, c = require("patch_merging", ins[0], ("HWC",))
+    return Shape((-(-h // 2), -(-w // 2), 2 * c), "HWC")
+
+
+def _patch_merging_module(args: Args, ins):
+    from .functions import PatchMerging
+    return PatchMerging(ins[0][2], eps=args["eps"])
+
+
+def _patch_merging_init(module, args: Args) -> None:
+    from torch import nn
+    nn.init.trunc_normal_(module.reduction.weight, std=0.02)
+    module.norm.reset_parameters()
+
+
+def _parameter_module(args: Args, ins):
+    import torch
+    from torch import nn
+    return nn.Parameter(torch.empty((1, *args["shape"])))
+
+
+def _parameter_init(parameter, args: Args) -> None:
+    import torch
+    from torch import nn
+    with torch.no_grad():
+        if args["init"] in ("zeros", "ones"):
+            parameter.fill_(args["init"] == "ones")
+        elif args["init"] == "normal":
+            nn.init.normal_(parameter, args["mean"], args["std"])
+        else:
+            nn.init.trunc_normal_(parameter, args["mean"], args["std"])
+
+
+def _parameter_caption(args: Args) -> str:
+    return f"learned {show(args['shape'])}"
+
+
 # ---- the table ---------------------------------------------------------------------------
 
 _PAIR_1 = dict(kind="pair", minimum=1)
-_POOL_ARGS = (Arg("kernel", **_PAIR_1), Arg("stride", "pair", Derived("kernel"), minimum=1),
-              Arg("pad", "pair", 0, minimum=0))  # then torch's order for each pool
+_SIZES_1 = dict(kind="sizes", minimum=1)
+_POOL_ARGS = (Arg("kernel", **_SIZES_1), Arg("stride", "sizes", Derived("kernel"), minimum=1),
+              Arg("pad", "sizes", 0, minimum=0))  # then torch's order for each pool
 
 OPS: dict[str, Op] = {op.name: op for op in (
     Op("input", "io", shape=lambda a, ins: a["shape"],
        args=(Arg("shape", "shape"),), describe=_named("input"), caption=_named("input")),
     Op("conv", "conv", _conv_shape,
-       args=(Arg("channels", "int", minimum=1), Arg("kernel", **_PAIR_1),
-             Arg("stride", "pair", 1, minimum=1), Arg("pad", "pad", 0, minimum=0),
-             Arg("dilation", "pair", 1, minimum=1), Arg("groups", "int", 1, minimum=1),
+       args=(Arg("channels", "int", minimum=1), Arg("kernel", **_SIZES_1),
+             Arg("stride", "sizes", 1, minimum=1), Arg("pad", "pad", 0, minimum=0),
+             Arg("dilation", "sizes", 1, minimum=1), Arg("groups", "int", 1, minimum=1),
              Arg("bias", "bool", True)),
        params=_conv_params, macs=_conv_macs, module=_conv_module, init=_kaiming_init,
        overwritable=True, describe=_conv_describe, caption=_conv_caption,
        rule="C×H×W → `channels`×H'×W', H' = ⌊(H + 2·pad − dilation·(kernel − 1) − 1) / stride⌋ + 1"
-            " (per axis); `pad = same` keeps H×W and needs stride 1; `groups` must divide C and "
-            "`channels`",
-       lowers="`nn.Conv2d(C, channels, kernel, stride, pad, dilation, groups, bias)`"),
-    Op("batchnorm", "norm", _same("batchnorm"),
+            " (per axis); also C×L (a signal) and C×T×H×W (a volume), with sizes given once or "
+            "per axis; `pad = same` keeps the size and needs stride 1; `groups` must divide C "
+            "and `channels`",
+       lowers="`nn.Conv2d(C, channels, kernel, stride, pad, dilation, groups, bias)`; "
+              "`nn.Conv1d` on a signal, `nn.Conv3d` on a volume"),
+    Op("batchnorm", "norm", _batchnorm_shape,
        args=(Arg("eps", "float", 1e-5, minimum=0), Arg("momentum", "float", 0.1, minimum=0)),
        params=lambda a, ins: 2 * ins[0][0], buffers=lambda a, ins: 2 * ins[0][0] + 1,
        other_ops=_elementwise(2), module=_batchnorm_module, init=_reset_init,
        overwritable=True, describe=_named("batchnorm"), caption=_named("batch norm"),
        min_batch=lambda a, out: 2 if numel(out[1:]) == 1 else 1,  # statistics need 2 values
-       rule="unchanged; C×H×W or flat",
-       lowers="`nn.BatchNorm2d(C, eps, momentum)`; `nn.BatchNorm1d` on flat input"),
+       rule="unchanged; C×H×W, flat, C×L or C×T×H×W (channels first)",
+       lowers="`nn.BatchNorm2d(C, eps, momentum)`; `nn.BatchNorm1d` on flat input or a signal, "
+              "`nn.BatchNorm3d` on a volume"),
     Op("lrn", "norm", _lrn_shape,
        args=(Arg("size", "int", 5, minimum=1), Arg("alpha", "float", 1e-4),
              Arg("beta", "float", 0.75), Arg("k", "float", 2.0)),
@@ -670,23 +945,26 @@ OPS: dict[str, Op] = {op.name: op for op in (
        describe=_named("identity"), caption=_named("identity"),
        lowers="`nn.Identity()`"),
     Op("maxpool", "pool", _pool_shape("maxpool"),
-       args=_POOL_ARGS + (Arg("dilation", "pair", 1, minimum=1), Arg("ceil_mode", "bool", False)),
+       args=_POOL_ARGS + (Arg("dilation", "sizes", 1, minimum=1), Arg("ceil_mode", "bool", False)),
        other_ops=_pool_ops, module=_maxpool_module,
        describe=_pool_describe("maxpool"), caption=_pool_caption("max pool"),
        rule="C×H×W → C×H'×W', the conv formula; `pad` at most `kernel // 2`; `ceil_mode` rounds "
-            "up, but the last window must start inside the input or its left padding (as torch)",
-       lowers="`nn.MaxPool2d(kernel, stride, pad, dilation, ceil_mode=...)`"),
+            "up, but the last window must start inside the input or its left padding (as torch); "
+            "C×L and C×T×H×W as conv",
+       lowers="`nn.MaxPool2d(kernel, stride, pad, dilation, ceil_mode=...)` (`1d`, `3d` on a "
+              "signal, a volume)"),
     Op("avgpool", "pool", _pool_shape("avgpool"),
        args=_POOL_ARGS + (Arg("ceil_mode", "bool", False), Arg("count_include_pad", "bool", True)),
        other_ops=_pool_ops, module=_avgpool_module,
        describe=_pool_describe("avgpool"), caption=_pool_caption("avg pool"),
        rule="as `maxpool` (no dilation)",
-       lowers="`nn.AvgPool2d(kernel, stride, pad, ceil_mode=..., count_include_pad=...)`"),
-    Op("global_avgpool", "pool", lambda a, ins: _spatial("global_avgpool", ins)[:1] + (1, 1),
+       lowers="`nn.AvgPool2d(kernel, stride, pad, ceil_mode=..., count_include_pad=...)` (`1d`, "
+              "`3d` on a signal, a volume)"),
+    Op("global_avgpool", "pool", _global_pool_shape,
        other_ops=lambda a, ins, out: numel(ins[0]), module=_global_pool_module,
        describe=_named("global_avgpool"), caption=_named("global avg pool"),
-       rule="C×H×W → C×1×1",
-       lowers="`nn.AdaptiveAvgPool2d((1, 1))`"),
+       rule="C×H×W → C×1×1; C×L → C×1, C×T×H×W → C×1×1×1",
+       lowers="`nn.AdaptiveAvgPool2d((1, 1))` (`1d`, `3d` on a signal, a volume)"),
     Op("adaptive_avgpool", "pool", _adaptive_shape,
        args=(Arg("height", "int", minimum=1), Arg("width", "int", Derived("height"), minimum=1)),
        other_ops=lambda a, ins, out: numel(ins[0]), module=_adaptive_module,
@@ -702,20 +980,25 @@ OPS: dict[str, Op] = {op.name: op for op in (
        rule="C×H×W → C×(H·`scale`)×(W·`scale`)",
        lowers="`nn.Upsample(scale_factor=scale, mode=mode)`"),
     Op("flatten", "reshape", _flatten_shape, function=_emit_flatten,
+       args=(Arg("start", "int", 0), Arg("end", "int", -1)),
        describe=_named("flatten"), caption=_named("flatten"),
-       rule="any → one flat dimension of C·H·W features (flat input unchanged)",
-       lowers="`torch.flatten(x, 1)` (a function, no module)"),
+       rule="axes `start` to `end` (from 0, batch excluded; -1 the last) become one; by "
+            "default all: C·H·W flat features. `flatten(1, 2)` makes C×H×W a C×(H·W) signal",
+       lowers="`torch.flatten(x, 1)`; `torch.flatten(x, start + 1, end + 1)` (a function)"),
     Op("linear", "linear", _linear_shape,
        args=(Arg("features", "int", minimum=1), Arg("bias", "bool", True)),
-       params=_linear_params, macs=lambda a, ins, out: ins[0][0] * a["features"],
+       params=_linear_params, macs=lambda a, ins, out: numel(out) * ins[0][-1],
        module=_linear_module, init=_reset_init, overwritable=True, describe=lambda a: f"linear {a['features']}",
        caption=lambda a: f"fc {a['features']}",
-       rule="flat F → `features`; needs a flat input",
+       rule="flat F → `features`; on tokens L×C or a channels-last H×W×C map, the last axis "
+            "(the features) becomes `features`",
        lowers="`nn.Linear(F, features, bias)`"),
     Op("concat", "merge", _concat_shape, merge=True, function=_emit_cat,
+       args=(Arg("axis", "int", 0),),
        describe=_named("concat"), caption=_named("concat"),
-       rule="operands agree in everything but dimension 0; channels (or features) add up",
-       lowers="`torch.cat((a, b, ...), 1)`"),
+       rule="operands agree in everything but `axis` (0: channels or features), which adds up; "
+            "`concat(a, b, axis = 0)` on tokens joins sequences",
+       lowers="`torch.cat((a, b, ...), axis + 1)`"),
     Op("add", "merge", _identical("add"), merge=True, function=_emit_chain("add"),
        other_ops=_merge_ops, overwritable=True,
        describe=_named("add"), caption=_named("+"),
@@ -729,13 +1012,14 @@ OPS: dict[str, Op] = {op.name: op for op in (
        describe=_named("crop"), caption=_named("crop"),
        rule="`crop(a, b)`: C×H×W `a` cut at its centre to `b`'s height and width",
        lowers="`a[..., top:top + h, left:left + w]` (a function, no module)"),
-    Op("layernorm", "norm", _same("layernorm"), args=(Arg("eps", "float", 1e-5, minimum=0),),
-       params=lambda a, ins: 2 * ins[0][0], other_ops=_elementwise(5),
+    Op("layernorm", "norm", _layernorm_shape, args=(Arg("eps", "float", 1e-5, minimum=0),),
+       params=lambda a, ins: 2 * _channels(ins[0]), other_ops=_elementwise(5),
        module=_layernorm_module, init=_reset_init, overwritable=True,
        describe=_named("layernorm"), caption=_named("layer norm"),
-       rule="unchanged; normalises each position over its channels (C×H×W) or the features",
+       rule="unchanged; normalises each position over its channels (C×H×W) or its features "
+            "(flat, tokens L×C, channels-last H×W×C)",
        lowers="`LayerNorm2d(C, eps)` (over channels, as torchvision's ConvNeXt); "
-              "`nn.LayerNorm(F, eps)` on flat input"),
+              "`nn.LayerNorm(C, eps)` where the features are last"),
     Op("groupnorm", "norm", _groupnorm_shape,
        args=(Arg("groups", "int", minimum=1), Arg("eps", "float", 1e-5, minimum=0)),
        params=lambda a, ins: 2 * ins[0][0], other_ops=_elementwise(5),
@@ -780,7 +1064,7 @@ OPS: dict[str, Op] = {op.name: op for op in (
        rule="unchanged; needs C×H×W with `groups` dividing C",
        lowers="`nn.ChannelShuffle(groups)`"),
     Op("scale", "norm", _same("scale"), args=(Arg("init", "float", 1e-6),),
-       params=lambda a, ins: ins[0][0], other_ops=_elementwise(), module=_scale_module,
+       params=lambda a, ins: _channels(ins[0]), other_ops=_elementwise(), module=_scale_module,
        init=_scale_init, describe=_named("scale"), caption=_named("layer scale"),
        rule="unchanged; multiplies each channel (or feature) by a learned factor, "
             "starting at `init`",
@@ -798,6 +1082,82 @@ OPS: dict[str, Op] = {op.name: op for op in (
        caption=lambda a: f"pad to {a['channels']} ch.",
        rule="C×H×W → `channels`×H×W, zero channels added half before and half after",
        lowers="`PadChannels(before, after)` (zero padding; no parameters)"),
+    Op("parameter", "io", shape=lambda a, ins: a["shape"],
+       args=(Arg("shape", "shape"), Arg("init", "str", "zeros",
+                                        choices=("zeros", "ones", "normal", "trunc_normal")),
+             Arg("std", "float", 1.0, minimum=0), Arg("mean", "float", 0.0)),
+       params=lambda a, ins: numel(a["shape"]), module=_parameter_module, init=_parameter_init,
+       describe=lambda a: f"param {show(a['shape'])}", caption=_parameter_caption,
+       rule="declared with `param name: shape = init`: a learned value of that shape",
+       lowers="an `nn.Parameter` of 1×shape at the name's path, expanded to the batch"),
+    Op("transpose", "reshape", _transpose_shape, args=(Arg("a", "int", 0), Arg("b", "int", 1)),
+       function=_emit_method("transpose", lambda a: (_torch_axis(a["a"]), _torch_axis(a["b"]))),
+       describe=lambda a: f"transpose {a['a']},{a['b']}", caption=_named("transpose"),
+       rule="axes `a` and `b` swap (from 0, batch excluded): a C×L signal becomes L×C tokens",
+       lowers="`x.transpose(a + 1, b + 1)` (a function, no module)"),
+    Op("permute", "reshape", _permute_shape, args=(Arg("order", "axes"),),
+       function=_emit_method("permute", lambda a: (0, *(_torch_axis(i) for i in a["order"]))),
+       describe=lambda a: "permute " + ",".join(map(str, a["order"])), caption=_named("permute"),
+       rule="the axes in the order given, each once: `permute(1, 2, 0)` makes C×H×W a "
+            "channels-last H×W×C map",
+       lowers="`x.permute(0, order + 1...)` (a function, no module)"),
+    Op("reshape", "reshape", _reshape_shape, args=(Arg("dims", "axes"),),
+       function=_emit_method("reshape", lambda a: (-1, *a["dims"])),
+       describe=lambda a: "reshape " + "x".join(map(str, a["dims"])), caption=_named("reshape"),
+       rule="the sizes given (one may be -1, inferred), same element count; axes take the "
+            "default names of their count",
+       lowers="`x.reshape(-1, dims...)` (a function, no module)"),
+    Op("take", "reshape", _take_shape, args=(Arg("index", "int"), Arg("axis", "int", 0)),
+       function=_emit_method("select", lambda a: (_torch_axis(a["axis"]), a["index"])),
+       describe=lambda a: f"take {a['index']}", caption=lambda a: f"token {a['index']}",
+       rule="entry `index` of `axis`, which goes away: `take(0)` on L×C tokens is the first "
+            "token's C features (a class token)",
+       lowers="`x.select(axis + 1, index)` (a function, no module)"),
+    Op("mean", "pool", _mean_shape, args=(Arg("axis", "int", 0),),
+       other_ops=lambda a, ins, out: numel(ins[0]),
+       function=_emit_method("mean", lambda a: (_torch_axis(a["axis"]),)),
+       describe=lambda a: f"mean {a['axis']}", caption=_named("mean"),
+       rule="the mean over `axis`, which goes away: `mean(0)` on L×C tokens averages them",
+       lowers="`x.mean(axis + 1)` (a function, no module)"),
+    Op("attention", "attention", _attention_shape,
+       args=(Arg("heads", "int", minimum=1), Arg("dropout", "float", 0.0, minimum=0, maximum=1),
+             Arg("bias", "bool", True)),
+       params=_attention_params, macs=_attention_macs,
+       other_ops=lambda a, ins, out: 5 * a["heads"] * ins[0][0] ** 2,
+       workspace=lambda a, ins: a["heads"] * ins[0][0] ** 2,
+       module=_attention_module, init=_attention_init, overwritable=True,
+       describe=lambda a: f"attention {a['heads']}h", caption=_named("Multi-Head Attention"),
+       rule="L×C tokens unchanged: multi-head self-attention; `heads` must divide C",
+       lowers="`nn.MultiheadAttention(C, heads, dropout, bias, batch_first=True)` on (x, x, x) "
+              "without weights (torch's fused attention)"),
+    Op("window_attention", "attention", _window_attention_shape,
+       args=(Arg("heads", "int", minimum=1), Arg("window", "int", 7, minimum=1),
+             Arg("shift", "int", 0, minimum=0), Arg("dropout", "float", 0.0, minimum=0, maximum=1),
+             Arg("attention_dropout", "float", 0.0, minimum=0, maximum=1)),
+       params=_window_attention_params, buffers=lambda a, ins: a["window"] ** 4,
+       macs=_window_attention_macs,
+       other_ops=lambda a, ins, out: 5 * a["heads"] * numel(_padded_windows(a, ins[0]))
+       * a["window"] ** 2,
+       workspace=lambda a, ins: a["heads"] * numel(_padded_windows(a, ins[0])) * a["window"] ** 2,
+       module=_window_attention_module, init=_window_attention_init, overwritable=True,
+       describe=lambda a: f"window_attention {a['heads']}h w{a['window']}"
+                          + (f" s{a['shift']}" if a["shift"] else ""),
+       caption=lambda a: "Shifted Window Attention" if a["shift"] else "Window Attention",
+       rule="H×W×C unchanged: self-attention within `window`×`window` windows, shifted by "
+            "`shift` (none where the window covers the map), with a learned relative position "
+            "bias; H and W are padded at the end to whole windows; `heads` must divide C",
+       lowers="`ShiftedWindowAttention(C, window, shift, heads, ...)` (torchvision's Swin "
+              "names: `qkv`, `proj`, `relative_position_bias_table`)"),
+    Op("patch_merging", "reshape", _patch_merging_shape,
+       args=(Arg("eps", "float", 1e-5, minimum=0),),
+       params=lambda a, ins: 8 * ins[0][2] ** 2 + 8 * ins[0][2],
+       macs=lambda a, ins, out: numel(out) * 4 * ins[0][2],
+       other_ops=lambda a, ins, out: 5 * 2 * numel(out),
+       module=_patch_merging_module, init=_patch_merging_init,
+       describe=_named("patch_merging"), caption=_named("Patch Merging"),
+       rule="H×W×C → ⌈H/2⌉×⌈W/2⌉×2C: each 2×2 patch's features joined (4C), layer-normed and "
+            "projected to 2C (odd sizes padded)",
+       lowers="`PatchMerging(C, eps)` (torchvision's Swin: `reduction`, `norm`)"),
 )}
 
 # the ops that merge branches (`concat { ... }`); crop takes two named values only

@@ -65,3 +65,130 @@ class PadChannels(nn.Module):
 
     def extra_repr(self) -> str:
         return f"before={self.before}, after={self.after}"
+
+
+class SelfAttention(nn.MultiheadAttention):
+    """Multi-head self-attention over L x C tokens: nn.MultiheadAttention (its parameter
+    names, `in_proj_weight` ..., as torchvision's ViT) called on (x, x, x) without the
+    attention weights, so torch takes its fused scaled-dot-product path."""
+
+    def __init__(self, width: int, heads: int, dropout: float = 0.0, bias: bool = True):
+        super().__init__(width, heads, dropout=dropout, bias=bias, batch_first=True)
+
+    def forward(self, x: Tensor) -> Tensor:  # type: ignore[override]
+        return super().forward(x, x, x, need_weights=False)[0]
+
+
+class ShiftedWindowAttention(nn.Module):
+    """Swin's window attention with relative position bias, on B x H x W x C maps; the
+    names and arithmetic of torchvision's `ShiftedWindowAttention`, so its weights load
+    and its outputs agree."""
+
+    def __init__(self, dim: int, window_size: list[int], shift_size: list[int], num_heads: int,
+                 attention_dropout: float = 0.0, dropout: float = 0.0):
+        super().__init__()
+        self.window_size, self.shift_size, self.num_heads = window_size, shift_size, num_heads
+        self.attention_dropout, self.dropout = attention_dropout, dropout
+        self.qkv = nn.Linear(dim, dim * 3)
+        self.proj = nn.Linear(dim, dim)
+        self.relative_position_bias_table = nn.Parameter(torch.zeros(
+            (2 * window_size[0] - 1) * (2 * window_size[1] - 1), num_heads))
+        self.define_relative_position_index()
+
+    def define_relative_position_index(self) -> None:
+        """For each pair of positions in a window, the row of the bias table that holds
+        their offset."""
+        height, width = self.window_size
+        coords = torch.stack(torch.meshgrid(torch.arange(height), torch.arange(width),
+                                            indexing="ij")).flatten(1)
+        relative = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0).contiguous()
+        relative[:, :, 0] += height - 1
+        relative[:, :, 1] += width - 1
+        relative[:, :, 0] *= 2 * width - 1
+        device = self.relative_position_bias_table.device
+        self.register_buffer("relative_position_index", relative.sum(-1).flatten().to(device))
+
+    def forward(self, x: Tensor) -> Tensor:
+        n = self.window_size[0] * self.window_size[1]
+        bias = self.relative_position_bias_table[self.relative_position_index]
+        bias = bias.view(n, n, -1).permute(2, 0, 1).contiguous().unsqueeze(0)
+        return shifted_window_attention(
+            x, self.qkv.weight, self.proj.weight, bias, self.window_size, self.num_heads,
+            self.shift_size, self.attention_dropout, self.dropout, self.qkv.bias,
+            self.proj.bias, self.training)
+
+    def extra_repr(self) -> str:
+        return (f"window_size={self.window_size}, shift_size={self.shift_size}, "
+                f"num_heads={self.num_heads}")
+
+
+def shifted_window_attention(x: Tensor, qkv_weight: Tensor, proj_weight: Tensor, bias: Tensor,
+                             window: list[int], heads: int, shift: list[int],
+                             attention_dropout: float, dropout: float, qkv_bias: Tensor,
+                             proj_bias: Tensor, training: bool) -> Tensor:
+    """torchvision's `shifted_window_attention` (Swin v1): pad to whole windows, roll by
+    the shift (none where a window covers the map), attend within each window with the
+    position bias and the mask that keeps rolled-in regions apart, and undo it all."""
+    import torch.nn.functional as F
+    B, H, W, C = x.shape
+    pad_r = (window[1] - W % window[1]) % window[1]
+    pad_b = (window[0] - H % window[0]) % window[0]
+    x = F.pad(x, (0, 0, 0, pad_r, 0, pad_b))
+    _, pad_H, pad_W, _ = x.shape
+    shift = [0 if window[0] >= pad_H else shift[0], 0 if window[1] >= pad_W else shift[1]]
+    if sum(shift) > 0:
+        x = torch.roll(x, shifts=(-shift[0], -shift[1]), dims=(1, 2))
+    num_windows = (pad_H // window[0]) * (pad_W // window[1])
+    x = x.view(B, pad_H // window[0], window[0], pad_W // window[1], window[1], C)
+    x = x.permute(0, 1, 3, 2, 4, 5).reshape(B * num_windows, window[0] * window[1], C)
+    qkv = F.linear(x, qkv_weight, qkv_bias)
+    qkv = qkv.reshape(x.size(0), x.size(1), 3, heads, C // heads).permute(2, 0, 3, 1, 4)
+    q, k, v = qkv[0], qkv[1], qkv[2]
+    q = q * (C // heads) ** -0.5
+    attn = q.matmul(k.transpose(-2, -1))
+    attn = attn + bias
+    if sum(shift) > 0:
+        mask = x.new_zeros((pad_H, pad_W))
+        h_slices = ((0, -window[0]), (-window[0], -shift[0]), (-shift[0], None))
+        w_slices = ((0, -window[1]), (-window[1], -shift[1]), (-shift[1], None))
+        count = 0
+        for h in h_slices:
+            for w in w_slices:
+                mask[h[0]:h[1], w[0]:w[1]] = count
+                count += 1
+        mask = mask.view(pad_H // window[0], window[0], pad_W // window[1], window[1])
+        mask = mask.permute(0, 2, 1, 3).reshape(num_windows, window[0] * window[1])
+        mask = mask.unsqueeze(1) - mask.unsqueeze(2)
+        mask = mask.masked_fill(mask != 0, float(-100.0)).masked_fill(mask == 0, float(0.0))
+        attn = attn.view(x.size(0) // num_windows, num_windows, heads, x.size(1), x.size(1))
+        attn = attn + mask.unsqueeze(1).unsqueeze(0)
+        attn = attn.view(-1, heads, x.size(1), x.size(1))
+    attn = F.softmax(attn, dim=-1)
+    attn = F.dropout(attn, p=attention_dropout, training=training)
+    x = attn.matmul(v).transpose(1, 2).reshape(x.size(0), x.size(1), C)
+    x = F.linear(x, proj_weight, proj_bias)
+    x = F.dropout(x, p=dropout, training=training)
+    x = x.view(B, pad_H // window[0], pad_W // window[1], window[0], window[1], C)
+    x = x.permute(0, 1, 3, 2, 4, 5).reshape(B, pad_H, pad_W, C)
+    if sum(shift) > 0:
+        x = torch.roll(x, shifts=(shift[0], shift[1]), dims=(1, 2))
+    return x[:, :H, :W, :].contiguous()
+
+
+
+class PatchMerging(nn.Module):
+    """Swin's patch merging on B x H x W x C maps, with torchvision's names (`reduction`
+    before `norm`, as its state_dict lists them): each 2x2 patch's features joined,
+    normalised and projected to 2C."""
+
+    def __init__(self, dim: int, eps: float = 1e-5):
+        super().__init__()
+        self.reduction = nn.Linear(4 * dim, 2 * dim, bias=False)
+        self.norm = nn.LayerNorm(4 * dim, eps=eps)
+
+    def forward(self, x: Tensor) -> Tensor:
+        height, width = x.shape[-3], x.shape[-2]
+        x = nn.functional.pad(x, (0, 0, 0, width % 2, 0, height % 2))
+        x = torch.cat([x[..., 0::2, 0::2, :], x[..., 1::2, 0::2, :],
+                       x[..., 0::2, 1::2, :], x[..., 1::2, 1::2, :]], -1)
+        return self.reduction(self.norm(x))

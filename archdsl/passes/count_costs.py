@@ -3,7 +3,8 @@
 Conventions (docs/stats.md): one fused multiply-add = 1 MAC, counted for conv and linear
 only, as torchvision's "GFLOPS" figures count them; bias additions are not counted.
 Element-wise, pooling and normalisation work goes in `other_ops`, so nothing is silently
-zero. `activations` is the number of elements of the node's output for one image.
+zero. `activations` is the number of elements of the node's output for one image, plus
+what the layer holds inside for its backward pass (an attention matrix).
 """
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ def count_costs(graph: nx.DiGraph, sink: Sink) -> nx.DiGraph:
         op = OPS[item.op]
         graph.nodes[item.name]["cost"] = Cost(
             op.params(item.args, ins), op.buffers(item.args, ins), op.macs(item.args, ins, out),
-            op.other_ops(item.args, ins, out), numel(out))
+            op.other_ops(item.args, ins, out), numel(out) + op.workspace(item.args, ins))
     return graph
 
 
