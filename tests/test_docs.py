@@ -107,7 +107,12 @@ SAMPLE_ARGS = {"conv": {"channels": 4, "kernel": 3}, "maxpool": {"kernel": 2},
                "linear": {"features": 4}, "groupnorm": {"groups": 2},
                "conv_transpose": {"channels": 4, "kernel": 2}, "channel_shuffle": {"groups": 2},
                "channel_linear": {"features": 4},
-               "stochastic_depth": {"p": 0.1}, "pad_channels": {"channels": 12}}
+               "stochastic_depth": {"p": 0.1}, "pad_channels": {"channels": 12},
+               "attention": {"heads": 2}, "window_attention": {"heads": 2, "window": 3},
+               "parameter": {"shape": (1, 8)}}
+# Inputs for the ops that take other than a C x H x W map.
+SAMPLE_SHAPES = {"linear": ((8,), "C"), "attention": ((5, 8), "LC"),
+                 "window_attention": ((6, 6, 8), "HWC"), "patch_merging": ((6, 6, 8), "HWC")}
 
 
 @pytest.mark.parametrize("name", [name for name, op in OPS.items() if op.module is not None])
@@ -122,7 +127,8 @@ def test_the_table_names_the_module_each_op_lowers_to(name):
         default = values[arg.default.source] if isinstance(arg.default, Derived) else arg.default
         values[arg.name] = given.get(arg.name, default)
         assert values[arg.name] is not REQUIRED, f"give {name}'s {arg.name} in SAMPLE_ARGS"
-    shape = (8,) if name == "linear" else (8, 6, 6)
+    from archdsl.ops.shapes import Shape
+    shape = Shape(*SAMPLE_SHAPES.get(name, ((8, 6, 6), "CHW")))
     module = op.module(Args(tuple(values.items())), (shape,))
     import torch
     if isinstance(module, torch.nn.Parameter):

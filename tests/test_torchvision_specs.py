@@ -36,10 +36,13 @@ SPECS = [
     ("shufflenet_v2_x1_0", "shufflenet_v2_x1_0", {}),
     ("regnet_x_400mf", "regnet_x_400mf", {}),
     ("regnet_y_400mf", "regnet_y_400mf", {}),
+    ("vit_b_16", "vit_b_16", {}),
+    ("swin_t", "swin_t", {}),
+    ("r3d_18", "r3d_18", {}),
 ]
 # float64 forwards of several GMACs: run with the slow tests
 SLOW = {"resnext50_32x4d", "wide_resnet50_2", "densenet121", "densenet169", "inception_v3", "convnext_tiny",
-        "efficientnet_v2_s"}
+        "efficientnet_v2_s", "vit_b_16", "r3d_18"}
 
 
 @pytest.mark.parametrize("model,spec,settings", [

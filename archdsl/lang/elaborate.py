@@ -348,6 +348,11 @@ class _Elaborator:
         """The size and layout written in an `input` or `param` declaration."""
         dims = tuple(self.eval_as(Arg("dimension", "int", minimum=1), d, ctx) for d in stmt.dims)
         if stmt.layout is None:
+            if len(dims) == 2 and isinstance(stmt, ast.InputDecl):
+                self.fail("E0206", "a 2-dimensional input needs its layout: tokens (L x C) or "
+                          "a signal (C x L)", stmt.span, "which axis is which?", ctx,
+                          help=f"write `as tokens` or `as signal` after the sizes; an image "
+                               f"needs its channels: `1 x {dims[0]} x {dims[1]}`")
             if len(dims) not in _RANKS:
                 self.fail("E0206", f"{what} has 1 to 4 dimensions (features, tokens, an image or "
                           f"a volume), not {len(dims)}", stmt.span, f"{len(dims)} dimensions", ctx,

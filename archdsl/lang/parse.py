@@ -206,7 +206,7 @@ def _open_brackets(text: str, end: int) -> list[tuple[str, int]]:
 def _syntax_help(token: Token, expected) -> str | None:
     if token.type in ("INT", "NAME", "FLOAT") and "COMMA" in expected:
         return "separate arguments with `,`"
-    if token.type == "EQUAL" and "COMPARE" in expected:
+    if token.type == "EQUAL" and ("COMPARE" in expected or "LBRACE" in expected):
         return "compare with `==`; `=` names a keyword argument or a `let`"
     if token.type == "LBRACE" and "RBRACE" not in expected:
         return "a body `{ ... }` follows `repeat N`, `residual`, `skip`, `aux`, or a merge op"

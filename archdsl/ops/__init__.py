@@ -750,7 +750,8 @@ def _reshape_shape(args: Args, ins) -> Shape:
 
 
 def _attention_shape(args: Args, ins) -> Shape:
-    s = require("attention", ins[0], ("LC",))
+    s = require("attention", ins[0], ("LC",), fix="make tokens of a C x H x W map with "
+                "`flatten(1, 2)` then `transpose(0, 1)`")
     _heads_divide("attention", args["heads"], s[1])
     return s
 
@@ -1089,7 +1090,8 @@ OPS: dict[str, Op] = {op.name: op for op in (
        params=lambda a, ins: numel(a["shape"]), module=_parameter_module, init=_parameter_init,
        describe=lambda a: f"param {show(a['shape'])}", caption=_parameter_caption,
        rule="declared with `param name: shape = init`: a learned value of that shape",
-       lowers="an `nn.Parameter` of 1×shape at the name's path, expanded to the batch"),
+       lowers="a parameter (`nn.Parameter`) of 1×shape at the name's path, expanded to the "
+              "batch"),
     Op("transpose", "reshape", _transpose_shape, args=(Arg("a", "int", 0), Arg("b", "int", 1)),
        function=_emit_method("transpose", lambda a: (_torch_axis(a["a"]), _torch_axis(a["b"]))),
        describe=lambda a: f"transpose {a['a']},{a['b']}", caption=_named("transpose"),
@@ -1128,8 +1130,8 @@ OPS: dict[str, Op] = {op.name: op for op in (
        module=_attention_module, init=_attention_init, overwritable=True,
        describe=lambda a: f"attention {a['heads']}h", caption=_named("Multi-Head Attention"),
        rule="L×C tokens unchanged: multi-head self-attention; `heads` must divide C",
-       lowers="`nn.MultiheadAttention(C, heads, dropout, bias, batch_first=True)` on (x, x, x) "
-              "without weights (torch's fused attention)"),
+       lowers="`SelfAttention(C, heads, dropout, bias)`: `nn.MultiheadAttention` (batch first) "
+              "on (x, x, x) without weights, so torch's fused attention"),
     Op("window_attention", "attention", _window_attention_shape,
        args=(Arg("heads", "int", minimum=1), Arg("window", "int", 7, minimum=1),
              Arg("shift", "int", 0, minimum=0), Arg("dropout", "float", 0.0, minimum=0, maximum=1),
@@ -1201,8 +1203,11 @@ def layer_table() -> str:
     for op in OPS.values():
         if op.name == "input":
             continue
-        arguments = ("two values by name: `crop(a, b)`" if op.operands == 2
-                     else "values to merge, or branches" if op.merge
-                     else "<br>".join(map(_argument_text, op.args)) or "—")
+        arguments = "<br>".join(map(_argument_text, op.args))
+        if op.merge:
+            merged = ("two values by name: `crop(a, b)`" if op.operands == 2
+                      else "values to merge, or branches")
+            arguments = "<br>".join(filter(None, (merged, arguments)))
+        arguments = arguments or "—"
         rows.append(f"| `{op.name}` | {arguments} | {op.rule} | {op.lowers} |")
     return "\n".join(rows) + "\n"

@@ -132,7 +132,8 @@ def require(op: str, shape, accepted: tuple[str, ...], fix: str | None = None):
     axes = axes_of(shape)
     if axes in accepted:
         return shape
-    wants = " or ".join(wanted(a) for a in accepted)
+    words = [wanted(a) for a in accepted]
+    wants = words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
     if axes == "C":
         message = f"{op} needs {wants}, but gets {show(shape)} flat features"
         label = f"{op} needs {'a feature map' if 'CHW' in accepted else wanted(accepted[0])}"

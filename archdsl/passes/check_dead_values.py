@@ -45,8 +45,8 @@ def _dead_end(graph: nx.DiGraph, end: str, live: set[str]) -> Diagnostic:
     if node.op == "parameter":
         return Diagnostic("E0220", f"parameter `{end}` is never used",
                           Label(node.span, "not used"),
-                          help=f"use it by name (e.g. `add(in, {end.rsplit('.', 1)[-1]})`), "
-                               "or remove it")
+                          help=f"read it by name where it belongs (e.g. `add(tokens, "
+                               f"{end.rsplit('.', 1)[-1]})`), or remove it")
     start = _chain_start(graph, end, live)
     secondary = ()
     if start != end:

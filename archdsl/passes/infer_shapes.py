@@ -12,6 +12,7 @@ import networkx as nx
 from .. import ir
 from ..diagnostics import Diagnostic, Label, Sink
 from ..ops import OPS, ShapeError, numel, show
+from ..ops.shapes import as_shape
 
 
 def infer_shapes(graph: nx.DiGraph, sink: Sink) -> nx.DiGraph:
@@ -37,7 +38,8 @@ def infer_node(graph: nx.DiGraph, node: ir.Node, sink: Sink):
     result = None
     if all(s is not None for s in inputs):
         try:
-            result = _bounded(OPS[node.op].shape(node.args, inputs))
+            rule = OPS[node.op].shape(node.args, inputs)
+            result = _bounded(as_shape(rule, inputs[0] if inputs else None))
         except ShapeError as error:
             sink.add(_diagnose(graph, node, inputs, error))
     graph.nodes[node.name]["shape"] = result
