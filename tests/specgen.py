@@ -129,3 +129,100 @@ PROJECTED = """block projected(width, stride) {
     }
 }
 """
+
+
+# ---- token sequences, signals and volumes ---------------------------------------------
+
+
+@st.composite
+def token_layer(draw, width: int, length: int, index: int) -> tuple[str, int, int]:
+    """A statement for L x C tokens: (text, features after it, tokens after it)."""
+    kind = draw(st.sampled_from(["norm", "linear", "attention", "attention", "act", "encoder",
+                                 "mlp", "position", "class_token", "conv1d"]))
+    heads = draw(st.sampled_from([h for h in (1, 2, 3, 4) if width % h == 0] + [3]))
+    if kind == "norm":
+        return "layernorm", width, length
+    if kind == "linear":
+        out = draw(st.integers(1, 12))
+        return f"linear({out}, bias = {'true' if draw(st.booleans()) else 'false'})", out, length
+    if kind == "attention":
+        return f"attention({heads}, bias = {'true' if draw(st.booleans()) else 'false'})", \
+            width, length
+    if kind == "act":
+        return draw(st.sampled_from(ACTIVATIONS)), width, length
+    if kind == "encoder":
+        return f"residual {{ layernorm; attention({heads}); dropout(0.1) }}", width, length
+    if kind == "mlp":
+        return (f"residual {{ layernorm; linear({2 * width}); gelu; linear({width}) }}",
+                width, length)
+    if kind == "position":  # a learned position embedding, added by name
+        rows = draw(st.sampled_from([length, length, length + 1]))
+        return (f"t{index}: identity\n    param p{index}: {rows} x {width} = normal(std = 0.02)"
+                f"\n    add(t{index}, p{index})"), width, length
+    if kind == "class_token":
+        return (f"t{index}: identity\n    param c{index}: 1 x {width}\n"
+                f"    concat(c{index}, t{index}, axis = 0)"), width, length + 1
+    k = draw(st.integers(1, 3))  # a 1-D conv over the sequence, channels first and back
+    out = draw(st.integers(1, 8))
+    return (f"transpose(0, 1); conv({out}, {k}, pad = {k // 2}); transpose(0, 1)", out,
+            length + 2 * (k // 2) - k + 1)
+
+
+@st.composite
+def sequence_specs(draw) -> str:
+    """Networks on token sequences: declared tokens, or an image cut into patches."""
+    width = draw(st.integers(1, 8))
+    if draw(st.booleans()):
+        length = draw(st.integers(1, 12))
+        lines = [f"input x: {length} x {width} as tokens"]
+    else:
+        patch, side = draw(st.integers(1, 3)), draw(st.integers(3, 9))
+        length = (side // patch) ** 2
+        lines = [f"input x: {draw(st.integers(1, 3))} x {side} x {side}",
+                 f"conv({width}, {patch}, stride = {patch})", "flatten(1, 2)", "transpose(0, 1)"]
+    for index in range(draw(st.integers(1, 5))):
+        text, width, length = draw(token_layer(width, length, index))
+        lines.append(text)
+    end = draw(st.sampled_from(["take", "mean", "flatten", "none"]))
+    if end == "take":
+        lines.append(f"take({draw(st.integers(-length, max(length - 1, 0)))})")
+    elif end == "mean":
+        lines.append(f"mean({draw(st.sampled_from([0, 1, -1]))})")
+    elif end == "flatten":
+        lines.append("flatten")
+    if end != "none" and draw(st.booleans()):
+        lines.append(f"fc: linear({draw(st.integers(1, 5))})")
+    return "network generated {\n    " + "\n    ".join(lines) + "\n}\n"
+
+
+@st.composite
+def channels_first_specs(draw) -> str:
+    """Networks on 1-D signals and 3-D volumes: convs, pools and batch norms of their rank."""
+    spatial = draw(st.sampled_from([1, 3]))
+    channels = draw(st.integers(1, 4))
+    sizes = [draw(st.integers(3, 12 if spatial == 3 else 40)) for _ in range(spatial)]
+    layout = " as signal" if spatial == 1 else ""
+    lines = [f"input x: {channels} x {' x '.join(map(str, sizes))}{layout}"]
+
+    def size(low, high):  # one integer for every axis, or one per axis
+        if spatial == 1 or draw(st.booleans()):
+            return str(draw(st.integers(low, high)))
+        return f"({', '.join(str(draw(st.integers(low, high))) for _ in range(spatial))})"
+    for _ in range(draw(st.integers(1, 5))):
+        kind = draw(st.sampled_from(["conv", "conv", "pool", "norm", "act"]))
+        if kind == "conv":
+            groups = draw(st.sampled_from([g for g in (1, 2) if channels % g == 0]))
+            out = groups * draw(st.integers(1, 3))
+            lines.append(f"conv({out}, {size(1, 3)}, stride = {size(1, 2)}, pad = {size(0, 1)}, "
+                         f"groups = {groups})")
+            channels = out
+        elif kind == "pool":
+            op = draw(st.sampled_from(["maxpool", "avgpool"]))
+            lines.append(f"{op}({size(1, 2)}, ceil_mode = {draw(st.sampled_from(['true', 'false']))})")
+        elif kind == "norm":
+            lines.append("batchnorm")
+        else:
+            lines.append(draw(st.sampled_from(ACTIVATIONS)))
+    if draw(st.booleans()):
+        lines += ["global_avgpool", "flatten", f"linear({draw(st.integers(1, 5))})"]
+    return "network generated {\n    " + "\n    ".join(lines) + "\n}\n"

@@ -32,7 +32,31 @@ CASES = {
     "channel gate": ("8 x 5 x 7", "a: conv(8, 1)\ng: { global_avgpool; conv(8, 1); sigmoid }\n"
                                   "mul(a, g)"),
     "spatial gate": ("8 x 5 x 7", "a: conv(8, 1)\ng: conv(1, 1)\nmul(g, a)"),
+    "conv on a signal": ("4 x 50 as signal", "conv(6, 5, stride = 2, pad = 1)\nbatchnorm\n"
+                                              "maxpool(3)\navgpool(2, pad = 1)\nglobal_avgpool"),
+    "conv on a volume": ("3 x 6 x 9 x 9", "conv(4, (3, 5, 5), stride = (1, 2, 2), pad = (1, 2, 2))"
+                                          "\nbatchnorm\nmaxpool((1, 2, 2))\nglobal_avgpool"),
+    "attention": ("10 x 16 as tokens", "ln: layernorm\nattention(4)\nlinear(8)"),
+    "attention without bias": ("7 x 12 as tokens", "attention(3, bias = false)"),
+    "patch embedding": ("3 x 8 x 8", "conv(16, 2, stride = 2)\nflatten(1, 2)\n"
+                                     "transpose(0, 1)\nattention(2)\nmean(0)"),
+    "class token": ("3 x 8 x 8", "param cls: 1 x 16 = normal(std = 0.02)\nconv(16, 4, stride = 4)"
+                                 "\nflatten(1, 2)\np: transpose(0, 1)\n"
+                                 "t: concat(cls, p, axis = 0)\ntake(0)"),
+    "window attention": ("8 x 9 x 10", "permute(1, 2, 0)\n"
+                                       "window_attention(2, window = 4, shift = 2)"),
+    "patch merging": ("5 x 7 x 6 as channels_last", "patch_merging\nlayernorm"),
+    "reshape": ("4 x 6 x 6", "reshape(8, -1)\nlinear(3)\ntranspose(0, 1)"),
+    "permute to channels last": ("4 x 5 x 6", "permute(1, 2, 0)\nlinear(7)\nlayernorm\n"
+                                              "permute(2, 0, 1)"),
 }
+
+
+def _math_attention():
+    """Attention as FlopCounterMode counts it: torch's math kernel, and gradients enabled so
+    that nn.MultiheadAttention does not take its uncounted inference fast path."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    return sdpa_kernel(SDPBackend.MATH)
 
 
 def build(input_shape: str, body: str):
@@ -47,8 +71,8 @@ def test_shapes_parameters_and_macs_agree_with_torch(case):
     x = torch.randn(2, *graph.nodes["x"]["shape"])
     assert sum(p.numel() for p in model.parameters()) == total(graph).params
     counter = FlopCounterMode(display=False)
-    with counter, torch.no_grad():
-        out = model.eval()(x)
+    with counter, _math_attention():
+        out = model.eval()(x).detach()
     assert tuple(out.shape) == (2, *graph.nodes[graph.graph["outputs"][0].node]["shape"])
     assert counter.get_total_flops() // 2 == 2 * total(graph, train=False).macs
     assert torch.isfinite(out).all()  # every parameter was initialised

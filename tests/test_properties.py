@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, event, given, settings
 from archdsl import compile_source
 from archdsl.passes.count_costs import total
 
-from specgen import specs
+from specgen import channels_first_specs, sequence_specs, specs
 
 torch = pytest.importorskip("torch")
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
@@ -24,6 +24,19 @@ SEEN = Counter()
 @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
 @given(specs())
 def test_check_accepts_implies_lowers_runs_and_counts_agree(text):
+    check_against_torch(text)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+@given(sequence_specs() | channels_first_specs())
+def test_sequences_signals_and_volumes_agree_with_torch(text):
+    """The same properties on token sequences (attention, class tokens, position
+    embeddings, 1-D convs over tokens), 1-D signals and 3-D volumes."""
+    check_against_torch(text)
+
+
+def check_against_torch(text: str) -> None:
+    from torch.nn.attention import SDPBackend, sdpa_kernel
     result = compile_source(text)
     codes = {d.code for d in result.diagnostics}
     event("accepted" if result.ok else "rejected")
@@ -37,8 +50,8 @@ def test_check_accepts_implies_lowers_runs_and_counts_agree(text):
     inputs = [torch.randn(2, *graph.nodes[n]["shape"]) for n in graph.graph["inputs"]]
     model.eval()
     counter = FlopCounterMode(display=False)
-    with counter, torch.no_grad():
-        out = model(*inputs)
+    with counter, sdpa_kernel(SDPBackend.MATH):  # attention as FlopCounterMode counts it
+        out = model(*inputs).detach()
     main = next(o for o in graph.graph["outputs"] if not o.train_only)
     assert tuple(out.shape) == (2, *graph.nodes[main.node]["shape"]), text
     assert counter.get_total_flops() // 2 == 2 * total(graph, train=False).macs, text

@@ -749,6 +749,11 @@ def _reshape_shape(args: Args, ins) -> Shape:
     return Shape(tuple(dims))
 
 
+def _emit_reshape(graph, inputs, args):
+    batch = graph.call_method("size", (inputs[0], 0))
+    return graph.call_method("reshape", (inputs[0], batch, *args["dims"]))
+
+
 def _attention_shape(args: Args, ins) -> Shape:
     s = require("attention", ins[0], ("LC",), fix="make tokens of a C x H x W map with "
                 "`flatten(1, 2)` then `transpose(0, 1)`")
@@ -1104,11 +1109,11 @@ OPS: dict[str, Op] = {op.name: op for op in (
             "channels-last H×W×C map",
        lowers="`x.permute(0, order + 1...)` (a function, no module)"),
     Op("reshape", "reshape", _reshape_shape, args=(Arg("dims", "axes"),),
-       function=_emit_method("reshape", lambda a: (-1, *a["dims"])),
+       function=_emit_reshape,
        describe=lambda a: "reshape " + "x".join(map(str, a["dims"])), caption=_named("reshape"),
        rule="the sizes given (one may be -1, inferred), same element count; axes take the "
             "default names of their count",
-       lowers="`x.reshape(-1, dims...)` (a function, no module)"),
+       lowers="`x.reshape(x.size(0), dims...)` (a function, no module)"),
     Op("take", "reshape", _take_shape, args=(Arg("index", "int"), Arg("axis", "int", 0)),
        function=_emit_method("select", lambda a: (_torch_axis(a["axis"]), a["index"])),
        describe=lambda a: f"take {a['index']}", caption=lambda a: f"token {a['index']}",
