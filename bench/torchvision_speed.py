@@ -1,10 +1,10 @@
-"""Lowered specs vs torchvision's own modules: forward+backward time at batch 8, 224x224,
-in one process, alternating steps (this machine is shared and noisy: only the ratio
-means anything). Needs torchvision, which archdsl never depends on: run it in an
-environment that has it.
+"""Lowered specs vs torchvision's own modules: forward+backward time at the spec's input
+size (224x224 images; 16x112x112 clips for video), in one process, alternating steps
+(this machine is shared and noisy: only the ratio means anything). Needs torchvision,
+which archdsl never depends on: run it in an environment that has it.
 
-    python bench/torchvision_speed.py [--models mobilenet_v2 efficientnet_b0 convnext_tiny]
-        [--batch 8] [--steps 6] [--device cpu|cuda]
+    python bench/torchvision_speed.py [--models mobilenet_v2 efficientnet_b0 convnext_tiny
+        vit_b_16 swin_t r3d_18] [--batch 8] [--steps 6] [--device cpu|cuda]
 
 Target: ratio (lowered / torchvision) <= 1.05 for each model.
 """
@@ -43,13 +43,19 @@ def main() -> None:
     import torchvision
     sync = torch.cuda.synchronize if args.device == "cuda" else (lambda: None)
     torch.manual_seed(0)
+    import torchvision.models.video
     print(f"torch {torch.__version__}, torchvision {torchvision.__version__}, {args.device}, "
-          f"{torch.get_num_threads()} threads, batch {args.batch}, 224x224, forward+backward")
+          f"{torch.get_num_threads()} threads, batch {args.batch}, forward+backward")
     for name in args.models:
-        ours = archdsl.load(ROOT / "specs" / f"{name}.arch").to(args.device).train()
-        theirs = getattr(torchvision.models, name)().to(args.device).train()
+        spec = ROOT / "specs" / f"{name}.arch"
+        graph = archdsl.compile_file(spec).graph
+        ours = archdsl.load(spec).to(args.device).train()
+        factory = getattr(torchvision.models, name, None) or getattr(torchvision.models.video,
+                                                                     name)
+        theirs = factory().to(args.device).train()
         theirs.load_state_dict(ours.state_dict())  # same weights, same work
-        x = torch.randn(args.batch, 3, 224, 224, device=args.device)
+        shape = graph.nodes[graph.graph["inputs"][0]]["shape"]
+        x = torch.randn(args.batch, *shape, device=args.device)
         step(ours, x, sync), step(theirs, x, sync)  # warm up
         times = {"ours": [], "theirs": []}
         for _ in range(args.steps):

@@ -173,3 +173,28 @@ def test_zero_init_residual_zeroes_the_last_norm_or_scale_of_each_body():
     assert model.get_submodule("a.1").weight.abs().sum() == 0   # a's groupnorm
     assert model.get_parameter("b.ls").abs().sum() == 0
     assert model.get_submodule("a.0").weight.abs().sum() > 0    # a's conv untouched
+
+
+def test_attention_takes_torchs_fused_kernel():
+    """The lowered attention calls scaled_dot_product_attention (which dispatches to a
+    fused kernel), in training and in inference, as torchvision's ViT does."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Calls(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.names = set()
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.names.add(func.__name__)
+            return func(*args, **(kwargs or {}))
+
+    graph, model = build("10 x 16 as tokens", "attention(4)")
+    x = torch.randn(2, 10, 16)
+    for mode in (model.train, model.eval):
+        mode()
+        with Calls() as calls:
+            model(x)
+        fused = [n for n in calls.names if "scaled_dot_product" in n or "multi_head" in n]
+        assert fused, sorted(calls.names)
+        assert "bmm.default" not in calls.names

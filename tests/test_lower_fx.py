@@ -183,8 +183,8 @@ def forward(self, x):
     stem = self.stem(x);  x = None
     c = self.c(stem)
     bn = self.bn(c);  c = None
-    add = bn + stem;  bn = stem = None
-    act = self.act(add);  add = None
+    bn += stem;  iadd = bn;  bn = stem = None
+    act = self.act(iadd);  iadd = None
     mix_a = self.mix.a(act)
     mix_b = self.mix.b(act);  act = None
     cat = torch.cat((mix_a, mix_b), 1);  mix_a = mix_b = None

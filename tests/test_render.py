@@ -127,3 +127,22 @@ def test_dot_past_its_time_is_a_clear_error(tmp_path, capsys, in_root):
     assert code == 3 and "did not finish within 0.01 s" in err and "--dot-timeout" in err
     assert (tmp_path / "d.dot").read_text().startswith("digraph deep")
     assert main(["render", str(spec), "--dot-timeout", "0", "-o", str(tmp_path / "e.svg")]) == 2
+
+
+def test_transformer_encoder_folds_like_a_resnet_stage():
+    """ViT's 12 encoder layers are one box, as ResNet's stages are; opened, a layer shows
+    attention in the paper's words."""
+    graph = graph_of("vit_b_16")
+    dot = render_dot(graph)
+    assert '"encoder.layers" [label="layers\nencoder_block ×12"' in dot
+    assert '"Multi-Head Attention"' not in dot
+    opened = render_dot(graph, expand=["encoder.layers", "encoder.layers.encoder_layer_0"])
+    assert ('"encoder.layers.encoder_layer_0.self_attention" [label="Multi-Head Attention"'
+            in opened)
+    assert 'class_token [label="class_token: 1×768"' in dot
+
+
+def test_swin_stages_fold_and_name_patch_merging():
+    dot = render_dot(graph_of("swin_t"))
+    assert dot.count("swin_block ×2") == 3 and dot.count("swin_block ×6") == 1
+    assert dot.count('[label="Patch Merging"') == 3

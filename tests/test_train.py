@@ -333,3 +333,57 @@ def test_metrics_that_cannot_be_written_name_the_file():
     with pytest.raises(OSError) as error:
         _append(__import__("pathlib").Path("/dev/full"), [{"epoch": 1}])
     assert error.value.filename == "/dev/full"
+
+
+# ---- values of other ranks: signals (waves), tokens, clips (shapes that move) ----------------
+
+SIGNAL_NET = """network waves_net(classes = 6) {
+    input wave: 1 x 256 as signal
+    conv(16, 9, stride = 2, pad = 4); batchnorm; relu; maxpool(4)
+    conv(32, 3, pad = 1); batchnorm; relu
+    global_avgpool; flatten; linear(classes)
+}"""
+TOKEN_NET = """network token_net(classes = 6) {
+    input image: 3 x 16 x 16
+    param cls: 1 x 32
+    conv(32, 4, stride = 4); flatten(1, 2); p: transpose(0, 1)
+    t: concat(cls, p, axis = 0)
+    param pos: 17 x 32 = normal(std = 0.02)
+    add(t, pos)
+    residual { layernorm; attention(4) }
+    residual { layernorm; linear(64); gelu; linear(32) }
+    layernorm; take(0); linear(classes)
+}"""
+CLIP_NET = """network clip_net(classes = 6) {
+    input clip: 3 x 4 x 16 x 16
+    conv(8, (1, 3, 3), pad = (0, 1, 1)); batchnorm; relu; maxpool((1, 2, 2))
+    conv(16, 3, pad = 1); batchnorm; relu
+    global_avgpool; flatten; linear(classes)
+}"""
+
+
+def _spec(tmp_path, text: str) -> str:
+    path = tmp_path / "net.arch"
+    path.write_text(text)
+    return str(path)
+
+
+def test_a_1d_network_learns_the_waves(tmp_path):
+    history = train(TrainConfig(_spec(tmp_path, SIGNAL_NET), data="waves:480", epochs=4,
+                                batch_size=32, lr=3e-3, out=str(tmp_path / "run"),
+                                progress=False))
+    assert history[-1]["val_acc"] > 0.5  # six classes: chance is 1/6
+
+
+@pytest.mark.parametrize("text", [TOKEN_NET, CLIP_NET], ids=["tokens", "clips"])
+def test_transformers_and_3d_networks_train(tmp_path, text):
+    history = train(TrainConfig(_spec(tmp_path, text), data="shapes:96", epochs=2,
+                                batch_size=16, out=str(tmp_path / "run"), progress=False))
+    assert all(torch.isfinite(torch.tensor(h["train_loss"])) for h in history)
+    assert (tmp_path / "run" / "model.pt").exists()
+
+
+def test_waves_for_an_image_network_say_what_input_they_need(tmp_path, capsys):
+    code = main(["train", TINY, "--data", "waves", "--out", str(tmp_path / "x"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "as signal" in err and "Traceback" not in err

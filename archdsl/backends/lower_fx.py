@@ -135,8 +135,25 @@ def _activations_in_place(graph: nx.DiGraph, modules: dict[str, nn.Module]) -> N
             modules[item.name].inplace = True
 
 
+def _sums_in_place(graph: nx.DiGraph) -> set[str]:
+    """The two-operand adds that may write into their first operand, as torchvision's
+    residual blocks do (`out += identity`): nothing else reads it, and the layer that made
+    it does not need it for its backward pass. One large tensor less per block."""
+    outputs = {o.node for o in graph.graph["outputs"]}
+    chosen = set()
+    for item in ir.nodes(graph):
+        if item.op != "add" or len(item.inputs) != 2 or item.inputs[0] == item.inputs[1]:
+            continue
+        first = item.inputs[0]
+        if (OPS[ir.node(graph, first).op].overwritable and graph.out_degree(first) == 1
+                and first not in outputs):
+            chosen.add(item.name)
+    return chosen
+
+
 def _fx_graph(graph: nx.DiGraph, outputs, parameters: set[str]) -> fx.Graph:
     needed = _ancestors(graph, [o.node for o in outputs])
+    overwrite = _sums_in_place(graph)
     fx_graph = fx.Graph()
     fx_graph.set_codegen(_KeywordSafeCodegen())
     values: dict[str, fx.Node] = {}
@@ -147,8 +164,12 @@ def _fx_graph(graph: nx.DiGraph, outputs, parameters: set[str]) -> fx.Graph:
         if item.op == "input" or item.name not in needed:
             continue
         args = [values[name] for name in item.inputs]
-        values[item.name] = (_parameter(fx_graph, item, batch) if item.op == "parameter"
-                             else _fx_node(fx_graph, item, args, parameters))
+        if item.op == "parameter":
+            values[item.name] = _parameter(fx_graph, item, batch)
+        elif item.name in overwrite:  # `out += skip`, as torchvision's blocks add
+            values[item.name] = fx_graph.call_function(operator.iadd, tuple(args))
+        else:
+            values[item.name] = _fx_node(fx_graph, item, args, parameters)
         values[item.name].meta["stack_trace"] = _stack_trace(item)
     if len(outputs) == 1:
         fx_graph.output(values[outputs[0].node])

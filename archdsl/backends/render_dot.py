@@ -190,8 +190,8 @@ def _unit_attributes(graph, unit: str, members: list[str], style: str) -> dict:
         op = OPS[item.op]
         attributes = dict(FAMILY_STYLE[op.family])
         label = op.caption(item.args)
-        if item.op in ("input", "parameter"):
-            label = f"{unit}: {'×'.join(map(str, item.args['shape']))}"
+        if item.op in ("input", "parameter"):  # a parameter by its own name, in its scope
+            label = f"{unit.rsplit('.', 1)[-1]}: {'×'.join(map(str, item.args['shape']))}"
     else:
         attributes = dict(FAMILY_STYLE["block"])
         label = _group_label(graph, unit, nodes)

@@ -1,9 +1,13 @@
 """Datasets for `archdsl train`, `eval` and `run`: every source yields batches of
-normalised float images at the spec's input shape, and integer labels.
+normalised float inputs at the spec's input shape, and integer labels.
 
 Sources (`--data`):
   shapes[:N]      coloured geometric shapes on noisy backgrounds, made here, deterministic
-                  from the seed; N training images (default 10000) and N/5 for validation
+                  from the seed; N training images (default 10000) and N/5 for validation.
+                  For a C x T x H x W input, clips of T frames in which the shape moves
+  waves[:N]       1-D signals of six waveforms (sine, square, sawtooth, triangle, chirp,
+                  pulses) at random frequency and phase, with noise, made here; for a
+                  C x L signal input, or L x C tokens (L samples of C channels)
   folder:PATH     one sub-folder per class (PATH/train and PATH/val if both exist,
                   otherwise a deterministic 10% of each class is held out); Pillow decodes
   cifar10:PATH    the CIFAR-10 python batches (data_batch_1..5, test_batch) in PATH
@@ -48,36 +52,56 @@ def normalise(pixels: torch.Tensor) -> torch.Tensor:
 
 
 def open_source(spec: str, shape: tuple[int, ...], seed: int) -> tuple[Split, Split]:
-    """(train, validation) splits for a --data value, at input `shape` (C, H, W)."""
+    """(train, validation) splits for a --data value, at input `shape` (C, H, W; C, T, H, W
+    for clips; C, L or L, C for signals)."""
     kind, _, argument = spec.partition(":")
+    axes = getattr(shape, "axes", "")
+    if kind == "waves":
+        if axes not in ("CL", "LC"):
+            raise DataError(f"waves are 1-D signals: the network's input must be `C x L as "
+                            f"signal` or `L x C as tokens`, not {_shape_text(shape)}")
+        count = _count(argument, 10000, kind)
+        return (waves_split(count, shape, seed, "train"),
+                waves_split(max(1, count // 5), shape, seed, "val"))
+    if len(shape) == 4 and kind == "shapes":
+        count = _count(argument, 10000, kind)
+        return (shapes_split(count, shape, seed, "train"),
+                shapes_split(max(1, count // 5), shape, seed, "val"))
     if len(shape) != 3:
-        raise DataError(f"images need a C x H x W input, but the network takes {shape}")
+        hint = "; for a 1-D signal use --data waves" if axes in ("CL", "LC") else ""
+        raise DataError(f"images need a C x H x W input, but the network takes "
+                        f"{_shape_text(shape)}{hint}")
     if kind == "shapes":
-        count = _count(argument, 10000)
+        count = _count(argument, 10000, kind)
         return (shapes_split(count, shape, seed, "train"),
                 shapes_split(max(1, count // 5), shape, seed, "val"))
     if kind == "folder" and argument:
         return folder_splits(Path(argument), shape)
     if kind == "cifar10" and argument:
         return cifar10_splits(Path(argument), shape)
-    raise DataError(f"unknown data source `{spec}`: use shapes, shapes:N, folder:PATH or "
-                    "cifar10:PATH")
+    raise DataError(f"unknown data source `{spec}`: use shapes, shapes:N, waves, waves:N, "
+                    "folder:PATH or cifar10:PATH")
 
 
-def _count(text: str, default: int) -> int:
+def _shape_text(shape) -> str:
+    return " x ".join(map(str, shape))
+
+
+def _count(text: str, default: int, kind: str = "shapes") -> int:
     if not text:
         return default
     if not text.isdigit() or int(text) < 1:
-        raise DataError(f"shapes:{text}: give a positive image count, e.g. shapes:10000")
+        raise DataError(f"{kind}:{text}: give a positive example count, e.g. {kind}:10000")
     return int(text)
 
 
 # ---- shapes -------------------------------------------------------------------------------
 
 
-def shapes_split(count: int, shape: tuple[int, int, int], seed: int, split: str) -> Split:
+def shapes_split(count: int, shape: tuple[int, ...], seed: int, split: str) -> Split:
     """`count` images of the six SHAPES, every parameter drawn once from the seed, so that
-    image i is the same in every run, process and worker."""
+    image i is the same in every run, process and worker. For a C x T x H x W shape, clips
+    of T frames in which the shape moves at a constant speed."""
     generator = torch.Generator().manual_seed(seed * 2 + (split == "val") + 12345)
     channels = shape[0]
     params = {
@@ -91,14 +115,69 @@ def shapes_split(count: int, shape: tuple[int, int, int], seed: int, split: str)
         * torch.where(torch.rand(count, channels, generator=generator) < 0.5, -1.0, 1.0),
         "noise": torch.rand(count, generator=generator) * 0.12 + 0.04,
         "noise_seed": torch.randint(0, 2 ** 62, (count,), generator=generator),
+        "vx": (torch.rand(count, generator=generator) - 0.5) * 0.3,  # per clip, in image
+        "vy": (torch.rand(count, generator=generator) - 0.5) * 0.3,  # sizes
     }
 
     def batch(indices):
         index = torch.as_tensor(indices)
         chosen = {k: v[index] for k, v in params.items()}
-        return normalise(_draw(chosen, shape)), chosen["label"]
+        if len(shape) == 3:
+            return normalise(_draw(chosen, shape)), chosen["label"]
+        frames, image = shape[1], (shape[0],) + tuple(shape[2:])
+        clip = []
+        for t in range(frames):
+            step = t / max(frames - 1, 1) - 0.5
+            moved = dict(chosen, cx=chosen["cx"] + chosen["vx"] * step,
+                         cy=chosen["cy"] + chosen["vy"] * step,
+                         noise_seed=chosen["noise_seed"] + t)
+            clip.append(_draw(moved, image))
+        return normalise(torch.stack(clip, 2)), chosen["label"]
 
     return Split(count, SHAPES, batch)
+
+
+WAVES = ("sine", "square", "sawtooth", "triangle", "chirp", "pulses")
+
+
+def waves_split(count: int, shape, seed: int, split: str) -> Split:
+    """`count` signals of the six WAVES, drawn once from the seed as shapes are: a few
+    periods at a random frequency and phase, random amplitude, and noise; every channel
+    the same wave with its own noise."""
+    generator = torch.Generator().manual_seed(seed * 2 + (split == "val") + 54321)
+    params = {
+        "label": torch.randint(0, len(WAVES), (count,), generator=generator),
+        "periods": torch.rand(count, generator=generator) * 6 + 2,
+        "phase": torch.rand(count, generator=generator),
+        "amplitude": torch.rand(count, generator=generator) * 0.6 + 0.4,
+        "noise": torch.rand(count, generator=generator) * 0.25 + 0.05,
+        "noise_seed": torch.randint(0, 2 ** 62, (count,), generator=generator),
+    }
+    channels, length = (shape[0], shape[1]) if shape.axes == "CL" else (shape[1], shape[0])
+
+    def batch(indices):
+        index = torch.as_tensor(indices)
+        p = {k: v[index] for k, v in params.items()}
+        t = torch.linspace(0, 1, length).view(1, length)
+        cycles = p["periods"].view(-1, 1) * t + p["phase"].view(-1, 1)
+        chirp = p["periods"].view(-1, 1) * t * t * 2 + p["phase"].view(-1, 1)
+        fraction = cycles % 1
+        waves = torch.stack([
+            torch.sin(2 * math.pi * cycles),
+            torch.where(fraction < 0.5, 1.0, -1.0),
+            2 * fraction - 1,
+            1 - 4 * (fraction - 0.5).abs(),
+            torch.sin(2 * math.pi * chirp),
+            torch.where(fraction < 0.15, 1.0, -0.2),
+        ], 1)[torch.arange(len(index)), p["label"]]
+        signal = (waves * p["amplitude"].view(-1, 1)).unsqueeze(1).expand(-1, channels, -1)
+        noise = torch.stack([torch.randn((channels, length),
+                                         generator=torch.Generator().manual_seed(int(s)))
+                             for s in p["noise_seed"]])
+        x = signal + noise * p["noise"].view(-1, 1, 1)
+        return (x if shape.axes == "CL" else x.transpose(1, 2)).contiguous(), p["label"]
+
+    return Split(count, WAVES, batch)
 
 
 def _draw(p: dict, shape: tuple[int, int, int]) -> torch.Tensor:
