@@ -186,7 +186,10 @@ and every --checkpoint-every steps. --resume continues exactly where a run stopp
 
 data sources (--data):
   shapes[:N]     made here, no download: six geometric shapes on noisy backgrounds,
-                 at the network's input size; N training images (default 10000)
+                 at the network's input size; N training images (default 10000); for
+                 a C x T x H x W input, clips in which the shape moves
+  waves[:N]      made here: six waveforms with noise, for a `C x L as signal` input
+                 (or `L x C as tokens`); N training signals (default 10000)
   folder:PATH    one sub-folder of images per class (PATH/train + PATH/val if present)
   cifar10:PATH   the CIFAR-10 python batches
 
@@ -195,7 +198,7 @@ runs DistributedDataParallel (NCCL on GPUs, gloo on CPU); --batch-size is the gl
 batch, split evenly; rank 0 logs and writes.""")
     train.add_argument("file", metavar="FILE")
     train.add_argument("--data", default="shapes", metavar="SOURCE",
-                       help="shapes[:N] (default), folder:PATH or cifar10:PATH")
+                       help="shapes[:N] (default), waves[:N], folder:PATH or cifar10:PATH")
     train.add_argument("--epochs", type=int, default=10, help="default 10")
     train.add_argument("--batch-size", type=int, default=64, help="global batch (default 64)")
     train.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default 1e-3)")
@@ -231,7 +234,8 @@ batch, split evenly; rank 0 logs and writes.""")
                     "validation split of --data.")
     evaluate.add_argument("file", metavar="FILE")
     evaluate.add_argument("--weights", required=True, metavar="CKPT")
-    evaluate.add_argument("--data", default="shapes", metavar="SOURCE")
+    evaluate.add_argument("--data", default="shapes", metavar="SOURCE",
+                          help="shapes[:N] (default), waves[:N], folder:PATH or cifar10:PATH")
     evaluate.add_argument("--batch-size", type=int, default=128)
     evaluate.add_argument("--seed", type=int, default=0, help="the seed the shapes data used")
     _add_spec_options(evaluate)

@@ -271,6 +271,10 @@ def _load_image(path: Path, shape) -> torch.Tensor:
 
 def load_images(paths: list[str], shape) -> torch.Tensor:
     """Images from files, for `archdsl run`."""
+    if len(shape) != 3:
+        raise DataError(f"`run` classifies image files, so the network must take a C x H x W "
+                        f"input, not {_shape_text(shape)}; measure a signal or clip network "
+                        "with `archdsl eval --data waves` or `--data shapes`")
     return normalise(torch.stack([_load_image(Path(p), shape) for p in paths]))
 
 
