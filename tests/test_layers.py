@@ -47,6 +47,7 @@ CASES = {
                                        "window_attention(2, window = 4, shift = 2)"),
     "patch merging": ("5 x 7 x 6 as channels_last", "patch_merging\nlayernorm"),
     "reshape": ("4 x 6 x 6", "reshape(8, -1)\nlinear(3)\ntranspose(0, 1)"),
+    "softmax over features": ("6 x 10 as tokens", "softmax\nlinear(4)"),
     "permute to channels last": ("4 x 5 x 6", "permute(1, 2, 0)\nlinear(7)\nlayernorm\n"
                                               "permute(2, 0, 1)"),
 }
@@ -198,3 +199,12 @@ def test_attention_takes_torchs_fused_kernel():
         fused = [n for n in calls.names if "scaled_dot_product" in n or "multi_head" in n]
         assert fused, sorted(calls.names)
         assert "bmm.default" not in calls.names
+
+
+def test_softmax_normalises_the_features_wherever_they_are():
+    for shape, body, dim in (("6 x 10 as tokens", "softmax", -1), ("4 x 5 x 6", "softmax", 1),
+                             ("4 x 5 x 6", "permute(1, 2, 0)\nsoftmax", -1)):
+        graph, model = build(shape, body)
+        x = torch.randn(2, *graph.nodes["x"]["shape"])
+        out = model(x)
+        torch.testing.assert_close(out.sum(dim), torch.ones(out.sum(dim).shape))

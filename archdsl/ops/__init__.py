@@ -356,6 +356,11 @@ def _torch_layer(name: str, *arg_names: str, **fixed):
     return build
 
 
+def _softmax_module(args: Args, ins):
+    from torch import nn
+    return nn.Softmax(dim=_torch_axis(axes_of(ins[0]).index("C")))
+
+
 def _lrn_shape(args: Args, ins) -> Shape:
     return _spatial("lrn", ins)
 
@@ -586,7 +591,8 @@ def _channel_linear_module(args: Args, ins):
 
 
 def _chunk_shape(args: Args, ins) -> Shape:
-    (shape,) = ins
+    shape = require("chunk", ins[0], ("CHW", "C", "CL", "CTHW"),
+                    fix="chunk splits the channels: put them first")
     chunks, index = args["chunks"], args["index"]
     if shape[0] % chunks:
         raise ShapeError("E0304", f"chunk({chunks}) does not divide the {shape[0]} channels",
@@ -790,7 +796,13 @@ def _attention_init(module, args: Args) -> None:
 
 
 def _window_attention_shape(args: Args, ins) -> Shape:
-    s = require("window_attention", ins[0], ("HWC",))
+    s = require("window_attention", ins[0], ("HWC",), fix="make a C x H x W map channels-last "
+                "with `permute(1, 2, 0)`")
+    if args["shift"] >= args["window"]:
+        raise ShapeError("E0307", f"window_attention shift {args['shift']} is not smaller than "
+                         f"its window {args['window']}", "shift too large",
+                         help=f"shift by less than a window; Swin shifts by half: "
+                              f"`shift = {args['window'] // 2}`")
     _heads_divide("window_attention", args["heads"], s[2])
     return s
 
@@ -830,7 +842,8 @@ def _window_attention_init(module, args: Args) -> None:
 
 
 def _patch_merging_shape(args: Args, ins) -> Shape:
-    h, w, c = require("patch_merging", ins[0], ("HWC",))
+    h, w, c = require("patch_merging", ins[0], ("HWC",), fix="make a C x H x W map "
+                      "channels-last with `permute(1, 2, 0)`")
     return Shape((-(-h // 2), -(-w // 2), 2 * c), "HWC")
 
 
@@ -939,10 +952,10 @@ OPS: dict[str, Op] = {op.name: op for op in (
        module=_torch_layer("Hardsigmoid"), in_place=True, describe=_named("hardsigmoid"),
        caption=_named("hard sigmoid"), lowers="`nn.Hardsigmoid()`"),
     Op("softmax", "act", _same("softmax"), other_ops=_elementwise(3),
-       module=_torch_layer("Softmax", dim=1), describe=_named("softmax"),
+       module=_softmax_module, describe=_named("softmax"),
        caption=_named("softmax"),
-       rule="unchanged; normalises over dimension 1 (channels, or features)",
-       lowers="`nn.Softmax(dim=1)`"),
+       rule="unchanged; normalises over the channels (or features)",
+       lowers="`nn.Softmax(dim=1)`; the features' dimension where they are last (tokens)"),
     Op("dropout", "reg", _same("dropout"), args=(Arg("p", "float", 0.5, minimum=0, maximum=1),),
        module=_torch_layer("Dropout", "p"), describe=lambda a: f"dropout {a['p']}",
        caption=lambda a: f"dropout {a['p']}",
