@@ -138,7 +138,7 @@ PROJECTED = """block projected(width, stride) {
 def token_layer(draw, width: int, length: int, index: int) -> tuple[str, int, int]:
     """A statement for L x C tokens: (text, features after it, tokens after it)."""
     kind = draw(st.sampled_from(["norm", "linear", "attention", "attention", "act", "encoder",
-                                 "mlp", "position", "class_token", "conv1d"]))
+                                 "mlp", "position", "class_token", "conv1d", "slice"]))
     heads = draw(st.sampled_from([h for h in (1, 2, 3, 4) if width % h == 0] + [3]))
     if kind == "norm":
         return "layernorm", width, length
@@ -162,6 +162,11 @@ def token_layer(draw, width: int, length: int, index: int) -> tuple[str, int, in
     if kind == "class_token":
         return (f"t{index}: identity\n    param c{index}: 1 x {width}\n"
                 f"    concat(c{index}, t{index}, axis = 0)"), width, length + 1
+    if kind == "slice":
+        start = draw(st.integers(-length, length))
+        step = draw(st.integers(1, 2))
+        return (f"slice({start}, {length}, step = {step})", width,
+                len(range(*slice(start, length, step).indices(length))))
     k = draw(st.integers(1, 3))  # a 1-D conv over the sequence, channels first and back
     out = draw(st.integers(1, 8))
     return (f"transpose(0, 1); conv({out}, {k}, pad = {k // 2}); transpose(0, 1)", out,

@@ -47,6 +47,8 @@ CASES = {
                                        "window_attention(2, window = 4, shift = 2)"),
     "patch merging": ("5 x 7 x 6 as channels_last", "patch_merging\nlayernorm"),
     "reshape": ("4 x 6 x 6", "reshape(8, -1)\nlinear(3)\ntranspose(0, 1)"),
+    "slice": ("3 x 8 x 8", "conv(6, 2, stride = 2)\nflatten(1, 2)\ntranspose(0, 1)\n"
+                           "slice(1, -2)\nslice(0, 6, axis = 1, step = 2)\nlinear(2)"),
     "softmax over features": ("6 x 10 as tokens", "softmax\nlinear(4)"),
     "permute to channels last": ("4 x 5 x 6", "permute(1, 2, 0)\nlinear(7)\nlayernorm\n"
                                               "permute(2, 0, 1)"),
@@ -208,3 +210,10 @@ def test_softmax_normalises_the_features_wherever_they_are():
         x = torch.randn(2, *graph.nodes["x"]["shape"])
         out = model(x)
         torch.testing.assert_close(out.sum(dim), torch.ones(out.sum(dim).shape))
+
+
+def test_slice_and_take_pick_what_python_indexing_picks():
+    graph, model = build("5 x 4 as tokens", "a: slice(-3, 5)\nb: slice(0, 4, axis = 1, step = 3)\n"
+                                            "take(-1)")
+    x = torch.randn(2, 5, 4)
+    torch.testing.assert_close(model(x), x[:, -3:5][:, :, 0:4:3][:, -1])

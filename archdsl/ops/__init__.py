@@ -731,6 +731,24 @@ def _take_shape(args: Args, ins) -> Shape:
     return Shape(s[:axis] + s[axis + 1:], axes[:axis] + axes[axis + 1:])
 
 
+def _slice_shape(args: Args, ins) -> Shape:
+    (s,) = ins
+    axis = axis_index("slice", args["axis"], len(s))
+    kept = len(range(*slice(args["start"], args["end"], args["step"]).indices(s[axis])))
+    if kept == 0:
+        raise ShapeError("E0310", f"slice({args['start']}, {args['end']}) keeps nothing of the "
+                         f"{s[axis]} entries of axis {axis}", "empty",
+                         help=f"entries are numbered 0 to {s[axis] - 1}; `end` is not kept")
+    return Shape(s[:axis] + (kept,) + s[axis + 1:], axes_of(s))
+
+
+def _emit_slice(graph, inputs, args):
+    import operator
+    index = (slice(None),) * _torch_axis(args["axis"]) + (
+        slice(args["start"], args["end"], args["step"]),)
+    return graph.call_function(operator.getitem, (inputs[0], index))
+
+
 def _mean_shape(args: Args, ins) -> Shape:
     return _take_shape(Args((("index", 0), ("axis", args["axis"]))), ins)
 
@@ -1133,6 +1151,14 @@ OPS: dict[str, Op] = {op.name: op for op in (
        rule="entry `index` of `axis`, which goes away: `take(0)` on L×C tokens is the first "
             "token's C features (a class token)",
        lowers="`x.select(axis + 1, index)` (a function, no module)"),
+    Op("slice", "reshape", _slice_shape,
+       args=(Arg("start", "int"), Arg("end", "int"), Arg("axis", "int", 0),
+             Arg("step", "int", 1, minimum=1)),
+       function=_emit_slice,
+       describe=lambda a: f"slice {a['start']}:{a['end']}", caption=_named("slice"),
+       rule="entries `start` to `end` (not kept; negative counts from the end, as Python) of "
+            "`axis`, every `step`-th: `slice(1, 197)` drops a class token",
+       lowers="`x[:, start:end:step]` on the axis (a function, no module)"),
     Op("mean", "pool", _mean_shape, args=(Arg("axis", "int", 0),),
        other_ops=lambda a, ins, out: numel(ins[0]),
        function=_emit_method("mean", lambda a: (_torch_axis(a["axis"]),)),
