@@ -410,10 +410,10 @@ class _Elaborator:
             return self.block_call(self.program.blocks[call.name], call, cur, ctx)
         known = [n for n in OPS if n not in ir.SOURCE_OPS] + list(self.program.blocks)
         close = difflib.get_close_matches(call.name, known, n=1)
-        if close:
-            hint = f"did you mean `{close[0]}`?"
-        elif self.program.failed_imports:
+        if self.program.failed_imports:  # likelier than a typo that happens to be near
             hint = "it may be defined in an import that failed (see the error above)"
+        elif close:
+            hint = f"did you mean `{close[0]}`?"
         else:
             hint = f"define it with `block {call.name}(...) {{ ... }}`, or import the file that does"
         self.fail("E0200", f"unknown layer or block `{call.name}`", call.name_span,

@@ -1018,7 +1018,8 @@ OPS: dict[str, Op] = {op.name: op for op in (
        lowers="`nn.Upsample(scale_factor=scale, mode=mode)`"),
     Op("flatten", "reshape", _flatten_shape, function=_emit_flatten,
        args=(Arg("start", "int", 0), Arg("end", "int", -1)),
-       describe=_named("flatten"), caption=_named("flatten"),
+       describe=lambda a: "flatten" if (a["start"], a["end"]) == (0, -1)
+       else f"flatten {a['start']}..{a['end']}", caption=_named("flatten"),
        rule="axes `start` to `end` (from 0, batch excluded; -1 the last) become one; by "
             "default all: C·H·W flat features. `flatten(1, 2)` makes C×H×W a C×(H·W) signal",
        lowers="`torch.flatten(x, 1)`; `torch.flatten(x, start + 1, end + 1)` (a function)"),
