@@ -33,6 +33,7 @@ bench: setup
 	$(BIN)/python bench/torch_speed.py
 
 diagrams: setup
+	$(BIN)/archdsl render specs/vgg16.arch -o docs/images/vgg16.svg
 	$(BIN)/archdsl render specs/resnet50.arch -o docs/images/resnet50.svg
 	$(BIN)/archdsl render specs/googlenet.arch -o docs/images/googlenet.svg
 

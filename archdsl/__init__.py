@@ -11,8 +11,9 @@
     (True, (10,))
 
 The steps are importable one by one: `compile_file` / `compile_source` (parse, elaborate,
-infer shapes, count costs), `stats` (cost report), `lower` (torch.fx module), and `load`
-does all of it. Only `lower` and `load` import torch.
+infer shapes, count costs), `stats` (cost report), `diagram` (a figure, shown inline in
+notebooks), `lower` (torch.fx module), and `load` does all of it. `render_diagnostic` and
+`render_all` format errors. Only `lower` and `load` import torch.
 """
 from __future__ import annotations
 
@@ -20,14 +21,21 @@ from pathlib import Path
 
 from .compile import Compilation, CompileError, compile_file, compile_source
 from .errors import UsageError
-from .diagnostics import Diagnostic, render, render_all
+from .diagnostics import Diagnostic, render_all, render_diagnostic
 from .lang.elaborate import Limits
 from .ir import dump
 from .backends.report_stats import report_stats as stats
 
 __all__ = ["Compilation", "CompileError", "Diagnostic", "Limits", "UsageError", "compile_file",
-           "compile_source", "dump", "load", "lower", "render", "render_all", "stats"]
+           "compile_source", "diagram", "dump", "load", "lower", "render_all",
+           "render_diagnostic", "stats"]
 __version__ = "0.1.0"
+
+
+def diagram(spec, **options):
+    """The diagram of a spec path, .arch text or compiled graph (see archdsl.figures)."""
+    from .figures import diagram as make
+    return make(spec, **options)
 
 
 def lower(graph, *, zero_init_residual: bool | None = None):

@@ -18,7 +18,8 @@ from .lang.elaborate import DEFAULT_MAX_NODES, Limits
 from .files import write_atomic
 from .ir import dump
 from .ops import show
-from .backends.render_dot import DIRECTIONS, DOT_TIMEOUT, STYLES, LayoutError, layout, render_dot
+from .backends.render_dot import (DIRECTIONS, DOT_TIMEOUT, SHOW, STYLES, LayoutError, instances,
+                                  layout, render_dot)
 from .backends.report_stats import DTYPE_BYTES, FORMATS, format_comparison, format_report, report_stats
 
 EXIT_OK, EXIT_SPEC_ERRORS, EXIT_USAGE, EXIT_MISSING_TOOL, EXIT_INTERNAL = 0, 1, 2, 3, 70
@@ -143,7 +144,9 @@ Load the weights with `archdsl.load(FILE).load_state_dict(torch.load(".../weight
 Draw the network as the papers draw it: repeated blocks once with their count
 (`bottleneck ×36`), one cluster per named stage, parallel branches side by side,
 residual skips as arcs beside the body (dashed: identity; solid: projection),
-auxiliary heads as dashed side branches, tensor shapes on the edges.
+auxiliary heads as dashed side branches, tensor shapes on the edges. A conv and the
+batch norm, activation and dropout after it are one box ("3x3 conv, 64, /2"), and
+identical convs in a row one box ("3x3 conv, 64 ×2"); --show draws them apart.
 
 Layout needs Graphviz's `dot`. Without it, --format dot still works, and other formats
 write the .dot file and explain how to install Graphviz (exit status 3).""")
@@ -157,8 +160,19 @@ write the .dot file and explain how to install Graphviz (exit status 3).""")
                         help="open blocks N levels deep (1: one box per stage)")
     render.add_argument("--expand", action="append", default=[], metavar="NAME",
                         help="open the stage or block instance with this name, as `archdsl ir` "
-                             "lists names (layer3, layer3.1; repeatable); `all` opens everything "
-                             "down to one box per layer")
+                             "lists names (layer3, layer3.1), or every instance of a block "
+                             "(bottleneck); repeatable; `all` opens everything down to one box "
+                             "per layer")
+    render.add_argument("--show", metavar="WHAT", default="",
+                        help="comma-separated: norm, act, reg (dropout), stacks (each of "
+                             "identical convs in a row), or all: draw these as boxes of their "
+                             "own (default: folded into the conv before them, as papers do)")
+    render.add_argument("--title", action=argparse.BooleanOptionalAction, default=True,
+                        help="the network's name above the diagram (default on)")
+    render.add_argument("--legend", action="store_true",
+                        help="a key to the box colours (convolution, normalisation, ...)")
+    render.add_argument("--dpi", type=int, default=300,
+                        help="resolution of PNG output (default 300, for print)")
     render.add_argument("--direction", choices=DIRECTIONS, default="TB",
                         help="top to bottom (default) or left to right")
     render.add_argument("--shapes", action=argparse.BooleanOptionalAction, default=True,
@@ -501,9 +515,10 @@ def run_render(args) -> int:
                              f"{out / (name + '.' + fmt)}")
         source = render_dot(graph, depth=args.depth, expand=args.expand,
                             direction=args.direction, shapes=args.shapes, style=args.style,
-                            partial=args.partial, column=args.column)
+                            partial=args.partial, column=args.column, show=args.show,
+                            title=args.title, legend=args.legend)
         try:
-            data = layout(source, fmt, args.dot_timeout)
+            data = layout(source, fmt, args.dot_timeout, dpi=args.dpi)
         except LayoutError as error:
             dot_path = Path(f"{name}.dot") if to_stdout else out.with_suffix(".dot")
             write_atomic(dot_path, source.encode())
@@ -525,11 +540,17 @@ def _check_timeout(args) -> None:
 
 
 def _check_render_options(args, result: Compilation) -> None:
-    names = [name for graph in result.graphs.values() for name in graph]
     for prefix in args.expand:
-        if prefix != "all" and not any(n == prefix or n.startswith(prefix + ".") for n in names):
-            raise UsageError(f"--expand {prefix}: no layer or block has that name "
+        if prefix != "all" and not any(instances(g, prefix) for g in result.graphs.values()):
+            raise UsageError(f"--expand {prefix}: no layer, stage or block has that name "
                              "(`archdsl ir FILE` lists the names)")
+    show = tuple(w.strip() for w in args.show.split(",") if w.strip())
+    unknown = [w for w in show if w not in SHOW]
+    if unknown:
+        raise UsageError(f"--show {unknown[0]}: choose from {', '.join(SHOW)}")
+    args.show = show
+    if not 10 <= args.dpi <= 2400:
+        raise UsageError("--dpi must be between 10 and 2400")
     if args.output == "-" and len(result.graphs) > 1:
         raise UsageError(f"-o - writes one diagram, but {args.file} has "
                          f"{len(result.graphs)} networks; choose one with --network NAME")

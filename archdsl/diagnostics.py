@@ -113,7 +113,7 @@ class Sink:
 # ---- rendering -------------------------------------------------------------------
 
 
-def render(diagnostic: Diagnostic) -> str:
+def render_diagnostic(diagnostic: Diagnostic) -> str:
     """Render a diagnostic the way rustc does: header, location, source, carets, help."""
     primary = diagnostic.primary
     labels = [(primary, "^")] + [(label, "-") for label in diagnostic.secondary]
@@ -184,4 +184,4 @@ def to_json(diagnostic: Diagnostic) -> dict:
 def render_all(diagnostics, fmt: str = "text") -> str:
     if fmt == "json":
         return json.dumps([to_json(d) for d in diagnostics], indent=2)
-    return "\n\n".join(render(d) for d in diagnostics)
+    return "\n\n".join(render_diagnostic(d) for d in diagnostics)

@@ -55,14 +55,61 @@ def test_resnet152_collapsed_shows_repeat_counts_in_few_nodes():
 
 def test_resnet152_fully_expanded_draws_every_primitive_op():
     graph = graph_of("resnet152")
-    dot = render_dot(graph, expand=["all"])
+    dot = render_dot(graph, expand=["all"], show=("all",))
     assert len(boxes(dot)) == len(graph)
+
+
+def test_compact_boxes_fold_norms_activations_and_stacks():
+    """Papers draw "3x3 conv, 64" for conv + BN + ReLU, and VGG's table "conv3-64 x2"."""
+    vgg = render_dot(graph_of("vgg16"))
+    assert len(boxes(vgg)) <= 20
+    assert vgg.count('"3x3 conv, 512 ×3"') == 2 and "batch norm" not in vgg
+    assert "ReLU" not in vgg and "dropout" not in vgg
+    shown = render_dot(graph_of("vgg16"), show=("act", "reg", "stacks"))
+    assert len(boxes(shown)) == len(graph_of("vgg16"))  # every layer its own box again
+    resnet = graph_of("resnet50")
+    compact = render_dot(resnet, expand=["all"])
+    assert len(boxes(compact)) <= 0.55 * len(resnet)  # conv, BN, ReLU: one box
+    assert '"layer1.0.conv1" [label="1x1 conv, 64"' in compact  # bn1 and relu folded in
+    assert '"layer1.0.bn1"' not in compact
+
+
+def test_expand_takes_block_names_and_the_order_of_branches_is_the_papers():
+    graph = graph_of("resnet50")
+    opened = render_dot(graph, expand=["bottleneck"])
+    assert '"layer3.5.conv2" [label="3x3 conv, 256"' in opened
+    assert all(f'"layer{s}" [label=' not in opened for s in (1, 2, 3, 4))
+    assert "Filter concatenation" in render_dot(graph_of("googlenet"))
+
+
+@needs_dot
+@pytest.mark.parametrize("shapes", [True, False])
+def test_inception_branches_read_left_to_right_in_source_order(shapes):
+    """As the paper's Figure 2(b): 1x1, 3x3, 5x5, pool, with or without edge labels."""
+    svg = layout(render_dot(graph_of("googlenet"), shapes=shapes), "svg").decode()
+    left = {}
+    for node in re.findall(r'<g id="node\d+" class="node">(.*?)</g>', svg, re.S):
+        title = re.search(r"<title>(.*?)</title>", node).group(1)
+        if title.startswith("inception3a.branch"):
+            left[title] = float(re.search(r'<text[^>]*x="([-\d.]+)"', node).group(1))
+    assert sorted(left, key=left.get) == [f"inception3a.branch{i}" for i in (1, 2, 3, 4)]
+
+
+def test_title_legend_and_tight_box_are_options():
+    graph = graph_of("resnet18")
+    assert "label=resnet18" in render_dot(graph)
+    assert "label=resnet18" not in render_dot(graph, title=False)
+    legend = render_dot(graph, legend=True)
+    assert 'legend_conv [label=convolution' in legend and "legend_norm" not in legend
+    assert "legend_norm" in render_dot(graph, legend=True, show=("norm",))
+    assert "pad=0.03" in legend
 
 
 def test_depth_and_expand_open_level_by_level():
     graph = graph_of("resnet50")
-    assert len(boxes(render_dot(graph, depth=1))) == 12
-    assert len(boxes(render_dot(graph, depth=2))) == 12 - 4 + 16  # stages open into blocks
+    assert len(boxes(render_dot(graph, depth=1, show=("all",)))) == 12
+    assert len(boxes(render_dot(graph, depth=2, show=("all",)))) == 12 - 4 + 16  # stages open
+    assert len(boxes(render_dot(graph, depth=1))) == 10  # bn1 and relu in conv1's box
     opened = render_dot(graph, expand=["layer2", "layer2.0"])
     assert '"layer2.0.conv2" [label="3x3 conv, 128, /2"' in opened
     assert '"layer2.1" [label=bottleneck ' in opened
@@ -146,3 +193,28 @@ def test_swin_stages_fold_and_name_patch_merging():
     dot = render_dot(graph_of("swin_t"))
     assert dot.count("swin_block ×2") == 3 and dot.count("swin_block ×6") == 1
     assert dot.count('[label="Patch Merging"') == 3
+
+
+def test_diagram_shows_inline_in_notebooks_and_saves(tmp_path):
+    import archdsl
+    figure = archdsl.diagram(ROOT / "specs" / "vgg16.arch", title=False)
+    assert "3x3 conv, 64 ×2" in figure.dot and "label=vgg16" not in figure.dot
+    assert figure.save(tmp_path / "v.dot").read_text() == figure.dot
+    with pytest.raises(ValueError):
+        figure.save(tmp_path / "v.jpeg")
+    with pytest.raises(archdsl.CompileError):
+        archdsl.diagram("network t { input x: 3 x 8 x 8; attention(2) }")
+    if shutil.which("dot"):
+        assert figure._repr_svg_().lstrip().startswith("<?xml")
+        assert figure.save(tmp_path / "v.png", dpi=50).read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--show", "bn"], "--show bn: choose from norm, act, reg, stacks, all"),
+    (["--dpi", "5"], "--dpi must be between 10 and 2400"),
+    (["--expand", "bottlenek"], "--expand bottlenek: no layer, stage or block has that name"),
+])
+def test_render_options_that_cannot_work_say_why(argv, message, tmp_path, capsys, in_root):
+    code = main(["render", "specs/resnet50.arch", "-o", str(tmp_path / "r.svg"), *argv])
+    assert code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "r.svg").exists()

@@ -5,10 +5,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
+import subprocess
 
 import pytest
 
-from archdsl import compile_file
+from archdsl import compile_file, compile_source
 from archdsl.cli import main
 from archdsl.backends.report_stats import format_report, report_stats
 
@@ -130,3 +132,27 @@ def test_side_by_side_comparison(capsys, in_root):
     assert vgg16["macs"] / alexnet["macs"] > 20  # the lecture's "~20x AlexNet's compute"
     assert main(["stats", "specs/alexnet.arch", "specs/vgg16.arch"]) == 0
     assert "(x21.66)" in capsys.readouterr().out
+
+
+def test_latex_table_escapes_names_and_closes_its_environment():
+    from archdsl.backends.report_stats import format_latex, report_stats
+    text = format_latex(report_stats(compile_source(
+        "network t_1 { input x: 3 x 8 x 8; my_conv: conv(4, 3); relu }").graph))
+    assert text.count(r"\begin{tabular}") == text.count(r"\end{tabular}") == 1
+    assert r"\texttt{my\_conv}" in text and r"$4\times 6\times 6$" in text
+    assert r"\toprule" in text and r"\bottomrule" in text and "booktabs" in text
+    body = text.split(r"\midrule")[1]
+    assert all(line.endswith(r"\\") for line in body.strip().splitlines())
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed")
+def test_latex_tables_compile(tmp_path):
+    from archdsl.backends.report_stats import format_comparison, format_latex, report_stats
+    reports = [report_stats(compile_file(ROOT / "specs" / f"{s}.arch").graph, depth=1)
+               for s in ("resnet18", "vit_b_16")]
+    body = "\n\n".join([format_latex(r) for r in reports] + [format_comparison(reports, "latex")])
+    (tmp_path / "t.tex").write_text("\\documentclass{article}\\usepackage{booktabs}"
+                                    "\\begin{document}\n" + body + "\\end{document}\n")
+    done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "t.tex"], cwd=tmp_path,
+                          capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-2000:]

@@ -8,7 +8,14 @@ shortest prefix of its hierarchical name that is not *open*; every unit is one b
 An open prefix is drawn as a cluster holding its children. By default every top-level
 stage is open except labelled repeats, so `layer3: repeat 36 {...}` is one box
 `bottleneck x36` while an Inception module shows its branches side by side.
-`--depth N` opens every prefix shorter than N levels; `--expand NAME` opens NAME.
+`--depth N` opens every prefix shorter than N levels; `--expand NAME` opens NAME, or
+every instance of the block NAME.
+
+Papers draw a conv with its normalisation and activation as one box ("3x3 conv, 64"):
+a norm, activation or dropout that is the only reader of a conv's (or linear layer's)
+output, in the same scope, is *fused* into that box unless `show` names its family; and
+identical convs in a row are one box, `3x3 conv, 64 ×2`, as VGG's table writes them,
+unless `show` has `stacks`.
 """
 from __future__ import annotations
 
@@ -39,6 +46,10 @@ FAMILY_STYLE = {
     "io": {"fillcolor": "#4D4D4D", "fontcolor": "#FFFFFF"},
     "block": {"fillcolor": "#FBE3B8", "penwidth": "1.6"},
 }
+FAMILY_WORDS = {"io": "input", "conv": "convolution", "norm": "normalisation",
+                "act": "activation", "pool": "pooling", "linear": "fully connected",
+                "attention": "attention", "merge": "merge", "reshape": "reshape",
+                "reg": "regularisation", "block": "block (folded)"}
 FONT = "Helvetica"
 ERROR_COLOUR = "#D55E00"
 STYLES = ("paper", "detailed")
@@ -48,12 +59,23 @@ COLUMN_INCHES = {"single": "3.3,9", "double": "6.9,9"}
 DIRECTIONS = ("TB", "LR")
 
 
+SHOWABLE = ("norm", "act", "reg")  # families a compact diagram folds into the layer before
+FUSE_INTO = ("conv", "linear")
+# what `show` may name: those families, and `stacks` (identical layers in a row, each
+# drawn: by default one box `3x3 conv, 64 ×2`)
+SHOW = SHOWABLE + ("stacks", "all")
+
+
 @dataclass(frozen=True)
 class View:
     open: frozenset[str]
     full: bool = False  # every primitive op its own box
+    fused: tuple[tuple[str, str], ...] = ()  # (node, the node whose box it joins)
 
     def unit(self, name: str) -> str:
+        joined = dict(self.fused).get(name)
+        if joined is not None:
+            return self.unit(joined)
         if self.full:
             return name
         parts = name.split(".")
@@ -77,9 +99,62 @@ def default_view(graph: nx.DiGraph, depth: int | None = None, expand=()) -> View
             stages.setdefault(parts[0], []).append(parts)
         opened = {stage for stage, members in stages.items() if not _is_repeat_stage(members)}
     for name in expand:
-        parts = name.split(".")
-        opened |= {".".join(parts[:k]) for k in range(1, len(parts) + 1)}
+        for scope in instances(graph, name):
+            parts = scope.split(".")
+            opened |= {".".join(parts[:k]) for k in range(1, len(parts) + 1)}
     return View(frozenset(opened))
+
+
+def instances(graph: nx.DiGraph, name: str) -> list[str]:
+    """What `--expand name` opens: the scope of that name, or else every scope that calls
+    the block of that name (each `bottleneck` of a ResNet); empty when neither exists."""
+    if any(n == name or n.startswith(name + ".") for n in graph):
+        return [name]
+    return [scope for scope, blocks in graph.graph["calls"].items() if scope and name in blocks]
+
+
+def fuse(graph: nx.DiGraph, view: View, show=(), keep=()) -> View:
+    """The view with each norm and activation (unless its family is in `show`) drawn in
+    the box of the conv or linear layer it follows, where it is that layer's only reader
+    and a box of its own in the same scope. Nodes in `keep` are never fused."""
+    outputs = {o.node for o in graph.graph["outputs"]}
+    joined: dict[str, str] = {}
+    for item in ir.nodes(graph):
+        op = OPS[item.op]
+        if op.family not in SHOWABLE or op.family in show or item.name in keep:
+            continue
+        if len(item.inputs) != 1 or view.unit(item.name) != item.name:
+            continue
+        (producer,) = item.inputs
+        head = joined.get(producer, producer)
+        if (OPS[ir.node(graph, head).op].family in FUSE_INTO and producer not in outputs
+                and producer not in keep and graph.out_degree(producer) == 1
+                and view.unit(producer) == producer and _scope(producer) == _scope(item.name)):
+            joined[item.name] = head
+    if "stacks" not in show:
+        _stack(graph, view, joined, outputs, keep)
+    return View(view.open, view.full, tuple(joined.items()))
+
+
+def _stack(graph: nx.DiGraph, view: View, joined: dict, outputs: set, keep) -> None:
+    """Join each conv to the box of the identical conv before it (same arguments, same
+    scope, the only reader of that box's output)."""
+    for item in ir.nodes(graph):
+        if OPS[item.op].family != "conv" or item.name in joined or item.name in keep:
+            continue
+        if len(item.inputs) != 1 or view.unit(item.name) != item.name:
+            continue
+        (producer,) = item.inputs
+        head = joined.get(producer, producer)
+        first = ir.node(graph, head)
+        if (first.op == item.op and first.args == item.args and producer not in outputs
+                and graph.out_degree(producer) == 1 and view.unit(head) == head
+                and _scope(head) == _scope(item.name) and head not in keep):
+            joined[item.name] = head
+
+
+def _scope(name: str) -> str:
+    return name.rsplit(".", 1)[0] if "." in name else ""
 
 
 def _parts(name: str) -> list[str]:
@@ -94,7 +169,8 @@ def _is_repeat_stage(members: list[list[str]]) -> bool:
 
 def render_dot(graph: nx.DiGraph, *, depth: int | None = None, expand=(), direction: str = "TB",
                shapes: bool = True, style: str = "paper", partial: bool = False,
-               column: str | None = None) -> str:
+               column: str | None = None, show=(), title: bool = True,
+               legend: bool = False) -> str:
     """DOT source for the network's diagram.
 
     >>> from archdsl import compile_source
@@ -104,12 +180,15 @@ def render_dot(graph: nx.DiGraph, *, depth: int | None = None, expand=(), direct
     """
     failed = _failed_nodes(graph) if partial else set()
     view = default_view(graph, depth, tuple(expand) + tuple(sorted(failed)))  # show the culprit
+    if style == "paper" and "all" not in show:
+        operands = {i for n in failed for i in ir.node(graph, n).inputs}
+        view = fuse(graph, view, show, keep=failed | operands)
     shown = [n for n in graph if graph.nodes[n].get("shape") is not None or n in failed]
     units: dict[str, list[str]] = {}
     for name in shown:
         units.setdefault(view.unit(name), []).append(name)
     dot = graphviz.Digraph(graph.graph["name"],
-                           graph_attr=_graph_attributes(graph, direction, column),
+                           graph_attr=_graph_attributes(graph, direction, column, title),
                            node_attr={"fontname": FONT, "fontsize": "10", "shape": "box",
                                       "style": "rounded,filled", "height": "0.3",
                                       "margin": "0.08,0.03"},
@@ -117,14 +196,38 @@ def render_dot(graph: nx.DiGraph, *, depth: int | None = None, expand=(), direct
                                       "color": "#404040"})
     _add_units(dot, graph, view, units, style, failed)
     _add_edges(dot, graph, view, units, shapes, failed)
+    if legend:
+        _add_legend(dot, graph, units, style)
     return dot.source
 
 
-def _graph_attributes(graph: nx.DiGraph, direction: str, column: str | None) -> dict:
+def _add_legend(dot, graph, units: dict, style: str) -> None:
+    """One swatch per colour the diagram uses, in the table's order, in a box of its own."""
+    used = {OPS[ir.node(graph, unit).op].family if unit in graph else "block"
+            for unit in units}
+    with dot.subgraph(name="cluster_legend", graph_attr={
+            "label": "legend", "style": "rounded", "color": "#999999", "fontname": FONT,
+            "fontsize": "9", "labeljust": "l"}) as box:
+        previous = None
+        for family, words in FAMILY_WORDS.items():
+            if family not in used:
+                continue
+            attributes = {k: v for k, v in FAMILY_STYLE[family].items()
+                          if k in ("fillcolor", "fontcolor")}
+            box.node(f"legend_{family}", label=words, fontsize="8", **attributes)
+            if previous:  # a column of swatches
+                box.edge(previous, f"legend_{family}", style="invis")
+            previous = f"legend_{family}"
+
+
+def _graph_attributes(graph: nx.DiGraph, direction: str, column: str | None,
+                      title: bool) -> dict:
     size = {"single": {"size": COLUMN_INCHES["single"]},
             "double": {"size": COLUMN_INCHES["double"]}}.get(column, {})
+    named = {"label": graph.graph["name"], "labelloc": "t"} if title else {}
+    # pad: a tight bounding box (2 pt), where dot's default leaves 4 pt
     return {**size, "rankdir": direction, "fontname": FONT, "fontsize": "11", "nodesep": "0.25",
-            "ranksep": "0.3", "label": graph.graph["name"], "labelloc": "t", "newrank": "true"}
+            "ranksep": "0.3", **named, "newrank": "true", "pad": "0.03"}
 
 
 def _failed_nodes(graph: nx.DiGraph) -> set[str]:
@@ -185,11 +288,19 @@ def _parent_of(dot, clusters: dict, path: str):
 
 def _unit_attributes(graph, unit: str, members: list[str], style: str) -> dict:
     nodes = [ir.node(graph, m) for m in members]
-    if len(nodes) == 1 and nodes[0].name == unit:
-        item = nodes[0]
+    if nodes[0].name == unit and all(OPS[n.op].family in SHOWABLE or (n.op, n.args) == (
+            nodes[0].op, nodes[0].args) for n in nodes[1:]):
+        item = nodes[0]  # one layer, with its norm and activation (and its stack) fused in
         op = OPS[item.op]
         attributes = dict(FAMILY_STYLE[op.family])
         label = op.caption(item.args)
+        if item.op == "concat":  # GoogLeNet's words; a box, not a circle, for the text
+            joins_channels = ir.shape(graph, item.name).axes[item.args["axis"]] == "C"
+            label = "Filter concatenation" if joins_channels else "concatenation"
+            attributes.update(shape="box", style="rounded,filled", fixedsize="false")
+        stacked = sum((n.op, n.args) == (item.op, item.args) for n in nodes)
+        if stacked > 1:
+            label += f" ×{stacked}"
         if item.op in ("input", "parameter"):  # a parameter by its own name, in its scope
             label = f"{unit.rsplit('.', 1)[-1]}: {'×'.join(map(str, item.args['shape']))}"
     else:
@@ -246,6 +357,8 @@ def _edge_attributes(graph, item: ir.Node, position: int, producer: str, shapes:
     shape = graph.nodes[producer].get("shape")
     if shapes and shape:
         attributes["label"] = " " + "×".join(map(str, shape))
+    elif shape:  # a blank label: dot orders branches as with shapes (as written)
+        attributes["label"] = " "
     if item.role == "residual" and position == 1:
         identity = ir.node(graph, producer).role != "skip"
         attributes.update(style="dashed" if identity else "solid", penwidth="1.2",
@@ -277,7 +390,8 @@ class LayoutError(RuntimeError):
     """Graphviz's dot is missing, failed, or ran past its time."""
 
 
-def layout(dot_source: str, fmt: str, timeout: float = DOT_TIMEOUT) -> bytes:
+def layout(dot_source: str, fmt: str, timeout: float = DOT_TIMEOUT,
+           dpi: int | None = None) -> bytes:
     """Run `dot` on DOT text, for at most `timeout` seconds. Raises LayoutError, with
     install help if dot is missing.
 
@@ -289,8 +403,9 @@ def layout(dot_source: str, fmt: str, timeout: float = DOT_TIMEOUT) -> bytes:
     if shutil.which("dot") is None:
         raise LayoutError(INSTALL_HELP)
     try:
-        done = subprocess.run(["dot", f"-T{fmt}"], input=dot_source.encode(), capture_output=True,
-                              timeout=timeout, check=False)
+        resolution = [f"-Gdpi={dpi}"] if dpi and fmt == "png" else []
+        done = subprocess.run(["dot", f"-T{fmt}", *resolution], input=dot_source.encode(),
+                              capture_output=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
         raise LayoutError(f"Graphviz's dot did not finish within {timeout:g} s; draw fewer "
                           "boxes (--depth 1, no --expand all) or allow more time with "

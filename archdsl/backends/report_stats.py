@@ -1,7 +1,7 @@
 """Backend: per-layer cost tables and totals, from an IR that count_costs has annotated.
 
 Pure functions: IR in, a `Report` (rows and totals) out, and `format_report` turns a
-report into text (table, markdown, csv or json). Conventions, also in docs/stats.md:
+report into text (table, markdown, csv, json, or a LaTeX booktabs table). Conventions, also in docs/stats.md:
 
 * MACs: multiply-accumulates of conv and linear layers, one fused multiply-add = 1,
   bias additions not counted (the figure torchvision calls GFLOPS). Other work
@@ -24,7 +24,7 @@ from ..passes.count_costs import Cost, total
 from ..ops import OPS, show
 
 DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "fp64": 8, "int8": 1}
-FORMATS = ("table", "markdown", "csv", "json")
+FORMATS = ("table", "markdown", "csv", "json", "latex")
 
 
 @dataclass(frozen=True)
@@ -203,8 +203,45 @@ def format_json(report: Report) -> str:
     return json.dumps(asdict(report), indent=2) + "\n"
 
 
+_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$",
+                  "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
+                  "^": r"\textasciicircum{}", "…": r"\ldots{}", "×": r"$\times$"}
+
+
+def latex_escape(text: str) -> str:
+    """Text that LaTeX prints as written.
+
+    >>> print(latex_escape("layer1.0 & conv_1 50%"))
+    layer1.0 \\& conv\\_1 50\\%
+    """
+    return "".join(_LATEX_SPECIAL.get(char, char) for char in text)
+
+
+def _latex_shape(shape: str) -> str:
+    return "$" + shape.replace("x", r"\times ") + "$" if shape else ""
+
+
+def format_latex(report: Report) -> str:
+    """A booktabs table (`\\usepackage{booktabs}`) to paste into a paper: one row per
+    layer (or per block with --depth), the totals below a rule."""
+    columns = ("layer", "op", "output", "memory", "params", "MACs", "other ops")
+    out = [f"% {report.network} (input {report.input}, {report.dtype}); needs "
+           r"\usepackage{booktabs}", r"\begin{tabular}{lllrrrr}", r"\toprule",
+           " & ".join(columns) + r" \\", r"\midrule"]
+    for row in report.rows:
+        name, op, shape, *numbers = _cells(row)
+        out.append(" & ".join([r"\texttt{" + latex_escape(name) + "}", latex_escape(op),
+                               _latex_shape(shape), *map(latex_escape, numbers)]) + r" \\")
+    out.append(r"\midrule")
+    for label, value in _total_lines(report):
+        out.append(rf"\multicolumn{{4}}{{l}}{{{latex_escape(label)}}} & "
+                   rf"\multicolumn{{3}}{{r}}{{{latex_escape(value)}}} \\")
+    out += [r"\bottomrule", r"\end{tabular}"]
+    return "\n".join(out) + "\n"
+
+
 FORMATTERS = {"table": format_table, "markdown": format_markdown, "csv": format_csv,
-              "json": format_json}
+              "json": format_json, "latex": format_latex}
 
 
 def format_report(report: Report, fmt: str = "table") -> str:
@@ -245,6 +282,12 @@ def format_comparison(reports: list[Report], fmt: str = "table") -> str:
     if fmt == "markdown":
         lines = ["| " + " | ".join(header) + " |", "|---" + "|--:" * len(reports) + "|"]
         return "\n".join(lines + ["| " + " | ".join(c) + " |" for c in body]) + "\n"
+    if fmt == "latex":
+        lines = [r"% needs \usepackage{booktabs}",
+                 r"\begin{tabular}{l" + "r" * len(reports) + "}", r"\toprule",
+                 " & ".join(map(latex_escape, header)) + r" \\", r"\midrule"]
+        lines += [" & ".join(map(latex_escape, c)) + r" \\" for c in body]
+        return "\n".join(lines + [r"\bottomrule", r"\end{tabular}"]) + "\n"
     widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
     return "\n".join("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
                                for i, (c, w) in enumerate(zip(row, widths))).rstrip()

@@ -590,7 +590,8 @@ class _Elaborator:
                 outs.append(self.stmt_call(branch.body, start, inner, path))
         if POISON in outs:
             raise _Abort
-        return self.add(ctx.scope.structural_name(stmt.op), OPS[stmt.op], Args(()),
+        defaults = Args(tuple((arg.name, arg.default) for arg in OPS[stmt.op].args))
+        return self.add(ctx.scope.structural_name(stmt.op), OPS[stmt.op], defaults,
                         tuple(o.node for o in outs), stmt.op_span, ctx)
 
     def stmt_call(self, call: ast.Call, cur, ctx: Ctx, path):
