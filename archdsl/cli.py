@@ -116,8 +116,9 @@ then write into DIR (default build/NETWORK/):
   weights.pt     the module's state_dict (torch.save); torchvision-compatible names
   forward.py     the generated forward code (gm.code)
   stats.md       the per-layer cost table (as `archdsl stats --format markdown`)
-  diagram.svg    the default diagram (needs Graphviz's `dot`; when dot is missing, fails
-                 or runs past --dot-timeout, the rest is written and a warning says why)
+  diagram.svg    the default diagram (needs Graphviz's `dot`, or the packaged graphviz-pure;
+                 when both are missing, or dot fails or runs past --dot-timeout, the rest
+                 is written and a warning says why)
 
 Nothing is written unless the check and the forward pass succeed. The files are written
 into a new directory that then replaces DIR in one step, so DIR holds the old build or
@@ -148,8 +149,10 @@ auxiliary heads as dashed side branches, tensor shapes on the edges. A conv and 
 batch norm, activation and dropout after it are one box ("3x3 conv, 64, /2"), and
 identical convs in a row one box ("3x3 conv, 64 ×2"); --show draws them apart.
 
-Layout needs Graphviz's `dot`. Without it, --format dot still works, and other formats
-write the .dot file and explain how to install Graphviz (exit status 3).""")
+Layout needs Graphviz's `dot`; without it, the packaged port of dot (`pip install
+graphviz-pure`, part of archdsl[diagrams]) draws SVG and PNG. With neither, --format dot
+still works, and other formats write the .dot file and explain how to install Graphviz
+(exit status 3).""")
     render.add_argument("file", metavar="FILE")
     render.add_argument("-o", "--output", metavar="OUT",
                         help="output file (default NETWORK.FORMAT in the current directory); "

@@ -2,13 +2,13 @@
 writes nothing."""
 from __future__ import annotations
 
-import shutil
 
 import pytest
 
 torch = pytest.importorskip("torch")
 
 import archdsl  # noqa: E402
+from archdsl.backends.render_dot import can_layout  # noqa: E402
 from archdsl.cli import main  # noqa: E402
 
 from conftest import ROOT  # noqa: E402
@@ -21,7 +21,7 @@ def test_build_writes_weights_code_stats_and_diagram(tmp_path, capsys, in_root):
     summary = capsys.readouterr().out
     assert "built resnet18 on cpu (fp32)" in summary and "outputs out 10" in summary
     expected = {"weights.pt", "forward.py", "stats.md"} | (
-        {"diagram.svg"} if shutil.which("dot") else set())
+        {"diagram.svg"} if can_layout("svg") else set())
     assert {p.name for p in out.iterdir()} == expected
     model = archdsl.load(ROOT / "specs" / "resnet18.arch", classes=10)
     model.load_state_dict(torch.load(out / "weights.pt", weights_only=True))

@@ -20,12 +20,13 @@ import io
 import os
 import re
 import shlex
-import shutil
 import subprocess
 import sys
 import tokenize
 
 import pytest
+
+from archdsl.backends.render_dot import can_layout
 
 from conftest import ROOT
 
@@ -73,7 +74,8 @@ def run_command(line: str, where) -> tuple[list[str], str] | None:
         argv += sorted(glob.glob(word, root_dir=where)) if "*" in word else [word]
     if argv[0] == "train":
         argv += SHORT_TRAINING
-    if argv[0] == "render" and shutil.which("dot") is None:
+    fmt = "pdf" if any(w == "pdf" or w.endswith(".pdf") for w in argv) else "svg"
+    if argv[0] == "render" and not can_layout(fmt):
         return None  # needs Graphviz; tests/test_render.py covers the missing-dot path
     completed = subprocess.run([sys.executable, "-m", "archdsl", *argv], cwd=where,
                                capture_output=True, text=True, timeout=600,

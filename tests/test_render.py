@@ -2,20 +2,23 @@
 and a clear message when Graphviz's dot is missing."""
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import sys
 import xml.etree.ElementTree as ElementTree
 
 import pytest
 
 from archdsl import compile_file, compile_source
 from archdsl.cli import main
-from archdsl.backends.render_dot import layout, render_dot
+from archdsl.backends.render_dot import can_layout, layout, render_dot
 
 from conftest import ROOT, SPECS, check_golden
 
 GOLDEN = ROOT / "tests" / "golden"
 needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot not installed")
+needs_svg = pytest.mark.skipif(not can_layout("svg"), reason="neither dot nor graphviz-pure")
 SMALL = """
 block pair(c) { residual { conv(c, 3, pad = 1); batchnorm; relu } }
 network small(classes = 10) {
@@ -82,7 +85,7 @@ def test_expand_takes_block_names_and_the_order_of_branches_is_the_papers():
     assert "Filter concatenation" in render_dot(graph_of("googlenet"))
 
 
-@needs_dot
+@needs_svg
 @pytest.mark.parametrize("shapes", [True, False])
 def test_inception_branches_read_left_to_right_in_source_order(shapes):
     """As the paper's Figure 2(b): 1x1, 3x3, 5x5, pool, with or without edge labels."""
@@ -132,7 +135,7 @@ def test_partial_highlights_the_failing_node():
     assert "layer1.1" not in dot  # nothing after the failure
 
 
-@needs_dot
+@needs_svg
 @pytest.mark.parametrize("path", SPECS, ids=[p.stem for p in SPECS])
 def test_every_spec_renders_to_svg_and_pdf(path):
     graph = compile_file(path).graph
@@ -141,11 +144,32 @@ def test_every_spec_renders_to_svg_and_pdf(path):
     text = ElementTree.tostring(ElementTree.fromstring(svg), encoding="unicode")
     stages = {n.split(".")[0] for n in graph if "." in n}
     assert all(stage in text for stage in stages)
-    assert layout(source, "pdf").startswith(b"%PDF")
+    if can_layout("pdf"):
+        assert layout(source, "pdf").startswith(b"%PDF")
+
+
+def test_without_graphviz_the_packaged_dot_draws_svg_and_png(tmp_path, capsys, monkeypatch,
+                                                             in_root):
+    packaged = shutil.which("graphviz-pure", path=os.pathsep.join(
+        [os.environ.get("PATH", ""), os.path.dirname(sys.executable)]))
+    if packaged is None or os.environ.get("ARCHDSL_PACKAGED_DOT") == "0":
+        pytest.skip("graphviz-pure not installed")
+    real = shutil.which
+    monkeypatch.setattr(shutil, "which", lambda name, **kw: None if name == "dot"
+                        else real(name, **kw))
+    assert main(["render", "specs/resnet18.arch", "-o", str(tmp_path / "r.svg")]) == 0
+    assert b"7x7 conv, 64, /2" in (tmp_path / "r.svg").read_bytes()
+    assert main(["render", "specs/resnet18.arch", "-o", str(tmp_path / "r.png")]) == 0
+    assert (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG"
+    capsys.readouterr()
+    assert main(["render", "specs/resnet18.arch", "-o", str(tmp_path / "r.pdf")]) == 3
+    assert "PDF needs Graphviz's dot" in capsys.readouterr().err
+    monkeypatch.setenv("ARCHDSL_PACKAGED_DOT", "0")
+    assert main(["render", "specs/resnet18.arch", "-o", str(tmp_path / "s.svg")]) == 3
 
 
 def test_missing_dot_writes_dot_and_explains(tmp_path, capsys, monkeypatch, in_root):
-    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.setattr(shutil, "which", lambda name, **kw: None)
     code = main(["render", "specs/resnet18.arch", "-o", str(tmp_path / "r.svg")])
     err = capsys.readouterr().err
     assert code == 3

@@ -1,7 +1,9 @@
 """Backend: draw the IR as a Graphviz diagram in the papers' style.
 
 `render_dot` is pure (IR in, DOT text out, byte-identical for the same spec); `layout`
-runs Graphviz's `dot` to make SVG, PDF or PNG.
+runs Graphviz's `dot` to make SVG, PDF or PNG. Where Graphviz is not installed, the
+packaged port of `dot` (`pip install graphviz-pure`, in `archdsl[diagrams]`) lays out
+SVG and PNG; system `dot` is preferred whenever it is on PATH.
 
 What is drawn is a *view* of the IR. Each node of the IR belongs to one *unit*, the
 shortest prefix of its hierarchical name that is not *open*; every unit is one box.
@@ -19,8 +21,11 @@ unless `show` has `stacks`.
 """
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import sys
+from pathlib import Path
 from dataclasses import dataclass
 
 import graphviz
@@ -380,7 +385,10 @@ Install it, then run the command again:
   Fedora/RHEL:    sudo dnf install graphviz
   macOS:          brew install graphviz
   Windows:        winget install graphviz   (or choco install graphviz)
-  conda:          conda install -c conda-forge graphviz"""
+  conda:          conda install -c conda-forge graphviz
+or, for SVG and PNG without system packages: pip install graphviz-pure"""
+PACKAGED = "graphviz-pure"  # a port of dot's layout, installed as a program by pip
+PACKAGED_FORMATS = ("svg", "png")
 
 
 DOT_TIMEOUT = 30.0  # seconds; dot takes 0.2 s for ResNet-152 with every layer drawn
@@ -388,6 +396,40 @@ DOT_TIMEOUT = 30.0  # seconds; dot takes 0.2 s for ResNet-152 with every layer d
 
 class LayoutError(RuntimeError):
     """Graphviz's dot is missing, failed, or ran past its time."""
+
+
+def layout_program(fmt: str) -> str:
+    """The program that lays out `fmt`: system `dot`, else the packaged port for the
+    formats it writes (unless ARCHDSL_PACKAGED_DOT=0). Raises LayoutError saying what to
+    install."""
+    system = shutil.which("dot")
+    if system is not None:
+        return system
+    packaged = _packaged_dot()
+    if packaged is None:
+        raise LayoutError(INSTALL_HELP)
+    if fmt not in PACKAGED_FORMATS:
+        raise LayoutError(f"{fmt.upper()} needs Graphviz's dot; the packaged layout "
+                          f"({PACKAGED}) writes {' and '.join(f.upper() for f in PACKAGED_FORMATS)}"
+                          ": choose --format svg or png, or install Graphviz\n" + INSTALL_HELP)
+    return packaged
+
+
+def can_layout(fmt: str) -> bool:
+    """Whether `layout` can make `fmt` on this machine."""
+    try:
+        return fmt == "dot" or bool(layout_program(fmt))
+    except LayoutError:
+        return False
+
+
+def _packaged_dot() -> str | None:
+    if os.environ.get("ARCHDSL_PACKAGED_DOT", "1") == "0":
+        return None
+    # on PATH, or beside this Python (a virtual environment that is not activated)
+    search = os.pathsep.join(filter(None, (os.environ.get("PATH"),
+                                           str(Path(sys.executable).parent))))
+    return shutil.which(PACKAGED, path=search)
 
 
 def layout(dot_source: str, fmt: str, timeout: float = DOT_TIMEOUT,
@@ -400,11 +442,10 @@ def layout(dot_source: str, fmt: str, timeout: float = DOT_TIMEOUT,
     """
     if fmt == "dot":
         return dot_source.encode()
-    if shutil.which("dot") is None:
-        raise LayoutError(INSTALL_HELP)
+    program = layout_program(fmt)
     try:
         resolution = [f"-Gdpi={dpi}"] if dpi and fmt == "png" else []
-        done = subprocess.run(["dot", f"-T{fmt}", *resolution], input=dot_source.encode(),
+        done = subprocess.run([program, f"-T{fmt}", *resolution], input=dot_source.encode(),
                               capture_output=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
         raise LayoutError(f"Graphviz's dot did not finish within {timeout:g} s; draw fewer "
