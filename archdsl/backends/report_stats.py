@@ -21,6 +21,7 @@ import networkx as nx
 
 from .. import ir
 from ..passes.count_costs import Cost, total
+from ..passes.receptive_field import receptive_fields, show_field
 from ..ops import OPS, show
 
 DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "fp64": 8, "int8": 1}
@@ -32,6 +33,7 @@ class Row:
     name: str
     op: str  # `conv 11x11/4 p2`, or for a rolled-up block `bottleneck x6`
     shape: str
+    field: str  # receptive field: `11/4` (size, jump; per axis where they differ), `-`
     activation_bytes: int
     params: int
     macs: int
@@ -70,7 +72,9 @@ def report_stats(graph: nx.DiGraph, depth: int | None = None, dtype: str = "fp32
     [('x', 'input', '3x8x8', 0), ('c', 'conv 3x3', '4x6x6', 112), ('0', 'relu', '4x6x6', 0)]
     """
     size = DTYPE_BYTES[dtype]
-    rows = tuple(_row(graph, name, members, size) for name, members in _groups(graph, depth))
+    fields = receptive_fields(graph)
+    rows = tuple(_row(graph, name, members, size, fields)
+                 for name, members in _groups(graph, depth))
     inputs = ", ".join(show(ir.shape(graph, name)) for name in graph.graph["inputs"])
     return Report(graph.graph["name"], inputs, dtype, rows, _totals(graph, size))
 
@@ -84,7 +88,7 @@ def _groups(graph: nx.DiGraph, depth: int | None):
     return groups.items()
 
 
-def _row(graph: nx.DiGraph, name: str, members: list[str], size: int) -> Row:
+def _row(graph: nx.DiGraph, name: str, members: list[str], size: int, fields: dict) -> Row:
     cost = sum((graph.nodes[m].get("cost", Cost()) for m in members), Cost())
     last = ir.shape(graph, members[-1])
     train_only = all(ir.node(graph, m).train_only for m in members)
@@ -93,8 +97,9 @@ def _row(graph: nx.DiGraph, name: str, members: list[str], size: int) -> Row:
         op = OPS[item.op].describe(item.args)
     else:
         op = ir.describe_scope(graph, name, members)
-    return Row(name, op, show(last) if last else "?", cost.activations * size, cost.params,
-               cost.macs, cost.other_ops, train_only)
+    field = fields.get(members[-1])
+    return Row(name, op, show(last) if last else "?", show_field(field) if field else "-",
+               cost.activations * size, cost.params, cost.macs, cost.other_ops, train_only)
 
 
 def _totals(graph: nx.DiGraph, size: int) -> Totals:
@@ -127,13 +132,13 @@ def human_count(n: int) -> str:
     return str(n)
 
 
-COLUMNS = ("layer", "op", "output", "memory", "params", "MACs", "other ops")
+COLUMNS = ("layer", "op", "output", "RF", "memory", "params", "MACs", "other ops")
 
 
 def _cells(row: Row) -> tuple[str, ...]:
     op = row.op + (" [train]" if row.train_only else "")
-    return (row.name, op, row.shape, human_bytes(row.activation_bytes), f"{row.params:,}",
-            human_count(row.macs), human_count(row.other_ops))
+    return (row.name, op, row.shape, row.field, human_bytes(row.activation_bytes),
+            f"{row.params:,}", human_count(row.macs), human_count(row.other_ops))
 
 
 def _total_lines(report: Report) -> list[tuple[str, str]]:
@@ -156,11 +161,11 @@ def _shorten(text: str, width: int) -> str:
 
 
 def format_table(report: Report) -> str:
-    """Aligned columns for the terminal, readable at 100 columns."""
+    """Aligned columns for the terminal, readable at 110 columns."""
     cells = [tuple(_shorten(c, 28) for c in _cells(r)) for r in report.rows]
     widths = [max(len(h), *(len(c[i]) for c in cells)) if cells else len(h)
               for i, h in enumerate(COLUMNS)]
-    right = {3, 4, 5, 6}
+    right = {4, 5, 6, 7}
 
     def line(values):
         return "  ".join(v.rjust(w) if i in right else v.ljust(w)
@@ -181,7 +186,8 @@ def format_markdown(report: Report) -> str:
         return "| " + " | ".join(v.replace("|", "\\|") for v in values) + " |"
 
     out = [f"**{report.network}** (input {report.input}, {report.dtype})", "",
-           line(COLUMNS), "|" + "|".join(["---", "---", "---", "--:", "--:", "--:", "--:"]) + "|"]
+           line(COLUMNS),
+           "|" + "|".join(["---", "---", "---", "---", "--:", "--:", "--:", "--:"]) + "|"]
     out += [line([f"`{c[0]}`", *c[1:]]) for c in map(_cells, report.rows)]
     out += ["", "| total | |", "|---|--:|"]
     out += [f"| {k} | {v} |" for k, v in _total_lines(report)]
@@ -191,10 +197,10 @@ def format_markdown(report: Report) -> str:
 def format_csv(report: Report) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["layer", "op", "output", "activation_bytes", "params", "macs", "other_ops",
-                     "train_only"])
+    writer.writerow(["layer", "op", "output", "receptive_field", "activation_bytes", "params",
+                     "macs", "other_ops", "train_only"])
     for r in report.rows:
-        writer.writerow([r.name, r.op, r.shape, r.activation_bytes, r.params, r.macs,
+        writer.writerow([r.name, r.op, r.shape, r.field, r.activation_bytes, r.params, r.macs,
                          r.other_ops, str(r.train_only).lower()])
     return buffer.getvalue()
 
@@ -221,20 +227,29 @@ def _latex_shape(shape: str) -> str:
     return "$" + shape.replace("x", r"\times ") + "$" if shape else ""
 
 
+def _latex_field(field: str) -> str:
+    if field == "-":
+        return "--"
+    size, jump = field.split("/")
+    return _latex_shape(size) + r", /" + _latex_shape(jump)[1:-1].join("$$")
+
+
 def format_latex(report: Report) -> str:
     """A booktabs table (`\\usepackage{booktabs}`) to paste into a paper: one row per
     layer (or per block with --depth), the totals below a rule."""
-    columns = ("layer", "op", "output", "memory", "params", "MACs", "other ops")
+    columns = ("layer", "op", "output", "receptive field", "memory", "params", "MACs",
+               "other ops")
     out = [f"% {report.network} (input {report.input}, {report.dtype}); needs "
-           r"\usepackage{booktabs}", r"\begin{tabular}{lllrrrr}", r"\toprule",
+           r"\usepackage{booktabs}", r"\begin{tabular}{llllrrrr}", r"\toprule",
            " & ".join(columns) + r" \\", r"\midrule"]
     for row in report.rows:
-        name, op, shape, *numbers = _cells(row)
+        name, op, shape, field, *numbers = _cells(row)
         out.append(" & ".join([r"\texttt{" + latex_escape(name) + "}", latex_escape(op),
-                               _latex_shape(shape), *map(latex_escape, numbers)]) + r" \\")
+                               _latex_shape(shape), _latex_field(field),
+                               *map(latex_escape, numbers)]) + r" \\")
     out.append(r"\midrule")
     for label, value in _total_lines(report):
-        out.append(rf"\multicolumn{{4}}{{l}}{{{latex_escape(label)}}} & "
+        out.append(rf"\multicolumn{{5}}{{l}}{{{latex_escape(label)}}} & "
                    rf"\multicolumn{{3}}{{r}}{{{latex_escape(value)}}} \\")
     out += [r"\bottomrule", r"\end{tabular}"]
     return "\n".join(out) + "\n"

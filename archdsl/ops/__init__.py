@@ -11,6 +11,7 @@ Torch is imported only inside the `module` builders, which the front end never c
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -18,6 +19,7 @@ from .shapes import (CHANNELS_FIRST, Shape, ShapeError, as_shape, axes_of, axis_
                      describe, numel, require, show)
 
 REQUIRED = object()
+GLOBAL = "global"  # an op whose every output reads the whole input (Op.window)
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,10 @@ class Op:
     init: Callable[[Any], None] | None = None  # initialises the module; required with params
     workspace: Callable[[Args, tuple[Shape, ...]], int] = _zero  # elements held inside,
     # per image, beyond the output: an attention matrix
+    window: Callable[[Args, tuple[Shape, ...]], Any] = field(default=lambda a, ins: None)
+    # how far an output position sees, for the receptive field (passes/receptive_field):
+    # None, each output position reads its own position only; GLOBAL, the whole input;
+    # or per spatial axis of the input, (kernel, stride, dilation, pad) of a sliding window
     in_place: bool = False  # an activation that may overwrite its input (module.inplace)
     overwritable: bool = False  # its backward does not need its output: an in-place
     # activation right after it may overwrite that output
@@ -262,6 +268,18 @@ def _pool_shape(name: str):
     return shape
 
 
+def _sliding(dilated: bool = True):
+    """Op.window of conv and pools: kernel, stride, dilation and padding on each spatial
+    axis."""
+    def window(args: Args, ins):
+        n = _spatial_count(ins[0])
+        kernel = sizes(args, "kernel", n)
+        dilation = sizes(args, "dilation", n) if dilated else (1,) * n
+        return tuple(zip(kernel, sizes(args, "stride", n), dilation,
+                         _padding(args, kernel, dilation)))
+    return window
+
+
 def _pool_ops(args: Args, ins, out: Shape) -> int:
     return numel(out) * _kernel_volume(args, ins)
 
@@ -315,6 +333,12 @@ def _global_pool_module(args: Args, ins):
 def _adaptive_module(args: Args, ins):
     from torch import nn
     return nn.AdaptiveAvgPool2d((args["height"], args["width"]))
+
+
+def _adaptive_window(args: Args, ins):
+    """torch's adaptive pooling reads about in / out positions, every in / out positions."""
+    return tuple((-(-size // out), Fraction(size, out), 1, 0)
+                 for size, out in zip(ins[0][1:], (args["height"], args["width"])))
 
 
 def _adaptive_shape(args: Args, ins) -> Shape:
@@ -560,6 +584,14 @@ def _conv_transpose_shape(args: Args, ins) -> Shape:
                              f"{axis} {size} is too small here", help="use less padding")
         sizes.append(new)
     return (out, *sizes)
+
+
+def _transposed_window(args: Args, ins):
+    """An output position of a transposed conv reads the inputs within (kernel - 1) *
+    dilation / stride of it, on a grid `stride` times finer."""
+    return tuple((Fraction((k - 1) * d, st) + 1, Fraction(1, st), 1, Fraction((k - 1) * d - p, st))
+                 for k, st, d, p in zip(pair(args["kernel"]), pair(args["stride"]),
+                                        pair(args["dilation"]), pair(args["pad"])))
 
 
 def _conv_transpose_params(args: Args, ins) -> int:
@@ -909,6 +941,7 @@ OPS: dict[str, Op] = {op.name: op for op in (
     Op("input", "io", shape=lambda a, ins: a["shape"],
        args=(Arg("shape", "shape"),), describe=_named("input"), caption=_named("input")),
     Op("conv", "conv", _conv_shape,
+       window=_sliding(),
        args=(Arg("channels", "int", minimum=1), Arg("kernel", **_SIZES_1),
              Arg("stride", "sizes", 1, minimum=1), Arg("pad", "pad", 0, minimum=0),
              Arg("dilation", "sizes", 1, minimum=1), Arg("groups", "int", 1, minimum=1),
@@ -982,6 +1015,7 @@ OPS: dict[str, Op] = {op.name: op for op in (
        describe=_named("identity"), caption=_named("identity"),
        lowers="`nn.Identity()`"),
     Op("maxpool", "pool", _pool_shape("maxpool"),
+       window=_sliding(),
        args=_POOL_ARGS + (Arg("dilation", "sizes", 1, minimum=1), Arg("ceil_mode", "bool", False)),
        other_ops=_pool_ops, module=_maxpool_module,
        describe=_pool_describe("maxpool"), caption=_pool_caption("max pool"),
@@ -991,6 +1025,7 @@ OPS: dict[str, Op] = {op.name: op for op in (
        lowers="`nn.MaxPool2d(kernel, stride, pad, dilation, ceil_mode=...)` (`1d`, `3d` on a "
               "signal, a volume)"),
     Op("avgpool", "pool", _pool_shape("avgpool"),
+       window=_sliding(dilated=False),
        args=_POOL_ARGS + (Arg("ceil_mode", "bool", False), Arg("count_include_pad", "bool", True)),
        other_ops=_pool_ops, module=_avgpool_module,
        describe=_pool_describe("avgpool"), caption=_pool_caption("avg pool"),
@@ -998,11 +1033,13 @@ OPS: dict[str, Op] = {op.name: op for op in (
        lowers="`nn.AvgPool2d(kernel, stride, pad, ceil_mode=..., count_include_pad=...)` (`1d`, "
               "`3d` on a signal, a volume)"),
     Op("global_avgpool", "pool", _global_pool_shape,
+       window=lambda a, ins: GLOBAL,
        other_ops=lambda a, ins, out: numel(ins[0]), module=_global_pool_module,
        describe=_named("global_avgpool"), caption=_named("global avg pool"),
        rule="C×H×W → C×1×1; C×L → C×1, C×T×H×W → C×1×1×1",
        lowers="`nn.AdaptiveAvgPool2d((1, 1))` (`1d`, `3d` on a signal, a volume)"),
     Op("adaptive_avgpool", "pool", _adaptive_shape,
+       window=_adaptive_window,
        args=(Arg("height", "int", minimum=1), Arg("width", "int", Derived("height"), minimum=1)),
        other_ops=lambda a, ins, out: numel(ins[0]), module=_adaptive_module,
        describe=lambda a: f"adaptive_avgpool {a['height']}x{a['width']}",
@@ -1010,6 +1047,7 @@ OPS: dict[str, Op] = {op.name: op for op in (
        rule="C×H×W → C×`height`×`width`",
        lowers="`nn.AdaptiveAvgPool2d((height, width))`"),
     Op("upsample", "pool", _upsample_shape,
+       window=lambda a, ins: ((1, Fraction(1, a["scale"]), 1, 0),) * 2,
        args=(Arg("scale", "int", 2, minimum=1), Arg("mode", "str", "nearest",
                                                     choices=("nearest", "bilinear"))),
        other_ops=_elementwise(), module=_upsample_module,
@@ -1024,6 +1062,7 @@ OPS: dict[str, Op] = {op.name: op for op in (
             "default all: C·H·W flat features. `flatten(1, 2)` makes C×H×W a C×(H·W) signal",
        lowers="`torch.flatten(x, 1)`; `torch.flatten(x, start + 1, end + 1)` (a function)"),
     Op("linear", "linear", _linear_shape,
+       window=lambda a, ins: GLOBAL if axes_of(ins[0]) == "C" else None,
        args=(Arg("features", "int", minimum=1), Arg("bias", "bool", True)),
        params=_linear_params, macs=lambda a, ins, out: numel(out) * ins[0][-1],
        module=_linear_module, init=_reset_init, overwritable=True, describe=lambda a: f"linear {a['features']}",
@@ -1067,6 +1106,7 @@ OPS: dict[str, Op] = {op.name: op for op in (
        rule="unchanged; needs C×H×W with `groups` dividing C",
        lowers="`nn.GroupNorm(groups, C, eps)`"),
     Op("conv_transpose", "conv", _conv_transpose_shape,
+       window=_transposed_window,
        args=(Arg("channels", "int", minimum=1), Arg("kernel", **_PAIR_1),
              Arg("stride", "pair", 1, minimum=1), Arg("pad", "pair", 0, minimum=0),
              Arg("output_pad", "pair", 0, minimum=0), Arg("groups", "int", 1, minimum=1),
@@ -1161,12 +1201,14 @@ OPS: dict[str, Op] = {op.name: op for op in (
             "`axis`, every `step`-th: `slice(1, 197)` drops a class token",
        lowers="`x[:, start:end:step]` on the axis (a function, no module)"),
     Op("mean", "pool", _mean_shape, args=(Arg("axis", "int", 0),),
+       window=lambda a, ins: GLOBAL,
        other_ops=lambda a, ins, out: numel(ins[0]),
        function=_emit_method("mean", lambda a: (_torch_axis(a["axis"]),)),
        describe=lambda a: f"mean {a['axis']}", caption=_named("mean"),
        rule="the mean over `axis`, which goes away: `mean(0)` on L×C tokens averages them",
        lowers="`x.mean(axis + 1)` (a function, no module)"),
     Op("attention", "attention", _attention_shape,
+       window=lambda a, ins: GLOBAL,
        args=(Arg("heads", "int", minimum=1), Arg("dropout", "float", 0.0, minimum=0, maximum=1),
              Arg("bias", "bool", True)),
        params=_attention_params, macs=_attention_macs,
@@ -1178,6 +1220,7 @@ OPS: dict[str, Op] = {op.name: op for op in (
        lowers="`SelfAttention(C, heads, dropout, bias)`: `nn.MultiheadAttention` (batch first) "
               "on (x, x, x) without weights, so torch's fused attention"),
     Op("window_attention", "attention", _window_attention_shape,
+       window=lambda a, ins: ((a["window"], 1, 1, 0),) * 2,
        args=(Arg("heads", "int", minimum=1), Arg("window", "int", 7, minimum=1),
              Arg("shift", "int", 0, minimum=0), Arg("dropout", "float", 0.0, minimum=0, maximum=1),
              Arg("attention_dropout", "float", 0.0, minimum=0, maximum=1)),
@@ -1196,6 +1239,7 @@ OPS: dict[str, Op] = {op.name: op for op in (
        lowers="`ShiftedWindowAttention(C, window, shift, heads, ...)` (torchvision's Swin "
               "names: `qkv`, `proj`, `relative_position_bias_table`)"),
     Op("patch_merging", "reshape", _patch_merging_shape,
+       window=lambda a, ins: ((2, 2, 1, 0),) * 2,
        args=(Arg("eps", "float", 1e-5, minimum=0),),
        params=lambda a, ins: 8 * ins[0][2] ** 2 + 8 * ins[0][2],
        macs=lambda a, ins, out: numel(out) * 4 * ins[0][2],
