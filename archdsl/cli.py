@@ -102,6 +102,9 @@ conventions:
                             "for scripts")
     stats.add_argument("--dtype", choices=tuple(DTYPE_BYTES), default="fp32",
                        help="bytes per element for memory figures (default fp32)")
+    stats.add_argument("--plot", metavar="OUT",
+                       help="also draw per-layer bars of memory, parameters and MACs, the "
+                            "networks side by side (OUT.svg, .pdf or .png; needs matplotlib)")
     _add_spec_options(stats)
     stats.set_defaults(run=run_stats)
 
@@ -438,9 +441,10 @@ def _summary_json(graph) -> dict:
 def run_stats(args) -> int:
     if args.depth is not None and args.depth < 1:
         raise UsageError("--depth must be at least 1")
-    if args.depth is not None and len(args.files) > 1:
+    if args.depth is not None and len(args.files) > 1 and not args.plot:
         raise UsageError("--depth applies to the table of one file; several files are "
-                         "compared by their totals")
+                         "compared by their totals (or drawn with --plot)")
+    plot_format = _plot_format(args.plot)
     reports, failed = [], False
     for path in args.files:
         result = compile_or_report(path, args)
@@ -450,11 +454,30 @@ def run_stats(args) -> int:
             reports += [report_stats(g, args.depth, args.dtype) for g in result.graphs.values()]
     if failed:
         return EXIT_SPEC_ERRORS
+    if args.plot:
+        from .backends.plot_costs import plot_costs
+        write_atomic(Path(args.plot), plot_costs(reports, plot_format))
+        print(f"drew {', '.join(r.network for r in reports)} -> {args.plot}", file=sys.stderr)
     if len(args.files) > 1:
         print(format_comparison(reports, args.format), end="")
     else:
         print("\n".join(format_report(r, args.format) for r in reports), end="")
     return EXIT_OK
+
+
+def _plot_format(path: str | None) -> str | None:
+    """The format of --plot OUT, from its extension; refused early if matplotlib is missing."""
+    if path is None:
+        return None
+    fmt = Path(path).suffix.lstrip(".").lower()
+    if fmt not in ("svg", "pdf", "png"):
+        raise UsageError(f"--plot {path}: give a file ending in .svg, .pdf or .png")
+    try:
+        import matplotlib  # noqa: F401
+    except ModuleNotFoundError:
+        raise UsageError("--plot needs matplotlib: pip install matplotlib "
+                         "(or archdsl[train])") from None
+    return fmt
 
 
 def run_build(args) -> int:

@@ -156,3 +156,14 @@ def test_latex_tables_compile(tmp_path):
     done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "t.tex"], cwd=tmp_path,
                           capture_output=True, timeout=120)
     assert done.returncode == 0, done.stdout[-2000:]
+
+
+def test_cost_plot_draws_every_network_side_by_side(tmp_path, capsys, in_root):
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "costs.svg"
+    assert main(["stats", "specs/alexnet.arch", "specs/vgg16.arch", "--plot", str(out)]) == 0
+    svg = out.read_text()
+    assert svg.lstrip().startswith("<?xml") and "alexnet" in svg and "vgg16" in svg
+    assert "parameters (millions)" in svg and "MACs (millions)" in svg
+    assert main(["stats", "specs/alexnet.arch", "--plot", str(tmp_path / "c.jpg")]) == 2
+    assert "--plot" in capsys.readouterr().err and not (tmp_path / "c.jpg").exists()

@@ -1,0 +1,63 @@
+"""Backend: per-layer cost bars of one or several networks, as lecture notes compare
+AlexNet and VGG-16: activation memory, parameters and MACs, one panel each, one bar per
+row of the stats report (per layer, or per block with --depth), networks side by side
+on a shared scale, log scale where the bars span more than two orders of magnitude.
+
+Pure: reports in, the figure's bytes out (SVG, PDF or PNG). Needs matplotlib, which
+the `train` extra installs; nothing else in archdsl imports it.
+"""
+from __future__ import annotations
+
+import io
+
+from .report_stats import Report
+
+PANELS = (("activation memory / image (MiB)", lambda r: r.activation_bytes / 2 ** 20),
+          ("parameters (millions)", lambda r: r.params / 1e6),
+          ("MACs (millions)", lambda r: r.macs / 1e6))
+COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7")  # Okabe-Ito
+
+
+def plot_costs(reports: list[Report], fmt: str = "svg", *, dpi: int = 300) -> bytes:
+    """The figure: three rows of panels (memory, parameters, MACs), one column per network,
+    the y axes shared across a row so that the networks compare at a glance."""
+    import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    widths = [max(len(r.rows), 4) for r in reports]
+    figure, axes = plt.subplots(len(PANELS), len(reports), sharey="row", squeeze=False,
+                                gridspec_kw={"width_ratios": widths},
+                                figsize=(min(2 + 0.22 * sum(widths), 16), 7.5))
+    for column, (report, colour) in enumerate(zip(reports, COLOURS * 4)):
+        rows = [r for r in report.rows if not r.train_only]
+        for row_index, (title, value) in enumerate(PANELS):
+            ax = axes[row_index][column]
+            ax.bar(range(len(rows)), [value(r) for r in rows], color=colour, width=0.8)
+            ax.set_xlim(-0.6, len(rows) - 0.4)
+            ax.grid(axis="y", color="#DDDDDD", linewidth=0.6)
+            ax.set_axisbelow(True)
+            if column == 0:
+                ax.set_ylabel(title, fontsize=8)
+            if row_index == 0:
+                ax.set_title(report.network, fontsize=10)
+            if row_index == len(PANELS) - 1:
+                ax.set_xticks(range(len(rows)), [_label(r) for r in rows], rotation=90,
+                              fontsize=6)
+            else:
+                ax.set_xticks(range(len(rows)), [""] * len(rows))
+    for row_index, (_, value) in enumerate(PANELS):
+        values = [value(r) for report in reports for r in report.rows if value(r) > 0]
+        if values and max(values) / min(values) > 100:
+            axes[row_index][0].set_yscale("log")
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format=fmt, dpi=dpi, bbox_inches="tight")
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def _label(row) -> str:
+    """The layer's name where it has one (`conv1`, `layer3`), else its op (`relu`)."""
+    last = row.name.rsplit(".", 1)[-1]
+    return row.op if last.isdigit() else row.name
