@@ -19,7 +19,7 @@ from .files import write_atomic
 from .ir import dump
 from .ops import show
 from .backends.render_dot import (DIRECTIONS, DOT_TIMEOUT, SHOW, STYLES, LayoutError, instances,
-                                  layout, render_dot)
+                                  layout, render_dot, render_many)
 from .backends.report_stats import DTYPE_BYTES, FORMATS, format_comparison, format_report, report_stats
 
 EXIT_OK, EXIT_SPEC_ERRORS, EXIT_USAGE, EXIT_MISSING_TOOL, EXIT_INTERNAL = 0, 1, 2, 3, 70
@@ -156,7 +156,10 @@ Layout needs Graphviz's `dot`; without it, the packaged port of dot (`pip instal
 graphviz-pure`, part of archdsl[diagrams]) draws SVG and PNG. With neither, --format dot
 still works, and other formats write the .dot file and explain how to install Graphviz
 (exit status 3).""")
-    render.add_argument("file", metavar="FILE")
+    render.add_argument("files", nargs="+", metavar="FILE",
+                        help="a spec; several specs draw their networks side by side in one "
+                             "figure, at one scale, aligned where each reaches a new feature "
+                             "map size (as ResNet's Figure 3)")
     render.add_argument("-o", "--output", metavar="OUT",
                         help="output file (default NETWORK.FORMAT in the current directory); "
                              "- for standard output")
@@ -524,6 +527,9 @@ def run_render(args) -> int:
     if args.depth is not None and args.depth < 1:
         raise UsageError("--depth must be at least 1")
     _check_timeout(args)
+    if len(args.files) > 1:
+        return _render_side_by_side(args)
+    args.file = args.files[0]
     result = compile_or_report(args.file, args)
     _require_networks(result, args.file)
     _check_render_options(args, result)
@@ -560,6 +566,46 @@ def run_render(args) -> int:
     return status
 
 
+def _render_side_by_side(args) -> int:
+    """Several specs in one figure: each file gives one network (--network picks it)."""
+    graphs = []
+    for path in args.files:
+        args.file = path
+        result = compile_or_report(path, args)
+        _require_networks(result, path)
+        if not result.ok:
+            return EXIT_SPEC_ERRORS
+        if len(result.graphs) > 1:
+            raise UsageError(f"{path} has {len(result.graphs)} networks; a side-by-side figure "
+                             "takes one from each file (--network NAME)")
+        _check_render_options(args, result)
+        graphs += result.graphs.values()
+    if args.partial:
+        raise UsageError("--partial draws one network; give one file")
+    fmt = args.format or _format_from(args.output)
+    out = Path(args.output) if args.output else Path(
+        "_".join(g.graph["name"] for g in graphs) + f".{fmt}")
+    source = render_many(graphs, depth=args.depth, expand=args.expand,
+                         direction=args.direction, shapes=args.shapes, style=args.style,
+                         column=args.column, show=args.show, title=args.title,
+                         legend=args.legend)
+    try:
+        data = layout(source, fmt, args.dot_timeout, dpi=args.dpi)
+    except LayoutError as error:
+        dot_path = Path("networks.dot") if args.output == "-" else out.with_suffix(".dot")
+        write_atomic(dot_path, source.encode())
+        print(f"archdsl: error: cannot make {fmt.upper()}: {error}\n"
+              f"The diagram's DOT source is in {dot_path}.", file=sys.stderr)
+        return EXIT_MISSING_TOOL
+    if args.output == "-":
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    else:
+        write_atomic(out, data)
+        print(f"drew {', '.join(g.graph['name'] for g in graphs)} side by side -> {out}")
+    return EXIT_OK
+
+
 def _check_timeout(args) -> None:
     if not (math.isfinite(args.dot_timeout) and args.dot_timeout > 0):
         raise UsageError("--dot-timeout must be a positive number of seconds")
@@ -570,7 +616,8 @@ def _check_render_options(args, result: Compilation) -> None:
         if prefix != "all" and not any(instances(g, prefix) for g in result.graphs.values()):
             raise UsageError(f"--expand {prefix}: no layer, stage or block has that name "
                              "(`archdsl ir FILE` lists the names)")
-    show = tuple(w.strip() for w in args.show.split(",") if w.strip())
+    show = args.show if isinstance(args.show, tuple) else tuple(
+        w.strip() for w in args.show.split(",") if w.strip())
     unknown = [w for w in show if w not in SHOW]
     if unknown:
         raise UsageError(f"--show {unknown[0]}: choose from {', '.join(SHOW)}")

@@ -242,3 +242,21 @@ def test_render_options_that_cannot_work_say_why(argv, message, tmp_path, capsys
     code = main(["render", "specs/resnet50.arch", "-o", str(tmp_path / "r.svg"), *argv])
     assert code == 2 and message in capsys.readouterr().err
     assert not (tmp_path / "r.svg").exists()
+
+
+def test_several_networks_side_by_side_are_aligned_by_feature_map_size(tmp_path, capsys,
+                                                                       in_root):
+    from archdsl.backends.render_dot import render_many
+    graphs = [graph_of(s) for s in ("vgg19", "plain34", "resnet34")]
+    dot = render_many(graphs, expand=["all"])
+    assert dot.count("subgraph cluster_net") == 3
+    assert all(f"label={g.graph['name']}" in dot for g in graphs)
+    levels = re.findall(r"\{\s*rank=same\s*([^}]*)\}", dot)
+    first = [set(re.findall(r'"(net\d)/', level)) for level in levels]
+    assert sum(nets == {"net0", "net1", "net2"} for nets in first) >= 5  # 224, 112, ..., 7
+    assert all(len(nets) >= 2 for nets in first)
+    assert '"net2/layer1.0.conv1"' in dot and '"net0/features.0"' in dot
+    out = tmp_path / "f.dot"
+    assert main(["render", "specs/vgg19.arch", "specs/resnet34.arch", "-o", str(out)]) == 0
+    assert out.read_text().count("subgraph cluster_net") == 2
+    assert main(["render", "specs/vgg19.arch", "specs/resnet34.arch", "--partial"]) == 2

@@ -183,6 +183,78 @@ def render_dot(graph: nx.DiGraph, *, depth: int | None = None, expand=(), direct
     >>> "3x3 conv, 4" in text
     True
     """
+    dot = _digraph(graph.graph["name"], _graph_attributes(graph, direction, column, title))
+    units = _draw(dot, graph, depth, expand, shapes, style, partial, show)
+    if legend:
+        _add_legend(dot, graph, units, style)
+    return dot.source
+
+
+def render_many(graphs: list[nx.DiGraph], *, direction: str = "TB", column: str | None = None,
+                title: bool = True, legend: bool = False, **options) -> str:
+    """DOT source for several networks side by side, each in a box under its name, drawn
+    at one scale and aligned by stage: the first layer of each network that gives a
+    feature map of a new size (56x56, 28x28, ...) sits on one level, as in He et al.'s
+    Figure 3 (VGG-19, a plain network and a ResNet).
+
+    >>> from archdsl import compile_source
+    >>> a = compile_source("network a { input x: 3 x 8 x 8; conv(4, 3) }").graph
+    >>> b = compile_source("network b { input x: 3 x 8 x 8; conv(4, 3); relu }").graph
+    >>> text = render_many([a, b])
+    >>> "cluster_net0" in text and '"net1/0"' in text
+    True
+    """
+    attributes = _graph_attributes(graphs[0], direction, column, False)
+    dot = _digraph("networks", attributes)
+    levels: dict[tuple, list[str]] = {}
+    for index, graph in enumerate(graphs):
+        prefix = f"net{index}/"
+        with dot.subgraph(name=f"cluster_net{index}", graph_attr={
+                "label": graph.graph["name"] if title else "", "color": "white",
+                "fontname": FONT, "fontsize": "11"}) as box:
+            units = _draw(box, graph, options.get("depth"), options.get("expand", ()),
+                          options.get("shapes", True), options.get("style", "paper"), False,
+                          options.get("show", ()), prefix)
+        for size, unit in _first_of_each_size(graph, units):
+            levels.setdefault(size, []).append(prefix + unit)
+    for names in levels.values():
+        if len(names) > 1:
+            with dot.subgraph() as level:
+                level.attr(rank="same")
+                for name in names:
+                    level.node(name)
+    if legend:
+        _add_legend(dot, graphs[0], {}, options.get("style", "paper"))
+    return dot.source
+
+
+def _first_of_each_size(graph: nx.DiGraph, units: dict) -> list[tuple[tuple, str]]:
+    """(spatial size, unit) for the first unit whose output has each new spatial size."""
+    seen, found = set(), []
+    for unit, members in units.items():
+        shape = ir.shape(graph, members[-1])
+        if shape is None or len(shape) < 2:
+            continue
+        size = tuple(d for a, d in zip(shape.axes, shape) if a != "C")
+        if size not in seen:
+            seen.add(size)
+            found.append((size, unit))
+    return found
+
+
+def _digraph(name: str, graph_attr: dict) -> graphviz.Digraph:
+    return graphviz.Digraph(name, graph_attr=graph_attr,
+                            node_attr={"fontname": FONT, "fontsize": "10", "shape": "box",
+                                       "style": "rounded,filled", "height": "0.3",
+                                       "margin": "0.08,0.03"},
+                            edge_attr={"fontname": FONT, "fontsize": "8", "arrowsize": "0.6",
+                                       "color": "#404040"})
+
+
+def _draw(dot, graph: nx.DiGraph, depth, expand, shapes: bool, style: str, partial: bool,
+          show, prefix: str = "") -> dict[str, list[str]]:
+    """Add one network's boxes and arrows to `dot`; node names start with `prefix`.
+    Returns the units drawn: {box name: the IR nodes in it}."""
     failed = _failed_nodes(graph) if partial else set()
     view = default_view(graph, depth, tuple(expand) + tuple(sorted(failed)))  # show the culprit
     if style == "paper" and "all" not in show:
@@ -192,18 +264,9 @@ def render_dot(graph: nx.DiGraph, *, depth: int | None = None, expand=(), direct
     units: dict[str, list[str]] = {}
     for name in shown:
         units.setdefault(view.unit(name), []).append(name)
-    dot = graphviz.Digraph(graph.graph["name"],
-                           graph_attr=_graph_attributes(graph, direction, column, title),
-                           node_attr={"fontname": FONT, "fontsize": "10", "shape": "box",
-                                      "style": "rounded,filled", "height": "0.3",
-                                      "margin": "0.08,0.03"},
-                           edge_attr={"fontname": FONT, "fontsize": "8", "arrowsize": "0.6",
-                                      "color": "#404040"})
-    _add_units(dot, graph, view, units, style, failed)
-    _add_edges(dot, graph, view, units, shapes, failed)
-    if legend:
-        _add_legend(dot, graph, units, style)
-    return dot.source
+    _add_units(dot, graph, view, units, style, failed, prefix)
+    _add_edges(dot, graph, view, units, shapes, failed, prefix)
+    return units
 
 
 def _add_legend(dot, graph, units: dict, style: str) -> None:
@@ -244,7 +307,8 @@ def _failed_nodes(graph: nx.DiGraph) -> set[str]:
 # ---- boxes ----------------------------------------------------------------------------
 
 
-def _add_units(dot, graph, view: View, units: dict, style: str, failed: set) -> None:
+def _add_units(dot, graph, view: View, units: dict, style: str, failed: set,
+               prefix: str = "") -> None:
     clusters: dict[str, graphviz.Digraph] = {}
     operands = {i for n in failed for i in ir.node(graph, n).inputs}
     train_only = _train_only_scopes(graph)
@@ -255,7 +319,7 @@ def _add_units(dot, graph, view: View, units: dict, style: str, failed: set) -> 
         elif operands & set(members):
             attributes.update(color=ERROR_COLOUR, penwidth="1.8")
         parent = unit.rsplit(".", 1)[0] if "." in unit else ""
-        _cluster(dot, clusters, train_only, parent).node(unit, **attributes)
+        _cluster(dot, clusters, train_only, parent, prefix).node(prefix + unit, **attributes)
     for path in sorted(clusters, key=lambda p: -p.count(".")):
         if path:
             _parent_of(dot, clusters, path).subgraph(clusters[path])
@@ -272,18 +336,18 @@ def _train_only_scopes(graph: nx.DiGraph) -> set[str]:
     return {prefix for prefix, train in verdict.items() if train}
 
 
-def _cluster(dot, clusters: dict, train_only: set[str], path: str):
+def _cluster(dot, clusters: dict, train_only: set[str], path: str, prefix: str = ""):
     if not path:
         return dot
     if path not in clusters:
         train = path in train_only
         label = path + (" (train only)" if train else "")
         clusters[path] = graphviz.Digraph(
-            "cluster_" + path, graph_attr={"label": label, "style": "rounded,dashed" if train
+            "cluster_" + prefix + path, graph_attr={"label": label, "style": "rounded,dashed" if train
                                            else "rounded", "color": "#999999",
                                            "fontname": FONT, "fontsize": "9", "labeljust": "l"})
         if "." in path:
-            _cluster(dot, clusters, train_only, path.rsplit(".", 1)[0])
+            _cluster(dot, clusters, train_only, path.rsplit(".", 1)[0], prefix)
     return clusters[path]
 
 
@@ -340,7 +404,8 @@ def _group_label(graph, unit: str, nodes: list[ir.Node]) -> str:
 # ---- arrows ---------------------------------------------------------------------------
 
 
-def _add_edges(dot, graph, view: View, units: dict, shapes: bool, failed: set) -> None:
+def _add_edges(dot, graph, view: View, units: dict, shapes: bool, failed: set,
+               prefix: str = "") -> None:
     members = {m for ms in units.values() for m in ms}
     seen = set()
     for item in ir.nodes(graph):
@@ -352,8 +417,8 @@ def _add_edges(dot, graph, view: View, units: dict, shapes: bool, failed: set) -
             if tail == head or (tail, head) in seen:
                 continue
             seen.add((tail, head))
-            dot.edge(tail, head, **_edge_attributes(graph, item, position, producer, shapes,
-                                                    failed))
+            attributes = _edge_attributes(graph, item, position, producer, shapes, failed)
+            dot.edge(prefix + tail, prefix + head, **attributes)
 
 
 def _edge_attributes(graph, item: ir.Node, position: int, producer: str, shapes: bool,
