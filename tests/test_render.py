@@ -260,3 +260,9 @@ def test_several_networks_side_by_side_are_aligned_by_feature_map_size(tmp_path,
     assert main(["render", "specs/vgg19.arch", "specs/resnet34.arch", "-o", str(out)]) == 0
     assert out.read_text().count("subgraph cluster_net") == 2
     assert main(["render", "specs/vgg19.arch", "specs/resnet34.arch", "--partial"]) == 2
+
+
+def test_detailed_style_names_what_the_spec_named_only():
+    dot = render_dot(graph_of("resnet18"), style="detailed")
+    assert "0 [label=flatten " in dot  # an index the spec did not write stays out
+    assert 'conv1 [label="conv1\n7x7 conv, 64, /2' in dot

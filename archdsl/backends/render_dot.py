@@ -377,8 +377,9 @@ def _unit_attributes(graph, unit: str, members: list[str], style: str) -> dict:
         label = _group_label(graph, unit, nodes)
     if style == "detailed":
         cost = sum((graph.nodes[m].get("cost", Cost()) for m in members), Cost())
-        if not label.startswith(unit.rsplit(".", 1)[-1]) and OPS[nodes[0].op].family != "merge":
-            label = f"{unit}\n{label}"
+        last = unit.rsplit(".", 1)[-1]
+        if not (label.startswith(last) or last.isdigit() or OPS[nodes[0].op].family == "merge"):
+            label = f"{unit}\n{label}"  # a name the spec gave, not an index it made
         if cost.params or cost.macs:
             label += f"\n{human_count(cost.params)} params, {human_count(cost.macs)} MACs"
     if all(n.role == "skip" for n in nodes):
