@@ -549,21 +549,30 @@ def run_render(args) -> int:
                             direction=args.direction, shapes=args.shapes, style=args.style,
                             partial=args.partial, column=args.column, show=args.show,
                             title=args.title, legend=args.legend)
-        try:
-            data = layout(source, fmt, args.dot_timeout, dpi=args.dpi)
-        except LayoutError as error:
-            dot_path = Path(f"{name}.dot") if to_stdout else out.with_suffix(".dot")
-            write_atomic(dot_path, source.encode())
-            print(f"archdsl: error: cannot make {fmt.upper()}: {error}\n"
-                  f"The diagram's DOT source is in {dot_path}.", file=sys.stderr)
+        dot_path = Path(f"{name}.dot") if to_stdout else out.with_suffix(".dot")
+        if not _write_diagram(source, fmt, None if to_stdout else out, dot_path, args):
             return EXIT_MISSING_TOOL
-        if to_stdout:
-            sys.stdout.buffer.write(data)
-            sys.stdout.flush()
-        else:
-            write_atomic(out, data)
+        if not to_stdout:
             print(f"{args.file}: drew {name} -> {out}")
     return status
+
+
+def _write_diagram(source: str, fmt: str, out: Path | None, dot_path: Path, args) -> bool:
+    """Lay out and write the diagram (to standard output when `out` is None). Without a
+    layout program, write the DOT source to `dot_path`, say so, and return False."""
+    try:
+        data = layout(source, fmt, args.dot_timeout, dpi=args.dpi)
+    except LayoutError as error:
+        write_atomic(dot_path, source.encode())
+        print(f"archdsl: error: cannot make {fmt.upper()}: {error}\n"
+              f"The diagram's DOT source is in {dot_path}.", file=sys.stderr)
+        return False
+    if out is None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    else:
+        write_atomic(out, data)
+    return True
 
 
 def _render_side_by_side(args) -> int:
@@ -589,19 +598,11 @@ def _render_side_by_side(args) -> int:
                          direction=args.direction, shapes=args.shapes, style=args.style,
                          column=args.column, show=args.show, title=args.title,
                          legend=args.legend)
-    try:
-        data = layout(source, fmt, args.dot_timeout, dpi=args.dpi)
-    except LayoutError as error:
-        dot_path = Path("networks.dot") if args.output == "-" else out.with_suffix(".dot")
-        write_atomic(dot_path, source.encode())
-        print(f"archdsl: error: cannot make {fmt.upper()}: {error}\n"
-              f"The diagram's DOT source is in {dot_path}.", file=sys.stderr)
+    to_stdout = args.output == "-"
+    dot_path = Path("networks.dot") if to_stdout else out.with_suffix(".dot")
+    if not _write_diagram(source, fmt, None if to_stdout else out, dot_path, args):
         return EXIT_MISSING_TOOL
-    if args.output == "-":
-        sys.stdout.buffer.write(data)
-        sys.stdout.flush()
-    else:
-        write_atomic(out, data)
+    if not to_stdout:
         print(f"drew {', '.join(g.graph['name'] for g in graphs)} side by side -> {out}")
     return EXIT_OK
 
