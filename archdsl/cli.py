@@ -108,6 +108,24 @@ conventions:
     _add_spec_options(stats)
     stats.set_defaults(run=run_stats)
 
+    table = commands.add_parser(
+        "table", help="the architecture table of papers, for one network or a family",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="""\
+The table papers print (ResNet's Table 1, VGG's Table 1): one column per network, one row
+per feature-map size with the layers that work at that size, a repeated block as
+`[1×1, 64; 3×3, 64; 1×1, 256] ×3`, then parameters and MACs. Norms, activations and
+skip projections are left out, as papers leave them out.
+
+  archdsl table specs/resnet18.arch specs/resnet34.arch specs/resnet50.arch \\
+                specs/resnet101.arch specs/resnet152.arch --format latex""")
+    table.add_argument("files", nargs="+", metavar="FILE", help=".arch files, one column each")
+    table.add_argument("--format", choices=("markdown", "latex"), default="markdown",
+                       help="markdown (default) or a LaTeX booktabs table (needs amsmath)")
+    table.add_argument("-o", "--output", metavar="OUT", help="write to OUT (default: stdout)")
+    _add_spec_options(table)
+    table.set_defaults(run=run_table)
+
     build = commands.add_parser(
         "build", help="check, lower to a torch module, run it once, write the artifacts",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -465,6 +483,26 @@ def run_stats(args) -> int:
         print(format_comparison(reports, args.format), end="")
     else:
         print("\n".join(format_report(r, args.format) for r in reports), end="")
+    return EXIT_OK
+
+
+def run_table(args) -> int:
+    from .backends import report_table
+    graphs = []
+    for path in args.files:
+        result = compile_or_report(path, args)
+        _require_networks(result, path)
+        if not result.ok:
+            return EXIT_SPEC_ERRORS
+        graphs += result.graphs.values()
+    text = {"markdown": report_table.format_markdown,
+            "latex": report_table.format_latex}[args.format](graphs)
+    if args.output and args.output != "-":
+        write_atomic(Path(args.output), text.encode())
+        print(f"wrote the table of {', '.join(g.graph['name'] for g in graphs)} -> "
+              f"{args.output}", file=sys.stderr)
+    else:
+        print(text, end="")
     return EXIT_OK
 
 
