@@ -12,7 +12,7 @@ import pytest
 
 from archdsl import compile_file, compile_source
 from archdsl.cli import main
-from archdsl.backends.render_dot import can_layout, layout, render_dot
+from archdsl.backends.render_dot import can_layout, layout, render_dot, render_many
 
 from conftest import ROOT, SPECS, check_golden
 
@@ -31,6 +31,14 @@ network small(classes = 10) {
 }"""
 
 
+# GoogLeNet's Figure 2(b): one inception module, branches in the paper's order
+INCEPTION = """import std.inception
+network module {
+    input previous: 192 x 28 x 28
+    inception3a: inception(64, 96, 128, 16, 32, 32)
+}"""
+
+
 def graph_of(spec: str):
     return compile_file(ROOT / "specs" / f"{spec}.arch").graph
 
@@ -44,6 +52,12 @@ def boxes(dot: str) -> list[str]:
     ("resnet50", lambda: render_dot(graph_of("resnet50"))),
     ("googlenet", lambda: render_dot(graph_of("googlenet"))),
     ("small_expanded", lambda: render_dot(compile_source(SMALL).graph, expand=["all"])),
+    ("vgg16_compact", lambda: render_dot(graph_of("vgg16"))),
+    ("resnet50_one_level", lambda: render_dot(graph_of("resnet50"), depth=2)),
+    ("inception_module", lambda: render_dot(compile_source(INCEPTION).graph, title=False)),
+    ("resnet_figure3", lambda: render_many([graph_of(s) for s in ("vgg19", "plain34",
+                                                                  "resnet34")],
+                                           expand=["all"], show=("stacks",), shapes=False)),
 ])
 def test_golden_dot(name, text):
     check_golden(GOLDEN / f"render_{name}.dot", text())
