@@ -18,8 +18,9 @@ from .lang.elaborate import DEFAULT_MAX_NODES, Limits
 from .files import write_atomic
 from .ir import dump
 from .ops import show
-from .backends.render_dot import (DIRECTIONS, DOT_TIMEOUT, SHOW, STYLES, LayoutError, instances,
-                                  layout, render_dot, render_many)
+from .backends.render_dot import (DIRECTIONS, DOT_TIMEOUT, MIN_TEXT_POINTS, SHOW, STYLES,
+                                  LayoutError, can_layout, instances, layout, render_dot,
+                                  render_many, text_points)
 from .backends.report_stats import DTYPE_BYTES, FORMATS, format_comparison, format_report, report_stats
 
 EXIT_OK, EXIT_SPEC_ERRORS, EXIT_USAGE, EXIT_MISSING_TOOL, EXIT_INTERNAL = 0, 1, 2, 3, 70
@@ -208,7 +209,9 @@ still works, and other formats write the .dot file and explain how to install Gr
                         help="paper: captions only; detailed: names, parameters and MACs")
     render.add_argument("--column", choices=("single", "double"),
                         help="scale the figure down to fit one column (3.3 in) or the full "
-                             "width (6.9 in) of a two-column paper")
+                             "width (6.9 in) of a two-column paper; if its text would print "
+                             "below 6 pt, the other direction is tried, and a warning says "
+                             "what helps when neither fits")
     render.add_argument("--partial", action="store_true",
                         help="for a spec with a shape error, draw everything up to the failing "
                              "layer, highlighted")
@@ -583,16 +586,44 @@ def run_render(args) -> int:
         if not to_stdout and out.resolve().is_dir():
             raise UsageError(f"-o {out}: is a directory; give a file name such as "
                              f"{out / (name + '.' + fmt)}")
-        source = render_dot(graph, depth=args.depth, expand=args.expand,
-                            direction=args.direction, shapes=args.shapes, style=args.style,
-                            partial=args.partial, column=args.column, show=args.show,
-                            title=args.title, legend=args.legend)
+        source = _legible(args, fmt, lambda direction: render_dot(
+            graph, depth=args.depth, expand=args.expand, direction=direction,
+            shapes=args.shapes, style=args.style, partial=args.partial, column=args.column,
+            show=args.show, title=args.title, legend=args.legend), name)
         dot_path = Path(f"{name}.dot") if to_stdout else out.with_suffix(".dot")
         if not _write_diagram(source, fmt, None if to_stdout else out, dot_path, args):
             return EXIT_MISSING_TOOL
         if not to_stdout:
             print(f"{args.file}: drew {name} -> {out}")
     return status
+
+
+def _legible(args, fmt: str, draw, name: str) -> str:
+    """The DOT source, in the asked direction, unless --column would print its text below
+    6 pt and the other direction does better: then that one, and a note saying so. When
+    neither reaches 6 pt, a warning says what would."""
+    source = draw(args.direction)
+    if not args.column or fmt == "dot" or not can_layout("svg"):
+        return source
+    try:
+        points = text_points(source, layout(source, "svg", args.dot_timeout))
+        if points >= MIN_TEXT_POINTS:
+            return source
+        other = "LR" if args.direction == "TB" else "TB"
+        turned = draw(other)
+        turned_points = text_points(turned, layout(turned, "svg", args.dot_timeout))
+    except LayoutError:
+        return source  # the layout proper reports it
+    if turned_points > points:
+        print(f"note: {name} laid out {other} so that its text prints at {turned_points:.1f} "
+              f"pt in a {args.column} column ({args.direction}: {points:.1f} pt)",
+              file=sys.stderr)
+        source, points = turned, turned_points
+    if points < MIN_TEXT_POINTS:
+        print(f"warning: at --column {args.column}, {name}'s smallest text prints at "
+              f"{points:.1f} pt, below {MIN_TEXT_POINTS:g} pt: draw fewer boxes (--depth 1, "
+              "no --expand), --no-shapes, or --column double", file=sys.stderr)
+    return source
 
 
 def _write_diagram(source: str, fmt: str, out: Path | None, dot_path: Path, args) -> bool:

@@ -280,3 +280,23 @@ def test_detailed_style_names_what_the_spec_named_only():
     dot = render_dot(graph_of("resnet18"), style="detailed")
     assert "0 [label=flatten " in dot  # an index the spec did not write stays out
     assert 'conv1 [label="conv1\n7x7 conv, 64, /2' in dot
+
+
+@needs_svg
+@pytest.mark.parametrize("path", SPECS, ids=[p.stem for p in SPECS])
+def test_single_column_text_is_legible_or_the_renderer_says_so(path, tmp_path, capsys):
+    """At --column single every text prints at 6 pt or more, or a warning says it does
+    not and what would help."""
+    from archdsl.backends.render_dot import text_points
+    out = tmp_path / "d.svg"
+    first = ["--network", next(iter(compile_file(path).graphs))]  # one per file
+    assert main(["render", str(path), "--column", "single", "-o", str(out), *first]) == 0
+    err = capsys.readouterr().err
+    if "warning:" in err:
+        assert "below 6 pt" in err and "--column double" in err
+        return
+    source = (tmp_path / "d.dot")
+    assert main(["render", str(path), "--column", "single", "--format", "dot", "-o",
+                 str(source), *first] + (["--direction", "LR"] if "laid out LR" in err
+                                         else [])) == 0
+    assert text_points(source.read_text(), out.read_bytes()) >= 6.0

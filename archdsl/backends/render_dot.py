@@ -247,7 +247,7 @@ def _digraph(name: str, graph_attr: dict) -> graphviz.Digraph:
                             node_attr={"fontname": FONT, "fontsize": "10", "shape": "box",
                                        "style": "rounded,filled", "height": "0.3",
                                        "margin": "0.08,0.03"},
-                            edge_attr={"fontname": FONT, "fontsize": "8", "arrowsize": "0.6",
+                            edge_attr={"fontname": FONT, "fontsize": "9", "arrowsize": "0.6",
                                        "color": "#404040"})
 
 
@@ -282,7 +282,7 @@ def _add_legend(dot, graph, units: dict, style: str) -> None:
                 continue
             attributes = {k: v for k, v in FAMILY_STYLE[family].items()
                           if k in ("fillcolor", "fontcolor")}
-            box.node(f"legend_{family}", label=words, fontsize="8", **attributes)
+            box.node(f"legend_{family}", label=words, fontsize="9", **attributes)
             if previous:  # a column of swatches
                 box.edge(previous, f"legend_{family}", style="invis")
             previous = f"legend_{family}"
@@ -458,6 +458,23 @@ PACKAGED_FORMATS = ("svg", "png")
 
 
 DOT_TIMEOUT = 30.0  # seconds; dot takes 0.2 s for ResNet-152 with every layer drawn
+
+
+MIN_TEXT_POINTS = 6.0  # the smallest text a printed figure may have
+
+
+def text_points(dot_source: str, svg: bytes) -> float:
+    """The smallest text of a laid-out diagram, in points at its printed size: the
+    smallest font size in the DOT source times the scale dot applied to fit `size`.
+
+    >>> text_points("digraph { node [fontsize=10] a }",
+    ...             b'<g id="graph0" class="graph" transform="scale(0.5 0.5) rotate(0)">')
+    5.0
+    """
+    import re
+    sizes = [float(v) for v in re.findall(r'fontsize="?([\d.]+)', dot_source)] or [14.0]
+    found = re.search(rb'id="graph0"[^>]*transform="scale\(([\d.]+)', svg)
+    return min(sizes) * (float(found.group(1)) if found else 1.0)
 
 
 class LayoutError(RuntimeError):
