@@ -125,30 +125,25 @@ def _activations_in_place(graph: nx.DiGraph, modules: dict[str, nn.Module]) -> N
     """As torchvision does, let an activation overwrite its input when nothing else reads
     it and the layer that made it does not need it for its backward pass: less memory
     traffic, same results."""
-    outputs = {o.node for o in graph.graph["outputs"]}
     for item in ir.nodes(graph):
-        if not OPS[item.op].in_place:
-            continue
-        (producer,) = item.inputs
-        if (OPS[ir.node(graph, producer).op].overwritable and graph.out_degree(producer) == 1
-                and producer not in outputs):
+        if OPS[item.op].in_place and _overwritable(graph, item.inputs[0]):
             modules[item.name].inplace = True
+
+
+def _overwritable(graph: nx.DiGraph, name: str) -> bool:
+    """Whether a reader may overwrite the value `name`: it is read once, is no output,
+    and the layer that made it does not need it for its backward pass."""
+    return (OPS[ir.node(graph, name).op].overwritable and graph.out_degree(name) == 1
+            and name not in {o.node for o in graph.graph["outputs"]})
 
 
 def _sums_in_place(graph: nx.DiGraph) -> set[str]:
     """The two-operand adds that may write into their first operand, as torchvision's
     residual blocks do (`out += identity`): nothing else reads it, and the layer that made
     it does not need it for its backward pass. One large tensor less per block."""
-    outputs = {o.node for o in graph.graph["outputs"]}
-    chosen = set()
-    for item in ir.nodes(graph):
-        if item.op != "add" or len(item.inputs) != 2 or item.inputs[0] == item.inputs[1]:
-            continue
-        first = item.inputs[0]
-        if (OPS[ir.node(graph, first).op].overwritable and graph.out_degree(first) == 1
-                and first not in outputs):
-            chosen.add(item.name)
-    return chosen
+    return {item.name for item in ir.nodes(graph)
+            if item.op == "add" and len(item.inputs) == 2 and item.inputs[0] != item.inputs[1]
+            and _overwritable(graph, item.inputs[0])}
 
 
 def _fx_graph(graph: nx.DiGraph, outputs, parameters: set[str]) -> fx.Graph:

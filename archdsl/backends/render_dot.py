@@ -34,6 +34,7 @@ import networkx as nx
 from .. import ir
 from ..passes.count_costs import Cost
 from ..ops import OPS
+from ..ops.shapes import spatial
 from .report_stats import human_count
 
 # Okabe-Ito hues, lightened: distinct for colour-blind readers and in greyscale
@@ -235,7 +236,7 @@ def _first_of_each_size(graph: nx.DiGraph, units: dict) -> list[tuple[tuple, str
         shape = ir.shape(graph, members[-1])
         if shape is None or len(shape) < 2:
             continue
-        size = tuple(d for a, d in zip(shape.axes, shape) if a != "C")
+        size = tuple(n for _, n in spatial(shape))
         if size not in seen:
             seen.add(size)
             found.append((size, unit))

@@ -17,6 +17,7 @@ import networkx as nx
 
 from .. import ir
 from ..ops import OPS, numel
+from ..ops.shapes import spatial
 from ..passes.count_costs import total
 from .report_stats import latex_escape
 
@@ -45,7 +46,8 @@ def table_rows(graph: nx.DiGraph) -> list[tuple[tuple[int, ...], str, list[Entry
     last_size: tuple[int, ...] = ()
     for scope, nodes in _occurrences(graph):
         shape = ir.shape(graph, nodes[-1].name)
-        size = _spatial(shape) or last_size or (1,)
+        size = tuple(n for _, n in spatial(shape)) if shape else ()
+        size = size or last_size or (1,)
         last_size = size
         lines = tuple(_caption(n) for n in nodes)
         stages, entries = rows.setdefault(size, ([], []))
@@ -89,10 +91,6 @@ def _instance(name: str, instances: set[str]) -> str:
         if prefix in instances:
             return prefix
     return ""
-
-
-def _spatial(shape) -> tuple[int, ...]:
-    return tuple(d for a, d in zip(shape.axes, shape) if a != "C") if shape else ()
 
 
 def _caption(item: ir.Node) -> str:

@@ -10,12 +10,11 @@ Torch is imported only inside the `module` builders, which the front end never c
 """
 from __future__ import annotations
 
-import math
 from fractions import Fraction
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .shapes import (CHANNELS_FIRST, Shape, ShapeError, as_shape, axes_of, axis_index,
+from .shapes import (Shape, ShapeError, axes_of, axis_index,
                      describe, numel, require, show)
 
 REQUIRED = object()

@@ -15,8 +15,6 @@ LAYOUTS = {"features": "C", "tokens": "LC", "signal": "CL", "image": "CHW", "vol
            "channels_last": "HWC"}
 # what a value of each rank is when nothing says otherwise
 DEFAULT_AXES = {1: "C", 2: "LC", 3: "CHW", 4: "CTHW"}
-# channels first, one entry per number of spatial axes: what conv, pools and batch norm take
-CHANNELS_FIRST = {1: "CL", 2: "CHW", 3: "CTHW"}
 _WORDS = {"C": "features", "LC": "an L x C token sequence", "CL": "a C x L signal",
           "CHW": "a C x H x W input", "CTHW": "a C x T x H x W volume",
           "HWC": "an H x W x C (channels-last) map"}
@@ -94,6 +92,11 @@ def show(shape) -> str:
 
 def axes_of(shape) -> str:
     return getattr(shape, "axes", None) or default_axes(len(shape))
+
+
+def spatial(shape) -> list[tuple[str, int]]:
+    """(axis letter, size) of every axis but the channels: [("H", 56), ("W", 56)]."""
+    return [(a, n) for a, n in zip(axes_of(shape), shape) if a != "C"]
 
 
 def describe(shape) -> str:

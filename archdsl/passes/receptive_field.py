@@ -24,7 +24,7 @@ import networkx as nx
 
 from .. import ir
 from ..ops import GLOBAL, OPS
-from ..ops.shapes import axes_of
+from ..ops.shapes import spatial as _spatial
 
 ONE = Fraction(1)
 
@@ -70,10 +70,6 @@ def receptive_fields(graph: nx.DiGraph) -> dict[str, Field]:
             fields[item.name] = {axis: replace(r, positions=present.get(axis, r.positions))
                                  for axis, r in field.items()}
     return fields
-
-
-def _spatial(shape) -> list[tuple[str, int]]:
-    return [(a, n) for a, n in zip(axes_of(shape), shape) if a != "C"]
 
 
 def _union(fields: list[Field]) -> Field:
