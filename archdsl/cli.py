@@ -19,8 +19,9 @@ from .files import write_atomic
 from .ir import dump
 from .ops import show
 from .backends.render_dot import (DIRECTIONS, DOT_TIMEOUT, MIN_TEXT_POINTS, SHOW, STYLES,
-                                  LayoutError, can_layout, instances, layout, render_dot,
-                                  render_many, text_points)
+                                  LayoutError, can_layout, format_of, instances, layout,
+                                  render_dot, render_many, suffix_of, text_points)
+from .backends.render_dot import FORMATS as RENDER_FORMATS
 from .backends.report_stats import DTYPE_BYTES, FORMATS, format_comparison, format_report, report_stats
 
 EXIT_OK, EXIT_SPEC_ERRORS, EXIT_USAGE, EXIT_MISSING_TOOL, EXIT_INTERNAL = 0, 1, 2, 3, 70
@@ -182,8 +183,9 @@ still works, and other formats write the .dot file and explain how to install Gr
     render.add_argument("-o", "--output", metavar="OUT",
                         help="output file (default NETWORK.FORMAT in the current directory); "
                              "- for standard output")
-    render.add_argument("--format", choices=("svg", "pdf", "png", "dot"), default=None,
-                        help="default: from OUT's extension, else svg")
+    render.add_argument("--format", choices=RENDER_FORMATS, default=None,
+                        help="default: from OUT's extension (.tex is tikz), else svg; tikz is "
+                             "a standalone LaTeX document with the SVG's layout, for pdflatex")
     render.add_argument("--depth", type=int, metavar="N",
                         help="open blocks N levels deep (1: one box per stage)")
     render.add_argument("--expand", action="append", default=[], metavar="NAME",
@@ -580,12 +582,12 @@ def run_render(args) -> int:
     to_stdout = args.output == "-"
     for name, graph in result.graphs.items():
         fmt = args.format or _format_from(args.output)
-        out = Path(args.output) if args.output else Path(f"{name}.{fmt}")
+        out = Path(args.output) if args.output else Path(f"{name}.{suffix_of(fmt)}")
         if len(result.graphs) > 1 and args.output:
             out = out.with_name(f"{out.stem}_{name}{out.suffix}")
         if not to_stdout and out.resolve().is_dir():
             raise UsageError(f"-o {out}: is a directory; give a file name such as "
-                             f"{out / (name + '.' + fmt)}")
+                             f"{out / (name + '.' + suffix_of(fmt))}")
         source = _legible(args, fmt, lambda direction: render_dot(
             graph, depth=args.depth, expand=args.expand, direction=direction,
             shapes=args.shapes, style=args.style, partial=args.partial, column=args.column,
@@ -662,7 +664,7 @@ def _render_side_by_side(args) -> int:
         raise UsageError("--partial draws one network; give one file")
     fmt = args.format or _format_from(args.output)
     out = Path(args.output) if args.output else Path(
-        "_".join(g.graph["name"] for g in graphs) + f".{fmt}")
+        "_".join(g.graph["name"] for g in graphs) + f".{suffix_of(fmt)}")
     source = render_many(graphs, depth=args.depth, expand=args.expand,
                          direction=args.direction, shapes=args.shapes, style=args.style,
                          column=args.column, show=args.show, title=args.title,
@@ -697,15 +699,14 @@ def _check_render_options(args, result: Compilation) -> None:
     if args.output == "-" and len(result.graphs) > 1:
         raise UsageError(f"-o - writes one diagram, but {args.file} has "
                          f"{len(result.graphs)} networks; choose one with --network NAME")
-    suffix = Path(args.output).suffix.lstrip(".").lower() if args.output else ""
-    if args.format and suffix in ("svg", "pdf", "png", "dot") and suffix != args.format:
-        raise UsageError(f"-o {args.output} asks for {suffix.upper()} but --format is "
+    asked = format_of(args.output) if args.output else None
+    if args.format and asked and asked != args.format:
+        raise UsageError(f"-o {args.output} asks for {asked.upper()} but --format is "
                          f"{args.format}; make them agree")
 
 
 def _format_from(output: str | None) -> str:
-    suffix = Path(output).suffix.lstrip(".").lower() if output else ""
-    return suffix if suffix in ("svg", "pdf", "png", "dot") else "svg"
+    return (format_of(output) if output else None) or "svg"
 
 
 def _training():

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .backends.render_dot import layout, render_dot
+from .backends.render_dot import FORMATS, format_of, layout, render_dot
 from .compile import CompileError, compile_file, compile_source
 from .files import write_atomic
 
-FORMATS = ("svg", "pdf", "png", "dot")
 
 
 class Diagram:
@@ -30,11 +29,12 @@ class Diagram:
         return self.svg()
 
     def save(self, path: str | Path, *, dpi: int = 300) -> Path:
-        """Write the diagram; the format is the file's extension (svg, pdf, png, dot)."""
+        """Write the diagram; the format is the file's extension (svg, pdf, png, dot, or
+        tex for a TikZ picture)."""
         path = Path(path)
-        fmt = path.suffix.lstrip(".").lower()
-        if fmt not in FORMATS:
-            raise ValueError(f"{path}: give a file ending in .{', .'.join(FORMATS)}")
+        fmt = format_of(path)
+        if fmt is None:
+            raise ValueError(f"{path}: give a file ending in .svg, .pdf, .png, .tex or .dot")
         write_atomic(path, layout(self.dot, fmt, dpi=dpi))
         return path
 

@@ -300,3 +300,64 @@ def test_single_column_text_is_legible_or_the_renderer_says_so(path, tmp_path, c
                  str(source), *first] + (["--direction", "LR"] if "laid out LR" in err
                                          else [])) == 0
     assert text_points(source.read_text(), out.read_bytes()) >= 6.0
+
+
+def _text_anchors_svg(svg: bytes) -> list[tuple[str, float, float]]:
+    """(text, x, y) of every label of an SVG from dot, in dot's coordinates (y up: the
+    SVG's text positions are dot's with y negated, under one translate and scale)."""
+    root = ElementTree.fromstring(svg)
+    return [("".join(t.itertext()).strip(), float(t.get("x")), -float(t.get("y")))
+            for t in root.iter("{http://www.w3.org/2000/svg}text")]
+
+
+def _text_anchors_tikz(tex: str) -> list[tuple[str, float, float]]:
+    from archdsl.backends.render_tikz import escape
+    found = re.findall(r"\\node\[[^\]]*\] at \(([-\d.]+),([-\d.]+)\) \{(.*)\};", tex)
+    return sorted((text, float(x), float(y)) for x, y, text in found), escape
+
+
+@needs_dot
+@pytest.mark.parametrize("spec,options", [("googlenet", {}), ("resnet50", {"expand": ("all",)}),
+                                          ("vgg16", {"column": "single"})])
+def test_tikz_has_the_svgs_layout(spec, options):
+    source = render_dot(graph_of(spec), **options)
+    svg_labels = _text_anchors_svg(layout(source, "svg"))
+    tikz_labels, escape = _text_anchors_tikz(layout(source, "tikz").decode())
+    import json
+    from archdsl.backends.render_tikz import fit_scale
+    scale = fit_scale(json.loads(layout(source, "json")))  # dot's own SVG scale, unrounded
+    assert (scale < 1) == ("column" in options)
+    assert len(tikz_labels) == len(svg_labels) > 20
+    svg_by_text = sorted((escape(t), x * scale, y * scale) for t, x, y in svg_labels)
+    for (text, x, y), (svg_text, sx, sy) in zip(tikz_labels, svg_by_text):
+        assert text == svg_text
+        assert abs(x - sx) < 0.6 and abs(y - sy) < 0.6, (text, x, y, sx, sy)
+
+
+@needs_svg
+def test_tikz_labels_are_escaped_and_colours_defined(tmp_path, in_root):
+    assert main(["render", "specs/resnet18.arch", "-o", str(tmp_path / "r.tex")]) == 0
+    tex = (tmp_path / "r.tex").read_text()
+    assert tex.startswith("\\documentclass") and tex.rstrip().endswith("\\end{document}")
+    assert "{7x7 conv, 64, /2}" in tex and "3$\\times$224$\\times$224" in tex
+    used = set(re.findall(r"(?:draw|fill|text)=(c\d+)", tex))
+    defined = set(re.findall(r"\\definecolor\{(c\d+)\}", tex))
+    assert used and used <= defined
+    assert "×" not in tex  # every non-ASCII character a command
+
+
+@needs_svg
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed")
+@pytest.mark.parametrize("argv", [["specs/googlenet.arch"],
+                                  ["specs/resnet50.arch", "--expand", "bottleneck"],
+                                  ["specs/vgg19.arch", "specs/plain34.arch", "specs/resnet34.arch",
+                                   "--expand", "all", "--show", "stacks", "--no-shapes"]],
+                         ids=["googlenet", "resnet50", "figure3"])
+def test_tikz_compiles_with_pdflatex(argv, tmp_path, in_root):
+    import subprocess
+    assert main(["render", *argv, "-o", str(tmp_path / "d.tex")]) == 0
+    done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "d.tex"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-2000:]
+    assert (tmp_path / "d.pdf").read_bytes().startswith(b"%PDF")
+    assert "Overfull" not in done.stdout and "Missing character" not in done.stdout

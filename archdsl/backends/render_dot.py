@@ -21,6 +21,7 @@ unless `show` has `stacks`.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -35,6 +36,7 @@ from .. import ir
 from ..passes.count_costs import Cost
 from ..ops import OPS
 from ..ops.shapes import spatial
+from .render_tikz import render_tikz
 from .report_stats import human_count
 
 # Okabe-Ito hues, lightened: distinct for colour-blind readers and in greyscale
@@ -455,7 +457,11 @@ Install it, then run the command again:
   conda:          conda install -c conda-forge graphviz
 or, for SVG and PNG without system packages: pip install graphviz-pure"""
 PACKAGED = "graphviz-pure"  # a port of dot's layout, installed as a program by pip
-PACKAGED_FORMATS = ("svg", "png")
+PACKAGED_FORMATS = ("svg", "png", "tikz")
+FORMATS = ("svg", "pdf", "png", "tikz", "dot")  # what a diagram can be written as
+SUFFIXES = {"tikz": "tex"}  # file extensions that are not the format's name
+# formats made here from dot's layout (as JSON), not written by dot itself
+FROM_LAYOUT = {"tikz": render_tikz}
 
 
 DOT_TIMEOUT = 30.0  # seconds; dot takes 0.2 s for ResNet-152 with every layer drawn
@@ -492,11 +498,28 @@ def layout_program(fmt: str) -> str:
     packaged = _packaged_dot()
     if packaged is None:
         raise LayoutError(INSTALL_HELP)
-    if fmt not in PACKAGED_FORMATS:
+    if fmt not in PACKAGED_FORMATS + ("json",):
         raise LayoutError(f"{fmt.upper()} needs Graphviz's dot; the packaged layout "
-                          f"({PACKAGED}) writes {' and '.join(f.upper() for f in PACKAGED_FORMATS)}"
-                          ": choose --format svg or png, or install Graphviz\n" + INSTALL_HELP)
+                          f"({PACKAGED}) writes {', '.join(f.upper() for f in PACKAGED_FORMATS)}"
+                          ": choose --format svg, png or tikz, or install Graphviz\n"
+                          + INSTALL_HELP)
     return packaged
+
+
+def format_of(path) -> str | None:
+    """The diagram format a file name asks for (`.tex` is TikZ), or None.
+
+    >>> format_of("figure.tex"), format_of("a.SVG"), format_of("notes.txt")
+    ('tikz', 'svg', None)
+    """
+    suffix = Path(path).suffix.lstrip(".").lower()
+    named = {SUFFIXES.get(f, f): f for f in FORMATS}
+    return named.get(suffix)
+
+
+def suffix_of(fmt: str) -> str:
+    """The file extension for a diagram format: `tikz` is `tex`."""
+    return SUFFIXES.get(fmt, fmt)
 
 
 def can_layout(fmt: str) -> bool:
@@ -526,6 +549,8 @@ def layout(dot_source: str, fmt: str, timeout: float = DOT_TIMEOUT,
     """
     if fmt == "dot":
         return dot_source.encode()
+    if fmt in FROM_LAYOUT:
+        return FROM_LAYOUT[fmt](json.loads(layout(dot_source, "json", timeout))).encode()
     program = layout_program(fmt)
     try:
         resolution = [f"-Gdpi={dpi}"] if dpi and fmt == "png" else []
