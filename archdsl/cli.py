@@ -176,10 +176,14 @@ Layout needs Graphviz's `dot`; without it, the packaged port of dot (`pip instal
 graphviz-pure`, part of archdsl[diagrams]) draws SVG and PNG. With neither, --format dot
 still works, and other formats write the .dot file and explain how to install Graphviz
 (exit status 3).""")
-    render.add_argument("files", nargs="+", metavar="FILE",
+    render.add_argument("files", nargs="+", metavar="FILE[:NETWORK]",
                         help="a spec; several specs draw their networks side by side in one "
                              "figure, at one scale, aligned where each reaches a new feature "
-                             "map size (as ResNet's Figure 3)")
+                             "map size (as ResNet's Figure 3); FILE:NETWORK takes one network "
+                             "of a file that has several")
+    render.add_argument("--side-by-side", action="store_true",
+                        help="one figure of every network drawn, even from a single file "
+                             "(a file with several networks otherwise gives a file each)")
     render.add_argument("-o", "--output", metavar="OUT",
                         help="output file (default NETWORK.FORMAT in the current directory); "
                              "- for standard output")
@@ -570,9 +574,10 @@ def run_render(args) -> int:
     if args.depth is not None and args.depth < 1:
         raise UsageError("--depth must be at least 1")
     _check_timeout(args)
-    if len(args.files) > 1:
+    if len(args.files) > 1 or args.side_by_side:
         return _render_side_by_side(args)
-    args.file = args.files[0]
+    args.file, network = _network_of(args.files[0])
+    args.network = network or args.network
     result = compile_or_report(args.file, args)
     _require_networks(result, args.file)
     _check_render_options(args, result)
@@ -646,18 +651,30 @@ def _write_diagram(source: str, fmt: str, out: Path | None, dot_path: Path, args
     return True
 
 
+def _network_of(argument: str) -> tuple[str, str | None]:
+    """FILE:NETWORK as (FILE, NETWORK); a plain FILE (even one whose name has a colon) as
+    (FILE, None)."""
+    path, sep, network = argument.rpartition(":")
+    if sep and path.endswith(".arch") and network.isidentifier() and not Path(argument).exists():
+        return path, network
+    return argument, None
+
+
 def _render_side_by_side(args) -> int:
-    """Several specs in one figure: each file gives one network (--network picks it)."""
-    graphs = []
-    for path in args.files:
-        args.file = path
+    """Several networks in one figure: every network of each FILE (--network picks one
+    by name), or the one FILE:NETWORK names."""
+    graphs, chosen = [], args.network
+    for argument in args.files:
+        path, network = _network_of(argument)
+        args.file, args.network = path, network or chosen
         result = compile_or_report(path, args)
         _require_networks(result, path)
         if not result.ok:
             return EXIT_SPEC_ERRORS
-        if len(result.graphs) > 1:
-            raise UsageError(f"{path} has {len(result.graphs)} networks; a side-by-side figure "
-                             "takes one from each file (--network NAME)")
+        if len(result.graphs) > 1 and not args.side_by_side:
+            raise UsageError(f"{path} has {len(result.graphs)} networks ("
+                             f"{', '.join(result.graphs)}); name one as {path}:NETWORK, or "
+                             "draw them all with --side-by-side")
         _check_render_options(args, result)
         graphs += result.graphs.values()
     if args.partial:

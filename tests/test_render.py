@@ -361,3 +361,20 @@ def test_tikz_compiles_with_pdflatex(argv, tmp_path, in_root):
     assert done.returncode == 0, done.stdout[-2000:]
     assert (tmp_path / "d.pdf").read_bytes().startswith(b"%PDF")
     assert "Overfull" not in done.stdout and "Missing character" not in done.stdout
+
+
+def test_file_colon_network_picks_one_network_of_a_file(tmp_path, capsys, in_root):
+    spec = "specs/cifar_resnet.arch"
+    out = tmp_path / "pair.dot"
+    assert main(["render", f"{spec}:cifar_plain", f"{spec}:cifar_resnet", "-o", str(out)]) == 0
+    text = out.read_text()
+    assert text.index('label=cifar_plain') < text.index('label=cifar_resnet')
+    assert main(["render", spec, "--side-by-side", "-o", str(tmp_path / "all.dot")]) == 0
+    assert "cluster_net1" in (tmp_path / "all.dot").read_text()
+    assert main(["render", f"{spec}:cifar_plain", "-o", str(tmp_path / "one.dot")]) == 0
+    assert (tmp_path / "one.dot").read_text().startswith("digraph cifar_plain")
+    capsys.readouterr()
+    assert main(["render", f"{spec}:nope", "specs/vgg16.arch", "-o", str(out)]) == 2
+    assert "no network `nope`" in capsys.readouterr().err
+    assert main(["render", spec, "specs/vgg16.arch", "-o", str(out)]) == 2
+    assert f"name one as {spec}:NETWORK" in capsys.readouterr().err
