@@ -378,3 +378,30 @@ def test_file_colon_network_picks_one_network_of_a_file(tmp_path, capsys, in_roo
     assert "no network `nope`" in capsys.readouterr().err
     assert main(["render", spec, "specs/vgg16.arch", "-o", str(out)]) == 2
     assert f"name one as {spec}:NETWORK" in capsys.readouterr().err
+
+
+def _positions(source: str) -> dict[str, tuple[float, float]]:
+    import json
+    laid = json.loads(layout(source, "json"))
+    return {o["name"]: tuple(map(float, o["pos"].split(","))) for o in laid["objects"]
+            if "pos" in o}
+
+
+@needs_svg
+def test_the_main_path_is_one_straight_column():
+    graph = graph_of("googlenet")
+    source = render_dot(graph)
+    spine = re.findall(r'^\s+("[^"]+"|\w+) \[[^\]]*group=spine', source, re.M)
+    assert {"conv1", "inception3a.concat", "inception5b.concat", "fc"} <= {
+        s.strip('"') for s in spine}
+    assert not any("branch" in s for s in spine)  # branches sit beside it
+    positions = _positions(source)
+    stem = ["image", "conv1", "maxpool1", "conv2", "conv3", "maxpool2", "inception3a.concat"]
+    assert len({positions[name][0] for name in stem}) == 1
+
+
+def test_nested_clusters_are_titled_in_the_specs_words():
+    source = render_dot(graph_of("googlenet"), expand=("all",))
+    assert "label=branch2" in source and 'label="inception3a.branch2"' not in source
+    source = render_dot(graph_of("resnet50"), expand=("layer1",))
+    assert source.count("label=bottleneck ") == 3 and 'label="layer1.0"' not in source

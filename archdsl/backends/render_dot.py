@@ -267,9 +267,32 @@ def _draw(dot, graph: nx.DiGraph, depth, expand, shapes: bool, style: str, parti
     units: dict[str, list[str]] = {}
     for name in shown:
         units.setdefault(view.unit(name), []).append(name)
-    _add_units(dot, graph, view, units, style, failed, prefix)
-    _add_edges(dot, graph, view, units, shapes, failed, prefix)
+    edges = _unit_edges(graph, view, units)
+    main = view.unit(graph.graph["outputs"][0].node) if graph.graph["outputs"] else None
+    spine = _spine(next(iter(units), None), main, edges) if main in units else set()
+    _add_units(dot, graph, view, units, style, failed, prefix, spine)
+    _add_edges(dot, graph, edges, shapes, failed, prefix)
     return units
+
+
+def _spine(first: str, last: str, edges: list) -> set[str]:
+    """The boxes every path from the first box to the main output passes through: the main
+    path. Its boxes share a `group`, so dot keeps each arrow between two of them straight
+    and puts branches and skips beside them.
+
+    >>> sorted(_spine("a", "d", [("a", "b", 0, 0, 0), ("a", "c", 0, 0, 0),
+    ...                          ("b", "d", 0, 0, 0), ("c", "d", 0, 0, 0)]))
+    ['a', 'd']
+    """
+    flow = nx.DiGraph((tail, head) for tail, head, *_ in edges)
+    if first not in flow or last not in flow or not nx.has_path(flow, first, last):
+        return set()
+    dominators = nx.immediate_dominators(flow, first)
+    spine, unit = {last}, last
+    while unit != first:
+        unit = dominators[unit]
+        spine.add(unit)
+    return spine
 
 
 def _add_legend(dot, graph, units: dict, style: str) -> None:
@@ -311,18 +334,22 @@ def _failed_nodes(graph: nx.DiGraph) -> set[str]:
 
 
 def _add_units(dot, graph, view: View, units: dict, style: str, failed: set,
-               prefix: str = "") -> None:
+               prefix: str = "", spine: frozenset = frozenset()) -> None:
     clusters: dict[str, graphviz.Digraph] = {}
     operands = {i for n in failed for i in ir.node(graph, n).inputs}
     train_only = _train_only_scopes(graph)
+    label = lambda path: _cluster_label(graph, path)  # noqa: E731
     for unit, members in units.items():
         attributes = _unit_attributes(graph, unit, members, style)
         if failed & set(members):
             attributes.update(color=ERROR_COLOUR, penwidth="2.5", fontcolor=ERROR_COLOUR)
         elif operands & set(members):
             attributes.update(color=ERROR_COLOUR, penwidth="1.8")
+        if unit in spine:
+            attributes["group"] = "spine"
         parent = unit.rsplit(".", 1)[0] if "." in unit else ""
-        _cluster(dot, clusters, train_only, parent, prefix).node(prefix + unit, **attributes)
+        _cluster(dot, clusters, train_only, parent, label, prefix).node(prefix + unit,
+                                                                         **attributes)
     for path in sorted(clusters, key=lambda p: -p.count(".")):
         if path:
             _parent_of(dot, clusters, path).subgraph(clusters[path])
@@ -339,18 +366,37 @@ def _train_only_scopes(graph: nx.DiGraph) -> set[str]:
     return {prefix for prefix, train in verdict.items() if train}
 
 
-def _cluster(dot, clusters: dict, train_only: set[str], path: str, prefix: str = ""):
+def _cluster_label(graph: nx.DiGraph, path: str) -> str:
+    """A cluster's title in the spec's words: a stage by its name (`layer2`,
+    `inception3a`), a scope inside one by its own last name (`branch2`, not
+    `inception3a.branch2`: the enclosing box names the rest), and a repeat's iteration by
+    the block it calls (`bottleneck`), since its index says nothing on the page.
+
+    >>> from archdsl import compile_source
+    >>> g = compile_source("block unit(c) { residual { conv(c, 3, pad = 1) } } "
+    ...     "network n { input x: 8 x 4 x 4; stage: repeat 2 { unit(8) } }").graph
+    >>> _cluster_label(g, "stage"), _cluster_label(g, "stage.1")
+    ('stage', 'unit')
+    """
+    last = path.rsplit(".", 1)[-1]
+    if last.isdigit():
+        blocks = graph.graph["calls"].get(path, ())
+        return ", ".join(blocks) if blocks else ""
+    return last
+
+
+def _cluster(dot, clusters: dict, train_only: set[str], path: str, label, prefix: str = ""):
     if not path:
         return dot
     if path not in clusters:
         train = path in train_only
-        label = path + (" (train only)" if train else "")
+        label_text = label(path) + (" (train only)" if train else "")
         clusters[path] = graphviz.Digraph(
-            "cluster_" + prefix + path, graph_attr={"label": label, "style": "rounded,dashed" if train
+            "cluster_" + prefix + path, graph_attr={"label": label_text, "style": "rounded,dashed" if train
                                            else "rounded", "color": "#999999",
                                            "fontname": FONT, "fontsize": "9", "labeljust": "l"})
         if "." in path:
-            _cluster(dot, clusters, train_only, path.rsplit(".", 1)[0], prefix)
+            _cluster(dot, clusters, train_only, path.rsplit(".", 1)[0], label, prefix)
     return clusters[path]
 
 
@@ -408,10 +454,11 @@ def _group_label(graph, unit: str, nodes: list[ir.Node]) -> str:
 # ---- arrows ---------------------------------------------------------------------------
 
 
-def _add_edges(dot, graph, view: View, units: dict, shapes: bool, failed: set,
-               prefix: str = "") -> None:
+def _unit_edges(graph, view: View, units: dict) -> list[tuple[str, str, ir.Node, int, str]]:
+    """(tail box, head box, the IR node read, which of its inputs, the producer) for
+    each arrow between two boxes, once, in the IR's order."""
     members = {m for ms in units.values() for m in ms}
-    seen = set()
+    seen, edges = set(), []
     for item in ir.nodes(graph):
         if item.name not in members:
             continue
@@ -421,8 +468,14 @@ def _add_edges(dot, graph, view: View, units: dict, shapes: bool, failed: set,
             if tail == head or (tail, head) in seen:
                 continue
             seen.add((tail, head))
-            attributes = _edge_attributes(graph, item, position, producer, shapes, failed)
-            dot.edge(prefix + tail, prefix + head, **attributes)
+            edges.append((tail, head, item, position, producer))
+    return edges
+
+
+def _add_edges(dot, graph, edges: list, shapes: bool, failed: set, prefix: str = "") -> None:
+    for tail, head, item, position, producer in edges:
+        attributes = _edge_attributes(graph, item, position, producer, shapes, failed)
+        dot.edge(prefix + tail, prefix + head, **attributes)
 
 
 def _edge_attributes(graph, item: ir.Node, position: int, producer: str, shapes: bool,
