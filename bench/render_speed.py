@@ -1,13 +1,13 @@
-"""Diagram speed for resnet152: DOT generation alone, and DOT plus Graphviz layout to SVG,
-collapsed (default view) and fully expanded (--expand all).
+"""Diagram speed for every shipped spec: DOT generation alone, and DOT plus layout to SVG
+(Graphviz's dot, else the packaged port), collapsed (the default view) and fully expanded
+(--expand all). Prints one line per spec and the slowest of each.
 
-    python bench/render_speed.py [--runs 3]
+    python bench/render_speed.py [--runs 3] [--specs resnet152 googlenet]
 """
 from __future__ import annotations
 
 import argparse
 import re
-import shutil
 import statistics
 import sys
 import time
@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from archdsl import compile_file  # noqa: E402
-from archdsl.backends.render_dot import layout, render_dot  # noqa: E402
+from archdsl.backends.render_dot import can_layout, layout, layout_program, render_dot  # noqa: E402
 
 
 def median_time(function, runs: int) -> float:
@@ -32,19 +32,29 @@ def median_time(function, runs: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--specs", nargs="*", help="spec names (default: every shipped spec)")
     args = parser.parse_args()
-    graph = compile_file(ROOT / "specs" / "resnet152.arch").graph
-    for label, expand in (("collapsed", ()), ("fully expanded", ("all",))):
-        dot = render_dot(graph, expand=expand)
-        boxes = len(re.findall(r'^\s+("[^"]+"|\w+) \[label=', dot, re.M))
-        generate = median_time(lambda: render_dot(graph, expand=expand), args.runs)
-        line = f"resnet152 {label:>14}: {boxes:4d} boxes, DOT {generate * 1000:7.1f} ms"
-        if shutil.which("dot"):
-            svg = median_time(lambda: layout(render_dot(graph, expand=expand), "svg"), args.runs)
-            line += f", DOT + layout to SVG {svg * 1000:8.1f} ms"
-        else:
-            line += " (no `dot` installed: layout not timed)"
-        print(line)
+    paths = [ROOT / "specs" / f"{name}.arch" for name in args.specs] if args.specs else \
+        sorted((ROOT / "specs").glob("*.arch"))
+    laid = can_layout("svg")
+    print(f"layout by {layout_program('svg') if laid else 'nothing (DOT only)'}")
+    slowest = {}
+    for path in paths:
+        for graph in compile_file(path).graphs.values():
+            cells = []
+            for view, expand in (("collapsed", ()), ("expanded", ("all",))):
+                dot = render_dot(graph, expand=expand)
+                boxes = len(re.findall(r'^\s+("[^"]+"|\w+) \[label=', dot, re.M))
+                draw = (lambda e=expand: layout(render_dot(graph, expand=e), "svg")) if laid \
+                    else (lambda e=expand: render_dot(graph, expand=e))
+                seconds = median_time(draw, args.runs)
+                cells.append(f"{view} {boxes:4d} boxes {seconds * 1000:7.1f} ms")
+                name = graph.graph["name"]
+                if seconds > slowest.get(view, ("", 0))[1]:
+                    slowest[view] = (name, seconds)
+            print(f"{graph.graph['name']:>20}: " + " | ".join(cells), flush=True)
+    for view, (name, seconds) in slowest.items():
+        print(f"slowest {view}: {name} {seconds * 1000:.0f} ms")
 
 
 if __name__ == "__main__":

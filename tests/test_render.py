@@ -405,3 +405,21 @@ def test_nested_clusters_are_titled_in_the_specs_words():
     assert "label=branch2" in source and 'label="inception3a.branch2"' not in source
     source = render_dot(graph_of("resnet50"), expand=("layer1",))
     assert source.count("label=bottleneck ") == 3 and 'label="layer1.0"' not in source
+
+
+@needs_svg
+def test_an_encoder_decoder_with_cross_skips_is_drawn_as_a_u():
+    source = render_dot(graph_of("unet"))
+    positions = _positions(source)
+    y = {name: xy[1] for name, xy in positions.items()}
+    x = {name: xy[0] for name, xy in positions.items()}
+    assert y["head"] > y["bottom.0"] and y["image"] > y["bottom.0"]  # both arms rise
+    for level in (1, 2, 3, 4):  # each skip runs level, encoder left, decoder right
+        assert y[f"enc{level}.0"] == y[f"dec{level}.cropped"]
+        assert x[f"enc{level}.0"] < x[f"dec{level}.cropped"]
+    assert y["dec1.0"] > y["dec2.0"] > y["dec3.0"] > y["dec4.0"]
+
+
+@pytest.mark.parametrize("spec", [p.stem for p in SPECS if p.stem != "unet"])
+def test_only_the_u_net_is_drawn_as_a_u(spec):
+    assert "dir=back" not in render_dot(graph_of(spec))

@@ -22,6 +22,7 @@ unless `show` has `stacks`.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -187,7 +188,7 @@ def render_dot(graph: nx.DiGraph, *, depth: int | None = None, expand=(), direct
     True
     """
     dot = _digraph(graph.graph["name"], _graph_attributes(graph, direction, column, title))
-    units = _draw(dot, graph, depth, expand, shapes, style, partial, show)
+    units = _draw(dot, graph, depth, expand, shapes, style, partial, show, "", direction)
     if legend:
         _add_legend(dot, graph, units, style)
     return dot.source
@@ -217,7 +218,7 @@ def render_many(graphs: list[nx.DiGraph], *, direction: str = "TB", column: str 
                 "fontname": FONT, "fontsize": "11"}) as box:
             units = _draw(box, graph, options.get("depth"), options.get("expand", ()),
                           options.get("shapes", True), options.get("style", "paper"), False,
-                          options.get("show", ()), prefix)
+                          options.get("show", ()), prefix, direction)
         for size, unit in _first_of_each_size(graph, units):
             levels.setdefault(size, []).append(prefix + unit)
     for names in levels.values():
@@ -255,7 +256,7 @@ def _digraph(name: str, graph_attr: dict) -> graphviz.Digraph:
 
 
 def _draw(dot, graph: nx.DiGraph, depth, expand, shapes: bool, style: str, partial: bool,
-          show, prefix: str = "") -> dict[str, list[str]]:
+          show, prefix: str = "", direction: str = "TB") -> dict[str, list[str]]:
     """Add one network's boxes and arrows to `dot`; node names start with `prefix`.
     Returns the units drawn: {box name: the IR nodes in it}."""
     failed = _failed_nodes(graph) if partial else set()
@@ -270,9 +271,51 @@ def _draw(dot, graph: nx.DiGraph, depth, expand, shapes: bool, style: str, parti
     edges = _unit_edges(graph, view, units)
     main = view.unit(graph.graph["outputs"][0].node) if graph.graph["outputs"] else None
     spine = _spine(next(iter(units), None), main, edges) if main in units else set()
-    _add_units(dot, graph, view, units, style, failed, prefix, spine)
-    _add_edges(dot, graph, edges, shapes, failed, prefix)
+    rising, levels = _u_shape(graph, units, edges)
+    _add_units(dot, graph, view, units, style, failed, prefix, set() if rising else spine)
+    across = {pair: ("e", "w") if direction == "TB" else ("s", "n") for pair in levels}
+    _add_edges(dot, graph, edges, shapes, failed, prefix, rising, across)
+    for pair in levels:  # each cross skip runs level, from the encoder to the decoder
+        with dot.subgraph() as level:
+            level.attr(rank="same")
+            for unit in pair:
+                level.node(prefix + unit)
     return units
+
+
+def _u_shape(graph, units: dict, edges: list) -> tuple[set, list]:
+    """An encoder-decoder network with cross skips (U-Net) drawn as a U: the boxes after
+    the main path's smallest feature map climb back up beside the encoder, and each skip
+    from the encoder into the decoder runs level. Returns the arrows to lay out upwards
+    (both ends in the decoder) and the (encoder box, decoder box) pairs of each skip;
+    nothing for any other network.
+
+    A U needs the feature map to shrink and grow again along the longest path through
+    the network, and at least two skips that cross from before its smallest point to
+    after it."""
+    area = {}
+    for unit, members in units.items():
+        shape = ir.shape(graph, members[-1])
+        sizes = [n for _, n in spatial(shape)] if shape is not None and len(shape) >= 2 else []
+        if sizes:
+            area[unit] = math.prod(sizes)
+    flow = nx.DiGraph((tail, head) for tail, head, *_ in edges)
+    path = [u for u in nx.dag_longest_path(flow) if u in area] if flow else []
+    if len(path) < 3:
+        return set(), []
+    smallest = min(area[u] for u in path)
+    bottom = next(u for u in path if area[u] == smallest)
+    if area[path[-1]] <= smallest or area[path[0]] <= smallest:
+        return set(), []
+    order = {unit: index for index, unit in enumerate(units)}
+    after = {u for u in units if order[u] > order[bottom]}
+    skips = [(tail, head) for tail, head, *_ in edges
+             if order[tail] < order[bottom] and head in after]
+    if len(skips) < 2:
+        return set(), []
+    rising = {(tail, head) for tail, head, *_ in edges if head in after
+              and (tail in after or tail == bottom)}
+    return rising, skips
 
 
 def _spine(first: str, last: str, edges: list) -> set[str]:
@@ -472,10 +515,21 @@ def _unit_edges(graph, view: View, units: dict) -> list[tuple[str, str, ir.Node,
     return edges
 
 
-def _add_edges(dot, graph, edges: list, shapes: bool, failed: set, prefix: str = "") -> None:
+def _add_edges(dot, graph, edges: list, shapes: bool, failed: set, prefix: str = "",
+               rising=frozenset(), across=None) -> None:
+    """The arrows; those in `rising` are laid out from head to tail (`dir=back`), so the
+    decoder of a U climbs, with their arrowheads still at their heads; `across` gives
+    the (tail, head) ports of arrows between boxes on one level (a U's skips)."""
     for tail, head, item, position, producer in edges:
         attributes = _edge_attributes(graph, item, position, producer, shapes, failed)
-        dot.edge(prefix + tail, prefix + head, **attributes)
+        if (tail, head) in (across or {}):
+            attributes["tailport"], attributes["headport"] = across[tail, head]
+        if (tail, head) in rising:
+            swap = {"tailport": "headport", "headport": "tailport"}
+            attributes = {swap.get(k, k): v for k, v in attributes.items()}
+            dot.edge(prefix + head, prefix + tail, dir="back", **attributes)
+        else:
+            dot.edge(prefix + tail, prefix + head, **attributes)
 
 
 def _edge_attributes(graph, item: ir.Node, position: int, producer: str, shapes: bool,
