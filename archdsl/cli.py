@@ -215,9 +215,10 @@ still works, and other formats write the .dot file and explain how to install Gr
                         help="paper: captions only; detailed: names, parameters and MACs")
     render.add_argument("--column", choices=("single", "double"),
                         help="scale the figure down to fit one column (3.3 in) or the full "
-                             "width (6.9 in) of a two-column paper; if its text would print "
-                             "below 6 pt, the other direction is tried, and a warning says "
-                             "what helps when neither fits")
+                             "width (6.9 in) of a two-column paper, 9 in tall at most; if its "
+                             "text would print below 6 pt, the other direction and the chain "
+                             "snaked into 2-4 columns are tried, and a warning says what helps "
+                             "when none fits")
     render.add_argument("--partial", action="store_true",
                         help="for a spec with a shape error, draw everything up to the failing "
                              "layer, highlighted")
@@ -593,10 +594,10 @@ def run_render(args) -> int:
         if not to_stdout and out.resolve().is_dir():
             raise UsageError(f"-o {out}: is a directory; give a file name such as "
                              f"{out / (name + '.' + suffix_of(fmt))}")
-        source = _legible(args, fmt, lambda direction: render_dot(
+        source = _legible(args, fmt, lambda direction, columns: render_dot(
             graph, depth=args.depth, expand=args.expand, direction=direction,
             shapes=args.shapes, style=args.style, partial=args.partial, column=args.column,
-            show=args.show, title=args.title, legend=args.legend), name)
+            show=args.show, title=args.title, legend=args.legend, columns=columns), name)
         dot_path = Path(f"{name}.dot") if to_stdout else out.with_suffix(".dot")
         if not _write_diagram(source, fmt, None if to_stdout else out, dot_path, args):
             return EXIT_MISSING_TOOL
@@ -606,10 +607,11 @@ def run_render(args) -> int:
 
 
 def _legible(args, fmt: str, draw, name: str) -> str:
-    """The DOT source, in the asked direction, unless --column would print its text below
-    6 pt and the other direction does better: then that one, and a note saying so. When
-    neither reaches 6 pt, a warning says what would."""
-    source = draw(args.direction)
+    """The DOT source as asked, unless --column would print its text below 6 pt: then
+    the other direction, or the chain snaked into 2-4 columns side by side, whichever
+    prints largest, and a note saying so. When none reaches 6 pt, a warning says what
+    would."""
+    source = draw(args.direction, 1)
     if not args.column or fmt == "dot" or not can_layout("svg"):
         return source
     try:
@@ -617,20 +619,28 @@ def _legible(args, fmt: str, draw, name: str) -> str:
         if points >= MIN_TEXT_POINTS:
             return source
         other = "LR" if args.direction == "TB" else "TB"
-        turned = draw(other)
-        turned_points = text_points(turned, layout(turned, "svg", args.dot_timeout))
+        tried = [(f"laid out {other}", draw(other, 1))]
+        tried += [(f"snaked into {k} columns", draw(args.direction, k)) for k in (2, 3, 4)]
+        best, best_points, how = source, points, ""
+        for words, candidate in tried:
+            if candidate == source:
+                continue  # no place to cut the chain
+            candidate_points = text_points(candidate, layout(candidate, "svg", args.dot_timeout))
+            if candidate_points > best_points:
+                best, best_points, how = candidate, candidate_points, words
+            if best_points >= MIN_TEXT_POINTS:
+                break
     except LayoutError:
         return source  # the layout proper reports it
-    if turned_points > points:
-        print(f"note: {name} laid out {other} so that its text prints at {turned_points:.1f} "
-              f"pt in a {args.column} column ({args.direction}: {points:.1f} pt)",
-              file=sys.stderr)
-        source, points = turned, turned_points
-    if points < MIN_TEXT_POINTS:
+    if how:
+        print(f"note: {name} {how} so that its text prints at {best_points:.1f} pt in a "
+              f"{args.column} column (as asked: {points:.1f} pt)", file=sys.stderr)
+    if best_points < MIN_TEXT_POINTS:
         print(f"warning: at --column {args.column}, {name}'s smallest text prints at "
-              f"{points:.1f} pt, below {MIN_TEXT_POINTS:g} pt: draw fewer boxes (--depth 1, "
-              "no --expand), --no-shapes, or --column double", file=sys.stderr)
-    return source
+              f"{best_points:.1f} pt, below {MIN_TEXT_POINTS:g} pt: draw fewer boxes (--depth "
+              "1, no --expand), --no-shapes"
+              + (", or --column double" if args.column == "single" else ""), file=sys.stderr)
+    return best
 
 
 def _write_diagram(source: str, fmt: str, out: Path | None, dot_path: Path, args) -> bool:

@@ -423,3 +423,20 @@ def test_an_encoder_decoder_with_cross_skips_is_drawn_as_a_u():
 @pytest.mark.parametrize("spec", [p.stem for p in SPECS if p.stem != "unet"])
 def test_only_the_u_net_is_drawn_as_a_u(spec):
     assert "dir=back" not in render_dot(graph_of(spec))
+
+
+@needs_svg
+def test_a_long_chain_snakes_into_columns_when_that_prints_larger(tmp_path, capsys, in_root):
+    from archdsl.backends.render_dot import text_points
+    graph = graph_of("vgg19")
+    straight = render_dot(graph, show=("stacks",), column="single")
+    snaked = render_dot(graph, show=("stacks",), column="single", columns=2)
+    assert "constraint=false" in snaked and "constraint=false" not in straight
+    column = _positions(snaked)
+    first, second = re.search(r"rank=same\s+(\S+)\s+(\S+)", snaked).groups()
+    assert first == "image" and column[first][1] == column[second][1]  # tops level
+    assert column[second][0] > column[first][0]  # the next column to the right
+    assert text_points(snaked, layout(snaked, "svg")) > text_points(straight, layout(straight, "svg"))
+    assert main(["render", "specs/vgg19.arch", "--show", "stacks", "--column", "single",
+                 "-o", str(tmp_path / "v.svg")]) == 0
+    assert "snaked into" in capsys.readouterr().err

@@ -179,7 +179,7 @@ def _is_repeat_stage(members: list[list[str]]) -> bool:
 def render_dot(graph: nx.DiGraph, *, depth: int | None = None, expand=(), direction: str = "TB",
                shapes: bool = True, style: str = "paper", partial: bool = False,
                column: str | None = None, show=(), title: bool = True,
-               legend: bool = False) -> str:
+               legend: bool = False, columns: int = 1) -> str:
     """DOT source for the network's diagram.
 
     >>> from archdsl import compile_source
@@ -188,7 +188,8 @@ def render_dot(graph: nx.DiGraph, *, depth: int | None = None, expand=(), direct
     True
     """
     dot = _digraph(graph.graph["name"], _graph_attributes(graph, direction, column, title))
-    units = _draw(dot, graph, depth, expand, shapes, style, partial, show, "", direction)
+    units = _draw(dot, graph, depth, expand, shapes, style, partial, show, "", direction,
+                  columns)
     if legend:
         _add_legend(dot, graph, units, style)
     return dot.source
@@ -256,7 +257,8 @@ def _digraph(name: str, graph_attr: dict) -> graphviz.Digraph:
 
 
 def _draw(dot, graph: nx.DiGraph, depth, expand, shapes: bool, style: str, partial: bool,
-          show, prefix: str = "", direction: str = "TB") -> dict[str, list[str]]:
+          show, prefix: str = "", direction: str = "TB",
+          columns: int = 1) -> dict[str, list[str]]:
     """Add one network's boxes and arrows to `dot`; node names start with `prefix`.
     Returns the units drawn: {box name: the IR nodes in it}."""
     failed = _failed_nodes(graph) if partial else set()
@@ -274,13 +276,40 @@ def _draw(dot, graph: nx.DiGraph, depth, expand, shapes: bool, style: str, parti
     rising, levels = _u_shape(graph, units, edges)
     _add_units(dot, graph, view, units, style, failed, prefix, set() if rising else spine)
     across = {pair: ("e", "w") if direction == "TB" else ("s", "n") for pair in levels}
-    _add_edges(dot, graph, edges, shapes, failed, prefix, rising, across)
+    segment = _snake(units, spine, columns) if columns > 1 and not rising else {}
+    free = {(t, h) for t, h, *_ in edges if segment and segment[t] != segment[h]}
+    _add_edges(dot, graph, edges, shapes, failed, prefix, rising, across, free)
+    tops = [next(u for u in units if segment[u] == j) for j in sorted(set(segment.values()))]
+    levels = levels + ([tuple(tops)] if len(tops) > 1 else [])
     for pair in levels:  # each cross skip runs level, from the encoder to the decoder
         with dot.subgraph() as level:
             level.attr(rank="same")
             for unit in pair:
                 level.node(prefix + unit)
     return units
+
+
+def _snake(units: dict, spine: set, columns: int) -> dict[str, int]:
+    """Which column each box goes in when a long network snakes into `columns` columns
+    side by side (as ResNet's Figure 3 does), cut only where the main path passes from
+    one top-level stage to the next (after a box of the main path), into runs of about equal length; {} where the
+    network has too few such places.
+
+    >>> units = dict.fromkeys(["x", "a.0", "a.1", "b.0", "b.1", "c"])
+    >>> _snake(units, set(units), 2)
+    {'x': 0, 'a.0': 0, 'a.1': 0, 'b.0': 1, 'b.1': 1, 'c': 1}
+    """
+    order = list(units)
+    stage = lambda unit: unit.split(".")[0]  # noqa: E731
+    cuts = [i for i, unit in enumerate(order) if i and order[i - 1] in spine
+            and stage(unit) != stage(order[i - 1])]
+    if len(cuts) < columns - 1:
+        return {}
+    chosen = sorted({min(cuts, key=lambda i: abs(i - j * len(order) / columns))
+                     for j in range(1, columns)})
+    if len(chosen) < columns - 1:
+        return {}
+    return {unit: sum(i >= cut for cut in chosen) for i, unit in enumerate(order)}
 
 
 def _u_shape(graph, units: dict, edges: list) -> tuple[set, list]:
@@ -516,7 +545,7 @@ def _unit_edges(graph, view: View, units: dict) -> list[tuple[str, str, ir.Node,
 
 
 def _add_edges(dot, graph, edges: list, shapes: bool, failed: set, prefix: str = "",
-               rising=frozenset(), across=None) -> None:
+               rising=frozenset(), across=None, free=frozenset()) -> None:
     """The arrows; those in `rising` are laid out from head to tail (`dir=back`), so the
     decoder of a U climbs, with their arrowheads still at their heads; `across` gives
     the (tail, head) ports of arrows between boxes on one level (a U's skips)."""
@@ -524,6 +553,8 @@ def _add_edges(dot, graph, edges: list, shapes: bool, failed: set, prefix: str =
         attributes = _edge_attributes(graph, item, position, producer, shapes, failed)
         if (tail, head) in (across or {}):
             attributes["tailport"], attributes["headport"] = across[tail, head]
+        if (tail, head) in free:  # from one column of a snaked chain to the next
+            attributes["constraint"] = "false"
         if (tail, head) in rising:
             swap = {"tailport": "headport", "headport": "tailport"}
             attributes = {swap.get(k, k): v for k, v in attributes.items()}
