@@ -36,6 +36,7 @@ diagrams: setup
 	$(BIN)/archdsl render specs/vgg16.arch -o docs/images/vgg16.svg
 	$(BIN)/archdsl render specs/resnet50.arch -o docs/images/resnet50.svg
 	$(BIN)/archdsl render specs/googlenet.arch -o docs/images/googlenet.svg
+	$(BIN)/archdsl render specs/unet.arch -o docs/images/unet.svg
 	$(BIN)/archdsl render specs/vgg19.arch specs/plain34.arch specs/resnet34.arch \
 		--expand all --show stacks --no-shapes -o docs/images/resnet_figure3.svg
 	$(BIN)/archdsl stats specs/alexnet.arch specs/vgg16.arch \
