@@ -151,13 +151,16 @@ def test_partial_highlights_the_failing_node():
 
 @needs_svg
 @pytest.mark.parametrize("path", SPECS, ids=[p.stem for p in SPECS])
-def test_every_spec_renders_to_svg_and_pdf(path):
+def test_every_spec_renders_in_every_format(path):
     graph = compile_file(path).graph
     source = render_dot(graph)
     svg = layout(source, "svg")
     text = ElementTree.tostring(ElementTree.fromstring(svg), encoding="unicode")
     stages = {n.split(".")[0] for n in graph if "." in n}
     assert all(stage in text for stage in stages)
+    tikz = layout(source, "tikz").decode()
+    assert tikz.count("\\node[") == len(re.findall(r"<(?:ns0:)?text ", text)) > 0
+    assert layout(source, "png", dpi=30).startswith(b"\x89PNG")
     if can_layout("pdf"):
         assert layout(source, "pdf").startswith(b"%PDF")
 
@@ -245,6 +248,7 @@ def test_diagram_shows_inline_in_notebooks_and_saves(tmp_path):
     if shutil.which("dot"):
         assert figure._repr_svg_().lstrip().startswith("<?xml")
         assert figure.save(tmp_path / "v.png", dpi=50).read_bytes()[:4] == b"\x89PNG"
+        assert "\\begin{tikzpicture}" in figure.save(tmp_path / "v.tex").read_text()
 
 
 @pytest.mark.parametrize("argv,message", [
