@@ -173,9 +173,12 @@ batch norm, activation and dropout after it are one box ("3x3 conv, 64, /2"), an
 identical convs in a row one box ("3x3 conv, 64 ×2"); --show draws them apart.
 
 Layout needs Graphviz's `dot`; without it, the packaged port of dot (`pip install
-graphviz-pure`, part of archdsl[diagrams]) draws SVG and PNG. With neither, --format dot
-still works, and other formats write the .dot file and explain how to install Graphviz
-(exit status 3).""")
+graphviz-pure`, part of archdsl[diagrams]) draws SVG, PNG and TikZ. With neither,
+--format dot still works, and other formats write the .dot file and explain how to
+install Graphviz (exit status 3).
+
+--format tikz (or -o FIGURE.tex) writes a LaTeX document for pdflatex whose tikzpicture
+has the SVG's layout; paste the picture into a paper that loads tikz.""")
     render.add_argument("files", nargs="+", metavar="FILE[:NETWORK]",
                         help="a spec; several specs draw their networks side by side in one "
                              "figure, at one scale, aligned where each reaches a new feature "
