@@ -310,7 +310,20 @@ batch, split evenly; rank 0 logs and writes.""")
     _add_spec_options(show_ir)
     show_ir.set_defaults(run=run_ir)
     _add_fmt_command(commands)
+    _add_lsp_command(commands)
     return parser
+
+
+def _add_lsp_command(commands) -> None:
+    lsp = commands.add_parser(
+        "lsp", help="a language server for editors (diagnostics, hover, definitions, ...)",
+        description="Run a Language Server on standard input and output, for editors: "
+                    "the diagnostics of `check` as you type, hover with a layer's output "
+                    "shape, parameters and MACs, go to the definition of blocks and "
+                    "imports, completion of layers, blocks and keyword arguments, document "
+                    "symbols and formatting (as `fmt`). Editors start it themselves "
+                    "(docs/editors.md); it needs pygls: pip install archdsl[lsp].")
+    lsp.set_defaults(run=run_lsp)
 
 
 def _add_fmt_command(commands) -> None:
@@ -869,3 +882,16 @@ def run_fmt(args) -> int:
     if args.check and changed:
         failed = True
     return EXIT_USAGE if unusable else EXIT_SPEC_ERRORS if failed else EXIT_OK
+
+
+def run_lsp(args) -> int:
+    try:
+        from .tools.lsp import serve
+    except ImportError as error:
+        if (error.name or "").split(".")[0] not in ("pygls", "lsprotocol"):
+            raise
+        print("archdsl: error: the language server needs pygls: pip install archdsl[lsp]",
+              file=sys.stderr)
+        return EXIT_USAGE
+    serve()
+    return EXIT_OK
