@@ -94,6 +94,12 @@ def test_shipped_specs_are_in_the_canonical_layout(path):
         f"{path.relative_to(ROOT)} is not formatted: run `archdsl fmt {path.relative_to(ROOT)}`"
 
 
+def test_the_documented_layout_is_the_formatters():
+    text = (ROOT / "docs" / "editors.md").read_text()
+    blocks = re.findall(r"^```arch\n(.*?)^```", text, re.DOTALL | re.MULTILINE)
+    assert blocks and all(format_source(block) == block for block in blocks)
+
+
 # ---- properties ----------------------------------------------------------------------------
 
 _TOKENS = re.compile(r'\\[ \t]*\n|\n|[ \t]+|#[^\n]*|"[^"\n]*"'
