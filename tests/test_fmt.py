@@ -81,6 +81,14 @@ def test_a_labelled_body_stands_alone_and_blank_lines_collapse():
                                    "    features: {\n        relu\n    }\n\n    b: relu\n}\n")
 
 
+def test_continued_lines_keep_their_extra_indentation():
+    text = "def f(a) = \\\n  a + 1\nnetwork t {\n    input x: 3 x 8 x 8\n    relu\n\\\n}\n"
+    formatted = format_source(text)
+    assert formatted == ("def f(a) = \\\n    a + 1\nnetwork t {\n    input x: 3 x 8 x 8\n"
+                         "    relu\n    \\\n        }\n")
+    assert format_source(formatted) == formatted
+
+
 def test_syntax_errors_are_diagnostics():
     with pytest.raises(SpecError) as error:
         format_source("network t {\n conv(3,\n}\n", "bad.arch")

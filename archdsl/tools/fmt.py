@@ -8,10 +8,12 @@ them, and decides only the white space within and in front of lines:
   a line after a `\\` keeps its extra indentation (at least four spaces);
 * one space between tokens, none inside `()`, `[]`, around `.`, before `,` `;` `:` (but
   ` : ` in `a ? b : c`), none after a unary `-`; `{ relu }` and `{}`;
-* labels aligned: in a run of statement lines (not broken by a blank line or a statement
-  over several lines), every action starts in one column, just after the longest
-  `label:`, so unlabelled layers sit under the labelled ones, as in the shipped specs;
-  a labelled statement over several lines (`features: {`) ends the run it is in;
+* labels aligned: in a run of statement lines, every action starts in one column, just
+  after the longest `label:`, and unlabelled layers after the first label sit in that
+  column too, under the labelled ones, as in the shipped specs. A blank line, a comment
+  line, the end of a body, or a statement that opens a body over several lines
+  (`features: {`, `residual {`) ends the run;
+* extra spaces after `,` and `;` are kept: they line up the columns of a table;
 * a comment at the end of a line keeps its column where the code leaves two spaces
   before it; at most one blank line in a row; one newline at the end of the file.
 
@@ -67,7 +69,7 @@ class _Line:
 
     @property
     def blank(self) -> bool:
-        return not self.tokens and self.comment is None
+        return not self.tokens and self.comment is None and not self.continues
 
 
 def format_source(text: str, path: str = "<string>") -> str:
@@ -126,10 +128,6 @@ def _split_lines(text: str) -> list[_Line]:
         at = match.end()
     lines.append(line)
     return lines
-
-
-def _is_word(token, *words) -> bool:
-    return token[0] == "name" and token[1] in words
 
 
 def _classify(lines: list[_Line]) -> None:
