@@ -92,11 +92,12 @@ class Document:
         return self.result.program.root if self.result.program else None
 
     def offset(self, line: int, column: int) -> int:
-        starts = self.result.source._line_starts
-        if line >= len(starts):
+        """The character offset of a (line, column), clamped to the end of its line."""
+        lines = self.text.split("\n")
+        if line >= len(lines):
             return len(self.text)
-        end = starts[line + 1] - 1 if line + 1 < len(starts) else len(self.text)
-        return min(starts[line] + column, end)
+        start = sum(len(text) + 1 for text in lines[:line])
+        return start + min(column, len(lines[line]))
 
 
 def analyse(text: str, path: str) -> Document:
