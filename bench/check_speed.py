@@ -93,7 +93,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--skip-specs", action="store_true", help="only resnet152 and the "
                         "generated specs")
-    parser.add_argument("--against", metavar="REV", help="also time resnet152's check "
+    parser.add_argument("--against", metavar="REV", help="only time resnet152's check, "
                         "against this commit, alternating runs")
     args = parser.parse_args()
     if args.against:

@@ -110,6 +110,26 @@ def test_problems_point_into_the_document_with_related_places():
     assert problem.related and all(r.message for r in problem.related)
 
 
+def test_a_document_that_does_not_parse_still_gets_answers(resnet50):
+    broken = editor.analyse("import std.resnet\nnetwork t {\n    conv(3,\n}\n", "t.arch")
+    (problem,) = editor.problems(broken)
+    assert problem.code == "E0100" and problem.place.start == (3, 0)
+    assert editor.hover(broken, 2, 5) is None and editor.definition(broken, 2, 5) is None
+    assert editor.symbols(broken) == []
+    labels = {item.label for item in editor.completions(broken, 2, 9)}
+    assert {"channels =", "conv", "relu"} <= labels and "bottleneck" not in labels
+
+
+def test_an_error_in_an_imported_file_is_shown_at_the_import(tmp_path):
+    (tmp_path / "lib.arch").write_text("block b {\n    conv(\n}\n")
+    spec = tmp_path / "net.arch"
+    spec.write_text('import "lib.arch"\nnetwork t {\n    input x: 3 x 8 x 8\n    relu\n}\n')
+    (problem,) = editor.problems(editor.analyse(spec.read_text(), str(spec)))
+    assert problem.place.path == str(spec.resolve()) and problem.place.start == (0, 0)
+    assert "lib.arch" in problem.message
+    assert any(Path(r.place.path) == (tmp_path / "lib.arch").resolve() for r in problem.related)
+
+
 # ---- the server, end to end ----------------------------------------------------------------
 
 

@@ -32,7 +32,6 @@ class ArchLexer(RegexLexer):
     aliases = ["arch", "archdsl"]
     filenames = ["*.arch"]
     mimetypes = ["text/x-archdsl"]
-    url = "https://github.com/archdsl/archdsl"
     flags = re.MULTILINE
 
     tokens = {
