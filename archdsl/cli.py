@@ -319,7 +319,42 @@ batch, split evenly; rank 0 logs and writes.""")
     show_ir.add_argument("file", metavar="FILE")
     _add_spec_options(show_ir)
     show_ir.set_defaults(run=run_ir)
+    _add_fmt_command(commands)
+    _add_lsp_command(commands)
     return parser
+
+
+def _add_lsp_command(commands) -> None:
+    lsp = commands.add_parser(
+        "lsp", help="a language server for editors (diagnostics, hover, definitions, ...)",
+        description="Run a Language Server on standard input and output, for editors: "
+                    "the diagnostics of `check` as you type, hover with a layer's output "
+                    "shape, parameters and MACs, go to the definition of blocks and "
+                    "imports, completion of layers, blocks and keyword arguments, document "
+                    "symbols and formatting (as `fmt`). Editors start it themselves "
+                    "(docs/editors.md); it needs pygls: pip install archdsl[lsp].")
+    lsp.set_defaults(run=run_lsp)
+
+
+def _add_fmt_command(commands) -> None:
+    fmt = commands.add_parser(
+        "fmt", help="rewrite specs in the one canonical layout (--check for CI)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Rewrite each FILE in place in archdsl's canonical layout: four spaces "
+                    "per brace,\none space between tokens, labels and actions aligned in "
+                    "columns as in the shipped\nspecs. Line breaks and comments stay where "
+                    "they are, and the result always parses\nto the same spec (docs/editors.md "
+                    "gives the rules). A file with a syntax error gets\nits diagnostic and "
+                    "is left as it is.\n\nexamples:\n  archdsl fmt specs/*.arch\n"
+                    "  archdsl fmt --check specs/*.arch     # exit 1 if any would change\n"
+                    "  archdsl fmt -o - spec.arch           # print the formatted text")
+    fmt.add_argument("files", nargs="+", metavar="FILE", help=".arch files")
+    fmt.add_argument("--check", action="store_true",
+                     help="write nothing; list the files that would change and exit 1 if any")
+    fmt.add_argument("-o", "--output", metavar="PATH",
+                     help="write the formatted text here instead of in place (`-` for "
+                          "standard output; one FILE only)")
+    fmt.set_defaults(run=run_fmt)
 
 
 def main(argv=None) -> int:
@@ -844,3 +879,50 @@ def run_ir(args) -> int:
     for graph in result.graphs.values():
         print(dump(graph))
     return EXIT_OK if result.ok else EXIT_SPEC_ERRORS
+
+
+def run_fmt(args) -> int:
+    from .compile import read_source
+    from .tools.fmt import format_source
+    if args.output is not None and (len(args.files) != 1 or args.check):
+        raise UsageError("-o takes one FILE and no --check: "
+                         "`archdsl fmt -o - spec.arch` prints one formatted file")
+    failed, unusable, changed = False, False, []
+    for path in args.files:
+        try:
+            source = read_source(path)
+            formatted = format_source(source.text, path)
+        except UsageError as error:  # an unreadable file: say so, format the others
+            print(f"archdsl: error: {error}", file=sys.stderr)
+            unusable = True
+            continue
+        except SpecError as error:  # not UTF-8, or a syntax error: the file stays as it is
+            print(render_all([error.diagnostic]), file=sys.stderr)
+            failed = True
+            continue
+        if args.output == "-":
+            sys.stdout.write(formatted)
+        elif args.output is not None:
+            write_atomic(Path(args.output), formatted.encode())
+        elif formatted != source.text:
+            changed.append(path)
+            if not args.check:
+                write_atomic(Path(path), formatted.encode())
+    for path in changed:
+        print(f"{'would reformat' if args.check else 'reformatted'} {path}", file=sys.stderr)
+    if args.check and changed:
+        failed = True
+    return EXIT_USAGE if unusable else EXIT_SPEC_ERRORS if failed else EXIT_OK
+
+
+def run_lsp(args) -> int:
+    try:
+        from .tools.lsp import serve
+    except ImportError as error:
+        if (error.name or "").split(".")[0] not in ("pygls", "lsprotocol"):
+            raise
+        print("archdsl: error: the language server needs pygls: pip install archdsl[lsp]",
+              file=sys.stderr)
+        return EXIT_USAGE
+    serve()
+    return EXIT_OK

@@ -3,16 +3,23 @@
 check time for generated specs of 1,000 / 10,000 / 100,000 layers (parse + elaborate +
 shapes + costs).
 
-    python bench/check_speed.py [--runs 5] [--skip-specs]
+    python bench/check_speed.py [--runs 5] [--skip-specs] [--against REV]
+
+With --against REV, `archdsl check specs/resnet152.arch` of this tree and of the commit
+REV (checked out in a temporary git worktree) are timed alternately, both with their
+bytecode compiled first (as an installed package has it), and the ratio is printed.
 
 Targets: every shipped spec under 0.5 s wall; 100,000 layers under 10 s; linear growth.
 """
 from __future__ import annotations
 
 import argparse
+import compileall
+import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -53,12 +60,45 @@ def time_compile(text: str, runs: int) -> list[float]:
     return times
 
 
+def compare_with(rev: str, runs: int) -> None:
+    """Whole-process check of resnet152, this tree against `rev`, alternating."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    spec = str(ROOT / "specs" / "resnet152.arch")
+    with tempfile.TemporaryDirectory() as scratch:
+        reference = Path(scratch) / "reference"
+        subprocess.run(["git", "worktree", "add", "--detach", "-q", str(reference), rev],
+                       cwd=ROOT, check=True)
+        try:
+            trees = {"this tree": ROOT, rev: reference}
+            for tree in trees.values():
+                compileall.compile_dir(tree / "archdsl", quiet=1)
+            times = {name: [] for name in trees}
+            for i in range(runs):
+                for name in (list(trees) if i % 2 else list(trees)[::-1]):
+                    start = time.perf_counter()
+                    subprocess.run([sys.executable, "-m", "archdsl", "check", spec],
+                                   cwd=trees[name], env=env, check=True, capture_output=True)
+                    times[name].append(time.perf_counter() - start)
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(reference)], cwd=ROOT)
+    medians = {name: statistics.median(t) for name, t in times.items()}
+    for name, median in medians.items():
+        print(f"archdsl check specs/resnet152.arch, {name}: median {median:.3f} s, "
+              f"min {min(times[name]):.3f} s over {runs} runs")
+    print(f"this tree / {rev}: {medians['this tree'] / medians[rev]:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--skip-specs", action="store_true", help="only resnet152 and the "
                         "generated specs")
+    parser.add_argument("--against", metavar="REV", help="only time resnet152's check, "
+                        "against this commit, alternating runs")
     args = parser.parse_args()
+    if args.against:
+        compare_with(args.against, args.runs)
+        return
     if not args.skip_specs:
         slowest = []
         for spec in sorted((ROOT / "specs").glob("*.arch")):

@@ -1,5 +1,5 @@
 """Hostile-input run of the command line: mutated copies of the shipped specs through
-`check`, `ast`, `stats`, `render --format dot` and `build`, in this process, each under a
+`check`, `ast`, `stats`, `render --format dot`, `fmt` and `build`, in this process, each under a
 time limit. Prints the exit-status histogram per command and the slowest runs.
 
     python bench/fuzz_cli.py [--count 1000] [--seed 0] [--limit 2.0]
@@ -77,7 +77,7 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=1000, help="mutated specs (default 1000)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--limit", type=float, default=2.0,
-                        help="seconds per check/ast/stats/render run (default 2)")
+                        help="seconds per check/ast/stats/render/fmt run (default 2)")
     parser.add_argument("--build-limit", type=float, default=10.0,
                         help="seconds per build run, weights written included (default 10)")
     args = parser.parse_args()
@@ -92,6 +92,7 @@ def main() -> int:
         commands = {"check": ["check", str(spec)], "ast": ["ast", str(spec)],
                     "stats": ["stats", str(spec)],
                     "render": ["render", str(spec), "-o", str(work / "d.dot"), "--format", "dot"],
+                    "fmt": ["fmt", str(spec), "-o", str(work / "formatted.arch")],
                     "build": ["build", str(spec), "-o", str(work / "build"), "--batch", "1",
                               "--device", "cpu"]}
         codes = {}

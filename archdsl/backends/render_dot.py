@@ -30,7 +30,6 @@ import sys
 from pathlib import Path
 from dataclasses import dataclass
 
-import graphviz
 import networkx as nx
 
 from .. import ir
@@ -248,6 +247,7 @@ def _first_of_each_size(graph: nx.DiGraph, units: dict) -> list[tuple[tuple, str
 
 
 def _digraph(name: str, graph_attr: dict) -> graphviz.Digraph:
+    import graphviz  # here, not at the top: `archdsl check` imports this module and draws nothing
     return graphviz.Digraph(name, graph_attr=graph_attr,
                             node_attr={"fontname": FONT, "fontsize": "10", "shape": "box",
                                        "style": "rounded,filled", "height": "0.3",
@@ -461,6 +461,7 @@ def _cluster(dot, clusters: dict, train_only: set[str], path: str, label, prefix
     if not path:
         return dot
     if path not in clusters:
+        import graphviz
         train = path in train_only
         label_text = label(path) + (" (train only)" if train else "")
         clusters[path] = graphviz.Digraph(

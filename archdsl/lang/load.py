@@ -7,6 +7,7 @@ Blocks from every loaded file share one namespace; networks come from the root f
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
@@ -127,7 +128,7 @@ class _Loader:
             return
         self.loaded.add(key)
         try:
-            module = parse(source)
+            module = _parse_import(source.path, source.text)
         except SpecError as error:
             self._failed(statement, key, error.diagnostic)
             return
@@ -175,6 +176,13 @@ class _Loader:
         self.program.failed_imports = True
         self.sink.add(Diagnostic("E0400", message, Label(statement.span, "imported here"),
                                  help=help_text))
+
+
+@lru_cache(maxsize=64)
+def _parse_import(path: str, text: str) -> ast.Module:
+    """An imported file's syntax tree, parsed once per text: a language server compiles a
+    document on every edit, and parsing std.resnet again was a quarter of that."""
+    return parse(Source(path, text))
 
 
 def _display_path(key: str) -> str:
