@@ -16,8 +16,9 @@ else the sans-serif face) at the sizes dot measured.
     \\begin{tikzpicture}[x=1bp, y=1bp, line join=round]
     \\useasboundingbox (0,0) rectangle (40,20);
     \\definecolor{c0}{HTML}{000000}
-    \\draw[draw=c0, line width=1bp] (0,0) -- (40,0) -- (40,20) -- (0,20) -- cycle;
+    \\path[draw=c0, line width=1bp] (0,0) -- (40,0) -- (40,20) -- (0,20) -- cycle;
     \\node[font=\\fontsize{10}{12}\\selectfont, inner sep=0, anchor=base] at (20,6) {3x3 conv, 64};
+    \\end{tikzpicture}
 """
 from __future__ import annotations
 
