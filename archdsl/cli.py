@@ -15,7 +15,7 @@ from .errors import UsageError
 from .passes.count_costs import total
 from .diagnostics import SpecError, render_all, to_json
 from .lang.elaborate import DEFAULT_MAX_NODES, Limits
-from .files import write_atomic
+from .files import write_atomic, write_directory
 from .ir import dump
 from .ops import show
 from .backends.render_dot import (DIRECTIONS, DOT_TIMEOUT, MIN_TEXT_POINTS, SHOW, STYLES,
@@ -309,6 +309,41 @@ batch, split evenly; rank 0 logs and writes.""")
     show_ir.add_argument("file", metavar="FILE")
     _add_spec_options(show_ir)
     show_ir.set_defaults(run=run_ir)
+
+    export = commands.add_parser(
+        "export", help="write a network for use without archdsl: PyTorch source, ONNX, .pt2",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="""\
+Check the spec and write its network in a form that needs no archdsl:
+
+  pytorch       DIR/NETWORK.py, one readable file: an nn.Module class whose __init__
+                builds plain torch.nn modules at the spec's names (the state_dict keys
+                of `archdsl build`) and whose forward() is plain torch, with the source of
+                any module torch.nn lacks copied in; and DIR/weights.pt, its weights.
+                Needs only torch:  model = NETWORK(); model.load_state_dict(
+                torch.load("weights.pt")). DIR defaults to export/NETWORK/ and is
+                replaced as a whole.
+  onnx          OUT (default NETWORK.onnx), through torch.onnx.export, batch size
+                dynamic; needs the onnx package (archdsl[onnx]).
+  torch-export  OUT (default NETWORK.pt2), through torch.export.save, batch size
+                dynamic; load it with torch.export.load(OUT).module().
+
+The weights are freshly initialised, as `archdsl build` makes them. ONNX and .pt2 hold
+the eval-mode network (train-only heads left out). --fold-bn folds every batch norm
+that follows a conv into that conv, for inference: fewer layers, same outputs within
+rounding, and the file is for eval mode only.
+
+  archdsl export specs/resnet18.arch --to pytorch -o resnet18_torch""")
+    export.add_argument("file", metavar="FILE")
+    export.add_argument("--to", choices=("pytorch", "onnx", "torch-export"), default="pytorch",
+                        help="pytorch (default): NETWORK.py and weights.pt; onnx; torch-export")
+    export.add_argument("-o", "--output", metavar="OUT",
+                        help="directory for pytorch (default export/NETWORK/), file otherwise "
+                             "(default NETWORK.onnx or NETWORK.pt2)")
+    export.add_argument("--fold-bn", action="store_true",
+                        help="fold batch norms into the convs before them (inference only)")
+    _add_spec_options(export)
+    export.set_defaults(run=run_export)
     return parser
 
 
@@ -813,3 +848,38 @@ def run_ir(args) -> int:
     for graph in result.graphs.values():
         print(dump(graph))
     return EXIT_OK if result.ok else EXIT_SPEC_ERRORS
+
+
+def run_export(args) -> int:
+    try:
+        from .runtime import export as exporter
+    except ModuleNotFoundError as error:
+        if error.name != "torch":
+            raise
+        raise UsageError("`archdsl export` needs PyTorch: pip install torch") from None
+    if args.output == "-":
+        raise UsageError("-o -: export writes files; give a path")
+    result = compile_or_report(args.file, args)
+    _require_networks(result, args.file)
+    if not result.ok:
+        return EXIT_SPEC_ERRORS
+    if len(result.graphs) > 1:
+        raise UsageError(f"{args.file} has {len(result.graphs)} networks; choose one with "
+                         "--network NAME")
+    graph = result.graph
+    name = graph.graph["name"]
+    files = exporter.export_files(graph, args.to, fold_bn=args.fold_bn)
+    if args.to == "pytorch":
+        out = Path(args.output) if args.output else Path("export") / name
+        written = write_directory(out, files)
+    else:
+        out = Path(args.output) if args.output else Path(next(iter(files)))
+        if out.is_dir():
+            raise UsageError(f"-o {out}: is a directory; give a file such as "
+                             f"{out / next(iter(files))}")
+        written = [write_atomic(out, next(iter(files.values())))]
+    folded = " (batch norms folded)" if args.fold_bn else ""
+    print(f"{args.file}: exported {name} to {args.to}{folded}")
+    for path in written:
+        print(f"  wrote {path}")
+    return EXIT_OK
