@@ -8,6 +8,7 @@ memory; the command line writes it.
 from __future__ import annotations
 
 import io
+import warnings
 
 import networkx as nx
 import torch
@@ -63,7 +64,9 @@ def _onnx(module, example, graph) -> bytes:
     buffer = io.BytesIO()
     names = list(graph.graph["inputs"])
     outputs = [o.name for o in graph.graph["outputs"] if not o.train_only]
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter: no
+        # onnxscript needed, and it takes the standalone module as it is
         torch.onnx.export(module, example, buffer, input_names=names, output_names=outputs,
                           dynamic_axes={n: {0: "batch"} for n in names + outputs},
                           dynamo=False)
