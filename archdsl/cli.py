@@ -344,6 +344,29 @@ rounding, and the file is for eval mode only.
                         help="fold batch norms into the convs before them (inference only)")
     _add_spec_options(export)
     export.set_defaults(run=run_export)
+
+    importer = commands.add_parser(
+        "import", help="write a .arch spec of a PyTorch model (traced with torch.fx)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="""\
+Call FACTORY from a Python module (MODULE:FACTORY, e.g. torchvision.models:resnet50) or
+file (path/to/model.py:FACTORY), trace the model it returns with torch.fx, and write a
+spec: torch.nn layers become archdsl layers labelled with the model's attribute names
+(so the spec's state_dict keys are the model's), residual adds become
+`residual { } skip { }`, concatenations `concat { }`, module instances of one class that
+differ only in numbers one `block`, and runs of identical calls `repeat`s. The spec is
+checked before it is written. A layer archdsl has no equivalent for is named with its
+module path and type (exit status 1).
+
+  archdsl import torchvision.models:resnet50 -o resnet50.arch""")
+    importer.add_argument("factory", metavar="MODULE:FACTORY",
+                          help="a function (or class) that returns the nn.Module")
+    importer.add_argument("-o", "--output", metavar="OUT.arch",
+                          help="write the spec here (default: standard output)")
+    importer.add_argument("--input", default="3x224x224", metavar="CxHxW",
+                          help="the input shape to trace with, batch excluded (default "
+                               "3x224x224)")
+    importer.set_defaults(run=run_import)
     return parser
 
 
@@ -882,4 +905,41 @@ def run_export(args) -> int:
     print(f"{args.file}: exported {name} to {args.to}{folded}")
     for path in written:
         print(f"  wrote {path}")
+    return EXIT_OK
+
+
+def run_import(args) -> int:
+    try:
+        from .tools import import_torch
+    except ModuleNotFoundError as error:
+        if error.name != "torch":
+            raise
+        raise UsageError("`archdsl import` needs PyTorch: pip install torch") from None
+    from .compile import compile_source
+    shape = parse_shape(args.input)
+    if args.output and Path(args.output).is_dir():
+        raise UsageError(f"-o {args.output}: is a directory; give a file such as "
+                         f"{Path(args.output) / 'model.arch'}")
+    sys.path.insert(0, os.getcwd())  # MODULE may be a module of the current directory
+    try:
+        model, factory = import_torch.load_factory(args.factory)
+        name = "".join(c if c.isalnum() else "_" for c in factory.lower())
+        text = import_torch.import_torch(model, shape, name)
+    except import_torch.ImportFailure as error:
+        print(f"archdsl: error: cannot import {args.factory}: {error}", file=sys.stderr)
+        return EXIT_SPEC_ERRORS
+    finally:
+        sys.path.remove(os.getcwd())
+    result = compile_source(text, args.output or "<import>")
+    if not result.ok:
+        print(render_all(result.diagnostics), file=sys.stderr)
+        print(f"archdsl: internal error: the spec imported from {args.factory} does not check "
+              "(please report it)", file=sys.stderr)
+        return EXIT_INTERNAL
+    if args.output:
+        write_atomic(Path(args.output), text.encode())
+        print(f"{args.factory}: {_summary_line(result.graph)} -> {args.output}",
+              file=sys.stderr)
+    else:
+        print(text, end="")
     return EXIT_OK
