@@ -88,13 +88,43 @@ def import_torch(model: nn.Module, shape: tuple[int, ...], name: str = "imported
     """
     model = model.eval()
     graph = _trace(model)
+    moved = _chained_concatenations(graph)
     example = torch.randn(2, *shape)
     try:
         ShapeProp(graph).propagate(example)
     except Exception as error:  # the model's own forward fails on this input
         raise ImportFailure(f"the model does not run on a {'x'.join(map(str, shape))} input: "
                             f"{type(error).__name__}: {error}") from None
-    return _Importer(model, graph, shape, name).spec()
+    return _Importer(model, graph, shape, name, moved).spec()
+
+
+def _chained_concatenations(graph: fx.GraphModule) -> dict[fx.Node, str]:
+    """DenseNet's `torch.cat(features)` of a list that grows by one each layer, as the
+    chain archdsl writes, `concat { {}; layer }`: a cat of one tensor is that tensor, a
+    cat of a list that extends an earlier cat's list by one is that cat and the new
+    tensor (the same values: cat only copies), and belongs to the scope of the layer that
+    made the new tensor. Returns {moved cat: its scope}."""
+    by_operands: dict[tuple, fx.Node] = {}
+    moved = {}
+    for node in list(graph.graph.nodes):
+        if node.op != "call_function" or node.target is not torch.cat or not isinstance(
+                node.args[0], (list, tuple)):
+            continue
+        operands = tuple(node.args[0])
+        if len(operands) == 1 and isinstance(operands[0], fx.Node):
+            node.replace_all_uses_with(operands[0])
+            graph.graph.erase_node(node)
+            by_operands[operands] = operands[0]
+            continue
+        by_operands[operands] = node
+        earlier = by_operands.get(operands[:-1])
+        if earlier is not None and len(operands) > 2:
+            node.args = ((earlier, operands[-1]),) + tuple(node.args[1:])
+        last = operands[-1]
+        if earlier is not None and last.op == "call_module" and "." in last.target:
+            moved[node] = last.target.rpartition(".")[0]
+    graph.recompile()
+    return moved
 
 
 class _Tracer(fx.Tracer):
@@ -257,7 +287,8 @@ class _Item:
 
 
 class _Importer:
-    def __init__(self, model: nn.Module, graph: fx.GraphModule, shape, name: str):
+    def __init__(self, model: nn.Module, graph: fx.GraphModule, shape, name: str,
+                 moved: dict[fx.Node, str]):
         self.model, self.graph, self.shape, self.name = model, graph, shape, name
         self.modules = dict(model.named_modules())
         self.nodes = [n for n in graph.graph.nodes if n.op not in ("placeholder", "output")]
@@ -270,7 +301,7 @@ class _Importer:
         if not isinstance(self.output.args[0], fx.Node):
             raise ImportFailure("the model returns several values; archdsl imports models "
                                 "with one output")
-        self.owner = {n: self._owner(n) for n in self.nodes}
+        self.owner = {n: moved.get(n) or self._owner(n) for n in self.nodes}
         self.seen_targets: set[str] = set()
         self.by_type = _argument_free_ops(self._shape(self.input))
         self.calls: dict[str, str] = {}  # scope -> the block call that replaces its body
@@ -453,7 +484,7 @@ class _Importer:
 
     def _block(self, cls: str, members: list[tuple[str, str]]) -> None:
         name = _snake(cls)
-        taken = {b.split("(")[0].split()[1] for b in self.blocks}
+        taken = {b.split()[1].split("(")[0] for b in self.blocks}
         base, count = name, 2
         while name in taken or name in OPS:
             name, count = f"{base}_{count}", count + 1
@@ -477,7 +508,8 @@ class _Importer:
             values = tuple(v for v, _ in columns[i])
             return params.get(values, match.group(1)) if values in params else match.group(1)
         body = _NUMBER.sub(substitute, template)
-        self.blocks.append(f"block {name}({', '.join(names)}) " + _braced(body.split("\n")))
+        header = f"block {name}({', '.join(names)}) " if names else f"block {name} "
+        self.blocks.append(header + _braced(body.split("\n")))
         for position, (scope, _) in enumerate(members):
             args = []
             for values, label in params.items():
