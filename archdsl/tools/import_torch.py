@@ -189,6 +189,8 @@ def _adaptive(m):
 
 
 def _flatten(m):
+    if m.start_dim < 1:  # the batch too: no archdsl layer does that
+        return None
     return "flatten", dict(start=m.start_dim - 1, end=m.end_dim if m.end_dim < 0
                            else m.end_dim - 1)
 
@@ -306,6 +308,7 @@ class _Importer:
         self.by_type = _argument_free_ops(self._shape(self.input))
         self.calls: dict[str, str] = {}  # scope -> the block call that replaces its body
         self.blocks: list[str] = []
+        self.block_names: set[str] = set()
 
     # -- where a node lives
 
@@ -395,7 +398,7 @@ class _Importer:
             if len(body) > 1 and body == [f"{k}: {calls[0]}" for k in range(len(body))] \
                     and "\n" not in calls[0]:
                 return f"{label}: repeat {len(body)} {{ {calls[0]} }}"
-            return f"{label}: " + _braced(_repeats(body))
+            return f"{label}: " + _braced(_repeats(body, self.block_names))
         node = item.node
         if node.op == "call_module":
             op, args = self._layer(node)
@@ -431,6 +434,8 @@ class _Importer:
         """The op's own module, built from these arguments, is the model's module."""
         from ..backends.export_pytorch import _settings, _state_shapes
         resolved = _resolve(op, args)
+        if OPS[op].module is None:  # lowers to a function (flatten): nothing to compare
+            return
         with torch.device("meta"):
             built = OPS[op].module(resolved, (shape,))
         plain = {k: v for k, v in _settings(module).items() if k != "inplace"}
@@ -474,7 +479,7 @@ class _Importer:
             groups: dict[tuple, list[tuple[str, str]]] = {}
             for scope in (s for s in scopes if s.count(".") == depth):
                 saved = set(self.seen_targets)
-                text = "\n".join(self.render(scope))
+                text = "\x01".join(self.render(scope))  # statements apart
                 self.seen_targets = saved
                 key = (type(self.modules[scope]).__name__, _skeleton(text))
                 groups.setdefault(key, []).append((scope, text))
@@ -508,8 +513,9 @@ class _Importer:
             values = tuple(v for v, _ in columns[i])
             return params.get(values, match.group(1)) if values in params else match.group(1)
         body = _NUMBER.sub(substitute, template)
+        self.block_names.add(name)
         header = f"block {name}({', '.join(names)}) " if names else f"block {name} "
-        self.blocks.append(header + _braced(body.split("\n")))
+        self.blocks.append(header + _braced(body.split("\x01")))
         for position, (scope, _) in enumerate(members):
             args = []
             for values, label in params.items():
@@ -522,7 +528,7 @@ class _Importer:
     def spec(self) -> str:
         self.find_blocks()
         self.seen_targets = set()
-        body = self.render("")
+        body = _repeats(self.render(""), self.block_names)
         c, *rest = self.shape
         dims = " x ".join(map(str, self.shape))
         lines = [f"input x: {dims}"] + body
@@ -678,13 +684,13 @@ def _call(op: str, args: dict) -> str:
     return f"{op}({', '.join(parts)})" if parts else op
 
 
-def _repeats(lines: list[str]) -> list[str]:
+def _repeats(lines: list[str], blocks: set[str]) -> list[str]:
     """Runs of `k: call`, `k + 1: call`, ... of one block call as one repeat."""
     out, i = [], 0
     while i < len(lines):
         label, _, call = lines[i].partition(": ")
         j = i + 1
-        if label.isdigit() and "(" in call and "\n" not in call:
+        if label.isdigit() and call.split("(")[0] in blocks:
             while j < len(lines) and lines[j] == f"{int(label) + j - i}: {call}":
                 j += 1
         if j - i > 1:
