@@ -12,7 +12,6 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-import archdsl  # noqa: E402
 from archdsl import compile_file  # noqa: E402
 from archdsl.backends.export_pytorch import constructor, export_pytorch  # noqa: E402
 from archdsl.backends.lower_fx import lower_fx  # noqa: E402

@@ -415,7 +415,6 @@ class _Writer:
                 inner = ", ".join(value(a) for a in arg)
                 return f"({inner},)" if len(arg) == 1 else f"({inner})"
             if isinstance(arg, slice):
-                parts = [] if arg.start is None else [str(arg.start)]
                 return (f"{'' if arg.start is None else arg.start}:"
                         f"{'' if arg.stop is None else arg.stop}"
                         + ("" if arg.step in (None, 1) else f":{arg.step}"))
