@@ -331,16 +331,12 @@ class _Importer:
     def _items(self, scope: str) -> tuple[dict[str, _Item], str, str]:
         """The items of a scope in order, its entry (a value from outside it) and the
         item that gives its result."""
-        inside = [n for n in self.nodes if self._within(self.owner[n], scope)
-                  or (n.op == "call_module" and self._within(n.target, scope) and scope)]
+        inside = [n for n in self.nodes if self._within(self.owner[n], scope)]
         items: dict[str, _Item] = {}
         key_of: dict[fx.Node, str] = {}
-        for node in inside:
-            owner = node.target if node.op == "call_module" else self.owner[node]
-            child = self._child(scope, owner) if node.op != "call_module" or \
-                owner.rpartition(".")[0] != scope else None
-            if node.op != "call_module" and self.owner[node] == scope:
-                child = None
+        for node in inside:  # a node of this scope, or of the child scope it lies in
+            owner = self.owner[node]
+            child = None if owner == scope else self._child(scope, owner)
             key = f"scope:{child}" if child else node.name
             key_of[node] = key
             if key not in items:
@@ -473,8 +469,7 @@ class _Importer:
         scopes = [path for path, module in self.modules.items() if path and
                   not isinstance(module, (nn.Sequential, nn.ModuleList, nn.ModuleDict))
                   and not module.__module__.startswith("torch.nn")
-                  and any(self.owner[n].startswith(path) or (n.op == "call_module"
-                          and n.target.startswith(path + ".")) for n in self.nodes)]
+                  and any(self._within(self.owner[n], path) for n in self.nodes)]
         for depth in sorted({s.count(".") for s in scopes}, reverse=True):
             groups: dict[tuple, list[tuple[str, str]]] = {}
             for scope in (s for s in scopes if s.count(".") == depth):
@@ -643,8 +638,8 @@ class _Series:
             if item.node is node:
                 return key
         for key, item in self.items.items():
-            if item.scope and (self.importer.owner.get(node, "").startswith(item.scope) or (
-                    node.op == "call_module" and node.target.startswith(item.scope + "."))):
+            if item.scope and node in self.importer.owner and \
+                    self.importer._within(self.importer.owner[node], item.scope):
                 return key
         return "entry"
 
