@@ -15,7 +15,7 @@ from .errors import UsageError
 from .passes.count_costs import total
 from .diagnostics import SpecError, render_all, to_json
 from .lang.elaborate import DEFAULT_MAX_NODES, Limits
-from .files import write_atomic
+from .files import write_atomic, write_directory
 from .ir import dump
 from .ops import show
 from .backends.render_dot import (DIRECTIONS, DOT_TIMEOUT, MIN_TEXT_POINTS, SHOW, STYLES,
@@ -321,6 +321,64 @@ batch, split evenly; rank 0 logs and writes.""")
     show_ir.set_defaults(run=run_ir)
     _add_fmt_command(commands)
     _add_lsp_command(commands)
+
+    export = commands.add_parser(
+        "export", help="write a network for use without archdsl: PyTorch source, ONNX, .pt2",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="""\
+Check the spec and write its network in a form that needs no archdsl:
+
+  pytorch       DIR/NETWORK.py, one readable file: an nn.Module class whose __init__
+                builds plain torch.nn modules at the spec's names (the state_dict keys
+                of `archdsl build`) and whose forward() is plain torch, with the source of
+                any module torch.nn lacks copied in; and DIR/weights.pt, its weights.
+                Needs only torch:  model = NETWORK(); model.load_state_dict(
+                torch.load("weights.pt")). DIR defaults to export/NETWORK/ and is
+                replaced as a whole.
+  onnx          OUT (default NETWORK.onnx), through torch.onnx.export, batch size
+                dynamic; needs the onnx package (archdsl[onnx]).
+  torch-export  OUT (default NETWORK.pt2), through torch.export.save, batch size
+                dynamic; load it with torch.export.load(OUT).module().
+
+The weights are freshly initialised, as `archdsl build` makes them. ONNX and .pt2 hold
+the eval-mode network (train-only heads left out). --fold-bn folds every batch norm
+that follows a conv into that conv, for inference: fewer layers, same outputs within
+rounding, and the file is for eval mode only.
+
+  archdsl export specs/resnet18.arch --to pytorch -o resnet18_torch""")
+    export.add_argument("file", metavar="FILE")
+    export.add_argument("--to", choices=("pytorch", "onnx", "torch-export"), default="pytorch",
+                        help="pytorch (default): NETWORK.py and weights.pt; onnx; torch-export")
+    export.add_argument("-o", "--output", metavar="OUT",
+                        help="directory for pytorch (default export/NETWORK/), file otherwise "
+                             "(default NETWORK.onnx or NETWORK.pt2)")
+    export.add_argument("--fold-bn", action="store_true",
+                        help="fold batch norms into the convs before them (inference only)")
+    _add_spec_options(export)
+    export.set_defaults(run=run_export)
+
+    importer = commands.add_parser(
+        "import", help="write a .arch spec of a PyTorch model (traced with torch.fx)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="""\
+Call FACTORY from a Python module (MODULE:FACTORY, e.g. torchvision.models:resnet50) or
+file (path/to/model.py:FACTORY), trace the model it returns with torch.fx, and write a
+spec: torch.nn layers become archdsl layers labelled with the model's attribute names
+(so the spec's state_dict keys are the model's), residual adds become
+`residual { } skip { }`, concatenations `concat { }`, module instances of one class that
+differ only in numbers one `block`, and runs of identical calls `repeat`s. The spec is
+checked before it is written. A layer archdsl has no equivalent for is named with its
+module path and type (exit status 1).
+
+  archdsl import torchvision.models:resnet50 -o resnet50.arch""")
+    importer.add_argument("factory", metavar="MODULE:FACTORY",
+                          help="a function (or class) that returns the nn.Module")
+    importer.add_argument("-o", "--output", metavar="OUT.arch",
+                          help="write the spec here (default: standard output)")
+    importer.add_argument("--input", default="3x224x224", metavar="CxHxW",
+                          help="the input shape to trace with, batch excluded (default "
+                               "3x224x224)")
+    importer.set_defaults(run=run_import)
     return parser
 
 
@@ -925,4 +983,76 @@ def run_lsp(args) -> int:
               file=sys.stderr)
         return EXIT_USAGE
     serve()
+    return EXIT_OK
+
+
+def run_export(args) -> int:
+    try:
+        from .runtime import export as exporter
+    except ModuleNotFoundError as error:
+        if error.name != "torch":
+            raise
+        raise UsageError("`archdsl export` needs PyTorch: pip install torch") from None
+    if args.output == "-":
+        raise UsageError("-o -: export writes files; give a path")
+    result = compile_or_report(args.file, args)
+    _require_networks(result, args.file)
+    if not result.ok:
+        return EXIT_SPEC_ERRORS
+    if len(result.graphs) > 1:
+        raise UsageError(f"{args.file} has {len(result.graphs)} networks; choose one with "
+                         "--network NAME")
+    graph = result.graph
+    name = graph.graph["name"]
+    files = exporter.export_files(graph, args.to, fold_bn=args.fold_bn)
+    if args.to == "pytorch":
+        out = Path(args.output) if args.output else Path("export") / name
+        written = write_directory(out, files)
+    else:
+        out = Path(args.output) if args.output else Path(next(iter(files)))
+        if out.is_dir():
+            raise UsageError(f"-o {out}: is a directory; give a file such as "
+                             f"{out / next(iter(files))}")
+        written = [write_atomic(out, next(iter(files.values())))]
+    folded = " (batch norms folded)" if args.fold_bn else ""
+    print(f"{args.file}: exported {name} to {args.to}{folded}")
+    for path in written:
+        print(f"  wrote {path}")
+    return EXIT_OK
+
+
+def run_import(args) -> int:
+    try:
+        from .tools import import_torch
+    except ModuleNotFoundError as error:
+        if error.name != "torch":
+            raise
+        raise UsageError("`archdsl import` needs PyTorch: pip install torch") from None
+    from .compile import compile_source
+    shape = parse_shape(args.input)
+    if args.output and Path(args.output).is_dir():
+        raise UsageError(f"-o {args.output}: is a directory; give a file such as "
+                         f"{Path(args.output) / 'model.arch'}")
+    sys.path.insert(0, os.getcwd())  # MODULE may be a module of the current directory
+    try:
+        model, factory = import_torch.load_factory(args.factory)
+        name = "".join(c if c.isalnum() else "_" for c in factory.lower())
+        text = import_torch.import_torch(model, shape, name)
+    except import_torch.ImportFailure as error:
+        print(f"archdsl: error: cannot import {args.factory}: {error}", file=sys.stderr)
+        return EXIT_SPEC_ERRORS
+    finally:
+        sys.path.remove(os.getcwd())
+    result = compile_source(text, args.output or "<import>")
+    if not result.ok:
+        print(render_all(result.diagnostics), file=sys.stderr)
+        print(f"archdsl: internal error: the spec imported from {args.factory} does not check "
+              "(please report it)", file=sys.stderr)
+        return EXIT_INTERNAL
+    if args.output:
+        write_atomic(Path(args.output), text.encode())
+        print(f"{args.factory}: {_summary_line(result.graph)} -> {args.output}",
+              file=sys.stderr)
+    else:
+        print(text, end="")
     return EXIT_OK

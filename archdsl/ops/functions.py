@@ -72,8 +72,8 @@ class SelfAttention(nn.MultiheadAttention):
     names, `in_proj_weight` ..., as torchvision's ViT) called on (x, x, x) without the
     attention weights, so torch takes its fused scaled-dot-product path."""
 
-    def __init__(self, width: int, heads: int, dropout: float = 0.0, bias: bool = True):
-        super().__init__(width, heads, dropout=dropout, bias=bias, batch_first=True)
+    def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0, bias: bool = True):
+        super().__init__(embed_dim, num_heads, dropout=dropout, bias=bias, batch_first=True)
 
     def forward(self, x: Tensor) -> Tensor:  # type: ignore[override]
         return super().forward(x, x, x, need_weights=False)[0]
@@ -87,6 +87,7 @@ class ShiftedWindowAttention(nn.Module):
     def __init__(self, dim: int, window_size: list[int], shift_size: list[int], num_heads: int,
                  attention_dropout: float = 0.0, dropout: float = 0.0):
         super().__init__()
+        self.dim = dim
         self.window_size, self.shift_size, self.num_heads = window_size, shift_size, num_heads
         self.attention_dropout, self.dropout = attention_dropout, dropout
         self.qkv = nn.Linear(dim, dim * 3)
@@ -183,6 +184,7 @@ class PatchMerging(nn.Module):
 
     def __init__(self, dim: int, eps: float = 1e-5):
         super().__init__()
+        self.dim, self.eps = dim, eps
         self.reduction = nn.Linear(4 * dim, 2 * dim, bias=False)
         self.norm = nn.LayerNorm(4 * dim, eps=eps)
 

@@ -1,0 +1,138 @@
+"""Small hand-written models laid out as torchvision writes VGG, MobileNetV2 and DenseNet
+(module names, Sequential containers, functional calls in forward()), for the tests of
+`archdsl import` that must not need torchvision; tests/reference_resnet.py is the ResNet."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class VGG(nn.Module):
+    def __init__(self, stages=((1, 16), (2, 32)), classes: int = 10):
+        super().__init__()
+        layers, channels = [], 3
+        for count, width in stages:
+            for _ in range(count):
+                layers += [nn.Conv2d(channels, width, 3, padding=1), nn.ReLU(inplace=True)]
+                channels = width
+            layers.append(nn.MaxPool2d(2, 2))
+        self.features = nn.Sequential(*layers)
+        self.avgpool = nn.AdaptiveAvgPool2d((2, 2))
+        self.classifier = nn.Sequential(nn.Linear(channels * 4, 64), nn.ReLU(True),
+                                        nn.Dropout(), nn.Linear(64, classes))
+
+    def forward(self, x):
+        x = self.avgpool(self.features(x))
+        return self.classifier(torch.flatten(x, 1))
+
+
+class ConvBNReLU(nn.Sequential):
+    def __init__(self, inp, out, kernel=3, stride=1, groups=1):
+        super().__init__(nn.Conv2d(inp, out, kernel, stride, (kernel - 1) // 2, groups=groups,
+                                   bias=False), nn.BatchNorm2d(out), nn.ReLU6(inplace=True))
+
+
+class InvertedResidual(nn.Module):
+    def __init__(self, inp, out, stride, expand):
+        super().__init__()
+        hidden = inp * expand
+        self.use_res_connect = stride == 1 and inp == out
+        layers = [ConvBNReLU(inp, hidden, 1)] if expand != 1 else []
+        layers += [ConvBNReLU(hidden, hidden, stride=stride, groups=hidden),
+                   nn.Conv2d(hidden, out, 1, bias=False), nn.BatchNorm2d(out)]
+        self.conv = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return x + self.conv(x) if self.use_res_connect else self.conv(x)
+
+
+class MobileNetV2(nn.Module):
+    def __init__(self, classes: int = 10):
+        super().__init__()
+        blocks, channels = [ConvBNReLU(3, 16, stride=2)], 16
+        for t, c, n, s in ((1, 8, 1, 1), (6, 16, 2, 2), (6, 24, 3, 1)):
+            for i in range(n):
+                blocks.append(InvertedResidual(channels, c, s if i == 0 else 1, t))
+                channels = c
+        blocks.append(ConvBNReLU(channels, 64, 1))
+        self.features = nn.Sequential(*blocks)
+        self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(64, classes))
+
+    def forward(self, x):
+        x = nn.functional.adaptive_avg_pool2d(self.features(x), (1, 1))
+        return self.classifier(torch.flatten(x, 1))
+
+
+class DenseLayer(nn.Module):
+    def __init__(self, inp, growth):
+        super().__init__()
+        self.norm1 = nn.BatchNorm2d(inp)
+        self.relu1 = nn.ReLU(inplace=True)
+        self.conv1 = nn.Conv2d(inp, 2 * growth, 1, bias=False)
+        self.norm2 = nn.BatchNorm2d(2 * growth)
+        self.relu2 = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(2 * growth, growth, 3, padding=1, bias=False)
+
+    def forward(self, inputs):  # torchvision's: the list of all earlier features
+        x = torch.cat(inputs, 1)
+        return self.conv2(self.relu2(self.norm2(self.conv1(self.relu1(self.norm1(x))))))
+
+
+class DenseBlock(nn.ModuleDict):
+    def __init__(self, layers, inp, growth):
+        super().__init__()
+        for i in range(layers):
+            self.add_module(f"denselayer{i + 1}", DenseLayer(inp + i * growth, growth))
+
+    def forward(self, x):
+        features = [x]
+        for layer in self.values():
+            features.append(layer(features))
+        return torch.cat(features, 1)
+
+
+class DenseNet(nn.Module):
+    def __init__(self, blocks=(2, 3), growth: int = 8, classes: int = 10):
+        super().__init__()
+        channels = 16
+        self.features = nn.Sequential()
+        self.features.add_module("conv0", nn.Conv2d(3, channels, 3, padding=1, bias=False))
+        self.features.add_module("norm0", nn.BatchNorm2d(channels))
+        for i, layers in enumerate(blocks):
+            self.features.add_module(f"denseblock{i + 1}", DenseBlock(layers, channels, growth))
+            channels += layers * growth
+            if i < len(blocks) - 1:
+                self.features.add_module(f"transition{i + 1}", nn.Sequential(
+                    nn.BatchNorm2d(channels), nn.ReLU(True),
+                    nn.Conv2d(channels, channels // 2, 1, bias=False), nn.AvgPool2d(2, 2)))
+                channels //= 2
+        self.classifier = nn.Linear(channels, classes)
+
+    def forward(self, x):
+        x = F.relu(self.features(x))
+        return self.classifier(torch.flatten(F.adaptive_avg_pool2d(x, (1, 1)), 1))
+
+
+class Unknown(nn.Module):
+    """A layer archdsl has no equivalent for."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3)
+        self.shuffle = nn.PixelShuffle(2)
+
+    def forward(self, x):
+        return self.shuffle(self.stem(x))
+
+
+def vgg():
+    return VGG()
+
+
+def mobilenet_v2():
+    return MobileNetV2()
+
+
+def unknown():
+    return Unknown()
