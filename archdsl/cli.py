@@ -810,14 +810,14 @@ def _check_train_flags(args) -> None:
     if not (math.isfinite(args.lr) and args.lr > 0):
         raise UsageError("--lr must be a positive number")
     for name, value, low, high in (("--weight-decay", args.weight_decay, 0, math.inf),
-                                   ("--warmup", args.warmup, 0, args.epochs),
-                                   ("--label-smoothing", args.label_smoothing, 0, 0.999),
+                                   ("--warmup", args.warmup, 0, args.epochs + 1),
+                                   ("--label-smoothing", args.label_smoothing, 0, 1),
                                    ("--clip-grad", args.clip_grad, 0, math.inf),
-                                   ("--ema", args.ema, 0, 0.999999),
+                                   ("--ema", args.ema, 0, 1),
                                    ("--mixup", args.mixup, 0, math.inf),
                                    ("--cutmix", args.cutmix, 0, math.inf)):
-        if not (math.isfinite(value) and low <= value <= high):
-            bound = "zero or positive" if high == math.inf else f"between {low} and {high:g}"
+        if not (math.isfinite(value) and low <= value < high):
+            bound = "zero or positive" if high == math.inf else f"in [{low}, {high:g})"
             raise UsageError(f"{name} must be {bound}, not {value:g}")
 
 
