@@ -389,3 +389,31 @@ def test_waves_for_an_image_network_say_what_input_they_need(tmp_path, capsys):
     code = main(["train", TINY, "--data", "waves", "--out", str(tmp_path / "x"), "--quiet"])
     err = capsys.readouterr().err
     assert code == 2 and "as signal" in err and "Traceback" not in err
+
+
+BN_NET = """network bn_net(classes = 6) {
+    input image: 3 x 16 x 16
+    conv(8, 3, pad = 1, bias = false); batchnorm; relu; maxpool(2)
+    conv(16, 3, pad = 1, bias = false); batchnorm; relu
+    global_avgpool; flatten; linear(classes)
+}"""
+
+
+@pytest.mark.slow
+def test_sync_batch_norm_over_two_gloo_processes_equals_one_process(tmp_path):
+    spec = _spec(tmp_path, BN_NET)
+    common = ["train", spec, "--data", "shapes:256", "--epochs", "1", "--batch-size", "32",
+              "--device", "cpu", "--quiet", "--seed", "2"]
+    env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK")}
+    runs = {"one": archdsl(*common, "--out", str(tmp_path / "one"), env=env),
+            "sync": archdsl(*common, "--nproc", "2", "--sync-bn", "--out", str(tmp_path / "sync"),
+                            env=env),
+            "local": archdsl(*common, "--nproc", "2", "--out", str(tmp_path / "local"), env=env)}
+    for process in runs.values():
+        finish(process)
+    one, sync, local = (weights(tmp_path / name / "model.pt") for name in ("one", "sync", "local"))
+    assert one.keys() == sync.keys()
+    for key in one:  # weights and running statistics alike
+        torch.testing.assert_close(one[key], sync[key], atol=1e-5, rtol=1e-4)
+    # without --sync-bn each process normalises by its own 16 images: the runs part
+    assert any(not torch.allclose(one[k], local[k], atol=1e-5, rtol=1e-4) for k in one)
