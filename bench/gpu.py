@@ -35,8 +35,8 @@ import archdsl  # noqa: E402
 
 # Dense bf16 tensor-core peaks (no sparsity), FLOP/s, by a substring of the device name.
 PEAK_BF16 = {
-    "B200": 2250e12, "H200": 989e12, "GH200": 989e12, "H100 SXM": 989e12, "H100 NVL": 835e12,
-    "H100 PCIe": 756e12, "H100": 756e12, "H800": 989e12, "A100": 312e12, "A800": 312e12,
+    "B200": 2250e12, "H200": 989e12, "GH200": 989e12, "H100 NVL": 835e12, "H100 PCIe": 756e12,
+    "H100": 989e12, "H800": 989e12, "A100": 312e12, "A800": 312e12,
     "L40S": 362e12, "L40": 181e12, "L4": 121e12, "A10G": 70e12, "A10": 125e12,
     "RTX 6000 Ada": 364e12, "RTX A6000": 155e12, "RTX 4090": 165e12, "RTX 3090": 71e12,
 }
@@ -54,7 +54,7 @@ def peak_bf16(device: torch.device) -> tuple[float | None, str]:
 def peak_for_name(name: str) -> float | None:
     """The table's peak for a device name, the most specific entry first.
 
-    >>> peak_for_name("NVIDIA H100 80GB HBM3 SXM") / 1e12, peak_for_name("NVIDIA GH200 480GB") / 1e12
+    >>> peak_for_name("NVIDIA H100 80GB HBM3") / 1e12, peak_for_name("NVIDIA GH200 480GB") / 1e12
     (989.0, 989.0)
     """
     for key in sorted(PEAK_BF16, key=len, reverse=True):

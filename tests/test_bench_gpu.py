@@ -23,7 +23,7 @@ def bench():
 def test_peaks_are_found_by_the_most_specific_device_name():
     module = bench()
     assert module.peak_for_name("NVIDIA H100 PCIe") == 756e12
-    assert module.peak_for_name("NVIDIA H100 80GB HBM3 SXM") == 989e12
+    assert module.peak_for_name("NVIDIA H100 80GB HBM3") == 989e12
     assert module.peak_for_name("NVIDIA L40S") == 362e12 and module.peak_for_name("NVIDIA L4") == 121e12
     assert module.peak_for_name("Tesla V100-SXM2-16GB") is None  # no bf16 tensor cores
 
