@@ -23,7 +23,7 @@ import torch
 
 from ..errors import UsageError
 from .transforms import CIFAR10 as CIFAR10_STATS
-from .transforms import IMAGENET, PLAIN, Augment, Preprocess, augment, view
+from .transforms import IMAGENET, PLAIN, Augment, Preprocess, augment, pil_to_tensor, view
 from .transforms import normalise as _normalise
 
 SHAPES = ("circle", "square", "triangle", "cross", "ring", "bar")
@@ -289,7 +289,9 @@ def folder_preprocess(channels: int) -> Preprocess:
     return Preprocess((0.449,), (0.226,), IMAGENET.resize, "imagenet")
 
 
-def _load_image(path: Path, shape, fit: bool = True) -> torch.Tensor:
+def _load_image(path: Path, shape, fit: bool = True):
+    """A file's pixels as a C x H x W tensor in [0, 1] stretched to the input (`fit`), or
+    the decoded PIL image at its own size for the transforms to cut and resize."""
     try:
         from PIL import Image
     except ImportError:
@@ -299,16 +301,12 @@ def _load_image(path: Path, shape, fit: bool = True) -> torch.Tensor:
             mode = "L" if shape[0] == 1 else "RGB"
             image.draft(mode, (shape[2] * 2, shape[1] * 2))  # JPEG: decode at a smaller size
             image = image.convert(mode)
-            if fit:
-                image = image.resize((shape[2], shape[1]))
-            data = torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8)
-            height, width = image.height, image.width
+            image.load()
     except OSError as error:
         raise DataError(f"cannot read image {path}: {error}") from None
-    pixels = data.view(height, width, -1).permute(2, 0, 1).float() / 255
-    if pixels.shape[0] != shape[0]:
+    if len(image.getbands()) != shape[0]:
         raise DataError(f"the network takes {shape[0]} channels; images are grey or RGB")
-    return pixels
+    return pil_to_tensor(image.resize((shape[2], shape[1]))) if fit else image
 
 
 def load_images(paths: list[str], shape, preprocess: Preprocess = PLAIN) -> torch.Tensor:
