@@ -360,6 +360,9 @@ def _add_train_recipe_options(train) -> None:
                        help="also write TensorBoard event files to OUT/tensorboard")
     train.add_argument("--labels", metavar="FILE",
                        help="class names: one per line in class order, or `FOLDER NAME` lines")
+    train.add_argument("--init", metavar="WEIGHTS",
+                       help="fine-tune: start from these weights (torchvision's, a model.pt or "
+                            "best.pt); tensors that do not fit (a new head) start fresh")
 
 
 def _add_inference_options(command) -> None:
@@ -795,7 +798,7 @@ def run_train(args) -> int:
         warmup=args.warmup, label_smoothing=args.label_smoothing, clip_grad=args.clip_grad,
         ema=args.ema, decay_all=args.decay_all, sync_bn=args.sync_bn,
         best_metric=args.best_metric, early_stop=args.early_stop, log=tuple(args.log),
-        labels=args.labels)
+        labels=args.labels, init=args.init)
     train.train(config)
     return EXIT_OK
 

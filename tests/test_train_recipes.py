@@ -274,3 +274,20 @@ def test_bad_recipe_values_are_usage_errors(tmp_path, capsys):
         code = main(["train", TINY, *flags, "--out", str(tmp_path / "x"), "--quiet"])
         assert code == 2 and message in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_fine_tuning_starts_from_pretrained_weights_with_a_new_head(tmp_path, capsys):
+    spec = tmp_path / "net.arch"
+    spec.write_text("network net(classes = 1000) { input image: 3 x 16 x 16; body: conv(4, 3); "
+                    "relu; global_avgpool; flatten; fc: linear(classes) }")
+    torch.manual_seed(7)
+    pretrained = archdsl.load(spec).state_dict()
+    torch.save(pretrained, tmp_path / "net-0123abcd.pth")
+    out = tmp_path / "run"
+    assert main(["train", str(spec), "--init", str(tmp_path / "net-0123abcd.pth"), "--data",
+                 "shapes:64", "--batch-size", "32", "--epochs", "1", "--lr", "1e-12",
+                 "--out", str(out)]) == 0
+    assert "initialised from" in capsys.readouterr().out
+    tuned = load_checkpoint(out / "best.pt")["model"]
+    torch.testing.assert_close(tuned["body.weight"], pretrained["body.weight"])  # kept
+    assert tuned["fc.weight"].shape == (6, 4)  # a new head for the data's six classes

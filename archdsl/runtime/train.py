@@ -32,7 +32,7 @@ from ..files import write_atomic
 from ..ir import nodes as ir_nodes
 from ..ops import OPS, show
 from . import recipes
-from .checkpoint import load_checkpoint, pack, serialise
+from .checkpoint import load_checkpoint, load_weights, pack, serialise
 from .data import DataError, open_source, read_labels
 from .infer import evaluate
 from .loader import Loader, batch_seed
@@ -79,6 +79,7 @@ class TrainConfig:
     early_stop: int = 0  # epochs without improvement; 0: off
     log: tuple[str, ...] = ()  # ("tensorboard",)
     labels: str | None = None
+    init: str | None = None  # start from these weights (fine-tuning)
     settings: dict = field(default_factory=dict)
     inputs: dict = field(default_factory=dict)
     network: str | None = None
@@ -208,6 +209,24 @@ class _Run:
             self.model = recipes.sync_batch_norm(self.model, self.device)
         if self.config.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        if self.config.init and self.config.resume is None:
+            self._initialise(Path(self.config.init))
+
+    def _initialise(self, path: Path) -> None:
+        """Fine-tuning: every tensor of `path` (torchvision's weights, a model.pt, best.pt)
+        whose name and shape fit; the rest (a head for another class count) keeps its
+        fresh initialisation, and the header says which."""
+        state, _ = load_weights(path)
+        own = self.model.state_dict()
+        fits = {k: v for k, v in state.items() if k in own and tuple(v.shape) == tuple(own[k].shape)}
+        if not fits:
+            raise TrainError(f"--init {path}: none of its tensors fits {self.graph.graph['name']} "
+                             "(names or shapes differ): use weights of the same network")
+        self.model.load_state_dict(fits, strict=False)
+        fresh = [k for k in own if k not in fits]
+        self.notes.append(f"initialised from {path}: {len(fits)} of {len(own)} tensors"
+                          + (f"; new: {', '.join(fresh[:6])}{' ...' if len(fresh) > 6 else ''}"
+                             if fresh else ""))
 
     def _resume_path(self) -> Path | None:
         if self.config.resume is None:
