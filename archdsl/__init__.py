@@ -12,8 +12,9 @@
 
 The steps are importable one by one: `compile_file` / `compile_source` (parse, elaborate,
 infer shapes, count costs), `stats` (cost report), `diagram` (a figure, shown inline in
-notebooks), `lower` (torch.fx module), and `load` does all of it. `render_diagnostic` and
-`render_all` format errors. Only `lower` and `load` import torch.
+notebooks), `lower` (torch.fx module), and `load` does all of it; `load_checkpoint`
+rebuilds a trained model from a checkpoint of `archdsl train`. `render_diagnostic` and
+`render_all` format errors. Only `lower`, `load` and `load_checkpoint` import torch.
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from .ir import dump
 from .backends.report_stats import report_stats as stats
 
 __all__ = ["Compilation", "CompileError", "Diagnostic", "Limits", "UsageError", "compile_file",
-           "compile_source", "diagram", "dump", "load", "lower", "render_all",
+           "compile_source", "diagram", "dump", "load", "load_checkpoint", "lower", "render_all",
            "render_diagnostic", "stats"]
 __version__ = "0.1.0"
 
@@ -56,3 +57,15 @@ def load(path: str | Path, *, network: str | None = None, inputs: dict | None = 
     if not result.ok:
         raise CompileError(result.diagnostics)
     return lower(result.graph, zero_init_residual=zero_init_residual)
+
+
+def load_checkpoint(path: str | Path):
+    """The trained model in a checkpoint of `archdsl train` (best.pt, last.pt,
+    checkpoint.pt), rebuilt from the spec source, settings and input shape it carries, in
+    eval mode; `model.classes` names its outputs and `model.preprocess` says how inputs
+    were prepared in training.
+
+        model = archdsl.load_checkpoint("runs/tiny_classifier/best.pt")
+    """
+    from .runtime.infer import load_checkpoint as rebuild
+    return rebuild(path)

@@ -162,7 +162,7 @@ Load the weights with `archdsl.load(FILE).load_state_dict(torch.load(".../weight
     build.set_defaults(run=run_build)
 
     render = commands.add_parser(
-        "render", help="draw a diagram of a network (SVG, PDF, PNG or DOT)",
+        "render", help="draw a diagram of a network (SVG, PDF, PNG, TikZ or DOT)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="""\
 Draw the network as the papers draw it: repeated blocks once with their count
@@ -233,10 +233,15 @@ has the SVG's layout; paste the picture into a paper that loads tikz.""")
         "train", help="train a network (built-in shapes data, image folders, CIFAR-10)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="""\
-Train the network of FILE. Progress per epoch (loss, accuracy, images/s, ETA), a
-validation pass per epoch, metrics appended to OUT/metrics.jsonl, OUT/curves.png at the
-end, OUT/model.pt (final weights) and OUT/checkpoint.pt, written atomically every epoch
-and every --checkpoint-every steps. --resume continues exactly where a run stopped.
+Train the network of FILE. A header (device, parameters, MACs, data sizes, batch),
+progress (a bar on a terminal, a plain line every 30 s in a log), a validation pass per
+epoch, step and epoch rows in OUT/metrics.jsonl, epoch rows in OUT/metrics.csv,
+OUT/curves.png at the end, OUT/best.pt (best epoch by --best-metric) and OUT/last.pt
+(each carries the spec, settings, input shape, preprocessing and class names:
+archdsl.load_checkpoint(PATH) rebuilds the model), OUT/model.pt (final state_dict) and
+OUT/checkpoint.pt, written atomically every epoch and every --checkpoint-every steps.
+--resume continues exactly where a run stopped. A spec parameter `classes` that is not
+set is taken from the data.
 
 data sources (--data):
   shapes[:N]     made here, no download: six geometric shapes on noisy backgrounds,
@@ -244,8 +249,13 @@ data sources (--data):
                  a C x T x H x W input, clips in which the shape moves
   waves[:N]      made here: six waveforms with noise, for a `C x L as signal` input
                  (or `L x C as tokens`); N training signals (default 10000)
-  folder:PATH    one sub-folder of images per class (PATH/train + PATH/val if present)
+  folder:PATH    one sub-folder of images per class (PATH/train + PATH/val if present:
+                 the ImageNet layout); ImageNet mean/std, resize + centre crop
   cifar10:PATH   the CIFAR-10 python batches
+
+augmentation (--augment, default per source: basic for folder and cifar10, none for the
+shapes and waves made here): basic = random-resized crop + horizontal flip, trivial =
+basic + TrivialAugment; --mixup/--cutmix ALPHA mix images within a batch.
 
 several processes: `--nproc N` (or torchrun --nproc-per-node N -m archdsl train ...)
 runs DistributedDataParallel (NCCL on GPUs, gloo on CPU); --batch-size is the global
@@ -278,30 +288,39 @@ batch, split evenly; rank 0 logs and writes.""")
     train.add_argument("--nproc", type=int, default=1, metavar="N",
                        help="launch N data-parallel processes on this machine")
     train.add_argument("--quiet", action="store_true", help="no progress output")
+    _add_train_recipe_options(train)
     _add_spec_options(train)
     train.set_defaults(run=run_train)
 
     evaluate = commands.add_parser(
         "eval", help="accuracy of trained weights on a data source's validation split",
-        description="Load FILE's network with the weights in CKPT (a checkpoint.pt or "
-                    "model.pt from `archdsl train`) and print its accuracy on the "
-                    "validation split of --data.")
+        description="Load FILE's network with the weights in CKPT (best.pt, last.pt, "
+                    "checkpoint.pt or model.pt from `archdsl train`, or torchvision's weights) "
+                    "and print its top-1 and top-5 accuracy, loss and per-class accuracy on the "
+                    "validation split of --data, preprocessed as in training.")
     evaluate.add_argument("file", metavar="FILE")
     evaluate.add_argument("--weights", required=True, metavar="CKPT")
     evaluate.add_argument("--data", default="shapes", metavar="SOURCE",
                           help="shapes[:N] (default), waves[:N], folder:PATH or cifar10:PATH")
     evaluate.add_argument("--batch-size", type=int, default=128)
     evaluate.add_argument("--seed", type=int, default=0, help="the seed the shapes data used")
+    evaluate.add_argument("--confusion", metavar="PNG",
+                          help="also write the confusion matrix as a PNG image")
+    _add_inference_options(evaluate)
     _add_spec_options(evaluate)
     evaluate.set_defaults(run=run_eval)
 
     predict = commands.add_parser(
         "run", help="classify images with trained weights",
-        description="Print the top-k classes of each IMAGE (resized to the network's input).")
+        description="Print the top-k classes of each IMAGE, preprocessed as the weights were "
+                    "trained: a checkpoint's own preprocessing; ImageNet's (resize 256, centre "
+                    "crop 224, ImageNet mean/std) for torchvision's weights files or with "
+                    "--preprocess imagenet; otherwise stretched to the input.")
     predict.add_argument("file", metavar="FILE")
     predict.add_argument("images", nargs="+", metavar="IMAGE")
     predict.add_argument("--weights", required=True, metavar="CKPT")
     predict.add_argument("--top-k", type=int, default=5)
+    _add_inference_options(predict)
     _add_spec_options(predict)
     predict.set_defaults(run=run_predict)
 
@@ -413,6 +432,50 @@ def _add_fmt_command(commands) -> None:
                      help="write the formatted text here instead of in place (`-` for "
                           "standard output; one FILE only)")
     fmt.set_defaults(run=run_fmt)
+
+
+def _add_train_recipe_options(train) -> None:
+    """train's options beyond the basics: augmentation, recipe, checkpoints, logging."""
+    train.add_argument("--augment", choices=("auto", "none", "basic", "trivial"), default="auto",
+                       help="training augmentation (default auto: the data source's)")
+    train.add_argument("--mixup", type=float, default=0.0, metavar="ALPHA",
+                       help="mixup with Beta(ALPHA, ALPHA) ratios (0: off, e.g. 0.2)")
+    train.add_argument("--cutmix", type=float, default=0.0, metavar="ALPHA",
+                       help="cutmix with Beta(ALPHA, ALPHA) areas (0: off, e.g. 1.0)")
+    train.add_argument("--warmup", type=float, default=0.0, metavar="EPOCHS",
+                       help="linear learning-rate warm-up over EPOCHS (may be fractional)")
+    train.add_argument("--label-smoothing", type=float, default=0.0, metavar="EPS",
+                       help="cross-entropy label smoothing (0: off, e.g. 0.1)")
+    train.add_argument("--clip-grad", type=float, default=0.0, metavar="NORM",
+                       help="clip the gradient norm to NORM (0: off)")
+    train.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
+                       help="keep an exponential moving average of the weights (e.g. 0.999); "
+                            "it is what is validated and saved")
+    train.add_argument("--decay-all", action="store_true",
+                       help="also apply weight decay to norm scales and biases (default: not)")
+    train.add_argument("--sync-bn", action="store_true",
+                       help="batch norm over the global batch under --nproc / torchrun")
+    train.add_argument("--best-metric", choices=("val_acc", "val_loss"), default="val_acc",
+                       help="what makes OUT/best.pt the best epoch (default val_acc)")
+    train.add_argument("--early-stop", type=int, default=0, metavar="PATIENCE",
+                       help="stop after PATIENCE epochs without a better --best-metric")
+    train.add_argument("--log", action="append", choices=("tensorboard",), default=[],
+                       help="also write TensorBoard event files to OUT/tensorboard")
+    train.add_argument("--labels", metavar="FILE",
+                       help="class names: one per line in class order, or `FOLDER NAME` lines")
+    train.add_argument("--init", metavar="WEIGHTS",
+                       help="fine-tune: start from these weights (torchvision's, a model.pt or "
+                            "best.pt); tensors that do not fit (a new head) start fresh")
+
+
+def _add_inference_options(command) -> None:
+    command.add_argument("--preprocess", choices=("auto", "imagenet", "plain"), default="auto",
+                         help="auto (default): the checkpoint's; ImageNet's for torchvision "
+                              "weights files (NAME-HASH.pth); imagenet: resize 256, centre "
+                              "crop 224, ImageNet mean/std; plain: stretch, (x - 0.5) / 0.25")
+    command.add_argument("--labels", metavar="FILE",
+                         help="class names, one per line in class order (e.g. the ImageNet "
+                              "class list)")
 
 
 def main(argv=None) -> int:
@@ -855,7 +918,11 @@ def run_train(args) -> int:
         compile=args.compile, workers=args.workers, seed=args.seed,
         out=args.out or "", resume=args.resume, checkpoint_every=args.checkpoint_every,
         settings=options["settings"], inputs=options["inputs"], network=args.network,
-        progress=not args.quiet)
+        progress=not args.quiet, augment=args.augment, mixup=args.mixup, cutmix=args.cutmix,
+        warmup=args.warmup, label_smoothing=args.label_smoothing, clip_grad=args.clip_grad,
+        ema=args.ema, decay_all=args.decay_all, sync_bn=args.sync_bn,
+        best_metric=args.best_metric, early_stop=args.early_stop, log=tuple(args.log),
+        labels=args.labels, init=args.init)
     train.train(config)
     return EXIT_OK
 
@@ -863,13 +930,22 @@ def run_train(args) -> int:
 def _check_train_flags(args) -> None:
     for name, value, least in (("--epochs", args.epochs, 1), ("--batch-size", args.batch_size, 1),
                                ("--nproc", args.nproc, 1), ("--workers", args.workers, 0),
-                               ("--checkpoint-every", args.checkpoint_every, 0)):
+                               ("--checkpoint-every", args.checkpoint_every, 0),
+                               ("--early-stop", args.early_stop, 0)):
         if value < least:
             raise UsageError(f"{name} must be at least {least}")
     if not (math.isfinite(args.lr) and args.lr > 0):
         raise UsageError("--lr must be a positive number")
-    if not (math.isfinite(args.weight_decay) and args.weight_decay >= 0):
-        raise UsageError("--weight-decay must be zero or positive")
+    for name, value, low, high in (("--weight-decay", args.weight_decay, 0, math.inf),
+                                   ("--warmup", args.warmup, 0, args.epochs + 1),
+                                   ("--label-smoothing", args.label_smoothing, 0, 1),
+                                   ("--clip-grad", args.clip_grad, 0, math.inf),
+                                   ("--ema", args.ema, 0, 1),
+                                   ("--mixup", args.mixup, 0, math.inf),
+                                   ("--cutmix", args.cutmix, 0, math.inf)):
+        if not (math.isfinite(value) and low <= value < high):
+            bound = "zero or positive" if high == math.inf else f"in [{low}, {high:g})"
+            raise UsageError(f"{name} must be {bound}, not {value:g}")
 
 
 def _launch(nproc: int) -> int:
@@ -887,34 +963,60 @@ def _launch(nproc: int) -> int:
     return subprocess.call(command)
 
 
+def _inference():
+    _training()
+    from .runtime import infer
+    return infer
+
+
+def _labels(args, classes, count: int):
+    """Class names: --labels, else the checkpoint's, else None."""
+    if not args.labels:
+        return classes
+    from .runtime.data import read_labels
+    return read_labels(args.labels, classes, count)
+
+
 def run_eval(args) -> int:
-    train = _training()
+    infer = _inference()
     from .runtime import data
     if args.batch_size < 1:
         raise UsageError("--batch-size must be at least 1")
     options = spec_options(args)
-    model, classes, graph = train.load_trained(args.file, args.weights, options["settings"],
-                                               options["inputs"], args.network)
+    model, classes, graph, preprocess = infer.load_trained(
+        args.file, args.weights, options["settings"], options["inputs"], args.network,
+        args.preprocess)
     shape = graph.nodes[graph.graph["inputs"][0]]["shape"]
     _, split = data.open_source(args.data, shape, args.seed)
-    result = train.evaluate(model, split, "cpu", args.batch_size)
-    print(f"{graph.graph['name']} on {args.data}: accuracy {result['accuracy']:.4f} "
-          f"({result['images']} images), loss {result['loss']:.4f}")
+    preprocess = preprocess or split.preprocess  # bare weights: as the data source trains
+    names = _labels(args, classes or split.classes, len(split.classes))
+    result = infer.evaluate(model, split, "cpu", args.batch_size, preprocess=preprocess)
+    print(f"{graph.graph['name']} on {args.data}: accuracy {result['accuracy']:.4f} (top-1), "
+          f"top-5 {result['top5']:.4f}, loss {result['loss']:.4f} ({result['images']} images)")
+    if len(names) <= 30:
+        print("per class: " + ", ".join(f"{name} {share:.3f}" for name, share
+                                        in zip(names, result["per_class"])))
+    if args.confusion:
+        write_atomic(Path(args.confusion), infer.confusion_png(result["confusion"], names))
+        print(f"wrote {args.confusion}")
     return EXIT_OK
 
 
 def run_predict(args) -> int:
-    train = _training()
+    infer = _inference()
     if args.top_k < 1:
         raise UsageError("--top-k must be at least 1")
     options = spec_options(args)
-    model, classes, graph = train.load_trained(args.file, args.weights, options["settings"],
-                                               options["inputs"], args.network)
-    results = train.predict(model, graph, args.images, args.top_k)
+    model, classes, graph, preprocess = infer.load_trained(
+        args.file, args.weights, options["settings"], options["inputs"], args.network,
+        args.preprocess)
+    outputs = graph.nodes[next(o for o in graph.graph["outputs"] if not o.train_only).node]["shape"]
+    names = _labels(args, classes, outputs[0]) if args.labels else classes
+    results = infer.predict(model, graph, args.images, args.top_k, preprocess or infer.PLAIN)
     for path, top in zip(args.images, results):
         print(path)
         for probability, index in top:
-            name = classes[index] if classes else f"class {index}"
+            name = names[index] if names else f"class {index}"
             print(f"  {probability:6.1%}  {name}")
     return EXIT_OK
 

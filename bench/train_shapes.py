@@ -4,8 +4,14 @@
    best validation accuracy, wall time and training images/s. Target: >= 95% accuracy.
 2. training throughput (forward, backward, SGD step) of the lowered resnet50 against the
    reference ResNet-50 module, in one process, alternating steps. Target: ratio >= 0.98.
+3. (--augment-compare) epochs to reach --target validation accuracy for resnet18 at
+   3x32x32 on shapes with `--augment basic` and with `--augment none`, same everything else.
+4. (--loop-compare) images/s of `archdsl train`'s loop against a hand-written PyTorch loop
+   over the same lowered resnet18, data, optimizer and schedule, alternating epochs in one
+   process. Target: ratio >= 0.95.
 
     python bench/train_shapes.py [--epochs 15] [--skip-accuracy] [--skip-throughput]
+    python bench/train_shapes.py --skip-accuracy --skip-throughput --augment-compare --loop-compare
 """
 from __future__ import annotations
 
@@ -31,7 +37,7 @@ def accuracy(args) -> None:
         start = time.perf_counter()
         history = train(TrainConfig(str(ROOT / "specs" / "resnet18.arch"), data=args.data,
                                     epochs=args.epochs, batch_size=args.batch, device=args.device,
-                                    out=out, settings={"classes": 6}, inputs={"*": (3, 32, 32)},
+                                    out=out, inputs={"*": (3, 32, 32)},
                                     progress=False))
         wall = time.perf_counter() - start
     best = max(h["val_acc"] for h in history)
@@ -69,6 +75,67 @@ def throughput(args) -> None:
           f" ratio {rates['lowered'] / rates['reference']:.3f}")
 
 
+def augment_compare(args) -> None:
+    reached = {}
+    for name in ("basic", "none"):
+        with tempfile.TemporaryDirectory() as out:
+            start = time.perf_counter()
+            history = train(TrainConfig(str(ROOT / "specs" / "resnet18.arch"), data=args.data,
+                                        epochs=args.epochs, batch_size=args.batch,
+                                        device=args.device, out=out, augment=name,
+                                        inputs={"*": (3, 32, 32)}, progress=False))
+            wall = time.perf_counter() - start
+        curve = [h["val_acc"] for h in history]
+        first = next((h["epoch"] for h in history if h["val_acc"] >= args.target), None)
+        reached[name] = first
+        print(f"resnet18 on {args.data} at 3x32x32, --augment {name}: target {args.target:.2f} "
+              f"reached at epoch {first if first else f'- (not in {args.epochs})'}; validation "
+              f"accuracy per epoch {' '.join(f'{a:.3f}' for a in curve)}; wall {wall:.0f} s",
+              flush=True)
+
+
+def loop_compare(args) -> None:
+    """archdsl's loop and a hand-written one, same model, data, AdamW and cosine schedule."""
+    from archdsl.runtime.data import open_source
+    spec = str(ROOT / "specs" / "resnet18.arch")
+    split, _ = open_source(args.data, (3, 32, 32), 0)
+    steps = len(split) // args.batch
+    rates = {"archdsl": [], "hand-written": []}
+
+    def hand_written_epoch():
+        torch.manual_seed(0)
+        model = archdsl.load(spec, inputs={"*": (3, 32, 32)}, classes=6).to(args.device).train()
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
+        order = torch.randperm(len(split))
+        start = time.perf_counter()
+        for step in range(steps):
+            x, y = split.batch(order[step * args.batch:(step + 1) * args.batch].tolist())
+            x, y = x.to(args.device), y.to(args.device)
+            loss = F.cross_entropy(model(x), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            loss.item()  # archdsl's loop reads the loss every step too
+        return steps * args.batch / (time.perf_counter() - start)
+
+    for round_ in range(args.rounds):
+        for name in (("archdsl", "hand-written") if round_ % 2 == 0 else ("hand-written", "archdsl")):
+            if name == "archdsl":
+                with tempfile.TemporaryDirectory() as out:
+                    history = train(TrainConfig(spec, data=args.data, epochs=1, batch_size=args.batch,
+                                                device=args.device, out=out, augment="none",
+                                                inputs={"*": (3, 32, 32)}, progress=False))
+                rates[name].append(history[0]["images_per_s"])
+            else:
+                rates[name].append(hand_written_epoch())
+    ours, theirs = statistics.median(rates["archdsl"]), statistics.median(rates["hand-written"])
+    print(f"resnet18 3x32x32 training on {args.data}, batch {args.batch}, {args.device}, "
+          f"{args.rounds} alternating epochs each: archdsl train {ours:.1f} images/s, "
+          f"hand-written loop {theirs:.1f} images/s, ratio {ours / theirs:.3f}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=15)
@@ -79,7 +146,15 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--skip-accuracy", action="store_true")
     parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--augment-compare", action="store_true")
+    parser.add_argument("--target", type=float, default=0.95)
+    parser.add_argument("--loop-compare", action="store_true")
+    parser.add_argument("--rounds", type=int, default=4)
     args = parser.parse_args()
+    if args.loop_compare:
+        loop_compare(args)
+    if args.augment_compare:
+        augment_compare(args)
     if not args.skip_accuracy:
         accuracy(args)
     if not args.skip_throughput:

@@ -16,6 +16,7 @@ torch = pytest.importorskip("torch")
 
 from archdsl.cli import main  # noqa: E402
 from archdsl.runtime.checkpoint import load_checkpoint  # noqa: E402
+from archdsl.runtime.runlog import read_epochs  # noqa: E402
 from archdsl.runtime.train import TrainConfig, train  # noqa: E402
 
 from conftest import ROOT  # noqa: E402
@@ -46,8 +47,8 @@ def test_loss_falls_on_shapes(tmp_path):
                                 out=str(tmp_path / "run"), progress=False))
     assert history[-1]["train_loss"] < history[0]["train_loss"] - 0.05
     assert (tmp_path / "run" / "curves.png").read_bytes()[:4] == b"\x89PNG"
-    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
-    assert len(lines) == 4
+    epochs = read_epochs(tmp_path / "run" / "metrics.jsonl")
+    assert [row["epoch"] for row in epochs] == [1, 2, 3, 4]
 
 
 @pytest.mark.slow
@@ -197,8 +198,7 @@ def test_resume_may_extend_epochs_but_not_change_the_data(finished_run, capsys):
     first = weights(finished_run / "model.pt")
     assert main(["train", TINY, "--data", "shapes:128", "--epochs", "2", "--batch-size", "32",
                  "--out", str(finished_run), "--resume", "--quiet"]) == 0
-    lines = (finished_run / "metrics.jsonl").read_text().splitlines()
-    assert len(lines) == 2 and '"epoch": 2' in lines[1]
+    assert [row["epoch"] for row in read_epochs(finished_run / "metrics.jsonl")] == [1, 2]
     assert not torch.equal(first["fc.weight"], weights(finished_run / "model.pt")["fc.weight"])
 
 
@@ -283,8 +283,10 @@ def test_resume_mid_epoch_is_exact_for_any_worker_count(tmp_path, monkeypatch, w
     train(TrainConfig(TINY, out=str(tmp_path / "cut"), workers=workers, resume="last", **RESUMABLE))
     straight, resumed = weights(tmp_path / "straight" / "model.pt"), weights(tmp_path / "cut" / "model.pt")
     assert all(torch.equal(straight[k], resumed[k]) for k in straight)
-    lines = (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()
-    assert [json.loads(line)["epoch"] for line in lines] == [1, 2]
+    assert [row["epoch"] for row in read_epochs(tmp_path / "cut" / "metrics.jsonl")] == [1, 2]
+    steps = {name: [row for row in map(json.loads, (tmp_path / name / "metrics.jsonl").open())
+                    if row["kind"] == "step"] for name in ("straight", "cut")}
+    assert steps["cut"] == steps["straight"] and len(steps["cut"]) == 20  # none twice
 
 
 def test_a_flipped_bit_in_a_checkpoint_is_refused(finished_run, tmp_path, capsys):
@@ -329,9 +331,9 @@ def test_batch_norm_on_single_values_needs_a_batch_of_two(tmp_path, capsys):
 
 
 def test_metrics_that_cannot_be_written_name_the_file():
-    from archdsl.runtime.train import _append
+    from archdsl.runtime.runlog import append
     with pytest.raises(OSError) as error:
-        _append(__import__("pathlib").Path("/dev/full"), [{"epoch": 1}])
+        append(__import__("pathlib").Path("/dev/full"), [{"epoch": 1}])
     assert error.value.filename == "/dev/full"
 
 
@@ -387,3 +389,31 @@ def test_waves_for_an_image_network_say_what_input_they_need(tmp_path, capsys):
     code = main(["train", TINY, "--data", "waves", "--out", str(tmp_path / "x"), "--quiet"])
     err = capsys.readouterr().err
     assert code == 2 and "as signal" in err and "Traceback" not in err
+
+
+BN_NET = """network bn_net(classes = 6) {
+    input image: 3 x 16 x 16
+    conv(8, 3, pad = 1, bias = false); batchnorm; relu; maxpool(2)
+    conv(16, 3, pad = 1, bias = false); batchnorm; relu
+    global_avgpool; flatten; linear(classes)
+}"""
+
+
+@pytest.mark.slow
+def test_sync_batch_norm_over_two_gloo_processes_equals_one_process(tmp_path):
+    spec = _spec(tmp_path, BN_NET)
+    common = ["train", spec, "--data", "shapes:256", "--epochs", "1", "--batch-size", "32",
+              "--device", "cpu", "--quiet", "--seed", "2"]
+    env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK")}
+    runs = {"one": archdsl(*common, "--out", str(tmp_path / "one"), env=env),
+            "sync": archdsl(*common, "--nproc", "2", "--sync-bn", "--out", str(tmp_path / "sync"),
+                            env=env),
+            "local": archdsl(*common, "--nproc", "2", "--out", str(tmp_path / "local"), env=env)}
+    for process in runs.values():
+        finish(process)
+    one, sync, local = (weights(tmp_path / name / "model.pt") for name in ("one", "sync", "local"))
+    assert one.keys() == sync.keys()
+    for key in one:  # weights and running statistics alike
+        torch.testing.assert_close(one[key], sync[key], atol=1e-5, rtol=1e-4)
+    # without --sync-bn each process normalises by its own 16 images: the runs part
+    assert any(not torch.allclose(one[k], local[k], atol=1e-5, rtol=1e-4) for k in one)

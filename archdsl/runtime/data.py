@@ -20,12 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from ..errors import UsageError
+from .transforms import CIFAR10 as CIFAR10_STATS
+from .transforms import IMAGENET, PLAIN, Augment, Preprocess, augment, pil_to_tensor, view
+from .transforms import normalise as _normalise
 
 SHAPES = ("circle", "square", "triangle", "cross", "ring", "bar")
-MEAN, STD = 0.5, 0.25  # inputs are (pixel in [0, 1] - MEAN) / STD
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
 
@@ -35,20 +36,47 @@ class DataError(UsageError):
 
 @dataclass
 class Split:
-    """One split of a dataset: `batch(indices)` gives (images, labels)."""
+    """One split of a dataset. `load(indices)` gives (raw, labels): raw pixels in [0, 1]
+    (an N x C x ... tensor, or a list of C x h x w images of any size for decoded files),
+    or signals as they are (`preprocess` None). `batch` makes eval-time inputs from them,
+    `augmented` training inputs."""
     size: int
     classes: tuple[str, ...]
-    batch_fn: object
+    load: object
+    shape: tuple[int, ...]  # the network's input
+    preprocess: Preprocess | None = PLAIN
+    crop_scale: tuple[float, float] = (0.08, 1.0)  # the random-resized crop of --augment
+    default_augment: str = "none"
 
-    def batch(self, indices: list[int]):
-        return self.batch_fn(indices)
+    def batch(self, indices: list[int], preprocess: Preprocess | None = None):
+        """(inputs, labels): the eval view (resize and centre crop, or stretch) at the
+        input size, normalised by `preprocess` (default: the source's own)."""
+        raw, labels = self.load(indices)
+        preprocess = preprocess or self.preprocess
+        if self.preprocess is None or preprocess is None:
+            return raw, labels
+        if isinstance(raw, list) or (raw.dim() == 4 and tuple(raw.shape[2:]) != tuple(self.shape[1:])):
+            raw = torch.stack([view(image, self.shape[1:], preprocess) for image in raw])
+        return _normalise(raw, preprocess), labels
+
+    def augmented(self, indices: list[int], plan: Augment, generator: torch.Generator,
+                  preprocess: Preprocess | None = None):
+        """(inputs, labels): training views, every random choice drawn from `generator`."""
+        preprocess = preprocess or self.preprocess
+        if not plan.active or self.preprocess is None:
+            return self.batch(indices, preprocess)
+        raw, labels = self.load(indices)
+        images = torch.stack([augment(image, self.shape[1:], preprocess, plan, generator)
+                              for image in raw])
+        return _normalise(images, preprocess), labels
 
     def __len__(self) -> int:
         return self.size
 
 
 def normalise(pixels: torch.Tensor) -> torch.Tensor:
-    return (pixels - MEAN) / STD
+    """The shapes data's normalisation (PLAIN)."""
+    return _normalise(pixels, PLAIN)
 
 
 def open_source(spec: str, shape: tuple[int, ...], seed: int) -> tuple[Split, Split]:
@@ -123,7 +151,7 @@ def shapes_split(count: int, shape: tuple[int, ...], seed: int, split: str) -> S
         index = torch.as_tensor(indices)
         chosen = {k: v[index] for k, v in params.items()}
         if len(shape) == 3:
-            return normalise(_draw(chosen, shape)), chosen["label"]
+            return _draw(chosen, shape), chosen["label"]
         frames, image = shape[1], (shape[0],) + tuple(shape[2:])
         clip = []
         for t in range(frames):
@@ -132,9 +160,10 @@ def shapes_split(count: int, shape: tuple[int, ...], seed: int, split: str) -> S
                          cy=chosen["cy"] + chosen["vy"] * step,
                          noise_seed=chosen["noise_seed"] + t)
             clip.append(_draw(moved, image))
-        return normalise(torch.stack(clip, 2)), chosen["label"]
+        return torch.stack(clip, 2), chosen["label"]
 
-    return Split(count, SHAPES, batch)
+    # shapes are drawn whole and at random places: a crop keeps at least a third of the image
+    return Split(count, SHAPES, batch, tuple(shape), PLAIN, (0.35, 1.0), "none")
 
 
 WAVES = ("sine", "square", "sawtooth", "triangle", "chirp", "pulses")
@@ -177,7 +206,7 @@ def waves_split(count: int, shape, seed: int, split: str) -> Split:
         x = signal + noise * p["noise"].view(-1, 1, 1)
         return (x if shape.axes == "CL" else x.transpose(1, 2)).contiguous(), p["label"]
 
-    return Split(count, WAVES, batch)
+    return Split(count, WAVES, batch, tuple(shape), None)
 
 
 def _draw(p: dict, shape: tuple[int, int, int]) -> torch.Tensor:
@@ -246,36 +275,67 @@ def _held_out(path: Path) -> bool:
 
 def _folder_split(files, classes, shape) -> Split:
     def batch(indices):
-        images = [_load_image(files[i][0], shape) for i in indices]
+        images = [_load_image(files[i][0], shape, fit=False) for i in indices]
         labels = torch.tensor([files[i][1] for i in indices])
-        return normalise(torch.stack(images)), labels
-    return Split(len(files), classes, batch)
+        return images, labels
+    return Split(len(files), classes, batch, tuple(shape), folder_preprocess(shape[0]),
+                 (0.08, 1.0), "basic")
 
 
-def _load_image(path: Path, shape) -> torch.Tensor:
+def folder_preprocess(channels: int) -> Preprocess:
+    """Photos: ImageNet's statistics and its resize-then-centre-crop."""
+    if channels == 3:
+        return IMAGENET
+    return Preprocess((0.449,), (0.226,), IMAGENET.resize, "imagenet")
+
+
+def _load_image(path: Path, shape, fit: bool = True):
+    """A file's pixels as a C x H x W tensor in [0, 1] stretched to the input (`fit`), or
+    the decoded PIL image at its own size for the transforms to cut and resize."""
     try:
         from PIL import Image
     except ImportError:
         raise DataError("reading images needs Pillow: pip install pillow") from None
     try:
         with Image.open(path) as image:
-            image = image.convert("L" if shape[0] == 1 else "RGB").resize((shape[2], shape[1]))
-            data = torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8)
+            mode = "L" if shape[0] == 1 else "RGB"
+            image.draft(mode, (shape[2] * 2, shape[1] * 2))  # JPEG: decode at a smaller size
+            image = image.convert(mode)
+            image.load()
     except OSError as error:
         raise DataError(f"cannot read image {path}: {error}") from None
-    pixels = data.view(shape[1], shape[2], -1).permute(2, 0, 1).float() / 255
-    if pixels.shape[0] != shape[0]:
+    if len(image.getbands()) != shape[0]:
         raise DataError(f"the network takes {shape[0]} channels; images are grey or RGB")
-    return pixels
+    return pil_to_tensor(image.resize((shape[2], shape[1]))) if fit else image
 
 
-def load_images(paths: list[str], shape) -> torch.Tensor:
-    """Images from files, for `archdsl run`."""
+def load_images(paths: list[str], shape, preprocess: Preprocess = PLAIN) -> torch.Tensor:
+    """Images from files, for `archdsl run`, preprocessed as for evaluation."""
     if len(shape) != 3:
         raise DataError(f"`run` classifies image files, so the network must take a C x H x W "
                         f"input, not {_shape_text(shape)}; measure a signal or clip network "
                         "with `archdsl eval --data waves` or `--data shapes`")
-    return normalise(torch.stack([_load_image(Path(p), shape) for p in paths]))
+    images = [view(_load_image(Path(p), shape, fit=False), shape[1:], preprocess) for p in paths]
+    return _normalise(torch.stack(images), preprocess)
+
+
+def read_labels(path: Path, classes: tuple[str, ...] | None, count: int) -> tuple[str, ...]:
+    """Class names from a --labels file: one name per line in class order (the ImageNet
+    class list), or `FOLDER NAME` lines that name a data folder's class sub-folders
+    (LOC_synset_mapping.txt: `n01440764 tench, Tinca tinca`)."""
+    try:
+        lines = [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines()]
+    except (OSError, UnicodeDecodeError) as error:
+        raise DataError(f"cannot read --labels {path}: {getattr(error, 'strerror', None) or error}") from None
+    lines = [line for line in lines if line]
+    if classes:
+        pairs = dict(line.split(None, 1) for line in lines if len(line.split(None, 1)) == 2)
+        if all(name in pairs for name in classes):
+            return tuple(pairs[name] for name in classes)
+    if len(lines) != count:
+        raise DataError(f"--labels {path} has {len(lines)} names, but there are {count} "
+                        "classes: give one name per line, in class order")
+    return tuple(lines)
 
 
 # ---- CIFAR-10 ---------------------------------------------------------------------------------
@@ -351,7 +411,6 @@ def _cifar_split(paths, shape) -> Split:
         x = pixels[torch.as_tensor(indices)].float() / 255
         if shape[0] == 1:
             x = x.mean(1, keepdim=True)
-        if tuple(x.shape[2:]) != tuple(shape[1:]):
-            x = F.interpolate(x, size=shape[1:], mode="bilinear", align_corners=False)
-        return normalise(x), targets[torch.as_tensor(indices)]
-    return Split(len(targets), CIFAR10, batch)
+        return x, targets[torch.as_tensor(indices)]
+    stats = CIFAR10_STATS if shape[0] == 3 else Preprocess((0.4734,), (0.2516,), None, "cifar10")
+    return Split(len(targets), CIFAR10, batch, tuple(shape), stats, (0.25, 1.0), "basic")

@@ -1,39 +1,46 @@
-"""`archdsl train`, `eval` and `run`: train a spec's network, measure it, use it.
+"""`archdsl train`: train a spec's network.
 
-Training is exact to resume: the order of the data is a function of (seed, epoch) alone,
-every checkpoint holds the model, optimizer, scheduler, grad scaler, RNG states and the
-position inside the epoch, and is written to a temporary file and renamed. Under
-torchrun (or `--nproc N`) the same loop runs data-parallel with DistributedDataParallel:
-each of the W processes takes 1/W of every global batch, and rank 0 alone logs and
-writes files.
+Training is exact to resume: a batch is a function of (seed, epoch, step) alone (the
+order of the data and every augmentation choice, see runtime.loader), every checkpoint
+holds the model, optimizer, scheduler, grad scaler, EMA, RNG states and the position
+inside the epoch, and is written to a temporary file and renamed. Under torchrun (or
+`--nproc N`) the same loop runs data-parallel with DistributedDataParallel: each of the W
+processes takes 1/W of every global batch, and rank 0 alone logs and writes files.
+
+The pieces live next door: transforms (preprocessing, augmentation, mixup), loader
+(batches and workers), recipes (optimizer, schedule, loss, EMA, SyncBatchNorm), runlog
+(header, progress, metric files, curves), checkpoint (the file format), infer (eval, run).
 """
 from __future__ import annotations
 
 import hashlib
-import io
-import json
 import math
 import os
 import random
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 
 from .. import lower
+from ..backends.report_stats import report_stats
 from ..compile import CompileError, compile_file
 from ..errors import UsageError
-from .checkpoint import load_checkpoint, load_weights, pack, serialise
-from .data import DataError, load_images, open_source
 from ..files import write_atomic
 from ..ir import nodes as ir_nodes
 from ..ops import OPS, show
+from . import recipes
+from .checkpoint import load_checkpoint, load_weights, pack, serialise
+from .data import DataError, open_source, read_labels
+from .infer import evaluate
+from .loader import Loader, batch_seed
+from .runlog import MetricsLog, Progress, header, plot_metrics
+from .transforms import mix, policy
 
 CHECKPOINT = "checkpoint.pt"
+AUGMENTS = ("auto", "none", "basic", "trivial")
 
 
 class TrainError(UsageError):
@@ -50,6 +57,15 @@ class TrainConfig:
     optimizer: str = "adamw"
     schedule: str = "cosine"
     weight_decay: float = 0.05
+    decay_all: bool = False  # also decay norms' scales and biases
+    warmup: float = 0.0  # epochs of linear warm-up
+    label_smoothing: float = 0.0
+    clip_grad: float = 0.0  # max gradient norm; 0: off
+    ema: float = 0.0  # EMA decay; 0: off
+    mixup: float = 0.0
+    cutmix: float = 0.0
+    augment: str = "auto"  # auto: the data source's default
+    sync_bn: bool = False
     device: str = "auto"
     amp: str = "off"
     channels_last: bool = False
@@ -59,10 +75,16 @@ class TrainConfig:
     out: str = "runs/train"
     resume: str | None = None
     checkpoint_every: int = 100
+    best_metric: str = "val_acc"
+    early_stop: int = 0  # epochs without improvement; 0: off
+    log: tuple[str, ...] = ()  # ("tensorboard",)
+    labels: str | None = None
+    init: str | None = None  # start from these weights (fine-tuning)
     settings: dict = field(default_factory=dict)
     inputs: dict = field(default_factory=dict)
     network: str | None = None
     progress: bool = True
+    log_interval: float = 30.0  # seconds between plain progress lines off a terminal
 
 
 # ---- the run ----------------------------------------------------------------------------
@@ -102,36 +124,34 @@ def _device(choice: str) -> torch.device:
 class _Run:
     def __init__(self, config: TrainConfig, rank: int, world: int):
         self.config, self.rank, self.world = config, rank, world
-        self.out = Path(config.out)
         self.device = _device(config.device)
         if config.batch_size % world:
             raise TrainError(f"--batch-size {config.batch_size} must divide evenly over "
                              f"{world} processes")
-        self.graph = _compile(config)
-        if not config.out:
-            config.out = str(Path("runs") / self.graph.graph["name"])
-            self.out = Path(config.out)
-        shape = self.graph.nodes[self.graph.graph["inputs"][0]]["shape"]
-        try:
-            self.train_split, self.val_split = open_source(config.data, shape, config.seed)
-        except DataError as error:
-            raise TrainError(str(error)) from None
-        _check_classes(self.graph, len(self.train_split.classes), config)
-        _check_batch(self.graph, config.batch_size // world, world)
+        self.notes: list[str] = []
+        self._open_data()
+        self.out = Path(config.out or Path("runs") / self.graph.graph["name"])
+        config.out = str(self.out)
         self.checkpoint_path = self.out / CHECKPOINT
         self.lock = _lock(self.out) if rank == 0 else None
-        resume_from = self._resume_path()
+        resume_from = self.resume_from = self._resume_path()
         torch.manual_seed(config.seed)
         random.seed(config.seed)
-        self.model = lower(self.graph).to(self.device)
-        if config.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
-        self.steps_per_epoch = max(1, len(self.train_split) // config.batch_size)
-        self.optimizer = _optimizer(self.model, config)
-        self.scheduler = _scheduler(self.optimizer, config, self.steps_per_epoch)
+        self._build_model()
+        self.loader = Loader(self.train_split, self.augment, self.preprocess, seed=config.seed,
+                             batch_size=config.batch_size, rank=rank, world=world,
+                             workers=config.workers, pin_memory=self.device.type == "cuda")
+        self.steps_per_epoch = self.loader.steps
+        self.optimizer = recipes.optimizer(self.model, config.optimizer, config.lr,
+                                           config.weight_decay, config.decay_all)
+        self.scheduler = recipes.scheduler(self.optimizer, config.schedule,
+                                           config.epochs * self.steps_per_epoch,
+                                           round(config.warmup * self.steps_per_epoch))
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=config.amp == "fp16")
+        self.ema = recipes.ema(self.model, config.ema) if config.ema else None
         self.position = {"epoch": 0, "step": 0, "global_step": 0}
         self.history: list[dict] = []  # per-epoch metrics so far, carried by checkpoints
+        self.best = {"metric": config.best_metric, "value": None, "epoch": 0}
         if resume_from is not None:
             self._restore(resume_from)
         self.net = self.model
@@ -141,6 +161,72 @@ class _Run:
         self.forward = torch.compile(self.net) if config.compile else self.net
 
     # ---- set-up ------------------------------------------------------------------------
+
+    def _open_data(self) -> None:
+        """Compile, open the data, and take the class count from the data when the spec
+        has a `classes` parameter the command line did not set."""
+        config = self.config
+        self.graph = _compile(config)
+        shape = self.graph.nodes[self.graph.graph["inputs"][0]]["shape"]
+        try:
+            self.train_split, self.val_split = open_source(config.data, shape, config.seed)
+        except DataError as error:
+            raise TrainError(str(error)) from None
+        count = len(self.train_split.classes)
+        if ("classes" in self.graph.graph["params"] and "classes" not in config.settings
+                and _output_shape(self.graph) != (count,)):
+            config.settings = {**config.settings, "classes": count}
+            self.graph = _compile(config)
+            self.notes.append(f"classes = {count}, from the data ({config.data}); "
+                              "--set classes=N to choose another")
+        _check_classes(self.graph, count, config)
+        _check_batch(self.graph, config.batch_size // self.world, self.world)
+        self.classes = tuple(self.train_split.classes)
+        if config.labels:
+            try:
+                self.classes = read_labels(Path(config.labels), self.classes, count)
+            except DataError as error:
+                raise TrainError(str(error)) from None
+        self.preprocess = self.train_split.preprocess
+        self.augment = self._augment_plan(shape)
+
+    def _augment_plan(self, shape):
+        name = self.config.augment
+        if name == "auto":
+            name = self.train_split.default_augment
+        if name != "none" and (self.train_split.preprocess is None or len(shape) != 3):
+            raise TrainError(f"--augment {name} works on images (C x H x W); this network "
+                             f"takes {show(shape)}: use --augment none")
+        if (self.config.mixup or self.config.cutmix) and len(shape) != 3:
+            raise TrainError("--mixup and --cutmix work on images (C x H x W); this network "
+                             f"takes {show(shape)}")
+        self.augment_name = name
+        return policy(name, self.train_split.crop_scale)
+
+    def _build_model(self) -> None:
+        self.model = lower(self.graph).to(self.device)
+        if self.config.sync_bn and self.world > 1:
+            self.model = recipes.sync_batch_norm(self.model, self.device)
+        if self.config.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        if self.config.init and self.config.resume is None:
+            self._initialise(Path(self.config.init))
+
+    def _initialise(self, path: Path) -> None:
+        """Fine-tuning: every tensor of `path` (torchvision's weights, a model.pt, best.pt)
+        whose name and shape fit; the rest (a head for another class count) keeps its
+        fresh initialisation, and the header says which."""
+        state, _ = load_weights(path)
+        own = self.model.state_dict()
+        fits = {k: v for k, v in state.items() if k in own and tuple(v.shape) == tuple(own[k].shape)}
+        if not fits:
+            raise TrainError(f"--init {path}: none of its tensors fits {self.graph.graph['name']} "
+                             "(names or shapes differ): use weights of the same network")
+        self.model.load_state_dict(fits, strict=False)
+        fresh = [k for k in own if k not in fits]
+        self.notes.append(f"initialised from {path}: {len(fits)} of {len(own)} tensors"
+                          + (f"; new: {', '.join(fresh[:6])}{' ...' if len(fresh) > 6 else ''}"
+                             if fresh else ""))
 
     def _resume_path(self) -> Path | None:
         if self.config.resume is None:
@@ -155,6 +241,9 @@ class _Run:
 
     def _restore(self, path: Path) -> None:
         state = load_checkpoint(path)
+        if "optimizer" not in state:
+            raise TrainError(f"{path} holds weights only (best.pt, last.pt); resume from the "
+                             f"run's {CHECKPOINT}")
         if state["spec"]["structure"] != structure_hash(self.graph):
             raise TrainError(f"{path} was written for another network ({state['spec']['network']} "
                              f"from {state['spec']['path']}); it does not match "
@@ -164,12 +253,13 @@ class _Run:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        for schedule in self.scheduler.lr_lambdas:  # --epochs may have grown: a longer schedule
-            if hasattr(schedule, "total"):
-                schedule.total = max(1, self.config.epochs * self.steps_per_epoch)
+        recipes.stretch(self.scheduler, self.config.epochs * self.steps_per_epoch)
         self.scaler.load_state_dict(state["scaler"])
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])
         self.position = dict(state["position"])
         self.history = list(state["history"])
+        self.best = dict(state.get("best") or self.best)
         torch.set_rng_state(state["rng"]["torch"])
         random.setstate(_tuple_state(state["rng"]["python"]))
         if torch.cuda.is_available() and state["rng"].get("cuda"):
@@ -186,148 +276,218 @@ class _Run:
 
     def _run(self) -> list[dict]:
         history = []
-        metrics_path = self.out / "metrics.jsonl"
+        self.log = None
         if self.rank == 0:
             self.out.mkdir(parents=True, exist_ok=True)
-            if self.history and not metrics_path.exists():  # resumed into a new --out
-                _append(metrics_path, self.history)
-        for epoch in range(self.position["epoch"], self.config.epochs):
-            train_metrics = self._train_epoch(epoch)
-            metrics = {"epoch": epoch + 1, **train_metrics, **self._validate(),
-                       "lr": self.optimizer.param_groups[0]["lr"]}
-            self.position = {"epoch": epoch + 1, "step": 0,
-                             "global_step": self.position["global_step"]}
-            self.history.append(metrics)
+            self.log = MetricsLog(self.out, "tensorboard" in self.config.log)
+            if self.history or self.position["global_step"]:
+                self.log.resume(self.history, self.position["global_step"],
+                                self.resume_from.parent)
+            self._print(self._header())
+        try:
+            for epoch in range(self.position["epoch"], self.config.epochs):
+                if self._stopped_early():
+                    break
+                metrics = self._epoch(epoch)
+                history.append(metrics)
             if self.rank == 0:
-                self._save_checkpoint()
-                _append(metrics_path, [metrics])
-                self._print(f"epoch {epoch + 1}/{self.config.epochs}: "
-                            f"train loss {metrics['train_loss']:.4f} acc {metrics['train_acc']:.3f}"
-                            f", val loss {metrics['val_loss']:.4f} acc {metrics['val_acc']:.3f}, "
-                            f"{metrics['images_per_s']:.0f} images/s")
-            history.append(metrics)
-        if self.rank == 0:
-            write_atomic(self.out / "model.pt", serialise(self.model.state_dict()))
-            plot_metrics(self.history, self.out / "curves.png")
+                write_atomic(self.out / "model.pt", serialise(self._judged().state_dict()))
+                plot_metrics(self.history, self.out / "curves.png")
+        finally:
+            if self.log is not None:
+                self.log.close()
         return history
 
-    def _batches(self, epoch: int, first_step: int):
-        order = torch.randperm(len(self.train_split),
-                               generator=torch.Generator().manual_seed(self.config.seed * 7919 + epoch))
-        size = self.config.batch_size
-        share = size // self.world
-        for step in range(first_step, self.steps_per_epoch):
-            chunk = order[step * size:(step + 1) * size][self.rank * share:(self.rank + 1) * share]
-            yield step, chunk.tolist()
+    def _epoch(self, epoch: int) -> dict:
+        train_metrics = self._train_epoch(epoch)
+        metrics = {"epoch": epoch + 1, **train_metrics, **self._validate(),
+                   "lr": self.optimizer.param_groups[0]["lr"],
+                   "global_step": self.position["global_step"]}
+        self.position = {"epoch": epoch + 1, "step": 0,
+                         "global_step": self.position["global_step"]}
+        self.history.append(metrics)
+        improved = self._track_best(metrics)
+        if self.rank == 0:
+            weights = self._judged().state_dict()
+            self._save_checkpoint()
+            self._save_weights("last.pt", weights, metrics)
+            if improved:
+                self._save_weights("best.pt", weights, metrics)
+            self.log.epoch(metrics, self.history)
+            self._print(f"epoch {epoch + 1}/{self.config.epochs}: "
+                        f"train loss {metrics['train_loss']:.4f} acc {metrics['train_acc']:.3f}"
+                        f", val loss {metrics['val_loss']:.4f} acc {metrics['val_acc']:.3f}, "
+                        f"{metrics['images_per_s']:.0f} images/s" + (" (best)" if improved else ""))
+        return metrics
 
-    def _loader(self, epoch: int, first_step: int):
-        batches = self._batches(epoch, first_step)
-        if self.config.workers == 0:
-            return ((step, self.train_split.batch(indices)) for step, indices in batches)
-        steps, index_lists = zip(*batches) if first_step < self.steps_per_epoch else ((), ())
-        # The workers' seeds come from (seed, epoch), not from the global RNG, which would
-        # be drawn at a different point in a run resumed mid-epoch.
-        loader = torch.utils.data.DataLoader(
-            _BatchDataset(self.train_split), batch_size=None, sampler=list(index_lists),
-            num_workers=self.config.workers,
-            generator=torch.Generator().manual_seed(self.config.seed * 7919 + epoch))
-        return zip(steps, loader)
+    def _track_best(self, metrics: dict) -> bool:
+        """Whether this epoch is the best so far by --best-metric (higher accuracy, lower
+        loss). Every rank tracks it, so all stop early together."""
+        key = self.config.best_metric
+        value = metrics[key]
+        if self.world > 1:  # only rank 0 validates: share its figures
+            shared = torch.tensor([value, metrics["val_loss"], metrics["val_acc"]], dtype=torch.float64)
+            dist.broadcast(shared, 0)
+            value = shared[0].item()
+        best = self.best["value"]
+        better = best is None or (value > best if key == "val_acc" else value < best)
+        if better and math.isfinite(value):
+            self.best = {"metric": key, "value": value, "epoch": metrics["epoch"]}
+            return True
+        return False
+
+    def _stopped_early(self) -> bool:
+        patience = self.config.early_stop
+        if not patience or not self.history:
+            return False
+        waited = self.history[-1]["epoch"] - self.best["epoch"]
+        if waited >= patience:
+            self._print(f"early stop: {self.config.best_metric} has not improved for {waited} "
+                        f"epochs (best {self.best['value']:.4f} at epoch {self.best['epoch']}, "
+                        f"in best.pt)")
+            return True
+        return False
+
+    def _judged(self):
+        """The weights that are validated and saved: the EMA's when --ema is on."""
+        return self.ema.module if self.ema is not None else self.model
 
     def _train_epoch(self, epoch: int) -> dict:
         self.net.train()
         first = self.position["step"] if epoch == self.position["epoch"] else 0
-        bar = self._bar(epoch, first)
+        progress = Progress(self.rank == 0 and self.config.progress, self.steps_per_epoch, first,
+                            f"epoch {epoch + 1}", self.config.log_interval)
         seen = correct = 0
         loss_sum = 0.0
         start = time.perf_counter()
-        for step, (x, y) in self._loader(epoch, first):
-            x, y = self._to_device(x), y.to(self.device)
-            loss, logits = self._step(x, y)
+        for step, (x, y) in self.loader.epoch(epoch, first):
+            x, y = self._to_device(x), y.to(self.device, non_blocking=True)
+            targets = self._mix(x, y, epoch, step)
+            if targets is not None:
+                x, targets = targets
+                y = targets.argmax(1)
+            loss, logits = self._step(x, y if targets is None else targets)
             seen += len(y)
             correct += (logits.argmax(1) == y).sum().item()
             loss_sum += loss * len(y)
             self.position = {"epoch": epoch, "step": step + 1,
                              "global_step": self.position["global_step"] + 1}
-            if bar is not None:
-                rate = seen * self.world / max(time.perf_counter() - start, 1e-9)
-                bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.3f}",
-                                img_s=f"{rate:.0f}")
-                bar.update(1)
+            if self.rank == 0:
+                self.log.step({"epoch": epoch + 1, "step": step + 1,
+                               "global_step": self.position["global_step"], "loss": loss,
+                               "lr": self.optimizer.param_groups[0]["lr"]})
+            rate = seen * self.world / max(time.perf_counter() - start, 1e-9)
+            progress.update(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.3f}",
+                            img_s=f"{rate:.0f}")
             if (self.rank == 0 and self.config.checkpoint_every
                     and self.position["global_step"] % self.config.checkpoint_every == 0
                     and step + 1 < self.steps_per_epoch):
                 self._save_checkpoint()
-        if bar is not None:
-            bar.close()
+        progress.close()
         elapsed = max(time.perf_counter() - start, 1e-9)
         return {"train_loss": loss_sum / max(seen, 1), "train_acc": correct / max(seen, 1),
                 "images_per_s": seen * self.world / elapsed, "seconds": elapsed}
 
-    def _step(self, x, y):
+    def _mix(self, x, y, epoch: int, step: int):
+        if not (self.config.mixup or self.config.cutmix):
+            return None
+        generator = torch.Generator().manual_seed(batch_seed(self.config.seed, epoch, step) + 1)
+        mixed, soft = mix(x.cpu(), y.cpu(), len(self.train_split.classes), self.config.mixup,
+                          self.config.cutmix, generator)
+        return self._to_device(mixed), soft.to(self.device)
+
+    def _step(self, x, targets):
         autocast = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.config.amp)
         with torch.autocast(self.device.type, dtype=autocast or torch.float32,
                             enabled=autocast is not None):
             outputs = self.forward(x)
-            logits, loss = _loss(self.graph, outputs, y)
+            logits, loss = recipes.loss(self.graph, outputs, targets, self.config.label_smoothing)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
+        if self.config.clip_grad:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip_grad)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
         return loss.item(), logits.detach().float()
 
     def _validate(self) -> dict:
         if self.rank != 0:
             if self.world > 1:
                 dist.barrier()
-            return {"val_loss": float("nan"), "val_acc": float("nan")}
-        result = evaluate(self.model, self.val_split, self.device, self.config.batch_size,
-                          self.config.channels_last)
+            return {"val_loss": float("nan"), "val_acc": float("nan"), "val_top5": float("nan")}
+        result = evaluate(self._judged(), self.val_split, self.device, self.config.batch_size,
+                          self.config.channels_last, self.preprocess)
+        self.model.train()
         if self.world > 1:
             dist.barrier()
-        return {"val_loss": result["loss"], "val_acc": result["accuracy"]}
+        return {"val_loss": result["loss"], "val_acc": result["accuracy"], "val_top5": result["top5"]}
 
     def _to_device(self, x):
-        x = x.to(self.device)
-        return x.to(memory_format=torch.channels_last) if self.config.channels_last else x
+        x = x.to(self.device, non_blocking=True)
+        return x.to(memory_format=torch.channels_last) if self.config.channels_last and x.dim() == 4 else x
 
-    def _bar(self, epoch: int, first: int):
-        if self.rank != 0 or not self.config.progress:
-            return None
-        from tqdm import tqdm
-        return tqdm(total=self.steps_per_epoch, initial=first, desc=f"epoch {epoch + 1}",
-                    unit="step", file=sys.stderr, dynamic_ncols=True, leave=False)
+    def _header(self) -> str:
+        totals = report_stats(self.graph).totals
+        extra = list(self.notes)
+        recipe = [f"augment {self.augment_name}"]
+        for name, value in (("warmup", self.config.warmup), ("label smoothing", self.config.label_smoothing),
+                            ("clip grad", self.config.clip_grad), ("EMA", self.config.ema),
+                            ("mixup", self.config.mixup), ("cutmix", self.config.cutmix)):
+            if value:
+                recipe.append(f"{name} {value:g}")
+        extra.append(f"recipe: {self.config.optimizer} lr {self.config.lr:g}, {self.config.schedule} "
+                     f"schedule, weight decay {self.config.weight_decay:g}"
+                     + ("" if self.config.decay_all else " (not on norms and biases)")
+                     + ", " + ", ".join(recipe))
+        if self.preprocess is not None:
+            extra.append(f"preprocess: {self.preprocess.describe()}")
+        extra.append(f"writing to {self.out} (best.pt by {self.config.best_metric})")
+        return header(self.graph.graph["name"], self.device, self.config.amp, totals.params,
+                      totals.macs, len(self.train_split), len(self.val_split),
+                      self.config.batch_size, self.world, extra)
 
     def _print(self, text: str) -> None:
-        if self.config.progress:
+        if self.config.progress and self.rank == 0:
             print(text, flush=True)
+
+    def _spec_record(self) -> dict:
+        return {"path": self.config.spec, "network": self.graph.graph["name"],
+                "source": Path(self.config.spec).read_text(),
+                "structure": structure_hash(self.graph),
+                "settings": self.config.settings,
+                "inputs": {**{k: list(v) for k, v in self.config.inputs.items()},
+                           **{name: list(self.graph.nodes[name]["shape"])
+                              for name in self.graph.graph["inputs"]}}}
+
+    def _save_weights(self, name: str, weights: dict, metrics: dict) -> None:
+        """best.pt / last.pt: the weights with all that rebuilds and feeds the model."""
+        state = {"kind": "weights", "spec": self._spec_record(), "model": weights,
+                 "classes": list(self.classes), "preprocess": self._preprocess_record(),
+                 "epoch": metrics["epoch"], "metrics": metrics, "ema": self.ema is not None}
+        write_atomic(self.out / name, pack(state))
+
+    def _preprocess_record(self):
+        return self.preprocess.to_dict() if self.preprocess is not None else None
 
     def _save_checkpoint(self) -> None:
         state = {
-            "spec": {"path": self.config.spec, "network": self.graph.graph["name"],
-                     "source": Path(self.config.spec).read_text(),
-                     "structure": structure_hash(self.graph),
-                     "settings": self.config.settings,
-                     "inputs": {k: list(v) for k, v in self.config.inputs.items()}},
+            "kind": "training", "spec": self._spec_record(),
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else None,
             "rng": {"torch": torch.get_rng_state(), "python": _list_state(random.getstate()),
                     "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
-            "position": self.position, "classes": list(self.train_split.classes),
+            "position": self.position, "classes": list(self.classes),
+            "preprocess": self._preprocess_record(), "best": self.best,
             "history": self.history,
-            "config": {k: v for k, v in asdict(self.config).items() if k != "progress"},
+            "config": {k: (list(v) if isinstance(v, tuple) else v)
+                       for k, v in asdict(self.config).items() if k not in ("progress", "log")},
         }
         write_atomic(self.checkpoint_path, pack(state))
-
-
-class _BatchDataset(torch.utils.data.Dataset):
-    """Lets a DataLoader's workers build whole batches from lists of indices."""
-
-    def __init__(self, split):
-        self.split = split
-
-    def __getitem__(self, indices):
-        return self.split.batch(indices)
 
 
 # ---- pieces ---------------------------------------------------------------------------------
@@ -344,16 +504,19 @@ def _compile(config: TrainConfig):
     return graph
 
 
-_SAME_RUN = ("data", "batch_size", "seed", "optimizer", "schedule")
+_SAME_RUN = ("data", "batch_size", "seed", "optimizer", "schedule", "decay_all", "ema",
+             "warmup", "augment", "mixup", "cutmix")
+_DEFAULTS = TrainConfig("")
 
 
 def _check_same_run(saved: dict, config: TrainConfig, path: Path) -> None:
     """A resumed run must see the same data in the same order with the same optimizer;
     --epochs may grow (the schedule stretches), the rest must match."""
     for key in _SAME_RUN:
-        if saved.get(key) != getattr(config, key):
+        before = saved.get(key, getattr(_DEFAULTS, key))  # a checkpoint older than the option
+        if before != getattr(config, key):
             flag = "--" + key.replace("_", "-")
-            raise TrainError(f"{path} was made with {flag} {saved.get(key)}, not "
+            raise TrainError(f"{path} was made with {flag} {before}, not "
                              f"{getattr(config, key)}: resume with the same {flag}, or start a "
                              "new run with another --out")
 
@@ -394,74 +557,20 @@ def _lock(out: Path):
     return stream
 
 
-def _append(path: Path, rows: list[dict]) -> None:
-    """Append metrics as JSON lines; a failure (a full disk) names the file."""
-    try:
-        with open(path, "a") as stream:
-            stream.writelines(json.dumps(row) + "\n" for row in rows)
-    except OSError as error:
-        raise OSError(error.errno, error.strerror, str(path)) from None
+def _output_shape(graph) -> tuple[int, ...]:
+    main = next(o for o in graph.graph["outputs"] if not o.train_only)
+    return graph.nodes[main.node]["shape"]
 
 
 def _check_classes(graph, classes: int, config: TrainConfig) -> None:
     main = next(o for o in graph.graph["outputs"] if not o.train_only)
-    shape = graph.nodes[main.node]["shape"]
+    shape = _output_shape(graph)
     if shape != (classes,):
         hint = (f"; set the class count with `--set classes={classes}`"
                 if "classes" in graph.graph["params"] else
                 f"; make its last layer `linear({classes})`")
         raise TrainError(f"the data has {classes} classes but {graph.graph['name']}'s output "
                          f"`{main.name}` is {show(shape)}{hint}")
-
-
-def _loss(graph, outputs, y):
-    if not isinstance(outputs, dict):
-        return outputs, F.cross_entropy(outputs.float(), y)
-    total, main_logits = 0, None
-    for out in graph.graph["outputs"]:
-        loss = F.cross_entropy(outputs[out.name].float(), y)
-        total = total + (out.weight * loss if out.train_only else loss)
-        if not out.train_only and main_logits is None:
-            main_logits = outputs[out.name]
-    return main_logits, total
-
-
-def _optimizer(model, config: TrainConfig):
-    if config.optimizer == "adamw":
-        return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9,
-                           weight_decay=config.weight_decay, nesterov=True)
-
-
-def _scheduler(optimizer, config: TrainConfig, steps_per_epoch: int):
-    total = max(1, config.epochs * steps_per_epoch)
-    if config.schedule == "cosine":
-        factor = _cosine(total)
-    elif config.schedule == "step":
-        factor = _step_decay(total)
-    else:
-        factor = _constant
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
-class _cosine:  # picklable schedules, so a scheduler state round-trips
-    def __init__(self, total: int):
-        self.total = total
-
-    def __call__(self, step: int) -> float:
-        return 0.5 * (1 + math.cos(math.pi * min(step, self.total) / self.total))
-
-
-class _step_decay:
-    def __init__(self, total: int):
-        self.total = total
-
-    def __call__(self, step: int) -> float:
-        return 0.1 ** ((step >= self.total // 2) + (step >= 3 * self.total // 4))
-
-
-def _constant(step: int) -> float:
-    return 1.0
 
 
 def structure_hash(graph) -> str:
@@ -481,87 +590,3 @@ def _tuple_state(state):
     return tuple(_tuple_state(s) if isinstance(s, list) else s for s in state)
 
 
-# ---- evaluation and inference -----------------------------------------------------------------
-
-
-def evaluate(model, split, device, batch_size: int, channels_last: bool = False) -> dict:
-    model.eval()
-    seen = correct = 0
-    loss_sum = 0.0
-    with torch.no_grad():
-        for start in range(0, len(split), batch_size):
-            x, y = split.batch(list(range(start, min(len(split), start + batch_size))))
-            x, y = x.to(device), y.to(device)
-            if channels_last:
-                x = x.to(memory_format=torch.channels_last)
-            logits = model(x).float()
-            loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
-            correct += (logits.argmax(1) == y).sum().item()
-            seen += len(y)
-    model.train()
-    return {"loss": loss_sum / max(seen, 1), "accuracy": correct / max(seen, 1), "images": seen}
-
-
-def load_trained(spec: str, weights: str, settings: dict, inputs: dict, network=None):
-    """(model in eval mode, class names, graph) from a spec and a checkpoint or model.pt."""
-    state, trained = load_weights(Path(weights))
-    classes = None
-    if trained is not None:
-        settings = {**trained["spec"]["settings"], **settings}
-        saved_inputs = {k: tuple(v) for k, v in trained["spec"]["inputs"].items()}
-        inputs = {**saved_inputs, **inputs}
-        classes = trained["classes"]
-    config = TrainConfig(spec, settings=settings, inputs=inputs, network=network)
-    graph = _compile(config)
-    model = lower(graph)
-    try:
-        model.load_state_dict(state)
-    except (RuntimeError, TypeError) as error:
-        detail = " ".join(line.strip() for line in str(error).splitlines()[1:3])
-        raise TrainError(f"{weights} does not fit {graph.graph['name']} as configured ({detail}); "
-                         "pass the --set and --input options it was trained with (a "
-                         "checkpoint.pt remembers them, a model.pt does not)") from None
-    return model.eval(), classes, graph
-
-
-def predict(model, graph, paths: list[str], top_k: int):
-    shape = graph.nodes[graph.graph["inputs"][0]]["shape"]
-    try:
-        x = load_images(paths, shape)
-    except DataError as error:
-        raise TrainError(str(error)) from None
-    with torch.no_grad():
-        probabilities = model(x).float().softmax(1)
-    top = probabilities.topk(min(top_k, probabilities.shape[1]), dim=1)
-    return [list(zip(v.tolist(), i.tolist())) for v, i in zip(top.values, top.indices)]
-
-
-# ---- plots ---------------------------------------------------------------------------------------
-
-
-def plot_metrics(rows: list[dict], png_path: Path) -> None:
-    """Loss and accuracy curves from per-epoch metrics (as in metrics.jsonl), as a PNG."""
-    if not rows:
-        return
-    import matplotlib
-    matplotlib.use("Agg")
-    from matplotlib import pyplot
-    from matplotlib.ticker import MaxNLocator
-
-    epochs = [r["epoch"] for r in rows]
-    figure, (loss_axis, acc_axis) = pyplot.subplots(1, 2, figsize=(9, 3.5))
-    loss_axis.plot(epochs, [r["train_loss"] for r in rows], "o-", label="train")
-    loss_axis.plot(epochs, [r["val_loss"] for r in rows], "s--", label="validation")
-    loss_axis.set(xlabel="epoch", ylabel="loss", title="loss")
-    acc_axis.plot(epochs, [r["train_acc"] for r in rows], "o-", label="train")
-    acc_axis.plot(epochs, [r["val_acc"] for r in rows], "s--", label="validation")
-    acc_axis.set(xlabel="epoch", ylabel="accuracy", title="accuracy", ylim=(0, 1.02))
-    for axis in (loss_axis, acc_axis):
-        axis.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
-        axis.grid(alpha=0.3)
-        axis.legend()
-    figure.tight_layout()
-    image = io.BytesIO()
-    figure.savefig(image, format="png", dpi=120)
-    pyplot.close(figure)
-    write_atomic(png_path, image.getvalue())
