@@ -291,3 +291,18 @@ def test_fine_tuning_starts_from_pretrained_weights_with_a_new_head(tmp_path, ca
     tuned = load_checkpoint(out / "best.pt")["model"]
     torch.testing.assert_close(tuned["body.weight"], pretrained["body.weight"])  # kept
     assert tuned["fc.weight"].shape == (6, 4)  # a new head for the data's six classes
+
+
+def test_warm_up_ramps_to_the_peak_and_the_schedule_still_ends_at_zero():
+    from archdsl.runtime.recipes import scheduler
+    weight = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([weight], lr=1.0)
+    schedule = scheduler(opt, "cosine", total_steps=20, warmup_steps=5)
+    rates = []
+    for _ in range(20):
+        rates.append(opt.param_groups[0]["lr"])
+        opt.step()
+        schedule.step()
+    assert rates[:5] == pytest.approx([0.2, 0.4, 0.6, 0.8, 1.0])
+    assert rates[5] == pytest.approx(1.0) and rates[5:] == sorted(rates[5:], reverse=True)
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)

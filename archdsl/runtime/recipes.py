@@ -2,7 +2,7 @@
 warm-up, the loss (label smoothing, soft targets, auxiliary heads), the exponential
 moving average of the weights, and synchronised batch norm for data-parallel runs.
 
-    >>> schedule = Warmup(_cosine(100), 10)
+    >>> schedule = Warmup(_cosine(90), 10)  # 100 steps: 10 of warm-up, then cosine to 0
     >>> [round(schedule(step), 2) for step in (0, 5, 10, 55, 100)]
     [0.1, 0.6, 1.0, 0.5, 0.0]
 """
@@ -44,8 +44,9 @@ def optimizer(model, name: str, lr: float, weight_decay: float, decay_all: bool 
 
 
 def scheduler(optimizer, schedule: str, total_steps: int, warmup_steps: int = 0):
-    total = max(1, total_steps)
-    factor = {"cosine": _cosine, "step": _step_decay}.get(schedule, _Constant)(total)
+    warmup_steps = min(warmup_steps, max(0, total_steps - 1))
+    after = max(1, total_steps - warmup_steps)
+    factor = {"cosine": _cosine, "step": _step_decay}.get(schedule, _Constant)(after)
     if warmup_steps:
         factor = Warmup(factor, warmup_steps)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
@@ -56,7 +57,7 @@ def stretch(scheduler, total_steps: int) -> None:
     for schedule in scheduler.lr_lambdas:
         inner = getattr(schedule, "after", schedule)
         if hasattr(inner, "total"):
-            inner.total = max(1, total_steps)
+            inner.total = max(1, total_steps - getattr(schedule, "steps", 0))
 
 
 class _cosine:  # picklable schedules, so a scheduler state round-trips
@@ -85,7 +86,8 @@ class _Constant:
 
 class Warmup:
     """A linear ramp over the first `steps` steps (from 1/steps of the peak), then
-    `after`: large batches and adaptive optimizers start stably (Goyal et al. 2017)."""
+    `after` from its own step 0, so the schedule that follows starts at the peak: large
+    batches and adaptive optimizers start stably (Goyal et al. 2017)."""
 
     def __init__(self, after, steps: int):
         self.after, self.steps = after, steps
@@ -93,7 +95,7 @@ class Warmup:
     def __call__(self, step: int) -> float:
         if step < self.steps:
             return (step + 1) / self.steps
-        return self.after(step)
+        return self.after(step - self.steps)
 
 
 # ---- loss -------------------------------------------------------------------------------------------
