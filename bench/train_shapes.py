@@ -90,7 +90,8 @@ def augment_compare(args) -> None:
         reached[name] = first
         print(f"resnet18 on {args.data} at 3x32x32, --augment {name}: target {args.target:.2f} "
               f"reached at epoch {first if first else f'- (not in {args.epochs})'}; validation "
-              f"accuracy per epoch {' '.join(f'{a:.3f}' for a in curve)}; wall {wall:.0f} s",
+              f"accuracy per epoch {' '.join(f'{a:.3f}' for a in curve)}; last training "
+              f"accuracy {history[-1]['train_acc']:.3f}; wall {wall:.0f} s",
               flush=True)
 
 
