@@ -84,6 +84,26 @@ def test_no_weight_decay_on_norms_and_biases_unless_asked():
     assert len(recipes.parameter_groups(model, 0.05, decay_all=True)) == 1
 
 
+@pytest.mark.parametrize("name", ["adamw", "sgd"])
+def test_the_optimizer_runs_fused_and_steps_as_torchs_default_loop(name):
+    torch.manual_seed(0)
+    ours, theirs = archdsl.load(TINY).eval(), archdsl.load(TINY).eval()  # eval: no dropout
+    theirs.load_state_dict(ours.state_dict())
+    fast = recipes.optimizer(ours, name, 0.01, 0.05)
+    groups = recipes.parameter_groups(theirs, 0.05, decay_all=False)
+    plain = (torch.optim.AdamW(groups, lr=0.01, foreach=False) if name == "adamw" else
+             torch.optim.SGD(groups, lr=0.01, momentum=0.9, nesterov=True, foreach=False))
+    assert fast.defaults["fused"] and not plain.defaults["fused"]
+    x = torch.randn(4, 3, 16, 16)
+    for _ in range(3):
+        for model, optimizer in ((ours, fast), (theirs, plain)):
+            optimizer.zero_grad()
+            model(x).square().mean().backward()
+            optimizer.step()
+    for (key, a), b in zip(ours.state_dict().items(), theirs.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=key)
+
+
 # ---- checkpoints ------------------------------------------------------------------------------
 
 
