@@ -690,18 +690,25 @@ def _plot_format(path: str | None) -> str | None:
     return fmt
 
 
+def _with_torch(module: str, what: str):
+    """archdsl.MODULE, which imports torch: a usage error naming the fix where torch is
+    not installed (the front end runs without it)."""
+    import importlib
+    try:
+        return importlib.import_module(f".{module}", __package__)
+    except ModuleNotFoundError as error:
+        if error.name != "torch":
+            raise
+        raise UsageError(f"{what} needs PyTorch: pip install torch") from None
+
+
 def run_build(args) -> int:
     if args.batch < 1:
         raise UsageError("--batch must be at least 1")
     _check_timeout(args)
     if args.output == "-":
         raise UsageError("-o -: a build writes several files; give a directory")
-    try:
-        from .runtime import build as builder
-    except ModuleNotFoundError as error:
-        if error.name != "torch":
-            raise
-        raise UsageError("`archdsl build` needs PyTorch: pip install torch") from None
+    builder = _with_torch("runtime.build", "`archdsl build`")
     result = compile_or_report(args.file, args)
     _require_networks(result, args.file)
     if not result.ok:
@@ -896,13 +903,7 @@ def _format_from(output: str | None) -> str:
 
 
 def _training():
-    try:
-        from .runtime import train
-    except ModuleNotFoundError as error:
-        if error.name != "torch":
-            raise
-        raise UsageError("training needs PyTorch: pip install torch") from None
-    return train
+    return _with_torch("runtime.train", "training")
 
 
 def run_train(args) -> int:
@@ -1089,12 +1090,7 @@ def run_lsp(args) -> int:
 
 
 def run_export(args) -> int:
-    try:
-        from .runtime import export as exporter
-    except ModuleNotFoundError as error:
-        if error.name != "torch":
-            raise
-        raise UsageError("`archdsl export` needs PyTorch: pip install torch") from None
+    exporter = _with_torch("runtime.export", "`archdsl export`")
     if args.output == "-":
         raise UsageError("-o -: export writes files; give a path")
     result = compile_or_report(args.file, args)
@@ -1124,12 +1120,7 @@ def run_export(args) -> int:
 
 
 def run_import(args) -> int:
-    try:
-        from .tools import import_torch
-    except ModuleNotFoundError as error:
-        if error.name != "torch":
-            raise
-        raise UsageError("`archdsl import` needs PyTorch: pip install torch") from None
+    import_torch = _with_torch("tools.import_torch", "`archdsl import`")
     from .compile import compile_source
     shape = parse_shape(args.input)
     if args.output and Path(args.output).is_dir():

@@ -99,6 +99,22 @@ def test_front_end_does_not_import_torch():
     assert out.stdout.strip().splitlines()[-1] == "[]"
 
 
+
+def test_commands_that_need_torch_say_so_where_it_is_missing(tmp_path):
+    """A machine with the front end only: the torch commands are usage errors with the fix."""
+    commands = {"`archdsl build`": ["build", "specs/resnet18.arch", "-o", str(tmp_path / "b")],
+                "training": ["train", "specs/resnet18.arch", "--out", str(tmp_path / "t")],
+                "`archdsl export`": ["export", "specs/resnet18.arch", "-o", str(tmp_path / "e")],
+                "`archdsl import`": ["import", "torchvision.models:resnet50"]}
+    code = ("import sys, json\n"
+            "sys.modules['torch'] = None  # as if torch were not installed\n"
+            "import archdsl.cli\n"
+            f"print(json.dumps([archdsl.cli.main(argv) for argv in {list(commands.values())!r}]))\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == [2] * len(commands), out.stderr
+    assert "Traceback" not in out.stderr
+    for what in commands:
+        assert f"{what} needs PyTorch: pip install torch" in out.stderr
 def test_unwritable_outputs_are_usage_errors(tmp_path, capsys, in_root):
     assert main(["render", "specs/resnet18.arch", "-o", str(tmp_path)]) == 2
     assert "is a directory" in capsys.readouterr().err
