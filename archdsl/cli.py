@@ -1102,7 +1102,13 @@ def run_export(args) -> int:
                          "--network NAME")
     graph = result.graph
     name = graph.graph["name"]
-    files = exporter.export_files(graph, args.to, fold_bn=args.fold_bn)
+    try:
+        files = exporter.export_files(graph, args.to, fold_bn=args.fold_bn)
+    except exporter.ExportFailure as error:
+        other = " or ".join(f"--to {t}" for t in exporter.TARGETS if t != args.to)
+        print(f"archdsl: error: cannot export {name} to {args.to}: {error} (try {other})",
+              file=sys.stderr)
+        return EXIT_SPEC_ERRORS
     if args.to == "pytorch":
         out = Path(args.output) if args.output else Path("export") / name
         written = write_directory(out, files)

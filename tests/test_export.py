@@ -201,21 +201,48 @@ def test_torch_export_program_loads_and_matches(tmp_path, capsys, monkeypatch):
         assert torch.allclose(program(*inputs), lowered.eval()(*inputs), atol=1e-5)
 
 
-def test_onnx_export_matches_torch_in_onnxruntime(tmp_path, capsys, monkeypatch):
+ONNX_CASES = {  # a plain CNN; channel shuffle, which ONNX has no operator for; windows
+    "resnet18": ["specs/resnet18.arch", "--input", "3x32x32", "--set", "classes=5"],
+    "shufflenet": ["specs/shufflenet_v2_x1_0.arch", "--input", "3x64x64"],
+    "swin_t": CASES["swin_t"],
+}
+
+
+@pytest.mark.parametrize("case", ONNX_CASES)
+def test_onnx_export_matches_torch_in_onnxruntime(case, tmp_path, capsys, monkeypatch):
     pytest.importorskip("onnx")
     ort = pytest.importorskip("onnxruntime")
     monkeypatch.chdir(tmp_path)
-    arguments = ["specs/resnet18.arch", "--input", "3x32x32", "--set", "classes=5"]
+    arguments = ONNX_CASES[case]
     graph = _graph(arguments)
     exported = export_pytorch(graph)
     from archdsl.runtime.export import _onnx
     data = _onnx(standalone(exported), example_inputs(graph), graph)
     session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
-    inputs = example_inputs(graph, batch=3, seed=5)
-    (got,) = session.run(None, {"image": inputs[0].numpy()})
+    inputs = example_inputs(graph, batch=3, seed=5)  # another batch size than the example's
+    (got,) = session.run(None, {graph.graph["inputs"][0]: inputs[0].numpy()})
     with torch.no_grad():
         want = standalone(exported)(*inputs)
     assert got.shape == tuple(want.shape)
     assert torch.allclose(torch.from_numpy(got), want, atol=1e-4, rtol=1e-4)
-    assert main(["export", str(ROOT / arguments[0]), *arguments[1:], "--to", "onnx"]) == 0
-    assert (tmp_path / "resnet18.onnx").stat().st_size > 1000
+    if case == "resnet18":
+        assert main(["export", str(ROOT / arguments[0]), *arguments[1:], "--to", "onnx"]) == 0
+        assert (tmp_path / "resnet18.onnx").stat().st_size > 1000
+        assert "Warning" not in capsys.readouterr().err
+
+
+def test_an_operator_the_exporter_refuses_is_one_line_and_exit_1(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("onnx")
+    monkeypatch.chdir(tmp_path)
+
+    def refuse(*args, **kwargs):
+        raise torch.onnx.errors.OnnxExporterError("Exporting the operator 'aten::x' is not "
+                                                  "supported.\nTorch IR graph ...")
+    monkeypatch.setattr(torch.onnx, "export", refuse)
+    arguments = ONNX_CASES["resnet18"]
+    assert main(["export", str(ROOT / arguments[0]), *arguments[1:], "--to", "onnx"]) == 1
+    err = capsys.readouterr().err
+    assert err.strip() == ("archdsl: error: cannot export resnet18 to onnx: Exporting the "
+                           "operator 'aten::x' is not supported. (try --to pytorch or "
+                           "--to torch-export)")
+    assert not (tmp_path / "resnet18.onnx").exists()

@@ -17,6 +17,10 @@ from ..backends.export_pytorch import Export, export_pytorch
 from ..errors import UsageError
 
 TARGETS = ("pytorch", "onnx", "torch-export")
+
+
+class ExportFailure(Exception):
+    """torch's exporter refused the module: the message says what, in one line."""
 SUFFIXES = {"onnx": ".onnx", "torch-export": ".pt2"}
 
 
@@ -61,22 +65,63 @@ def _onnx(module, example, graph) -> bytes:
     except ModuleNotFoundError:
         raise UsageError("--to onnx needs the onnx package: pip install onnx "
                          "(or archdsl[onnx])") from None
+    module = onnx_ready(module)
     buffer = io.BytesIO()
     names = list(graph.graph["inputs"])
     outputs = [o.name for o in graph.graph["outputs"] if not o.train_only]
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter: no
         # onnxscript needed, and it takes the standalone module as it is
-        torch.onnx.export(module, example, buffer, input_names=names, output_names=outputs,
-                          dynamic_axes={n: {0: "batch"} for n in names + outputs},
-                          dynamo=False)
+        # Its notes on constant folding and on Python values read off shapes concern the
+        # fixed sizes of an export (only the batch varies), which the outputs are checked at.
+        warnings.simplefilter("ignore", UserWarning)
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        try:
+            torch.onnx.export(module, example, buffer, input_names=names, output_names=outputs,
+                              dynamic_axes={n: {0: "batch"} for n in names + outputs},
+                              dynamo=False)
+        except torch.onnx.errors.OnnxExporterError as error:
+            raise ExportFailure(_first_line(error)) from None
     return buffer.getvalue()
 
 
+class _ChannelShuffle(torch.nn.Module):
+    """nn.ChannelShuffle as the reshape, transpose and reshape it stands for: ONNX has no
+    operator of its own for it."""
+
+    def __init__(self, groups: int):
+        super().__init__()
+        self.groups = groups
+
+    def forward(self, x):
+        n, c = x.shape[:2]
+        return (x.reshape(n, self.groups, c // self.groups, *x.shape[2:]).transpose(1, 2)
+                .reshape(x.shape))
+
+
+def onnx_ready(module: torch.nn.Module) -> torch.nn.Module:
+    """The module with the layers ONNX cannot take replaced by equivalent plain ops (the
+    same names, no weights involved)."""
+    for name, child in list(module.named_modules()):
+        if isinstance(child, torch.nn.ChannelShuffle):
+            parent, _, leaf = name.rpartition(".")
+            setattr(module.get_submodule(parent), leaf, _ChannelShuffle(child.groups))
+    return module
+
+
+def _first_line(error: Exception) -> str:
+    lines = [line for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
+
+
 def _torch_export(module, example) -> bytes:
+    from torch._dynamo.exc import Unsupported, UserError
     batch = torch.export.Dim("batch", min=1)
-    program = torch.export.export(module, example,
-                                  dynamic_shapes=tuple({0: batch} for _ in example))
+    try:
+        program = torch.export.export(module, example,
+                                      dynamic_shapes=tuple({0: batch} for _ in example))
+    except (Unsupported, UserError) as error:
+        raise ExportFailure(_first_line(error)) from None
     buffer = io.BytesIO()
     torch.export.save(program, buffer)
     return buffer.getvalue()
