@@ -201,9 +201,11 @@ def test_torch_export_program_loads_and_matches(tmp_path, capsys, monkeypatch):
         assert torch.allclose(program(*inputs), lowered.eval()(*inputs), atol=1e-5)
 
 
-ONNX_CASES = {  # a plain CNN; channel shuffle, which ONNX has no operator for; windows
+ONNX_CASES = {  # a plain CNN; channel shuffle and attention's fused inference kernel,
+    # which ONNX has no operators for; shifted windows
     "resnet18": ["specs/resnet18.arch", "--input", "3x32x32", "--set", "classes=5"],
     "shufflenet": ["specs/shufflenet_v2_x1_0.arch", "--input", "3x64x64"],
+    "vit": CASES["vit"],
     "swin_t": CASES["swin_t"],
 }
 

@@ -76,12 +76,17 @@ def _onnx(module, example, graph) -> bytes:
         # fixed sizes of an export (only the batch varies), which the outputs are checked at.
         warnings.simplefilter("ignore", UserWarning)
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        fastpath = torch.backends.mha.get_fastpath_enabled()
+        # attention's fused inference kernel has no ONNX operator; its plain path does
+        torch.backends.mha.set_fastpath_enabled(False)
         try:
             torch.onnx.export(module, example, buffer, input_names=names, output_names=outputs,
                               dynamic_axes={n: {0: "batch"} for n in names + outputs},
                               dynamo=False)
         except torch.onnx.errors.OnnxExporterError as error:
             raise ExportFailure(_first_line(error)) from None
+        finally:
+            torch.backends.mha.set_fastpath_enabled(fastpath)
     return buffer.getvalue()
 
 
