@@ -233,18 +233,21 @@ def test_onnx_export_matches_torch_in_onnxruntime(case, tmp_path, capsys, monkey
         assert "Warning" not in capsys.readouterr().err
 
 
-def test_an_operator_the_exporter_refuses_is_one_line_and_exit_1(tmp_path, capsys, monkeypatch):
-    pytest.importorskip("onnx")
+@pytest.mark.parametrize("to", ["onnx", "torch-export"])
+def test_a_module_the_exporter_refuses_is_one_line_and_exit_1(to, tmp_path, capsys, monkeypatch):
+    if to == "onnx":
+        pytest.importorskip("onnx")
+    from torch._dynamo.exc import Unsupported
     monkeypatch.chdir(tmp_path)
+    reason = "Exporting the operator 'aten::x' is not supported."
 
     def refuse(*args, **kwargs):
-        raise torch.onnx.errors.OnnxExporterError("Exporting the operator 'aten::x' is not "
-                                                  "supported.\nTorch IR graph ...")
-    monkeypatch.setattr(torch.onnx, "export", refuse)
+        error = torch.onnx.errors.OnnxExporterError if to == "onnx" else Unsupported
+        raise error(reason + "\nTorch IR graph ...")
+    monkeypatch.setattr(torch.onnx if to == "onnx" else torch.export, "export", refuse)
     arguments = ONNX_CASES["resnet18"]
-    assert main(["export", str(ROOT / arguments[0]), *arguments[1:], "--to", "onnx"]) == 1
-    err = capsys.readouterr().err
-    assert err.strip() == ("archdsl: error: cannot export resnet18 to onnx: Exporting the "
-                           "operator 'aten::x' is not supported. (try --to pytorch or "
-                           "--to torch-export)")
-    assert not (tmp_path / "resnet18.onnx").exists()
+    assert main(["export", str(ROOT / arguments[0]), *arguments[1:], "--to", to]) == 1
+    others = " or ".join(f"--to {t}" for t in ("pytorch", "onnx", "torch-export") if t != to)
+    assert capsys.readouterr().err.strip() == (
+        f"archdsl: error: cannot export resnet18 to {to}: {reason} (try {others})")
+    assert not list(tmp_path.iterdir())

@@ -120,12 +120,12 @@ def _first_line(error: Exception) -> str:
 
 
 def _torch_export(module, example) -> bytes:
-    from torch._dynamo.exc import Unsupported, UserError
+    from torch._dynamo.exc import TorchDynamoException
     batch = torch.export.Dim("batch", min=1)
     try:
         program = torch.export.export(module, example,
                                       dynamic_shapes=tuple({0: batch} for _ in example))
-    except (Unsupported, UserError) as error:
+    except TorchDynamoException as error:
         raise ExportFailure(_first_line(error)) from None
     buffer = io.BytesIO()
     torch.export.save(program, buffer)
