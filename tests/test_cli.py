@@ -99,7 +99,6 @@ def test_front_end_does_not_import_torch():
     assert out.stdout.strip().splitlines()[-1] == "[]"
 
 
-
 def test_commands_that_need_torch_say_so_where_it_is_missing(tmp_path):
     """A machine with the front end only: the torch commands are usage errors with the fix."""
     commands = {"`archdsl build`": ["build", "specs/resnet18.arch", "-o", str(tmp_path / "b")],
@@ -115,6 +114,8 @@ def test_commands_that_need_torch_say_so_where_it_is_missing(tmp_path):
     assert "Traceback" not in out.stderr
     for what in commands:
         assert f"{what} needs PyTorch: pip install torch" in out.stderr
+
+
 def test_unwritable_outputs_are_usage_errors(tmp_path, capsys, in_root):
     assert main(["render", "specs/resnet18.arch", "-o", str(tmp_path)]) == 2
     assert "is a directory" in capsys.readouterr().err

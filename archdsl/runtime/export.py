@@ -2,7 +2,8 @@
 
 `pytorch`: a standalone `.py` (archdsl.backends.export_pytorch) and its `weights.pt`.
 `onnx` and `torch-export`: that same standalone module, in eval mode, traced by torch's
-own exporters (`torch.onnx.export`, `torch.export.save`). Everything is produced in
+own exporters (`torch.onnx.export`, `torch.export.save`); for ONNX, the layers it has no
+operator for are first written as the plain ops they stand for. Everything is produced in
 memory; the command line writes it.
 """
 from __future__ import annotations
@@ -17,11 +18,11 @@ from ..backends.export_pytorch import Export, export_pytorch
 from ..errors import UsageError
 
 TARGETS = ("pytorch", "onnx", "torch-export")
+SUFFIXES = {"onnx": ".onnx", "torch-export": ".pt2"}
 
 
 class ExportFailure(Exception):
     """torch's exporter refused the module: the message says what, in one line."""
-SUFFIXES = {"onnx": ".onnx", "torch-export": ".pt2"}
 
 
 def export_files(graph: nx.DiGraph, to: str, *, fold_bn: bool = False) -> dict[str, bytes]:
@@ -105,8 +106,8 @@ class _ChannelShuffle(torch.nn.Module):
 
 
 def onnx_ready(module: torch.nn.Module) -> torch.nn.Module:
-    """The module with the layers ONNX cannot take replaced by equivalent plain ops (the
-    same names, no weights involved)."""
+    """The module, changed in place: the layers ONNX cannot take replaced by equivalent
+    plain ops (the same names, no weights involved)."""
     for name, child in list(module.named_modules()):
         if isinstance(child, torch.nn.ChannelShuffle):
             parent, _, leaf = name.rpartition(".")
