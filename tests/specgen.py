@@ -163,7 +163,7 @@ def token_layer(draw, width: int, length: int, index: int) -> tuple[str, int, in
         return (f"t{index}: identity\n    param c{index}: 1 x {width}\n"
                 f"    concat(c{index}, t{index}, axis = 0)"), width, length + 1
     if kind == "slice":
-        start = draw(st.integers(-length, length))
+        start = draw(st.integers(-length, length - 1))  # never empty
         step = draw(st.integers(1, 2))
         return (f"slice({start}, {length}, step = {step})", width,
                 len(range(*slice(start, length, step).indices(length))))

@@ -907,7 +907,7 @@ def _without(call: ast.Call, keywords) -> ast.Call:
 def _gather(op: Op, call: ast.Call) -> ast.Call:
     """`permute(1, 2, 0)`: an op whose last argument is a list of axes takes the trailing
     positional arguments as one tuple."""
-    if not op.args or op.args[-1].kind != "axes":
+    if not op.args or op.args[-1].kind not in ("axes", "dims"):
         return call
     first = len(op.args) - 1
     positional = [a for a in call.args if not isinstance(a, ast.Keyword)]
@@ -925,7 +925,9 @@ _KINDS = {"int": "an integer", "float": "a number", "bool": "true or false",
           "pair": "an integer or a pair `(h, w)`", "str": "a string",
           "sizes": "an integer, or one per spatial axis: `(h, w)`, `(t, h, w)`",
           "pad": "an integer, one per spatial axis (`(h, w)`), `same` or `valid`",
-          "axes": "axis numbers: `1, 2, 0`", "any": "a value"}
+          "axis": "an axis number (0 the first after the batch, -1 the last)",
+          "axes": "axis numbers: `1, 2, 0`", "dims": "sizes: `196, 768` (one may be -1)",
+          "any": "a value"}
 
 
 def _is_number(value) -> bool:
@@ -940,7 +942,7 @@ def _coerce(spec: Arg, value):
     kind = spec.kind
     if kind == "any":
         return value
-    if kind == "int":
+    if kind in ("int", "axis"):
         return value if _is_int(value) else _BAD_TYPE
     if kind == "float":
         return float(value) if _is_number(value) else _BAD_TYPE
@@ -950,7 +952,7 @@ def _coerce(spec: Arg, value):
         return value if isinstance(value, str) else _BAD_TYPE
     if kind == "pad" and value in ("same", "valid"):
         return value
-    if kind == "axes":
+    if kind in ("axes", "dims"):
         items = value if isinstance(value, tuple) else (value,)
         return items if items and all(_is_int(v) for v in items) else _BAD_TYPE
     if _is_int(value):

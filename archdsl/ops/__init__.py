@@ -14,6 +14,7 @@ from fractions import Fraction
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from ..errors import InternalError
 from .shapes import (Shape, ShapeError, axes_of, axis_index,
                      describe, numel, require, show)
 
@@ -29,7 +30,10 @@ class Derived:
 
 @dataclass(frozen=True)
 class Arg:
-    """One argument of an op. kind: int, float, bool, pair (int or (h, w)), pad, str."""
+    """One argument of an op. kind: int, float, bool, pair (int or (h, w)), pad, str;
+    `axis` (an axis of the input, -1 the last) and `axes` (a list of them), which
+    `normalise_axes` turns into non-negative numbers before any rule or lowering reads
+    them; `dims` (a list of sizes)."""
     name: str
     kind: str
     default: Any = REQUIRED
@@ -55,6 +59,31 @@ class Args:
 
     def get(self, name: str, default=None):
         return dict(self.items).get(name, default)
+
+
+AXIS_KINDS = ("axis", "axes")
+
+
+def normalise_axes(op: "Op", args: Args, ins: tuple[Shape, ...]) -> Args:
+    """The one axis rule: every `axis`/`axes` argument as a non-negative axis of the
+    first input (batch excluded, -1 the last), or E0310 when there is no such axis.
+    Shape rules and lowerings read only normalised arguments.
+
+    >>> normalise_axes(OPS["flatten"], Args((("start", -2), ("end", -1))), (Shape((3, 5, 7)),))
+    Args(items=(('start', 1), ('end', 2)))
+    """
+    kinds = {arg.name: arg.kind for arg in op.args if arg.kind in AXIS_KINDS}
+    if not kinds or not ins:
+        return args
+    rank = len(ins[0])
+    items = []
+    for name, value in args:
+        if kinds.get(name) == "axis":
+            value = axis_index(op.name, value, rank, name)
+        elif kinds.get(name) == "axes":
+            value = tuple(axis_index(op.name, v, rank, name) for v in value)
+        items.append((name, value))
+    return Args(tuple(items))
 
 
 def _zero(*_):
@@ -412,8 +441,7 @@ def _merged_axis(letters: str) -> str:
 def _flatten_shape(args: Args, ins) -> Shape:
     (s,) = ins
     axes = axes_of(s)
-    start = axis_index("flatten", args["start"], len(s), "start")
-    end = axis_index("flatten", args["end"], len(s), "end")
+    start, end = args["start"], args["end"]
     if end < start:
         raise ShapeError("E0310", f"flatten ends at axis {end}, before its start {start}",
                          "empty range", help="give `start` <= `end`")
@@ -423,10 +451,8 @@ def _flatten_shape(args: Args, ins) -> Shape:
 
 def _emit_flatten(graph, inputs, args):
     import torch
-    if args["start"] == 0 and args["end"] == -1:
-        return graph.call_function(torch.flatten, (inputs[0], 1))
-    end = args["end"] + 1 if args["end"] >= 0 else args["end"]
-    return graph.call_function(torch.flatten, (inputs[0], args["start"] + 1, end))
+    return graph.call_function(torch.flatten, (inputs[0], _torch_axis(args["start"]),
+                                               _torch_axis(args["end"])))
 
 
 def _upsample_shape(args: Args, ins) -> Shape:
@@ -445,7 +471,7 @@ def _concat_shape(args: Args, ins) -> Shape:
         raise ShapeError("E0302", "concat operands differ in layout: "
                          + " vs ".join(describe(s) for s in ins), "concatenated here",
                          help="bring them to one layout (`transpose`, `permute`) first")
-    axis = axis_index("concat", args.get("axis", 0), len(first))
+    axis = args["axis"]
     rest = {s[:axis] + s[axis + 1:] for s in ins}
     if len({len(s) for s in ins}) > 1 or len(rest) > 1:
         if axis == 0 and axes_of(first)[0] == "C":
@@ -508,12 +534,15 @@ def _reset_init(module, args: Args) -> None:
 
 def _emit_cat(graph, inputs, args):
     import torch
-    return graph.call_function(torch.cat, (tuple(inputs), _torch_axis(args.get("axis", 0))))
+    return graph.call_function(torch.cat, (tuple(inputs), _torch_axis(args["axis"])))
 
 
 def _torch_axis(axis: int) -> int:
-    """An axis number of the spec (batch excluded) as torch numbers it."""
-    return axis + 1 if axis >= 0 else axis
+    """An axis number of the spec (batch excluded, normalised: never negative) as torch
+    numbers it."""
+    if axis < 0:
+        raise InternalError(f"axis {axis} reached the lowering without normalise_axes")
+    return axis + 1
 
 
 def _emit_chain(name: str):
@@ -719,8 +748,7 @@ def _broadcast(op: str):
 
 def _transpose_shape(args: Args, ins) -> Shape:
     (s,) = ins
-    a = axis_index("transpose", args["a"], len(s))
-    b = axis_index("transpose", args["b"], len(s))
+    a, b = args["a"], args["b"]
     order = list(range(len(s)))
     order[a], order[b] = b, a
     return _permuted(s, order)
@@ -733,7 +761,7 @@ def _permuted(s: Shape, order) -> Shape:
 
 def _permute_shape(args: Args, ins) -> Shape:
     (s,) = ins
-    order = [axis_index("permute", a, len(s)) for a in args["order"]]
+    order = list(args["order"])
     if sorted(order) != list(range(len(s))):
         raise ShapeError("E0310", f"permute({', '.join(map(str, args['order']))}) does not "
                          f"name each of the {len(s)} axes once", "not a permutation",
@@ -750,7 +778,7 @@ def _emit_method(name: str, arguments):
 
 def _take_shape(args: Args, ins) -> Shape:
     (s,) = ins
-    axis = axis_index("take", args["axis"], len(s))
+    axis = args["axis"]
     if len(s) == 1:
         raise ShapeError("E0310", "take would remove the only axis", "nothing left",
                          help="take from a value with two or more axes")
@@ -764,7 +792,7 @@ def _take_shape(args: Args, ins) -> Shape:
 
 def _slice_shape(args: Args, ins) -> Shape:
     (s,) = ins
-    axis = axis_index("slice", args["axis"], len(s))
+    axis = args["axis"]
     kept = len(range(*slice(args["start"], args["end"], args["step"]).indices(s[axis])))
     if kept == 0:
         raise ShapeError("E0310", f"slice({args['start']}, {args['end']}) keeps nothing of the "
@@ -1054,12 +1082,12 @@ OPS: dict[str, Op] = {op.name: op for op in (
        rule="C×H×W → C×(H·`scale`)×(W·`scale`)",
        lowers="`nn.Upsample(scale_factor=scale, mode=mode)`"),
     Op("flatten", "reshape", _flatten_shape, function=_emit_flatten,
-       args=(Arg("start", "int", 0), Arg("end", "int", -1)),
-       describe=lambda a: "flatten" if (a["start"], a["end"]) == (0, -1)
+       args=(Arg("start", "axis", 0), Arg("end", "axis", -1)),
+       describe=lambda a: "flatten" if a["start"] == 0
        else f"flatten {a['start']}..{a['end']}", caption=_named("flatten"),
        rule="axes `start` to `end` (from 0, batch excluded; -1 the last) become one; by "
             "default all: C·H·W flat features. `flatten(1, 2)` makes C×H×W a C×(H·W) signal",
-       lowers="`torch.flatten(x, 1)`; `torch.flatten(x, start + 1, end + 1)` (a function)"),
+       lowers="`torch.flatten(x, start + 1, end + 1)` (a function)"),
     Op("linear", "linear", _linear_shape,
        window=lambda a, ins: GLOBAL if axes_of(ins[0]) == "C" else None,
        args=(Arg("features", "int", minimum=1), Arg("bias", "bool", True)),
@@ -1070,7 +1098,7 @@ OPS: dict[str, Op] = {op.name: op for op in (
             "(the features) becomes `features`",
        lowers="`nn.Linear(F, features, bias)`"),
     Op("concat", "merge", _concat_shape, merge=True, function=_emit_cat,
-       args=(Arg("axis", "int", 0),),
+       args=(Arg("axis", "axis", 0),),
        describe=_named("concat"), caption=_named("concat"),
        rule="operands agree in everything but `axis` (0: channels or features), which adds up; "
             "`concat(a, b, axis = 0)` on tokens joins sequences",
@@ -1168,7 +1196,7 @@ OPS: dict[str, Op] = {op.name: op for op in (
        rule="declared with `param name: shape = init`: a learned value of that shape",
        lowers="a parameter (`nn.Parameter`) of 1×shape at the name's path, expanded to the "
               "batch"),
-    Op("transpose", "reshape", _transpose_shape, args=(Arg("a", "int", 0), Arg("b", "int", 1)),
+    Op("transpose", "reshape", _transpose_shape, args=(Arg("a", "axis", 0), Arg("b", "axis", 1)),
        function=_emit_method("transpose", lambda a: (_torch_axis(a["a"]), _torch_axis(a["b"]))),
        describe=lambda a: f"transpose {a['a']},{a['b']}", caption=_named("transpose"),
        rule="axes `a` and `b` swap (from 0, batch excluded): a C×L signal becomes L×C tokens",
@@ -1179,27 +1207,27 @@ OPS: dict[str, Op] = {op.name: op for op in (
        rule="the axes in the order given, each once: `permute(1, 2, 0)` makes C×H×W a "
             "channels-last H×W×C map",
        lowers="`x.permute(0, order + 1...)` (a function, no module)"),
-    Op("reshape", "reshape", _reshape_shape, args=(Arg("dims", "axes"),),
+    Op("reshape", "reshape", _reshape_shape, args=(Arg("dims", "dims"),),
        function=_emit_reshape,
        describe=lambda a: "reshape " + "x".join(map(str, a["dims"])), caption=_named("reshape"),
        rule="the sizes given (one may be -1, inferred), same element count; axes take the "
             "default names of their count",
        lowers="`x.reshape(x.size(0), dims...)` (a function, no module)"),
-    Op("take", "reshape", _take_shape, args=(Arg("index", "int"), Arg("axis", "int", 0)),
+    Op("take", "reshape", _take_shape, args=(Arg("index", "int"), Arg("axis", "axis", 0)),
        function=_emit_method("select", lambda a: (_torch_axis(a["axis"]), a["index"])),
        describe=lambda a: f"take {a['index']}", caption=lambda a: f"token {a['index']}",
        rule="entry `index` of `axis`, which goes away: `take(0)` on L×C tokens is the first "
             "token's C features (a class token)",
        lowers="`x.select(axis + 1, index)` (a function, no module)"),
     Op("slice", "reshape", _slice_shape,
-       args=(Arg("start", "int"), Arg("end", "int"), Arg("axis", "int", 0),
+       args=(Arg("start", "int"), Arg("end", "int"), Arg("axis", "axis", 0),
              Arg("step", "int", 1, minimum=1)),
        function=_emit_slice,
        describe=lambda a: f"slice {a['start']}:{a['end']}", caption=_named("slice"),
        rule="entries `start` to `end` (not kept; negative counts from the end, as Python) of "
             "`axis`, every `step`-th: `slice(1, 197)` drops a class token",
        lowers="`x[:, start:end:step]` on the axis (a function, no module)"),
-    Op("mean", "pool", _mean_shape, args=(Arg("axis", "int", 0),),
+    Op("mean", "pool", _mean_shape, args=(Arg("axis", "axis", 0),),
        window=lambda a, ins: GLOBAL,
        other_ops=lambda a, ins, out: numel(ins[0]),
        function=_emit_method("mean", lambda a: (_torch_axis(a["axis"]),)),

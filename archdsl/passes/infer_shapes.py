@@ -7,11 +7,13 @@ because a spec may steer its structure by shape (`when in.channels != width * 4`
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import networkx as nx
 
 from .. import ir
 from ..diagnostics import Diagnostic, Label, Sink
-from ..ops import OPS, ShapeError, numel, show
+from ..ops import OPS, ShapeError, normalise_axes, numel, show
 from ..ops.shapes import as_shape
 
 
@@ -33,12 +35,17 @@ MAX_ELEMENTS = 2 ** 40  # per image: 4 TiB in fp32, far past any accelerator
 
 
 def infer_node(graph: nx.DiGraph, node: ir.Node, sink: Sink):
-    """Set and return the node's shape; None (silently) when an input is already broken."""
+    """Set and return the node's shape; None (silently) when an input is already broken.
+    Axis arguments are normalised here, once, and the node keeps the normalised ones."""
     inputs = tuple(ir.shape(graph, name) for name in node.inputs)
     result = None
     if all(s is not None for s in inputs):
         try:
-            rule = OPS[node.op].shape(node.args, inputs)
+            op = OPS[node.op]
+            args = normalise_axes(op, node.args, inputs)
+            if args != node.args:
+                graph.nodes[node.name]["node"] = node = replace(node, args=args)
+            rule = op.shape(args, inputs)
             result = _bounded(as_shape(rule, inputs[0] if inputs else None))
         except ShapeError as error:
             sink.add(_diagnose(graph, node, inputs, error))
