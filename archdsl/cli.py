@@ -1111,7 +1111,7 @@ def run_export(args) -> int:
         return EXIT_SPEC_ERRORS
     if args.to == "pytorch":
         out = Path(args.output) if args.output else Path("export") / name
-        written = write_directory(out, files)
+        written = write_directory(out, files, kind="export")
     else:
         out = Path(args.output) if args.output else Path(next(iter(files)))
         if out.is_dir():

@@ -6,9 +6,13 @@
 * A symbolic link is followed: what it points at is written, and the link stays a link.
 * A device, FIFO or socket (`/dev/stdout`, `/dev/null`, a named pipe) is written
   through, never replaced.
-* A directory of files (a build) is written into a fresh directory beside it that is
-  then swapped in, so a reader, or a build killed half-way, sees the old set or the new
-  set of files, never some of each.
+* A directory of files (a build, an exported package, a training run) carries a
+  manifest, `.archdsl-manifest.json`, naming what archdsl wrote there. archdsl writes
+  only into a directory that is new, empty, or its own with nothing else in it; any
+  other is refused, so no file archdsl did not write is ever replaced or deleted. A new
+  set of files is staged in a fresh directory beside the target that is then swapped
+  in, so a reader, or a build killed half-way, sees the old set or the new set of
+  files, never some of each.
 
 Temporary names carry the writer's process id, so the leftovers of a killed writer are
 recognised and removed by the next one. Every OSError names the file it was about.
@@ -18,6 +22,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
+import json
 import os
 import shutil
 import stat
@@ -34,7 +39,7 @@ def write_atomic(path: Path, data: bytes) -> Path:
     b'hello'
     """
     path = Path(path)
-    target = path.resolve()  # through symbolic links, to what they name
+    target = _resolved(path)  # through symbolic links, to what they name
     try:
         mode = target.stat().st_mode
     except FileNotFoundError:
@@ -53,24 +58,38 @@ def write_atomic(path: Path, data: bytes) -> Path:
     return path
 
 
-def write_directory(directory: Path, files: dict[str, bytes]) -> list[Path]:
-    """Replace `directory` by one holding exactly `files` ({name: bytes}), all at once.
+MANIFEST = ".archdsl-manifest.json"  # in every directory archdsl writes: what it wrote
 
-    An existing `directory` must hold only files that a previous write of the same kind
-    could have made (`names`); anything else is refused with a FileExistsError, so that
-    `-o .` never swaps away a working directory. Returns the written paths.
+
+def write_directory(directory: Path, files: dict[str, bytes], kind: str = "build") -> list[Path]:
+    """Make `directory` hold exactly `files` ({name: bytes}) and a manifest naming them.
+
+    archdsl never deletes or overwrites a file it did not write: an existing `directory`
+    must be empty, or hold only what the manifest of an earlier write lists; anything else
+    is refused with a FileExistsError that names the foreign files. A new directory is
+    staged beside the target and renamed in; one of archdsl's own is swapped as a whole,
+    so a reader, or a write killed half-way, sees the old set or the new set. Returns the
+    written paths.
+
+    >>> import tempfile, pathlib
+    >>> out = pathlib.Path(tempfile.mkdtemp()) / "build"
+    >>> [p.name for p in write_directory(out, {"model.py": b"# model"})]
+    ['model.py']
+    >>> sorted(p.name for p in out.iterdir())
+    ['.archdsl-manifest.json', 'model.py']
     """
     directory = Path(directory)
-    target = directory.resolve()
+    target = _resolved(directory)
     if target.exists() and not target.is_dir():
         raise NotADirectoryError(errno.ENOTDIR, "exists and is not a directory", str(directory))
-    if target.is_dir():
-        foreign = sorted(p.name for p in target.iterdir() if not _artifact(p, files))
-        if foreign:
-            raise FileExistsError(errno.EEXIST, "holds files that are not build outputs ("
-                                  + ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
-                                  + "); choose a new or empty directory", str(directory))
+    manifest = _manifest_bytes(kind, files)
     try:
+        if target.is_dir() and (_is_working_directory(target) or not any(target.iterdir())):
+            _claim(target, directory)
+            _write_in_place(target, files, manifest)
+            return [directory / name for name in files]
+        if target.is_dir():
+            _claim(target, directory)
         target.parent.mkdir(parents=True, exist_ok=True)
         _remove_stale(target.parent, target.name)
         staging = Path(tempfile.mkdtemp(prefix=_prefix(target.name), suffix=".tmp",
@@ -78,6 +97,7 @@ def write_directory(directory: Path, files: dict[str, bytes]) -> list[Path]:
         try:
             for name, data in files.items():
                 _write_file(staging / name, data)
+            _write_file(staging / MANIFEST, manifest)
             _fsync_directory(staging)
             _swap_in(staging, target)
         finally:
@@ -88,14 +108,104 @@ def write_directory(directory: Path, files: dict[str, bytes]) -> list[Path]:
     return [directory / name for name in files]
 
 
-# Files a build directory may hold from earlier builds (a diagram that this build lacks).
-ARTIFACT_SUFFIXES = (".pt", ".py", ".md", ".svg", ".dot")
+def owned_files(directory: Path) -> set[str] | None:
+    """The names the manifest of `directory` says archdsl wrote there, or None when it
+    has no readable manifest (archdsl did not write it)."""
+    try:
+        record = json.loads((Path(directory) / MANIFEST).read_text(encoding="utf-8"))
+        names = record["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        return None
+    return set(names)
 
 
-def _artifact(path: Path, files: dict) -> bool:
-    """A plain file that a write of `files` could have made."""
-    return (path.is_file() and not path.is_symlink()
-            and (path.name in files or path.name.endswith(ARTIFACT_SUFFIXES)))
+def claim_directory(directory: Path, kind: str, names=(), adopt: bool = False) -> None:
+    """Make `directory` archdsl's, for a writer that adds files over time (a training
+    run): it must not exist, be empty, or already carry a manifest; then its manifest
+    lists `names` besides what it listed before. Refused with FileExistsError otherwise.
+    `adopt` takes on a directory without a manifest whose entries are all in `names`
+    (one that an archdsl before manifests wrote, known by what it holds)."""
+    directory = Path(directory)
+    target = _resolved(directory)
+    if target.exists() and not target.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "exists and is not a directory; give a "
+                                 "directory", str(directory))
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        before = owned_files(target)
+        entries = sorted(p.name for p in target.iterdir() if not _stale_temporary(p))
+        if before is None and entries and not (adopt and set(entries) <= set(names)):
+            raise _foreign(directory, entries, manifest=False)
+        names = sorted(set(names) | (before or set()))
+        write_atomic(target / MANIFEST, _manifest_bytes(kind, dict.fromkeys(names, b"")))
+    except OSError as error:
+        raise _named(error, directory) from None
+
+
+def _claim(target: Path, directory: Path) -> None:
+    """Refuse a directory that holds anything archdsl did not write there."""
+    entries = [p for p in target.iterdir() if not _stale_temporary(p)]
+    if not entries:
+        return
+    owned = owned_files(target)
+    if owned is None:
+        raise _foreign(directory, sorted(p.name for p in entries), manifest=False)
+    foreign = sorted(p.name for p in entries if p.name != MANIFEST
+                     and (p.name not in owned or p.is_symlink() or not p.is_file()))
+    if foreign:
+        raise _foreign(directory, foreign, manifest=True)
+
+
+def _foreign(directory: Path, names: list[str], manifest: bool) -> FileExistsError:
+    shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+    why = ("holds files archdsl did not write" if manifest
+           else "is not empty and archdsl did not write it")
+    return FileExistsError(errno.EEXIST, f"{why} ({shown}); archdsl never replaces files it "
+                           "did not write: choose a new or empty directory, or move those "
+                           "files away", str(directory))
+
+
+def _write_in_place(target: Path, files: dict[str, bytes], manifest: bytes) -> None:
+    """Into an empty directory (or the working directory, which is never swapped away):
+    the manifest first, so a write killed half-way leaves a directory that is still
+    recognised as archdsl's; each file atomically; then what the old manifest listed and
+    the new set lacks goes."""
+    old = owned_files(target) or set()
+    _replace(target / MANIFEST, _manifest_bytes("partial", dict.fromkeys(old | set(files), b"")))
+    for name, data in files.items():
+        _replace(target / name, data)
+    for name in sorted(old - set(files)):
+        (target / name).unlink(missing_ok=True)
+    _replace(target / MANIFEST, manifest)
+
+
+def _manifest_bytes(kind: str, files: dict) -> bytes:
+    record = {"written_by": "archdsl", "kind": kind, "files": sorted(files)}
+    return (json.dumps(record, indent=1) + "\n").encode()
+
+
+def _is_working_directory(target: Path) -> bool:
+    try:
+        return Path.cwd().resolve() == target
+    except OSError:
+        return False
+
+
+def _stale_temporary(path: Path) -> bool:
+    """A temporary that a killed archdsl writer left (`.NAME.PID.xxxx.tmp`)."""
+    parts = path.name.split(".")
+    return (path.name.startswith(".") and path.name.endswith(".tmp") and len(parts) >= 4
+            and parts[-3].isdigit() and not _alive(int(parts[-3])))
+
+
+def _resolved(path: Path) -> Path:
+    """`path` through its symbolic links; a loop of links is an OSError naming `path`."""
+    try:
+        return Path(path).resolve()
+    except RuntimeError:  # Python < 3.13 reports a loop of links this way
+        raise OSError(errno.ELOOP, "is a loop of symbolic links", str(path)) from None
 
 
 # ---- pieces -------------------------------------------------------------------------------
@@ -206,7 +316,8 @@ def _fsync_directory(path: Path) -> None:
 
 
 def _named(error: OSError, path: Path) -> OSError:
-    """The same error, naming `path` (a full disk says which file it could not write)."""
-    if error.filename:
+    """The same error, naming `path` (a full disk says which file it could not write):
+    the file asked for, never one of the hidden temporaries written on the way."""
+    if error.filename and not str(error.filename).endswith(".tmp"):
         return error
     return type(error)(error.errno, error.strerror or str(error), str(path))

@@ -20,7 +20,7 @@ def test_build_writes_weights_code_stats_and_diagram(tmp_path, capsys, in_root):
                  "--set", "classes=10", "--device", "cpu"]) == 0
     summary = capsys.readouterr().out
     assert "built resnet18 on cpu (fp32)" in summary and "outputs out 10" in summary
-    expected = {"weights.pt", "forward.py", "stats.md"} | (
+    expected = {".archdsl-manifest.json", "weights.pt", "forward.py", "stats.md"} | (
         {"diagram.svg"} if can_layout("svg") else set())
     assert {p.name for p in out.iterdir()} == expected
     model = archdsl.load(ROOT / "specs" / "resnet18.arch", classes=10)
@@ -59,7 +59,8 @@ def test_a_diagram_that_cannot_be_drawn_does_not_stop_the_build(tmp_path, capsys
     out = tmp_path / "r18"
     assert main(["build", "specs/resnet18.arch", "-o", str(out), "--input", "3x32x32",
                  "--dot-timeout", "0.5"]) == 0
-    assert {p.name for p in out.iterdir()} == {"weights.pt", "forward.py", "stats.md"}
+    assert {p.name for p in out.iterdir()} == {".archdsl-manifest.json", "weights.pt",
+                                               "forward.py", "stats.md"}
     assert "warning: no diagram.svg: Graphviz's dot did not finish within 0.5 s" in \
         capsys.readouterr().err
 
@@ -74,4 +75,4 @@ def test_a_rebuild_replaces_the_whole_directory(tmp_path, capsys, in_root):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r18"]
     (out / "mine.txt").write_text("keep")
     assert main(["build", "specs/resnet18.arch", "-o", str(out), "--input", "3x32x32"]) == 2
-    assert "not build outputs (mine.txt)" in capsys.readouterr().err
+    assert "archdsl did not write (mine.txt)" in capsys.readouterr().err

@@ -78,7 +78,8 @@ def test_exported_file_runs_without_archdsl_and_equals_the_lowered_module(tmp_pa
         name = graph.graph["name"]
         out = tmp_path / name
         assert main(["export", *arguments, "-o", str(out)]) == 0
-        assert sorted(p.name for p in out.iterdir()) == [f"{name}.py", "weights.pt"]
+        assert sorted(p.name for p in out.iterdir()) == [".archdsl-manifest.json", f"{name}.py",
+                                                         "weights.pt"]
         lowered = lower_fx(graph)
         weights = torch.load(out / "weights.pt", weights_only=True)
         assert list(weights) == list(lowered.state_dict()), case  # same keys, same order

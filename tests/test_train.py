@@ -134,6 +134,35 @@ def test_existing_run_is_not_overwritten(finished_run, capsys):
     assert digest(finished_run / "model.pt") == before
 
 
+def test_a_folder_that_is_not_a_run_is_refused_untouched(tmp_path, capsys):
+    out = tmp_path / "results"
+    out.mkdir()
+    mine = {"model.pt": b"mine", "best.pt": b"mine", "curves.png": b"mine",
+            "metrics.csv": b"mine", "metrics.jsonl": b"mine\n"}
+    for name, data in mine.items():
+        (out / name).write_bytes(data)
+    code = main(["train", TINY, "--data", "shapes:128", "--out", str(out), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "archdsl did not write" in err and "--out" in err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == mine
+
+
+def test_out_at_a_file_says_it_is_a_file(tmp_path, capsys):
+    (tmp_path / "run").write_text("mine")
+    code = main(["train", TINY, "--data", "shapes:128", "--out", str(tmp_path / "run"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "is a file, not a folder" in err
+    assert (tmp_path / "run").read_text() == "mine"
+
+
+def test_a_run_without_a_manifest_is_still_resumed(finished_run, capsys):
+    (finished_run / ".archdsl-manifest.json").unlink()  # a run of an earlier archdsl
+    code = main(["train", TINY, "--data", "shapes:128", "--epochs", "2", "--batch-size", "32",
+                 "--out", str(finished_run), "--resume", "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    assert (finished_run / ".archdsl-manifest.json").is_file()
+
+
 def test_class_count_mismatch_says_how_to_fix(tmp_path, capsys):
     code = main(["train", TINY, "--set", "classes=10", "--out", str(tmp_path / "x"), "--quiet"])
     err = capsys.readouterr().err
@@ -310,7 +339,9 @@ def test_resume_a_finished_run_into_a_new_directory(finished_run, tmp_path, caps
 
 
 def test_two_runs_into_one_directory_are_refused(tmp_path, capsys):
-    from archdsl.runtime.train import _lock
+    from archdsl.files import claim_directory
+    from archdsl.runtime.train import RUN_FILES, _lock
+    claim_directory(tmp_path / "run", "training run", RUN_FILES)  # as the first run does
     held = _lock(tmp_path / "run")
     try:
         code = main(["train", TINY, "--data", "shapes:64", "--epochs", "1", "--batch-size", "16",

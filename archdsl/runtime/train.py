@@ -28,7 +28,7 @@ from .. import lower
 from ..backends.report_stats import report_stats
 from ..compile import CompileError, compile_file
 from ..errors import UsageError
-from ..files import write_atomic
+from ..files import claim_directory, owned_files, write_atomic
 from ..ir import nodes as ir_nodes
 from ..ops import OPS, show
 from . import recipes
@@ -40,6 +40,9 @@ from .runlog import MetricsLog, Progress, header, plot_metrics
 from .transforms import mix, policy
 
 CHECKPOINT = "checkpoint.pt"
+# everything a run writes into its --out, listed in the directory's manifest
+RUN_FILES = (CHECKPOINT, "model.pt", "best.pt", "last.pt", "metrics.jsonl", "metrics.csv",
+             "curves.png", "tensorboard", ".lock")
 AUGMENTS = ("auto", "none", "basic", "trivial")
 
 
@@ -133,6 +136,8 @@ class _Run:
         self.out = Path(config.out or Path("runs") / self.graph.graph["name"])
         config.out = str(self.out)
         self.checkpoint_path = self.out / CHECKPOINT
+        if rank == 0:
+            self._claim_out()
         self.lock = _lock(self.out) if rank == 0 else None
         resume_from = self.resume_from = self._resume_path()
         torch.manual_seed(config.seed)
@@ -227,6 +232,21 @@ class _Run:
         self.notes.append(f"initialised from {path}: {len(fits)} of {len(own)} tensors"
                           + (f"; new: {', '.join(fresh[:6])}{' ...' if len(fresh) > 6 else ''}"
                              if fresh else ""))
+
+    def _claim_out(self) -> None:
+        """--out must be new, empty or a run's: a folder of other files is refused before
+        anything is written (a run of an archdsl without manifests is taken on when
+        resumed)."""
+        earlier = (self.config.resume is not None and self.checkpoint_path.is_file()
+                   and owned_files(self.out) is None)
+        try:
+            claim_directory(self.out, "training run", RUN_FILES, adopt=earlier)
+        except FileExistsError as error:
+            raise TrainError(f"--out {self.out}: {error.strerror}; a run's folder holds "
+                             "only what `archdsl train` writes") from None
+        except NotADirectoryError:
+            raise TrainError(f"--out {self.out}: is a file, not a folder; give a folder "
+                             f"for the run, e.g. --out runs/{self.graph.graph['name']}") from None
 
     def _resume_path(self) -> Path | None:
         if self.config.resume is None:
