@@ -448,3 +448,15 @@ def test_sync_batch_norm_over_two_gloo_processes_equals_one_process(tmp_path):
         torch.testing.assert_close(one[key], sync[key], atol=1e-5, rtol=1e-4)
     # without --sync-bn each process normalises by its own 16 images: the runs part
     assert any(not torch.allclose(one[k], local[k], atol=1e-5, rtol=1e-4) for k in one)
+
+
+def test_a_checkpoint_missing_weights_is_refused_on_resume(finished_run, capsys):
+    from archdsl.runtime.checkpoint import load_checkpoint, pack
+    checkpoint = finished_run / "checkpoint.pt"
+    state = load_checkpoint(checkpoint)
+    state["model"].pop(next(iter(state["model"])))
+    checkpoint.write_bytes(pack(state))
+    code = main(["train", TINY, "--data", "shapes:128", "--epochs", "2", "--batch-size", "32",
+                 "--out", str(finished_run), "--resume", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "do not fit the network" in err, err

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import pickle
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -303,11 +304,29 @@ def _load_image(path: Path, shape, fit: bool = True):
             image.draft(mode, (shape[2] * 2, shape[1] * 2))  # JPEG: decode at a smaller size
             image = image.convert(mode)
             image.load()
-    except OSError as error:
-        raise DataError(f"cannot read image {path}: {error}") from None
+    except Image.DecompressionBombError as error:  # refused from its header, before decoding
+        raise DataError(f"cannot read image {path}: it is too large to decode "
+                        f"({_pixel_count(error)})") from None
+    except Image.UnidentifiedImageError:
+        raise DataError(f"cannot read image {path}: not an image file Pillow knows") from None
+    except (OSError, ValueError, EOFError) as error:  # a damaged header or body
+        raise DataError(f"cannot read image {path}: {_reason(error)}") from None
     if len(image.getbands()) != shape[0]:
         raise DataError(f"the network takes {shape[0]} channels; images are grey or RGB")
     return pil_to_tensor(image.resize((shape[2], shape[1]))) if fit else image
+
+
+def _pixel_count(error) -> str:
+    """'400,000,000 pixels, over the limit of 178,956,970' from Pillow's message."""
+    counts = [int(n) for n in re.findall(r"(\d+) pixels", str(error))]
+    if len(counts) != 2:
+        return str(error)
+    return f"{counts[0]:,} pixels, over the limit of {counts[1]:,}"
+
+
+def _reason(error: Exception) -> str:
+    """Why a file could not be read, without repeating its path."""
+    return getattr(error, "strerror", None) or str(error)
 
 
 def load_images(paths: list[str], shape, preprocess: Preprocess = PLAIN) -> torch.Tensor:

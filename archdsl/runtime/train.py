@@ -270,7 +270,13 @@ class _Run:
                              f"{self.config.spec}: resume with the spec and --set options it was "
                              "made with, or start a new run with another --out")
         _check_same_run(state["config"], self.config, path)
-        self.model.load_state_dict(state["model"])
+        try:
+            self.model.load_state_dict(state["model"])
+        except RuntimeError as error:  # tensors missing or of other shapes
+            first = str(error).strip().splitlines()[-1].strip()
+            raise TrainError(f"{path}: its weights do not fit the network ({first}); resume "
+                             "from an intact checkpoint, or start a new run with another "
+                             "--out") from None
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         recipes.stretch(self.scheduler, self.config.epochs * self.steps_per_epoch)
