@@ -534,8 +534,9 @@ def parse_shape(text: str) -> tuple[int, ...]:
         dims = tuple(int(d) for d in text.lower().split("x"))
     except ValueError:
         dims = ()
-    if len(dims) not in (1, 3) or min(dims) < 1:
-        raise UsageError(f"bad shape `{text}`: write C x H x W as 3x224x224, or a feature count")
+    if not dims or min(dims) < 1:
+        raise UsageError(f"bad shape `{text}`: write the sizes without the batch, joined by "
+                         "x: 3x224x224 (an image), 1x16000 (a signal), 4096 (features)")
     return dims
 
 

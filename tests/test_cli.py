@@ -166,3 +166,13 @@ def test_golden_ast_dump(capsys, in_root):
     check_golden(ROOT / "tests" / "golden" / "ast_std_resnet.txt", capsys.readouterr().out)
     assert main(["ast", "tests/invalid/missing_comma_in_args.arch"]) == 1
     assert "error[E0100]" in capsys.readouterr().err
+
+
+def test_input_takes_any_rank_the_network_input_has(capsys, in_root):
+    code, out, err = run(capsys, "check", "specs/m5.arch", "--input", "1x8000")
+    assert code == 0 and "outputs out 10" in out
+    code, out, err = run(capsys, "check", "specs/m5.arch", "--input", "1x8000x1")
+    assert code == 2 and "3 sizes, but input `waveform` is declared with 2" in err
+    assert "specs/m5.arch:" in err and "Traceback" not in err
+    code, out, err = run(capsys, "check", "specs/resnet18.arch", "--input", "3x64")
+    assert code == 2 and "give 3 sizes" in err

@@ -252,3 +252,25 @@ def test_a_module_the_exporter_refuses_is_one_line_and_exit_1(to, tmp_path, caps
     assert capsys.readouterr().err.strip() == (
         f"archdsl: error: cannot export resnet18 to {to}: {reason} (try {others})")
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("body", ["scale; conv(4, 1)", "features: { scale; conv(4, 1) }; s1: scale",
+                                  "stage: repeat 2 { scale }"])
+def test_layer_scales_by_number_export_and_equal_the_build(body, tmp_path):
+    from archdsl import compile_source
+    graph = compile_source(f"network t {{ input x: 4 x 6 x 6; {body} }}").graph
+    lowered = lower_fx(graph)
+    with torch.no_grad():
+        for tensor in lowered.state_dict().values():
+            tensor.uniform_(0.5, 1.5)
+    exported = export_pytorch(graph)
+    module = standalone(exported)
+    module.load_state_dict(lowered.state_dict())
+    x = torch.randn(2, 4, 6, 6)
+    assert torch.equal(module(x), lowered(x))
+    try:
+        import onnx  # noqa: F401
+    except ModuleNotFoundError:
+        return
+    from archdsl.runtime.export import _onnx
+    assert len(_onnx(module, example_inputs(graph), graph)) > 100

@@ -217,3 +217,39 @@ def test_slice_and_take_pick_what_python_indexing_picks():
                                             "take(-1)")
     x = torch.randn(2, 5, 4)
     torch.testing.assert_close(model(x), x[:, -3:5][:, :, 0:4:3][:, -1])
+
+
+@pytest.mark.parametrize("input_, body", [
+    ("2 x 16 as signal", "take(0)\n    scale"),
+    ("2 x 16 as signal", "take(0)\n    softmax"),
+    ("3 x 8 x 8", "mean(0)\n    softmax"),
+    ("3 x 8 x 8", "mean(0)\n    scale"),
+    ("2 x 3 x 8 x 8 as volume", "take(1)\n    softmax\n    scale"),
+])
+def test_a_value_that_lost_its_channels_builds_as_check_says(input_, body):
+    """What is left when `take` or `mean` removes the channels reads as a tensor of its
+    rank does in torch: softmax and layer scale then act on its last axis."""
+    result = compile_source(NET.format(input=input_, body="    " + body))
+    assert result.ok, [d.message for d in result.diagnostics]
+    graph = result.graph
+    module = lower(graph)
+    dims = graph.nodes["x"]["shape"]
+    out = module(torch.randn(3, *dims))
+    assert tuple(out.shape) == (3, *graph.nodes[graph.graph["outputs"][0].node]["shape"])
+
+
+def test_a_3d_average_pool_larger_than_the_clip_is_refused_by_check():
+    result = compile_source(NET.format(input="2 x 2 x 8 x 8 as volume",
+                                       body="    avgpool(3, pad = 1)"))
+    assert [d.code for d in result.diagnostics] == ["E0303"]
+    assert "larger than the 2 x 8 x 8 volume" in result.diagnostics[0].message
+    fits = compile_source(NET.format(input="2 x 3 x 8 x 8 as volume", body="    avgpool(3, pad = 1)"))
+    assert fits.ok and tuple(lower(fits.graph)(torch.randn(1, 2, 3, 8, 8)).shape) == (
+        1, *fits.graph.nodes["0"]["shape"])
+
+
+def test_one_tuples_parse_as_the_docs_write_them():
+    result = compile_source("network t { input x: 4 x 32 as signal\n"
+                            "    conv(8, (3,), stride = (2,)); maxpool((2,)) }")
+    assert result.ok, [d.message for d in result.diagnostics]
+    assert result.graph.nodes["1"]["shape"] == (8, 7)

@@ -25,3 +25,21 @@ def test_params_and_macs_equal_torch(arch):
     with counter, torch.no_grad():
         module(torch.zeros(1, *arch.shape))
     assert counted.macs == counter.get_total_flops() // 2, arch.text
+
+
+def test_attention_counts_what_docs_stats_says_torchs_cpu_counter_leaves_out():
+    from archdsl.backends.lower_fx import lower_fx
+    length, width = 16, 32
+    graph = compile_source(f"network t {{ input x: {length} x {width} as tokens; "
+                           "attention(4) }").graph
+    projections, matrix = 4 * length * width ** 2, 2 * length ** 2 * width
+    assert total(graph).macs == projections + matrix
+    module = lower_fx(graph)
+    counted = {}
+    for mode in ("train", "eval"):
+        module.train(mode == "train")
+        counter = FlopCounterMode(display=False)
+        with counter, torch.no_grad():
+            module(torch.randn(1, length, width))
+        counted[mode] = counter.get_total_flops() // 2
+    assert counted == {"train": projections, "eval": 0}  # the figures docs/stats.md quotes

@@ -216,7 +216,8 @@ _TAKEN = {"self", "torch", "nn", "F", "operator", *dir(builtins)}
 
 def _attribute(base: str, part: str, container: str = "") -> str:
     """`base.part`, `base[3]` or `base["part"]`: how forward() reaches a child of a
-    module, a "list" (nn.ModuleList) or a "dict" (nn.ModuleDict)."""
+    module, a "list" (nn.ModuleList) or a "dict" (nn.ModuleDict); "module" reaches an
+    attribute (a parameter) of a container."""
     if container == "list" and part.isdigit():
         return f"{base}[{part}]"
     if _plain(part) and not (container and part in _CONTAINER_ATTRIBUTES):
@@ -269,8 +270,8 @@ class _Writer:
                          else f'self.add_module("{name}", {value})')
         for path, parameter in self._nested_parameters():
             *scope, last = path.split(".")
-            lines.append(f"{self._reach(scope, last)} = "
-                         f"{self._parameter(parameter)}")
+            lines.append(f'{self._reach(scope[:-1], scope[-1])}.register_parameter("{last}", '
+                         f"{self._parameter(parameter)})")
         return lines
 
     def _holds_leaves(self, prefix: str) -> bool:
@@ -313,11 +314,14 @@ class _Writer:
                 self.classes.add(type(sub))
         return constructor(module)
 
-    def _reach(self, scope: list[str], last: str) -> str:
-        """The expression for the module or parameter at scope + [last]."""
+    def _reach(self, scope: list[str], last: str, parameter: bool = False) -> str:
+        """The expression for the module or parameter at scope + [last]. A parameter is
+        an attribute of its container, never one of its items."""
         text, container = "self", ""
         parts = scope + [last]
         for depth, part in enumerate(parts):
+            if parameter and depth == len(parts) - 1:
+                return _attribute(text, part, "module" if container else "")
             text = _attribute(text, part, container)
             path = ".".join(parts[:depth + 1])
             container = "list" if path in self.lists else "dict"
@@ -325,7 +329,7 @@ class _Writer:
 
     def module_at(self, name: str) -> str:
         *scope, last = name.split(".")
-        return self._reach(scope, last)
+        return self._reach(scope, last, isinstance(_lookup(self.module, name), nn.Parameter))
 
     # -- forward
 

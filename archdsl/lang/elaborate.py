@@ -31,7 +31,8 @@ from ..passes.infer_shapes import infer_node
 from .load import BUILTIN_FUNCTIONS, Program
 from .names import is_reserved, reserved_help
 from ..ops import MERGE_OPS, OPS, REQUIRED, Arg, Args, Derived, Op, show
-from ..ops.shapes import LAYOUTS, Shape, axis_name, default_axes
+from ..errors import UsageError
+from ..ops.shapes import LAYOUTS, Shape, axis_name, default_axes, describe
 from .source import Span
 
 # A computed label may also hold `-`, as torchvision's RegNet names its blocks `block1-0`.
@@ -337,8 +338,14 @@ class _Elaborator:
         self.declared_input = True
         shape = self.declared_shape(stmt, "an input", ctx)
         dims = self.input_overrides.get(stmt.name, self.input_overrides.get("*", shape))
+        if len(dims) != len(shape):
+            given = "x".join(map(str, dims))
+            raise UsageError(f"--input {given}: {len(dims)} sizes, but input `{stmt.name}` is "
+                             f"declared with {len(shape)} ({describe(shape)}, at "
+                             f"{stmt.span}); give {len(shape)} sizes, e.g. "
+                             f"{'x'.join(map(str, shape))}")
         if not isinstance(dims, Shape):
-            dims = Shape(dims, shape.axes if len(dims) == len(shape) else None)
+            dims = Shape(dims, shape.axes)
         value = self.add((stmt.name,), OPS["input"], Args((("shape", dims),)), (), stmt.span, ctx)
         self.graph.graph["inputs"] += (value.node,)
         ctx.env.vars[stmt.name] = value

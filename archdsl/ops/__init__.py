@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..errors import InternalError
-from .shapes import (Shape, ShapeError, axes_of, axis_index,
+from .shapes import (Shape, ShapeError, axes_of, axis_index, default_axes,
                      describe, numel, require, show)
 
 REQUIRED = object()
@@ -290,6 +290,11 @@ def _pool_shape(name: str):
             raise ShapeError("E0307", f"{name} pad {args['pad']} is more than half its kernel "
                              f"{args['kernel']}", "pad too large",
                              help="torch allows at most kernel // 2 padding on pools")
+        if name == "avgpool" and n == 3 and any(k > size for k, size in zip(kernel, space)):
+            raise ShapeError("E0303", f"avgpool kernel {args['kernel']} is larger than the "
+                             f"{' x '.join(map(str, space))} volume", "kernel too large",
+                             help="torch's 3-D average pool needs the kernel to fit the "
+                                  "volume before padding: use a smaller kernel")
         ceil = args["ceil_mode"]
         return (c, *(_window(name, axis, size, k, st, p, d, ceil) for axis, size, k, st, p, d in
                      zip(_SPATIAL_AXES[n], space, kernel, stride, pad, dilation)))
@@ -787,7 +792,15 @@ def _take_shape(args: Args, ins) -> Shape:
                          f"axis {axis}", "no such entry",
                          help=f"entries are numbered 0 to {s[axis] - 1} (or -1 for the last)")
     axes = axes_of(s)
-    return Shape(s[:axis] + s[axis + 1:], axes[:axis] + axes[axis + 1:])
+    return Shape(s[:axis] + s[axis + 1:], _without_axis(axes, axis))
+
+
+def _without_axis(axes: str, axis: int) -> str:
+    """The letters left when `axis` goes away. Without the channels, what is left reads as
+    a tensor of its rank does in torch (the default letters): the L samples left of one
+    channel of a signal are flat features, an H x W map's rows are tokens."""
+    rest = axes[:axis] + axes[axis + 1:]
+    return rest if "C" in rest else default_axes(len(rest))
 
 
 def _slice_shape(args: Args, ins) -> Shape:

@@ -107,12 +107,25 @@ class _ChannelShuffle(torch.nn.Module):
 
 def onnx_ready(module: torch.nn.Module) -> torch.nn.Module:
     """The module, changed in place: the layers ONNX cannot take replaced by equivalent
-    plain ops (the same names, no weights involved)."""
+    plain ops (the same names, no weights involved). A parameter of the top module whose
+    name is not an identifier (an unlabelled layer scale, `0`) is refused by the tracer,
+    so such a module is wrapped: its tensors are then named `network.0`, `network.fc.weight`."""
     for name, child in list(module.named_modules()):
         if isinstance(child, torch.nn.ChannelShuffle):
             parent, _, leaf = name.rpartition(".")
             setattr(module.get_submodule(parent), leaf, _ChannelShuffle(child.groups))
+    if any(not name.isidentifier() for name, _ in module.named_parameters(recurse=False)):
+        return _Wrapped(module)
     return module
+
+
+class _Wrapped(torch.nn.Module):
+    def __init__(self, network: torch.nn.Module):
+        super().__init__()
+        self.network = network
+
+    def forward(self, *inputs):
+        return self.network(*inputs)
 
 
 def _first_line(error: Exception) -> str:
