@@ -143,9 +143,10 @@ then write into DIR (default build/NETWORK/):
                  when both are missing, or dot fails or runs past --dot-timeout, the rest
                  is written and a warning says why)
 
-Nothing is written unless the check and the forward pass succeed. The files are written
-into a new directory that then replaces DIR in one step, so DIR holds the old build or
-the new one, never a mix; a DIR holding other files is refused.
+Nothing is written unless the check and the forward pass succeed. DIR must be new, empty
+or an earlier build (its .archdsl-manifest.json lists what archdsl wrote); a DIR holding
+any other file is refused, never overwritten. The new files replace the old set in one
+step, so DIR holds the old build or the new one, never a mix.
 Load the weights with `archdsl.load(FILE).load_state_dict(torch.load(".../weights.pt"))`.""")
     build.add_argument("file", metavar="FILE")
     build.add_argument("-o", "--output", metavar="DIR",
@@ -280,7 +281,9 @@ batch, split evenly; rank 0 logs and writes.""")
                        help="data loading processes (default 0: in the training process)")
     train.add_argument("--seed", type=int, default=0, help="weights, data and data order "
                                                            "(default 0)")
-    train.add_argument("--out", default="", metavar="DIR", help="default runs/NETWORK")
+    train.add_argument("--out", default="", metavar="DIR",
+                       help="the run's folder (default runs/NETWORK): new, empty or a run's; "
+                            "a folder of other files is refused")
     train.add_argument("--resume", nargs="?", const="last", default=None, metavar="CKPT",
                        help="continue the run in --out (or from CKPT)")
     train.add_argument("--checkpoint-every", type=int, default=100, metavar="N",
@@ -352,8 +355,8 @@ Check the spec and write its network in a form that needs no archdsl:
                 of `archdsl build`) and whose forward() is plain torch, with the source of
                 any module torch.nn lacks copied in; and DIR/weights.pt, its weights.
                 Needs only torch:  model = NETWORK(); model.load_state_dict(
-                torch.load("weights.pt")). DIR defaults to export/NETWORK/ and is
-                replaced as a whole.
+                torch.load("weights.pt")). DIR defaults to export/NETWORK/; it must
+                be new, empty or an earlier export (a DIR with other files is refused).
   onnx          OUT (default NETWORK.onnx), through torch.onnx.export, batch size
                 dynamic; needs the onnx package (archdsl[onnx]).
   torch-export  OUT (default NETWORK.pt2), through torch.export.save, batch size

@@ -136,3 +136,56 @@ def mobilenet_v2():
 
 def unknown():
     return Unknown()
+
+
+class OddlyNamedUnit(nn.Module):
+    """Children named like keywords of archdsl (`in`, also Python's; `repeat`) and like
+    torch's own attributes (`_norm`)."""
+
+    def __init__(self, channels):
+        super().__init__()
+        setattr(self, "in", nn.Conv2d(channels, channels, 3, padding=1, bias=False))
+        self._norm = nn.BatchNorm2d(channels)
+        self.repeat = nn.ReLU()
+
+    def forward(self, x):
+        return self.repeat(self._norm(getattr(self, "in")(x)))
+
+
+class OddlyNamedProjection(nn.Module):
+    """A residual whose projection is called `when`, which `skip NAME` cannot take."""
+
+    def __init__(self, channels):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(channels, 2 * channels, 1), nn.ReLU())
+        self.when = nn.Sequential(nn.Conv2d(channels, 2 * channels, 1, bias=False),
+                                  nn.BatchNorm2d(2 * channels))
+
+    def forward(self, x):
+        return self.body(x) + self.when(x)
+
+
+class OddlyNamed(nn.Module):
+    """Module names that archdsl labels write quoted (`conv-1`, `input`), or cannot hold
+    and the importer renames (`_head`, `type`, `block 2`, `007`, `ñ`); `x` is the name the
+    importer gives the input."""
+
+    def __init__(self, classes: int = 10):
+        super().__init__()
+        self.x = nn.Conv2d(3, 8, 3, padding=1)
+        self.layers = nn.ModuleDict({"conv-1": nn.Conv2d(8, 8, 1), "input": OddlyNamedUnit(8),
+                                     "block 2": OddlyNamedUnit(8), "007": nn.ReLU()})
+        self.type = OddlyNamedProjection(8)  # torch.nn.Module.type is a method
+        self.ñ = nn.Flatten()
+        self._head = nn.Linear(16 * 4 * 4, classes)
+
+    def forward(self, x):
+        x = self.x(x)
+        for layer in self.layers.values():
+            x = layer(x)
+        x = self._modules["type"](x)
+        return self._head(self.ñ(x))
+
+
+def oddly_named():
+    return OddlyNamed()

@@ -4,6 +4,8 @@ with its weights. Hand-written models of torchvision's structure here; the real
 torchvision models where torchvision is installed."""
 from __future__ import annotations
 
+import re
+
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -105,6 +107,114 @@ def test_bad_references_are_usage_errors(reference, message, capsys, monkeypatch
     monkeypatch.syspath_prepend(str(ROOT / "tests"))
     assert main(["import", reference]) == 2
     assert message in capsys.readouterr().err
+
+
+def renamed_keys(state: dict, renames: dict[str, str]) -> dict:
+    """The model's state_dict under the spec's names: each key under a renamed module
+    takes the spec's path of the deepest one."""
+    def key(name):
+        for path in sorted(renames, key=len, reverse=True):
+            if name.startswith(path + "."):
+                return renames[path] + name[len(path):]
+        return name
+    return {key(name): value for name, value in state.items()}
+
+
+def test_module_names_no_label_holds_are_quoted_or_renamed_and_listed(capsys, monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "tests"))
+    assert main(["import", "import_models:oddly_named", "--input", "3x4x4"]) == 0
+    text = capsys.readouterr().out
+    renames = dict(re.findall(r"^#   (.+) -> (.+)$", text, re.MULTILINE))
+    assert renames == {"layers.input._norm": "layers.input.norm",
+                       "layers.block 2": "layers.block_2",
+                       "layers.block 2._norm": "layers.block_2.norm",
+                       "layers.007": "layers.layer_007", "type": "type_", "ñ": "n",
+                       "_head": "head"}
+    assert '"input":   oddly_named_unit' in text and '"in":     conv(8, 3' in text
+    assert '"conv-1":' in text and 'skip {\n            "when": {' in text
+    assert "input inputs: 3 x 4 x 4" in text and '"x":' in text  # `x` is a module's
+    model = import_models.OddlyNamed().eval()
+    lowered = lower_fx(compile_source(text).graph).eval()
+    state = renamed_keys(model.state_dict(), renames)
+    assert list(lowered.state_dict()) == list(state)
+    lowered.load_state_dict(state)
+    x = torch.randn(2, 3, 4, 4, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.equal(lowered(x), model(x))
+
+
+FACTORIES = """
+import sys
+from torch import nn
+
+
+def needs(width, depth=2):
+    return nn.Linear(width, 2)
+
+
+class NeedsToo(nn.Module):
+    def __init__(self, channels, *layers, **options):
+        super().__init__()
+
+
+def raises():
+    raise ValueError("no weights here\\nsecond line")
+
+
+def exits():
+    sys.exit(3)
+
+
+def exits_quietly():
+    sys.exit()
+
+
+def not_a_module():
+    return 42
+"""
+
+
+@pytest.mark.parametrize("factory, message", [
+    ("needs", "the factory needs arguments (width); give a factory that takes none"),
+    ("NeedsToo", "the factory needs arguments (channels); give a factory that takes none"),
+    ("raises", "the factory raised ValueError: no weights here"),
+    ("exits", "the factory called sys.exit(3)"),
+    ("exits_quietly", "the factory called sys.exit()"),
+    ("not_a_module", "the factory returned an object of type int, not a torch.nn.Module"),
+])
+def test_a_factory_that_cannot_give_a_model_is_one_line_and_exit_1(factory, message, tmp_path,
+                                                                    capsys):
+    path = tmp_path / "factories.py"
+    path.write_text(FACTORIES)
+    assert main(["import", f"{path}:{factory}", "--input", "3x8x8"]) == 1
+    out, err = capsys.readouterr()
+    assert err == f"archdsl: error: cannot import {path}:{factory}: {message}\n" and out == ""
+
+
+@pytest.mark.parametrize("source, message", [
+    ("raise RuntimeError('no GPU here')", "raised RuntimeError: no GPU here"),
+    ("import sys\nsys.exit(0)", "called sys.exit(0)"),
+    ("import archdsl_no_such_dependency",
+     "raised ModuleNotFoundError: No module named 'archdsl_no_such_dependency'"),
+    ("def f(:\n    pass", "raised SyntaxError: "),
+])
+def test_a_module_whose_import_fails_is_one_line_and_exit_1(source, message, tmp_path, capsys,
+                                                            monkeypatch):
+    (tmp_path / "failing_model.py").write_text(source)
+    monkeypatch.chdir(tmp_path)  # MODULE is found in the current directory
+    assert main(["import", "failing_model:make", "--input", "3x8x8"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"archdsl: error: cannot import failing_model:make: importing "
+                          f"failing_model {message}") and err.count("\n") == 1
+
+
+def test_a_model_that_does_not_run_on_the_input_is_one_line_without_traceback(capsys,
+                                                                            monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "tests"))
+    assert main(["import", "import_models:vgg", "--input", "3x2x2"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("archdsl: error: cannot import import_models:vgg: the model does not "
+                          "run on a 3x2x2 input: RuntimeError: ") and err.count("\n") == 1
 
 
 @pytest.mark.parametrize("name", ["resnet50", "vgg16", "mobilenet_v2", "densenet121"])

@@ -19,12 +19,18 @@ A layer archdsl cannot express is an `ImportFailure` naming the module path and 
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
+import inspect
+import io
+import itertools
 import operator
 import re
 import sys
+import unicodedata
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import torch
@@ -33,6 +39,7 @@ from torch.fx.passes.shape_prop import ShapeProp
 
 from ..errors import UsageError
 from ..lang.names import is_reserved
+from ..lang.parse import grammar_text
 from ..ops import OPS, REQUIRED, Args, Derived
 
 
@@ -42,32 +49,93 @@ class ImportFailure(Exception):
 
 def load_factory(reference: str) -> tuple[nn.Module, str]:
     """`package.module:factory` or `path/to/file.py:factory` -> (the model it returns, the
-    factory's name)."""
+    factory's name). A reference to nothing is a `UsageError`; a factory that needs
+    arguments, raises, exits or returns something else than a module is an `ImportFailure`.
+
+    >>> load_factory("torch.nn:Identity")
+    (Identity(), 'Identity')
+    """
     where, sep, factory = reference.rpartition(":")
     if not sep or not where or not factory.isidentifier():
         raise UsageError(f"{reference}: write MODULE:FACTORY (torchvision.models:resnet50) or "
                          "FILE.py:FACTORY")
-    try:
-        if where.endswith(".py"):
-            path = Path(where)
-            if not path.is_file():
-                raise UsageError(f"{where}: no such file")
-            spec = importlib.util.spec_from_file_location(path.stem, path)
-            module = importlib.util.module_from_spec(spec)
-            sys.modules.setdefault(path.stem, module)
-            spec.loader.exec_module(module)
-        else:
-            module = importlib.import_module(where)
-    except ModuleNotFoundError as error:
-        raise UsageError(f"{reference}: cannot import {error.name}") from None
-    function = getattr(module, factory, None)
+    module = _module(where, reference)
+    with _models_own_code(f"reading `{factory}` from {where}"):
+        function = getattr(module, factory, None)
     if function is None or not callable(function):
         raise UsageError(f"{reference}: {where} has no function or class `{factory}`")
-    model = function()
+    needed = _required_parameters(function)
+    if needed:
+        raise ImportFailure(f"the factory needs arguments ({', '.join(needed)}); give a "
+                            "factory that takes none")
+    with _models_own_code("the factory"):
+        model = function()
     if not isinstance(model, nn.Module):
-        raise UsageError(f"{reference}: {factory}() gives a {type(model).__name__}, not an "
-                         "nn.Module")
+        raise ImportFailure(f"the factory returned an object of type {type(model).__name__}, "
+                            "not a torch.nn.Module")
     return model, factory
+
+
+def _module(where: str, reference: str):
+    """The module of a reference: a file's path or a module's name; one that does not
+    exist is a usage error, one whose own code fails on import an `ImportFailure`."""
+    if where.endswith(".py"):
+        path = Path(where)
+        if not path.is_file():
+            raise UsageError(f"{where}: no such file")
+        with _models_own_code(f"importing {where}"):
+            return _module_of_file(path)
+    with _models_own_code(f"importing {where}"):
+        try:
+            return importlib.import_module(where)
+        except ModuleNotFoundError as error:
+            if error.name and (where + ".").startswith(error.name + "."):  # the module itself
+                raise UsageError(f"{reference}: cannot import {error.name}") from None
+            raise  # a module that the module imports: its own failure
+
+
+def _module_of_file(path: Path):
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    registered = sys.modules.setdefault(path.stem, module) is module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        if registered:  # no half-made module left behind under the file's name
+            del sys.modules[path.stem]
+        raise
+    return module
+
+
+@contextlib.contextmanager
+def _models_own_code(what: str):
+    """What the model's own code raises, or its `sys.exit()`, as one `ImportFailure` line
+    that says where it happened (archdsl's own errors pass through)."""
+    try:
+        yield
+    except (UsageError, ImportFailure):
+        raise
+    except SystemExit as stop:
+        code = "" if stop.code is None else repr(stop.code)
+        raise ImportFailure(f"{what} called sys.exit({code})") from None
+    except Exception as error:
+        raise ImportFailure(f"{what} raised {_one_line(error)}") from None
+
+
+def _required_parameters(function) -> list[str]:
+    """The parameters a call without arguments would miss."""
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):  # no signature to read (some builtins): call and see
+        return []
+    return [p.name for p in parameters if p.default is p.empty
+            and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+
+
+def _one_line(error: BaseException) -> str:
+    """`ValueError: the first line of its message`."""
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
 
 
 def import_torch(model: nn.Module, shape: tuple[int, ...], name: str = "imported") -> str:
@@ -91,14 +159,15 @@ def import_torch(model: nn.Module, shape: tuple[int, ...], name: str = "imported
     moved = _chained_concatenations(graph)
     example = torch.randn(2, *shape)
     try:
-        ShapeProp(graph).propagate(example)
-    except Exception as error:  # the model's own forward fails on this input
+        with contextlib.redirect_stderr(io.StringIO()):  # ShapeProp prints the traceback
+            _ShapeProp(model, graph).propagate(example)
+    except (Exception, SystemExit) as error:  # the model's own forward fails on this input
         raise ImportFailure(f"the model does not run on a {'x'.join(map(str, shape))} input: "
-                            f"{type(error).__name__}: {error}") from None
+                            f"{_one_line(error.__cause__ or error)}") from None
     return _Importer(model, graph, shape, name, moved).spec()
 
 
-def _chained_concatenations(graph: fx.GraphModule) -> dict[fx.Node, str]:
+def _chained_concatenations(graph: fx.Graph) -> dict[fx.Node, str]:
     """DenseNet's `torch.cat(features)` of a list that grows by one each layer, as the
     chain archdsl writes, `concat { {}; layer }`: a cat of one tensor is that tensor, a
     cat of a list that extends an earlier cat's list by one is that cat and the new
@@ -106,14 +175,14 @@ def _chained_concatenations(graph: fx.GraphModule) -> dict[fx.Node, str]:
     made the new tensor. Returns {moved cat: its scope}."""
     by_operands: dict[tuple, fx.Node] = {}
     moved = {}
-    for node in list(graph.graph.nodes):
+    for node in list(graph.nodes):
         if node.op != "call_function" or node.target is not torch.cat or not isinstance(
                 node.args[0], (list, tuple)):
             continue
         operands = tuple(node.args[0])
         if len(operands) == 1 and isinstance(operands[0], fx.Node):
             node.replace_all_uses_with(operands[0])
-            graph.graph.erase_node(node)
+            graph.erase_node(node)
             by_operands[operands] = operands[0]
             continue
         by_operands[operands] = node
@@ -123,7 +192,6 @@ def _chained_concatenations(graph: fx.GraphModule) -> dict[fx.Node, str]:
         last = operands[-1]
         if earlier is not None and last.op == "call_module" and "." in last.target:
             moved[node] = last.target.rpartition(".")[0]
-    graph.recompile()
     return moved
 
 
@@ -136,12 +204,30 @@ class _Tracer(fx.Tracer):
             module, (nn.Sequential, nn.ModuleList, nn.ModuleDict))
 
 
-def _trace(model: nn.Module) -> fx.GraphModule:
+def _trace(model: nn.Module) -> fx.Graph:
+    """The model's graph; no fx.GraphModule is made of it, whose code and attributes would
+    stumble on modules named `in` (a Python keyword) or `type` (torch's own attribute)."""
     try:
-        return fx.GraphModule(model, _Tracer().trace(model))
-    except Exception as error:  # data-dependent control flow and the like
-        raise ImportFailure(f"torch.fx cannot trace the model: {type(error).__name__}: "
-                            f"{error}") from None
+        return _Tracer().trace(model)
+    except (Exception, SystemExit) as error:  # data-dependent control flow and the like
+        raise ImportFailure(f"torch.fx cannot trace the model: {_one_line(error)}") from None
+
+
+class _ShapeProp(ShapeProp):
+    """torch's ShapeProp, run over the traced graph with the model itself, that finds a
+    submodule by its name even where torch.nn.Module has an attribute so named (a layer
+    called `type` or `forward`)."""
+
+    def __init__(self, model: nn.Module, graph: fx.Graph):
+        fx.Interpreter.__init__(self, model, graph=graph)  # what ShapeProp's would set:
+        self.fake_module, self.fake_mode, self.real_module = None, None, model
+
+    def fetch_attr(self, target: str):
+        found = self.module
+        for part in target.split("."):
+            modules = vars(found).get("_modules") or {}
+            found = modules[part] if part in modules else getattr(found, part)
+        return found
 
 
 # ---- one layer: torch module -> archdsl op ------------------------------------------------
@@ -269,11 +355,72 @@ def _format(value, hint: str) -> str:
     return repr(value)
 
 
-def _label(name: str) -> str:
-    if name.isdigit() or (re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name)
-                          and not is_reserved(name)):
+# ---- module names as labels ----------------------------------------------------------------
+
+# What a label may be: a name or a number bare, and a name with `-` quoted (the parser reads
+# a quoted label as computed text, which the elaborator allows to be letters, digits, `_`
+# and `-`); a number that is not written as its value (`007`) would name another module.
+_BARE_LABEL = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|0|[1-9][0-9]*")
+_QUOTED_LABEL = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+
+
+@lru_cache(maxsize=1)
+def _keywords() -> frozenset[str]:
+    """The words of the grammar (`input`, `repeat`, `in`): labels spelled so are quoted."""
+    return frozenset(re.findall(r'"([A-Za-z_][A-Za-z0-9_]*)"', grammar_text()))
+
+
+def _written(name: str) -> str | None:
+    """A module's name as the spec writes its label, or None where no label can hold it.
+
+    >>> _written("conv1"), _written("input"), _written("conv-1"), _written("_conv")
+    ('conv1', '"input"', '"conv-1"', None)
+    """
+    if is_reserved(name):
+        return None
+    if _BARE_LABEL.fullmatch(name) and name not in _keywords():
         return name
-    return f'"{name}"'
+    return f'"{name}"' if _QUOTED_LABEL.fullmatch(name) else None
+
+
+def _renamed(name: str, taken: set[str]) -> str:
+    """A label for a module whose name no label can hold: its letters, digits, `_` and
+    `-`, not beginning with `_` (torch's own) nor being a name torch uses, and none of its
+    siblings' names.
+
+    >>> _renamed("_head", {"stem"}), _renamed("forward", set()), _renamed("007", set())
+    ('head', 'forward_', 'layer_007')
+    """
+    base = re.sub(r"[^A-Za-z0-9_-]+", "_", _ascii(name)).strip("_-")
+    if not base or base[0].isdigit():
+        base = f"layer_{base}".rstrip("_")
+    if is_reserved(base):
+        base += "_"
+    label, count = base, 2
+    while label in taken:
+        label, count = f"{base}_{count}", count + 1
+    return label
+
+
+def _labels(paths) -> dict[str, str]:
+    """{module path: its label as the spec writes it}, renaming among siblings where
+    needed."""
+    siblings: dict[str, list[str]] = {}
+    for path in paths:
+        if path:
+            parent, _, name = path.rpartition(".")
+            siblings.setdefault(parent, []).append(name)
+    labels = {}
+    for parent, names in siblings.items():
+        taken = {name for name in names if _written(name) is not None}
+        for name in names:
+            written = _written(name)
+            if written is None:
+                written = _renamed(name, taken)
+                taken.add(written)
+                written = _written(written)
+            labels[f"{parent}.{name}" if parent else name] = written
+    return labels
 
 
 # ---- the importer -------------------------------------------------------------------------
@@ -289,17 +436,18 @@ class _Item:
 
 
 class _Importer:
-    def __init__(self, model: nn.Module, graph: fx.GraphModule, shape, name: str,
+    def __init__(self, model: nn.Module, graph: fx.Graph, shape, name: str,
                  moved: dict[fx.Node, str]):
         self.model, self.graph, self.shape, self.name = model, graph, shape, name
         self.modules = dict(model.named_modules())
-        self.nodes = [n for n in graph.graph.nodes if n.op not in ("placeholder", "output")]
-        placeholders = [n for n in graph.graph.nodes if n.op == "placeholder"]
+        self.labels = _labels(self.modules)
+        self.nodes = [n for n in graph.nodes if n.op not in ("placeholder", "output")]
+        placeholders = [n for n in graph.nodes if n.op == "placeholder"]
         if len(placeholders) != 1:
             raise ImportFailure(f"the model's forward() takes {len(placeholders)} inputs; "
                                 "archdsl imports models of one input")
         self.input = placeholders[0]
-        (self.output,) = [n for n in graph.graph.nodes if n.op == "output"]
+        (self.output,) = [n for n in graph.nodes if n.op == "output"]
         if not isinstance(self.output.args[0], fx.Node):
             raise ImportFailure("the model returns several values; archdsl imports models "
                                 "with one output")
@@ -386,7 +534,7 @@ class _Importer:
 
     def statement(self, item: _Item, scope_of_parent: str) -> str:
         if item.scope is not None:
-            label = _label(item.scope.rpartition(".")[2])
+            label = self.labels[item.scope]
             if item.scope in self.calls:
                 return f"{label}: {self.calls[item.scope]}"
             body = self.render(item.scope)
@@ -398,7 +546,7 @@ class _Importer:
         node = item.node
         if node.op == "call_module":
             op, args = self._layer(node)
-            label = _label(node.target.rpartition(".")[2])
+            label = self.labels[node.target]
             text = _call(op, args)
             if node.target in self.seen_targets:
                 if any(True for _ in self.modules[node.target].parameters()):
@@ -524,12 +672,36 @@ class _Importer:
         self.find_blocks()
         self.seen_targets = set()
         body = _repeats(self.render(""), self.block_names)
-        c, *rest = self.shape
         dims = " x ".join(map(str, self.shape))
-        lines = [f"input x: {dims}"] + body
-        network = f"network {self.name} " + _braced(lines)
+        lines = [f"input {self._input_name()}: {dims}"] + body
+        network = f"network {_name(self.name, 'imported')} " + _braced(lines)
         text = "\n\n".join(self.blocks + [network]) + "\n"
-        return _plain(text)
+        return self._renames() + _plain(text)
+
+    def _input_name(self) -> str:
+        """`x`, unless a module of the model's top level is called so."""
+        top = {label.strip('"') for path, label in self.labels.items() if "." not in path}
+        names = itertools.chain(("x", "inputs"), (f"x{i}" for i in itertools.count(2)))
+        return next(name for name in names if name not in top)
+
+    def _spec_path(self, path: str) -> str:
+        parts = path.split(".")
+        return ".".join(self.labels[".".join(parts[:i + 1])].strip('"')
+                        for i in range(len(parts)))
+
+    def _renames(self) -> str:
+        """A comment listing the modules of the spec whose names no label can hold (`_head`,
+        `forward`), and what the spec calls them: their state_dict keys change too."""
+        used = {n.target for n in self.nodes if n.op == "call_module"} | set(self.owner.values())
+        within = {".".join(p.split(".")[:i + 1]) for p in used if p
+                  for i in range(p.count(".") + 1)}
+        renamed = [f"#   {path} -> {self._spec_path(path)}" for path in self.modules
+                   if path in within and self.labels[path].strip('"') != path.rpartition(".")[2]]
+        if not renamed:
+            return ""
+        header = ["# Modules whose names no label can hold, and their names here (the state_dict",
+                  "# keys under them change with them):"]
+        return "\n".join(header + renamed) + "\n\n"
 
 
 class _Series:
@@ -623,8 +795,11 @@ class _Series:
             body = branch(body_key)
             if self._is_scope(skip_key) and skip_key not in self.importer.calls and \
                     self.items[skip_key].inputs == [start]:
-                label = _label(self.items[skip_key].scope.rpartition(".")[2])
+                label = self.importer.labels[self.items[skip_key].scope]
                 inner = self.importer.render(self.items[skip_key].scope)
+                if label.startswith('"'):  # `skip NAME` takes a bare name: a labelled group
+                    return ["residual " + _braced(body) + " skip " +
+                            _braced([f"{label}: " + _braced(inner)])]
                 return ["residual " + _braced(body) + f" skip {label} " + _braced(inner)]
             return ["residual " + _braced(body) + " skip " + _braced(branch(skip_key))]
         branches = [branch(key) for key in keys]
@@ -726,4 +901,19 @@ def _braced(lines: list[str]) -> str:
 
 
 def _snake(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower().lstrip("_") or "unit"
+    return _name(re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower(), "unit")
+
+
+def _name(text: str, otherwise: str) -> str:
+    """`text` as a name of the language (ASCII letters, digits and `_`).
+
+    >>> _name("ñet", "imported"), _name("9lives", "imported")
+    ('net', 'imported')
+    """
+    name = re.sub(r"[^A-Za-z0-9_]+", "_", _ascii(text)).strip("_")
+    return name if name and not name[0].isdigit() else otherwise
+
+
+def _ascii(text: str) -> str:
+    """Letters without their accents (`ñ` is `n`), the rest as it is."""
+    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
