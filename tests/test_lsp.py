@@ -8,6 +8,8 @@ import queue
 import subprocess
 import sys
 import threading
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -139,6 +141,7 @@ class Client:
     def __init__(self, process):
         self.process, self.next_id = process, 0
         self.messages: queue.Queue = queue.Queue()
+        self.seen: list[dict] = []  # every message from the server, in order
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self):
@@ -153,28 +156,64 @@ class Client:
                     break
                 key, _, value = line.decode().partition(":")
                 headers[key.strip().lower()] = value.strip()
-            self.messages.put(json.loads(stream.read(int(headers["content-length"]))))
+            message = json.loads(stream.read(int(headers["content-length"])))
+            self.seen.append(message)
+            self.messages.put(message)
 
     def send(self, message: dict) -> None:
-        body = json.dumps({"jsonrpc": "2.0", **message}).encode()
-        self.process.stdin.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        self.send_bytes(frame(json.dumps({"jsonrpc": "2.0", **message}).encode()))
+
+    def send_bytes(self, data: bytes) -> None:
+        self.process.stdin.write(data)
         self.process.stdin.flush()
 
-    def request(self, method: str, params: dict):
+    def request(self, method: str, params: dict, timeout: float = 60):
         self.next_id += 1
         self.send({"id": self.next_id, "method": method, "params": params})
-        reply = self.wait(lambda m: m.get("id") == self.next_id and "method" not in m)
+        reply = self.reply(self.next_id, timeout)
         assert "error" not in reply, reply
         return reply["result"]
+
+    def reply(self, id, timeout: float = 60) -> dict:
+        return self.wait(lambda m: m.get("id") == id and "method" not in m, timeout)
 
     def notify(self, method: str, params: dict) -> None:
         self.send({"method": method, "params": params})
 
     def wait(self, wanted, timeout: float = 60):
+        deadline = time.monotonic() + timeout
         while True:
-            message = self.messages.get(timeout=timeout)
+            try:
+                message = self.messages.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"the server did not answer within {timeout} s") from None
             if wanted(message):
                 return message
+
+
+def frame(body: bytes) -> bytes:
+    return b"Content-Length: %d\r\n\r\n" % len(body) + body
+
+
+def start_server(cwd: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "archdsl", "lsp"], cwd=cwd,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+@contextmanager
+def initialized_server(cwd: Path):
+    """A client of a server that has been initialized; the server is killed afterwards."""
+    pytest.importorskip("pygls")
+    process = start_server(cwd)
+    client = Client(process)
+    try:
+        client.request("initialize", {"processId": None, "rootUri": None, "capabilities": {}})
+        client.notify("initialized", {})
+        yield client
+    finally:
+        process.kill()
+        process.wait()
 
 
 def test_the_server_over_json_rpc(tmp_path):
@@ -183,10 +222,7 @@ def test_the_server_over_json_rpc(tmp_path):
     text = RESNET50.read_text()
     spec.write_text(text)
     uri = spec.as_uri()
-    process = subprocess.Popen([sys.executable, "-m", "archdsl", "lsp"], cwd=tmp_path,
-                               stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                               stderr=subprocess.DEVNULL,
-                               env={**os.environ, "PYTHONPATH": str(ROOT)})
+    process = start_server(tmp_path)
     client = Client(process)
     try:
         capabilities = client.request("initialize", {"processId": None, "rootUri": None,
@@ -245,6 +281,138 @@ def test_the_server_over_json_rpc(tmp_path):
         if process.poll() is None:
             process.kill()
         process.wait()
+
+
+SMALL = "network t {\n    input x: 3 x 8 x 8\n    c: conv(4, 3)\n}\n"
+SMALL_HOVER = {"line": 2, "character": 4}  # on `c:`, whose conv has 112 parameters
+
+# What a broken or hostile client may send. After each, the next request must be answered.
+MALFORMED_FRAMES = {
+    "a length that is not a number": b"Content-Length: abc\r\n\r\n{}",
+    "a negative length": b"Content-Length: -5\r\n\r\n{}",
+    "no length": b"Content-Type: application/vscode-jsonrpc\r\n\r\n{}",
+    "a length too long": b"Content-Length: 400\r\n\r\n{}",
+    "a length too short": b"Content-Length: 9\r\n\r\n{\"jsonrpc\": \"2.0\", \"method\": \"x\"}",
+    "a length past any message": b"Content-Length: 99999999999999999999\r\n\r\n{}",
+    "no blank line after the headers": b"Content-Length: 2\r\n{}",
+    "a header line that is no header": b"Content-Length: 2\r\n{ oops }\r\n\r\n{}",
+    "bytes that are no header": b"hello",
+    "a body that is not JSON": frame(b"{not json"),
+    "a body that is not UTF-8": frame(b'"\xff\xfe"'),
+    "JSON nested too deep": frame(b"[" * 100_000 + b"]" * 100_000),
+    "JSON that is not an object": frame(b"[1, 2, 3]"),
+    "an object that is not JSON-RPC": frame(b'{"hello": "world"}'),
+    "a notification with bad params": frame(
+        b'{"jsonrpc": "2.0", "method": "textDocument/didOpen", "params": 5}'),
+}
+# Requests the server cannot take: each is answered with an error, so no client waits on it.
+BAD_REQUESTS = {
+    "another JSON-RPC version": ({"jsonrpc": "1.0", "method": "textDocument/hover",
+                                  "params": {}}, -32600),
+    "params of the wrong type": ({"jsonrpc": "2.0", "method": "textDocument/hover",
+                                  "params": "x"}, -32602),
+    "no params where they are needed": ({"jsonrpc": "2.0", "method": "textDocument/hover"},
+                                        -32602),
+}
+
+
+def test_a_malformed_message_is_skipped_and_the_next_request_answered(tmp_path):
+    uri = (tmp_path / "t.arch").as_uri()
+    with initialized_server(tmp_path) as client:
+        client.notify("textDocument/didOpen", {"textDocument": {
+            "uri": uri, "languageId": "arch", "version": 1, "text": SMALL}})
+        hover = {"textDocument": {"uri": uri}, "position": SMALL_HOVER}
+        for name, data in MALFORMED_FRAMES.items():
+            client.send_bytes(data)
+            try:
+                shown = client.request("textDocument/hover", hover, timeout=10)
+            except AssertionError:
+                pytest.fail(f"no answer after {name}")
+            assert "112 params" in shown["contents"]["value"], name
+        for name, (message, code) in BAD_REQUESTS.items():
+            client.send_bytes(frame(json.dumps({"id": name, **message}).encode()))
+            assert client.reply(name, timeout=10)["error"]["code"] == code, name
+        assert "112 params" in client.request("textDocument/hover", hover)["contents"]["value"]
+        assert client.request("shutdown", None) is None
+        client.send({"id": "late", "method": "textDocument/hover", "params": hover})
+        assert client.reply("late", timeout=10)["error"]["code"] == -32600
+
+
+def test_frames_are_cut_the_same_however_the_bytes_arrive():
+    """Pipes deliver what they like: a message in pieces, or several in one read."""
+    pytest.importorskip("pygls")
+    from archdsl.tools import lsp
+    good = [json.dumps({"jsonrpc": "2.0", "id": i, "method": "m", "params": {"text": "a\n" * i}})
+            .encode() for i in range(3)]
+    malformed = [data for name, data in MALFORMED_FRAMES.items() if "deep" not in name]
+    stream = b"".join([frame(good[0]), *malformed, frame(good[1]),
+                       b"Content-Type: application/vscode-jsonrpc\r\n" + frame(good[2])])
+    expected = lsp.Frames().feed(stream)
+    assert [body for body in expected if body in good] == good
+    for size in (1, 2, 7, 64, 1000):
+        frames = lsp.Frames()
+        pieces = [frames.feed(stream[at:at + size]) for at in range(0, len(stream), size)]
+        assert [body for piece in pieces for body in piece] == expected, size
+
+
+def resnets(count: int, broken: int | None = None) -> str:
+    """`count` copies of ResNet-50, about 550 characters each; in copy `broken` the last
+    layer is a conv without a kernel size."""
+    text = RESNET50.read_text()
+    network = text[text.index("network"):]
+    copies = [network.replace("resnet50(", f"resnet50_{i}(") for i in range(count)]
+    if broken is not None:
+        copies[broken] = copies[broken].replace("linear(classes)", "conv(classes)")
+    return "import std.resnet\n" + "".join(copies)
+
+
+def test_requests_are_answered_while_a_large_document_is_checked(tmp_path):
+    small, large = (tmp_path / "small.arch").as_uri(), (tmp_path / "large.arch").as_uri()
+    text = resnets(3700)
+    assert len(text) > 2_000_000  # compiling it takes a minute
+    with initialized_server(tmp_path) as client:
+        client.notify("textDocument/didOpen", {"textDocument": {
+            "uri": small, "languageId": "arch", "version": 1, "text": SMALL}})
+        client.wait(lambda m: m.get("method") == "textDocument/publishDiagnostics")
+        client.notify("textDocument/didOpen", {"textDocument": {
+            "uri": large, "languageId": "arch", "version": 1, "text": text}})
+        start = time.monotonic()
+        shown = client.request("textDocument/hover", {
+            "textDocument": {"uri": small}, "position": SMALL_HOVER}, timeout=5)
+        assert "112 params" in shown["contents"]["value"]
+        line = text.count("\n") - 3  # in the last network, before `flatten`
+        offered = client.request("textDocument/completion", {
+            "textDocument": {"uri": large}, "position": {"line": line, "character": 4}},
+            timeout=5)
+        assert {"conv", "relu", "repeat"} <= {item["label"] for item in offered["items"]}
+        assert client.request("shutdown", None, timeout=5) is None
+        assert time.monotonic() - start < 5
+        assert not any(m.get("method") == "textDocument/publishDiagnostics"
+                       and m["params"]["uri"] == large for m in client.seen)
+        client.notify("exit", None)  # the compile under way does not hold the process
+        assert client.process.wait(timeout=10) == 0
+
+
+def test_of_rapid_edits_only_the_last_gets_its_diagnostics(tmp_path):
+    """Versions 1 to 6 arrive while version 1 is compiled; each has an error on its own
+    line. Only version 6 is compiled next, and only its diagnostics are published."""
+    uri = (tmp_path / "edited.arch").as_uri()
+    versions = {v: resnets(40, broken=v) for v in range(1, 7)}
+    edits = [{"method": "textDocument/didOpen", "params": {"textDocument": {
+        "uri": uri, "languageId": "arch", "version": 1, "text": versions[1]}}}]
+    edits += [{"method": "textDocument/didChange", "params": {
+        "textDocument": {"uri": uri, "version": v}, "contentChanges": [{"text": versions[v]}]}}
+        for v in range(2, 7)]
+    with initialized_server(tmp_path) as client:
+        client.send_bytes(b"".join(frame(json.dumps({"jsonrpc": "2.0", **e}).encode())
+                                   for e in edits))
+        published = client.wait(lambda m: m.get("method") == "textDocument/publishDiagnostics"
+                                and m["params"]["version"] == 6, timeout=30)
+        (problem,) = published["params"]["diagnostics"]
+        assert problem["range"]["start"]["line"] == line_of(versions[6], "conv(classes)")[0]
+        assert client.request("shutdown", None) is None
+    assert [m["params"]["version"] for m in client.seen
+            if m.get("method") == "textDocument/publishDiagnostics"] == [6]
 
 
 def test_lsp_without_pygls_names_the_extra(tmp_path):
