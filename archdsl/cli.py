@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from . import ir
 from . import __version__
 from .compile import Compilation, CompileError, compile_file
 from .errors import UsageError
@@ -613,21 +614,21 @@ def _require_networks(result: Compilation, path: str) -> None:
 
 def _outputs(graph) -> list[tuple[str, str, bool]]:
     return [(o.name, show(graph.nodes[o.node]["shape"]), o.train_only)
-            for o in graph.graph["outputs"]]
+            for o in ir.network(graph).outputs]
 
 
 def _summary_line(graph) -> str:
-    layers = len(graph) - len(graph.graph["inputs"])
+    layers = len(graph) - len(ir.network(graph).inputs)
     outs = ", ".join(f"{name} {shape}" + (" (train)" if train else "")
                      for name, shape, train in _outputs(graph))
     params, inference = total(graph).params, total(graph, train=False).params
     without = f" ({inference:,} without train-only heads)" if inference != params else ""
-    return (f"{graph.graph['name']}: {layers} layers, {params:,} parameters{without}, "
+    return (f"{ir.network(graph).name}: {layers} layers, {params:,} parameters{without}, "
             f"outputs {outs}")
 
 
 def _summary_json(graph) -> dict:
-    return {"network": graph.graph["name"], "layers": len(graph) - len(graph.graph["inputs"]),
+    return {"network": ir.network(graph).name, "layers": len(graph) - len(ir.network(graph).inputs),
             "parameters": total(graph).params,
             "outputs": [{"name": n, "shape": s, "train_only": t} for n, s, t in _outputs(graph)]}
 
@@ -672,7 +673,7 @@ def run_table(args) -> int:
             "latex": report_table.format_latex}[args.format](graphs)
     if args.output and args.output != "-":
         write_atomic(Path(args.output), text.encode())
-        print(f"wrote the table of {', '.join(g.graph['name'] for g in graphs)} -> "
+        print(f"wrote the table of {', '.join(ir.network(g).name for g in graphs)} -> "
               f"{args.output}", file=sys.stderr)
     else:
         print(text, end="")
@@ -861,7 +862,7 @@ def _render_side_by_side(args) -> int:
         raise UsageError("--partial draws one network; give one file")
     fmt = args.format or _format_from(args.output)
     out = Path(args.output) if args.output else Path(
-        "_".join(g.graph["name"] for g in graphs) + f".{suffix_of(fmt)}")
+        "_".join(ir.network(g).name for g in graphs) + f".{suffix_of(fmt)}")
     source = render_many(graphs, depth=args.depth, expand=args.expand,
                          direction=args.direction, shapes=args.shapes, style=args.style,
                          column=args.column, show=args.show, title=args.title,
@@ -871,7 +872,7 @@ def _render_side_by_side(args) -> int:
     if not _write_diagram(source, fmt, None if to_stdout else out, dot_path, args):
         return EXIT_MISSING_TOOL
     if not to_stdout:
-        print(f"drew {', '.join(g.graph['name'] for g in graphs)} side by side -> {out}")
+        print(f"drew {', '.join(ir.network(g).name for g in graphs)} side by side -> {out}")
     return EXIT_OK
 
 
@@ -991,12 +992,12 @@ def run_eval(args) -> int:
     model, classes, graph, preprocess = infer.load_trained(
         args.file, args.weights, options["settings"], options["inputs"], args.network,
         args.preprocess)
-    shape = graph.nodes[graph.graph["inputs"][0]]["shape"]
+    shape = graph.nodes[ir.network(graph).inputs[0]]["shape"]
     _, split = data.open_source(args.data, shape, args.seed)
     preprocess = preprocess or split.preprocess  # bare weights: as the data source trains
     names = _labels(args, classes or split.classes, len(split.classes))
     result = infer.evaluate(model, split, "cpu", args.batch_size, preprocess=preprocess)
-    print(f"{graph.graph['name']} on {args.data}: accuracy {result['accuracy']:.4f} (top-1), "
+    print(f"{ir.network(graph).name} on {args.data}: accuracy {result['accuracy']:.4f} (top-1), "
           f"top-5 {result['top5']:.4f}, loss {result['loss']:.4f} ({result['images']} images)")
     if len(names) <= 30:
         print("per class: " + ", ".join(f"{name} {share:.3f}" for name, share
@@ -1015,7 +1016,7 @@ def run_predict(args) -> int:
     model, classes, graph, preprocess = infer.load_trained(
         args.file, args.weights, options["settings"], options["inputs"], args.network,
         args.preprocess)
-    outputs = graph.nodes[next(o for o in graph.graph["outputs"] if not o.train_only).node]["shape"]
+    outputs = graph.nodes[next(o for o in ir.network(graph).outputs if not o.train_only).node]["shape"]
     names = _labels(args, classes, outputs[0]) if args.labels else classes
     results = infer.predict(model, graph, args.images, args.top_k, preprocess or infer.PLAIN)
     for path, top in zip(args.images, results):
@@ -1105,7 +1106,7 @@ def run_export(args) -> int:
         raise UsageError(f"{args.file} has {len(result.graphs)} networks; choose one with "
                          "--network NAME")
     graph = result.graph
-    name = graph.graph["name"]
+    name = ir.network(graph).name
     try:
         files = exporter.export_files(graph, args.to, fold_bn=args.fold_bn)
     except exporter.ExportFailure as error:

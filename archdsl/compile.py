@@ -115,7 +115,7 @@ def _note_overrides(sink: Sink, first_new: int, settings: dict, inputs: dict | N
 
 
 def _check_input_names(inputs: dict, graphs, networks) -> None:
-    known = {name for graph in graphs for name in graph.graph["inputs"]}
+    known = {name for graph in graphs for name in ir.network(graph).inputs}
     for name in inputs:
         if name != "*" and name not in known and networks:
             raise UsageError(f"--input {name}=...: no input is called `{name}` "

@@ -1,16 +1,14 @@
-"""The IR: a networkx.DiGraph with one node per primitive op. Schema in docs/ir.md.
+"""The IR: a networkx.DiGraph with one node per primitive op, and a typed record of the
+network beside it. Schema in docs/ir.md.
 
-Graph attributes (`graph.graph[...]`):
-    name     network name
-    source   path of the file that defines it
-    params   resolved network parameters, {name: value}
-    inputs   tuple of input node names, in declaration order
-    outputs  tuple of `Output`, main output first
-    calls    {scope name: names of the blocks called directly in that scope, in order}
-    work     steps elaboration took (statements, block calls, repeat iterations)
+`network(graph)` is the `Network` record: name, source, parameters, inputs, outputs, the
+elaboration's work, and the scope tree — every labelled group, block call, repeat and
+iteration the elaborator opened, with its path, kind, span, repeat index and the block
+instances called in it. Backends read the hierarchy from it (`scope_of`, `children`,
+`ancestors`, `members`, `instances`), never from the dots of node names.
 
 Node attributes (`graph.nodes[name][...]`), keyed by the node's hierarchical name:
-    node     the frozen `Node` payload (op, args, ordered inputs, span, block trace)
+    node     the frozen `Node` payload (op, args, ordered inputs, span, block trace, scope)
     shape    output shape without batch, set by infer_shapes (None where it failed)
     cost     `Cost`, set by count_costs
 
@@ -21,7 +19,9 @@ topological order: every node is added after its inputs.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Mapping
 
 import networkx as nx
 
@@ -51,6 +51,7 @@ class Node:
     train_only: bool = False
     role: str = ""  # "residual" for the add that closes a residual, "skip" for its projection
     condition: Span | None = None  # a residual's `skip ... when` condition that was false
+    scope: str = ""  # the path of the scope the node is named in ("" the network's)
 
 
 @dataclass(frozen=True)
@@ -62,12 +63,129 @@ class Output:
     weight: float = 1.0
 
 
+@dataclass(frozen=True)
+class Call:
+    """One block instance: which block, with which arguments, called where."""
+    block: str
+    args: tuple[tuple[str, Any], ...]
+    span: Span
+
+
+# What opened a scope: the network itself; a label on a group `{ ... }`, a block call, a
+# repeat, a residual, a merge with branches or an aux head; one iteration of a labelled
+# repeat; a labelled branch of a merge; a labelled projection of a residual.
+SCOPE_KINDS = ("network", "group", "block", "repeat", "residual", "merge", "aux", "iteration",
+               "branch", "skip")
+
+
+@dataclass(frozen=True)
+class Scope:
+    """A level of the hierarchy: the nodes named `path.*`. `calls` are the block instances
+    called directly in it, in order (a labelled repeat's iterations each hold their own)."""
+    path: str
+    kind: str
+    span: Span | None
+    parent: str | None  # None for the network's own scope, whose path is ""
+    index: int | None = None  # an iteration's number
+    calls: tuple[Call, ...] = ()
+
+    @property
+    def label(self) -> str:
+        """The last part of the path: `layer2.1` is `1`."""
+        return self.path[len(self.parent) + 1:] if self.parent else self.path
+
+
+@dataclass(frozen=True)
+class Network:
+    """Everything about a network that is not one node."""
+    name: str
+    source: str = "<string>"  # path of the file that defines it
+    params: Mapping[str, Any] = field(default_factory=dict)  # resolved, after --set
+    inputs: tuple[str, ...] = ()  # input node names, in declaration order
+    outputs: tuple[Output, ...] = ()  # main output first, then auxiliary heads
+    scopes: Mapping[str, Scope] = field(default_factory=dict)  # by path, parents first
+    work: int = 0  # elaboration steps taken (statements, block calls, repeat iterations)
+
+
 SOURCE_OPS = ("input", "parameter")  # the ops that take no value
 
 
-def new_graph(name: str, params: dict, source: str = "<string>") -> nx.DiGraph:
-    return nx.DiGraph(name=name, source=source, params=dict(params), inputs=(), outputs=(),
-                      calls={}, work=0)
+def new_graph(record: Network) -> nx.DiGraph:
+    graph = nx.DiGraph()
+    set_network(graph, record)
+    return graph
+
+
+def set_network(graph: nx.DiGraph, record: Network) -> None:
+    frozen = Network(record.name, record.source, MappingProxyType(dict(record.params)),
+                     tuple(record.inputs), tuple(record.outputs),
+                     MappingProxyType(dict(record.scopes)), record.work)
+    graph.graph.clear()
+    graph.graph["network"] = frozen
+
+
+def network(graph: nx.DiGraph) -> Network:
+    """The network's record.
+
+    >>> from archdsl import compile_source
+    >>> record = network(compile_source("network t(c = 4) { input x: 3; linear(c) }").graph)
+    >>> record.name, dict(record.params), record.inputs, [o.name for o in record.outputs]
+    ('t', {'c': 4}, ('x',), ['out'])
+    """
+    return graph.graph["network"]
+
+
+# ---- the scope tree -------------------------------------------------------------------
+
+
+def scope_of(graph: nx.DiGraph, name: str) -> Scope:
+    """The scope node `name` is named in.
+
+    >>> from archdsl import compile_file
+    >>> graph = compile_file("specs/resnet18.arch").graph
+    >>> scope = scope_of(graph, "layer2.1.conv1")
+    >>> scope.path, scope.kind, scope.index, [c.block for c in scope.calls]
+    ('layer2.1', 'iteration', 1, ['basic'])
+    """
+    return network(graph).scopes[node(graph, name).scope]
+
+
+def scope(graph: nx.DiGraph, path: str) -> Scope | None:
+    return network(graph).scopes.get(path)
+
+
+def children(graph: nx.DiGraph, path: str) -> tuple[Scope, ...]:
+    """The scopes directly inside scope `path`, in the order they were opened."""
+    return tuple(s for s in network(graph).scopes.values() if s.parent == path)
+
+
+def ancestors(graph: nx.DiGraph, path: str) -> tuple[str, ...]:
+    """The paths of the scopes that hold scope `path`, outermost first, the network's ""
+    left out, `path` itself last (empty for the network's own scope)."""
+    scopes = network(graph).scopes
+    chain = []
+    while path:
+        chain.append(path)
+        path = scopes[path].parent
+    return tuple(reversed(chain))
+
+
+def scopes_of(graph: nx.DiGraph, name: str) -> tuple[str, ...]:
+    """`ancestors` of the node's scope: every scope the node is inside, outermost first."""
+    return ancestors(graph, node(graph, name).scope)
+
+
+def members(graph: nx.DiGraph, path: str) -> list[str]:
+    """The names of the nodes inside scope `path` (its sub-scopes included), in order."""
+    if not path:
+        return list(graph)
+    return [item.name for item in nodes(graph) if path in scopes_of(graph, item.name)]
+
+
+def instances(graph: nx.DiGraph, block: str) -> tuple[tuple[str, Call], ...]:
+    """Every instance of `block`: (path of the scope it was called in, the call)."""
+    return tuple((s.path, c) for s in network(graph).scopes.values() for c in s.calls
+                 if c.block == block)
 
 
 def add_node(graph: nx.DiGraph, node: Node) -> None:
@@ -95,13 +213,12 @@ def shape(graph: nx.DiGraph, name: str):
 def describe_scope(graph: nx.DiGraph, name: str, members: list[str]) -> str:
     """What a scope holds, in the vocabulary of its blocks: `bottleneck x6`, `inception`,
     or else `N layers`. `members` are the names of its nodes."""
-    calls = graph.graph["calls"]
-    direct = calls.get(name)
-    if not direct:  # e.g. a labelled repeat: each iteration calls one block
-        children = {m[len(name) + 1:].split(".")[0] for m in members}
-        per_child = [calls.get(f"{name}.{child}") for child in sorted(children)]
-        if all(c and len(c) == 1 for c in per_child):
-            direct = tuple(c[0] for c in per_child)
+    held = scope(graph, name)
+    direct = tuple(c.block for c in held.calls) if held is not None else ()
+    if not direct and held is not None:  # e.g. a labelled repeat: each iteration calls one block
+        per_child = [child.calls for child in children(graph, name)]
+        if per_child and all(len(c) == 1 for c in per_child):
+            direct = tuple(c[0].block for c in per_child)
     if direct:
         counts = Counter(direct)
         return ", ".join(b if n == 1 else f"{b} x{n}" for b, n in counts.items())
@@ -137,8 +254,9 @@ def dump(graph: nx.DiGraph) -> str:
     0 = conv(channels=4, kernel=3)(x) : 4x6x6  # <string>:1:33
     output out = 0
     """
-    params = ", ".join(f"{k}={_format_value(v)}" for k, v in graph.graph["params"].items())
-    lines = [f"network {graph.graph['name']}({params})"]
+    record = network(graph)
+    params = ", ".join(f"{k}={_format_value(v)}" for k, v in record.params.items())
+    lines = [f"network {record.name}({params})"]
     for item in nodes(graph):
         operands = f"({', '.join(item.inputs)})" if item.inputs else ""
         value = shape(graph, item.name)
@@ -146,7 +264,7 @@ def dump(graph: nx.DiGraph) -> str:
         flag = " [train]" if item.train_only else ""
         lines.append(f"{item.name} = {item.op}({format_args(item)}){operands}"
                      f" : {show(value) if value else '?'}{flag}  # {where}")
-    for out in graph.graph["outputs"]:
+    for out in record.outputs:
         extra = f" [train, weight={out.weight}]" if out.train_only else ""
         lines.append(f"output {out.name} = {out.node}{extra}")
     return "\n".join(lines)
@@ -172,10 +290,36 @@ def lint(graph: nx.DiGraph) -> None:
         edges = {p: graph.edges[p, item.name]["operands"] for p in graph.predecessors(item.name)}
         _require(edges == positions, f"{item.name}: edges {edges} disagree with inputs {positions}")
         seen.add(item.name)
-    for out in graph.graph["outputs"]:
+    record = network(graph)
+    for out in record.outputs:
         _require(out.node in seen, f"output {out.name} names no node")
-    for name in graph.graph["inputs"]:
+    for name in record.inputs:
         _require(node(graph, name).op == "input", f"input {name} is not an input node")
+    _lint_scopes(graph, record)
+
+
+def _lint_scopes(graph: nx.DiGraph, record: Network) -> None:
+    """The scope tree against the nodes: one root, parents before children, every path
+    its parent's plus one label, every node in a recorded scope and named inside it."""
+    scopes = record.scopes
+    _require(scopes.get("") is not None and scopes[""].kind == "network",
+             "the scope tree has no network scope")
+    seen: set[str] = set()
+    for path, held in scopes.items():
+        _require(held.path == path and held.kind in SCOPE_KINDS, f"scope {path!r} is malformed")
+        if path:
+            _require(held.parent in seen, f"scope {path} comes before its parent")
+            prefix = f"{held.parent}." if held.parent else ""
+            _require(path.startswith(prefix) and "." not in path[len(prefix):],
+                     f"scope {path} is not one label below {held.parent!r}")
+        _require((held.index is not None) == (held.kind == "iteration"),
+                 f"scope {path}: only iterations have an index")
+        seen.add(path)
+    for item in nodes(graph):
+        _require(item.scope in scopes, f"{item.name}: its scope {item.scope!r} is not recorded")
+        prefix = f"{item.scope}." if item.scope else ""
+        _require(item.name.startswith(prefix) and "." not in item.name[len(prefix):],
+                 f"{item.name}: not named inside its scope {item.scope!r}")
 
 
 def _require(condition: bool, message: str) -> None:

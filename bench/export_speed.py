@@ -22,6 +22,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
+from archdsl import ir  # noqa: E402
 import archdsl  # noqa: E402
 from archdsl.backends.export_pytorch import export_pytorch  # noqa: E402
 from archdsl.backends.lower_fx import lower_fx  # noqa: E402
@@ -62,7 +63,7 @@ def main() -> None:
         lowered = lower_fx(graph)
         lowered.load_state_dict(theirs.state_dict())
         ours = standalone(export_pytorch(graph, lowered, fold_bn=True))
-        shape = graph.nodes[graph.graph["inputs"][0]]["shape"]
+        shape = graph.nodes[ir.network(graph).inputs[0]]["shape"]
         x = torch.randn(args.batch, *shape)
         fused = fx_fused(theirs)
         models = {"ours": ours, "theirs": theirs, "fused": fused}

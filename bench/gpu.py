@@ -31,6 +31,7 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
+from archdsl import ir  # noqa: E402
 import archdsl  # noqa: E402
 
 # Dense bf16 tensor-core peaks (no sparsity), FLOP/s, by a substring of the device name.
@@ -119,7 +120,7 @@ def throughput(network: str, args, device) -> dict:
                                   inputs={"*": (3, args.size, args.size)} if network == "resnet50" else None)
     if not result.ok:
         raise archdsl.CompileError(result.diagnostics)
-    size = result.graph.nodes[result.graph.graph["inputs"][0]]["shape"]
+    size = result.graph.nodes[ir.network(result.graph).inputs[0]]["shape"]
     macs = archdsl.stats(result.graph).totals.macs
     classes = settings.get("classes", 1000)
     lowered = archdsl.lower(result.graph)

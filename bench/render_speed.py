@@ -16,6 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from archdsl import ir  # noqa: E402
 from archdsl import compile_file  # noqa: E402
 from archdsl.backends.render_dot import can_layout, layout, layout_program, render_dot  # noqa: E402
 
@@ -49,10 +50,10 @@ def main() -> None:
                     else (lambda e=expand: render_dot(graph, expand=e))
                 seconds = median_time(draw, args.runs)
                 cells.append(f"{view} {boxes:4d} boxes {seconds * 1000:7.1f} ms")
-                name = graph.graph["name"]
+                name = ir.network(graph).name
                 if seconds > slowest.get(view, ("", 0))[1]:
                     slowest[view] = (name, seconds)
-            print(f"{graph.graph['name']:>20}: " + " | ".join(cells), flush=True)
+            print(f"{ir.network(graph).name:>20}: " + " | ".join(cells), flush=True)
     for view, (name, seconds) in slowest.items():
         print(f"slowest {view}: {name} {seconds * 1000:.0f} ms")
 

@@ -21,6 +21,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from archdsl import ir  # noqa: E402
 import archdsl  # noqa: E402
 
 
@@ -54,7 +55,7 @@ def main() -> None:
                                                                      name)
         theirs = factory().to(args.device).train()
         theirs.load_state_dict(ours.state_dict())  # same weights, same work
-        shape = graph.nodes[graph.graph["inputs"][0]]["shape"]
+        shape = graph.nodes[ir.network(graph).inputs[0]]["shape"]
         x = torch.randn(args.batch, *shape, device=args.device)
         step(ours, x, sync), step(theirs, x, sync)  # warm up
         times = {"ours": [], "theirs": []}

@@ -8,6 +8,7 @@ import pytest
 torch = pytest.importorskip("torch")
 from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
 
+from archdsl import ir  # noqa: E402
 from archdsl import compile_source  # noqa: E402
 from archdsl.backends.lower_fx import lower_fx  # noqa: E402
 from archdsl.ops import AXIS_KINDS, OPS  # noqa: E402
@@ -97,7 +98,7 @@ def test_an_axis_means_in_the_module_what_it_means_to_check(example):
     result = compile_source(text)
     assert result.ok, text
     graph = result.graph
-    inferred = graph.nodes[graph.graph["outputs"][0].node]["shape"]
+    inferred = graph.nodes[ir.network(graph).outputs[0].node]["shape"]
     x = torch.randn(3, *dims, dtype=torch.float64)
     expected = reference(x, args)
     got = lower_fx(graph).double()(x)

@@ -12,6 +12,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from archdsl import ir  # noqa: E402
 from archdsl import compile_file  # noqa: E402
 from archdsl.backends.export_pytorch import constructor, export_pytorch  # noqa: E402
 from archdsl.backends.lower_fx import lower_fx  # noqa: E402
@@ -75,7 +76,7 @@ def test_exported_file_runs_without_archdsl_and_equals_the_lowered_module(tmp_pa
     expected, directories = {}, []
     for case, arguments in CASES.items():
         graph = _graph(arguments)
-        name = graph.graph["name"]
+        name = ir.network(graph).name
         out = tmp_path / name
         assert main(["export", *arguments, "-o", str(out)]) == 0
         assert sorted(p.name for p in out.iterdir()) == [".archdsl-manifest.json", f"{name}.py",
@@ -223,7 +224,7 @@ def test_onnx_export_matches_torch_in_onnxruntime(case, tmp_path, capsys, monkey
     data = _onnx(standalone(exported), example_inputs(graph), graph)
     session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
     inputs = example_inputs(graph, batch=3, seed=5)  # another batch size than the example's
-    (got,) = session.run(None, {graph.graph["inputs"][0]: inputs[0].numpy()})
+    (got,) = session.run(None, {ir.network(graph).inputs[0]: inputs[0].numpy()})
     with torch.no_grad():
         want = standalone(exported)(*inputs)
     assert got.shape == tuple(want.shape)

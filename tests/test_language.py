@@ -1,6 +1,7 @@
 """The constructs of the .arch language, one behaviour per test."""
 from __future__ import annotations
 
+from archdsl import ir
 from archdsl import Limits, compile_source
 from archdsl.passes.count_costs import total
 
@@ -113,7 +114,7 @@ def test_from_switches_the_current_value_and_multiple_inputs():
         r: conv(4, 3, pad = 1)
         concat(r, d)
     }""")
-    assert graph.graph["inputs"] == ("rgb", "depth")
+    assert ir.network(graph).inputs == ("rgb", "depth")
     assert shape(graph, "0") == (8, 16, 16)
 
 
@@ -123,7 +124,7 @@ def test_aux_outputs_are_train_only_and_do_not_change_the_flow():
         side: aux(weight = 0.3) { global_avgpool; flatten; linear(10) }
         head: { global_avgpool; flatten; linear(5) }
         output logits"""))
-    outputs = {o.name: o for o in graph.graph["outputs"]}
+    outputs = {o.name: o for o in ir.network(graph).outputs}
     assert outputs["logits"].node == "head.2" and not outputs["logits"].train_only
     assert outputs["side"].train_only and outputs["side"].weight == 0.3
     assert graph.nodes["side.2"]["node"].train_only
@@ -168,7 +169,7 @@ def test_every_activation_and_misc_layer_keeps_the_shape():
 def test_settings_and_input_overrides():
     text = "network t(classes = 10) { input x: 3 x 32 x 32; flatten; linear(classes) }"
     graph = ok(text, settings={"classes": 7}, inputs={"*": (1, 8, 8)})
-    assert shape(graph, "1") == (7,) and graph.graph["params"] == {"classes": 7}
+    assert shape(graph, "1") == (7,) and ir.network(graph).params == {"classes": 7}
     assert graph.nodes["1"]["cost"].params == 64 * 7 + 7
 
 
@@ -192,7 +193,7 @@ def test_import_cycle_is_reported(tmp_path):
 def test_endless_recursion_stops_at_the_block_depth_limit():
     result = compile_source("block a() { repeat 2 { a() } }\n" + NET.format("a()"))
     assert [d.code for d in result.diagnostics] == ["E0402"]
-    assert result.graph.graph["work"] < 1000
+    assert ir.network(result.graph).work < 1000
 
 
 def test_block_calls_that_add_no_layers_are_bounded_by_work():
@@ -201,7 +202,7 @@ def test_block_calls_that_add_no_layers_are_bounded_by_work():
     result = compile_source(spec, limits=Limits(max_nodes=1000))
     (diagnostic,) = result.diagnostics
     assert diagnostic.code == "E0404" and "3,000 steps" in diagnostic.message
-    assert result.graph.graph["work"] == Limits(max_nodes=1000).max_work + 1
+    assert ir.network(result.graph).work == Limits(max_nodes=1000).max_work + 1
     (note,) = diagnostic.notes
     assert note.startswith("in `f` called at <string>:1:") and "inside 60 more calls of `f`" in note
 
@@ -209,7 +210,7 @@ def test_block_calls_that_add_no_layers_are_bounded_by_work():
 def test_node_limit_is_foreseen_for_a_repeat_without_index():
     result = compile_source(NET.format("repeat 1000000000 { relu }"))
     assert [d.code for d in result.diagnostics] == ["E0403"]
-    assert result.graph.graph["work"] < 10  # one iteration, then the projection
+    assert ir.network(result.graph).work < 10  # one iteration, then the projection
     assert codes(NET.format("repeat 20 { relu }"), limits=Limits(max_nodes=10)) == ["E0403"]
 
 
@@ -244,7 +245,7 @@ def test_repeat_with_index_runs_every_iteration_even_if_some_add_nothing():
 def test_empty_repeat_with_index_is_bounded_by_work():
     result = compile_source(NET.format("repeat 1000000000 as i { }"), limits=Limits(max_nodes=1000))
     assert [d.code for d in result.diagnostics] == ["E0404"]
-    assert result.graph.graph["work"] == Limits(max_nodes=1000).max_work + 1
+    assert ir.network(result.graph).work == Limits(max_nodes=1000).max_work + 1
 
 
 def test_block_may_not_shadow_a_layer():
@@ -272,10 +273,10 @@ def test_layers_no_output_needs_are_errors_but_aux_heads_are_not():
     assert codes(NET.format("a: conv(4, 3, pad = 1); conv(4, 3, pad = 1); add(a, a)")) == ["E0220"]
     assert codes("network t { input x: 3; input y: 3; from x; linear(2) }") == ["E0220"]
     graph = ok(NET.format("h: aux { flatten; linear(2) }; flatten; linear(3)"))
-    assert [o.name for o in graph.graph["outputs"]] == ["out", "h"]
+    assert [o.name for o in ir.network(graph).outputs] == ["out", "h"]
     assert codes(NET.format("a: conv(4, 1); output a; b: conv(2, 1)")) == ["E0220"]
     two = ok(NET.format("a: conv(4, 1); output a; b: conv(2, 1); output b"))
-    assert [o.name for o in two.graph["outputs"]] == ["a", "b"]
+    assert [o.name for o in ir.network(two).outputs] == ["a", "b"]
 
 
 def test_a_byte_order_mark_is_accepted(tmp_path):

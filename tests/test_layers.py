@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from archdsl import ir  # noqa: E402
 from archdsl import compile_source
 from archdsl.passes.count_costs import total
 
@@ -76,7 +77,7 @@ def test_shapes_parameters_and_macs_agree_with_torch(case):
     counter = FlopCounterMode(display=False)
     with counter, _math_attention():
         out = model.eval()(x).detach()
-    assert tuple(out.shape) == (2, *graph.nodes[graph.graph["outputs"][0].node]["shape"])
+    assert tuple(out.shape) == (2, *graph.nodes[ir.network(graph).outputs[0].node]["shape"])
     assert counter.get_total_flops() // 2 == 2 * total(graph, train=False).macs
     assert torch.isfinite(out).all()  # every parameter was initialised
     model.train()(x.requires_grad_()).sum().backward()
@@ -235,7 +236,7 @@ def test_a_value_that_lost_its_channels_builds_as_check_says(input_, body):
     module = lower(graph)
     dims = graph.nodes["x"]["shape"]
     out = module(torch.randn(3, *dims))
-    assert tuple(out.shape) == (3, *graph.nodes[graph.graph["outputs"][0].node]["shape"])
+    assert tuple(out.shape) == (3, *graph.nodes[ir.network(graph).outputs[0].node]["shape"])
 
 
 def test_a_3d_average_pool_larger_than_the_clip_is_refused_by_check():

@@ -11,6 +11,7 @@ torch = pytest.importorskip("torch")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from torch.fx.passes.shape_prop import ShapeProp  # noqa: E402
 
+from archdsl import ir  # noqa: E402
 import archdsl  # noqa: E402
 from archdsl import compile_file, compile_source, lower  # noqa: E402
 from archdsl.passes.count_costs import total  # noqa: E402
@@ -38,10 +39,10 @@ def test_every_spec_lowers_with_the_irs_shapes_and_parameters(path):
     graph = result.graph
     module = lower(graph).eval()
     assert sum(p.numel() for p in module.parameters()) == total(graph).params
-    inputs = [torch.randn(2, *graph.nodes[n]["shape"]) for n in graph.graph["inputs"]]
+    inputs = [torch.randn(2, *graph.nodes[n]["shape"]) for n in ir.network(graph).inputs]
     with torch.no_grad():
         out = module(*inputs)
-    main = next(o for o in graph.graph["outputs"] if not o.train_only)
+    main = next(o for o in ir.network(graph).outputs if not o.train_only)
     assert tuple(out.shape) == (2, *graph.nodes[main.node]["shape"])
 
 

@@ -8,6 +8,7 @@ from collections import Counter
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 
+from archdsl import ir  # noqa: E402
 from archdsl import compile_source
 from archdsl.passes.count_costs import total
 
@@ -47,16 +48,16 @@ def check_against_torch(text: str) -> None:
     model = lower(graph)
     assert sum(p.numel() for p in model.parameters()) == total(graph).params, text
     assert sum(b.numel() for b in model.buffers()) == total(graph).buffers, text
-    inputs = [torch.randn(2, *graph.nodes[n]["shape"]) for n in graph.graph["inputs"]]
+    inputs = [torch.randn(2, *graph.nodes[n]["shape"]) for n in ir.network(graph).inputs]
     model.eval()
     counter = FlopCounterMode(display=False)
     with counter, sdpa_kernel(SDPBackend.MATH):  # attention as FlopCounterMode counts it
         out = model(*inputs).detach()
-    main = next(o for o in graph.graph["outputs"] if not o.train_only)
+    main = next(o for o in ir.network(graph).outputs if not o.train_only)
     assert tuple(out.shape) == (2, *graph.nodes[main.node]["shape"]), text
     assert counter.get_total_flops() // 2 == 2 * total(graph, train=False).macs, text
     model.train()
     outputs = model(*inputs)
     named = outputs if isinstance(outputs, dict) else {main.name: outputs}
-    for output in graph.graph["outputs"]:
+    for output in ir.network(graph).outputs:
         assert tuple(named[output.name].shape) == (2, *graph.nodes[output.node]["shape"]), text

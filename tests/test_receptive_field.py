@@ -7,6 +7,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from archdsl import ir  # noqa: E402
 from archdsl import compile_file, compile_source
 from archdsl.passes.receptive_field import receptive_fields, show_field
 
@@ -51,7 +52,7 @@ def test_receptive_field_is_what_reaches_an_output(text):
     result = compile_source(text)
     assume(result.ok)
     graph = result.graph
-    out = graph.graph["outputs"][0].node
+    out = ir.network(graph).outputs[0].node
     field = receptive_fields(graph)[out]
     model = lower(graph).double().eval()
     for module in model.modules():

@@ -10,6 +10,7 @@ import xml.etree.ElementTree as ElementTree
 
 import pytest
 
+from archdsl import ir
 from archdsl import compile_file, compile_source
 from archdsl.cli import main
 from archdsl.backends.render_dot import can_layout, layout, render_dot, render_many
@@ -268,7 +269,7 @@ def test_several_networks_side_by_side_are_aligned_by_feature_map_size(tmp_path,
     graphs = [graph_of(s) for s in ("vgg19", "plain34", "resnet34")]
     dot = render_many(graphs, expand=["all"])
     assert dot.count("subgraph cluster_net") == 3
-    assert all(f"label={g.graph['name']}" in dot for g in graphs)
+    assert all(f"label={ir.network(g).name}" in dot for g in graphs)
     levels = re.findall(r"\{\s*rank=same\s*([^}]*)\}", dot)
     first = [set(re.findall(r'"(net\d)/', level)) for level in levels]
     assert sum(nets == {"net0", "net1", "net2"} for nets in first) >= 5  # 224, 112, ..., 7

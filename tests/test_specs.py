@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+from archdsl import ir
 from archdsl import compile_file
 from archdsl.passes.count_costs import total
 from archdsl.ir import lint
@@ -66,7 +67,7 @@ def test_googlenet_follows_the_paper():
     assert 6_700_000 < main < 7_100_000
     # aux heads: 4x4x512 after the 5x5/3 pool, train-only, weight 0.3
     assert shapes["aux1.pool"] == (512, 4, 4)
-    outputs = {o.name: o for o in graph.graph["outputs"]}
+    outputs = {o.name: o for o in ir.network(graph).outputs}
     assert outputs["aux1"].train_only and outputs["aux1"].weight == 0.3
     assert not outputs["out"].train_only
 

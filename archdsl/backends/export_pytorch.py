@@ -72,7 +72,7 @@ def export_pytorch(graph: nx.DiGraph, module: nn.Module | None = None, *,
 
 def _fold_batchnorms(graph: nx.DiGraph, module: nn.Module) -> dict[str, nn.Module]:
     """{batch norm name: the conv it folds into, rebuilt with the folded weights}."""
-    outputs = {o.node for o in graph.graph["outputs"]}
+    outputs = {o.node for o in ir.network(graph).outputs}
     folded = {}
     for item in ir.nodes(graph):
         if item.op != "batchnorm":
@@ -336,7 +336,7 @@ class _Writer:
     def forward_lines(self) -> tuple[list[str], list[str]]:
         """The statements of forward(), and its parameter names."""
         graph = self.graph
-        outputs = graph.graph["outputs"]
+        outputs = ir.network(graph).outputs
         main = [o for o in outputs if not o.train_only]
         overwrite = _sums_in_place(graph)
         readers = {item.name: 0 for item in ir.nodes(graph)}
@@ -347,7 +347,7 @@ class _Writer:
         names = _Names()
         variables: dict[str, str] = {}
         arguments = []
-        for name in graph.graph["inputs"]:
+        for name in ir.network(graph).inputs:
             variables[name] = names.fresh(name)
             arguments.append(variables[name])
         self.batch = arguments[0] if arguments else "None"
@@ -364,7 +364,7 @@ class _Writer:
                 continue
             first = item.inputs[0] if item.inputs else None
             reuse = (first is not None and readers[first] == 1 and first not in output_nodes
-                     and first not in graph.graph["inputs"]
+                     and first not in ir.network(graph).inputs
                      and item.train_only == ir.node(graph, first).train_only)
             var = variables[first] if reuse else names.fresh(_scope_name(item.name))
             args = [variables[name] for name in item.inputs]
@@ -376,7 +376,7 @@ class _Writer:
             for name in set(item.inputs):
                 remaining[name] -= 1
                 dead = remaining[name] == 0 and name not in output_nodes and \
-                    name not in graph.graph["inputs"]  # the caller holds the inputs
+                    name not in ir.network(graph).inputs  # the caller holds the inputs
                 if dead and variables[name] != var and not seen_train:
                     target.append(f"del {variables[name]}")
         result = [f"return {variables[main[0].node]}"] if len(main) == 1 else [
@@ -404,7 +404,8 @@ class _Writer:
         """The op's own lowering (an fx node or a few), written as one expression."""
         graph = fx.Graph()
         inputs = [graph.placeholder(f"in{i}") for i in range(len(args))]
-        result = OPS[item.op].function(graph, inputs, item.args)
+        ins = tuple(ir.shape(self.graph, name) for name in item.inputs)
+        result = OPS[item.op].function(graph, inputs, item.args, ins)
         text = dict(zip(inputs, args))
         for node in graph.nodes:
             if node.op != "placeholder":
@@ -449,7 +450,7 @@ class _Writer:
         init = self.init_lines()
         forward, arguments = self.forward_lines()
         name = _class_name(self.graph)
-        header = [f'"""{name}: {self.graph.graph["name"]} from {self.graph.graph["source"]}, '
+        header = [f'"""{name}: {ir.network(self.graph).name} from {ir.network(self.graph).source}, '
                   "exported by archdsl.", "",
                   "Needs only PyTorch. Load the weights written beside this file:", "",
                   f"    model = {name}()",

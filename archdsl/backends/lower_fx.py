@@ -38,11 +38,11 @@ def lower_fx(graph: nx.DiGraph, *, zero_init_residual: bool | None = None) -> nn
     modules = _build_modules(graph)
     _activations_in_place(graph, modules)
     if zero_init_residual is None:
-        zero_init_residual = bool(graph.graph["params"].get("zero_init_residual", False))
+        zero_init_residual = bool(ir.network(graph).params.get("zero_init_residual", False))
     _initialise(graph, modules, zero_init_residual)
     root = _hierarchy(modules)
     parameters = {name for name, m in modules.items() if isinstance(m, nn.Parameter)}
-    outputs = graph.graph["outputs"]
+    outputs = ir.network(graph).outputs
     if not any(o.train_only for o in outputs):
         return fx.GraphModule(root, _fx_graph(graph, outputs, parameters),
                               class_name=_class_name(graph))
@@ -74,16 +74,16 @@ class AuxiliaryNetwork(nn.Module):
     def __init__(self, graph: nx.DiGraph, modules: nn.Module, parameters: set[str]):
         super().__init__()
         name = _class_name(graph)
-        train = fx.GraphModule(modules, _fx_graph(graph, graph.graph["outputs"], parameters), name)
+        train = fx.GraphModule(modules, _fx_graph(graph, ir.network(graph).outputs, parameters), name)
         for name, parameter in train.named_parameters(recurse=False):
             self.register_parameter(name, parameter)  # a top-level layer scale
         for child_name, child in train.named_children():
             self.add_module(child_name, child)  # registered once: flat state_dict keys
-        main = tuple(o for o in graph.graph["outputs"] if not o.train_only)
+        main = tuple(o for o in ir.network(graph).outputs if not o.train_only)
         evaluate = fx.GraphModule(modules, _fx_graph(graph, main, parameters), name)
         object.__setattr__(self, "train_module", train)  # not registered: no duplicate keys
         object.__setattr__(self, "eval_module", evaluate)
-        self.output_names = tuple(o.name for o in graph.graph["outputs"])
+        self.output_names = tuple(o.name for o in ir.network(graph).outputs)
 
     def forward(self, *inputs):
         return (self.train_module if self.training else self.eval_module)(*inputs)
@@ -99,7 +99,7 @@ class AuxiliaryNetwork(nn.Module):
 
 
 def _class_name(graph: nx.DiGraph) -> str:
-    return "".join(part.capitalize() for part in graph.graph["name"].split("_")) or "Network"
+    return "".join(part.capitalize() for part in ir.network(graph).name.split("_")) or "Network"
 
 
 def _build_modules(graph: nx.DiGraph) -> dict[str, nn.Module]:
@@ -134,7 +134,7 @@ def _overwritable(graph: nx.DiGraph, name: str) -> bool:
     """Whether a reader may overwrite the value `name`: it is read once, is no output,
     and the layer that made it does not need it for its backward pass."""
     return (OPS[ir.node(graph, name).op].overwritable and graph.out_degree(name) == 1
-            and name not in {o.node for o in graph.graph["outputs"]})
+            and name not in {o.node for o in ir.network(graph).outputs})
 
 
 def _sums_in_place(graph: nx.DiGraph) -> set[str]:
@@ -152,9 +152,9 @@ def _fx_graph(graph: nx.DiGraph, outputs, parameters: set[str]) -> fx.Graph:
     fx_graph = fx.Graph()
     fx_graph.set_codegen(_KeywordSafeCodegen())
     values: dict[str, fx.Node] = {}
-    for name in graph.graph["inputs"]:
+    for name in ir.network(graph).inputs:
         values[name] = _placeholder(fx_graph, name)
-    batch = values[graph.graph["inputs"][0]] if graph.graph["inputs"] else None
+    batch = values[ir.network(graph).inputs[0]] if ir.network(graph).inputs else None
     for item in ir.nodes(graph):
         if item.op == "input" or item.name not in needed:
             continue
@@ -164,7 +164,8 @@ def _fx_graph(graph: nx.DiGraph, outputs, parameters: set[str]) -> fx.Graph:
         elif item.name in overwrite:  # `out += skip`, as torchvision's blocks add
             values[item.name] = fx_graph.call_function(operator.iadd, tuple(args))
         else:
-            values[item.name] = _fx_node(fx_graph, item, args, parameters)
+            ins = tuple(ir.shape(graph, name) for name in item.inputs)
+            values[item.name] = _fx_node(fx_graph, item, args, ins, parameters)
         values[item.name].meta["stack_trace"] = _stack_trace(item)
     if len(outputs) == 1:
         fx_graph.output(values[outputs[0].node])
@@ -209,7 +210,7 @@ def _keywords_through_getattr():
         fx.graph._format_target = original
 
 
-def _fx_node(fx_graph: fx.Graph, item: ir.Node, args: list[fx.Node],
+def _fx_node(fx_graph: fx.Graph, item: ir.Node, args: list[fx.Node], ins: tuple,
              parameters: set[str]) -> fx.Node:
     op = OPS[item.op]
     if item.name in parameters:  # a learned factor: input times the parameter
@@ -219,7 +220,7 @@ def _fx_node(fx_graph: fx.Graph, item: ir.Node, args: list[fx.Node],
         name = item.name.replace(".", "_")
         return fx_graph.create_node("call_module", item.name, tuple(args),
                                     name=name + "_" if name == "self" else name)
-    return op.function(fx_graph, args, item.args)
+    return op.function(fx_graph, args, item.args, ins)
 
 
 def _parameter(fx_graph: fx.Graph, item: ir.Node, batch: fx.Node) -> fx.Node:

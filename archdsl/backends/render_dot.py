@@ -118,14 +118,14 @@ def instances(graph: nx.DiGraph, name: str) -> list[str]:
     the block of that name (each `bottleneck` of a ResNet); empty when neither exists."""
     if any(n == name or n.startswith(name + ".") for n in graph):
         return [name]
-    return [scope for scope, blocks in graph.graph["calls"].items() if scope and name in blocks]
+    return list(dict.fromkeys(path for path, _ in ir.instances(graph, name) if path))
 
 
 def fuse(graph: nx.DiGraph, view: View, show=(), keep=()) -> View:
     """The view with each norm and activation (unless its family is in `show`) drawn in
     the box of the conv or linear layer it follows, where it is that layer's only reader
     and a box of its own in the same scope. Nodes in `keep` are never fused."""
-    outputs = {o.node for o in graph.graph["outputs"]}
+    outputs = {o.node for o in ir.network(graph).outputs}
     joined: dict[str, str] = {}
     for item in ir.nodes(graph):
         op = OPS[item.op]
@@ -186,7 +186,7 @@ def render_dot(graph: nx.DiGraph, *, depth: int | None = None, expand=(), direct
     >>> "3x3 conv, 4" in text
     True
     """
-    dot = _digraph(graph.graph["name"], _graph_attributes(graph, direction, column, title))
+    dot = _digraph(ir.network(graph).name, _graph_attributes(graph, direction, column, title))
     units = _draw(dot, graph, depth, expand, shapes, style, partial, show, "", direction,
                   columns)
     if legend:
@@ -214,7 +214,7 @@ def render_many(graphs: list[nx.DiGraph], *, direction: str = "TB", column: str 
     for index, graph in enumerate(graphs):
         prefix = f"net{index}/"
         with dot.subgraph(name=f"cluster_net{index}", graph_attr={
-                "label": graph.graph["name"] if title else "", "color": "white",
+                "label": ir.network(graph).name if title else "", "color": "white",
                 "fontname": FONT, "fontsize": "11"}) as box:
             units = _draw(box, graph, options.get("depth"), options.get("expand", ()),
                           options.get("shapes", True), options.get("style", "paper"), False,
@@ -271,7 +271,7 @@ def _draw(dot, graph: nx.DiGraph, depth, expand, shapes: bool, style: str, parti
     for name in shown:
         units.setdefault(view.unit(name), []).append(name)
     edges = _unit_edges(graph, view, units)
-    main = view.unit(graph.graph["outputs"][0].node) if graph.graph["outputs"] else None
+    main = view.unit(ir.network(graph).outputs[0].node) if ir.network(graph).outputs else None
     spine = _spine(next(iter(units), None), main, edges) if main in units else set()
     rising, levels = _u_shape(graph, units, edges)
     _add_units(dot, graph, view, units, style, failed, prefix, set() if rising else spine)
@@ -390,7 +390,7 @@ def _graph_attributes(graph: nx.DiGraph, direction: str, column: str | None,
                       title: bool) -> dict:
     size = {"single": {"size": COLUMN_INCHES["single"]},
             "double": {"size": COLUMN_INCHES["double"]}}.get(column, {})
-    named = {"label": graph.graph["name"], "labelloc": "t"} if title else {}
+    named = {"label": ir.network(graph).name, "labelloc": "t"} if title else {}
     # pad: a tight bounding box (2 pt), where dot's default leaves 4 pt
     return {**size, "rankdir": direction, "fontname": FONT, "fontsize": "11", "nodesep": "0.25",
             "ranksep": "0.3", **named, "newrank": "true", "pad": "0.03"}
@@ -450,11 +450,10 @@ def _cluster_label(graph: nx.DiGraph, path: str) -> str:
     >>> _cluster_label(g, "stage"), _cluster_label(g, "stage.1")
     ('stage', 'unit')
     """
-    last = path.rsplit(".", 1)[-1]
-    if last.isdigit():
-        blocks = graph.graph["calls"].get(path, ())
-        return ", ".join(blocks) if blocks else ""
-    return last
+    scope = ir.scope(graph, path)
+    if scope.label.isdigit():
+        return ", ".join(call.block for call in scope.calls)
+    return scope.label
 
 
 def _cluster(dot, clusters: dict, train_only: set[str], path: str, label, prefix: str = ""):

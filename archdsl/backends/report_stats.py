@@ -75,8 +75,8 @@ def report_stats(graph: nx.DiGraph, depth: int | None = None, dtype: str = "fp32
     fields = receptive_fields(graph)
     rows = tuple(_row(graph, name, members, size, fields)
                  for name, members in _groups(graph, depth))
-    inputs = ", ".join(show(ir.shape(graph, name)) for name in graph.graph["inputs"])
-    return Report(graph.graph["name"], inputs, dtype, rows, _totals(graph, size))
+    inputs = ", ".join(show(ir.shape(graph, name)) for name in ir.network(graph).inputs)
+    return Report(ir.network(graph).name, inputs, dtype, rows, _totals(graph, size))
 
 
 def _groups(graph: nx.DiGraph, depth: int | None):

@@ -67,13 +67,13 @@ def _occurrences(graph: nx.DiGraph):
     stay together, a layer outside any block stands alone."""
     # a scope that holds exactly one block call is that block's instance (`layer1.0`); a
     # scope of several calls (VGG's `features`) is a sequence of layers
-    instances = {scope for scope, blocks in graph.graph["calls"].items()
-                 if scope and len(blocks) == 1}
+    instances = {scope.path for scope in ir.network(graph).scopes.values()
+                 if scope.path and len(scope.calls) == 1}
     current, nodes = None, []
     for item in ir.nodes(graph):
         if OPS[item.op].family not in SHOWN or item.role == "skip" or item.train_only:
             continue
-        scope = _instance(item.name, instances)
+        scope = next((p for p in reversed(ir.scopes_of(graph, item.name)) if p in instances), "")
         if scope and scope == current:
             nodes.append(item)
             continue
@@ -82,15 +82,6 @@ def _occurrences(graph: nx.DiGraph):
         current, nodes = scope, [item]
     if nodes:
         yield current, nodes
-
-
-def _instance(name: str, instances: set[str]) -> str:
-    parts = name.split(".")
-    for k in range(len(parts) - 1, 0, -1):
-        prefix = ".".join(parts[:k])
-        if prefix in instances:
-            return prefix
-    return ""
 
 
 def _caption(item: ir.Node) -> str:
@@ -141,7 +132,7 @@ def _scientific(n: int) -> str:
 
 def format_markdown(graphs: list[nx.DiGraph]) -> str:
     """The table in GitHub Markdown; a block's layers read `[a; b; c] ×n`."""
-    header = ["stage", "output size", *(g.graph["name"] for g in graphs)]
+    header = ["stage", "output size", *(ir.network(g).name for g in graphs)]
     lines = ["| " + " | ".join(header) + " |", "|---|---|" + "---|" * len(graphs)]
     for size, stage, cells in _columns(graphs):
         texts = ["<br>".join(map(_entry_markdown, entries)) for entries in cells]
@@ -167,7 +158,7 @@ def format_latex(graphs: list[nx.DiGraph]) -> str:
     """A booktabs table; blocks as bracketed column vectors times their count, as in
     ResNet's Table 1. Needs `\\usepackage{booktabs}` and `amsmath`."""
     columns = "ll" + "c" * len(graphs)
-    names = " & ".join(latex_escape(g.graph["name"]) for g in graphs)
+    names = " & ".join(latex_escape(ir.network(g).name) for g in graphs)
     out = [r"% needs \usepackage{booktabs} and \usepackage{amsmath}",
            rf"\begin{{tabular}}{{{columns}}}", r"\toprule",
            rf"stage & output size & {names} \\", r"\midrule"]

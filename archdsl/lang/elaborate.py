@@ -82,16 +82,26 @@ class Env:
 
 
 class Scope:
-    """A level of hierarchical names, with the counters for its unlabelled layers."""
+    """A level of hierarchical names, with the counters for its unlabelled layers, and
+    what the scope tree records of it (kind, repeat index, the block instances called in
+    it) once a layer or a block call is made inside it."""
 
     def __init__(self, path: tuple[str, ...] = (), parent: "Scope | None" = None,
-                 span: Span | None = None):
+                 span: Span | None = None, kind: str = "network", iteration: int | None = None):
         self.path, self.parent, self.span = path, parent, span  # span: the label's, if any
+        self.kind, self.iteration = kind, iteration
+        self.calls: list[ir.Call] = []
         self.index = 0
         self.structural: dict[str, int] = {}
 
-    def child(self, label: str, span: Span | None = None) -> "Scope":
-        return Scope(self.path + (label,), self, span)
+    def child(self, label: str, span: Span | None = None, kind: str = "group",
+              iteration: int | None = None) -> "Scope":
+        return Scope(self.path + (label,), self, span, kind, iteration)
+
+    def record(self) -> ir.Scope:
+        return ir.Scope(".".join(self.path), self.kind, self.span,
+                        None if self.parent is None else ".".join(self.parent.path),
+                        self.iteration, tuple(self.calls))
 
     def label_span(self, depth: int) -> Span | None:
         """Where the enclosing scope `depth` names long was opened, if by a label."""
@@ -175,9 +185,9 @@ def elaborate(program: Program, network: ast.NetworkDef, sink: Sink, settings: d
         return elaborator.network(network, settings or {}, inputs or {})
     except SpecError as error:
         sink.add(error.diagnostic)
-        graph = ir.new_graph(network.name, {}, network.span.source.path)
-        graph.graph["work"] = elaborator.work
-        return graph
+        root = Scope(span=network.span).record()
+        return ir.new_graph(ir.Network(network.name, network.span.source.path,
+                                       scopes={"": root}, work=elaborator.work))
     finally:
         sys.setrecursionlimit(limit)
 
@@ -193,13 +203,17 @@ class _Elaborator:
         self.work = 0  # statements, block calls and repeat iterations so far: see charge()
         self.function_depth = 0  # nested calls of `def` functions
         self.scopes: dict[str, str] = {}  # each name that holds layers -> its first layer
+        self.opened: dict[str, Scope] = {}  # the scope tree: scopes holding layers or calls
+        self.inputs: list[str] = []
+        self.params: dict = {}
         self.block_args: dict[int, tuple[Arg, ...]] = {}  # id(BlockDef) -> its parameters
 
     # ---- network ------------------------------------------------------------------
 
     def network(self, net: ast.NetworkDef, settings: dict, inputs: dict) -> nx.DiGraph:
         env = Env()
-        ctx = Ctx(env, Scope(), None)
+        ctx = Ctx(env, Scope(span=net.span), None)
+        self.use_scope(ctx.scope)
         params = {}
         for param in net.params:
             if param.name in settings:
@@ -214,8 +228,8 @@ class _Elaborator:
                 value = UNKNOWN
             params[param.name] = value
             env.vars[param.name] = value
-        self.graph = ir.new_graph(net.name, {k: v for k, v in params.items() if v is not UNKNOWN},
-                                  net.span.source.path)
+        self.params = {k: v for k, v in params.items() if v is not UNKNOWN}
+        self.graph = ir.new_graph(ir.Network(net.name, net.span.source.path, self.params))
         self.input_overrides = inputs
         final = self.body(net.body, None, ctx)
         return self.finish(net, final)
@@ -233,10 +247,20 @@ class _Elaborator:
                     "of the main output", Label(clash.span, "this head"),
                     help="rename the head, or name the main output: `output NAME`"))
             self.main_outputs.append(ir.Output("out", final.node, net.body.span))
-        self.graph.graph["outputs"] = tuple(self.main_outputs + self.outputs)
-        self.graph.graph["calls"] = {k: tuple(v) for k, v in self.graph.graph["calls"].items()}
-        self.graph.graph["work"] = self.work
+        scopes = {path: scope.record() for path, scope in self.opened.items()}
+        ir.set_network(self.graph, ir.Network(
+            net.name, net.span.source.path, self.params, tuple(self.inputs),
+            tuple(self.main_outputs + self.outputs), scopes, self.work))
         return self.graph
+
+    def use_scope(self, scope: Scope) -> None:
+        """Record `scope` and the scopes around it in the scope tree, parents first."""
+        chain = []
+        while scope is not None and ".".join(scope.path) not in self.opened:
+            chain.append(scope)
+            scope = scope.parent
+        for opened in reversed(chain):
+            self.opened[".".join(opened.path)] = opened
 
     # ---- statements -----------------------------------------------------------------
 
@@ -272,7 +296,8 @@ class _Elaborator:
         label = stmt.label
         try:
             label = self.label_text(stmt, ctx)
-            inner = ctx.derive(scope=self.labelled_scope(label, stmt.label_span, ctx))
+            kind = self.scope_kind(stmt.action)
+            inner = ctx.derive(scope=self.labelled_scope(label, stmt.label_span, ctx, kind))
             out = self.action(stmt.action, cur, inner, labelled=True)
         except _Abort:
             ctx.env.vars[label] = POISON  # its readers stay quiet: the error is reported
@@ -301,19 +326,25 @@ class _Elaborator:
                            "with a digit, or a number")
         return label
 
-    def labelled_scope(self, label: str, span: Span, ctx: Ctx) -> Scope:
+    def scope_kind(self, action) -> str:
+        """What a labelled statement's scope holds, for the scope tree."""
+        if isinstance(action, ast.Call):
+            return "block" if action.name in self.program.blocks else "group"
+        return _SCOPE_KINDS.get(type(action), "group")
+
+    def labelled_scope(self, label: str, span: Span, ctx: Ctx, kind: str = "group") -> Scope:
         """The naming scope a label opens: `_` takes the scope's next index, as an
         unlabelled layer would; a number sets the index; labels that torch uses itself are
         refused."""
         if label == "_":
-            return Scope(ctx.scope.next_index(), ctx.scope, span)
+            return Scope(ctx.scope.next_index(), ctx.scope, span, kind)
         if label.isdigit():
             ctx.scope.index = max(ctx.scope.index, int(label) + 1)
-            return ctx.scope.child(str(int(label)), span)
+            return ctx.scope.child(str(int(label)), span, kind)
         if is_reserved(label):
             self.fail("E0219", f"`{label}` cannot be a label: the torch module uses the name "
                       "itself", span, "reserved name", ctx, help=reserved_help(label))
-        return ctx.scope.child(label, span)
+        return ctx.scope.child(label, span, kind)
 
     def action(self, action, cur, ctx: Ctx, labelled: bool):
         if isinstance(action, ast.Call):
@@ -347,7 +378,7 @@ class _Elaborator:
         if not isinstance(dims, Shape):
             dims = Shape(dims, shape.axes)
         value = self.add((stmt.name,), OPS["input"], Args((("shape", dims),)), (), stmt.span, ctx)
-        self.graph.graph["inputs"] += (value.node,)
+        self.inputs.append(value.node)
         ctx.env.vars[stmt.name] = value
         return value
 
@@ -461,8 +492,6 @@ class _Elaborator:
                 help="a block that calls itself needs a condition that stops it"))
         if cur is None:
             self.current(cur, call.span, ctx, block.name)
-        scope_name = ".".join(ctx.scope.path)
-        self.graph.graph["calls"].setdefault(scope_name, []).append(block.name)
         env = Env()
         inner = Ctx(env, ctx.scope, cur, ctx.trace + (ir.Frame(block.name, call.span),),
                     ctx.train_only, ctx.role)
@@ -477,6 +506,9 @@ class _Elaborator:
                 env.vars[param.name] = self.eval(given[param.name], ctx)
             else:  # defaults see the earlier parameters and `in`
                 env.vars[param.name] = self.eval(param.default, inner)
+        ctx.scope.calls.append(ir.Call(block.name, tuple(
+            (p.name, _recorded(env.vars[p.name])) for p in block.params), call.span))
+        self.use_scope(ctx.scope)
         return self.body(block.body, cur, inner)
 
     def add(self, path: tuple[str, ...], op: Op, args: Args, inputs: tuple[str, ...], span: Span,
@@ -485,8 +517,12 @@ class _Elaborator:
         self.check_unique(name, span, ctx)
         if len(self.graph) >= self.limits.max_nodes:
             raise SpecError(self.too_large(span, len(self.graph) + 1))
+        scope = ctx.scope
+        while len(scope.path) >= len(path):  # a labelled layer is named as its label's scope
+            scope = scope.parent
+        self.use_scope(scope)
         node = ir.Node(name, op.name, args, inputs, span, ctx.trace, ctx.train_only,
-                       role or ctx.role, condition)
+                       role or ctx.role, condition, ".".join(scope.path))
         ir.add_node(self.graph, node)
         infer_node(self.graph, node, self.sink)
         return Value(name)
@@ -537,7 +573,7 @@ class _Elaborator:
             env = Env(ctx.env)
             if stmt.index:
                 env.vars[stmt.index] = i
-            scope = ctx.scope.child(str(i)) if labelled else ctx.scope
+            scope = ctx.scope.child(str(i), stmt.span, "iteration", i) if labelled else ctx.scope
             before = len(self.graph)
             cur = self.body(stmt.body, cur, ctx.derive(env=env, scope=scope))
             made = len(self.graph) - before
@@ -557,7 +593,8 @@ class _Elaborator:
         skip = stmt.skip
         if skip is not None and (skip.when is None or self.eval_as(
                 Arg("when", "bool"), skip.when, ctx)):
-            scope = self.labelled_scope(skip.label, skip.span, ctx) if skip.label else ctx.scope
+            scope = (self.labelled_scope(skip.label, skip.span, ctx, "skip") if skip.label
+                     else ctx.scope)
             skip_out = self.body(skip.body, start,
                                  ctx.derive(env=Env(ctx.env), scope=scope, role="skip"))
         elif skip is not None:
@@ -587,8 +624,8 @@ class _Elaborator:
         start = self.current(cur, stmt.span, ctx, stmt.op)
         outs = []
         for branch in stmt.branches:
-            scope = (self.labelled_scope(branch.label, branch.span, ctx) if branch.label
-                     else ctx.scope)
+            scope = (self.labelled_scope(branch.label, branch.span, ctx, "branch")
+                     if branch.label else ctx.scope)
             inner = ctx.derive(env=Env(ctx.env), scope=scope)
             if isinstance(branch.body, ast.Body):
                 outs.append(self.body(branch.body, start, inner))
@@ -904,6 +941,15 @@ _ARITHMETIC = {
 _RANKS = (1, 2, 3, 4)
 _INIT_ARGS = (Arg("std", "float", 1.0, minimum=0), Arg("mean", "float", 0.0))
 _PARAM_INITS = {"zeros": (), "ones": (), "normal": _INIT_ARGS, "trunc_normal": _INIT_ARGS}
+
+
+_SCOPE_KINDS = {ast.Repeat: "repeat", ast.Residual: "residual", ast.Branches: "merge",
+                ast.Aux: "aux", ast.Group: "group"}
+
+
+def _recorded(value):
+    """A block argument as the scope tree keeps it: a value in the network by its node."""
+    return value.node if isinstance(value, Value) else value
 
 
 def _without(call: ast.Call, keywords) -> ast.Call:

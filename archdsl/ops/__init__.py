@@ -104,7 +104,8 @@ class Op:
     other_ops: Callable[[Args, tuple[Shape, ...], Shape], int] = _zero  # element-wise work
     module: Callable[[Args, tuple[Shape, ...]], Any] | None = None  # torch.nn layer, or a
     # bare nn.Parameter that multiplies its input (layer scale: the key is the layer's name)
-    function: Callable | None = None  # or a function of the inputs: torch.cat, operator.add
+    function: Callable | None = None  # or a function of the inputs: torch.cat, operator.add;
+    # function(fx_graph, input_nodes, args, input_shapes) adds its fx nodes, returns the last
     init: Callable[[Any], None] | None = None  # initialises the module; required with params
     workspace: Callable[[Args, tuple[Shape, ...]], int] = _zero  # elements held inside,
     # per image, beyond the output: an attention matrix
@@ -454,10 +455,12 @@ def _flatten_shape(args: Args, ins) -> Shape:
     return Shape(dims, axes[:start] + _merged_axis(axes[start:end + 1]) + axes[end + 1:])
 
 
-def _emit_flatten(graph, inputs, args):
+def _emit_flatten(graph, inputs, args, ins):
     import torch
-    return graph.call_function(torch.flatten, (inputs[0], _torch_axis(args["start"]),
-                                               _torch_axis(args["end"])))
+    start = _torch_axis(args["start"])
+    if args["end"] == len(ins[0]) - 1:  # to the last axis: torch's own default
+        return graph.call_function(torch.flatten, (inputs[0], start))
+    return graph.call_function(torch.flatten, (inputs[0], start, _torch_axis(args["end"])))
 
 
 def _upsample_shape(args: Args, ins) -> Shape:
@@ -537,7 +540,7 @@ def _reset_init(module, args: Args) -> None:
 # ---- lowering to functions (torch imported at lowering only) -------------------------------
 
 
-def _emit_cat(graph, inputs, args):
+def _emit_cat(graph, inputs, args, ins):
     import torch
     return graph.call_function(torch.cat, (tuple(inputs), _torch_axis(args["axis"])))
 
@@ -552,7 +555,7 @@ def _torch_axis(axis: int) -> int:
 
 def _emit_chain(name: str):
     """`a + b + c` as fx's chain of binary operators (readable code, scriptable)."""
-    def emit(graph, inputs, args):
+    def emit(graph, inputs, args, ins):
         import operator
         from functools import reduce
         function = getattr(operator, name)
@@ -560,7 +563,7 @@ def _emit_chain(name: str):
     return emit
 
 
-def _emit_crop(graph, inputs, args):
+def _emit_crop(graph, inputs, args, ins):
     from .functions import centre_crop
     return graph.call_function(centre_crop, tuple(inputs))
 
@@ -669,7 +672,7 @@ def _chunk_shape(args: Args, ins) -> Shape:
     return (shape[0] // chunks,) + shape[1:]
 
 
-def _emit_chunk(graph, inputs, args):
+def _emit_chunk(graph, inputs, args, ins):
     import operator
     pieces = graph.call_method("chunk", (inputs[0], args["chunks"], 1))
     return graph.call_function(operator.getitem, (pieces, args["index"]))
@@ -776,7 +779,7 @@ def _permute_shape(args: Args, ins) -> Shape:
 
 def _emit_method(name: str, arguments):
     """`x.name(*arguments(args))`: a tensor method, the axes numbered as torch numbers them."""
-    def emit(graph, inputs, args):
+    def emit(graph, inputs, args, ins):
         return graph.call_method(name, (inputs[0], *arguments(args)))
     return emit
 
@@ -814,7 +817,7 @@ def _slice_shape(args: Args, ins) -> Shape:
     return Shape(s[:axis] + (kept,) + s[axis + 1:], axes_of(s))
 
 
-def _emit_slice(graph, inputs, args):
+def _emit_slice(graph, inputs, args, ins):
     import operator
     index = (slice(None),) * _torch_axis(args["axis"]) + (
         slice(args["start"], args["end"], args["step"]),)
@@ -845,7 +848,7 @@ def _reshape_shape(args: Args, ins) -> Shape:
     return Shape(tuple(dims))
 
 
-def _emit_reshape(graph, inputs, args):
+def _emit_reshape(graph, inputs, args, ins):
     batch = graph.call_method("size", (inputs[0], 0))
     return graph.call_method("reshape", (inputs[0], batch, *args["dims"]))
 
@@ -1100,7 +1103,8 @@ OPS: dict[str, Op] = {op.name: op for op in (
        else f"flatten {a['start']}..{a['end']}", caption=_named("flatten"),
        rule="axes `start` to `end` (from 0, batch excluded; -1 the last) become one; by "
             "default all: C·H·W flat features. `flatten(1, 2)` makes C×H×W a C×(H·W) signal",
-       lowers="`torch.flatten(x, start + 1, end + 1)` (a function)"),
+       lowers="`torch.flatten(x, start + 1)`, or `torch.flatten(x, start + 1, end + 1)` when "
+              "`end` is not the last axis (a function)"),
     Op("linear", "linear", _linear_shape,
        window=lambda a, ins: GLOBAL if axes_of(ins[0]) == "C" else None,
        args=(Arg("features", "int", minimum=1), Arg("bias", "bool", True)),

@@ -31,7 +31,7 @@ def check_dead_values(graph: nx.DiGraph, sink: Sink) -> nx.DiGraph:
 
 def _live(graph: nx.DiGraph) -> set[str]:
     live = set()
-    for out in graph.graph["outputs"]:
+    for out in ir.network(graph).outputs:
         if out.node not in live:
             live |= nx.ancestors(graph, out.node) | {out.node}
     return live

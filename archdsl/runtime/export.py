@@ -14,6 +14,7 @@ import warnings
 import networkx as nx
 import torch
 
+from .. import ir
 from ..backends.export_pytorch import Export, export_pytorch
 from ..errors import UsageError
 
@@ -29,7 +30,7 @@ def export_files(graph: nx.DiGraph, to: str, *, fold_bn: bool = False) -> dict[s
     """{file name: bytes} of one export: `NETWORK.py` and `weights.pt` for pytorch,
     `NETWORK.onnx` or `NETWORK.pt2` for the others."""
     exported = export_pytorch(graph, fold_bn=fold_bn)
-    name = graph.graph["name"]
+    name = ir.network(graph).name
     if to == "pytorch":
         return {f"{name}.py": exported.source.encode(), "weights.pt": _saved(exported.state_dict)}
     module = standalone(exported)
@@ -51,7 +52,7 @@ def standalone(exported: Export) -> torch.nn.Module:
 def example_inputs(graph: nx.DiGraph, batch: int = 2, seed: int = 0) -> tuple:
     generator = torch.Generator().manual_seed(seed)
     return tuple(torch.randn(batch, *graph.nodes[n]["shape"], generator=generator)
-                 for n in graph.graph["inputs"])
+                 for n in ir.network(graph).inputs)
 
 
 def _saved(state_dict: dict) -> bytes:
@@ -68,8 +69,8 @@ def _onnx(module, example, graph) -> bytes:
                          "(or archdsl[onnx])") from None
     module = onnx_ready(module)
     buffer = io.BytesIO()
-    names = list(graph.graph["inputs"])
-    outputs = [o.name for o in graph.graph["outputs"] if not o.train_only]
+    names = list(ir.network(graph).inputs)
+    outputs = [o.name for o in ir.network(graph).outputs if not o.train_only]
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter: no
         # onnxscript needed, and it takes the standalone module as it is

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from .. import ir
 from .. import lower
 from ..compile import CompileError, compile_file, compile_source
 from ..errors import UsageError
@@ -93,7 +94,7 @@ def _fit(model, state, weights, graph):
         model.load_state_dict(state)
     except (RuntimeError, TypeError) as error:
         detail = " ".join(line.strip() for line in str(error).splitlines()[1:3])
-        raise InferenceError(f"{weights} does not fit {graph.graph['name']} as configured "
+        raise InferenceError(f"{weights} does not fit {ir.network(graph).name} as configured "
                              f"({detail}); pass the --set and --input options it was trained "
                              "with (a checkpoint remembers them, a model.pt does not)") from None
     return model.eval()
@@ -168,7 +169,7 @@ def confusion_png(confusion: list[list[int]], classes) -> bytes:
 
 
 def predict(model, graph, paths: list[str], top_k: int, preprocess: Preprocess = PLAIN):
-    shape = graph.nodes[graph.graph["inputs"][0]]["shape"]
+    shape = graph.nodes[ir.network(graph).inputs[0]]["shape"]
     try:
         x = load_images(paths, shape, preprocess)
     except DataError as error:

@@ -14,6 +14,8 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
+from .. import ir
+
 
 # ---- optimizer ----------------------------------------------------------------------------------
 
@@ -120,7 +122,7 @@ def loss(graph, outputs, targets, label_smoothing: float = 0.0):
     if not isinstance(outputs, dict):
         return outputs, F.cross_entropy(outputs.float(), targets, label_smoothing=label_smoothing)
     total, main_logits = 0, None
-    for out in graph.graph["outputs"]:
+    for out in ir.network(graph).outputs:
         term = F.cross_entropy(outputs[out.name].float(), targets, label_smoothing=label_smoothing)
         total = total + (out.weight * term if out.train_only else term)
         if not out.train_only and main_logits is None:

@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from .. import ir
 from .. import lower
 from ..backends.report_stats import report_stats
 from ..compile import CompileError, compile_file
@@ -133,7 +134,7 @@ class _Run:
                              f"{world} processes")
         self.notes: list[str] = []
         self._open_data()
-        self.out = Path(config.out or Path("runs") / self.graph.graph["name"])
+        self.out = Path(config.out or Path("runs") / ir.network(self.graph).name)
         config.out = str(self.out)
         self.checkpoint_path = self.out / CHECKPOINT
         if rank == 0:
@@ -172,13 +173,13 @@ class _Run:
         has a `classes` parameter the command line did not set."""
         config = self.config
         self.graph = _compile(config)
-        shape = self.graph.nodes[self.graph.graph["inputs"][0]]["shape"]
+        shape = self.graph.nodes[ir.network(self.graph).inputs[0]]["shape"]
         try:
             self.train_split, self.val_split = open_source(config.data, shape, config.seed)
         except DataError as error:
             raise TrainError(str(error)) from None
         count = len(self.train_split.classes)
-        if ("classes" in self.graph.graph["params"] and "classes" not in config.settings
+        if ("classes" in ir.network(self.graph).params and "classes" not in config.settings
                 and _output_shape(self.graph) != (count,)):
             config.settings = {**config.settings, "classes": count}
             self.graph = _compile(config)
@@ -225,7 +226,7 @@ class _Run:
         own = self.model.state_dict()
         fits = {k: v for k, v in state.items() if k in own and tuple(v.shape) == tuple(own[k].shape)}
         if not fits:
-            raise TrainError(f"--init {path}: none of its tensors fits {self.graph.graph['name']} "
+            raise TrainError(f"--init {path}: none of its tensors fits {ir.network(self.graph).name} "
                              "(names or shapes differ): use weights of the same network")
         self.model.load_state_dict(fits, strict=False)
         fresh = [k for k in own if k not in fits]
@@ -246,7 +247,7 @@ class _Run:
                              "only what `archdsl train` writes") from None
         except NotADirectoryError:
             raise TrainError(f"--out {self.out}: is a file, not a folder; give a folder "
-                             f"for the run, e.g. --out runs/{self.graph.graph['name']}") from None
+                             f"for the run, e.g. --out runs/{ir.network(self.graph).name}") from None
 
     def _resume_path(self) -> Path | None:
         if self.config.resume is None:
@@ -472,7 +473,7 @@ class _Run:
         if self.preprocess is not None:
             extra.append(f"preprocess: {self.preprocess.describe()}")
         extra.append(f"writing to {self.out} (best.pt by {self.config.best_metric})")
-        return header(self.graph.graph["name"], self.device, self.config.amp, totals.params,
+        return header(ir.network(self.graph).name, self.device, self.config.amp, totals.params,
                       totals.macs, len(self.train_split), len(self.val_split),
                       self.config.batch_size, self.world, extra)
 
@@ -481,13 +482,13 @@ class _Run:
             print(text, flush=True)
 
     def _spec_record(self) -> dict:
-        return {"path": self.config.spec, "network": self.graph.graph["name"],
+        return {"path": self.config.spec, "network": ir.network(self.graph).name,
                 "source": Path(self.config.spec).read_text(),
                 "structure": structure_hash(self.graph),
                 "settings": self.config.settings,
                 "inputs": {**{k: list(v) for k, v in self.config.inputs.items()},
                            **{name: list(self.graph.nodes[name]["shape"])
-                              for name in self.graph.graph["inputs"]}}}
+                              for name in ir.network(self.graph).inputs}}}
 
     def _save_weights(self, name: str, weights: dict, metrics: dict) -> None:
         """best.pt / last.pt: the weights with all that rebuilds and feeds the model."""
@@ -525,7 +526,7 @@ def _compile(config: TrainConfig):
     if not result.ok:
         raise CompileError(result.diagnostics)
     graph = result.graph
-    if len(graph.graph["inputs"]) != 1:
+    if len(ir.network(graph).inputs) != 1:
         raise TrainError("training needs a network with exactly one input")
     return graph
 
@@ -584,18 +585,18 @@ def _lock(out: Path):
 
 
 def _output_shape(graph) -> tuple[int, ...]:
-    main = next(o for o in graph.graph["outputs"] if not o.train_only)
+    main = next(o for o in ir.network(graph).outputs if not o.train_only)
     return graph.nodes[main.node]["shape"]
 
 
 def _check_classes(graph, classes: int, config: TrainConfig) -> None:
-    main = next(o for o in graph.graph["outputs"] if not o.train_only)
+    main = next(o for o in ir.network(graph).outputs if not o.train_only)
     shape = _output_shape(graph)
     if shape != (classes,):
         hint = (f"; set the class count with `--set classes={classes}`"
-                if "classes" in graph.graph["params"] else
+                if "classes" in ir.network(graph).params else
                 f"; make its last layer `linear({classes})`")
-        raise TrainError(f"the data has {classes} classes but {graph.graph['name']}'s output "
+        raise TrainError(f"the data has {classes} classes but {ir.network(graph).name}'s output "
                          f"`{main.name}` is {show(shape)}{hint}")
 
 
