@@ -49,7 +49,7 @@ network t {
     assert ir.scope(graph, "b").calls[0].block == "unit"
     assert ir.scope_of(graph, "m.right").path == "m"  # a labelled layer is a node, no scope
     assert [s.label for s in ir.children(graph, "s")] == ["0", "1"]
-    assert ir.members(graph, "s") == ["s.0", "s.1"]
+    assert ir.members(graph, "s") == ["s.0.0", "s.1.0"]
 
 
 def test_the_tree_of_every_shipped_spec_passes_lint():
