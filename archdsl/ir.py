@@ -175,6 +175,32 @@ def scopes_of(graph: nx.DiGraph, name: str) -> tuple[str, ...]:
     return ancestors(graph, node(graph, name).scope)
 
 
+def parent(graph: nx.DiGraph, name: str) -> str:
+    """The path of the scope holding `name`, a node or a scope ("" at the top)."""
+    if name in graph:
+        return node(graph, name).scope
+    return network(graph).scopes[name].parent or ""
+
+
+def label(graph: nx.DiGraph, name: str) -> str:
+    """The last part of a node's name or a scope's path: `conv1` of `layer1.0.conv1`."""
+    held = parent(graph, name)
+    return name[len(held) + 1:] if held else name
+
+
+def labels(graph: nx.DiGraph, name: str) -> tuple[str, ...]:
+    """The parts of a node's name or a scope's path, outermost first: the torch module
+    path `layer1.0.conv1` is `("layer1", "0", "conv1")`."""
+    chain = ancestors(graph, parent(graph, name)) + (name,)
+    return tuple(label(graph, path) for path in chain)
+
+
+def outermost(graph: nx.DiGraph, name: str) -> str:
+    """The top-level scope holding a node or a scope (the stage), or `name` itself."""
+    chain = ancestors(graph, parent(graph, name))
+    return chain[0] if chain else name
+
+
 def members(graph: nx.DiGraph, path: str) -> list[str]:
     """The names of the nodes inside scope `path` (its sub-scopes included), in order."""
     if not path:

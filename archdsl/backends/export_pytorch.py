@@ -243,8 +243,9 @@ class _Writer:
         """The lowered module's state_dict, with folded batch norms gone and their convs'
         weights replaced, in the order the exported module lists them."""
         folded = {}
+        owners = _owners(self.module)
         for key, value in self.module.state_dict().items():
-            owner = key.rsplit(".", 1)[0]
+            owner = owners[key]
             if owner in self.folded:
                 continue
             if owner in self.replaced:
@@ -268,26 +269,29 @@ class _Writer:
             value = self._tree(name, child, 0)
             lines.append(f"self.{name} = {value}" if _plain(name)
                          else f'self.add_module("{name}", {value})')
-        for path, parameter in self._nested_parameters():
-            *scope, last = path.split(".")
-            lines.append(f'{self._reach(scope[:-1], scope[-1])}.register_parameter("{last}", '
+        for owner, last, parameter in self._nested_parameters():
+            *scope, inner = ir.labels(self.graph, owner)
+            lines.append(f'{self._reach(scope, inner)}.register_parameter("{last}", '
                          f"{self._parameter(parameter)})")
         return lines
 
-    def _holds_leaves(self, prefix: str) -> bool:
-        return any(leaf.startswith(prefix + ".") for leaf in self.leaves) or any(
-            p.startswith(prefix + ".") for p, _ in self._nested_parameters())
+    def _holds_leaves(self, path: str) -> bool:
+        """Whether the scope `path` holds a layer or a bare parameter to write."""
+        return any(path in ir.scopes_of(self.graph, leaf) for leaf in self.leaves) or any(
+            path in ir.ancestors(self.graph, owner) for owner, _, _ in self._nested_parameters())
 
     def _nested_parameters(self):
-        for name, child in self.module.named_modules():
-            if name and name not in self.leaves and not self._inside_leaf(name):
+        """(scope path, name, parameter) of the bare parameters (layer scales, class
+        tokens) held by a scope's container, outside every layer."""
+        def walk(path: str, module: nn.Module):
+            for name, child in module.named_children():
+                inner = f"{path}.{name}" if path else name
+                if inner in self.leaves or inner in self.folded:
+                    continue
                 for last, parameter in child.named_parameters(recurse=False):
-                    yield f"{name}.{last}", parameter
-
-    def _inside_leaf(self, name: str) -> bool:
-        parts = name.split(".")
-        return any(".".join(parts[:i]) in self.leaves | set(self.folded)
-                   for i in range(1, len(parts) + 1))
+                    yield inner, last, parameter
+                yield from walk(inner, child)
+        yield from walk("", self.module)
 
     def _parameter(self, parameter: torch.Tensor) -> str:
         return f"nn.Parameter(torch.empty({', '.join(map(str, parameter.shape))}))"
@@ -328,7 +332,7 @@ class _Writer:
         return text
 
     def module_at(self, name: str) -> str:
-        *scope, last = name.split(".")
+        *scope, last = ir.labels(self.graph, name)
         return self._reach(scope, last, isinstance(_lookup(self.module, name), nn.Parameter))
 
     # -- forward
@@ -366,7 +370,7 @@ class _Writer:
             reuse = (first is not None and readers[first] == 1 and first not in output_nodes
                      and first not in ir.network(graph).inputs
                      and item.train_only == ir.node(graph, first).train_only)
-            var = variables[first] if reuse else names.fresh(_scope_name(item.name))
+            var = variables[first] if reuse else names.fresh(_scope_name(graph, item.name))
             args = [variables[name] for name in item.inputs]
             if item.name in overwrite and reuse:
                 target.append(f"{var} += {args[1]}")
@@ -527,11 +531,20 @@ def _lookup(module: nn.Module, name: str):
         return None
 
 
-def _scope_name(name: str) -> str:
+def _scope_name(graph: nx.DiGraph, name: str) -> str:
     """A new value's variable: named after the scope of the node (`layer1.0.conv1` ->
     `layer1_0`), `x` at the top level."""
-    scope = name.rpartition(".")[0]
-    return scope.replace(".", "_").replace("-", "_") if scope else "x"
+    parts = ir.labels(graph, ir.parent(graph, name)) if ir.parent(graph, name) else ()
+    return "_".join(parts).replace("-", "_") if parts else "x"
+
+
+def _owners(module: nn.Module) -> dict[str, str]:
+    """{state_dict key: the path of the module that holds the tensor}."""
+    owners = {}
+    for path, held in module.named_modules():
+        for name, _ in [*held.named_parameters(recurse=False), *held.named_buffers(recurse=False)]:
+            owners[f"{path}.{name}" if path else name] = path
+    return owners
 
 
 class _Names:

@@ -40,7 +40,7 @@ def lower_fx(graph: nx.DiGraph, *, zero_init_residual: bool | None = None) -> nn
     if zero_init_residual is None:
         zero_init_residual = bool(ir.network(graph).params.get("zero_init_residual", False))
     _initialise(graph, modules, zero_init_residual)
-    root = _hierarchy(modules)
+    root = _hierarchy(graph, modules)
     parameters = {name for name, m in modules.items() if isinstance(m, nn.Parameter)}
     outputs = ir.network(graph).outputs
     if not any(o.train_only for o in outputs):
@@ -49,13 +49,13 @@ def lower_fx(graph: nx.DiGraph, *, zero_init_residual: bool | None = None) -> nn
     return AuxiliaryNetwork(graph, root, parameters)
 
 
-def _hierarchy(modules: dict[str, nn.Module]) -> nn.Module:
-    """The modules installed at their dotted names, in the IR's order: so the state_dict
-    lists them in the order the spec defines them (torchvision's order for its specs),
-    not fx's default of shallow names first."""
+def _hierarchy(graph: nx.DiGraph, modules: dict[str, nn.Module]) -> nn.Module:
+    """The modules installed at their paths in the scope tree, in the IR's order: so the
+    state_dict lists them in the order the spec defines them (torchvision's order for its
+    specs), not fx's default of shallow names first."""
     root = nn.Module()
     for name, module in modules.items():
-        *path, last = name.split(".")
+        *path, last = ir.labels(graph, name)
         parent = root
         for part in path:
             if not hasattr(parent, part):
@@ -199,7 +199,7 @@ def _keywords_through_getattr():
     original = fx.graph._format_target
 
     def format_target(base: str, target: str) -> str:
-        for part in target.split("."):
+        for part in target.split("."):  # fx's own dotted target, not a name of the IR
             base = f"{base}.{part}" if part.isidentifier() and not keyword.iskeyword(part) \
                 else f'getattr({base}, "{part}")'
         return base

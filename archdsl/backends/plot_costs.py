@@ -59,5 +59,4 @@ def plot_costs(reports: list[Report], fmt: str = "svg", *, dpi: int = 300) -> by
 
 def _label(row) -> str:
     """The layer's name where it has one (`conv1`, `layer3`), else its op (`relu`)."""
-    last = row.name.rsplit(".", 1)[-1]
-    return row.op if last.isdigit() else row.name
+    return row.name if row.named else row.op

@@ -28,7 +28,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import networkx as nx
 
@@ -79,44 +79,44 @@ class View:
     open: frozenset[str]
     full: bool = False  # every primitive op its own box
     fused: tuple[tuple[str, str], ...] = ()  # (node, the node whose box it joins)
+    # each node's scopes, outermost first (ir.scopes_of)
+    chains: dict = field(default_factory=dict, compare=False, hash=False)
 
     def unit(self, name: str) -> str:
+        """The box a node is drawn in: its outermost closed scope, or itself."""
         joined = dict(self.fused).get(name)
         if joined is not None:
             return self.unit(joined)
         if self.full:
             return name
-        parts = name.split(".")
-        for k in range(1, len(parts)):
-            prefix = ".".join(parts[:k])
-            if prefix not in self.open:
-                return prefix
-        return name
+        return next((path for path in self.chains[name] if path not in self.open), name)
 
 
 def default_view(graph: nx.DiGraph, depth: int | None = None, expand=()) -> View:
     """The view for --depth / --expand ("all" expands everything)."""
+    chains = {name: ir.scopes_of(graph, name) for name in graph}
     if "all" in expand:
-        return View(frozenset(), full=True)
+        return View(frozenset(), full=True, chains=chains)
     if depth is not None:
-        opened = {".".join(parts[:k]) for parts in map(_parts, graph)
-                  for k in range(1, min(depth, len(parts)))}
+        opened = {path for chain in chains.values() for path in chain[:depth - 1]}
     else:
-        stages: dict[str, list[list[str]]] = {}
-        for parts in map(_parts, graph):
-            stages.setdefault(parts[0], []).append(parts)
-        opened = {stage for stage, members in stages.items() if not _is_repeat_stage(members)}
+        stages: dict[str, list[tuple[str, ...]]] = {}
+        for name, chain in chains.items():
+            stages.setdefault(chain[0] if chain else name, []).append(chain)
+        opened = {stage for stage, members in stages.items()
+                  if not _is_repeat_stage(graph, members)}
     for name in expand:
         for scope in instances(graph, name):
-            parts = scope.split(".")
-            opened |= {".".join(parts[:k]) for k in range(1, len(parts) + 1)}
-    return View(frozenset(opened))
+            opened |= set(ir.scopes_of(graph, scope) if scope in graph
+                          else ir.ancestors(graph, scope)) | {scope}
+    return View(frozenset(opened), chains=chains)
 
 
 def instances(graph: nx.DiGraph, name: str) -> list[str]:
-    """What `--expand name` opens: the scope of that name, or else every scope that calls
-    the block of that name (each `bottleneck` of a ResNet); empty when neither exists."""
-    if any(n == name or n.startswith(name + ".") for n in graph):
+    """What `--expand name` opens: the scope (or layer) of that name, or else every scope
+    that calls the block of that name (each `bottleneck` of a ResNet); empty when neither
+    exists."""
+    if name in graph or ir.scope(graph, name) is not None:
         return [name]
     return list(dict.fromkeys(path for path, _ in ir.instances(graph, name) if path))
 
@@ -137,11 +137,11 @@ def fuse(graph: nx.DiGraph, view: View, show=(), keep=()) -> View:
         head = joined.get(producer, producer)
         if (OPS[ir.node(graph, head).op].family in FUSE_INTO and producer not in outputs
                 and producer not in keep and graph.out_degree(producer) == 1
-                and view.unit(producer) == producer and _scope(producer) == _scope(item.name)):
+                and view.unit(producer) == producer and _same_scope(graph, producer, item.name)):
             joined[item.name] = head
     if "stacks" not in show:
         _stack(graph, view, joined, outputs, keep)
-    return View(view.open, view.full, tuple(joined.items()))
+    return View(view.open, view.full, tuple(joined.items()), view.chains)
 
 
 def _stack(graph: nx.DiGraph, view: View, joined: dict, outputs: set, keep) -> None:
@@ -157,22 +157,19 @@ def _stack(graph: nx.DiGraph, view: View, joined: dict, outputs: set, keep) -> N
         first = ir.node(graph, head)
         if (first.op == item.op and first.args == item.args and producer not in outputs
                 and graph.out_degree(producer) == 1 and view.unit(head) == head
-                and _scope(head) == _scope(item.name) and head not in keep):
+                and _same_scope(graph, head, item.name) and head not in keep):
             joined[item.name] = head
 
 
-def _scope(name: str) -> str:
-    return name.rsplit(".", 1)[0] if "." in name else ""
+def _same_scope(graph: nx.DiGraph, a: str, b: str) -> bool:
+    return ir.node(graph, a).scope == ir.node(graph, b).scope
 
 
-def _parts(name: str) -> list[str]:
-    return name.split(".")
-
-
-def _is_repeat_stage(members: list[list[str]]) -> bool:
-    """A labelled repeat: `stage.I.rest` for two or more iterations I, nothing else."""
-    return all(len(p) >= 3 and p[1].isdigit() for p in members) and \
-        len({p[1] for p in members}) > 1
+def _is_repeat_stage(graph: nx.DiGraph, chains: list[tuple[str, ...]]) -> bool:
+    """A labelled repeat: every layer inside a scope inside one of two or more numbered
+    scopes (`stage.I.rest`), nothing else."""
+    return all(len(c) >= 2 and ir.label(graph, c[1]).isdigit() for c in chains) and \
+        len({c[1] for c in chains}) > 1
 
 
 def render_dot(graph: nx.DiGraph, *, depth: int | None = None, expand=(), direction: str = "TB",
@@ -276,7 +273,8 @@ def _draw(dot, graph: nx.DiGraph, depth, expand, shapes: bool, style: str, parti
     rising, levels = _u_shape(graph, units, edges)
     _add_units(dot, graph, view, units, style, failed, prefix, set() if rising else spine)
     across = {pair: ("e", "w") if direction == "TB" else ("s", "n") for pair in levels}
-    segment = _snake(units, spine, columns) if columns > 1 and not rising else {}
+    stages = {unit: ir.outermost(graph, unit) for unit in units}
+    segment = _snake(units, spine, columns, stages) if columns > 1 and not rising else {}
     free = {(t, h) for t, h, *_ in edges if segment and segment[t] != segment[h]}
     _add_edges(dot, graph, edges, shapes, failed, prefix, rising, across, free)
     tops = [next(u for u in units if segment[u] == j) for j in sorted(set(segment.values()))]
@@ -289,20 +287,22 @@ def _draw(dot, graph: nx.DiGraph, depth, expand, shapes: bool, style: str, parti
     return units
 
 
-def _snake(units: dict, spine: set, columns: int) -> dict[str, int]:
+def _snake(units: dict, spine: set, columns: int, stages: dict) -> dict[str, int]:
     """Which column each box goes in when a long network snakes into `columns` columns
     side by side (as ResNet's Figure 3 does), cut only where the main path passes from
     one top-level stage to the next (after a box of the main path), into runs of about equal length; {} where the
     network has too few such places.
 
+    `stages` gives each box's top-level stage (`ir.outermost`).
+
     >>> units = dict.fromkeys(["x", "a.0", "a.1", "b.0", "b.1", "c"])
-    >>> _snake(units, set(units), 2)
+    >>> stages = {"x": "x", "a.0": "a", "a.1": "a", "b.0": "b", "b.1": "b", "c": "c"}
+    >>> _snake(units, set(units), 2, stages)
     {'x': 0, 'a.0': 0, 'a.1': 0, 'b.0': 1, 'b.1': 1, 'c': 1}
     """
     order = list(units)
-    stage = lambda unit: unit.split(".")[0]  # noqa: E731
     cuts = [i for i, unit in enumerate(order) if i and order[i - 1] in spine
-            and stage(unit) != stage(order[i - 1])]
+            and stages[unit] != stages[order[i - 1]]]
     if len(cuts) < columns - 1:
         return {}
     chosen = sorted({min(cuts, key=lambda i: abs(i - j * len(order) / columns))
@@ -419,22 +419,20 @@ def _add_units(dot, graph, view: View, units: dict, style: str, failed: set,
             attributes.update(color=ERROR_COLOUR, penwidth="1.8")
         if unit in spine:
             attributes["group"] = "spine"
-        parent = unit.rsplit(".", 1)[0] if "." in unit else ""
-        _cluster(dot, clusters, train_only, parent, label, prefix).node(prefix + unit,
-                                                                         **attributes)
-    for path in sorted(clusters, key=lambda p: -p.count(".")):
+        parent = ir.parent(graph, unit)
+        _cluster(dot, graph, clusters, train_only, parent, label, prefix).node(prefix + unit,
+                                                                                **attributes)
+    for path in sorted(clusters, key=lambda p: -len(ir.ancestors(graph, p))):
         if path:
-            _parent_of(dot, clusters, path).subgraph(clusters[path])
+            _parent_of(dot, graph, clusters, path).subgraph(clusters[path])
 
 
 def _train_only_scopes(graph: nx.DiGraph) -> set[str]:
     """Every name prefix whose layers are all train-only (an auxiliary head)."""
     verdict: dict[str, bool] = {}
     for item in ir.nodes(graph):
-        parts = item.name.split(".")
-        for k in range(1, len(parts)):
-            prefix = ".".join(parts[:k])
-            verdict[prefix] = verdict.get(prefix, True) and item.train_only
+        for path in ir.scopes_of(graph, item.name):
+            verdict[path] = verdict.get(path, True) and item.train_only
     return {prefix for prefix, train in verdict.items() if train}
 
 
@@ -456,7 +454,8 @@ def _cluster_label(graph: nx.DiGraph, path: str) -> str:
     return scope.label
 
 
-def _cluster(dot, clusters: dict, train_only: set[str], path: str, label, prefix: str = ""):
+def _cluster(dot, graph, clusters: dict, train_only: set[str], path: str, label,
+             prefix: str = ""):
     if not path:
         return dot
     if path not in clusters:
@@ -467,13 +466,14 @@ def _cluster(dot, clusters: dict, train_only: set[str], path: str, label, prefix
             "cluster_" + prefix + path, graph_attr={"label": label_text, "style": "rounded,dashed" if train
                                            else "rounded", "color": "#999999",
                                            "fontname": FONT, "fontsize": "9", "labeljust": "l"})
-        if "." in path:
-            _cluster(dot, clusters, train_only, path.rsplit(".", 1)[0], label, prefix)
+        if ir.parent(graph, path):
+            _cluster(dot, graph, clusters, train_only, ir.parent(graph, path), label, prefix)
     return clusters[path]
 
 
-def _parent_of(dot, clusters: dict, path: str):
-    return clusters[path.rsplit(".", 1)[0]] if "." in path else dot
+def _parent_of(dot, graph, clusters: dict, path: str):
+    parent = ir.parent(graph, path)
+    return clusters[parent] if parent else dot
 
 
 def _unit_attributes(graph, unit: str, members: list[str], style: str) -> dict:
@@ -492,13 +492,13 @@ def _unit_attributes(graph, unit: str, members: list[str], style: str) -> dict:
         if stacked > 1:
             label += f" ×{stacked}"
         if item.op in ("input", "parameter"):  # a parameter by its own name, in its scope
-            label = f"{unit.rsplit('.', 1)[-1]}: {'×'.join(map(str, item.args['shape']))}"
+            label = f"{ir.label(graph, unit)}: {'×'.join(map(str, item.args['shape']))}"
     else:
         attributes = dict(FAMILY_STYLE["block"])
         label = _group_label(graph, unit, nodes)
     if style == "detailed":
         cost = sum((graph.nodes[m].get("cost", Cost()) for m in members), Cost())
-        last = unit.rsplit(".", 1)[-1]
+        last = ir.label(graph, unit)
         if not (label.startswith(last) or last.isdigit() or OPS[nodes[0].op].family == "merge"):
             label = f"{unit}\n{label}"  # a name the spec gave, not an index it made
         if cost.params or cost.macs:
@@ -513,7 +513,7 @@ def _unit_attributes(graph, unit: str, members: list[str], style: str) -> dict:
 
 def _group_label(graph, unit: str, nodes: list[ir.Node]) -> str:
     described = ir.describe_scope(graph, unit, [n.name for n in nodes])
-    last = unit.rsplit(".", 1)[-1]
+    last = ir.label(graph, unit)
     head = "" if last.isdigit() else f"{last}\n"
     if not described.endswith(" layers"):
         return head + described.replace(" x", " ×")

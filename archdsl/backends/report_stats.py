@@ -39,6 +39,7 @@ class Row:
     macs: int
     other_ops: int
     train_only: bool = False
+    named: bool = True  # its name is a label the spec gave, not an index it made (`features.3`)
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,10 @@ def _groups(graph: nx.DiGraph, depth: int | None):
     """(row name, [node names]) in first-appearance order, names cut to `depth` levels."""
     groups: dict[str, list[str]] = {}
     for name in graph:
-        key = ".".join(name.split(".")[:depth]) if depth else name
+        key = name
+        if depth:
+            chain = ir.scopes_of(graph, name)
+            key = chain[depth - 1] if len(chain) >= depth else name
         groups.setdefault(key, []).append(name)
     return groups.items()
 
@@ -99,7 +103,8 @@ def _row(graph: nx.DiGraph, name: str, members: list[str], size: int, fields: di
         op = ir.describe_scope(graph, name, members)
     field = fields.get(members[-1])
     return Row(name, op, show(last) if last else "?", show_field(field) if field else "-",
-               cost.activations * size, cost.params, cost.macs, cost.other_ops, train_only)
+               cost.activations * size, cost.params, cost.macs, cost.other_ops, train_only,
+               not ir.label(graph, name).isdigit())
 
 
 def _totals(graph: nx.DiGraph, size: int) -> Totals:

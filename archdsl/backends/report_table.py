@@ -51,7 +51,7 @@ def table_rows(graph: nx.DiGraph) -> list[tuple[tuple[int, ...], str, list[Entry
         last_size = size
         lines = tuple(_caption(n) for n in nodes)
         stages, entries = rows.setdefault(size, ([], []))
-        stage = nodes[0].name.split(".")[0]
+        stage = ir.outermost(graph, nodes[0].name)
         if stage not in named:
             named.add(stage)
             stages.append(stage)
