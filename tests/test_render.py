@@ -7,9 +7,11 @@ import re
 import shutil
 import sys
 import xml.etree.ElementTree as ElementTree
+import warnings
 
 import pytest
 
+import archdsl
 from archdsl import ir
 from archdsl import compile_file, compile_source
 from archdsl.cli import main
@@ -445,3 +447,20 @@ def test_a_long_chain_snakes_into_columns_when_that_prints_larger(tmp_path, caps
     assert main(["render", "specs/vgg19.arch", "--show", "stacks", "--column", "single",
                  "-o", str(tmp_path / "v.svg")]) == 0
     assert "snaked into" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("spec", sorted(p.name for p in (ROOT / "specs").glob("*.arch")))
+def test_the_python_api_and_the_command_line_draw_the_same(spec, capsysbinary):
+    """archdsl.diagram and archdsl render share the figure policy (archdsl.figures): the
+    same options give the same DOT, the legibility search at --column included."""
+    from archdsl.cli import main
+    path = ROOT / "specs" / spec
+    graphs = archdsl.compile_file(path).graphs
+    for network in graphs:
+        assert main(["render", str(path), "--network", network, "--column", "single",
+                     "--format", "dot", "-o", "-"]) == 0
+        drawn = capsysbinary.readouterr().out.decode()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            figure = archdsl.diagram(path, network=network, column="single")
+        assert figure.dot == drawn, f"{spec}:{network}"

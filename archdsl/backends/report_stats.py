@@ -16,10 +16,12 @@ import csv
 import io
 import json
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import networkx as nx
 
 from .. import ir
+from ..errors import UsageError
 from ..passes.count_costs import Cost, total
 from ..passes.receptive_field import receptive_fields, show_field
 from ..ops import OPS, show
@@ -312,3 +314,44 @@ def format_comparison(reports: list[Report], fmt: str = "table") -> str:
     return "\n".join("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
                                for i, (c, w) in enumerate(zip(row, widths))).rstrip()
                      for row in [header, *body]) + "\n"
+
+
+# ---- one-line summaries --------------------------------------------------------------
+
+
+def _outputs(graph) -> list[tuple[str, str, bool]]:
+    return [(o.name, show(graph.nodes[o.node]["shape"]), o.train_only)
+            for o in ir.network(graph).outputs]
+
+
+def summary_line(graph) -> str:
+    """`resnet18: 69 layers, 11,689,512 parameters, outputs out 1000`: what `check` prints."""
+    layers = len(graph) - len(ir.network(graph).inputs)
+    outs = ", ".join(f"{name} {shape}" + (" (train)" if train else "")
+                     for name, shape, train in _outputs(graph))
+    params, inference = total(graph).params, total(graph, train=False).params
+    without = f" ({inference:,} without train-only heads)" if inference != params else ""
+    return (f"{ir.network(graph).name}: {layers} layers, {params:,} parameters{without}, "
+            f"outputs {outs}")
+
+
+def summary(graph) -> dict:
+    """The facts of summary_line as data (`check --format json`)."""
+    return {"network": ir.network(graph).name, "layers": len(graph) - len(ir.network(graph).inputs),
+            "parameters": total(graph).params,
+            "outputs": [{"name": n, "shape": s, "train_only": t} for n, s, t in _outputs(graph)]}
+
+
+def plot_format_of(path: str | None) -> str | None:
+    """The format of --plot OUT, from its extension; refused early if matplotlib is missing."""
+    if path is None:
+        return None
+    fmt = Path(path).suffix.lstrip(".").lower()
+    if fmt not in ("svg", "pdf", "png"):
+        raise UsageError(f"--plot {path}: give a file ending in .svg, .pdf or .png")
+    try:
+        import matplotlib  # noqa: F401
+    except ModuleNotFoundError:
+        raise UsageError("--plot needs matplotlib: pip install matplotlib "
+                         "(or archdsl[train])") from None
+    return fmt
