@@ -39,14 +39,14 @@ def diagram(spec, **options):
     return make(spec, **options)
 
 
-def lower(graph, *, zero_init_residual: bool | None = None):
+def lower(graph, *, zero_init_residual: bool = False):
     """Lower a checked IR to a torch module (see archdsl.backends.lower_fx)."""
     from .backends.lower_fx import lower_fx
     return lower_fx(graph, zero_init_residual=zero_init_residual)
 
 
 def load(path: str | Path, *, network: str | None = None, inputs: dict | None = None,
-         zero_init_residual: bool | None = None, **settings):
+         zero_init_residual: bool = False, **settings):
     """Compile a spec and return its torch module; keyword arguments set network parameters.
 
         model = archdsl.load("specs/resnet50.arch", classes=10)
@@ -67,5 +67,5 @@ def load_checkpoint(path: str | Path):
 
         model = archdsl.load_checkpoint("runs/tiny_classifier/best.pt")
     """
-    from .runtime.infer import load_checkpoint as rebuild
+    from .runtime.predict import load_checkpoint as rebuild
     return rebuild(path)

@@ -43,6 +43,13 @@ def _add_spec_options(parser: argparse.ArgumentParser) -> None:
                         help=f"stop a spec that expands past N layers (default {DEFAULT_MAX_NODES:,}; also bounds the work, 3 steps a layer)")
 
 
+def _add_zero_init(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--zero-init-residual", action="store_true",
+                        help="start the last norm (or layer scale) of each residual body at "
+                             "zero, so each block begins as the identity (torchvision's "
+                             "zero_init_residual; Goyal et al. 2017)")
+
+
 def _add_dot_timeout(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dot-timeout", type=float, default=DOT_TIMEOUT, metavar="SECONDS",
                         help=f"stop Graphviz's dot after this long (default {DOT_TIMEOUT:g})")
@@ -167,6 +174,7 @@ Load the weights with `archdsl.load(FILE).load_state_dict(torch.load(".../weight
                        help="parameter and input dtype for the check pass (default fp32)")
     build.add_argument("--batch", type=int, default=2, metavar="N",
                        help="dummy batch size for the check pass (default 2)")
+    _add_zero_init(build)
     _add_dot_timeout(build)
     _add_spec_options(build)
 
@@ -255,6 +263,7 @@ batch, split evenly; rank 0 logs and writes.""")
     train.add_argument("file", metavar="FILE")
     _add_train_options(train)
     _add_train_recipe_options(train)
+    _add_zero_init(train)
     _add_spec_options(train)
 
 

@@ -44,7 +44,8 @@ def run_build(args) -> int:
     _require_networks(result, args.file)
     if not result.ok:
         return EXIT_SPEC_ERRORS
-    device = builder.pick_device(args.device)
+    from .runtime.device import pick_device
+    device = pick_device(args.device)
     for name, graph in result.graphs.items():
         if args.output:
             out = Path(args.output) / name if len(result.graphs) > 1 else Path(args.output)
@@ -53,7 +54,8 @@ def run_build(args) -> int:
         if out.exists() and not out.is_dir():
             raise UsageError(f"-o {out}: exists and is not a directory")
         try:
-            artifacts = builder.build(graph, device, args.dtype, args.batch, args.dot_timeout)
+            artifacts = builder.build(graph, device, args.dtype, args.batch, args.dot_timeout,
+                                      args.zero_init_residual)
         except builder.BuildError as error:
             print(f"archdsl: internal error, please report it: {error}", file=sys.stderr)
             return EXIT_INTERNAL
@@ -103,10 +105,10 @@ def _launch(nproc: int) -> int:
     return subprocess.call(command)
 
 
-def _inference():
+def _prediction():
     _training()
-    from .runtime import infer
-    return infer
+    from .runtime import predict
+    return predict
 
 
 def _labels(args, classes, count: int):
@@ -118,41 +120,42 @@ def _labels(args, classes, count: int):
 
 
 def run_eval(args) -> int:
-    infer = _inference()
+    predict = _prediction()
     from .runtime import data
     if args.batch_size < 1:
         raise UsageError("--batch-size must be at least 1")
     options = spec_options(args)
-    model, classes, graph, preprocess = infer.load_trained(
+    model, classes, graph, preprocess = predict.load_trained(
         args.file, args.weights, options["settings"], options["inputs"], args.network,
         args.preprocess)
     shape = graph.nodes[ir.network(graph).inputs[0]]["shape"]
     _, split = data.open_source(args.data, shape, args.seed)
     preprocess = preprocess or split.preprocess  # bare weights: as the data source trains
     names = _labels(args, classes or split.classes, len(split.classes))
-    result = infer.evaluate(model, split, "cpu", args.batch_size, preprocess=preprocess)
+    result = predict.evaluate(model, split, "cpu", args.batch_size, preprocess=preprocess)
     print(f"{ir.network(graph).name} on {args.data}: accuracy {result['accuracy']:.4f} (top-1), "
           f"top-5 {result['top5']:.4f}, loss {result['loss']:.4f} ({result['images']} images)")
     if len(names) <= 30:
         print("per class: " + ", ".join(f"{name} {share:.3f}" for name, share
                                         in zip(names, result["per_class"])))
     if args.confusion:
-        write_atomic(Path(args.confusion), infer.confusion_png(result["confusion"], names))
+        write_atomic(Path(args.confusion), predict.confusion_png(result["confusion"], names))
         print(f"wrote {args.confusion}")
     return EXIT_OK
 
 
 def run_predict(args) -> int:
-    infer = _inference()
+    predict = _prediction()
     if args.top_k < 1:
         raise UsageError("--top-k must be at least 1")
     options = spec_options(args)
-    model, classes, graph, preprocess = infer.load_trained(
+    model, classes, graph, preprocess = predict.load_trained(
         args.file, args.weights, options["settings"], options["inputs"], args.network,
         args.preprocess)
     outputs = graph.nodes[next(o for o in ir.network(graph).outputs if not o.train_only).node]["shape"]
     names = _labels(args, classes, outputs[0]) if args.labels else classes
-    results = infer.predict(model, graph, args.images, args.top_k, preprocess or infer.PLAIN)
+    results = predict.predict(model, graph, args.images, args.top_k,
+                              preprocess or predict.PLAIN)
     for path, top in zip(args.images, results):
         print(path)
         for probability, index in top:

@@ -192,3 +192,14 @@ def forward(self, x):
     flatten = torch.flatten(cat, 1);  cat = None
     fc = self.fc(flatten);  flatten = None
     return fc"""
+
+
+def test_a_spec_parameter_named_zero_init_residual_changes_no_initialisation():
+    text = ("network t(zero_init_residual = true) { input x: 4 x 6 x 6\n"
+            "    residual { conv(4, 3, pad = 1); batchnorm } }")
+    graph = archdsl.compile_source(text).graph
+    norm = next(m for m in archdsl.lower(graph).modules() if isinstance(m, torch.nn.BatchNorm2d))
+    assert torch.all(norm.weight == 1)
+    norm = next(m for m in archdsl.lower(graph, zero_init_residual=True).modules()
+                if isinstance(m, torch.nn.BatchNorm2d))
+    assert torch.all(norm.weight == 0)

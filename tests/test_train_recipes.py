@@ -17,7 +17,7 @@ from archdsl.cli import main  # noqa: E402
 from archdsl.runtime import recipes, transforms  # noqa: E402
 from archdsl.runtime.checkpoint import load_checkpoint  # noqa: E402
 from archdsl.runtime.data import open_source  # noqa: E402
-from archdsl.runtime.infer import evaluate  # noqa: E402
+from archdsl.runtime.predict import evaluate  # noqa: E402
 from archdsl.runtime.loader import Loader  # noqa: E402
 from archdsl.runtime.runlog import Progress, curves_figure, read_epochs  # noqa: E402
 from archdsl.runtime.train import TrainConfig, train  # noqa: E402

@@ -27,7 +27,7 @@ from ..errors import InternalError
 from ..ops import OPS
 
 
-def lower_fx(graph: nx.DiGraph, *, zero_init_residual: bool | None = None) -> nn.Module:
+def lower_fx(graph: nx.DiGraph, *, zero_init_residual: bool = False) -> nn.Module:
     """Build the torch module for a checked IR, initialised like torchvision's models.
 
     >>> from archdsl import compile_source
@@ -37,8 +37,6 @@ def lower_fx(graph: nx.DiGraph, *, zero_init_residual: bool | None = None) -> nn
     """
     modules = _build_modules(graph)
     _activations_in_place(graph, modules)
-    if zero_init_residual is None:
-        zero_init_residual = bool(ir.network(graph).params.get("zero_init_residual", False))
     _initialise(graph, modules, zero_init_residual)
     root = _hierarchy(graph, modules)
     parameters = {name for name, m in modules.items() if isinstance(m, nn.Parameter)}

@@ -37,18 +37,11 @@ class Artifacts:
     notes: list[str] = field(default_factory=list)
 
 
-def pick_device(choice: str) -> str:
-    if choice == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda: no CUDA device is available here; use --device cpu")
-    if choice == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return choice
-
-
 def build(graph: nx.DiGraph, device: str, dtype: str, batch: int,
-          dot_timeout: float = 30.0) -> Artifacts:
+          dot_timeout: float = 30.0, zero_init_residual: bool = False) -> Artifacts:
     _check_memory(graph, dtype, batch)
-    module = lower_fx(graph).to(device=device, dtype=DTYPES[dtype]).eval()
+    module = lower_fx(graph, zero_init_residual=zero_init_residual)
+    module = module.to(device=device, dtype=DTYPES[dtype]).eval()
     seconds, outputs = _check_forward(graph, module, device, DTYPES[dtype], batch)
     weights = io.BytesIO()
     torch.save(module.state_dict(), weights)

@@ -96,7 +96,7 @@ def _unpack(outer: dict, path: Path) -> dict:
 
 # ---- the layout of a training state ------------------------------------------------------
 #
-# Its readers take what they need without asking: the rebuild (infer.load_checkpoint,
+# Its readers take what they need without asking: the rebuild (predict.load_checkpoint,
 # load_trained), fine-tuning (--init) and the resume (train._restore). So a state is
 # checked here, once, against the layout its writer (train._save_checkpoint and
 # _save_weights) gives it, and a file that was edited or written by something else is

@@ -9,7 +9,7 @@ processes takes 1/W of every global batch, and rank 0 alone logs and writes file
 
 The pieces live next door: transforms (preprocessing, augmentation, mixup), loader
 (batches and workers), recipes (optimizer, schedule, loss, EMA, SyncBatchNorm), runlog
-(header, progress, metric files, curves), checkpoint (the file format), infer (eval, run).
+(header, progress, metric files, curves), checkpoint (the file format), predict (eval, run).
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ import torch
 import torch.distributed as dist
 
 from .. import ir
-from .. import lower
+from ..backends.lower_fx import lower_fx
 from ..backends.report_stats import report_stats
 from ..compile import CompileError, compile_file
 from ..errors import UsageError
@@ -35,7 +35,8 @@ from ..ops import OPS, show
 from . import recipes
 from .checkpoint import load_checkpoint, load_weights, pack, serialise
 from .data import DataError, open_source, read_labels
-from .infer import evaluate
+from .device import pick_device
+from .predict import evaluate
 from .loader import Loader, batch_seed
 from .runlog import MetricsLog, Progress, header, plot_metrics
 from .transforms import mix, policy
@@ -84,6 +85,7 @@ class TrainConfig:
     log: tuple[str, ...] = ()  # ("tensorboard",)
     labels: str | None = None
     init: str | None = None  # start from these weights (fine-tuning)
+    zero_init_residual: bool = False  # each residual body's last norm or scale starts at 0
     settings: dict = field(default_factory=dict)
     inputs: dict = field(default_factory=dict)
     network: str | None = None
@@ -108,27 +110,17 @@ def _init_distributed(config: TrainConfig) -> tuple[int, int]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world == 1:
         return 0, 1
-    backend = "nccl" if _device(config.device).type == "cuda" else "gloo"
+    backend = "nccl" if pick_device(config.device).type == "cuda" else "gloo"
     dist.init_process_group(backend)
     if backend == "nccl":
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     return dist.get_rank(), world
 
 
-def _device(choice: str) -> torch.device:
-    if choice == "cuda" and not torch.cuda.is_available():
-        raise TrainError("--device cuda: no CUDA device is available; use --device cpu")
-    if choice == "auto":
-        choice = "cuda" if torch.cuda.is_available() else "cpu"
-    if choice == "cuda" and "LOCAL_RANK" in os.environ:
-        return torch.device("cuda", int(os.environ["LOCAL_RANK"]))
-    return torch.device(choice)
-
-
 class _Run:
     def __init__(self, config: TrainConfig, rank: int, world: int):
         self.config, self.rank, self.world = config, rank, world
-        self.device = _device(config.device)
+        self.device = pick_device(config.device)
         if config.batch_size % world:
             raise TrainError(f"--batch-size {config.batch_size} must divide evenly over "
                              f"{world} processes")
@@ -210,7 +202,8 @@ class _Run:
         return policy(name, self.train_split.crop_scale)
 
     def _build_model(self) -> None:
-        self.model = lower(self.graph).to(self.device)
+        self.model = lower_fx(self.graph, zero_init_residual=self.config.zero_init_residual).to(
+            self.device)
         if self.config.sync_bn and self.world > 1:
             self.model = recipes.sync_batch_norm(self.model, self.device)
         if self.config.channels_last:

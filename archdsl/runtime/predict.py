@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import ir
-from .. import lower
+from ..backends.lower_fx import lower_fx
 from ..compile import CompileError, compile_file, compile_source
 from ..errors import UsageError
 from .checkpoint import load_weights
@@ -47,7 +47,7 @@ def load_checkpoint(path) -> torch.nn.Module:
                             inputs={k: tuple(v) for k, v in spec["inputs"].items()})
     if not result.ok:
         raise CompileError(result.diagnostics)
-    model = _fit(lower(result.graph), state, path, result.graph)
+    model = _fit(lower_fx(result.graph), state, path, result.graph)
     model.classes = tuple(trained["classes"])
     model.preprocess = _saved_preprocess(trained)
     return model
@@ -70,7 +70,7 @@ def load_trained(spec: str, weights: str, settings: dict, inputs: dict, network=
     if not result.ok:
         raise CompileError(result.diagnostics)
     graph = result.graph
-    model = _fit(lower(graph), state, weights, graph)
+    model = _fit(lower_fx(graph), state, weights, graph)
     return model, classes, graph, choose_preprocess(preprocess, trained, weights)
 
 
