@@ -2,12 +2,13 @@
 #   make build   create .venv, install archdsl, build a shipped spec
 #   make test    create .venv, install archdsl and test tools, run the test suite
 #   make test-all  the suite and its slow tests (training runs, long fuzzing)
+#   make lint  ruff over the whole tree (rules in pyproject.toml)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 SPEC   ?= specs/resnet18.arch
 
-.PHONY: build test test-all bench diagrams setup clean
+.PHONY: build test test-all lint bench diagrams setup clean
 
 $(BIN)/archdsl: pyproject.toml requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +27,9 @@ test: setup
 
 test-all: setup
 	$(BIN)/python -m pytest -q -m ''
+
+lint: setup
+	$(BIN)/ruff check .
 
 bench: setup
 	$(BIN)/python bench/check_speed.py

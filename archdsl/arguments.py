@@ -40,7 +40,8 @@ def _add_spec_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--network", metavar="NAME",
                         help="only this network of the file (default: all of them)")
     parser.add_argument("--max-nodes", type=int, default=DEFAULT_MAX_NODES, metavar="N",
-                        help=f"stop a spec that expands past N layers (default {DEFAULT_MAX_NODES:,}; also bounds the work, 3 steps a layer)")
+                        help=f"stop a spec that expands past N layers (default "
+                             f"{DEFAULT_MAX_NODES:,}; also bounds the work, 3 steps a layer)")
 
 
 def _add_zero_init(parser: argparse.ArgumentParser) -> None:

@@ -70,7 +70,7 @@ class Compilation:
 
 def compile_source(text: str, path: str = "<string>", *, network: str | None = None,
                    settings: dict | None = None, inputs: dict | None = None,
-                   limits: Limits = Limits()) -> Compilation:
+                   limits: Limits = Limits()) -> Compilation:  # noqa: B008 (frozen)
     """Compile .arch text. `settings` override network parameters, `inputs` input shapes.
 
     >>> result = compile_source("network t { input x: 3 x 32 x 32; conv(8, 3); relu }")

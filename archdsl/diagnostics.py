@@ -117,9 +117,9 @@ def render_diagnostic(diagnostic: Diagnostic) -> str:
     """Render a diagnostic the way rustc does: header, location, source, carets, help."""
     primary = diagnostic.primary
     labels = [(primary, "^")] + [(label, "-") for label in diagnostic.secondary]
-    same_file = [(l, m) for l, m in labels if l.span.source is primary.span.source]
-    other_file = [(l, m) for l, m in labels if l.span.source is not primary.span.source]
-    gutter = max(len(str(l.span.line)) for l, _ in labels)
+    same_file = [(lb, m) for lb, m in labels if lb.span.source is primary.span.source]
+    other_file = [(lb, m) for lb, m in labels if lb.span.source is not primary.span.source]
+    gutter = max(len(str(lb.span.line)) for lb, _ in labels)
     pad = " " * gutter
     out = [f"{diagnostic.severity}[{diagnostic.code}]: {diagnostic.message}",
            f"{pad}--> {primary.span}", f"{pad} |"]

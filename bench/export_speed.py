@@ -36,7 +36,8 @@ def reference(name: str):
     except ModuleNotFoundError:
         from reference_resnet import ResNet
         if name != "resnet50":
-            raise SystemExit(f"{name} needs torchvision; without it only resnet50 is compared")
+            raise SystemExit(f"{name} needs torchvision; without it only resnet50 is "
+                             "compared") from None
         return ResNet(), "tests/reference_resnet.py"
     return getattr(torchvision.models, name)(), f"torchvision {torchvision.__version__}"
 

@@ -46,8 +46,8 @@ def main() -> None:
             for view, expand in (("collapsed", ()), ("expanded", ("all",))):
                 dot = render_dot(graph, expand=expand)
                 boxes = len(re.findall(r'^\s+("[^"]+"|\w+) \[label=', dot, re.M))
-                draw = (lambda e=expand: layout(render_dot(graph, expand=e), "svg")) if laid \
-                    else (lambda e=expand: render_dot(graph, expand=e))
+                draw = (lambda e=expand, g=graph: layout(render_dot(g, expand=e), "svg")) \
+                    if laid else (lambda e=expand, g=graph: render_dot(g, expand=e))
                 seconds = median_time(draw, args.runs)
                 cells.append(f"{view} {boxes:4d} boxes {seconds * 1000:7.1f} ms")
                 name = ir.network(graph).name

@@ -24,7 +24,7 @@ def fill(module, layout) -> None:
     generator = torch.Generator().manual_seed(0)
     state = module.state_dict()
     with torch.no_grad():
-        for key, shape, dtype in layout:
+        for key, shape, _dtype in layout:
             tensor = state[key]
             if not tensor.is_floating_point():
                 continue

@@ -115,7 +115,8 @@ def specs(draw) -> str:
         text, channels = draw(statement(channels, index))
         lines.append(text)
     if draw(st.booleans()):
-        lines.append(f"head: aux(weight = 0.5) {{ global_avgpool; flatten; linear({draw(st.integers(1, 5))}) }}")
+        classes = draw(st.integers(1, 5))
+        lines.append(f"head: aux(weight = 0.5) {{ global_avgpool; flatten; linear({classes}) }}")
     if draw(st.booleans()):
         lines += ["global_avgpool", "flatten", f"fc: linear({draw(st.integers(1, 10))})"]
     body = "\n    ".join(lines)

@@ -53,7 +53,8 @@ def test_state_dict_layout_equals_torchvision(model, settings):
     assert ours == STATE_DICTS[model]  # keys, shapes and torchvision's order
 
 
-@pytest.mark.parametrize("model,settings", [("resnet18", {}), ("resnet50", {}), ("vgg11_bn", {"batch_norm": True}), ("alexnet", {})])
+@pytest.mark.parametrize("model,settings", [("resnet18", {}), ("resnet50", {}),
+                                            ("vgg11_bn", {"batch_norm": True}), ("alexnet", {})])
 def test_torchvision_weights_give_torchvision_outputs(model, settings):
     torchvision = pytest.importorskip("torchvision")
     reference = getattr(torchvision.models, model)().eval()

@@ -193,7 +193,8 @@ def _settings(module: nn.Module) -> dict:
     """The plain attributes of a module and its parts; (3, 3) counts as 3, as torch takes
     them alike."""
     return {name: _uniform(value) for sub in module.modules() for name, value in vars(sub).items()
-            if not name.startswith("_") and name != "training" and isinstance(value, (int, float, str, bool, tuple,
+            if not name.startswith("_") and name != "training" and isinstance(value, (
+                    int, float, str, bool, tuple,
                                                                list, type(None)))}
 
 

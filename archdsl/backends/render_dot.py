@@ -29,6 +29,7 @@ import subprocess
 import sys
 from pathlib import Path
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import networkx as nx
 
@@ -38,6 +39,9 @@ from ..ops import OPS
 from ..ops.shapes import spatial
 from .render_tikz import render_tikz
 from .report_stats import human_count
+
+if TYPE_CHECKING:
+    import graphviz
 
 # Okabe-Ito hues, lightened: distinct for colour-blind readers and in greyscale
 # (their lightness differs), with black text legible on every fill.
@@ -290,7 +294,8 @@ def _draw(dot, graph: nx.DiGraph, depth, expand, shapes: bool, style: str, parti
 def _snake(units: dict, spine: set, columns: int, stages: dict) -> dict[str, int]:
     """Which column each box goes in when a long network snakes into `columns` columns
     side by side (as ResNet's Figure 3 does), cut only where the main path passes from
-    one top-level stage to the next (after a box of the main path), into runs of about equal length; {} where the
+    one top-level stage to the next (after a box of the main path), into runs of about
+    equal length; {} where the
     network has too few such places.
 
     `stages` gives each box's top-level stage (`ir.outermost`).
