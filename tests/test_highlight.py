@@ -189,3 +189,21 @@ def test_the_extension_is_wired_together():
     assert '"archdsl", "lsp"' in client and "vscode-languageclient/node" in client
     if shutil.which("node"):
         subprocess.run(["node", "--check", str(EXTENSION / package["main"])], check=True)
+
+
+def test_every_keyword_list_follows_the_grammar():
+    """The lexers and the editor's completion take the language's words from the
+    grammar; the VS Code grammar, a static file, lists the same control keywords."""
+    import json
+    import re
+    from archdsl.lang.parse import keywords
+    from archdsl.tools import editor, highlight
+    groups = (highlight.KEYWORDS, highlight.DECLARATIONS, highlight.OPERATOR_WORDS,
+              highlight.CONSTANTS, highlight.OTHERS)
+    assert sorted(w for group in groups for w in group) == sorted(keywords())
+    assert set(editor.KEYWORDS) == keywords() - {"std", "x"}
+    vscode = json.loads((ROOT / "editors" / "vscode" / "syntaxes" / "arch.tmLanguage.json")
+                        .read_text())
+    control = next(p["match"] for p in vscode["repository"]["keyword"]["patterns"]
+                   if p["name"] == "keyword.control.arch")
+    assert set(re.search(r"\((.*)\)", control).group(1).split("|")) == set(highlight.KEYWORDS)

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from archdsl.lang.parse import keywords  # noqa: E402
 from archdsl import compile_source
 from archdsl.lang.names import RESERVED, is_reserved
 
@@ -20,9 +21,7 @@ from archdsl import lower  # noqa: E402
 from archdsl.backends.lower_fx import AuxiliaryNetwork  # noqa: E402
 
 # Words of the .arch language itself are not identifiers there; they give syntax errors.
-ARCH_WORDS = {"import", "std", "block", "network", "repeat", "as", "residual", "skip", "when",
-              "aux", "if", "else", "let", "input", "output", "from", "true", "false", "in",
-              "and", "or", "not", "x"}
+ARCH_WORDS = keywords()
 TORCH_NAMES = sorted(set(dir(nn.Module())) | set(dir(fx.GraphModule(nn.Module(), fx.Graph()))))
 IDENTIFIERS = st.one_of(
     st.sampled_from(sorted(keyword.kwlist)), st.sampled_from(sorted(dir(builtins))),

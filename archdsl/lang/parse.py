@@ -58,6 +58,18 @@ def _parser() -> lark.Lark:
                      propagate_positions=True, postlex=_Separators(), maybe_placeholders=True)
 
 
+@lru_cache(maxsize=1)
+def keywords() -> frozenset[str]:
+    """The words of the language, read from the grammar: the lexers, the editor's
+    completion and the tests take them from here.
+
+    >>> sorted(keywords())[:6]
+    ['and', 'as', 'aux', 'block', 'def', 'else']
+    """
+    return frozenset(t.pattern.value for t in _parser().terminals
+                     if t.pattern.type == "str" and t.pattern.value.isalpha())
+
+
 def parse(source: Source) -> ast.Module:
     """Parse one file. Raises SpecError with a syntax diagnostic on bad input.
 

@@ -20,13 +20,12 @@ from ..compile import Compilation, compile_source
 from ..diagnostics import Diagnostic
 from ..lang import syntax as ast
 from ..lang.load import _stdlib_dir, stdlib_names
+from ..lang.parse import keywords
 from ..lang.source import Span
 from ..ops import OPS, REQUIRED, Derived
 from ..backends.report_stats import human_count
 
-KEYWORDS = ("import", "block", "network", "def", "input", "param", "output", "from", "let",
-            "repeat", "as", "residual", "skip", "when", "aux", "if", "else", "in", "and", "or",
-            "not", "true", "false")
+KEYWORDS = tuple(sorted(keywords() - {"std", "x"}))  # the grammar's words, for completion
 _STATEMENTS = (ast.Labelled, ast.Call, ast.Repeat, ast.Residual, ast.Skip, ast.Branches,
                ast.Branch, ast.Group, ast.Aux, ast.IfStmt, ast.BlockDef, ast.NetworkDef)
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

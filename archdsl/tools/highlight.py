@@ -17,10 +17,15 @@ from pygments.lexer import RegexLexer, bygroups, words
 from pygments.token import (Comment, Keyword, Name, Number, Operator, Punctuation, String,
                             Text, Whitespace)
 
+from ..lang.parse import keywords
 from ..ops import OPS
 
-KEYWORDS = ("import", "let", "input", "param", "output", "from", "repeat", "as", "residual",
-            "skip", "when", "aux", "if", "else")
+# The grammar's words, by the colour each gets; the rest are control keywords.
+DECLARATIONS = ("block", "network", "def")
+OPERATOR_WORDS = ("and", "or", "not")
+CONSTANTS = ("true", "false")
+OTHERS = ("in", "std", "x")  # `in` a pseudo-name; `std` a namespace; `x` joins sizes
+KEYWORDS = tuple(sorted(keywords() - set(DECLARATIONS + OPERATOR_WORDS + CONSTANTS + OTHERS)))
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 _LABEL = rf'({_NAME}|[0-9]+|"[^"\n]*")(\s*)(:)'
 
@@ -43,14 +48,14 @@ class ArchLexer(RegexLexer):
             (r"#[^\n]*", Comment.Single),
             (rf"(?<=[{{;])(\s*){_LABEL}", bygroups(Whitespace, Name.Label, Whitespace,
                                                    Punctuation)),
-            (rf"\b(block|network|def)(\s+)({_NAME})",
+            (rf"\b({'|'.join(DECLARATIONS)})(\s+)({_NAME})",
              bygroups(Keyword.Declaration, Whitespace, Name.Function)),
             (rf"\b(input|param)(\s+)({_NAME})", bygroups(Keyword, Whitespace, Name.Variable)),
             (r"\b(import)(\s+)(std)(\.)", bygroups(Keyword.Namespace, Whitespace, Name.Namespace,
                                                   Punctuation)),
             (words(KEYWORDS, suffix=r"\b"), Keyword),
-            (words(("and", "or", "not"), suffix=r"\b"), Operator.Word),
-            (words(("true", "false"), suffix=r"\b"), Keyword.Constant),
+            (words(OPERATOR_WORDS, suffix=r"\b"), Operator.Word),
+            (words(CONSTANTS, suffix=r"\b"), Keyword.Constant),
             (r"\bin\b", Name.Builtin.Pseudo),
             (words(tuple(name for name in OPS if name != "input"), prefix=r"\b", suffix=r"\b"),
              Name.Builtin),
