@@ -31,7 +31,7 @@ from torch import fx, nn
 from .. import ir
 from ..errors import InternalError
 from ..ops import OPS, functions
-from .lower_fx import _class_name, _sums_in_place, lower_fx
+from .lower_fx import class_name, sums_in_place, lower_fx
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ def export_pytorch(graph: nx.DiGraph, module: nn.Module | None = None, *,
     module = lower_fx(graph) if module is None else module
     folded = _fold_batchnorms(graph, module) if fold_bn else {}
     writer = _Writer(graph, module, folded)
-    return Export(writer.source(), writer.state_dict(), _class_name(graph))
+    return Export(writer.source(), writer.state_dict(), class_name(graph))
 
 
 # ---- batch norm folding -------------------------------------------------------------------
@@ -181,15 +181,15 @@ def _rebuilds(module: nn.Module, text: str) -> bool:
     namespace = {"nn": nn, "torch": torch, **_custom_names()}
     with torch.device("meta"):
         rebuilt = eval(text, namespace)  # noqa: S307 -- text we wrote, from module attributes
-    return (type(rebuilt) is type(module) and _state_shapes(rebuilt) == _state_shapes(module)
-            and _settings(rebuilt) == _settings(module))
+    return (type(rebuilt) is type(module) and state_shapes(rebuilt) == state_shapes(module)
+            and module_settings(rebuilt) == module_settings(module))
 
 
-def _state_shapes(module: nn.Module):
+def state_shapes(module: nn.Module):
     return [(k, tuple(v.shape)) for k, v in module.state_dict().items()]
 
 
-def _settings(module: nn.Module) -> dict:
+def module_settings(module: nn.Module) -> dict:
     """The plain attributes of a module and its parts; (3, 3) counts as 3, as torch takes
     them alike."""
     return {name: _uniform(value) for sub in module.modules() for name, value in vars(sub).items()
@@ -343,7 +343,7 @@ class _Writer:
         graph = self.graph
         outputs = ir.network(graph).outputs
         main = [o for o in outputs if not o.train_only]
-        overwrite = _sums_in_place(graph)
+        overwrite = sums_in_place(graph)
         readers = {item.name: 0 for item in ir.nodes(graph)}
         for item in ir.nodes(graph):
             for name in set(item.inputs):
@@ -454,7 +454,7 @@ class _Writer:
     def source(self) -> str:
         init = self.init_lines()
         forward, arguments = self.forward_lines()
-        name = _class_name(self.graph)
+        name = class_name(self.graph)
         header = [f'"""{name}: {ir.network(self.graph).name} from {ir.network(self.graph).source}, '
                   "exported by archdsl.", "",
                   "Needs only PyTorch. Load the weights written beside this file:", "",

@@ -43,7 +43,7 @@ def lower_fx(graph: nx.DiGraph, *, zero_init_residual: bool = False) -> nn.Modul
     outputs = ir.network(graph).outputs
     if not any(o.train_only for o in outputs):
         return fx.GraphModule(root, _fx_graph(graph, outputs, parameters),
-                              class_name=_class_name(graph))
+                              class_name=class_name(graph))
     return AuxiliaryNetwork(graph, root, parameters)
 
 
@@ -71,7 +71,7 @@ class AuxiliaryNetwork(nn.Module):
 
     def __init__(self, graph: nx.DiGraph, modules: nn.Module, parameters: set[str]):
         super().__init__()
-        name = _class_name(graph)
+        name = class_name(graph)
         train = fx.GraphModule(modules, _fx_graph(graph, ir.network(graph).outputs, parameters), name)
         for name, parameter in train.named_parameters(recurse=False):
             self.register_parameter(name, parameter)  # a top-level layer scale
@@ -96,7 +96,7 @@ class AuxiliaryNetwork(nn.Module):
         return self.train_module.code
 
 
-def _class_name(graph: nx.DiGraph) -> str:
+def class_name(graph: nx.DiGraph) -> str:
     return "".join(part.capitalize() for part in ir.network(graph).name.split("_")) or "Network"
 
 
@@ -135,7 +135,7 @@ def _overwritable(graph: nx.DiGraph, name: str) -> bool:
             and name not in {o.node for o in ir.network(graph).outputs})
 
 
-def _sums_in_place(graph: nx.DiGraph) -> set[str]:
+def sums_in_place(graph: nx.DiGraph) -> set[str]:
     """The two-operand adds that may write into their first operand, as torchvision's
     residual blocks do (`out += identity`): nothing else reads it, and the layer that made
     it does not need it for its backward pass. One large tensor less per block."""
@@ -146,7 +146,7 @@ def _sums_in_place(graph: nx.DiGraph) -> set[str]:
 
 def _fx_graph(graph: nx.DiGraph, outputs, parameters: set[str]) -> fx.Graph:
     needed = _ancestors(graph, [o.node for o in outputs])
-    overwrite = _sums_in_place(graph)
+    overwrite = sums_in_place(graph)
     fx_graph = fx.Graph()
     fx_graph.set_codegen(_KeywordSafeCodegen())
     values: dict[str, fx.Node] = {}

@@ -34,10 +34,10 @@ class Program:
 
 
 def stdlib_names() -> list[str]:
-    return sorted(p.name[:-5] for p in _stdlib_dir().iterdir() if p.name.endswith(".arch"))
+    return sorted(p.name[:-5] for p in stdlib_dir().iterdir() if p.name.endswith(".arch"))
 
 
-def _stdlib_dir():
+def stdlib_dir():
     return resources.files("archdsl").joinpath("stdlib")
 
 
@@ -136,7 +136,7 @@ class _Loader:
 
     def _read(self, statement, importer: Source) -> tuple[str, Source] | None:
         if isinstance(statement, ast.ImportStd):
-            path = _stdlib_dir().joinpath(statement.name + ".arch")
+            path = stdlib_dir().joinpath(statement.name + ".arch")
             if not path.is_file():
                 self._not_found(statement, f"no standard library `std.{statement.name}`",
                                 "available: " + ", ".join(f"std.{n}" for n in stdlib_names()))

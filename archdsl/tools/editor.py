@@ -19,7 +19,7 @@ from pathlib import Path
 from ..compile import Compilation, compile_source
 from ..diagnostics import Diagnostic
 from ..lang import syntax as ast
-from ..lang.load import _stdlib_dir, stdlib_names
+from ..lang.load import stdlib_dir, stdlib_names
 from ..lang.parse import keywords
 from ..lang.source import Span
 from ..ops import OPS, REQUIRED, Derived
@@ -113,7 +113,7 @@ def place(span: Span) -> Place:
 def file_path(shown: str) -> str:
     """The file behind a path as diagnostics show it: `<std.resnet>` is the shipped library."""
     if shown.startswith("<std.") and shown.endswith(">"):
-        return str(Path(str(_stdlib_dir())) / f"{shown[5:-1]}.arch")
+        return str(Path(str(stdlib_dir())) / f"{shown[5:-1]}.arch")
     if shown.startswith("<"):
         return shown
     return str(Path(shown).resolve())
@@ -336,7 +336,7 @@ def definition(doc: Document, line: int, column: int) -> Place | None:
 
 def _imported_file(item, doc: Document) -> Place | None:
     if isinstance(item, ast.ImportStd):
-        path = Path(str(_stdlib_dir())) / f"{item.name}.arch"
+        path = Path(str(stdlib_dir())) / f"{item.name}.arch"
     else:
         path = Path(file_path(doc.path)).parent / item.path
     return Place(str(path.resolve()), (0, 0), (0, 0)) if path.is_file() else None

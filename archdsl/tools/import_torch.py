@@ -576,16 +576,16 @@ class _Importer:
 
     def _check(self, where: str, op: str, args: dict, module: nn.Module, shape) -> None:
         """The op's own module, built from these arguments, is the model's module."""
-        from ..backends.export_pytorch import _settings, _state_shapes
+        from ..backends.export_pytorch import module_settings, state_shapes
         resolved = _resolve(op, args)
         if OPS[op].module is None:  # lowers to a function (flatten): nothing to compare
             return
         with torch.device("meta"):
             built = OPS[op].module(resolved, (shape,))
-        plain = {k: v for k, v in _settings(module).items() if k != "inplace"}
-        rebuilt = {k: v for k, v in _settings(built).items() if k != "inplace"}
+        plain = {k: v for k, v in module_settings(module).items() if k != "inplace"}
+        rebuilt = {k: v for k, v in module_settings(built).items() if k != "inplace"}
         if type(built) is not type(module) or plain != rebuilt or \
-                _state_shapes(built) != _state_shapes(module):
+                state_shapes(built) != state_shapes(module):
             raise ImportFailure(f"{where} has no archdsl equivalent: `{op}` builds {built!r}")
 
     def _function(self, node: fx.Node):
