@@ -24,6 +24,7 @@ from .lang.read import read_source as read_spec_file
 from .lang.source import Source
 from .passes.check_dead_values import check_dead_values
 from .passes.count_costs import count_costs
+from .passes.receptive_field import receptive_field
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,11 @@ class Pass:
 GRAPH_PASSES = (
     Pass(check_dead_values, on_errors=False),  # a value no output needs is an error
     Pass(count_costs, on_errors=True),  # parameters, MACs, activations of every node
+)
+# Analyses that only some backends show, run on a checked IR when first asked for
+# (passes.receptive_field.receptive_fields), so `check` does not pay for them:
+ANALYSES = (
+    Pass(receptive_field, on_errors=True),  # how far each layer sees (stats' field column)
 )
 
 

@@ -44,8 +44,24 @@ class Reach:
 Field = dict  # axis letter (H, W, T, L) -> Reach
 
 
+def receptive_field(graph: nx.DiGraph, sink=None) -> nx.DiGraph:
+    """Pass: give every node with a shape its `field`, {axis: Reach}. Listed in
+    compile.ANALYSES: run by the backends that show it (`stats`), not by every `check`.
+
+    >>> from archdsl import compile_source
+    >>> graph = compile_source("network t { input x: 3 x 32 x 32; a: conv(8, 3); "
+    ...                        "b: maxpool(2); c: conv(8, 3) }").graph
+    >>> show_field(receptive_field(graph).nodes["c"]["field"])
+    '8/2'
+    """
+    for name, field in _fields(graph).items():
+        graph.nodes[name]["field"] = field
+    return graph
+
+
 def receptive_fields(graph: nx.DiGraph) -> dict[str, Field]:
-    """{node name: {axis: Reach}} for every node with a shape.
+    """{node name: {axis: Reach}} for every node with a shape, the pass run if it has
+    not been.
 
     >>> from archdsl import compile_source
     >>> graph = compile_source("network t { input x: 3 x 32 x 32; a: conv(8, 3); "
@@ -53,6 +69,12 @@ def receptive_fields(graph: nx.DiGraph) -> dict[str, Field]:
     >>> {n: show_field(f) for n, f in receptive_fields(graph).items()}
     {'x': '1/1', 'a': '3/1', 'b': '4/2', 'c': '8/2'}
     """
+    if not any("field" in data for _, data in graph.nodes(data=True)):
+        receptive_field(graph)
+    return {name: data["field"] for name, data in graph.nodes(data=True) if "field" in data}
+
+
+def _fields(graph: nx.DiGraph) -> dict[str, Field]:
     fields: dict[str, Field] = {}
     for item in ir.nodes(graph):
         shape = ir.shape(graph, item.name)
