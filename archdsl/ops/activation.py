@@ -1,0 +1,52 @@
+"""Activations: element-wise functions that keep the shape (`relu` ... `hardsigmoid`),
+and `softmax` over the channels or features."""
+from __future__ import annotations
+
+from .args import Arg, Args
+from .op import Op, elementwise, named, same, torch_axis, torch_layer
+from .shapes import axes_of
+
+
+def _softmax_module(args: Args, ins):
+    from torch import nn
+    return nn.Softmax(dim=torch_axis(axes_of(ins[0]).index("C")))
+
+
+OPS = (
+    Op("relu", "act", same("relu"), other_ops=elementwise(), module=torch_layer("ReLU"),
+       in_place=True,
+       describe=named("relu"), caption=named("ReLU"),
+       lowers="`nn.ReLU()`"),
+    Op("relu6", "act", same("relu6"), other_ops=elementwise(), module=torch_layer("ReLU6"),
+       in_place=True,
+       describe=named("relu6"), caption=named("ReLU6"),
+       lowers="`nn.ReLU6()`"),
+    Op("leaky_relu", "act", same("leaky_relu"), args=(Arg("slope", "float", 0.01),),
+       other_ops=elementwise(), module=torch_layer("LeakyReLU", "slope"), in_place=True,
+       describe=lambda a: f"leaky_relu {a['slope']}", caption=named("leaky ReLU"),
+       lowers="`nn.LeakyReLU(slope)`"),
+    Op("sigmoid", "act", same("sigmoid"), other_ops=elementwise(),
+       module=torch_layer("Sigmoid"), describe=named("sigmoid"), caption=named("sigmoid"),
+       lowers="`nn.Sigmoid()`"),
+    Op("tanh", "act", same("tanh"), other_ops=elementwise(), module=torch_layer("Tanh"),
+       describe=named("tanh"), caption=named("tanh"),
+       lowers="`nn.Tanh()`"),
+    Op("gelu", "act", same("gelu"), other_ops=elementwise(), module=torch_layer("GELU"),
+       describe=named("gelu"), caption=named("GELU"),
+       lowers="`nn.GELU()`"),
+    Op("silu", "act", same("silu"), other_ops=elementwise(), module=torch_layer("SiLU"),
+       in_place=True,
+       describe=named("silu"), caption=named("SiLU"),
+       lowers="`nn.SiLU()` (x · sigmoid(x), also called swish)"),
+    Op("hardswish", "act", same("hardswish"), other_ops=elementwise(),
+       module=torch_layer("Hardswish"), in_place=True, describe=named("hardswish"),
+       caption=named("hard swish"), lowers="`nn.Hardswish()`"),
+    Op("hardsigmoid", "act", same("hardsigmoid"), other_ops=elementwise(),
+       module=torch_layer("Hardsigmoid"), in_place=True, describe=named("hardsigmoid"),
+       caption=named("hard sigmoid"), lowers="`nn.Hardsigmoid()`"),
+    Op("softmax", "act", same("softmax"), other_ops=elementwise(3),
+       module=_softmax_module, describe=named("softmax"),
+       caption=named("softmax"),
+       rule="unchanged; normalises over the channels (or features)",
+       lowers="`nn.Softmax(dim=1)`; the features' dimension where they are last (tokens)"),
+)

@@ -1,0 +1,160 @@
+"""Transformer layers: `attention` (multi-head self-attention over L x C tokens), and
+Swin's `window_attention` and `patch_merging` over a channels-last H x W x C map."""
+from __future__ import annotations
+
+from .args import Arg, Args
+from .op import GLOBAL, Op, named
+from .shapes import Shape, ShapeError, numel, require
+
+
+def _heads_divide(op: str, heads: int, width: int) -> None:
+    if width % heads:
+        fits = [h for h in range(1, min(width, heads * 2) + 1) if width % h == 0]
+        raise ShapeError("E0311", f"{op} heads = {heads} does not divide its {width} features",
+                         f"{heads} heads", help=f"choose heads that divide {width}, e.g. "
+                                                f"{min(fits, key=lambda h: abs(h - heads))}")
+
+
+# ---- attention -------------------------------------------------------------------------
+
+
+def _attention_shape(args: Args, ins) -> Shape:
+    s = require("attention", ins[0], ("LC",), fix="make tokens of a C x H x W map with "
+                "`flatten(1, 2)` then `transpose(0, 1)`")
+    _heads_divide("attention", args["heads"], s[1])
+    return s
+
+
+def _attention_params(args: Args, ins) -> int:
+    width = ins[0][-1]
+    return 4 * width * width + (4 * width if args["bias"] else 0)
+
+
+def _attention_macs(args: Args, ins, out: Shape) -> int:
+    length, width = ins[0]  # projections in and out, then QK^T and AV
+    return 4 * length * width * width + 2 * length * length * width
+
+
+def _attention_module(args: Args, ins):
+    from .functions import SelfAttention
+    return SelfAttention(ins[0][-1], args["heads"], dropout=args["dropout"], bias=args["bias"])
+
+
+def _attention_init(module, args: Args) -> None:
+    module.out_proj.reset_parameters()  # then torch's own: Xavier in, zero biases
+    module._reset_parameters()
+
+
+# ---- window_attention ------------------------------------------------------------------
+
+
+def _window_attention_shape(args: Args, ins) -> Shape:
+    s = require("window_attention", ins[0], ("HWC",), fix="make a C x H x W map channels-last "
+                "with `permute(1, 2, 0)`")
+    if args["shift"] >= args["window"]:
+        raise ShapeError("E0307", f"window_attention shift {args['shift']} is not smaller than "
+                         f"its window {args['window']}", "shift too large",
+                         help=f"shift by less than a window; Swin shifts by half: "
+                              f"`shift = {args['window'] // 2}`")
+    _heads_divide("window_attention", args["heads"], s[2])
+    return s
+
+
+def _padded_windows(args: Args, shape: Shape) -> tuple[int, int]:
+    """Height and width after padding to whole windows, as torchvision pads."""
+    window = args["window"]
+    return tuple(-(-size // window) * window for size in shape[:2])
+
+
+def _window_attention_params(args: Args, ins) -> int:
+    width, window = ins[0][2], args["window"]
+    return 4 * width * width + 4 * width + (2 * window - 1) ** 2 * args["heads"]
+
+
+def _window_attention_macs(args: Args, ins, out: Shape) -> int:
+    height, width = _padded_windows(args, ins[0])
+    channels, area = ins[0][2], args["window"] ** 2
+    return height * width * (4 * channels * channels + 2 * area * channels)
+
+
+def _window_attention_module(args: Args, ins):
+    from .functions import ShiftedWindowAttention
+    window, shift = args["window"], args["shift"]
+    return ShiftedWindowAttention(ins[0][2], [window, window], [shift, shift], args["heads"],
+                                  attention_dropout=args["attention_dropout"],
+                                  dropout=args["dropout"])
+
+
+def _window_attention_init(module, args: Args) -> None:
+    from torch import nn
+    for linear in (module.qkv, module.proj):
+        nn.init.trunc_normal_(linear.weight, std=0.02)
+        nn.init.zeros_(linear.bias)
+    nn.init.trunc_normal_(module.relative_position_bias_table, std=0.02)
+    module.define_relative_position_index()
+
+
+# ---- patch_merging ---------------------------------------------------------------------
+
+
+def _patch_merging_shape(args: Args, ins) -> Shape:
+    h, w, c = require("patch_merging", ins[0], ("HWC",), fix="make a C x H x W map "
+                      "channels-last with `permute(1, 2, 0)`")
+    return Shape((-(-h // 2), -(-w // 2), 2 * c), "HWC")
+
+
+def _patch_merging_module(args: Args, ins):
+    from .functions import PatchMerging
+    return PatchMerging(ins[0][2], eps=args["eps"])
+
+
+def _patch_merging_init(module, args: Args) -> None:
+    from torch import nn
+    nn.init.trunc_normal_(module.reduction.weight, std=0.02)
+    module.norm.reset_parameters()
+
+
+OPS = (
+    Op("attention", "attention", _attention_shape,
+       window=lambda a, ins: GLOBAL,
+       args=(Arg("heads", "int", minimum=1), Arg("dropout", "float", 0.0, minimum=0, maximum=1),
+             Arg("bias", "bool", True)),
+       params=_attention_params, macs=_attention_macs,
+       other_ops=lambda a, ins, out: 5 * a["heads"] * ins[0][0] ** 2,
+       workspace=lambda a, ins: a["heads"] * ins[0][0] ** 2,
+       module=_attention_module, init=_attention_init, overwritable=True,
+       describe=lambda a: f"attention {a['heads']}h", caption=named("Multi-Head Attention"),
+       rule="L×C tokens unchanged: multi-head self-attention; `heads` must divide C",
+       lowers="`SelfAttention(C, heads, dropout, bias)`: `nn.MultiheadAttention` (batch first) "
+              "on (x, x, x) without weights, so torch's fused attention"),
+    Op("window_attention", "attention", _window_attention_shape,
+       window=lambda a, ins: ((a["window"], 1, 1, 0),) * 2,
+       args=(Arg("heads", "int", minimum=1), Arg("window", "int", 7, minimum=1),
+             Arg("shift", "int", 0, minimum=0), Arg("dropout", "float", 0.0, minimum=0, maximum=1),
+             Arg("attention_dropout", "float", 0.0, minimum=0, maximum=1)),
+       params=_window_attention_params, buffers=lambda a, ins: a["window"] ** 4,
+       macs=_window_attention_macs,
+       other_ops=lambda a, ins, out: 5 * a["heads"] * numel(_padded_windows(a, ins[0]))
+       * a["window"] ** 2,
+       workspace=lambda a, ins: a["heads"] * numel(_padded_windows(a, ins[0])) * a["window"] ** 2,
+       module=_window_attention_module, init=_window_attention_init, overwritable=True,
+       describe=lambda a: f"window_attention {a['heads']}h w{a['window']}"
+                          + (f" s{a['shift']}" if a["shift"] else ""),
+       caption=lambda a: "Shifted Window Attention" if a["shift"] else "Window Attention",
+       rule="H×W×C unchanged: self-attention within `window`×`window` windows, shifted by "
+            "`shift` (none where the window covers the map), with a learned relative position "
+            "bias; H and W are padded at the end to whole windows; `heads` must divide C",
+       lowers="`ShiftedWindowAttention(C, window, shift, heads, ...)` (torchvision's Swin "
+              "names: `qkv`, `proj`, `relative_position_bias_table`)"),
+    Op("patch_merging", "reshape", _patch_merging_shape,
+       window=lambda a, ins: ((2, 2, 1, 0),) * 2,
+       args=(Arg("eps", "float", 1e-5, minimum=0),),
+       params=lambda a, ins: 8 * ins[0][2] ** 2 + 8 * ins[0][2],
+       macs=lambda a, ins, out: numel(out) * 4 * ins[0][2],
+       other_ops=lambda a, ins, out: 5 * 2 * numel(out),
+       module=_patch_merging_module, init=_patch_merging_init,
+       describe=named("patch_merging"), caption=named("Patch Merging"),
+       rule="H×W×C → ⌈H/2⌉×⌈W/2⌉×2C: each 2×2 patch's features joined (4C), layer-normed and "
+            "projected to 2C (odd sizes padded)",
+       lowers="`PatchMerging(C, eps)` (torchvision's Swin: `reduction`, `norm`)"),
+)

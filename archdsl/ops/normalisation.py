@@ -1,0 +1,109 @@
+"""Normalisation: `batchnorm`, `lrn`, `layernorm`, `groupnorm`, and `scale` (a learned
+factor per channel, ConvNeXt's and CaiT's layer scale)."""
+from __future__ import annotations
+
+from .args import Arg, Args
+from .op import Op, elementwise, named, reset_init, same, spatial, torch_layer
+from .shapes import Shape, ShapeError, axes_of, numel, require
+
+
+def _channels(shape: Shape) -> int:
+    return shape[axes_of(shape).index("C")]
+
+
+def _batchnorm_shape(args: Args, ins) -> Shape:
+    return require("batchnorm", ins[0], ("CHW", "C", "CL", "CTHW"))
+
+
+def _batchnorm_module(args: Args, ins):
+    from torch import nn
+    cls = {1: nn.BatchNorm1d, 2: nn.BatchNorm1d, 3: nn.BatchNorm2d, 4: nn.BatchNorm3d}
+    return cls[len(ins[0])](ins[0][0], eps=args["eps"], momentum=args["momentum"])
+
+
+def _lrn_shape(args: Args, ins) -> Shape:
+    return spatial("lrn", ins)
+
+
+def _layernorm_shape(args: Args, ins) -> Shape:
+    return require("layernorm", ins[0], ("C", "LC", "HWC", "CHW"),
+                   fix="layer norm normalises the features: put them last")
+
+
+def _layernorm_module(args: Args, ins):
+    from torch import nn
+    from .functions import LayerNorm2d
+    cls = LayerNorm2d if axes_of(ins[0]) == "CHW" else nn.LayerNorm
+    return cls(_channels(ins[0]), eps=args["eps"])
+
+
+def _groupnorm_shape(args: Args, ins) -> Shape:
+    c, _, _ = spatial("groupnorm", ins)
+    if c % args["groups"]:
+        raise ShapeError("E0304", f"groupnorm groups = {args['groups']} does not divide its {c} "
+                         "channels", f"{args['groups']} groups",
+                         help=f"choose groups that divide {c}, e.g. "
+                              f"{max(g for g in range(1, min(c, args['groups']) + 1) if c % g == 0)}")
+    return ins[0]
+
+
+def _groupnorm_module(args: Args, ins):
+    from torch import nn
+    return nn.GroupNorm(args["groups"], ins[0][0], eps=args["eps"])
+
+
+def _scale_module(args: Args, ins):
+    import torch
+    from torch import nn
+    axes = axes_of(ins[0])
+    c = axes.index("C")  # one factor per channel, broadcast over the axes after it
+    return nn.Parameter(torch.empty((_channels(ins[0]),) + (1,) * (len(axes) - c - 1)))
+
+
+def _scale_init(parameter, args: Args) -> None:
+    import torch
+    with torch.no_grad():
+        parameter.fill_(args["init"])
+
+
+OPS = (
+    Op("batchnorm", "norm", _batchnorm_shape,
+       args=(Arg("eps", "float", 1e-5, minimum=0), Arg("momentum", "float", 0.1, minimum=0)),
+       params=lambda a, ins: 2 * ins[0][0], buffers=lambda a, ins: 2 * ins[0][0] + 1,
+       other_ops=elementwise(2), module=_batchnorm_module, init=reset_init,
+       overwritable=True, describe=named("batchnorm"), caption=named("batch norm"),
+       min_batch=lambda a, out: 2 if numel(out[1:]) == 1 else 1,  # statistics need 2 values
+       rule="unchanged; C×H×W, flat, C×L or C×T×H×W (channels first)",
+       lowers="`nn.BatchNorm2d(C, eps, momentum)`; `nn.BatchNorm1d` on flat input or a signal, "
+              "`nn.BatchNorm3d` on a volume"),
+    Op("lrn", "norm", _lrn_shape,
+       args=(Arg("size", "int", 5, minimum=1), Arg("alpha", "float", 1e-4),
+             Arg("beta", "float", 0.75), Arg("k", "float", 2.0)),
+       other_ops=lambda a, ins, out: numel(out) * (a["size"] + 3),
+       module=torch_layer("LocalResponseNorm", "size", "alpha", "beta", "k"),
+       describe=lambda a: f"lrn {a['size']}", caption=named("local response norm"),
+       rule="unchanged; needs C×H×W",
+       lowers="`nn.LocalResponseNorm(size, alpha, beta, k)`"),
+    Op("layernorm", "norm", _layernorm_shape, args=(Arg("eps", "float", 1e-5, minimum=0),),
+       params=lambda a, ins: 2 * _channels(ins[0]), other_ops=elementwise(5),
+       module=_layernorm_module, init=reset_init, overwritable=True,
+       describe=named("layernorm"), caption=named("layer norm"),
+       rule="unchanged; normalises each position over its channels (C×H×W) or its features "
+            "(flat, tokens L×C, channels-last H×W×C)",
+       lowers="`LayerNorm2d(C, eps)` (over channels, as torchvision's ConvNeXt); "
+              "`nn.LayerNorm(C, eps)` where the features are last"),
+    Op("groupnorm", "norm", _groupnorm_shape,
+       args=(Arg("groups", "int", minimum=1), Arg("eps", "float", 1e-5, minimum=0)),
+       params=lambda a, ins: 2 * ins[0][0], other_ops=elementwise(5),
+       module=_groupnorm_module,
+       init=reset_init, overwritable=True,
+       describe=lambda a: f"groupnorm {a['groups']}", caption=named("group norm"),
+       rule="unchanged; needs C×H×W with `groups` dividing C",
+       lowers="`nn.GroupNorm(groups, C, eps)`"),
+    Op("scale", "norm", same("scale"), args=(Arg("init", "float", 1e-6),),
+       params=lambda a, ins: _channels(ins[0]), other_ops=elementwise(), module=_scale_module,
+       init=_scale_init, describe=named("scale"), caption=named("layer scale"),
+       rule="unchanged; multiplies each channel (or feature) by a learned factor, "
+            "starting at `init`",
+       lowers="a parameter of C×1×1 (or F) values named after the layer, times the input"),
+)

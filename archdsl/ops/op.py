@@ -1,0 +1,117 @@
+"""What an op is (`Op`: everything any pass or backend needs to know about one layer),
+and the small builders its entries share across families: standard input checks,
+`same`/`elementwise`/`named` for the common shape, cost and label rules, and
+`torch_layer` for a torch.nn layer built from the op's own arguments.
+
+Torch is imported only inside builders and lowerings, which the front end never calls.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import InternalError
+from .args import Arg, Args
+from .shapes import Shape, numel, require
+
+GLOBAL = "global"  # an op whose every output reads the whole input (Op.window)
+
+
+def _zero(*_):
+    return 0
+
+
+@dataclass(frozen=True)
+class Op:
+    name: str
+    family: str  # conv, norm, act, pool, linear, attention, merge, reshape, reg, io: colours
+    # and grouping
+    shape: Callable[[Args, tuple[Shape, ...]], Shape]
+    args: tuple[Arg, ...] = ()
+    merge: bool = False  # takes values by name or branches (concat, add, mul, crop)
+    operands: int | None = None  # how many a merge takes; None: two or more
+    params: Callable[[Args, tuple[Shape, ...]], int] = _zero
+    buffers: Callable[[Args, tuple[Shape, ...]], int] = _zero  # non-trainable state
+    macs: Callable[[Args, tuple[Shape, ...], Shape], int] = _zero  # conv/linear multiply-adds
+    other_ops: Callable[[Args, tuple[Shape, ...], Shape], int] = _zero  # element-wise work
+    module: Callable[[Args, tuple[Shape, ...]], Any] | None = None  # torch.nn layer, or a
+    # bare nn.Parameter that multiplies its input (layer scale: the key is the layer's name)
+    function: Callable | None = None  # or a function of the inputs: torch.cat, operator.add;
+    # function(fx_graph, input_nodes, args, input_shapes) adds its fx nodes, returns the last
+    init: Callable[[Any], None] | None = None  # initialises the module; required with params
+    workspace: Callable[[Args, tuple[Shape, ...]], int] = _zero  # elements held inside,
+    # per image, beyond the output: an attention matrix
+    window: Callable[[Args, tuple[Shape, ...]], Any] = field(default=lambda a, ins: None)
+    # how far an output position sees, for the receptive field (passes/receptive_field):
+    # None, each output position reads its own position only; GLOBAL, the whole input;
+    # or per spatial axis of the input, (kernel, stride, dilation, pad) of a sliding window
+    in_place: bool = False  # an activation that may overwrite its input (module.inplace)
+    overwritable: bool = False  # its backward does not need its output: an in-place
+    # activation right after it may overwrite that output
+    describe: Callable[[Args], str] = field(default=lambda a: "")
+    caption: Callable[[Args], str] = field(default=lambda a: "")
+    min_batch: Callable[[Args, Shape], int] = field(default=lambda a, out: 1)  # to train
+    rule: str = "unchanged"  # the shape rule, in the words of the layer table (docs/language.md)
+    lowers: str = ""  # what it lowers to, in the words of the layer table
+
+
+# ---- inputs an op accepts ------------------------------------------------------------
+
+
+def spatial(op: str, ins: tuple[Shape, ...]) -> Shape:
+    """The one input, a C x H x W map."""
+    return require(op, ins[0], ("CHW",))
+
+
+def channels_first(op: str, ins: tuple[Shape, ...]) -> Shape:
+    """The one input, channels first with 1, 2 or 3 spatial axes (signal, image, volume)."""
+    return require(op, ins[0], ("CHW", "CL", "CTHW"))
+
+
+# ---- rules many ops share ------------------------------------------------------------
+
+
+def same(op: str):
+    """The shape rule of an op that keeps its input's shape."""
+    def shape(args: Args, ins) -> Shape:
+        (s,) = ins
+        return s
+    return shape
+
+
+def elementwise(per_element: int = 1):
+    """An `other_ops` count of `per_element` operations per output element."""
+    def count(args: Args, ins, out: Shape) -> int:
+        return per_element * numel(out)
+    return count
+
+
+def named(text: str):
+    """A `describe` or `caption` that is the same text whatever the arguments."""
+    return lambda args: text
+
+
+# ---- lowering (torch imported at lowering only) ----------------------------------------
+
+
+def torch_layer(name: str, *arg_names: str, **fixed):
+    """A builder for a torch.nn layer whose arguments are the op's own, in order."""
+    def build(args: Args, ins):
+        from torch import nn
+        return getattr(nn, name)(*(args[a] for a in arg_names), **fixed)
+    return build
+
+
+def torch_axis(axis: int) -> int:
+    """An axis number of the spec (batch excluded, normalised: never negative) as torch
+    numbers it."""
+    if axis < 0:
+        raise InternalError(f"axis {axis} reached the lowering without normalise_axes")
+    return axis + 1
+
+
+def reset_init(module, args: Args) -> None:
+    """torch's own initialisation: weight 1 and bias 0 for norms (and fresh running
+    statistics), uniform for linear layers."""
+    module.reset_parameters()

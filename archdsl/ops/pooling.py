@@ -1,0 +1,156 @@
+"""Pooling and resampling of feature maps: `maxpool`, `avgpool` (sliding windows over a
+signal, an image or a volume), `global_avgpool`, `adaptive_avgpool` and `upsample`."""
+from __future__ import annotations
+
+from fractions import Fraction
+
+from .args import Arg, Args, Derived
+from .op import GLOBAL, Op, channels_first, elementwise, named, spatial
+from .shapes import Shape, ShapeError, numel
+from .windows import (SPATIAL_AXES, is_one, kernel_volume, output_size, size_text, sizes,
+                      sliding, spatial_count, stride_text)
+
+
+def _pool_shape(name: str):
+    def shape(args: Args, ins) -> Shape:
+        c, *space = channels_first(name, ins)
+        n = len(space)
+        kernel, stride, pad = sizes(args, "kernel", n), sizes(args, "stride", n), sizes(args, "pad", n)
+        dilation = sizes(args, "dilation", n) if "dilation" in dict(args.items) else (1,) * n
+        if any(p * 2 > k for p, k in zip(pad, kernel)):
+            raise ShapeError("E0307", f"{name} pad {args['pad']} is more than half its kernel "
+                             f"{args['kernel']}", "pad too large",
+                             help="torch allows at most kernel // 2 padding on pools")
+        if name == "avgpool" and n == 3 and any(k > size for k, size in zip(kernel, space)):
+            raise ShapeError("E0303", f"avgpool kernel {args['kernel']} is larger than the "
+                             f"{' x '.join(map(str, space))} volume", "kernel too large",
+                             help="torch's 3-D average pool needs the kernel to fit the "
+                                  "volume before padding: use a smaller kernel")
+        ceil = args["ceil_mode"]
+        return (c, *(output_size(name, axis, size, k, st, p, d, ceil) for axis, size, k, st, p, d
+                     in zip(SPATIAL_AXES[n], space, kernel, stride, pad, dilation)))
+    return shape
+
+
+def _pool_ops(args: Args, ins, out: Shape) -> int:
+    return numel(out) * kernel_volume(args, ins)
+
+
+def _maxpool_module(args: Args, ins):
+    from torch import nn
+    n = spatial_count(ins[0])
+    cls = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d)[n - 1]
+    return cls(sizes(args, "kernel", n), sizes(args, "stride", n), sizes(args, "pad", n),
+               sizes(args, "dilation", n), ceil_mode=args["ceil_mode"])
+
+
+def _avgpool_module(args: Args, ins):
+    from torch import nn
+    n = spatial_count(ins[0])
+    cls = (nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)[n - 1]
+    return cls(sizes(args, "kernel", n), sizes(args, "stride", n), sizes(args, "pad", n),
+               ceil_mode=args["ceil_mode"], count_include_pad=args["count_include_pad"])
+
+
+def _pool_describe(name: str):
+    def describe(args: Args) -> str:
+        text = f"{name} {size_text(args['kernel'])}"
+        if not is_one(args["stride"]):
+            text += stride_text(args["stride"])
+        if args["pad"] not in (0, (0, 0)):
+            text += f" p{args['pad']}"
+        return text
+    return describe
+
+
+def _pool_caption(name: str):
+    def caption(args: Args) -> str:
+        return f"{size_text(args['kernel'])} {name}" + (
+            f", {stride_text(args['stride'])}" if not is_one(args["stride"]) else "")
+    return caption
+
+
+def _global_pool_shape(args: Args, ins) -> Shape:
+    c, *space = channels_first("global_avgpool", ins)
+    return (c,) + (1,) * len(space)
+
+
+def _global_pool_module(args: Args, ins):
+    from torch import nn
+    n = spatial_count(ins[0])
+    cls = (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d)[n - 1]
+    return cls(1 if n == 1 else (1,) * n)
+
+
+def _adaptive_shape(args: Args, ins) -> Shape:
+    c, _, _ = spatial("adaptive_avgpool", ins)
+    return (c, args["height"], args["width"])
+
+
+def _adaptive_module(args: Args, ins):
+    from torch import nn
+    return nn.AdaptiveAvgPool2d((args["height"], args["width"]))
+
+
+def _adaptive_window(args: Args, ins):
+    """torch's adaptive pooling reads about in / out positions, every in / out positions."""
+    return tuple((-(-size // out), Fraction(size, out), 1, 0)
+                 for size, out in zip(ins[0][1:], (args["height"], args["width"])))
+
+
+def _upsample_shape(args: Args, ins) -> Shape:
+    c, h, w = spatial("upsample", ins)
+    return (c, h * args["scale"], w * args["scale"])
+
+
+def _upsample_module(args: Args, ins):
+    from torch import nn
+    return nn.Upsample(scale_factor=args["scale"], mode=args["mode"])
+
+
+_POOL_ARGS = (Arg("kernel", "sizes", minimum=1),
+              Arg("stride", "sizes", Derived("kernel"), minimum=1),
+              Arg("pad", "sizes", 0, minimum=0))  # then torch's order for each pool
+
+OPS = (
+    Op("maxpool", "pool", _pool_shape("maxpool"),
+       window=sliding(),
+       args=_POOL_ARGS + (Arg("dilation", "sizes", 1, minimum=1), Arg("ceil_mode", "bool", False)),
+       other_ops=_pool_ops, module=_maxpool_module,
+       describe=_pool_describe("maxpool"), caption=_pool_caption("max pool"),
+       rule="C×H×W → C×H'×W', the conv formula; `pad` at most `kernel // 2`; `ceil_mode` rounds "
+            "up, but the last window must start inside the input or its left padding (as torch); "
+            "C×L and C×T×H×W as conv",
+       lowers="`nn.MaxPool2d(kernel, stride, pad, dilation, ceil_mode=...)` (`1d`, `3d` on a "
+              "signal, a volume)"),
+    Op("avgpool", "pool", _pool_shape("avgpool"),
+       window=sliding(dilated=False),
+       args=_POOL_ARGS + (Arg("ceil_mode", "bool", False), Arg("count_include_pad", "bool", True)),
+       other_ops=_pool_ops, module=_avgpool_module,
+       describe=_pool_describe("avgpool"), caption=_pool_caption("avg pool"),
+       rule="as `maxpool` (no dilation)",
+       lowers="`nn.AvgPool2d(kernel, stride, pad, ceil_mode=..., count_include_pad=...)` (`1d`, "
+              "`3d` on a signal, a volume)"),
+    Op("global_avgpool", "pool", _global_pool_shape,
+       window=lambda a, ins: GLOBAL,
+       other_ops=lambda a, ins, out: numel(ins[0]), module=_global_pool_module,
+       describe=named("global_avgpool"), caption=named("global avg pool"),
+       rule="C×H×W → C×1×1; C×L → C×1, C×T×H×W → C×1×1×1",
+       lowers="`nn.AdaptiveAvgPool2d((1, 1))` (`1d`, `3d` on a signal, a volume)"),
+    Op("adaptive_avgpool", "pool", _adaptive_shape,
+       window=_adaptive_window,
+       args=(Arg("height", "int", minimum=1), Arg("width", "int", Derived("height"), minimum=1)),
+       other_ops=lambda a, ins, out: numel(ins[0]), module=_adaptive_module,
+       describe=lambda a: f"adaptive_avgpool {a['height']}x{a['width']}",
+       caption=lambda a: f"adaptive avg pool {a['height']}x{a['width']}",
+       rule="C×H×W → C×`height`×`width`",
+       lowers="`nn.AdaptiveAvgPool2d((height, width))`"),
+    Op("upsample", "pool", _upsample_shape,
+       window=lambda a, ins: ((1, Fraction(1, a["scale"]), 1, 0),) * 2,
+       args=(Arg("scale", "int", 2, minimum=1), Arg("mode", "str", "nearest",
+                                                    choices=("nearest", "bilinear"))),
+       other_ops=elementwise(), module=_upsample_module,
+       describe=lambda a: f"upsample x{a['scale']}", caption=lambda a: f"upsample x{a['scale']}",
+       rule="C×H×W → C×(H·`scale`)×(W·`scale`)",
+       lowers="`nn.Upsample(scale_factor=scale, mode=mode)`"),
+)
