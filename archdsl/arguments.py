@@ -7,8 +7,9 @@ import math
 import sys
 
 from . import __version__
-from .backends.render_dot import DIRECTIONS, DOT_TIMEOUT, STYLES
-from .backends.render_dot import FORMATS as RENDER_FORMATS
+from .backends.layout import DOT_TIMEOUT
+from .backends.layout import FORMATS as RENDER_FORMATS
+from .backends.render_dot import DIRECTIONS, STYLES
 from .backends.report_stats import DTYPE_BYTES, FORMATS
 from .errors import UsageError
 from .lang.elaborate import DEFAULT_MAX_NODES, Limits

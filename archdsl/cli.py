@@ -8,7 +8,7 @@ from pathlib import Path
 
 from . import ir
 from .arguments import build_parser, check_train_flags, parse_shape, parse_value, spec_options  # noqa: F401
-from .backends.render_dot import LayoutError, format_of, layout, suffix_of
+from .backends.layout import LayoutError, format_of, layout, suffix_of
 from .backends.report_stats import (format_comparison, format_report, plot_format_of,
                                      report_stats, summary, summary_line)
 from .compile import Compilation, CompileError, compile_file

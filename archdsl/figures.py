@@ -18,9 +18,9 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from .backends.render_dot import (DIRECTIONS, DOT_TIMEOUT, MIN_TEXT_POINTS, SHOW, STYLES,
-                                  LayoutError, can_layout, format_of, instances, layout,
-                                  render_dot, render_many, text_points)
+from .backends.layout import (DOT_TIMEOUT, MIN_TEXT_POINTS, LayoutError, can_layout,
+                              format_of, layout, text_points)
+from .backends.render_dot import DIRECTIONS, SHOW, STYLES, instances, render_dot, render_many
 from .compile import CompileError, compile_file, compile_source
 from .errors import UsageError
 from .files import write_atomic

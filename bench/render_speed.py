@@ -18,7 +18,8 @@ sys.path.insert(0, str(ROOT))
 
 from archdsl import ir  # noqa: E402
 from archdsl import compile_file  # noqa: E402
-from archdsl.backends.render_dot import can_layout, layout, layout_program, render_dot  # noqa: E402
+from archdsl.backends.layout import can_layout, layout, layout_program  # noqa: E402
+from archdsl.backends.render_dot import render_dot  # noqa: E402
 
 
 def median_time(function, runs: int) -> float:

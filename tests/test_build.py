@@ -8,7 +8,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import archdsl  # noqa: E402
-from archdsl.backends.render_dot import can_layout  # noqa: E402
+from archdsl.backends.layout import can_layout  # noqa: E402
 from archdsl.cli import main  # noqa: E402
 
 from conftest import ROOT  # noqa: E402
@@ -51,11 +51,11 @@ def test_build_on_missing_cuda_is_a_usage_error(tmp_path, capsys, in_root):
 
 def test_a_diagram_that_cannot_be_drawn_does_not_stop_the_build(tmp_path, capsys, monkeypatch,
                                                                 in_root):
-    from archdsl.backends import render_dot
+    from archdsl.backends import layout
 
     def too_slow(source, fmt, timeout):
-        raise render_dot.LayoutError(f"Graphviz's dot did not finish within {timeout:g} s")
-    monkeypatch.setattr(render_dot, "layout", too_slow)
+        raise layout.LayoutError(f"Graphviz's dot did not finish within {timeout:g} s")
+    monkeypatch.setattr(layout, "layout", too_slow)
     out = tmp_path / "r18"
     assert main(["build", "specs/resnet18.arch", "-o", str(out), "--input", "3x32x32",
                  "--dot-timeout", "0.5"]) == 0

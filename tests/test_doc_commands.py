@@ -26,7 +26,7 @@ import tokenize
 
 import pytest
 
-from archdsl.backends.render_dot import can_layout
+from archdsl.backends.layout import can_layout
 
 from conftest import ROOT
 

@@ -15,7 +15,8 @@ import archdsl
 from archdsl import ir
 from archdsl import compile_file, compile_source
 from archdsl.cli import main
-from archdsl.backends.render_dot import can_layout, layout, render_dot, render_many
+from archdsl.backends.layout import can_layout, layout
+from archdsl.backends.render_dot import render_dot, render_many
 
 from conftest import ROOT, SPECS, check_golden
 
@@ -294,7 +295,7 @@ def test_detailed_style_names_what_the_spec_named_only():
 def test_single_column_text_is_legible_or_the_renderer_says_so(path, tmp_path, capsys):
     """At --column single every text prints at 6 pt or more, or a warning says it does
     not and what would help."""
-    from archdsl.backends.render_dot import text_points
+    from archdsl.backends.layout import text_points
     out = tmp_path / "d.svg"
     first = ["--network", next(iter(compile_file(path).graphs))]  # one per file
     assert main(["render", str(path), "--column", "single", "-o", str(out), *first]) == 0
@@ -434,7 +435,7 @@ def test_only_the_u_net_is_drawn_as_a_u(spec):
 
 @needs_svg
 def test_a_long_chain_snakes_into_columns_when_that_prints_larger(tmp_path, capsys, in_root):
-    from archdsl.backends.render_dot import text_points
+    from archdsl.backends.layout import text_points
     graph = graph_of("vgg19")
     straight = render_dot(graph, show=("stacks",), column="single")
     snaked = render_dot(graph, show=("stacks",), column="single", columns=2)

@@ -113,7 +113,8 @@ def _forward_source(graph, module) -> str:
 def _diagram(graph, notes: list[str], timeout: float) -> bytes | None:
     """The diagram, or None with a note saying why there is none: a build without a
     diagram is still a build."""
-    from ..backends.render_dot import LayoutError, layout, render_dot
+    from ..backends.layout import LayoutError, layout
+    from ..backends.render_dot import render_dot
     try:
         return layout(render_dot(graph), "svg", timeout)
     except LayoutError as error:
