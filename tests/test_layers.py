@@ -254,3 +254,13 @@ def test_one_tuples_parse_as_the_docs_write_them():
                             "    conv(8, (3,), stride = (2,)); maxpool((2,)) }")
     assert result.ok, [d.message for d in result.diagnostics]
     assert result.graph.nodes["1"]["shape"] == (8, 7)
+
+
+@pytest.mark.parametrize("init", ["normal", "trunc_normal"])
+def test_a_learned_value_of_no_spread_starts_at_its_mean(init):
+    text = (f"network t {{ input x: 4 x 3 as tokens\n    a: identity\n"
+            f"    param p: 4 x 3 = {init}(std = 0.0, mean = 0.5)\n    add(a, p) }}")
+    result = compile_source(text)
+    assert result.ok, [d.message for d in result.diagnostics]
+    module = lower(result.graph)
+    assert torch.all(module.get_parameter("p") == 0.5)

@@ -19,6 +19,9 @@ def _parameter_init(parameter, args: Args) -> None:
     with torch.no_grad():
         if args["init"] in ("zeros", "ones"):
             parameter.fill_(args["init"] == "ones")
+        elif args["std"] == 0:  # a normal of no spread is its mean (truncated to [-2, 2])
+            mean = args["mean"] if args["init"] == "normal" else min(max(args["mean"], -2), 2)
+            parameter.fill_(mean)
         elif args["init"] == "normal":
             nn.init.normal_(parameter, args["mean"], args["std"])
         else:
