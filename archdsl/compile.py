@@ -21,7 +21,7 @@ from .lang.elaborate import Limits, elaborate
 from .lang.load import Program, load
 from .lang.read import UnreadableSource
 from .lang.read import read_source as read_spec_file
-from .lang.source import Source
+from .source import Source
 from .passes.check_dead_values import check_dead_values
 from .passes.count_costs import count_costs
 from .passes.receptive_field import receptive_field

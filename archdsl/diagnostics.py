@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from .lang.source import Span
+from .source import Span
 
 # code -> one-line title. docs/errors.md documents each; a test keeps them in step.
 CODES = {

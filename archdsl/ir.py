@@ -27,7 +27,7 @@ import networkx as nx
 
 from .errors import InternalError
 from .ops import OPS, REQUIRED, Args, show
-from .lang.source import Span
+from .source import Span
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from ..diagnostics import Diagnostic, Label, Sink, SpecError
 from ..ops import Args, Op
 from ..passes.infer_shapes import infer_node
 from .context import Ctx, Reporter, Scope, Value, call_chain
-from .source import Span
+from ..source import Span
 
 
 class GraphBuilder(Reporter):

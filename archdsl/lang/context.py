@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from .. import ir
 from ..diagnostics import Diagnostic, Label, Sink
 from ..ops import REQUIRED
-from .source import Span
+from ..source import Span
 
 
 @dataclass(frozen=True)

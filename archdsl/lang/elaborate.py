@@ -40,7 +40,7 @@ from .context import (POISON, UNKNOWN, Abort, Ctx, Env, Reporter, Scope, Value, 
 from .evaluate import Evaluator
 from .load import Program
 from .names import is_reserved, reserved_help
-from .source import Span
+from ..source import Span
 
 # A computed label may also hold `-`, as torchvision's RegNet names its blocks `block1-0`.
 _COMPUTED_LABEL = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*|[0-9]+")

@@ -19,7 +19,7 @@ from .arguments import ArgumentBinder
 from .context import (POISON, UNKNOWN, Abort, Ctx, Env, Reporter, Value, describe_value, is_int,
                       is_number)
 from .load import BUILTIN_FUNCTIONS, Program
-from .source import Span
+from ..source import Span
 
 MAX_FUNCTION_DEPTH = 100  # nested calls of `def` functions, as deep as block calls may nest
 CONSTANTS = {"same": "same", "valid": "valid"}

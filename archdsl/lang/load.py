@@ -16,7 +16,7 @@ from ..diagnostics import Diagnostic, Label, Sink, SpecError
 from ..ops import OPS
 from .parse import parse
 from .read import UnreadableSource, read_source
-from .source import Source
+from ..source import Source
 
 
 # Functions expressions call without a `def` (evaluated in elaborate.py); a `def` may not

@@ -17,7 +17,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedToken
 
 from . import syntax as ast
 from ..diagnostics import Diagnostic, Label, SpecError
-from .source import Source, Span
+from ..source import Source, Span
 
 MAX_NESTING = 1000  # parentheses, braces and operators nested deeper than this are refused
 

@@ -9,7 +9,7 @@ import os
 import stat
 
 from ..diagnostics import Diagnostic, Label, SpecError
-from .source import Source, Span
+from ..source import Source, Span
 
 MAX_SOURCE_BYTES = 4 * 1024 * 1024  # far above any spec; stops `import "/dev/zero"` at once
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Union
 
-from .source import Source, Span
+from ..source import Source, Span
 
 
 # ---- expressions ----------------------------------------------------------------

@@ -21,7 +21,7 @@ from ..diagnostics import Diagnostic
 from ..lang import syntax as ast
 from ..lang.load import stdlib_dir, stdlib_names
 from ..lang.parse import keywords
-from ..lang.source import Span
+from ..source import Span
 from ..ops import OPS, REQUIRED, Derived
 from ..backends.report_stats import human_count
 

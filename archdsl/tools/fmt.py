@@ -26,7 +26,7 @@ import re
 from dataclasses import dataclass, field
 
 from ..lang.parse import parse
-from ..lang.source import Source
+from ..source import Source
 from ..lang.syntax import dump
 
 INDENT = 4

@@ -37,7 +37,7 @@ from pygls.uris import from_fs_path
 from .. import __version__
 from ..compile import Compilation
 from ..diagnostics import SpecError
-from ..lang.source import Source
+from ..source import Source
 from . import editor
 from .fmt import format_source
 

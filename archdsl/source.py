@@ -1,4 +1,5 @@
-"""Source text and positions: the one `Span` type every diagnostic points with."""
+"""Source text and positions: the one `Span` type every diagnostic, IR node and syntax
+tree points with. It sits on the ground floor, below the front end and the IR."""
 from __future__ import annotations
 
 import bisect
