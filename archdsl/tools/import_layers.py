@@ -1,0 +1,342 @@
+"""One torch.nn layer, or one torch function of a forward(), as the parts of an archdsl
+statement: the op and arguments it reads as, checked against the op table by building the
+op's module again; the call's text; and the label its module's name becomes.
+
+The numbers of a call's text are marked (`number`), so that module instances whose
+statements differ only in numbers can become one block with those numbers as parameters.
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+
+import torch
+from torch import fx, nn
+
+from ..lang.names import is_reserved
+from ..lang.parse import grammar_text
+from ..ops import OPS, REQUIRED, Args, Derived
+
+
+class ImportFailure(Exception):
+    """The model uses something archdsl cannot express; the message says what and where."""
+
+
+# ---- one layer: torch module -> archdsl op ------------------------------------------------
+
+
+def _sizes(value):
+    if isinstance(value, (tuple, list)) and len(set(value)) == 1:
+        return value[0]
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _conv(m):
+    if m.padding_mode != "zeros":
+        return None
+    return "conv", dict(channels=m.out_channels, kernel=_sizes(m.kernel_size),
+                        stride=_sizes(m.stride), pad=_sizes(m.padding),
+                        dilation=_sizes(m.dilation), groups=m.groups, bias=m.bias is not None)
+
+
+def _batchnorm(m):
+    if not (m.affine and m.track_running_stats) or m.momentum is None:
+        return None
+    return "batchnorm", dict(eps=m.eps, momentum=m.momentum)
+
+
+def _pool(name, with_dilation):
+    def read(m):
+        if getattr(m, "return_indices", False) or getattr(m, "divisor_override", None):
+            return None
+        args = dict(kernel=_sizes(m.kernel_size), stride=_sizes(m.stride),
+                    pad=_sizes(m.padding), ceil_mode=m.ceil_mode)
+        if with_dilation:
+            args["dilation"] = _sizes(m.dilation)
+        else:
+            args["count_include_pad"] = m.count_include_pad
+        return name, args
+    return read
+
+
+def _adaptive(m):
+    size = m.output_size if isinstance(m.output_size, tuple) else (m.output_size,) * 2
+    if set(size) == {1}:
+        return "global_avgpool", {}
+    return "adaptive_avgpool", dict(height=size[0], width=size[1])
+
+
+def _flatten(m):
+    if m.start_dim < 1:  # the batch too: no archdsl layer does that
+        return None
+    return "flatten", dict(start=m.start_dim - 1, end=m.end_dim if m.end_dim < 0
+                           else m.end_dim - 1)
+
+
+# Modules whose constructor arguments become an op's: how to read them. Every match is
+# checked against the op table by building the op's module (`read_layer`).
+READERS = {
+    nn.Conv1d: _conv, nn.Conv2d: _conv, nn.Conv3d: _conv,
+    nn.BatchNorm1d: _batchnorm, nn.BatchNorm2d: _batchnorm, nn.BatchNorm3d: _batchnorm,
+    nn.Linear: lambda m: ("linear", dict(features=m.out_features, bias=m.bias is not None)),
+    nn.MaxPool1d: _pool("maxpool", True), nn.MaxPool2d: _pool("maxpool", True),
+    nn.MaxPool3d: _pool("maxpool", True),
+    nn.AvgPool1d: _pool("avgpool", False), nn.AvgPool2d: _pool("avgpool", False),
+    nn.AvgPool3d: _pool("avgpool", False),
+    nn.AdaptiveAvgPool2d: _adaptive,
+    nn.Dropout: lambda m: ("dropout", dict(p=m.p)),
+    nn.LeakyReLU: lambda m: ("leaky_relu", dict(slope=m.negative_slope)),
+    nn.Flatten: _flatten,
+}
+
+
+def argument_free_ops(shape) -> dict[type, str]:
+    """{module class: op} for the ops without arguments, from the modules they build."""
+    found = {}
+    for op in OPS.values():
+        if op.module is None or op.args or op.merge:
+            continue
+        try:
+            with torch.device("meta"):
+                module = op.module(Args(()), (shape,))
+        except Exception:  # needs another input layout: not this one
+            continue
+        if isinstance(module, nn.Module):
+            found.setdefault(type(module), op.name)
+    return found
+
+
+_FUNCTIONS = {  # torch functions in a forward(), as ops: (op, arguments from the call)
+    torch.flatten: "flatten", nn.functional.relu: "relu", torch.relu: "relu",
+    nn.functional.adaptive_avg_pool2d: "global_avgpool",
+}
+
+
+def shape_of(node: fx.Node) -> tuple[int, ...]:
+    """The shape of a node's value, batch excluded, as the propagation on the example
+    input found it; () where none was recorded."""
+    meta = node.meta.get("tensor_meta")
+    return tuple(meta.shape[1:]) if meta is not None else ()
+
+
+def read_layer(node: fx.Node, module: nn.Module, by_type: dict[type, str]) -> tuple[str, dict]:
+    """The op and arguments of the torch.nn layer `module` that `node` calls; `by_type`
+    holds the ops without arguments (`argument_free_ops`)."""
+    where = f"`{node.target}` ({type(module).__module__}.{type(module).__name__})"
+    reader = READERS.get(type(module))
+    if reader is not None:
+        found = reader(module)
+    elif type(module) in by_type:
+        found = by_type[type(module)], {}
+    else:
+        found = None
+    if found is None:
+        raise ImportFailure(f"{where} has no archdsl equivalent")
+    op, args = found
+    _check(where, op, args, module, shape_of(node.all_input_nodes[0]))
+    return op, args
+
+
+def _check(where: str, op: str, args: dict, module: nn.Module, shape) -> None:
+    """The op's own module, built from these arguments, is the model's module."""
+    from ..backends.export_pytorch import module_settings, state_shapes
+    resolved = _resolve(op, args)
+    if OPS[op].module is None:  # lowers to a function (flatten): nothing to compare
+        return
+    with torch.device("meta"):
+        built = OPS[op].module(resolved, (shape,))
+    plain = {k: v for k, v in module_settings(module).items() if k != "inplace"}
+    rebuilt = {k: v for k, v in module_settings(built).items() if k != "inplace"}
+    if type(built) is not type(module) or plain != rebuilt or \
+            state_shapes(built) != state_shapes(module):
+        raise ImportFailure(f"{where} has no archdsl equivalent: `{op}` builds {built!r}")
+
+
+def read_function(node: fx.Node, owner: str) -> tuple[str, dict]:
+    """The op and arguments of a torch function or tensor method that `node` calls in the
+    forward() of the module at `owner`."""
+    where = f"`{node.name}` in `{owner or 'forward'}`"
+    target = node.target
+    if node.op == "call_method" and target == "flatten":
+        start = node.args[1] if len(node.args) > 1 else node.kwargs.get("start_dim", 0)
+        end = node.args[2] if len(node.args) > 2 else node.kwargs.get("end_dim", -1)
+        if start == 1:
+            return "flatten", dict(start=0, end=end if end < 0 else end - 1)
+    if node.op == "call_method" and target in ("relu", "relu_"):
+        return "relu", {}
+    if node.op == "call_function" and target in _FUNCTIONS:
+        op = _FUNCTIONS[target]
+        if op == "flatten" and (node.args[1:2] or [node.kwargs.get("start_dim", 0)])[0] == 1:
+            return "flatten", {}
+        if op == "global_avgpool" and node.args[1] in (1, (1, 1)):
+            return op, {}
+        if op == "relu":
+            return op, {}
+    name = getattr(target, "__name__", str(target))
+    raise ImportFailure(f"{where}: {node.op} `{name}` has no archdsl equivalent")
+
+
+# ---- one call as text, its numbers marked -------------------------------------------------
+
+
+def _resolve(op: str, given: dict) -> Args:
+    values = {}
+    for arg in OPS[op].args:
+        value = given.get(arg.name, arg.default)
+        if isinstance(value, Derived):
+            value = values[value.source]
+        if value is REQUIRED:
+            raise ImportFailure(f"internal: `{op}` needs `{arg.name}`")
+        values[arg.name] = value
+    return Args(tuple(values.items()))
+
+
+def call_text(op: str, args: dict) -> str:
+    """`conv(64, 3, stride = 2, bias = false)`: required arguments by position, the rest
+    by name where they differ from the default; its numbers marked.
+
+    >>> text = call_text("conv", dict(channels=64, kernel=3, stride=2, bias=False))
+    >>> plain(text), skeleton(text)
+    ('conv(64, 3, stride = 2, bias = false)', 'conv(#, #, stride = #, bias = false)')
+    >>> numbers_of(text)
+    [('64', 'channels'), ('3', 'kernel'), ('2', 'stride')]
+    """
+    parts = []
+    resolved = dict(_resolve(op, args))
+    for arg in OPS[op].args:
+        value = resolved[arg.name]
+        if arg.default is REQUIRED:
+            parts.append(_format(value, arg.name))
+        elif isinstance(arg.default, Derived):
+            if value != resolved[arg.default.source]:
+                parts.append(f"{arg.name} = {_format(value, arg.name)}")
+        elif value != arg.default or type(value) is not type(arg.default):
+            if isinstance(arg.default, float) and isinstance(value, (int, float)) and \
+                    float(value) == arg.default:
+                continue
+            parts.append(f"{arg.name} = {_format(value, arg.name)}")
+    return f"{op}({', '.join(parts)})" if parts else op
+
+
+NUMBER = re.compile(r"\x00([^\x00|]*)\|([^\x00]*)\x00")  # a marked number: its value and hint
+
+
+def number(value, hint: str) -> str:
+    """`value` marked as a number that a block may turn into its parameter `hint`."""
+    return f"\x00{value}|{hint}\x00"
+
+
+def skeleton(text: str) -> str:
+    """The text with each marked number as `#`: equal for statements that differ only in
+    numbers."""
+    return NUMBER.sub("#", text)
+
+
+def numbers_of(text: str) -> list[tuple[str, str]]:
+    """The marked numbers of the text, in order: (value, hint)."""
+    return NUMBER.findall(text)
+
+
+def plain(text: str) -> str:
+    """The text with its marked numbers as their values."""
+    return NUMBER.sub(lambda m: m.group(1), text)
+
+
+def _format(value, hint: str) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, tuple):
+        return "(" + ", ".join(_format(v, hint) for v in value) + ")"
+    if isinstance(value, int):
+        return number(value, hint)
+    return repr(value)
+
+
+# ---- module names as labels, and names of the language ------------------------------------
+
+# What a label may be: a name or a number bare, and a name with `-` quoted (the parser reads
+# a quoted label as computed text, which the elaborator allows to be letters, digits, `_`
+# and `-`); a number that is not written as its value (`007`) would name another module.
+_BARE_LABEL = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|0|[1-9][0-9]*")
+_QUOTED_LABEL = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+
+
+@lru_cache(maxsize=1)
+def _keywords() -> frozenset[str]:
+    """The words of the grammar (`input`, `repeat`, `in`): labels spelled so are quoted."""
+    return frozenset(re.findall(r'"([A-Za-z_][A-Za-z0-9_]*)"', grammar_text()))
+
+
+def _written(name: str) -> str | None:
+    """A module's name as the spec writes its label, or None where no label can hold it.
+
+    >>> _written("conv1"), _written("input"), _written("conv-1"), _written("_conv")
+    ('conv1', '"input"', '"conv-1"', None)
+    """
+    if is_reserved(name):
+        return None
+    if _BARE_LABEL.fullmatch(name) and name not in _keywords():
+        return name
+    return f'"{name}"' if _QUOTED_LABEL.fullmatch(name) else None
+
+
+def _renamed(name: str, taken: set[str]) -> str:
+    """A label for a module whose name no label can hold: its letters, digits, `_` and
+    `-`, not beginning with `_` (torch's own) nor being a name torch uses, and none of its
+    siblings' names.
+
+    >>> _renamed("_head", {"stem"}), _renamed("forward", set()), _renamed("007", set())
+    ('head', 'forward_', 'layer_007')
+    """
+    base = re.sub(r"[^A-Za-z0-9_-]+", "_", _ascii(name)).strip("_-")
+    if not base or base[0].isdigit():
+        base = f"layer_{base}".rstrip("_")
+    if is_reserved(base):
+        base += "_"
+    label, count = base, 2
+    while label in taken:
+        label, count = f"{base}_{count}", count + 1
+    return label
+
+
+def module_labels(paths) -> dict[str, str]:
+    """{module path: its label as the spec writes it}, renaming among siblings where
+    needed.
+
+    >>> module_labels(["", "stem", "stem.0", "_head", "input"])
+    {'stem': 'stem', '_head': 'head', 'input': '"input"', 'stem.0': '0'}
+    """
+    siblings: dict[str, list[str]] = {}
+    for path in paths:
+        if path:
+            parent, _, name = path.rpartition(".")
+            siblings.setdefault(parent, []).append(name)
+    labels = {}
+    for parent, names in siblings.items():
+        taken = {name for name in names if _written(name) is not None}
+        for name in names:
+            written = _written(name)
+            if written is None:
+                written = _renamed(name, taken)
+                taken.add(written)
+                written = _written(written)
+            labels[f"{parent}.{name}" if parent else name] = written
+    return labels
+
+
+def language_name(text: str, otherwise: str) -> str:
+    """`text` as a name of the language (ASCII letters, digits and `_`).
+
+    >>> language_name("ñet", "imported"), language_name("9lives", "imported")
+    ('net', 'imported')
+    """
+    name = re.sub(r"[^A-Za-z0-9_]+", "_", _ascii(text)).strip("_")
+    return name if name and not name[0].isdigit() else otherwise
+
+
+def _ascii(text: str) -> str:
+    """Letters without their accents (`ñ` is `n`), the rest as it is."""
+    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))

@@ -1,0 +1,426 @@
+"""The statements of a traced model, scope by scope of its module tree: each layer and
+function a statement (archdsl.tools.import_layers), each fork whose paths meet again in an
+add a `residual { } skip { }` and in a concatenation a `concat { }`; module instances of one
+class whose statements differ only in numbers one `block` with those numbers as
+parameters, and runs of identical calls `repeat`s.
+"""
+from __future__ import annotations
+
+import itertools
+import operator
+import re
+from dataclasses import dataclass, field
+
+import torch
+from torch import fx, nn
+
+from ..ops import OPS
+from .import_layers import (NUMBER, ImportFailure, argument_free_ops, call_text, language_name,
+                            module_labels, number, numbers_of, plain, read_function,
+                            read_layer, shape_of, skeleton)
+
+def write_spec(model: nn.Module, graph: fx.Graph, shape: tuple[int, ...], name: str,
+               moved: dict[fx.Node, str]) -> str:
+    """The `.arch` text of `model`, traced as `graph` with its shapes propagated on an
+    input of `shape`; `moved` holds the concatenations that belong to another scope than
+    the one torch.fx gives them ({cat node: its scope})."""
+    return _Importer(model, graph, shape, name, moved).spec()
+
+
+_MERGES = {operator.add: "add", operator.iadd: "add", torch.add: "add", torch.cat: "concat",
+           operator.mul: "mul", torch.mul: "mul"}
+
+
+@dataclass
+class _Item:
+    """One thing in a scope: a layer, a function of the forward(), or a child scope."""
+    key: str
+    inputs: list[str] = field(default_factory=list)
+    node: fx.Node | None = None  # a layer or a function
+    scope: str | None = None  # a child scope
+
+
+class _Importer:
+    def __init__(self, model: nn.Module, graph: fx.Graph, shape, name: str,
+                 moved: dict[fx.Node, str]):
+        self.model, self.graph, self.shape, self.name = model, graph, shape, name
+        self.modules = dict(model.named_modules())
+        self.labels = module_labels(self.modules)
+        self.nodes = [n for n in graph.nodes if n.op not in ("placeholder", "output")]
+        placeholders = [n for n in graph.nodes if n.op == "placeholder"]
+        if len(placeholders) != 1:
+            raise ImportFailure(f"the model's forward() takes {len(placeholders)} inputs; "
+                                "archdsl imports models of one input")
+        self.input = placeholders[0]
+        (self.output,) = [n for n in graph.nodes if n.op == "output"]
+        if not isinstance(self.output.args[0], fx.Node):
+            raise ImportFailure("the model returns several values; archdsl imports models "
+                                "with one output")
+        self.owner = {n: moved.get(n) or self._owner(n) for n in self.nodes}
+        self.seen_targets: set[str] = set()
+        self.by_type = argument_free_ops(shape_of(self.input))
+        self.calls: dict[str, str] = {}  # scope -> the block call that replaces its body
+        self.blocks: list[str] = []
+        self.block_names: set[str] = set()
+
+    # -- where a node lives
+
+    def _owner(self, node: fx.Node) -> str:
+        if node.op == "call_module":
+            return node.target.rpartition(".")[0]
+        stack = node.meta.get("nn_module_stack") or {}
+        if not stack:
+            return ""
+        path = list(stack.values())[-1]
+        path = path[0] if isinstance(path, tuple) else str(path)
+        return path.split("@")[0]
+
+    # -- scopes
+
+    def _items(self, scope: str) -> tuple[dict[str, _Item], str, str]:
+        """The items of a scope in order, its entry (a value from outside it) and the
+        item that gives its result."""
+        inside = [n for n in self.nodes if self._within(self.owner[n], scope)]
+        items: dict[str, _Item] = {}
+        key_of: dict[fx.Node, str] = {}
+        for node in inside:  # a node of this scope, or of the child scope it lies in
+            owner = self.owner[node]
+            child = None if owner == scope else self._child(scope, owner)
+            key = f"scope:{child}" if child else node.name
+            key_of[node] = key
+            if key not in items:
+                items[key] = _Item(key, node=None if child else node, scope=child)
+        entries = set()
+        for node in inside:
+            key = key_of[node]
+            for value in node.all_input_nodes:
+                source = key_of.get(value)
+                if source is None:
+                    entries.add(value)
+                    source = "entry"
+                if source != key and source not in items[key].inputs:
+                    items[key].inputs.append(source)
+        if len(entries) > 1:
+            raise ImportFailure(f"`{scope or 'the model'}` reads {len(entries)} values from "
+                                "outside it; archdsl imports modules of one input")
+        results = {key_of[n] for n in inside
+                   if any(u not in key_of for u in n.users) or n is self.output.args[0]}
+        if len(results) != 1:
+            raise ImportFailure(f"`{scope or 'the model'}` gives {len(results)} values to "
+                                "the rest of the model; archdsl imports modules of one output")
+        return items, "entry", results.pop()
+
+    @staticmethod
+    def _within(path: str, scope: str) -> bool:
+        return not scope or path == scope or path.startswith(scope + ".")
+
+    @staticmethod
+    def _child(scope: str, path: str) -> str | None:
+        rest = path[len(scope) + 1:] if scope else path
+        if not rest:
+            return None
+        return (f"{scope}." if scope else "") + rest.split(".")[0]
+
+    def render(self, scope: str) -> list[str]:
+        items, entry, result = self._items(scope)
+        users: dict[str, list[str]] = {key: [] for key in items}
+        users[entry] = []
+        for key, item in items.items():
+            for source in item.inputs:
+                users[source].append(key)
+        order = list(items)
+        return _Series(self, items, users, order).lines(entry, result)
+
+    # -- one item as a statement
+
+    def statement(self, item: _Item, scope_of_parent: str) -> str:
+        if item.scope is not None:
+            label = self.labels[item.scope]
+            if item.scope in self.calls:
+                return f"{label}: {self.calls[item.scope]}"
+            body = self.render(item.scope)
+            calls = [line.partition(": ")[2] for line in body]
+            if len(body) > 1 and body == [f"{k}: {calls[0]}" for k in range(len(body))] \
+                    and "\n" not in calls[0]:
+                return f"{label}: repeat {len(body)} {{ {calls[0]} }}"
+            return f"{label}: " + _braced(_repeats(body, self.block_names))
+        node = item.node
+        if node.op == "call_module":
+            op, args = read_layer(node, self.modules[node.target], self.by_type)
+            label = self.labels[node.target]
+            text = call_text(op, args)
+            if node.target in self.seen_targets:
+                if any(True for _ in self.modules[node.target].parameters()):
+                    raise ImportFailure(f"`{node.target}` ({type(self.modules[node.target]).__name__}) "
+                                        "is called twice, sharing its weights; archdsl gives "
+                                        "each layer its own")
+                return text  # a stateless layer used again (torchvision's `relu`)
+            self.seen_targets.add(node.target)
+            return f"{label}: {text}"
+        return call_text(*read_function(node, self.owner[node]))
+
+    # -- blocks
+
+    def find_blocks(self) -> None:
+        """Module instances of one class (not containers) whose statements differ only in
+        numbers become one block, deepest first so that blocks may call blocks."""
+        scopes = [path for path, module in self.modules.items() if path and
+                  not isinstance(module, (nn.Sequential, nn.ModuleList, nn.ModuleDict))
+                  and not module.__module__.startswith("torch.nn")
+                  and any(self._within(self.owner[n], path) for n in self.nodes)]
+        for depth in sorted({s.count(".") for s in scopes}, reverse=True):
+            groups: dict[tuple, list[tuple[str, str]]] = {}
+            for scope in (s for s in scopes if s.count(".") == depth):
+                saved = set(self.seen_targets)
+                text = "\x01".join(self.render(scope))  # statements apart
+                self.seen_targets = saved
+                key = (type(self.modules[scope]).__name__, skeleton(text))
+                groups.setdefault(key, []).append((scope, text))
+            for (cls, _), members in groups.items():
+                if len(members) >= 2:
+                    self._block(cls, members)
+
+    def _block(self, cls: str, members: list[tuple[str, str]]) -> None:
+        name = _snake(cls)
+        taken = {b.split()[1].split("(")[0] for b in self.blocks}
+        base, count = name, 2
+        while name in taken or name in OPS:
+            name, count = f"{base}_{count}", count + 1
+        columns = list(zip(*(numbers_of(text) for _, text in members)))
+        params: dict[tuple, str] = {}
+        names: list[str] = []
+        for column in columns:
+            values = tuple(v for v, _ in column)
+            if len(set(values)) > 1 and values not in params:
+                hint = column[0][1] or "n"
+                label, k = hint, 2
+                while label in names:
+                    label, k = f"{hint}{k}", k + 1
+                params[values] = label
+                names.append(label)
+        template = members[0][1]
+        index = iter(range(len(columns)))
+
+        def substitute(match):
+            i = next(index)
+            values = tuple(v for v, _ in columns[i])
+            return params.get(values, match.group(1)) if values in params else match.group(1)
+        body = NUMBER.sub(substitute, template)
+        self.block_names.add(name)
+        header = f"block {name}({', '.join(names)}) " if names else f"block {name} "
+        self.blocks.append(header + _braced(body.split("\x01")))
+        for position, (scope, _) in enumerate(members):
+            args = []
+            for values, label in params.items():
+                hint = label
+                args.append(number(values[position], hint))
+            self.calls[scope] = f"{name}({', '.join(args)})" if args else name
+
+    # -- the spec
+
+    def spec(self) -> str:
+        self.find_blocks()
+        self.seen_targets = set()
+        body = _repeats(self.render(""), self.block_names)
+        dims = " x ".join(map(str, self.shape))
+        lines = [f"input {self._input_name()}: {dims}"] + body
+        network = f"network {language_name(self.name, 'imported')} " + _braced(lines)
+        text = "\n\n".join(self.blocks + [network]) + "\n"
+        return self._renames() + plain(text)
+
+    def _input_name(self) -> str:
+        """`x`, unless a module of the model's top level is called so."""
+        top = {label.strip('"') for path, label in self.labels.items() if "." not in path}
+        names = itertools.chain(("x", "inputs"), (f"x{i}" for i in itertools.count(2)))
+        return next(name for name in names if name not in top)
+
+    def _spec_path(self, path: str) -> str:
+        parts = path.split(".")
+        return ".".join(self.labels[".".join(parts[:i + 1])].strip('"')
+                        for i in range(len(parts)))
+
+    def _renames(self) -> str:
+        """A comment listing the modules of the spec whose names no label can hold (`_head`,
+        `forward`), and what the spec calls them: their state_dict keys change too."""
+        used = {n.target for n in self.nodes if n.op == "call_module"} | set(self.owner.values())
+        within = {".".join(p.split(".")[:i + 1]) for p in used if p
+                  for i in range(p.count(".") + 1)}
+        renamed = [f"#   {path} -> {self._spec_path(path)}" for path in self.modules
+                   if path in within and self.labels[path].strip('"') != path.rpartition(".")[2]]
+        if not renamed:
+            return ""
+        header = ["# Modules whose names no label can hold, and their names here (the state_dict",
+                  "# keys under them change with them):"]
+        return "\n".join(header + renamed) + "\n\n"
+
+
+class _Series:
+    """A scope's items as statements: chains in sequence, forks that meet again as
+    `residual` or merges with branches."""
+
+    def __init__(self, importer: _Importer, items, users, order):
+        self.importer, self.items, self.users, self.order = importer, items, users, order
+
+    def lines(self, start: str, stop: str, allowed: set[str] | None = None) -> list[str]:
+        """From the value `start` to the item `stop`, through the items `allowed` (all)."""
+        out, current = [], start
+        while current != stop:
+            readers = [u for u in self.users[current] if allowed is None or u in allowed]
+            if len(readers) == 1 and self.items[readers[0]].inputs == [current] and \
+                    not self._merge(readers[0]):
+                out.append(self.importer.statement(self.items[readers[0]], ""))
+                current = readers[0]
+                continue
+            join = self._join(current, allowed)
+            out += self._merged(current, join)
+            current = join
+        return out
+
+    def _merge(self, key: str) -> str | None:
+        node = self.items[key].node
+        if node is not None and node.op == "call_function" and node.target in _MERGES:
+            return _MERGES[node.target]
+        return None
+
+    def _join(self, start: str, allowed: set[str] | None) -> str:
+        """Where the paths out of `start` meet again: the first item after which nothing
+        between reads anything else or is read from beyond it."""
+        descendants = self._descendants(start)
+        if allowed is not None:
+            descendants &= allowed
+        between: set[str] = set()
+        for key in (k for k in self.order if k in descendants):
+            if self._merge(key) and all(i in between or i == start for i in self.items[key].inputs):
+                escaping = [u for b in between | {start} for u in self.users[b]
+                            if u not in between and u != key
+                            and (allowed is None or u in allowed)]
+                if not escaping:
+                    return key
+            between.add(key)
+        raise ImportFailure("the model's graph forks in a way archdsl cannot write "
+                            f"(after `{start}`)")
+
+    def _between(self, start: str, stop: str) -> set[str]:
+        """The items on paths from `start` to `stop`, `stop` included."""
+        ancestors = self._ancestors(stop)
+        return (self._descendants(start) & ancestors) | {stop}
+
+    def _ancestors(self, stop: str) -> set[str]:
+        seen, todo = set(), [stop]
+        while todo:
+            key = todo.pop()
+            for source in self.items[key].inputs if key in self.items else ():
+                if source not in seen:
+                    seen.add(source)
+                    todo.append(source)
+        return seen
+
+    def _descendants(self, start: str) -> set[str]:
+        seen, todo = set(), [start]
+        while todo:
+            for user in self.users[todo.pop()]:
+                if user not in seen:
+                    seen.add(user)
+                    todo.append(user)
+        return seen
+
+    def _merged(self, start: str, join: str) -> list[str]:
+        item = self.items[join]
+        node = item.node
+        operands = [a for a in node.args if isinstance(a, fx.Node)] if self._merge(join) \
+            != "concat" else list(node.args[0])
+        keys = [self._key(a) for a in operands]
+        op = self._merge(join)
+        if op == "concat" and (node.args[1:2] or [node.kwargs.get("dim", 0)])[0] != 1:
+            raise ImportFailure(f"`{node.name}`: torch.cat along a dimension other than "
+                                "the channels")
+        def branch(key):
+            return [] if key == start else self.lines(start, key, self._between(start, key))
+        if op == "add" and len(keys) == 2 and start in keys:
+            body = branch(keys[1] if keys[0] == start else keys[0])
+            return ["residual " + _braced(body)]
+        if op == "add" and len(keys) == 2:
+            skip_first = self._is_scope(keys[0]) and not self._is_scope(keys[1])
+            body_key, skip_key = (keys[1], keys[0]) if skip_first else keys
+            body = branch(body_key)
+            if self._is_scope(skip_key) and skip_key not in self.importer.calls and \
+                    self.items[skip_key].inputs == [start]:
+                label = self.importer.labels[self.items[skip_key].scope]
+                inner = self.importer.render(self.items[skip_key].scope)
+                if label.startswith('"'):  # `skip NAME` takes a bare name: a labelled group
+                    return ["residual " + _braced(body) + " skip " +
+                            _braced([f"{label}: " + _braced(inner)])]
+                return ["residual " + _braced(body) + f" skip {label} " + _braced(inner)]
+            return ["residual " + _braced(body) + " skip " + _braced(branch(skip_key))]
+        branches = [branch(key) for key in keys]
+        text = [f"{op} {{"]
+        for branch in branches:
+            text.append("    " + (_braced(branch).replace("\n", "\n    ") if branch else "{}"))
+        return ["\n".join(text + ["}"])]
+
+    def _key(self, node: fx.Node) -> str:
+        for key, item in self.items.items():
+            if item.node is node:
+                return key
+        for key, item in self.items.items():
+            if item.scope and node in self.importer.owner and \
+                    self.importer._within(self.importer.owner[node], item.scope):
+                return key
+        return "entry"
+
+    def _is_scope(self, key: str) -> bool:
+        return key in self.items and self.items[key].scope is not None
+
+
+# ---- the text of statements: repeats, labels in a column, braces --------------------------
+
+
+def _repeats(lines: list[str], blocks: set[str]) -> list[str]:
+    """Runs of `k: call`, `k + 1: call`, ... of one block call as one repeat."""
+    out, i = [], 0
+    while i < len(lines):
+        label, _, call = lines[i].partition(": ")
+        j = i + 1
+        if label.isdigit() and call.split("(")[0] in blocks:
+            while j < len(lines) and lines[j] == f"{int(label) + j - i}: {call}":
+                j += 1
+        if j - i > 1:
+            offset = f" + {label}" if int(label) else ""
+            out.append(f'repeat {j - i} as i {{ "{{i{offset}}}": {call} }}')
+        else:
+            out.append(lines[i])
+            j = i + 1
+        i = j
+    return out
+
+
+_LABELLED = re.compile(r'^("[^"]*"|[A-Za-z0-9_]+): (.*)$', re.DOTALL)
+
+
+def _aligned(lines: list[str]) -> list[str]:
+    """Labels in a column, as the shipped specs write them; statements of several lines
+    and bodies with long labels are left as they are."""
+    labels = [m.group(1) for m in map(_LABELLED.match, lines) if m and "\n" not in m.group(2)]
+    width = max(map(len, labels), default=0) + 2
+    if not labels or width > 18:
+        return lines
+    out = []
+    for line in lines:
+        match = _LABELLED.match(line)
+        if match and "\n" not in match.group(2):
+            out.append(f"{match.group(1) + ':':<{width}}{match.group(2)}")
+        elif not match and "\n" not in line and not line.startswith(("repeat", "input")):
+            out.append(" " * width + line)
+        else:
+            out.append(line)
+    return out
+
+
+def _braced(lines: list[str]) -> str:
+    inner = "\n".join("    " + line.replace("\n", "\n    ") for line in _aligned(lines))
+    return "{\n" + inner + "\n}"
+
+
+def _snake(name: str) -> str:
+    return language_name(re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower(), "unit")
+
