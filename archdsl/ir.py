@@ -27,7 +27,7 @@ import networkx as nx
 
 from .errors import InternalError
 from .ops import OPS, REQUIRED, Args, show
-from .source import Span
+from .source import Span, format_value
 
 
 @dataclass(frozen=True)
@@ -257,17 +257,8 @@ def format_args(node: Node) -> str:
     parts = []
     for key, value in node.args:
         if defaults.get(key, REQUIRED) is REQUIRED or defaults[key] != value:
-            parts.append(f"{key}={_format_value(value)}")
+            parts.append(f"{key}={format_value(value)}")
     return ", ".join(parts)
-
-
-def _format_value(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, tuple):
-        items = ", ".join(_format_value(v) for v in value)
-        return f"({items},)" if len(value) == 1 else f"({items})"
-    return str(value)
 
 
 def dump(graph: nx.DiGraph) -> str:
@@ -281,7 +272,7 @@ def dump(graph: nx.DiGraph) -> str:
     output out = 0
     """
     record = network(graph)
-    params = ", ".join(f"{k}={_format_value(v)}" for k, v in record.params.items())
+    params = ", ".join(f"{k}={format_value(v)}" for k, v in record.params.items())
     lines = [f"network {record.name}({params})"]
     for item in nodes(graph):
         operands = f"({', '.join(item.inputs)})" if item.inputs else ""

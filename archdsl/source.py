@@ -66,3 +66,23 @@ class Span:
     def to(self, other: "Span") -> "Span":
         """The span from the start of this one to the end of `other`."""
         return Span(self.source, self.start, max(self.end, other.end))
+
+
+def format_value(value) -> str:
+    """A value as a spec writes it: `true`, `"nearest"`, `64`, `1e-05`, `(3, 3)`, `(7,)`.
+    A whole number kept as a float is written as the integer a person would type (a
+    float argument takes either).
+
+    >>> [format_value(v) for v in (True, "same", 2.0, 1e-05, (3, 3), (7,), 0.25)]
+    ['true', '"same"', '2', '1e-05', '(3, 3)', '(7,)', '0.25']
+    """
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    if isinstance(value, tuple):
+        items = ", ".join(format_value(v) for v in value)
+        return f"({items},)" if len(value) == 1 else f"({items})"
+    return repr(value) if isinstance(value, float) else str(value)

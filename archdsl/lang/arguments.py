@@ -10,6 +10,7 @@ import difflib
 import math
 from collections.abc import Callable
 
+from ..source import format_value
 from ..diagnostics import Label, Sink
 from ..ops import REQUIRED, Arg, Args, Derived, Op
 from . import syntax as ast
@@ -82,7 +83,7 @@ class ArgumentBinder(Reporter):
                       ctx, help=_type_help(spec, value))
         problem = _out_of_range(spec, checked)
         if problem:
-            shown = f'"{checked}"' if isinstance(checked, str) else _format(checked)
+            shown = format_value(checked)
             self.fail("E0206", f"`{spec.name}` {problem}" + (f" for {what}" if what else ""),
                       expr.span, f"{shown} given", ctx)
         return checked
@@ -150,11 +151,11 @@ def _out_of_range(spec: Arg, value) -> str | None:
     if not all(math.isfinite(n) for n in numbers):
         return "must be a finite number"
     if spec.minimum is not None and any(n < spec.minimum for n in numbers):
-        return f"must be at least {_format(spec.minimum)}"
+        return f"must be at least {format_value(spec.minimum)}"
     if spec.maximum is not None and any(n > spec.maximum for n in numbers):
-        return f"must be at most {_format(spec.maximum)}"
+        return f"must be at most {format_value(spec.maximum)}"
     if spec.below is not None and any(n >= spec.below for n in numbers):
-        return f"must be less than {_format(spec.below)}"
+        return f"must be less than {format_value(spec.below)}"
     return None
 
 
@@ -166,11 +167,3 @@ def _type_help(spec: Arg, value) -> str | None:
     if spec.name == "dimension":
         return "write an input as C x H x W, e.g. `input image: 3 x 224 x 224`"
     return None
-
-
-def _format(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value)) if abs(value) < 1e15 else str(value)
-    return str(value)

@@ -5,16 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from ..source import format_value
 from .args import REQUIRED, Arg, Derived
 from .op import Op
-
-
-def _default_text(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return f'"{value}"'
-    return repr(value)
 
 
 def _argument_text(arg: Arg) -> str:
@@ -24,14 +17,14 @@ def _argument_text(arg: Arg) -> str:
     elif isinstance(arg.default, Derived):
         text += f" = same as `{arg.default.source}`"
     else:
-        text += f" = `{_default_text(arg.default)}`"
+        text += f" = `{format_value(arg.default)}`"
     bounds = [f"≥ {arg.minimum}" for _ in [0] if arg.minimum is not None]
     bounds += [f"≤ {arg.maximum}" for _ in [0] if arg.maximum is not None]
     bounds += [f"< {arg.below}" for _ in [0] if arg.below is not None]
     if bounds:
         text += f" ({', '.join(bounds)})"
     if arg.choices:
-        text += " (" + " or ".join(f"`{_default_text(c)}`" for c in arg.choices) + ")"
+        text += " (" + " or ".join(f"`{format_value(c)}`" for c in arg.choices) + ")"
     return text
 
 

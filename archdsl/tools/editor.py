@@ -21,7 +21,7 @@ from ..diagnostics import Diagnostic
 from ..lang import syntax as ast
 from ..lang.load import stdlib_dir, stdlib_names
 from ..lang.parse import keywords
-from ..source import Span
+from ..source import Span, format_value
 from ..ops import OPS, REQUIRED, Derived
 from ..backends.report_stats import human_count
 
@@ -299,10 +299,7 @@ def _argument(arg) -> str:
         return arg.name
     if isinstance(arg.default, Derived):
         return f"{arg.name} = {arg.default.source}"
-    value = arg.default
-    shown = ("true" if value else "false") if isinstance(value, bool) else \
-        f'"{value}"' if isinstance(value, str) else repr(value)
-    return f"{arg.name} = {shown}"
+    return f"{arg.name} = {format_value(arg.default)}"
 
 
 # ---- definitions ---------------------------------------------------------------------------

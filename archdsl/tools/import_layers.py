@@ -14,6 +14,7 @@ from functools import lru_cache
 import torch
 from torch import fx, nn
 
+from ..source import format_value
 from ..lang.names import is_reserved
 from ..lang.parse import grammar_text
 from ..ops import OPS, REQUIRED, Args, Derived
@@ -244,15 +245,13 @@ def plain(text: str) -> str:
 
 
 def _format(value, hint: str) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
     if isinstance(value, str):
-        return value
+        return value  # a word of the language (`same`), written bare
     if isinstance(value, tuple):
         return "(" + ", ".join(_format(v, hint) for v in value) + ")"
-    if isinstance(value, int):
-        return number(value, hint)
-    return repr(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return number(value, hint)  # marked, so blocks can take it as a parameter
+    return format_value(value)
 
 
 # ---- module names as labels, and names of the language ------------------------------------
