@@ -264,3 +264,19 @@ def test_a_learned_value_of_no_spread_starts_at_its_mean(init):
     assert result.ok, [d.message for d in result.diagnostics]
     module = lower(result.graph)
     assert torch.all(module.get_parameter("p") == 0.5)
+
+
+@pytest.mark.parametrize("input_, body, code", [
+    ("3 x 1 as signal", "maxpool(2, pad = 1, dilation = 2)", "E0303"),
+    ("3 x 3 x 1", "maxpool(2, pad = 1, dilation = 2)", "E0303"),
+    ("3", "batchnorm(eps = 0.0)", "E0206"),
+])
+def test_what_torch_cannot_run_is_refused_by_check(input_, body, code):
+    result = compile_source(NET.format(input=input_, body="    " + body))
+    assert [d.code for d in result.diagnostics] == [code]
+
+
+def test_a_leaky_relu_with_a_negative_slope_trains():
+    text = NET.format(input="2 x 5 as signal", body="    conv(2, 1)\n    leaky_relu(-0.5)")
+    module = lower(compile_source(text).graph).train()
+    module(torch.randn(3, 2, 5)).sum().backward()

@@ -124,7 +124,10 @@ def _activations_in_place(graph: nx.DiGraph, modules: dict[str, nn.Module]) -> N
     it and the layer that made it does not need it for its backward pass: less memory
     traffic, same results."""
     for item in ir.nodes(graph):
-        if OPS[item.op].in_place and _overwritable(graph, item.inputs[0]):
+        in_place = OPS[item.op].in_place
+        if callable(in_place):
+            in_place = in_place(item.args)
+        if in_place and _overwritable(graph, item.inputs[0]):
             modules[item.name].inplace = True
 
 

@@ -156,6 +156,8 @@ def _out_of_range(spec: Arg, value) -> str | None:
         return f"must be at most {format_value(spec.maximum)}"
     if spec.below is not None and any(n >= spec.below for n in numbers):
         return f"must be less than {format_value(spec.below)}"
+    if spec.above is not None and any(n <= spec.above for n in numbers):
+        return f"must be more than {format_value(spec.above)}"
     return None
 
 

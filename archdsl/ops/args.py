@@ -35,6 +35,7 @@ class Arg:
     minimum: float | None = None
     maximum: float | None = None
     below: float | None = None  # an exclusive maximum: stochastic depth's p < 1
+    above: float | None = None  # an exclusive minimum: batch norm's eps > 0
     choices: tuple[str, ...] = ()
 
 

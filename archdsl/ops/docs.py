@@ -21,6 +21,7 @@ def _argument_text(arg: Arg) -> str:
     bounds = [f"≥ {arg.minimum}" for _ in [0] if arg.minimum is not None]
     bounds += [f"≤ {arg.maximum}" for _ in [0] if arg.maximum is not None]
     bounds += [f"< {arg.below}" for _ in [0] if arg.below is not None]
+    bounds += [f"> {arg.above}" for _ in [0] if arg.above is not None]
     if bounds:
         text += f" ({', '.join(bounds)})"
     if arg.choices:

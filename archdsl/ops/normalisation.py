@@ -68,7 +68,7 @@ def _scale_init(parameter, args: Args) -> None:
 
 OPS = (
     Op("batchnorm", "norm", _batchnorm_shape,
-       args=(Arg("eps", "float", 1e-5, minimum=0), Arg("momentum", "float", 0.1, minimum=0)),
+       args=(Arg("eps", "float", 1e-5, above=0), Arg("momentum", "float", 0.1, minimum=0)),
        params=lambda a, ins: 2 * ins[0][0], buffers=lambda a, ins: 2 * ins[0][0] + 1,
        other_ops=elementwise(2), module=_batchnorm_module, init=reset_init,
        overwritable=True, describe=named("batchnorm"), caption=named("batch norm"),

@@ -46,7 +46,8 @@ class Op:
     # how far an output position sees, for the receptive field (passes/receptive_field):
     # None, each output position reads its own position only; GLOBAL, the whole input;
     # or per spatial axis of the input, (kernel, stride, dilation, pad) of a sliding window
-    in_place: bool = False  # an activation that may overwrite its input (module.inplace)
+    in_place: bool | Callable[[Args], bool] = False  # an activation that may overwrite its
+    # input (module.inplace); a function of the arguments where only some values allow it
     overwritable: bool = False  # its backward does not need its output: an in-place
     # activation right after it may overwrite that output
     describe: Callable[[Args], str] = field(default=lambda a: "")

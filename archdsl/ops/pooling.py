@@ -6,7 +6,7 @@ from fractions import Fraction
 
 from .args import Arg, Args, Derived
 from .op import GLOBAL, Op, channels_first, elementwise, named, spatial
-from .shapes import Shape, ShapeError, numel
+from .shapes import Shape, ShapeError, axis_name, numel
 from .windows import (SPATIAL_AXES, is_one, kernel_volume, output_size, size_text, sizes,
                       sliding, spatial_count, stride_text)
 
@@ -27,9 +27,27 @@ def _pool_shape(name: str):
                              help="torch's 3-D average pool needs the kernel to fit the "
                                   "volume before padding: use a smaller kernel")
         ceil = args["ceil_mode"]
-        return (c, *(output_size(name, axis, size, k, st, p, d, ceil) for axis, size, k, st, p, d
-                     in zip(SPATIAL_AXES[n], space, kernel, stride, pad, dilation)))
+        out = tuple(output_size(name, axis, size, k, st, p, d, ceil) for axis, size, k, st, p, d
+                    in zip(SPATIAL_AXES[n], space, kernel, stride, pad, dilation))
+        for axis, size, o, k, st, p, d in zip(SPATIAL_AXES[n], space, out, kernel, stride, pad,
+                                              dilation):
+            _check_windows_see_input(name, axis, size, o, k, st, p, d)
+        return (c, *out)
     return shape
+
+
+def _check_windows_see_input(name, axis, size, out, kernel, stride, pad, dilation) -> None:
+    """E0303 where a window sees only padding (a dilated pool on a small input): torch's
+    max pool gives -inf there and its backward corrupts memory. Only the windows that
+    start in the padding, the first and last few, can miss the input."""
+    edge = pad // stride + 2
+    for i in sorted(set(range(min(out, edge))) | set(range(max(0, out - edge), out))):
+        start = i * stride - pad
+        if not any(0 <= start + j * dilation < size for j in range(kernel)):
+            raise ShapeError("E0303", f"{name} window {i} on {axis_name(axis)} sees only "
+                             f"padding: kernel {kernel}, dilation {dilation} and pad {pad} "
+                             f"over {size} positions", "a window of padding only",
+                             help="use less padding or dilation, or a larger input")
 
 
 def _pool_ops(args: Args, ins, out: Shape) -> int:
