@@ -172,7 +172,7 @@ def test_input_takes_any_rank_the_network_input_has(capsys, in_root):
     code, out, err = run(capsys, "check", "specs/m5.arch", "--input", "1x8000")
     assert code == 0 and "outputs out 10" in out
     code, out, err = run(capsys, "check", "specs/m5.arch", "--input", "1x8000x1")
-    assert code == 2 and "3 sizes, but input `waveform` is declared with 2" in err
+    assert code == 2 and "3 sizes, but input `waveform`" in err and "has 2 axes, C x L" in err
     assert "specs/m5.arch:" in err and "Traceback" not in err
     code, out, err = run(capsys, "check", "specs/resnet18.arch", "--input", "3x64")
     assert code == 2 and "give 3 sizes" in err

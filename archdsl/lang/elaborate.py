@@ -31,7 +31,7 @@ from .. import ir
 from ..diagnostics import Diagnostic, Label, Sink, SpecError
 from ..errors import UsageError
 from ..ops import MERGE_OPS, OPS, REQUIRED, Arg, Args, Op
-from ..ops.shapes import LAYOUTS, Shape, describe
+from ..ops.shapes import LAYOUTS, Shape
 from . import syntax as ast
 from .arguments import gather_axes
 from .builder import GraphBuilder
@@ -261,10 +261,10 @@ class _Elaborator(Reporter):
         dims = self.input_overrides.get(stmt.name, self.input_overrides.get("*", shape))
         if len(dims) != len(shape):
             given = "x".join(map(str, dims))
-            raise UsageError(f"--input {given}: {len(dims)} sizes, but input `{stmt.name}` is "
-                             f"declared with {len(shape)} ({describe(shape)}, at "
-                             f"{stmt.span}); give {len(shape)} sizes, e.g. "
-                             f"{'x'.join(map(str, shape))}")
+            axes = " x ".join(shape.axes)
+            raise UsageError(f"--input {given}: {len(dims)} sizes, but input `{stmt.name}` "
+                             f"({stmt.span}) has {len(shape)} axes, {axes}; give "
+                             f"{len(shape)} sizes, e.g. {'x'.join(map(str, shape))}")
         if not isinstance(dims, Shape):
             dims = Shape(dims, shape.axes)
         args = Args((("shape", dims),))
