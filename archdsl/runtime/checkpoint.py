@@ -97,9 +97,9 @@ def _unpack(outer: dict, path: Path) -> dict:
 # ---- the layout of a training state ------------------------------------------------------
 #
 # Its readers take what they need without asking: the rebuild (predict.load_checkpoint,
-# load_trained), fine-tuning (--init) and the resume (train._restore). So a state is
-# checked here, once, against the layout its writer (train._save_checkpoint and
-# _save_weights) gives it, and a file that was edited or written by something else is
+# load_trained), fine-tuning (--init) and the resume (snapshot.restore). So a state is
+# checked here, once, against the layout its writer (snapshot.training_state and
+# weights_state) gives it, and a file that was edited or written by something else is
 # refused with the first thing that is wrong in it, not a KeyError in one of them.
 
 NUMBER = (int, float)

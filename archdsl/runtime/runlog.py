@@ -28,6 +28,43 @@ def header(network: str, device, amp: str, params: int, macs: int, train_size: i
     return "\n".join(lines + extra)
 
 
+def recipe_line(config, augment: str) -> str:
+    """The header's line on how a run (a TrainConfig) trains: the recipe's options that
+    are on.
+
+        recipe: adamw lr 0.001, cosine schedule, weight decay 0.05 (not on norms and
+        biases), augment basic, label smoothing 0.1, EMA 0.999
+    """
+    recipe = [f"augment {augment}"]
+    for name, value in (("warmup", config.warmup), ("label smoothing", config.label_smoothing),
+                        ("clip grad", config.clip_grad), ("EMA", config.ema),
+                        ("mixup", config.mixup), ("cutmix", config.cutmix)):
+        if value:
+            recipe.append(f"{name} {value:g}")
+    return (f"recipe: {config.optimizer} lr {config.lr:g}, {config.schedule} "
+            f"schedule, weight decay {config.weight_decay:g}"
+            + ("" if config.decay_all else " (not on norms and biases)")
+            + ", " + ", ".join(recipe))
+
+
+def epoch_line(metrics: dict, epochs: int, best: bool) -> str:
+    """The line that closes an epoch.
+
+    >>> epoch_line({"epoch": 2, "train_loss": 0.61, "train_acc": 0.8, "val_loss": 0.7,
+    ...             "val_acc": 0.75, "images_per_s": 1234.5}, 10, best=True)
+    'epoch 2/10: train loss 0.6100 acc 0.800, val loss 0.7000 acc 0.750, 1234 images/s (best)'
+    """
+    return (f"epoch {metrics['epoch']}/{epochs}: "
+            f"train loss {metrics['train_loss']:.4f} acc {metrics['train_acc']:.3f}"
+            f", val loss {metrics['val_loss']:.4f} acc {metrics['val_acc']:.3f}, "
+            f"{metrics['images_per_s']:.0f} images/s" + (" (best)" if best else ""))
+
+
+def early_stop_line(metric: str, waited: int, best: dict) -> str:
+    return (f"early stop: {metric} has not improved for {waited} "
+            f"epochs (best {best['value']:.4f} at epoch {best['epoch']}, in best.pt)")
+
+
 class Progress:
     """A tqdm bar on a terminal; elsewhere (a pipe, a log file) one plain line every
     `interval` seconds, so a log holds lines rather than thousands of bar redraws."""
