@@ -460,3 +460,12 @@ def test_a_checkpoint_missing_weights_is_refused_on_resume(finished_run, capsys)
                  "--out", str(finished_run), "--resume", "--quiet"])
     err = capsys.readouterr().err
     assert code == 2 and "do not fit the network" in err, err
+
+
+def test_a_run_with_warm_up_resumes(tmp_path, capsys):
+    out = tmp_path / "run"
+    common = ["train", TINY, "--data", "shapes:128", "--batch-size", "32", "--warmup", "0.5",
+              "--out", str(out), "--quiet"]
+    assert main([*common, "--epochs", "1"]) == 0
+    assert main([*common, "--epochs", "2", "--resume"]) == 0, capsys.readouterr().err
+    assert [row["epoch"] for row in read_epochs(out / "metrics.jsonl")] == [1, 2]

@@ -2,7 +2,7 @@
 warm-up, the loss (label smoothing, soft targets, auxiliary heads), the exponential
 moving average of the weights, and synchronised batch norm for data-parallel runs.
 
-    >>> schedule = Warmup(_cosine(90), 10)  # 100 steps: 10 of warm-up, then cosine to 0
+    >>> schedule = Schedule("cosine", 90, warmup=10)  # 10 steps of warm-up, then cosine to 0
     >>> [round(schedule(step), 2) for step in (0, 5, 10, 55, 100)]
     [0.1, 0.6, 1.0, 0.5, 0.0]
 """
@@ -61,56 +61,36 @@ def _fusable(groups: list[dict]) -> bool:
 def scheduler(optimizer, schedule: str, total_steps: int, warmup_steps: int = 0):
     warmup_steps = min(warmup_steps, max(0, total_steps - 1))
     after = max(1, total_steps - warmup_steps)
-    factor = {"cosine": _cosine, "step": _step_decay}.get(schedule, _Constant)(after)
-    if warmup_steps:
-        factor = Warmup(factor, warmup_steps)
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, Schedule(schedule, after, warmup_steps))
 
 
 def stretch(scheduler, total_steps: int) -> None:
     """A resumed run with more --epochs: its schedule ends at the new last step."""
     for schedule in scheduler.lr_lambdas:
-        inner = getattr(schedule, "after", schedule)
-        if hasattr(inner, "total"):
-            inner.total = max(1, total_steps - getattr(schedule, "steps", 0))
+        schedule.total = max(1, total_steps - schedule.warmup)
 
 
-class _cosine:  # picklable schedules, so a scheduler state round-trips
-    def __init__(self, total: int):
-        self.total = total
+class Schedule:
+    """The learning-rate factor at each step: a linear ramp over the first `warmup` steps
+    (from 1/warmup of the peak), so large batches and adaptive optimizers start stably
+    (Goyal et al. 2017); then `kind` (cosine to zero, step decay x0.1 at 50% and 75%, or
+    none) over `total` steps from its own step 0, starting at the peak.
 
-    def __call__(self, step: int) -> float:
-        return 0.5 * (1 + math.cos(math.pi * min(step, self.total) / self.total))
+    Its attributes are plain numbers and a name: LambdaLR saves them as the scheduler's
+    state, and a checkpoint loads with torch.load(weights_only=True)."""
 
-
-class _step_decay:
-    def __init__(self, total: int):
-        self.total = total
+    def __init__(self, kind: str, total: int, warmup: int = 0):
+        self.kind, self.total, self.warmup = kind, total, warmup
 
     def __call__(self, step: int) -> float:
-        return 0.1 ** ((step >= self.total // 2) + (step >= 3 * self.total // 4))
-
-
-class _Constant:
-    def __init__(self, total: int):
-        self.total = total
-
-    def __call__(self, step: int) -> float:
+        if step < self.warmup:
+            return (step + 1) / self.warmup
+        step -= self.warmup
+        if self.kind == "cosine":
+            return 0.5 * (1 + math.cos(math.pi * min(step, self.total) / self.total))
+        if self.kind == "step":
+            return 0.1 ** ((step >= self.total // 2) + (step >= 3 * self.total // 4))
         return 1.0
-
-
-class Warmup:
-    """A linear ramp over the first `steps` steps (from 1/steps of the peak), then
-    `after` from its own step 0, so the schedule that follows starts at the peak: large
-    batches and adaptive optimizers start stably (Goyal et al. 2017)."""
-
-    def __init__(self, after, steps: int):
-        self.after, self.steps = after, steps
-
-    def __call__(self, step: int) -> float:
-        if step < self.steps:
-            return (step + 1) / self.steps
-        return self.after(step - self.steps)
 
 
 # ---- loss -------------------------------------------------------------------------------------------
