@@ -5,6 +5,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import ir
 from .arguments import build_parser, check_train_flags, parse_shape, parse_value, spec_options  # noqa: F401
@@ -14,9 +15,11 @@ from .backends.report_stats import (format_comparison, format_report, plot_forma
 from .compile import Compilation, CompileError, compile_file
 from .diagnostics import SpecError, render_all, to_json
 from .errors import UsageError
-from .figures import FigureOptions, draw, draw_side_by_side
 from .files import write_atomic
 from .ir import dump
+
+if TYPE_CHECKING:
+    from . import figures
 
 EXIT_OK, EXIT_SPEC_ERRORS, EXIT_USAGE, EXIT_MISSING_TOOL, EXIT_INTERNAL = 0, 1, 2, 3, 70
 
@@ -150,6 +153,7 @@ def run_table(args) -> int:
 
 
 def run_render(args) -> int:
+    from . import figures  # the drawing policy: imported by the one command that draws
     options = _figure_options(args)
     if len(args.files) > 1 or args.side_by_side:
         return _render_side_by_side(args, options)
@@ -162,7 +166,7 @@ def run_render(args) -> int:
         return EXIT_SPEC_ERRORS
     for name, graph in result.graphs.items():
         out = _diagram_path(args, name, len(result.graphs))
-        drawing = draw(graph, options)
+        drawing = figures.draw(graph, options)
         _print_notes(drawing)
         if not _write_diagram(drawing.dot, _format(args), out, Path(f"{name}.dot"), args):
             return EXIT_MISSING_TOOL
@@ -171,11 +175,12 @@ def run_render(args) -> int:
     return EXIT_OK if result.ok else EXIT_SPEC_ERRORS
 
 
-def _figure_options(args) -> FigureOptions:
+def _figure_options(args) -> figures.FigureOptions:
+    from . import figures
     show = tuple(w.strip() for w in args.show.split(",") if w.strip())
     if not 10 <= args.dpi <= 2400:
         raise UsageError("--dpi must be between 10 and 2400")
-    options = FigureOptions(args.depth, tuple(args.expand), args.direction, args.shapes,
+    options = figures.FigureOptions(args.depth, tuple(args.expand), args.direction, args.shapes,
                             args.style, args.partial, args.column, show, args.title,
                             args.legend, args.dot_timeout)
     options.check()
@@ -229,9 +234,10 @@ def _network_of(argument: str) -> tuple[str, str | None]:
     return argument, None
 
 
-def _render_side_by_side(args, options: FigureOptions) -> int:
+def _render_side_by_side(args, options: figures.FigureOptions) -> int:
     """Several networks in one figure: every network of each FILE (--network picks one
     by name), or the one FILE:NETWORK names."""
+    from . import figures
     graphs = []
     for argument in args.files:
         path, network = _network_of(argument)
@@ -246,7 +252,7 @@ def _render_side_by_side(args, options: FigureOptions) -> int:
         _check_output(args, path, result)
         graphs += result.graphs.values()
     options.check(graphs)
-    drawing = draw_side_by_side(graphs, options)
+    drawing = figures.draw_side_by_side(graphs, options)
     _print_notes(drawing)
     names = [ir.network(g).name for g in graphs]
     out = None if args.output == "-" else Path(args.output or "_".join(names) + "."
