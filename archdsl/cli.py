@@ -5,11 +5,9 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from . import ir
 from .arguments import build_parser, check_train_flags, parse_shape, parse_value, spec_options  # noqa: F401
-from .backends.layout import LayoutError, format_of, layout, suffix_of
 from .backends.report_stats import (format_comparison, format_report, plot_format_of,
                                      report_stats, summary, summary_line)
 from .compile import Compilation, CompileError, compile_file
@@ -17,9 +15,6 @@ from .diagnostics import SpecError, render_all, to_json
 from .errors import UsageError
 from .files import write_atomic
 from .ir import dump
-
-if TYPE_CHECKING:
-    from . import figures
 
 EXIT_OK, EXIT_SPEC_ERRORS, EXIT_USAGE, EXIT_MISSING_TOOL, EXIT_INTERNAL = 0, 1, 2, 3, 70
 
@@ -100,7 +95,7 @@ def _no_networks(result: Compilation) -> str:
     return f"no networks ({blocks} block{'' if blocks == 1 else 's'})"
 
 
-def _require_networks(result: Compilation, path: str) -> None:
+def require_networks(result: Compilation, path: str) -> None:
     if result.ok and not result.graphs:
         raise UsageError(f"{path} has {_no_networks(result)}: nothing to do")
 
@@ -115,7 +110,7 @@ def run_stats(args) -> int:
     reports, failed = [], False
     for path in args.files:
         result = compile_or_report(path, args)
-        _require_networks(result, path)
+        require_networks(result, path)
         failed |= not result.ok
         if result.ok:
             reports += [report_stats(g, args.depth, args.dtype) for g in result.graphs.values()]
@@ -137,7 +132,7 @@ def run_table(args) -> int:
     graphs = []
     for path in args.files:
         result = compile_or_report(path, args)
-        _require_networks(result, path)
+        require_networks(result, path)
         if not result.ok:
             return EXIT_SPEC_ERRORS
         graphs += result.graphs.values()
@@ -150,132 +145,6 @@ def run_table(args) -> int:
     else:
         print(text, end="")
     return EXIT_OK
-
-
-def run_render(args) -> int:
-    from . import figures  # the drawing policy: imported by the one command that draws
-    options = _figure_options(args)
-    if len(args.files) > 1 or args.side_by_side:
-        return _render_side_by_side(args, options)
-    path, network = _network_of(args.files[0])
-    result = compile_or_report(path, args, network=network or args.network)
-    _require_networks(result, path)
-    options.check(result.graphs.values())
-    _check_output(args, path, result)
-    if not result.ok and not args.partial:
-        return EXIT_SPEC_ERRORS
-    for name, graph in result.graphs.items():
-        out = _diagram_path(args, name, len(result.graphs))
-        drawing = figures.draw(graph, options)
-        _print_notes(drawing)
-        if not _write_diagram(drawing.dot, _format(args), out, Path(f"{name}.dot"), args):
-            return EXIT_MISSING_TOOL
-        if out is not None:
-            print(f"{path}: drew {name} -> {out}")
-    return EXIT_OK if result.ok else EXIT_SPEC_ERRORS
-
-
-def _figure_options(args) -> figures.FigureOptions:
-    from . import figures
-    show = tuple(w.strip() for w in args.show.split(",") if w.strip())
-    if not 10 <= args.dpi <= 2400:
-        raise UsageError("--dpi must be between 10 and 2400")
-    options = figures.FigureOptions(args.depth, tuple(args.expand), args.direction, args.shapes,
-                            args.style, args.partial, args.column, show, args.title,
-                            args.legend, args.dot_timeout)
-    options.check()
-    return options
-
-
-def _diagram_path(args, name: str, networks: int) -> Path | None:
-    """Where one network's diagram goes (None: standard output)."""
-    if args.output == "-":
-        return None
-    fmt = _format(args)
-    out = Path(args.output) if args.output else Path(f"{name}.{suffix_of(fmt)}")
-    if networks > 1 and args.output:
-        out = out.with_name(f"{out.stem}_{name}{out.suffix}")
-    if out.resolve().is_dir():
-        raise UsageError(f"-o {out}: is a directory; give a file name such as "
-                         f"{out / (name + '.' + suffix_of(fmt))}")
-    return out
-
-
-def _print_notes(drawing) -> None:
-    for note in drawing.notes:
-        print(note, file=sys.stderr)
-
-
-def _write_diagram(source: str, fmt: str, out: Path | None, dot_path: Path, args) -> bool:
-    """Lay out and write the diagram (to standard output when `out` is None). Without a
-    layout program, write the DOT source beside it, say so, and return False."""
-    try:
-        data = layout(source, fmt, args.dot_timeout, dpi=args.dpi)
-    except LayoutError as error:
-        dot_path = dot_path if out is None else out.with_suffix(".dot")
-        write_atomic(dot_path, source.encode())
-        print(f"archdsl: error: cannot make {fmt.upper()}: {error}\n"
-              f"The diagram's DOT source is in {dot_path}.", file=sys.stderr)
-        return False
-    if out is None:
-        sys.stdout.buffer.write(data)
-        sys.stdout.flush()
-    else:
-        write_atomic(out, data)
-    return True
-
-
-def _network_of(argument: str) -> tuple[str, str | None]:
-    """FILE:NETWORK as (FILE, NETWORK); a plain FILE (even one whose name has a colon) as
-    (FILE, None)."""
-    path, sep, network = argument.rpartition(":")
-    if sep and path.endswith(".arch") and network.isidentifier() and not Path(argument).exists():
-        return path, network
-    return argument, None
-
-
-def _render_side_by_side(args, options: figures.FigureOptions) -> int:
-    """Several networks in one figure: every network of each FILE (--network picks one
-    by name), or the one FILE:NETWORK names."""
-    from . import figures
-    graphs = []
-    for argument in args.files:
-        path, network = _network_of(argument)
-        result = compile_or_report(path, args, network=network or args.network)
-        _require_networks(result, path)
-        if not result.ok:
-            return EXIT_SPEC_ERRORS
-        if len(result.graphs) > 1 and not args.side_by_side:
-            raise UsageError(f"{path} has {len(result.graphs)} networks ("
-                             f"{', '.join(result.graphs)}); name one as {path}:NETWORK, or "
-                             "draw them all with --side-by-side")
-        _check_output(args, path, result)
-        graphs += result.graphs.values()
-    options.check(graphs)
-    drawing = figures.draw_side_by_side(graphs, options)
-    _print_notes(drawing)
-    names = [ir.network(g).name for g in graphs]
-    out = None if args.output == "-" else Path(args.output or "_".join(names) + "."
-                                                  + suffix_of(_format(args)))
-    if not _write_diagram(drawing.dot, _format(args), out, Path("networks.dot"), args):
-        return EXIT_MISSING_TOOL
-    if out is not None:
-        print(f"drew {', '.join(names)} side by side -> {out}")
-    return EXIT_OK
-
-
-def _check_output(args, path: str, result: Compilation) -> None:
-    if args.output == "-" and len(result.graphs) > 1:
-        raise UsageError(f"-o - writes one diagram, but {path} has "
-                         f"{len(result.graphs)} networks; choose one with --network NAME")
-    asked = format_of(args.output) if args.output else None
-    if args.format and asked and asked != args.format:
-        raise UsageError(f"-o {args.output} asks for {asked.upper()} but --format is "
-                         f"{args.format}; make them agree")
-
-
-def _format(args) -> str:
-    return args.format or (format_of(args.output) if args.output else None) or "svg"
 
 
 def run_ast(args) -> int:
@@ -292,7 +161,7 @@ def run_ast(args) -> int:
 
 def run_ir(args) -> int:
     result = compile_or_report(args.file, args)
-    _require_networks(result, args.file)
+    require_networks(result, args.file)
     for graph in result.graphs.values():
         print(dump(graph))
     return EXIT_OK if result.ok else EXIT_SPEC_ERRORS
@@ -347,17 +216,18 @@ def run_lsp(args) -> int:
 
 
 
-def _needs_torch(name: str):
-    """A command of archdsl.cli_torch, imported when it runs."""
+def _later(module: str, name: str):
+    """A command of another module of the command line, imported when it runs: `check`
+    does not load what `render` or `train` need."""
     def run(args) -> int:
-        from . import cli_torch
-        return getattr(cli_torch, name)(args)
+        import importlib
+        return getattr(importlib.import_module(f".{module}", __package__), name)(args)
     return run
 
 
 COMMANDS = {"check": run_check, "stats": run_stats, "table": run_table,
-            "build": _needs_torch("run_build"), "render": run_render,
-            "train": _needs_torch("run_train"), "eval": _needs_torch("run_eval"),
-            "run": _needs_torch("run_predict"), "ast": run_ast, "ir": run_ir, "fmt": run_fmt,
-            "lsp": run_lsp, "export": _needs_torch("run_export"),
-            "import": _needs_torch("run_import")}
+            "build": _later("cli_torch", "run_build"), "render": _later("cli_render", "run_render"),
+            "train": _later("cli_torch", "run_train"), "eval": _later("cli_torch", "run_eval"),
+            "run": _later("cli_torch", "run_predict"), "ast": run_ast, "ir": run_ir, "fmt": run_fmt,
+            "lsp": run_lsp, "export": _later("cli_torch", "run_export"),
+            "import": _later("cli_torch", "run_import")}

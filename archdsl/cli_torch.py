@@ -14,7 +14,7 @@ from . import ir
 from .arguments import check_train_flags, parse_shape, spec_options
 from .backends.report_stats import summary_line
 from .cli import (EXIT_INTERNAL, EXIT_OK, EXIT_SPEC_ERRORS, compile_or_report,
-                  _require_networks)
+                  require_networks)
 from .diagnostics import render_all
 from .errors import UsageError
 from .figures import FigureOptions
@@ -41,7 +41,7 @@ def run_build(args) -> int:
         raise UsageError("-o -: a build writes several files; give a directory")
     builder = _with_torch("runtime.build", "`archdsl build`")
     result = compile_or_report(args.file, args)
-    _require_networks(result, args.file)
+    require_networks(result, args.file)
     if not result.ok:
         return EXIT_SPEC_ERRORS
     from .runtime.device import pick_device
@@ -169,7 +169,7 @@ def run_export(args) -> int:
     if args.output == "-":
         raise UsageError("-o -: export writes files; give a path")
     result = compile_or_report(args.file, args)
-    _require_networks(result, args.file)
+    require_networks(result, args.file)
     if not result.ok:
         return EXIT_SPEC_ERRORS
     if len(result.graphs) > 1:

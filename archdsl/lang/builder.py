@@ -64,11 +64,11 @@ class GraphBuilder(Reporter):
     def use_scope(self, scope: Scope) -> None:
         """Record `scope` and the scopes around it in the scope tree, parents first."""
         chain = []
-        while scope is not None and ".".join(scope.path) not in self.opened:
+        while scope is not None and scope.name not in self.opened:
             chain.append(scope)
             scope = scope.parent
         for opened in reversed(chain):
-            self.opened[".".join(opened.path)] = opened
+            self.opened[opened.name] = opened
 
     def scope_tree(self) -> dict[str, ir.Scope]:
         return {path: scope.record() for path, scope in self.opened.items()}

@@ -60,6 +60,7 @@ class Scope:
     def __init__(self, path: tuple[str, ...] = (), parent: Scope | None = None,
                  span: Span | None = None, kind: str = "network", iteration: int | None = None):
         self.path, self.parent, self.span = path, parent, span  # span: the label's, if any
+        self.name = ".".join(path)  # as the IR names it
         self.kind, self.iteration = kind, iteration
         self.calls: list[ir.Call] = []
         self.index = 0
@@ -70,8 +71,8 @@ class Scope:
         return Scope(self.path + (label,), self, span, kind, iteration)
 
     def record(self) -> ir.Scope:
-        return ir.Scope(".".join(self.path), self.kind, self.span,
-                        None if self.parent is None else ".".join(self.parent.path),
+        return ir.Scope(self.name, self.kind, self.span,
+                        None if self.parent is None else self.parent.name,
                         self.iteration, tuple(self.calls))
 
     def label_span(self, depth: int) -> Span | None:

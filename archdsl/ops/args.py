@@ -69,7 +69,7 @@ def normalise_axes(op: Op, args: Args, ins: tuple[Shape, ...]) -> Args:
     >>> normalise_axes(OPS["flatten"], Args((("start", -2), ("end", -1))), (Shape((3, 5, 7)),))
     Args(items=(('start', 1), ('end', 2)))
     """
-    kinds = {arg.name: arg.kind for arg in op.args if arg.kind in AXIS_KINDS}
+    kinds = op.axis_kinds
     if not kinds or not ins:
         return args
     rank = len(ins[0])

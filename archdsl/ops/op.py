@@ -7,12 +7,13 @@ Torch is imported only inside builders and lowerings, which the front end never 
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import InternalError
-from .args import Arg, Args
+from .args import AXIS_KINDS, Arg, Args
 from .shapes import Shape, numel, require
 
 GLOBAL = "global"  # an op whose every output reads the whole input (Op.window)
@@ -55,6 +56,12 @@ class Op:
     min_batch: Callable[[Args, Shape], int] = field(default=lambda a, out: 1)  # to train
     rule: str = "unchanged"  # the shape rule, in the words of the layer table (docs/language.md)
     lowers: str = ""  # what it lowers to, in the words of the layer table
+
+    @functools.cached_property
+    def axis_kinds(self) -> dict[str, str]:
+        """{argument name: "axis" or "axes"} of the arguments normalise_axes turns into
+        axis numbers."""
+        return {arg.name: arg.kind for arg in self.args if arg.kind in AXIS_KINDS}
 
 
 # ---- inputs an op accepts ------------------------------------------------------------
