@@ -112,3 +112,8 @@ def test_an_axis_outside_the_value_is_E0310_at_its_line(call):
     result = compile_source(f"network t {{ input x: 3 x 5 x 7\n    {call} }}")
     assert [d.code for d in result.diagnostics] == ["E0310"]
     assert result.diagnostics[0].primary.span.line == 2
+
+
+def test_a_mean_over_the_only_axis_is_named_as_mean():
+    result = compile_source("network t { input x: 64\n    mean(-1) }")
+    assert [d.message for d in result.diagnostics] == ["mean would remove the only axis"]

@@ -97,11 +97,16 @@ def _permute_shape(args: Args, ins) -> Shape:
 
 
 def _take_shape(args: Args, ins) -> Shape:
+    return _removed_axis("take", args, ins)
+
+
+def _removed_axis(op: str, args: Args, ins) -> Shape:
+    """The shape once entry `index` of `axis` is taken (take) or averaged over (mean)."""
     (s,) = ins
     axis = args["axis"]
     if len(s) == 1:
-        raise ShapeError("E0310", "take would remove the only axis", "nothing left",
-                         help="take from a value with two or more axes")
+        raise ShapeError("E0310", f"{op} would remove the only axis", "nothing left",
+                         help=f"{op} over a value with two or more axes")
     if not -s[axis] <= args["index"] < s[axis]:
         raise ShapeError("E0310", f"take({args['index']}) is outside the {s[axis]} entries of "
                          f"axis {axis}", "no such entry",
@@ -137,7 +142,7 @@ def _emit_slice(graph, inputs, args, ins):
 
 
 def _mean_shape(args: Args, ins) -> Shape:
-    return _take_shape(Args((("index", 0), ("axis", args["axis"]))), ins)
+    return _removed_axis("mean", Args((("index", 0), ("axis", args["axis"]))), ins)
 
 
 OPS = (
