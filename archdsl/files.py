@@ -19,8 +19,6 @@ recognised and removed by the next one. Every OSError names the file it was abou
 """
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import errno
 import json
 import os
@@ -285,6 +283,8 @@ def _swap_in(staging: Path, target: Path) -> None:
 def _exchange(a: Path, b: Path) -> bool:
     """Atomically exchange two paths (Linux renameat2 RENAME_EXCHANGE); False if the
     system cannot."""
+    import ctypes  # here, not at the top: only a replaced directory needs it
+    import ctypes.util
     libc_name = ctypes.util.find_library("c")
     if libc_name is None:
         return False

@@ -6,11 +6,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
-from .render_tikz import render_tikz
 
 INSTALL_HELP = """Graphviz's `dot` program is needed to lay out diagrams and was not found on PATH.
 Install it, then run the command again:
@@ -25,7 +23,7 @@ PACKAGED_FORMATS = ("svg", "png", "tikz")
 FORMATS = ("svg", "pdf", "png", "tikz", "dot")  # what a diagram can be written as
 SUFFIXES = {"tikz": "tex"}  # file extensions that are not the format's name
 # formats made here from dot's layout (as JSON), not written by dot itself
-FROM_LAYOUT = {"tikz": render_tikz}
+FROM_LAYOUT = ("tikz",)  # render_tikz, from dot's JSON
 
 
 DOT_TIMEOUT = 30.0  # seconds; dot takes 0.2 s for ResNet-152 with every layer drawn
@@ -114,7 +112,9 @@ def layout(dot_source: str, fmt: str, timeout: float = DOT_TIMEOUT,
     if fmt == "dot":
         return dot_source.encode()
     if fmt in FROM_LAYOUT:
-        return FROM_LAYOUT[fmt](json.loads(layout(dot_source, "json", timeout))).encode()
+        from .render_tikz import render_tikz
+        return render_tikz(json.loads(layout(dot_source, "json", timeout))).encode()
+    import subprocess  # here, not at the top: `archdsl check` reads this module's options
     program = layout_program(fmt)
     try:
         resolution = [f"-Gdpi={dpi}"] if dpi and fmt == "png" else []
