@@ -22,6 +22,7 @@ OPS = (
        describe=named("relu6"), caption=named("ReLU6"),
        lowers="`nn.ReLU6()`"),
     Op("leaky_relu", "act", same("leaky_relu"), args=(Arg("slope", "float", 0.01),),
+       imports=("LeakyReLU",), read=lambda m: ("leaky_relu", dict(slope=m.negative_slope)),
        other_ops=elementwise(), module=torch_layer("LeakyReLU", "slope"),
        in_place=lambda a: a["slope"] >= 0,  # torch's in-place backward needs slope >= 0
        describe=lambda a: f"leaky_relu {a['slope']}", caption=named("leaky ReLU"),

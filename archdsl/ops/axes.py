@@ -145,11 +145,20 @@ def _mean_shape(args: Args, ins) -> Shape:
     return _removed_axis("mean", Args((("index", 0), ("axis", args["axis"]))), ins)
 
 
+
+def _read_flatten(m):
+    if m.start_dim < 1:  # the batch too: no archdsl layer does that
+        return None
+    return "flatten", dict(start=m.start_dim - 1, end=m.end_dim if m.end_dim < 0
+                           else m.end_dim - 1)
+
+
 OPS = (
     Op("identity", "reshape", same("identity"), module=torch_layer("Identity"),
        describe=named("identity"), caption=named("identity"),
        lowers="`nn.Identity()`"),
-    Op("flatten", "reshape", _flatten_shape, function=_emit_flatten,
+    Op("flatten", "reshape", _flatten_shape, function=_emit_flatten, imports=("Flatten",),
+       read=_read_flatten,
        args=(Arg("start", "axis", 0), Arg("end", "axis", -1)),
        describe=lambda a: "flatten" if a["start"] == 0
        else f"flatten {a['start']}..{a['end']}", caption=named("flatten"),

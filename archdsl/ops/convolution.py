@@ -4,7 +4,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 from .args import Arg, Args
-from .op import Op, channels_first, spatial
+from .op import Op, channels_first, spatial, torch_sizes
 from .shapes import Shape, ShapeError, numel, show
 from .windows import (SPATIAL_AXES, is_one, kernel_volume, output_size, padding, size_text,
                       sizes, sliding, spatial_count, stride_text)
@@ -141,8 +141,18 @@ def _conv_transpose_module(args: Args, ins):
 
 # ---- the entries -----------------------------------------------------------------------
 
+
+def _read_conv(m):
+    if m.padding_mode != "zeros":
+        return None
+    return "conv", dict(channels=m.out_channels, kernel=torch_sizes(m.kernel_size),
+                        stride=torch_sizes(m.stride), pad=torch_sizes(m.padding),
+                        dilation=torch_sizes(m.dilation), groups=m.groups,
+                        bias=m.bias is not None)
+
+
 OPS = (
-    Op("conv", "conv", _conv_shape,
+    Op("conv", "conv", _conv_shape, imports=("Conv1d", "Conv2d", "Conv3d"), read=_read_conv,
        window=sliding(),
        args=(Arg("channels", "int", minimum=1), Arg("kernel", "sizes", minimum=1),
              Arg("stride", "sizes", 1, minimum=1), Arg("pad", "pad", 0, minimum=0),

@@ -41,7 +41,8 @@ def _channel_linear_module(args: Args, ins):
 
 
 OPS = (
-    Op("linear", "linear", _linear_shape,
+    Op("linear", "linear", _linear_shape, imports=("Linear",),
+       read=lambda m: ("linear", dict(features=m.out_features, bias=m.bias is not None)),
        window=lambda a, ins: GLOBAL if axes_of(ins[0]) == "C" else None,
        args=(Arg("features", "int", minimum=1), Arg("bias", "bool", True)),
        params=_linear_params, macs=lambda a, ins, out: numel(out) * ins[0][-1],

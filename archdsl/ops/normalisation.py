@@ -66,8 +66,16 @@ def _scale_init(parameter, args: Args) -> None:
         parameter.fill_(args["init"])
 
 
+
+def _read_batchnorm(m):
+    if not (m.affine and m.track_running_stats) or m.momentum is None:
+        return None
+    return "batchnorm", dict(eps=m.eps, momentum=m.momentum)
+
+
 OPS = (
-    Op("batchnorm", "norm", _batchnorm_shape,
+    Op("batchnorm", "norm", _batchnorm_shape, read=_read_batchnorm,
+       imports=("BatchNorm1d", "BatchNorm2d", "BatchNorm3d"),
        args=(Arg("eps", "float", 1e-5, above=0), Arg("momentum", "float", 0.1, minimum=0)),
        params=lambda a, ins: 2 * ins[0][0], buffers=lambda a, ins: 2 * ins[0][0] + 1,
        other_ops=elementwise(2), module=_batchnorm_module, init=reset_init,

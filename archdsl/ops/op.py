@@ -54,6 +54,10 @@ class Op:
     describe: Callable[[Args], str] = field(default=lambda a: "")
     caption: Callable[[Args], str] = field(default=lambda a: "")
     min_batch: Callable[[Args, Shape], int] = field(default=lambda a, out: 1)  # to train
+    imports: tuple[str, ...] = ()  # torch.nn classes `archdsl import` reads as this op
+    read: Callable[[Any], tuple[str, dict] | None] | None = None  # such a module -> (op,
+    # arguments), or None where the module has settings the op cannot say; ops without
+    # arguments need neither: import finds them by the module they build
     rule: str = "unchanged"  # the shape rule, in the words of the layer table (docs/language.md)
     lowers: str = ""  # what it lowers to, in the words of the layer table
 
@@ -62,6 +66,14 @@ class Op:
         """{argument name: "axis" or "axes"} of the arguments normalise_axes turns into
         axis numbers."""
         return {arg.name: arg.kind for arg in self.args if arg.kind in AXIS_KINDS}
+
+
+def torch_sizes(value):
+    """A torch size argument as an op takes it: one integer where all agree, else a
+    tuple (`archdsl import`)."""
+    if isinstance(value, (tuple, list)) and len(set(value)) == 1:
+        return value[0]
+    return tuple(value) if isinstance(value, list) else value
 
 
 # ---- inputs an op accepts ------------------------------------------------------------

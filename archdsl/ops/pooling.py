@@ -5,7 +5,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 from .args import Arg, Args, Derived
-from .op import GLOBAL, Op, channels_first, elementwise, named, spatial
+from .op import GLOBAL, Op, channels_first, elementwise, named, spatial, torch_sizes
 from .shapes import Shape, ShapeError, axis_name, numel
 from .windows import (SPATIAL_AXES, is_one, kernel_volume, output_size, size_text, sizes,
                       sliding, spatial_count, stride_text)
@@ -130,8 +130,31 @@ _POOL_ARGS = (Arg("kernel", "sizes", minimum=1),
               Arg("stride", "sizes", Derived("kernel"), minimum=1),
               Arg("pad", "sizes", 0, minimum=0))  # then torch's order for each pool
 
+
+def _read_pool(name: str):
+    def read(m):
+        if getattr(m, "return_indices", False) or getattr(m, "divisor_override", None):
+            return None
+        args = dict(kernel=torch_sizes(m.kernel_size), stride=torch_sizes(m.stride),
+                    pad=torch_sizes(m.padding), ceil_mode=m.ceil_mode)
+        if name == "maxpool":
+            args["dilation"] = torch_sizes(m.dilation)
+        else:
+            args["count_include_pad"] = m.count_include_pad
+        return name, args
+    return read
+
+
+def _read_adaptive(m):
+    size = m.output_size if isinstance(m.output_size, tuple) else (m.output_size,) * 2
+    if set(size) == {1}:
+        return "global_avgpool", {}
+    return "adaptive_avgpool", dict(height=size[0], width=size[1])
+
+
 OPS = (
-    Op("maxpool", "pool", _pool_shape("maxpool"),
+    Op("maxpool", "pool", _pool_shape("maxpool"), read=_read_pool("maxpool"),
+       imports=("MaxPool1d", "MaxPool2d", "MaxPool3d"),
        window=sliding(),
        args=_POOL_ARGS + (Arg("dilation", "sizes", 1, minimum=1), Arg("ceil_mode", "bool", False)),
        other_ops=_pool_ops, module=_maxpool_module,
@@ -141,7 +164,8 @@ OPS = (
             "C×L and C×T×H×W as conv",
        lowers="`nn.MaxPool2d(kernel, stride, pad, dilation, ceil_mode=...)` (`1d`, `3d` on a "
               "signal, a volume)"),
-    Op("avgpool", "pool", _pool_shape("avgpool"),
+    Op("avgpool", "pool", _pool_shape("avgpool"), read=_read_pool("avgpool"),
+       imports=("AvgPool1d", "AvgPool2d", "AvgPool3d"),
        window=sliding(dilated=False),
        args=_POOL_ARGS + (Arg("ceil_mode", "bool", False), Arg("count_include_pad", "bool", True)),
        other_ops=_pool_ops, module=_avgpool_module,
@@ -155,7 +179,8 @@ OPS = (
        describe=named("global_avgpool"), caption=named("global avg pool"),
        rule="C×H×W → C×1×1; C×L → C×1, C×T×H×W → C×1×1×1",
        lowers="`nn.AdaptiveAvgPool2d((1, 1))` (`1d`, `3d` on a signal, a volume)"),
-    Op("adaptive_avgpool", "pool", _adaptive_shape,
+    Op("adaptive_avgpool", "pool", _adaptive_shape, imports=("AdaptiveAvgPool2d",),
+       read=_read_adaptive,
        window=_adaptive_window,
        args=(Arg("height", "int", minimum=1), Arg("width", "int", Derived("height"), minimum=1)),
        other_ops=lambda a, ins, out: numel(ins[0]), module=_adaptive_module,

@@ -13,6 +13,7 @@ def _stochastic_depth_module(args: Args, ins):
 
 OPS = (
     Op("dropout", "reg", same("dropout"), args=(Arg("p", "float", 0.5, minimum=0, maximum=1),),
+       imports=("Dropout",), read=lambda m: ("dropout", dict(p=m.p)),
        module=torch_layer("Dropout", "p"), describe=lambda a: f"dropout {a['p']}",
        caption=lambda a: f"dropout {a['p']}",
        lowers="`nn.Dropout(p)`"),

@@ -27,69 +27,10 @@ class ImportFailure(Exception):
 # ---- one layer: torch module -> archdsl op ------------------------------------------------
 
 
-def _sizes(value):
-    if isinstance(value, (tuple, list)) and len(set(value)) == 1:
-        return value[0]
-    return tuple(value) if isinstance(value, list) else value
-
-
-def _conv(m):
-    if m.padding_mode != "zeros":
-        return None
-    return "conv", dict(channels=m.out_channels, kernel=_sizes(m.kernel_size),
-                        stride=_sizes(m.stride), pad=_sizes(m.padding),
-                        dilation=_sizes(m.dilation), groups=m.groups, bias=m.bias is not None)
-
-
-def _batchnorm(m):
-    if not (m.affine and m.track_running_stats) or m.momentum is None:
-        return None
-    return "batchnorm", dict(eps=m.eps, momentum=m.momentum)
-
-
-def _pool(name, with_dilation):
-    def read(m):
-        if getattr(m, "return_indices", False) or getattr(m, "divisor_override", None):
-            return None
-        args = dict(kernel=_sizes(m.kernel_size), stride=_sizes(m.stride),
-                    pad=_sizes(m.padding), ceil_mode=m.ceil_mode)
-        if with_dilation:
-            args["dilation"] = _sizes(m.dilation)
-        else:
-            args["count_include_pad"] = m.count_include_pad
-        return name, args
-    return read
-
-
-def _adaptive(m):
-    size = m.output_size if isinstance(m.output_size, tuple) else (m.output_size,) * 2
-    if set(size) == {1}:
-        return "global_avgpool", {}
-    return "adaptive_avgpool", dict(height=size[0], width=size[1])
-
-
-def _flatten(m):
-    if m.start_dim < 1:  # the batch too: no archdsl layer does that
-        return None
-    return "flatten", dict(start=m.start_dim - 1, end=m.end_dim if m.end_dim < 0
-                           else m.end_dim - 1)
-
-
-# Modules whose constructor arguments become an op's: how to read them. Every match is
-# checked against the op table by building the op's module (`read_layer`).
-READERS = {
-    nn.Conv1d: _conv, nn.Conv2d: _conv, nn.Conv3d: _conv,
-    nn.BatchNorm1d: _batchnorm, nn.BatchNorm2d: _batchnorm, nn.BatchNorm3d: _batchnorm,
-    nn.Linear: lambda m: ("linear", dict(features=m.out_features, bias=m.bias is not None)),
-    nn.MaxPool1d: _pool("maxpool", True), nn.MaxPool2d: _pool("maxpool", True),
-    nn.MaxPool3d: _pool("maxpool", True),
-    nn.AvgPool1d: _pool("avgpool", False), nn.AvgPool2d: _pool("avgpool", False),
-    nn.AvgPool3d: _pool("avgpool", False),
-    nn.AdaptiveAvgPool2d: _adaptive,
-    nn.Dropout: lambda m: ("dropout", dict(p=m.p)),
-    nn.LeakyReLU: lambda m: ("leaky_relu", dict(slope=m.negative_slope)),
-    nn.Flatten: _flatten,
-}
+# Modules whose constructor arguments become an op's: each op's entry says which torch.nn
+# classes it reads and how (`Op.imports`, `Op.read`). Every match is checked against the
+# op table by building the op's module (`read_layer`).
+READERS = {getattr(nn, name): op.read for op in OPS.values() for name in op.imports}
 
 
 def argument_free_ops(shape) -> dict[type, str]:
