@@ -35,9 +35,10 @@ class _Parser(argparse.ArgumentParser):
 def _add_spec_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", metavar="NAME=VALUE", action="append", default=[],
                         help="override a network parameter, e.g. --set classes=10 (repeatable)")
-    parser.add_argument("--input", metavar="[NAME=]CxHxW", action="append", default=[],
-                        help="override input shapes: 3x227x227 sets every input, "
-                             "image=3x64x64 one of them")
+    parser.add_argument("--input", metavar="[NAME=]SIZES", action="append", default=[],
+                        help="override input shapes, the sizes without the batch, as many "
+                             "as the input declares: 3x227x227 sets every input, "
+                             "image=3x64x64 one of them, 1x8000 a signal")
     parser.add_argument("--network", metavar="NAME",
                         help="only this network of the file (default: all of them)")
     parser.add_argument("--max-nodes", type=int, default=DEFAULT_MAX_NODES, metavar="N",
@@ -559,7 +560,7 @@ def spec_options(args, network: str | None = None) -> dict:
     for item in args.input:
         name, sep, value = item.rpartition("=")
         if sep and not name.strip():
-            raise UsageError(f"--input {item}: write NAME=CxHxW or just CxHxW")
+            raise UsageError(f"--input {item}: write NAME=SIZES or just SIZES, e.g. 3x64x64")
         inputs[name.strip() if sep else "*"] = parse_shape(value)
     if args.max_nodes < 1:
         raise UsageError("--max-nodes must be at least 1")
