@@ -36,7 +36,7 @@ from .shapes import (Shape, ShapeError, axes_of, axis_index, default_axes, descr
 
 __all__ = ["AXIS_KINDS", "GLOBAL", "MERGE_OPS", "OPS", "REQUIRED", "Arg", "Args", "Derived",
            "Op", "Shape", "ShapeError", "axes_of", "axis_index", "default_axes", "describe",
-           "layer_table", "normalise_axes", "numel", "require", "show"]
+           "cost_table", "layer_table", "normalise_axes", "numel", "require", "show"]
 
 FAMILIES = (io, convolution, normalisation, activation, regularisation, pooling, linear,
             merge, channels, axes, attention)
@@ -72,6 +72,12 @@ OPS: dict[str, Op] = _registry(FAMILIES, _ORDER)
 
 # the ops that merge branches (`concat { ... }`); crop takes two named values only
 MERGE_OPS = tuple(name for name, op in OPS.items() if op.merge and op.operands is None)
+
+
+def cost_table(kind: str) -> str:
+    """The table of docs/stats.md for `kind` ("macs", "other" or "params")."""
+    from .docs import cost_table as table
+    return table(OPS.values(), kind)
 
 
 def layer_table() -> str:

@@ -126,7 +126,12 @@ OPS = (
        describe=lambda a: f"attention {a['heads']}h", caption=named("Multi-Head Attention"),
        rule="L×C tokens unchanged: multi-head self-attention; `heads` must divide C",
        lowers="`SelfAttention(C, heads, dropout, bias)`: `nn.MultiheadAttention` (batch first) "
-              "on (x, x, x) without weights, so torch's fused attention"),
+              "on (x, x, x) without weights, so torch's fused attention",
+       macs_rule="4·L·C² (the in-projection of queries, keys and values, and the out-projection) + "
+                 "2·L²·C (QKᵀ and the weighted sum of values), for L tokens of C features",
+       params_rule="4·C² + 4·C (the in-projection 3C×C and out-projection C×C, with biases; 4·C² "
+                   "with `bias = false`)",
+       other_rule="5 per attention-matrix element, heads × L² (scale, softmax)"),
     Op("window_attention", "attention", _window_attention_shape,
        window=lambda a, ins: ((a["window"], 1, 1, 0),) * 2,
        args=(Arg("heads", "int", minimum=1), Arg("window", "int", 7, minimum=1),
@@ -145,7 +150,11 @@ OPS = (
             "`shift` (none where the window covers the map), with a learned relative position "
             "bias; H and W are padded at the end to whole windows; `heads` must divide C",
        lowers="`ShiftedWindowAttention(C, window, shift, heads, ...)` (torchvision's Swin "
-              "names: `qkv`, `proj`, `relative_position_bias_table`)"),
+              "names: `qkv`, `proj`, `relative_position_bias_table`)",
+       macs_rule="H'·W'·(4·C² + 2·w²·C), for an H×W×C map padded to H'×W' (whole windows of w×w)",
+       params_rule="4·C² + 4·C (`qkv` and `proj`) + (2w − 1)² × heads (the relative position bias "
+                   "table)",
+       other_rule="5 per attention-matrix element, heads × H'·W'·w² (scale, bias, softmax)"),
     Op("patch_merging", "reshape", _patch_merging_shape,
        window=lambda a, ins: ((2, 2, 1, 0),) * 2,
        args=(Arg("eps", "float", 1e-5, minimum=0),),
@@ -156,5 +165,8 @@ OPS = (
        describe=named("patch_merging"), caption=named("Patch Merging"),
        rule="H×W×C → ⌈H/2⌉×⌈W/2⌉×2C: each 2×2 patch's features joined (4C), layer-normed and "
             "projected to 2C (odd sizes padded)",
-       lowers="`PatchMerging(C, eps)` (torchvision's Swin: `reduction`, `norm`)"),
+       lowers="`PatchMerging(C, eps)` (torchvision's Swin: `reduction`, `norm`)",
+       macs_rule="output elements × 4 × input channels (the projection from 4C to 2C features)",
+       params_rule="8·C² (the projection from 4C to 2C, no bias) + 8·C (its layer norm)",
+       other_rule="5 per normalised element (its layer norm over 4C features)"),
 )

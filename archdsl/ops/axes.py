@@ -203,5 +203,6 @@ OPS = (
        function=_emit_method("mean", lambda a: (torch_axis(a["axis"]),)),
        describe=lambda a: f"mean {a['axis']}", caption=named("mean"),
        rule="the mean over `axis`, which goes away: `mean(0)` on L×C tokens averages them",
-       lowers="`x.mean(axis + 1)` (a function, no module)"),
+       lowers="`x.mean(axis + 1)` (a function, no module)",
+       other_rule="1 per input element"),
 )

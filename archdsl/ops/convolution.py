@@ -165,7 +165,12 @@ OPS = (
             "per axis; `pad = same` keeps the size and needs stride 1; `groups` must divide C "
             "and `channels`",
        lowers="`nn.Conv2d(C, channels, kernel, stride, pad, dilation, groups, bias)`; "
-              "`nn.Conv1d` on a signal, `nn.Conv3d` on a volume"),
+              "`nn.Conv1d` on a signal, `nn.Conv3d` on a volume",
+       macs_rule="output elements × (input channels / groups) × kernel height × kernel width (× "
+                 "kernel time on a volume; kernel length alone on a signal)",
+       params_rule="out channels × (in channels / groups) × kernel height × kernel width, + out "
+                   "channels with `bias = true`",
+       other_rule="0 (all their work is MACs; bias not counted)"),
     Op("conv_transpose", "conv", _conv_transpose_shape,
        window=_transposed_window,
        args=(Arg("channels", "int", minimum=1), Arg("kernel", "pair", minimum=1),
@@ -179,5 +184,10 @@ OPS = (
        rule="C×H×W → `channels`×H'×W', H' = (H − 1)·stride − 2·pad + dilation·(kernel − 1) + "
             "output_pad + 1; `output_pad` below stride or dilation",
        lowers="`nn.ConvTranspose2d(C, channels, kernel, stride, pad, output_pad, groups, bias, "
-              "dilation)`"),
+              "dilation)`",
+       macs_rule="input elements × (output channels / groups) × kernel height × kernel width "
+                 "(torch's count for transposed convolutions)",
+       params_rule="in channels × (out channels / groups) × kernel height × kernel width, + out "
+                   "channels with `bias = true`",
+       other_rule="0 (all their work is MACs; bias not counted)"),
 )

@@ -45,3 +45,30 @@ def markdown_table(ops: Iterable[Op]) -> str:
         arguments = arguments or "—"
         rows.append(f"| `{op.name}` | {arguments} | {op.rule} | {op.lowers} |")
     return "\n".join(rows) + "\n"
+
+
+COST_TABLES = {  # column heading, attribute of Op, the row for the ops it does not name
+    "macs": ("MACs", "macs_rule", "0 (its work is in `other ops`)"),
+    "other": ("other ops", "other_rule", None),
+    "params": ("parameters", "params_rule", "0"),
+}
+
+
+def cost_table(ops: Iterable[Op], kind: str) -> str:
+    """One of docs/stats.md's tables: ops that count alike share a row, in the order of
+    the table; the ops without a word for it (or whose other ops are 0) come last."""
+    heading, attribute, rest = COST_TABLES[kind]
+    rows: dict[str, list[str]] = {}
+    zero: list[str] = []
+    for op in ops:
+        text = getattr(op, attribute)
+        if not text or (kind == "other" and text == "0"):
+            zero.append(op.name)
+        else:
+            rows.setdefault(text, []).append(op.name)
+    lines = [f"| op | {heading} |", "|---|---|"]
+    lines += [f"| {', '.join(f'`{n}`' for n in names)} | {text} |" for text, names in rows.items()]
+    lines.append(f"| every other op | {rest} |" if rest is not None
+                 else f"| {', '.join(f'`{n}`' for n in zero)} | 0 |")
+    return "\n".join(lines) + "\n"
+

@@ -43,5 +43,6 @@ OPS = (
        describe=lambda a: f"param {show(a['shape'])}", caption=_parameter_caption,
        rule="declared with `param name: shape = init`: a learned value of that shape",
        lowers="a parameter (`nn.Parameter`) of 1×shape at the name's path, expanded to the "
-              "batch"),
+              "batch",
+       params_rule="the elements of its declared shape"),
 )

@@ -51,7 +51,11 @@ OPS = (
        caption=lambda a: f"fc {a['features']}",
        rule="flat F → `features`; on tokens L×C or a channels-last H×W×C map, the last axis "
             "(the features) becomes `features`",
-       lowers="`nn.Linear(F, features, bias)`"),
+       lowers="`nn.Linear(F, features, bias)`",
+       macs_rule="input features × output features (per token, or per position of a channels-last "
+                 "map)",
+       params_rule="in features (channels) × out features, + out features with `bias = true`",
+       other_rule="0 (all their work is MACs; bias not counted)"),
     Op("channel_linear", "linear", _channel_linear_shape,
        args=(Arg("features", "int", minimum=1), Arg("bias", "bool", True)),
        params=lambda a, ins: ins[0][0] * a["features"] + (a["features"] if a["bias"] else 0),
@@ -61,5 +65,8 @@ OPS = (
        caption=lambda a: f"pointwise fc {a['features']}",
        rule="C×H×W → `features`×H×W: a linear layer over the channels at each position",
        lowers="`ChannelLinear(C, features, bias)`: `nn.Linear` between two permutes, as "
-              "ConvNeXt's `Permute`, `Linear`, `Permute`"),
+              "ConvNeXt's `Permute`, `Linear`, `Permute`",
+       macs_rule="output elements × input channels",
+       params_rule="in features (channels) × out features, + out features with `bias = true`",
+       other_rule="0 (all their work is MACs; bias not counted)"),
 )

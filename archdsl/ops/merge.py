@@ -112,11 +112,15 @@ OPS = (
        other_ops=_merge_ops, overwritable=True,
        describe=named("add"), caption=named("+"),
        rule="operands identical; result the same shape (no broadcasting)",
-       lowers="`a + b + ...` (`operator.add`)"),
+       lowers="`a + b + ...` (`operator.add`)",
+       other_rule="(n − 1) per output element, for n operands (a residual add: 1 per element; a "
+                  "gate: 1)"),
     Op("mul", "merge", _broadcast("mul"), merge=True, function=_emit_chain("mul"),
        other_ops=_merge_ops, describe=named("mul"), caption=named("×"),
        rule="operands equal, or C×H×W with C×1×1 (a channel gate) or 1×H×W; result C×H×W",
-       lowers="`a * b * ...` (`operator.mul`)"),
+       lowers="`a * b * ...` (`operator.mul`)",
+       other_rule="(n − 1) per output element, for n operands (a residual add: 1 per element; a "
+                  "gate: 1)"),
     Op("crop", "reshape", _crop_shape, merge=True, operands=2, function=_emit_crop,
        describe=named("crop"), caption=named("crop"),
        rule="`crop(a, b)`: C×H×W `a` cut at its centre to `b`'s height and width",

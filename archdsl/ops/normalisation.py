@@ -83,7 +83,9 @@ OPS = (
        min_batch=lambda a, out: 2 if numel(out[1:]) == 1 else 1,  # statistics need 2 values
        rule="unchanged; C×H×W, flat, C×L or C×T×H×W (channels first)",
        lowers="`nn.BatchNorm2d(C, eps, momentum)`; `nn.BatchNorm1d` on flat input or a signal, "
-              "`nn.BatchNorm3d` on a volume"),
+              "`nn.BatchNorm3d` on a volume",
+       params_rule="2 × channels (weight and bias)",
+       other_rule="2 per output element (scale and shift)"),
     Op("lrn", "norm", _lrn_shape,
        args=(Arg("size", "int", 5, minimum=1), Arg("alpha", "float", 1e-4),
              Arg("beta", "float", 0.75), Arg("k", "float", 2.0)),
@@ -91,7 +93,8 @@ OPS = (
        module=torch_layer("LocalResponseNorm", "size", "alpha", "beta", "k"),
        describe=lambda a: f"lrn {a['size']}", caption=named("local response norm"),
        rule="unchanged; needs C×H×W",
-       lowers="`nn.LocalResponseNorm(size, alpha, beta, k)`"),
+       lowers="`nn.LocalResponseNorm(size, alpha, beta, k)`",
+       other_rule="(`size` + 3) per output element"),
     Op("layernorm", "norm", _layernorm_shape, args=(Arg("eps", "float", 1e-5, minimum=0),),
        params=lambda a, ins: 2 * _channels(ins[0]), other_ops=elementwise(5),
        module=_layernorm_module, init=reset_init, overwritable=True,
@@ -99,7 +102,9 @@ OPS = (
        rule="unchanged; normalises each position over its channels (C×H×W) or its features "
             "(flat, tokens L×C, channels-last H×W×C)",
        lowers="`LayerNorm2d(C, eps)` (over channels, as torchvision's ConvNeXt); "
-              "`nn.LayerNorm(C, eps)` where the features are last"),
+              "`nn.LayerNorm(C, eps)` where the features are last",
+       params_rule="2 × channels (weight and bias)",
+       other_rule="5 per output element (mean, variance, normalise, scale, shift)"),
     Op("groupnorm", "norm", _groupnorm_shape,
        args=(Arg("groups", "int", minimum=1), Arg("eps", "float", 1e-5, minimum=0)),
        params=lambda a, ins: 2 * ins[0][0], other_ops=elementwise(5),
@@ -107,11 +112,15 @@ OPS = (
        init=reset_init, overwritable=True,
        describe=lambda a: f"groupnorm {a['groups']}", caption=named("group norm"),
        rule="unchanged; needs C×H×W with `groups` dividing C",
-       lowers="`nn.GroupNorm(groups, C, eps)`"),
+       lowers="`nn.GroupNorm(groups, C, eps)`",
+       params_rule="2 × channels (weight and bias)",
+       other_rule="5 per output element (mean, variance, normalise, scale, shift)"),
     Op("scale", "norm", same("scale"), args=(Arg("init", "float", 1e-6),),
        params=lambda a, ins: _channels(ins[0]), other_ops=elementwise(), module=_scale_module,
        init=_scale_init, describe=named("scale"), caption=named("layer scale"),
        rule="unchanged; multiplies each channel (or feature) by a learned factor, "
             "starting at `init`",
-       lowers="a parameter of C×1×1 (or F) values named after the layer, times the input"),
+       lowers="a parameter of C×1×1 (or F) values named after the layer, times the input",
+       params_rule="channels (one factor each)",
+       other_rule="1 per output element"),
 )

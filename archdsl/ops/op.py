@@ -59,6 +59,11 @@ class Op:
     # arguments), or None where the module has settings the op cannot say; ops without
     # arguments need neither: import finds them by the module they build
     rule: str = "unchanged"  # the shape rule, in the words of the layer table (docs/language.md)
+    # what it counts, in the words of docs/stats.md's tables (cost_table): MACs and
+    # parameters where it has any, other ops where they are not 0
+    macs_rule: str = ""
+    params_rule: str = ""
+    other_rule: str = "0"
     lowers: str = ""  # what it lowers to, in the words of the layer table
 
     @functools.cached_property
