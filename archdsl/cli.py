@@ -83,7 +83,7 @@ def run_check(args) -> int:
             if not result.graphs:
                 print(f"{path}: ok, {_no_networks(result)}")
         else:
-            errors = len(result.diagnostics)
+            errors = sum(d.severity == "error" for d in result.diagnostics)
             print(f"{path}: {errors} error{'s' if errors != 1 else ''}", file=sys.stderr)
     if args.format == "json":
         print(json.dumps(report, indent=2))

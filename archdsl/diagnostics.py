@@ -58,6 +58,7 @@ CODES = {
     "E0402": "recursion too deep",
     "E0403": "network too large",
     "E0404": "elaboration does not end",
+    "W0200": "block shadows a built-in layer",
 }
 
 
@@ -99,7 +100,8 @@ class Sink:
     reported: int = 0  # every add, duplicates included: a second network's errors count too
 
     def add(self, diagnostic: Diagnostic) -> None:
-        self.reported += 1
+        if diagnostic.severity == "error":  # a warning stops no pass
+            self.reported += 1
         key = (diagnostic.code, diagnostic.message, str(diagnostic.primary.span),
                diagnostic.primary.span.end)
         if key not in self._seen:

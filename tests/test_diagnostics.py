@@ -12,6 +12,7 @@ from archdsl.diagnostics import CODES
 from conftest import ROOT, check_golden
 
 INVALID = sorted((ROOT / "tests" / "invalid").glob("*.arch"))
+WARNED = sorted((ROOT / "tests" / "warnings").glob("*.arch"))  # specs that check, warned
 
 
 def rendered(path) -> str:
@@ -26,14 +27,24 @@ def test_invalid_spec_diagnostics(path, in_root):
     check_golden(path.with_suffix(".expected"), text)
 
 
+@pytest.mark.parametrize("path", WARNED, ids=[p.stem for p in WARNED])
+def test_warning_spec_diagnostics(path, in_root):
+    """A spec with only warnings checks (exit 0) and shows exactly its recorded warnings."""
+    assert compile_file(path.relative_to(ROOT)).ok
+    text = rendered(path)
+    assert text.startswith("warning["), "a warned spec must produce a warning"
+    check_golden(path.with_suffix(".expected"), text)
+
+
 def test_at_least_thirty_malformed_specs():
     assert len(INVALID) >= 30
 
 
 def test_every_code_has_a_golden_test(in_root):
     seen = set()
-    for path in INVALID:
-        seen.update(re.findall(r"^error\[(E\d{4})\]", path.with_suffix(".expected").read_text()
+    for path in INVALID + WARNED:
+        seen.update(re.findall(r"^(?:error|warning)\[([EW]\d{4})\]",
+                               path.with_suffix(".expected").read_text()
                                if path.with_suffix(".expected").exists() else "", re.M))
     missing = sorted(set(CODES) - seen)
     assert not missing, f"codes without a golden test in tests/invalid/: {missing}"
@@ -41,7 +52,7 @@ def test_every_code_has_a_golden_test(in_root):
 
 def test_every_code_is_documented():
     docs = (ROOT / "docs" / "errors.md").read_text()
-    documented = set(re.findall(r"^## (E\d{4})", docs, re.M))
+    documented = set(re.findall(r"^## ([EW]\d{4})", docs, re.M))
     assert documented == set(CODES), (sorted(set(CODES) - documented),
                                       sorted(documented - set(CODES)))
 

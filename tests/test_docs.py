@@ -66,9 +66,9 @@ def test_every_op_has_a_row_with_its_arguments(name):
 # ---- docs/errors.md: examples regenerated from tests/invalid -------------------------------
 
 FENCED = re.compile(r"^```(\w+)\n(.*?)^```\n", re.DOTALL | re.MULTILINE)
-EXAMPLE = re.compile(r"From `(tests/invalid/\w+\.arch)`:\n\n$")
-MENTION = re.compile(r"`(tests/invalid/\w+\.arch)`")
-SHOWN = re.compile(r"^ *--> (tests/invalid/\w+\.arch):", re.MULTILINE)
+EXAMPLE = re.compile(r"From `(tests/(?:invalid|warnings)/\w+\.arch)`:\n\n$")
+MENTION = re.compile(r"`(tests/(?:invalid|warnings)/\w+\.arch)`")
+SHOWN = re.compile(r"^ *--> (tests/(?:invalid|warnings)/\w+\.arch):", re.MULTILINE)
 
 
 def regenerated_errors_md(text: str) -> str:
@@ -97,7 +97,8 @@ def test_error_examples_are_the_test_specs_and_their_output(document):
 
 def test_error_headings_use_the_registered_titles():
     from archdsl.diagnostics import CODES
-    headings = dict(re.findall(r"^## (E\d{4}): (.*)$", (ROOT / "docs" / "errors.md").read_text(), re.M))
+    headings = dict(re.findall(r"^## ([EW]\d{4}): (.*)$", (ROOT / "docs" / "errors.md").read_text(),
+                               re.M))
     assert headings == CODES
 
 

@@ -248,8 +248,9 @@ def test_empty_repeat_with_index_is_bounded_by_work():
     assert ir.network(result.graph).work == Limits(max_nodes=1000).max_work + 1
 
 
-def test_block_may_not_shadow_a_layer():
-    assert codes("block relu() { identity }\n" + NET.format("relu")) == ["E0208"]
+def test_a_block_may_shadow_a_layer_but_a_function_not_a_builtin():
+    assert codes("block relu() { identity }\n" + NET.format("relu")) == ["W0200"]
+    assert codes("def max(a, b) = a\n" + NET.format("relu")) == ["E0208"]
 
 
 def test_merge_needs_two_operands_and_else_on_the_same_line():
@@ -403,3 +404,13 @@ def test_tuple_items_by_index():
     assert codes("network t(w = (8, 16)) { input x: 3 x 8 x 8; conv(w[2], 1) }") == ["E0212"]
     assert codes("network t(w = 8) { input x: 3 x 8 x 8; conv(w[0], 1) }") == ["E0212"]
     assert codes("network t(w = (8, 16)) { input x: 3 x 8 x 8; conv(w[0.5], 1) }") == ["E0212"]
+
+
+def test_a_block_named_like_a_layer_wins_with_a_warning():
+    """A spec written before a layer of the same name existed keeps its meaning."""
+    result = compile_source("""
+block gelu(c) { linear(c); tanh }
+network t { input x: 4 x 8 as tokens; g: gelu(6) }""")
+    assert result.ok, [d.message for d in result.diagnostics]
+    assert [(d.severity, d.code) for d in result.diagnostics] == [("warning", "W0200")]
+    assert [ir.node(result.graph, n).op for n in result.graph] == ["input", "linear", "tanh"]

@@ -335,10 +335,10 @@ class _Elaborator(Reporter):
     # ---- layers and blocks ----------------------------------------------------------
 
     def call(self, call: ast.Call, cur, ctx: Ctx, path: tuple[str, ...] | None):
+        if call.name in self.program.blocks:  # a block of the spec shadows a layer (W0200)
+            return self.block_call(self.program.blocks[call.name], call, cur, ctx)
         if call.name in OPS and call.name not in ir.SOURCE_OPS:
             return self.layer(OPS[call.name], call, cur, ctx, path)
-        if call.name in self.program.blocks:
-            return self.block_call(self.program.blocks[call.name], call, cur, ctx)
         known = [n for n in OPS if n not in ir.SOURCE_OPS] + list(self.program.blocks)
         close = difflib.get_close_matches(call.name, known, n=1)
         if self.program.failed_imports:  # likelier than a typo that happens to be near

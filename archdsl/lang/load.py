@@ -82,15 +82,20 @@ class _Loader:
 
     def define(self, table: dict, definition) -> None:
         self.check_params(definition)
-        # a block may not take a layer's name, nor a function a built-in function's
-        built_in = {ast.BlockDef: (OPS, "block", "layer", "{}_block"),
-                    ast.FuncDef: (BUILTIN_FUNCTIONS, "function", "function", "my_{}")}
-        names, kind, what, rename = built_in.get(type(definition), ((), "", "", ""))
-        if definition.name in names:
+        if isinstance(definition, ast.BlockDef) and definition.name in OPS:
+            # the spec's own block wins, as a Python name shadows a builtin: a layer added
+            # to archdsl never breaks a spec that already had a block of that name
             self.sink.add(Diagnostic(
-                "E0208", f"{kind} `{definition.name}` has the name of a built-in {what}",
-                Label(definition.name_span, f"shadows the {what}"),
-                help=f"rename the {kind}, e.g. `{rename.format(definition.name)}`"))
+                "W0200", f"block `{definition.name}` shadows the built-in layer "
+                f"`{definition.name}`: calls of `{definition.name}` in this program run the "
+                "block", Label(definition.name_span, "shadows the layer"),
+                help=f"rename the block (e.g. `{definition.name}_block`) to use the layer "
+                     "as well", severity="warning"))
+        if isinstance(definition, ast.FuncDef) and definition.name in BUILTIN_FUNCTIONS:
+            self.sink.add(Diagnostic(
+                "E0208", f"function `{definition.name}` has the name of a built-in function",
+                Label(definition.name_span, "shadows the function"),
+                help=f"rename the function, e.g. `my_{definition.name}`"))
             return
         first = table.get(definition.name)
         if first is None:

@@ -274,6 +274,9 @@ def _signature_at(doc: Document, offset: int) -> str | None:
     word = _word_at(doc, offset)
     if word is None or word[0] not in OPS or word[0] == "input":
         return None
+    program = doc.result.program if doc.result is not None else None
+    if program is not None and word[0] in program.blocks:  # the spec's block shadows it
+        return None
     following = doc.text[word[2]:word[2] + 1]
     if following.isalnum() or following == "_":
         return None
@@ -410,12 +413,12 @@ def _open_call(text: str, offset: int) -> str | None:
 
 
 def _keyword_arguments(callee: str, program) -> list[Completion]:
+    if program is not None and callee in program.blocks:  # a block shadows a layer (W0200)
+        return [Completion(f"{p.name} =", "argument", _param_text(p), insert=f"{p.name} = ")
+                for p in program.blocks[callee].params]
     if callee in OPS:
         return [Completion(f"{a.name} =", "argument", _argument(a), signature(callee),
                            insert=f"{a.name} = ") for a in OPS[callee].args]
-    if program is not None and callee in program.blocks:
-        return [Completion(f"{p.name} =", "argument", _param_text(p), insert=f"{p.name} = ")
-                for p in program.blocks[callee].params]
     return []
 
 
