@@ -414,3 +414,16 @@ network t { input x: 4 x 8 as tokens; g: gelu(6) }""")
     assert result.ok, [d.message for d in result.diagnostics]
     assert [(d.severity, d.code) for d in result.diagnostics] == [("warning", "W0200")]
     assert [ir.node(result.graph, n).op for n in result.graph] == ["input", "linear", "tanh"]
+
+
+def test_numbers_label_branches_and_a_label_may_open_an_if():
+    graph = compile_source("""network t {
+    input x: 8 x 8 x 8
+    mix: concat {
+        0: { conv(4, 1); relu }
+        1: conv(4, 3, pad = 1)
+    }
+    act: if true { relu } else { identity }
+}""").graph
+    assert list(graph) == ["x", "mix.0.0", "mix.0.1", "mix.1", "mix.concat", "act.0"]
+    assert ir.scope(graph, "act").kind == "group"

@@ -249,6 +249,8 @@ class _Elaborator(Reporter):
             return self.body(action.body, cur, ctx.derive(env=Env(ctx.env)))
         if isinstance(action, ast.Aux):
             return self.aux(action, cur, ctx, ctx.scope.path[-1] if labelled else None)
+        if isinstance(action, ast.IfStmt):  # a labelled `if`: the chosen body in its scope
+            return self.if_stmt(action, cur, ctx)
         raise TypeError(f"unknown statement {action!r}")
 
     def input_decl(self, stmt: ast.InputDecl, ctx: Ctx):

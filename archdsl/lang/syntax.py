@@ -178,7 +178,7 @@ class Aux:
     span: Span
 
 
-Action = Union[Call, Repeat, Residual, Branches, Group, Aux]
+Action = Union[Call, Repeat, Residual, Branches, Group, Aux, "IfStmt"]
 
 
 @dataclass(frozen=True)
