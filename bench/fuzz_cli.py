@@ -207,6 +207,8 @@ network tiny_mlp(classes = 6) {
     up:   conv_transpose(8, 2, stride = 2) # 8 x 16 x 16
           crop(up, m)                      # 8 x 8 x 8
           chunk(2, index = 1)              # 4 x 8 x 8
+    r:    resize(5, 7)                     # 4 x 5 x 7
+          resize_like(r, m, mode = "nearest") # 4 x 8 x 8
           channel_linear(6)
           pad_channels(8)
           adaptive_avgpool(2, 3)

@@ -276,6 +276,7 @@ LAYERS: dict[str, dict[str, Hint]] = {
     "global_avgpool": {},
     "adaptive_avgpool": {"height": small(1, 4), "width": small(1, 4)},
     "upsample": {"scale": small(1, 2)},
+    "resize": {"height": small(1, MAX_SPATIAL), "width": small(1, MAX_SPATIAL)},
     "flatten": {"start": axis, "end": axis},
     "linear": {"features": width},
     "layernorm": {},
@@ -472,8 +473,20 @@ def crop_statement(draw, chain: Chain, label: str):
     return lines + [f"{label}: crop({chain.current}, {name})"]
 
 
+@st.composite
+def resize_like_statement(draw, chain: Chain, label: str):
+    """`resize_like(current, other)`: the other any feature map, larger or smaller."""
+    made = st.tuples(st.integers(1, MAX_CHANNELS), st.integers(1, MAX_SPATIAL),
+                     st.integers(1, MAX_SPATIAL)).map(lambda dims: (dims, "CHW"))
+    lines, name = draw(operand(chain, lambda s: s.axes == "CHW", made))
+    mode = draw(st.sampled_from(['"nearest"', '"bilinear"', '"bicubic"']))
+    corners = draw(st.sampled_from(["true", "false"]))
+    return lines + [f"{label}: resize_like({chain.current}, {name}, mode = {mode}, "
+                    f"align_corners = {corners})"]
+
+
 MERGES = {"concat": concat_statement, "add": add_statement, "mul": mul_statement,
-          "crop": crop_statement}
+          "crop": crop_statement, "resize_like": resize_like_statement}
 STATEMENT_OPS = sorted(LAYERS) + sorted(MERGES)
 
 

@@ -275,3 +275,26 @@ def test_layer_scales_by_number_export_and_equal_the_build(body, tmp_path):
         return
     from archdsl.runtime.export import _onnx
     assert len(_onnx(module, example_inputs(graph), graph)) > 100
+
+
+def test_a_segmentation_head_resized_to_its_input_exports_and_equals_the_build():
+    from archdsl import compile_source
+    graph = compile_source("""network seg {
+    input image: 3 x 25 x 31
+    f: conv(4, 3, stride = 2, pad = 1)
+    r: resize(9, 11)
+    resize_like(r, image)
+}""").graph
+    lowered = lower_fx(graph)
+    module = standalone(export_pytorch(graph))
+    module.load_state_dict(lowered.state_dict())
+    x = torch.randn(2, 3, 25, 31)
+    assert torch.equal(module(x), lowered(x))
+    y = torch.randn(1, 3, 40, 50)  # another size: resized to it, as torchvision's FCN does
+    assert module(y).shape == (1, 4, 40, 50)
+    try:
+        import onnx  # noqa: F401
+    except ModuleNotFoundError:
+        return
+    from archdsl.runtime.export import _onnx
+    assert len(_onnx(module, example_inputs(graph), graph)) > 100

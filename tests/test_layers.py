@@ -280,3 +280,29 @@ def test_a_leaky_relu_with_a_negative_slope_trains():
     text = NET.format(input="2 x 5 as signal", body="    conv(2, 1)\n    leaky_relu(-0.5)")
     module = lower(compile_source(text).graph).train()
     module(torch.randn(3, 2, 5)).sum().backward()
+
+
+@pytest.mark.parametrize("mode, corners", [("bilinear", False), ("nearest", False),
+                                           ("bicubic", True)])
+def test_resize_is_interpolate_to_a_size_or_to_another_value(mode, corners):
+    """Segmentation heads exact at any input size: resize_like takes the size of a value
+    (the image), not a scale that must divide it."""
+    import torch.nn.functional as F
+    text = NET.format(input="3 x 25 x 31", body=f"""    f: conv(4, 3, stride = 2, pad = 1)
+    r: resize(7, 9, mode = "{mode}", align_corners = {str(corners).lower()})
+    output small
+    back: resize_like(f, x, mode = "{mode}", align_corners = {str(corners).lower()})
+    output back""")
+    result = compile_source(text)
+    assert result.ok, [d.message for d in result.diagnostics]
+    graph = result.graph
+    assert ir.shape(graph, "back") == (4, 25, 31) and ir.shape(graph, "r") == (4, 7, 9)
+    module = lower(graph)
+    x = torch.randn(2, 3, 25, 31)
+    out = module(x)
+    feature = module.f(x)
+    align = None if mode == "nearest" else corners
+    assert torch.equal(out["back"], F.interpolate(feature, size=(25, 31), mode=mode,
+                                                  align_corners=align))
+    assert torch.equal(out["small"], F.interpolate(feature, size=(7, 9), mode=mode,
+                                               align_corners=align))

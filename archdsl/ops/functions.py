@@ -13,6 +13,19 @@ def centre_crop(x: Tensor, like: Tensor) -> Tensor:
     return x[..., top:top + height, left:left + width]
 
 
+def resize(x: Tensor, size: tuple[int, int], mode: str, align_corners: bool) -> Tensor:
+    """`x` interpolated to height and width `size` (a segmentation head's last step)."""
+    return nn.functional.interpolate(x, size=size, mode=mode,
+                                     align_corners=None if mode == "nearest" else align_corners)
+
+
+def resize_like(x: Tensor, like: Tensor, mode: str, align_corners: bool) -> Tensor:
+    """`x` interpolated to the height and width of `like`, whatever they are at run time
+    (torchvision's FCN and DeepLab resize to the input image)."""
+    return nn.functional.interpolate(x, size=like.shape[-2:], mode=mode,
+                                     align_corners=None if mode == "nearest" else align_corners)
+
+
 class LayerNorm2d(nn.LayerNorm):
     """Layer norm over the channels of each position of a C x H x W map, as torchvision's
     ConvNeXt: weight and bias of C values."""

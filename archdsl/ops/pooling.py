@@ -126,6 +126,41 @@ def _upsample_module(args: Args, ins):
     return nn.Upsample(scale_factor=args["scale"], mode=args["mode"])
 
 
+_RESIZE_ARGS = (Arg("mode", "str", "bilinear", choices=("nearest", "bilinear", "bicubic")),
+                Arg("align_corners", "bool", False))
+
+
+def _resize_shape(args: Args, ins) -> Shape:
+    c, _, _ = spatial("resize", ins)
+    return (c, args["height"], args["width"])
+
+
+def _resize_like_shape(args: Args, ins) -> Shape:
+    c, _, _ = spatial("resize_like", ins[:1])
+    _, h, w = spatial("resize_like", ins[1:])
+    return (c, h, w)
+
+
+def _resized_window(size):
+    """Each output reads about one input position, the jump the ratio of the sizes."""
+    def window(args: Args, ins):
+        (_, h, w), (height, width) = ins[0], size(args, ins)
+        return ((1, Fraction(h, height), 1, 0), (1, Fraction(w, width), 1, 0))
+    return window
+
+
+def _emit_resize(graph, inputs, args, ins):
+    from .functions import resize
+    return graph.call_function(resize, (inputs[0], (args["height"], args["width"]),
+                                        args["mode"], args["align_corners"]))
+
+
+def _emit_resize_like(graph, inputs, args, ins):
+    from .functions import resize_like
+    return graph.call_function(resize_like, (inputs[0], inputs[1], args["mode"],
+                                             args["align_corners"]))
+
+
 _POOL_ARGS = (Arg("kernel", "sizes", minimum=1),
               Arg("stride", "sizes", Derived("kernel"), minimum=1),
               Arg("pad", "sizes", 0, minimum=0))  # then torch's order for each pool
@@ -200,5 +235,22 @@ OPS = (
        describe=lambda a: f"upsample x{a['scale']}", caption=lambda a: f"upsample x{a['scale']}",
        rule="C×H×W → C×(H·`scale`)×(W·`scale`)",
        lowers="`nn.Upsample(scale_factor=scale, mode=mode)`",
+       other_rule="1 per output element"),
+    Op("resize", "pool", _resize_shape, function=_emit_resize,
+       window=_resized_window(lambda a, ins: (a["height"], a["width"])),
+       args=(Arg("height", "int", minimum=1), Arg("width", "int", Derived("height"), minimum=1),
+             *_RESIZE_ARGS),
+       other_ops=elementwise(), describe=lambda a: f"resize {a['height']}x{a['width']}",
+       caption=lambda a: f"resize to {a['height']}×{a['width']}",
+       rule="C×H×W → C×`height`×`width`, interpolated",
+       lowers="`F.interpolate(x, size=(height, width), mode, align_corners)` (a function)",
+       other_rule="1 per output element"),
+    Op("resize_like", "pool", _resize_like_shape, merge=True, operands=2,
+       function=_emit_resize_like, window=_resized_window(lambda a, ins: ins[1][1:]),
+       args=_RESIZE_ARGS, other_ops=elementwise(), describe=named("resize like"),
+       caption=named("resize"),
+       rule="`resize_like(a, b)`: a's C×H×W interpolated to b's height and width (exact at "
+            "any input size: FCN, DeepLab)",
+       lowers="`F.interpolate(a, size=b.shape[-2:], mode, align_corners)` (a function)",
        other_rule="1 per output element"),
 )
