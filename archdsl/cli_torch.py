@@ -119,15 +119,19 @@ def _labels(args, classes, count: int):
     return read_labels(args.labels, classes, count)
 
 
+def _trained(predict, args):
+    """(model, class names, graph, preprocessing) of FILE with the weights of --weights."""
+    options = spec_options(args)
+    return predict.load_trained(args.file, args.weights, options["settings"],
+                                options["inputs"], args.network, args.preprocess)
+
+
 def run_eval(args) -> int:
     predict = _prediction()
     from .runtime import data
     if args.batch_size < 1:
         raise UsageError("--batch-size must be at least 1")
-    options = spec_options(args)
-    model, classes, graph, preprocess = predict.load_trained(
-        args.file, args.weights, options["settings"], options["inputs"], args.network,
-        args.preprocess)
+    model, classes, graph, preprocess = _trained(predict, args)
     shape = graph.nodes[ir.network(graph).inputs[0]]["shape"]
     _, split = data.open_source(args.data, shape, args.seed)
     preprocess = preprocess or split.preprocess  # bare weights: as the data source trains
@@ -148,10 +152,7 @@ def run_predict(args) -> int:
     predict = _prediction()
     if args.top_k < 1:
         raise UsageError("--top-k must be at least 1")
-    options = spec_options(args)
-    model, classes, graph, preprocess = predict.load_trained(
-        args.file, args.weights, options["settings"], options["inputs"], args.network,
-        args.preprocess)
+    model, classes, graph, preprocess = _trained(predict, args)
     outputs = graph.nodes[next(o for o in ir.network(graph).outputs if not o.train_only).node]["shape"]
     names = _labels(args, classes, outputs[0]) if args.labels else classes
     results = predict.predict(model, graph, args.images, args.top_k,

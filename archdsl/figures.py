@@ -14,6 +14,7 @@ drawing inline in Jupyter (it has `_repr_svg_`) and saves SVG, PDF, PNG, TikZ or
 """
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,7 +49,7 @@ class FigureOptions:
         """UsageError naming the first option that cannot be drawn."""
         if self.depth is not None and self.depth < 1:
             raise UsageError("--depth must be at least 1")
-        if not (self.dot_timeout == self.dot_timeout and 0 < self.dot_timeout < float("inf")):
+        if not (math.isfinite(self.dot_timeout) and self.dot_timeout > 0):
             raise UsageError("--dot-timeout must be a positive number of seconds")
         for name, value, allowed in (("direction", self.direction, DIRECTIONS),
                                      ("style", self.style, STYLES),
@@ -189,8 +190,10 @@ def diagram(spec, *, network: str | None = None, settings: dict | None = None,
 
 
 def _tuples(options: dict) -> dict:
-    return {k: tuple(v) if k in ("expand", "show") and not isinstance(v, str) else
-            ((v,) if k in ("expand", "show") else v) for k, v in options.items()}
+    """`expand` and `show` as tuples: one name may be given alone (`expand="layer3"`)."""
+    listed = {k: (v,) if isinstance(v, str) else tuple(v)
+              for k, v in options.items() if k in ("expand", "show")}
+    return {**options, **listed}
 
 
 def _graph(spec, network, settings):
