@@ -36,6 +36,9 @@ from torch import fx  # noqa: E402
 
 from archdsl.backends.lower_fx import AuxiliaryNetwork, lower_fx  # noqa: E402
 
+# a std or var over fewer entries than its correction is NaN, as torch says: shapes still hold
+pytestmark = pytest.mark.filterwarnings("ignore:std\\(\\)|var\\(\\):UserWarning")
+
 MAX_CHANNELS = 8  # tiny sizes: a few hundred examples run in seconds
 MAX_SPATIAL = 9
 MAX_STATEMENTS = 6
@@ -134,6 +137,13 @@ def per_axis(arg: Arg, shape: Shape, low: int, high: int) -> st.SearchStrategy:
 def an_axis(shape: Shape) -> st.SearchStrategy:
     """An axis of the value, negative (from the end) as often as not."""
     return st.integers(-len(shape), len(shape) - 1)
+
+
+def reduced(shape: Shape) -> st.SearchStrategy:
+    """One or more distinct axes, each written positive or negative."""
+    rank = len(shape)
+    return st.permutations(range(rank)).flatmap(lambda order: st.integers(1, rank).flatmap(
+        lambda n: st.tuples(*[st.sampled_from([i, i - rank]) for i in order[:n]])))
 
 
 def an_order(shape: Shape) -> st.SearchStrategy:
@@ -269,7 +279,7 @@ LAYERS: dict[str, dict[str, Hint]] = {
     "batchnorm": {},
     "lrn": {"size": small(1, 5)},
     "relu": {}, "relu6": {}, "leaky_relu": {}, "sigmoid": {}, "tanh": {}, "gelu": {},
-    "silu": {}, "hardswish": {}, "hardsigmoid": {}, "softmax": {}, "dropout": {},
+    "silu": {}, "hardswish": {}, "hardsigmoid": {}, "softmax": {"axis": axis}, "dropout": {},
     "identity": {},
     "maxpool": POOL | {"dilation": sizes(1, 2)},
     "avgpool": POOL,
@@ -295,7 +305,13 @@ LAYERS: dict[str, dict[str, Hint]] = {
     "reshape": {"dims": lambda a, s, _: sizes_of(math.prod(s))},
     "take": {"axis": axis, "index": entry_of_axis},
     "slice": {"axis": axis, "start": slice_end, "end": slice_end, "step": small(1, 3)},
-    "mean": {"axis": axis},
+    **{name: {"axis": lambda a, s, _: reduced(s)} for name in ("sum", "mean", "amax", "amin",
+                                                                "norm")},
+    **{name: {"axis": lambda a, s, _: reduced(s), "correction": small(0, 1)}
+       for name in ("var", "std")},
+    "cumsum": {"axis": axis}, "log_softmax": {"axis": axis},
+    **{name: {} for name in ("neg", "exp", "log", "sqrt", "rsqrt", "reciprocal", "square",
+                             "abs", "sin", "cos", "erf")},
     "attention": {"heads": heads},
     "window_attention": {"heads": heads, "window": small(1, 4), "shift": below("window")},
     "patch_merging": {},
@@ -405,38 +421,80 @@ def operand(draw, chain: Chain, fits: Callable[[Shape], bool], made: st.SearchSt
     return [], chain.current
 
 
-def same_shape(chain: Chain):
-    shape = chain.shape
-    return (lambda s: s == shape and s.axes == shape.axes), st.just((tuple(shape), shape.axes))
+def broadcast_shapes(shape: Shape) -> st.SearchStrategy:
+    """Shapes that broadcast with `shape`: each size kept or 1, or the channels alone
+    (a `C` vector, placed on the channels by name)."""
+    same_rank = st.tuples(*[st.sampled_from([n, 1]) for n in shape]).map(
+        lambda dims: (dims, shape.axes))
+    if "C" in shape.axes and len(shape) > 1:
+        return same_rank | st.just(((shape.size("C"),), "C"))
+    return same_rank
 
 
-@st.composite
-def add_statement(draw, chain: Chain, label: str):
-    lines, names = [], [chain.current]
-    for _ in range(draw(st.integers(1, 2))):
-        more, name = draw(operand(chain, *same_shape(chain)))
-        lines, names = lines + more, names + [name]
-    return lines + [f"{label}: add({', '.join(draw(st.permutations(names)))})"]
-
-
-def gate_shapes(shape: Shape) -> st.SearchStrategy:
-    """The shapes mul takes beside C x H x W: a channel gate C x 1 x 1, a spatial 1 x H x W."""
-    if shape.axes != "CHW":
-        return st.just((tuple(shape), shape.axes))
-    c, h, w = shape
-    return st.sampled_from([(tuple(shape), "CHW"), ((c, 1, 1), "CHW"), ((1, h, w), "CHW")])
-
-
-@st.composite
-def mul_statement(draw, chain: Chain, label: str):
-    shape = chain.shape
-
+def broadcasts(shape: Shape):
     def fits(s):
-        gates = ((shape[0], 1, 1), (1, shape[1], shape[2])) if shape.axes == "CHW" else ()
-        return s.axes == shape.axes and (s == shape or s in gates)
-    lines, name = draw(operand(chain, fits, gate_shapes(shape)))
-    names = draw(st.permutations([chain.current, name]))
-    return lines + [f"{label}: mul({', '.join(names)})"]
+        if len(s) == len(shape):
+            return s.axes == shape.axes and all(a in (b, 1) for a, b in zip(s, shape))
+        return s.axes == "C" and "C" in shape.axes and s[0] in (shape.size("C"), 1)
+    return fits
+
+
+def binary_statement(op: str):
+    """`op(a, b)`, `op(b)` (with the current value), or a number for one operand; `add`
+    and `mul` sometimes of three values."""
+    @st.composite
+    def draw_statement(draw, chain: Chain, label: str):
+        lines, names = [], [chain.current]
+        count = draw(st.integers(1, 2)) if OPS[op].operands is None else 1
+        for _ in range(count):
+            more, name = draw(operand(chain, broadcasts(chain.shape), broadcast_shapes(chain.shape)))
+            lines, names = lines + more, names + [name]
+        form = draw(st.sampled_from(["values", "values", "alone", "number"]))
+        if form == "number":
+            number = draw(st.sampled_from(["2", "0.5", "-1", "1e-6"]))
+            names = draw(st.permutations([chain.current, number]))
+        elif form == "alone" and len(names) == 2:
+            names = names[1:]
+        else:
+            names = draw(st.permutations(names))
+        return lines + [f"{label}: {op}({', '.join(names)})"]
+    return draw_statement
+
+
+@st.composite
+def matmul_statement(draw, chain: Chain, label: str):
+    shape = chain.shape
+    if len(shape) < 2:  # matmul refuses it: let check say so
+        return [f"{label}: matmul({chain.current}, {chain.current})"]
+    m = draw(st.integers(1, MAX_CHANNELS))
+    dims = tuple(shape[:-2]) + (shape[-1], m)
+    lines, name = draw(operand(chain, lambda s: len(s) == len(shape) and s[-2] == shape[-1],
+                               st.just((dims, shape.axes))))
+    return lines + [f"{label}: matmul({chain.current}, {name})"]
+
+
+@st.composite
+def einsum_statement(draw, chain: Chain, label: str):
+    """An equation over the current value's axes and another operand's: a subset of them
+    in any order, perhaps with an axis of its own; the result any of their axes."""
+    shape = chain.shape
+    letters = "abcd"[:len(shape)]
+    sizes = dict(zip(letters, shape))
+    theirs = draw(st.permutations(letters).flatmap(
+        lambda order: st.integers(1, len(order)).map(lambda n: "".join(order[:n]))))
+    if len(theirs) < 4 and draw(st.booleans()):
+        theirs += "x"
+        sizes["x"] = draw(st.integers(1, 3))
+    dims = tuple(sizes[letter] for letter in theirs)
+    other = Shape(dims)
+    declared = draw(declared_value(chain, "param", dims, other.axes))
+    lines, name = declared if declared is not None else ([], chain.current)
+    if declared is None:
+        theirs = letters
+    everything = sorted(set(letters) | set(theirs))
+    out = draw(st.permutations(everything).flatmap(
+        lambda order: st.integers(1, len(order)).map(lambda n: "".join(order[:n]))))
+    return lines + [f'{label}: einsum("{letters},{theirs}->{out}", {chain.current}, {name})']
 
 
 @st.composite
@@ -485,8 +543,11 @@ def resize_like_statement(draw, chain: Chain, label: str):
                     f"align_corners = {corners})"]
 
 
-MERGES = {"concat": concat_statement, "add": add_statement, "mul": mul_statement,
-          "crop": crop_statement, "resize_like": resize_like_statement}
+MERGES = {"concat": concat_statement, "crop": crop_statement,
+          "resize_like": resize_like_statement, "matmul": matmul_statement,
+          "einsum": einsum_statement,
+          **{op: binary_statement(op) for op in ("add", "sub", "mul", "div", "pow", "maximum",
+                                                   "minimum")}}
 STATEMENT_OPS = sorted(LAYERS) + sorted(MERGES)
 
 

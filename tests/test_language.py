@@ -254,7 +254,7 @@ def test_a_block_may_shadow_a_layer_but_a_function_not_a_builtin():
 
 
 def test_merge_needs_two_operands_and_else_on_the_same_line():
-    assert codes(NET.format("a: conv(3, 1); add(a)")) == ["E0203"]
+    assert codes(NET.format("a: conv(3, 1); concat(a)")) == ["E0203"]
     result = compile_source("block b(x) { if x { relu }\n else { identity } }\n" + NET.format("b(true)"))
     assert "must follow `}` on the same line" in result.diagnostics[0].message
 

@@ -144,7 +144,8 @@ def sums_in_place(graph: nx.DiGraph) -> set[str]:
     it does not need it for its backward pass. One large tensor less per block."""
     return {item.name for item in ir.nodes(graph)
             if item.op == "add" and len(item.inputs) == 2 and item.inputs[0] != item.inputs[1]
-            and _overwritable(graph, item.inputs[0])}
+            and item.args["constant"] is None and _overwritable(graph, item.inputs[0])
+            and ir.shape(graph, item.inputs[0]) == ir.shape(graph, item.name)}
 
 
 def _fx_graph(graph: nx.DiGraph, outputs, parameters: set[str]) -> fx.Graph:
@@ -225,7 +226,7 @@ def _fx_node(fx_graph: fx.Graph, item: ir.Node, args: list[fx.Node], ins: tuple,
 
 
 def _parameter(fx_graph: fx.Graph, item: ir.Node, batch: fx.Node) -> fx.Node:
-    """A declared parameter (1 x shape) repeated over the batch, as a class token is
+    """A declared parameter repeated over the batch, as a class token is
     before it joins the patches: `p.expand(x.size(0), -1, ...)`, a view."""
     value = fx_graph.get_attr(item.name)
     size = fx_graph.call_method("size", (batch, 0))

@@ -47,13 +47,14 @@ FAMILY_STYLE = {
     "attention": {"fillcolor": "#F4A582"},
     "merge": {"fillcolor": "#D9D9D9", "shape": "circle", "width": "0.3", "fixedsize": "false"},
     "reshape": {"fillcolor": "#F0F0F0"},
+    "math": {"fillcolor": "#E6E0F5"},
     "reg": {"fillcolor": "#FFFFFF", "style": "rounded,filled,dashed"},
     "io": {"fillcolor": "#4D4D4D", "fontcolor": "#FFFFFF"},
     "block": {"fillcolor": "#FBE3B8", "penwidth": "1.6"},
 }
 FAMILY_WORDS = {"io": "input", "conv": "convolution", "norm": "normalisation",
                 "act": "activation", "pool": "pooling", "linear": "fully connected",
-                "attention": "attention", "merge": "merge", "reshape": "reshape",
+                "attention": "attention", "merge": "merge", "reshape": "reshape", "math": "tensor algebra",
                 "reg": "regularisation", "block": "block (folded)"}
 FONT = "Helvetica"
 ERROR_COLOUR = "#D55E00"

@@ -90,11 +90,12 @@ class ArgumentBinder(Reporter):
 
 
 def gather_axes(op: Op, call: ast.Call) -> ast.Call:
-    """`permute(1, 2, 0)`: an op whose last argument is a list of axes takes the trailing
-    positional arguments as one tuple."""
-    if not op.args or op.args[-1].kind not in ("axes", "dims"):
+    """`permute(1, 2, 0)`, `mean(1, 2, keep = true)`: an op with a list of axes (or sizes)
+    takes every positional argument from that list's place on as one tuple; the arguments
+    after it are given by keyword."""
+    first = next((i for i, a in enumerate(op.args) if a.kind in ("axes", "dims")), None)
+    if first is None:
         return call
-    first = len(op.args) - 1
     positional = [a for a in call.args if not isinstance(a, ast.Keyword)]
     if len(positional) <= first + 1:
         return call

@@ -36,7 +36,7 @@ from . import syntax as ast
 from .arguments import gather_axes
 from .builder import GraphBuilder
 from .context import (POISON, UNKNOWN, Abort, Ctx, Env, Reporter, Scope, Value, call_chain,
-                      describe_value)
+                      describe_value, is_number)
 from .evaluate import Evaluator
 from .load import Program
 from .names import is_reserved, reserved_help
@@ -354,9 +354,7 @@ class _Elaborator(Reporter):
 
     def layer(self, op: Op, call: ast.Call, cur, ctx: Ctx, path):
         if op.merge:
-            keywords = tuple(a for a in call.args if isinstance(a, ast.Keyword))
-            args = self.arguments.bind_args(op.args, keywords, call, ctx, f"`{op.name}`")
-            inputs = self.operands(op, _without(call, keywords), ctx)
+            inputs, args = self.operands(op, call, cur, ctx)
         else:
             call = gather_axes(op, call)
             args = self.arguments.bind_args(op.args, call.args, call, ctx, f"`{op.name}`")
@@ -365,17 +363,52 @@ class _Elaborator(Reporter):
             raise Abort
         return self.builder.add(path or ctx.scope.next_index(), op, args, inputs, call.span, ctx)
 
-    def operands(self, op: Op, call: ast.Call, ctx: Ctx) -> tuple[str, ...]:
-        if op.operands is not None and len(call.args) != op.operands:
-            self.fail("E0203", f"`{op.name}` takes {op.operands} values, not {len(call.args)}",
-                      call.span, f"{len(call.args)} given", ctx,
+    def operands(self, op: Op, call: ast.Call, cur, ctx: Ctx) -> tuple[tuple[str, ...], Args]:
+        """A merge's values and arguments. Its required arguments come first by position
+        (einsum's equation), the rest by keyword; a number may stand for one operand of an
+        op that takes `constants` (`sub(1, x)`), and one operand alone is taken with the
+        current value (`add(1e-6)`, `div(norm)`)."""
+        positional = [a for a in call.args if not isinstance(a, ast.Keyword)]
+        keywords = tuple(a for a in call.args if isinstance(a, ast.Keyword))
+        leading = sum(1 for a in op.args if a.default is REQUIRED)
+        args = self.arguments.bind_args(op.args, tuple(positional[:leading]) + keywords, call,
+                                        ctx, f"`{op.name}`")
+        given = positional[leading:]
+        values, numbers = [], []
+        if op.constants and args["constant"] is not None:  # `add(x, constant = 1)`
+            numbers.append((len(given) if not args["constant_first"] else 0, args["constant"]))
+        for position, expr in enumerate(given):
+            if op.constants and is_number(self.evaluator.eval(expr, ctx)):
+                numbers.append((position, self.arguments.eval_as(_CONSTANT, expr, ctx)))
+            else:
+                values.append(self.evaluator.value_of(expr, ctx).node)
+        if op.constants and len(given) == 1:
+            values.insert(0, self.current(cur, call.span, ctx, op.name).node)
+            numbers = [(1, n) for _, n in numbers]
+        self.count_operands(op, call, ctx, len(values), len(numbers))
+        if numbers:
+            (position, number), = numbers
+            args = Args(tuple((k, number if k == "constant" else position == 0
+                               if k == "constant_first" else v) for k, v in args))
+        return tuple(values), args
+
+    def count_operands(self, op: Op, call: ast.Call, ctx: Ctx, values: int, numbers: int):
+        if numbers > 1:
+            self.fail("E0203", f"`{op.name}` takes one number at most, not {numbers}",
+                      call.span, f"{numbers} numbers", ctx,
+                      help="combine the numbers first: `let c = a * b`")
+        given = values + numbers
+        if op.operands is not None and given != op.operands:
+            self.fail("E0203", f"`{op.name}` takes {op.operands} values, not {given}",
+                      call.span, f"{given} given", ctx,
                       help=f"`{op.name}(a, b)`: " + op.rule.split(": ", 1)[-1])
-        if len(call.args) < 2 or any(isinstance(a, ast.Keyword) for a in call.args):
+        if given < 2 or not values:
+            alone = f", or one, taken with the current value: `{op.name}(b)`" \
+                if op.constants else ""
             self.fail("E0203", f"`{op.name}` needs two or more values to merge", call.span,
                       "nothing to merge", ctx,
-                      help=f"name them, `{op.name}(a, b)`, or give branches: "
+                      help=f"name them, `{op.name}(a, b)`{alone}, or give branches: "
                            f"`{op.name} {{ {{ ... }}; {{ ... }} }}`")
-        return tuple(self.evaluator.value_of(arg, ctx).node for arg in call.args)
 
     def block_call(self, block: ast.BlockDef, call: ast.Call, cur, ctx: Ctx):
         self.builder.charge(call.span, ctx)
@@ -445,7 +478,7 @@ class _Elaborator(Reporter):
         if POISON in (body_out, skip_out):
             raise Abort
         keyword = Span(stmt.span.source, stmt.span.start, stmt.span.start + len("residual"))
-        return self.builder.add(ctx.scope.structural_name("add"), OPS["add"], Args(()),
+        return self.builder.add(ctx.scope.structural_name("add"), OPS["add"], OPS["add"].defaults(),
                                 (body_out.node, skip_out.node), keyword, ctx, role="residual",
                                 condition=skipped)
 
@@ -511,6 +544,7 @@ class _Elaborator(Reporter):
 # ---- tables and helpers -----------------------------------------------------------------
 
 _RANKS = (1, 2, 3, 4)
+_CONSTANT = Arg("constant", "float")  # a number standing for an operand: `sub(1, x)`
 _INIT_ARGS = (Arg("std", "float", 1.0, minimum=0), Arg("mean", "float", 0.0))
 _PARAM_INITS = {"zeros": (), "ones": (), "normal": _INIT_ARGS, "trunc_normal": _INIT_ARGS}
 
@@ -522,8 +556,3 @@ _SCOPE_KINDS = {ast.Repeat: "repeat", ast.Residual: "residual", ast.Branches: "m
 def _recorded(value):
     """A block argument as the scope tree keeps it: a value in the network by its node."""
     return value.node if isinstance(value, Value) else value
-
-
-def _without(call: ast.Call, keywords) -> ast.Call:
-    return ast.Call(call.name, tuple(a for a in call.args if a not in keywords), call.span,
-                    call.name_span)

@@ -3,13 +3,28 @@ and `softmax` over the channels or features."""
 from __future__ import annotations
 
 from .args import Arg, Args
-from .op import Op, elementwise, named, same, torch_axis, torch_layer
+from .op import GLOBAL, Op, elementwise, named, same, torch_axis, torch_layer
 from .shapes import axes_of
+
+
+def _softmax_axis(args: Args, ins) -> int:
+    """The axis softmax normalises: `axis`, or by default the channels (features)."""
+    return axes_of(ins[0]).index("C") if args["axis"] is None else args["axis"]
 
 
 def _softmax_module(args: Args, ins):
     from torch import nn
-    return nn.Softmax(dim=torch_axis(axes_of(ins[0]).index("C")))
+    return nn.Softmax(dim=torch_axis(_softmax_axis(args, ins)))
+
+
+def _softmax_window(args: Args, ins):
+    return None if axes_of(ins[0])[_softmax_axis(args, ins)] == "C" else GLOBAL
+
+
+def _read_softmax(module):
+    if module.dim is None or module.dim == 0:  # torch's implicit dim, or the batch
+        return None
+    return "softmax", dict(axis=module.dim - 1 if module.dim > 0 else module.dim)
 
 
 OPS = (
@@ -55,10 +70,12 @@ OPS = (
        module=torch_layer("Hardsigmoid"), in_place=True, describe=named("hardsigmoid"),
        caption=named("hard sigmoid"), lowers="`nn.Hardsigmoid()`",
        other_rule="1 per output element"),
-    Op("softmax", "act", same("softmax"), other_ops=elementwise(3),
-       module=_softmax_module, describe=named("softmax"),
+    Op("softmax", "act", same("softmax"), args=(Arg("axis", "axis", None),),
+       other_ops=elementwise(3), module=_softmax_module, window=_softmax_window,
+       imports=("Softmax",), read=_read_softmax,
+       describe=lambda a: "softmax" if a["axis"] is None else f"softmax {a['axis']}",
        caption=named("softmax"),
-       rule="unchanged; normalises over the channels (or features)",
-       lowers="`nn.Softmax(dim=1)`; the features' dimension where they are last (tokens)",
+       rule="unchanged; normalises over `axis`, by default the channels (or features)",
+       lowers="`nn.Softmax(dim=axis + 1)`; by default the channels' dimension",
        other_rule="3 per output element"),
 )

@@ -75,7 +75,9 @@ def normalise_axes(op: Op, args: Args, ins: tuple[Shape, ...]) -> Args:
     rank = len(ins[0])
     items = []
     for name, value in args:
-        if kinds.get(name) == "axis":
+        if value is None:  # an optional axis left to the op's default (softmax)
+            pass
+        elif kinds.get(name) == "axis":
             value = axis_index(op.name, value, rank, name)
         elif kinds.get(name) == "axes":
             value = tuple(axis_index(op.name, v, rank, name) for v in value)

@@ -1,11 +1,11 @@
 """Ops over axes, which move values without arithmetic (`flatten`, `transpose`,
-`permute`, `reshape`, `take`, `slice`, and `identity`, which leaves them be) or reduce
-one axis (`mean`). Axis arguments arrive normalised (`normalise_axes`): numbered from 0
-without the batch, never negative."""
+`permute`, `reshape`, `take`, `slice`, and `identity`, which leaves them be). Axis
+arguments arrive normalised (`normalise_axes`): numbered from 0 without the batch, never
+negative."""
 from __future__ import annotations
 
 from .args import Arg, Args
-from .op import GLOBAL, Op, named, same, torch_axis, torch_layer
+from .op import Op, named, same, torch_axis, torch_layer
 from .shapes import Shape, ShapeError, axes_of, default_axes, numel, show
 
 
@@ -93,7 +93,7 @@ def _permute_shape(args: Args, ins) -> Shape:
     return _permuted(s, order)
 
 
-# ---- take, slice, mean: picking from one axis ---------------------------------------------
+# ---- take, slice: picking from one axis ---------------------------------------------
 
 
 def _take_shape(args: Args, ins) -> Shape:
@@ -101,7 +101,7 @@ def _take_shape(args: Args, ins) -> Shape:
 
 
 def _removed_axis(op: str, args: Args, ins) -> Shape:
-    """The shape once entry `index` of `axis` is taken (take) or averaged over (mean)."""
+    """The shape once entry `index` of `axis` is taken."""
     (s,) = ins
     axis = args["axis"]
     if len(s) == 1:
@@ -139,11 +139,6 @@ def _emit_slice(graph, inputs, args, ins):
     index = (slice(None),) * torch_axis(args["axis"]) + (
         slice(args["start"], args["end"], args["step"]),)
     return graph.call_function(operator.getitem, (inputs[0], index))
-
-
-def _mean_shape(args: Args, ins) -> Shape:
-    return _removed_axis("mean", Args((("index", 0), ("axis", args["axis"]))), ins)
-
 
 
 def _read_flatten(m):
@@ -197,12 +192,4 @@ OPS = (
        rule="entries `start` to `end` (not kept; negative counts from the end, as Python) of "
             "`axis`, every `step`-th: `slice(1, 197)` drops a class token",
        lowers="`x[:, start:end:step]` on the axis (a function, no module)"),
-    Op("mean", "pool", _mean_shape, args=(Arg("axis", "axis", 0),),
-       window=lambda a, ins: GLOBAL,
-       other_ops=lambda a, ins, out: numel(ins[0]),
-       function=_emit_method("mean", lambda a: (torch_axis(a["axis"]),)),
-       describe=lambda a: f"mean {a['axis']}", caption=named("mean"),
-       rule="the mean over `axis`, which goes away: `mean(0)` on L×C tokens averages them",
-       lowers="`x.mean(axis + 1)` (a function, no module)",
-       other_rule="1 per input element"),
 )

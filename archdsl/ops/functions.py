@@ -2,6 +2,8 @@
 torch.nn lacks. Imported by the torch backend only: the front end never imports torch."""
 from __future__ import annotations
 
+from operator import add, mul, pow, sub, truediv  # noqa: F401 (element-wise ops lower to them)
+
 import torch
 from torch import Tensor, nn
 
@@ -11,6 +13,26 @@ def centre_crop(x: Tensor, like: Tensor) -> Tensor:
     height, width = like.shape[-2], like.shape[-1]
     top, left = (x.shape[-2] - height) // 2, (x.shape[-1] - width) // 2
     return x[..., top:top + height, left:left + width]
+
+
+def maximum(a, b):
+    """The larger of two values element by element; of a value and a number, the value
+    clamped from below."""
+    if isinstance(b, float):
+        return torch.clamp_min(a, b)
+    if isinstance(a, float):
+        return torch.clamp_min(b, a)
+    return torch.maximum(a, b)
+
+
+def minimum(a, b):
+    """The smaller of two values element by element; of a value and a number, the value
+    clamped from above."""
+    if isinstance(b, float):
+        return torch.clamp_max(a, b)
+    if isinstance(a, float):
+        return torch.clamp_max(b, a)
+    return torch.minimum(a, b)
 
 
 def resize(x: Tensor, size: tuple[int, int], mode: str, align_corners: bool) -> Tensor:

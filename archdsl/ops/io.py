@@ -4,13 +4,20 @@ from __future__ import annotations
 
 from .args import Arg, Args
 from .op import Op, named
-from .shapes import numel, show
+from .shapes import axes_of, numel, show
+
+
+def stored_shape(shape) -> tuple[int, ...]:
+    """The shape a parameter is stored with: tokens (a class token, a position embedding)
+    with a leading batch axis of 1, as torchvision and timm store them; any other as
+    declared (a GRN's C weight, Swin-V2's heads x 1 x 1 logit scale)."""
+    return (1, *shape) if axes_of(shape) == "LC" else tuple(shape)
 
 
 def _parameter_module(args: Args, ins):
     import torch
     from torch import nn
-    return nn.Parameter(torch.empty((1, *args["shape"])))
+    return nn.Parameter(torch.empty(stored_shape(args["shape"])))
 
 
 def _parameter_init(parameter, args: Args) -> None:
@@ -42,7 +49,7 @@ OPS = (
        params=lambda a, ins: numel(a["shape"]), module=_parameter_module, init=_parameter_init,
        describe=lambda a: f"param {show(a['shape'])}", caption=_parameter_caption,
        rule="declared with `param name: shape = init`: a learned value of that shape",
-       lowers="a parameter (`nn.Parameter`) of 1×shape at the name's path, expanded to the "
-              "batch",
+       lowers="a parameter (`nn.Parameter`) at the name's path, of the declared shape (tokens: "
+              "1×shape), expanded to the batch",
        params_rule="the elements of its declared shape"),
 )

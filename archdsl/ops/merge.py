@@ -1,10 +1,11 @@
-"""Merges: ops that take two or more values, by name or as branches (`concat`, `add`,
-`mul`), and `crop`, which cuts one value to the size of another."""
+"""Merges that join values: `concat` (by name or as branches), and `crop`, which cuts one
+value to the size of another. Element-wise merges (`add`, `mul`, ...) are in
+`elementwise`."""
 from __future__ import annotations
 
 from .args import Arg, Args
 from .op import Op, named, spatial, torch_axis
-from .shapes import Shape, ShapeError, axes_of, describe, numel, show
+from .shapes import Shape, ShapeError, axes_of, describe, show
 
 
 def _concat_shape(args: Args, ins) -> Shape:
@@ -32,58 +33,6 @@ def _emit_cat(graph, inputs, args, ins):
     return graph.call_function(torch.cat, (tuple(inputs), torch_axis(args["axis"])))
 
 
-def _identical(op: str):
-    def shape(args: Args, ins) -> Shape:
-        if len(set(ins)) > 1:
-            raise ShapeError("E0300", f"{op} operands differ: "
-                             + " vs ".join(describe(s) for s in ins),
-                             f"operands of `{op}` meet here", help=_mismatch_help(op, ins))
-        return ins[0]
-    return shape
-
-
-def _mismatch_help(op: str, ins) -> str:
-    if len({tuple(s) for s in ins}) == 1:
-        return "same sizes, different layouts: bring them to one with `transpose` or `permute`"
-    if len({axes_of(s) for s in ins}) == 1 and axes_of(ins[0]) == "LC":
-        lengths = " and ".join(str(s[0]) for s in ins)
-        return (f"the sequences have {lengths} tokens; a position embedding needs one row per "
-                "token, a class token included")
-    return f"`{op}` needs equal shapes; it never broadcasts"
-
-
-def _broadcast(op: str):
-    """Equal shapes, or a C x H x W value times C x 1 x 1 (a channel gate, as squeeze and
-    excitation) or 1 x H x W (a spatial gate)."""
-    def shape(args: Args, ins) -> Shape:
-        full = max(ins, key=numel)
-        for s in ins:
-            fits = s == full or (len(s) == len(full) == 3 and (
-                s == (full[0], 1, 1) or s == (1, full[1], full[2])))
-            if not fits:
-                raise ShapeError(
-                    "E0300", f"{op} operands do not fit: " + " vs ".join(show(s) for s in ins),
-                    f"operands of `{op}` meet here",
-                    help=f"`{op}` takes equal shapes, or a C x H x W value with C x 1 x 1 "
-                         "(per channel) or 1 x H x W (per position)")
-        return full
-    return shape
-
-
-def _merge_ops(args: Args, ins, out: Shape) -> int:
-    return numel(out) * (len(ins) - 1)
-
-
-def _emit_chain(name: str):
-    """`a + b + c` as fx's chain of binary operators (readable code, scriptable)."""
-    def emit(graph, inputs, args, ins):
-        import operator
-        from functools import reduce
-        function = getattr(operator, name)
-        return reduce(lambda a, b: graph.call_function(function, (a, b)), inputs)
-    return emit
-
-
 def _crop_shape(args: Args, ins) -> Shape:
     (c, h, w), like = spatial("crop", ins[:1]), ins[1]
     if len(like) != 3:
@@ -108,19 +57,6 @@ OPS = (
        rule="operands agree in everything but `axis` (0: channels or features), which adds up; "
             "`concat(a, b, axis = 0)` on tokens joins sequences",
        lowers="`torch.cat((a, b, ...), axis + 1)`"),
-    Op("add", "merge", _identical("add"), merge=True, function=_emit_chain("add"),
-       other_ops=_merge_ops, overwritable=True,
-       describe=named("add"), caption=named("+"),
-       rule="operands identical; result the same shape (no broadcasting)",
-       lowers="`a + b + ...` (`operator.add`)",
-       other_rule="(n − 1) per output element, for n operands (a residual add: 1 per element; a "
-                  "gate: 1)"),
-    Op("mul", "merge", _broadcast("mul"), merge=True, function=_emit_chain("mul"),
-       other_ops=_merge_ops, describe=named("mul"), caption=named("×"),
-       rule="operands equal, or C×H×W with C×1×1 (a channel gate) or 1×H×W; result C×H×W",
-       lowers="`a * b * ...` (`operator.mul`)",
-       other_rule="(n − 1) per output element, for n operands (a residual add: 1 per element; a "
-                  "gate: 1)"),
     Op("crop", "reshape", _crop_shape, merge=True, operands=2, function=_emit_crop,
        describe=named("crop"), caption=named("crop"),
        rule="`crop(a, b)`: C×H×W `a` cut at its centre to `b`'s height and width",

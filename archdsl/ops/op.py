@@ -32,6 +32,9 @@ class Op:
     args: tuple[Arg, ...] = ()
     merge: bool = False  # takes values by name or branches (concat, add, mul, crop)
     operands: int | None = None  # how many a merge takes; None: two or more
+    constants: bool = False  # a merge one of whose operands may be a number (`sub(1, x)`),
+    # held in its `constant` and `constant_first` arguments; and which, given one operand,
+    # takes the current value as the first (`add(1e-6)`)
     params: Callable[[Args, tuple[Shape, ...]], int] = _zero
     buffers: Callable[[Args, tuple[Shape, ...]], int] = _zero  # non-trainable state
     macs: Callable[[Args, tuple[Shape, ...], Shape], int] = _zero  # conv/linear multiply-adds
@@ -65,6 +68,10 @@ class Op:
     params_rule: str = ""
     other_rule: str = "0"
     lowers: str = ""  # what it lowers to, in the words of the layer table
+
+    def defaults(self) -> Args:
+        """The op's arguments, each at its default: a residual's `add`."""
+        return Args(tuple((arg.name, arg.default) for arg in self.args))
 
     @functools.cached_property
     def axis_kinds(self) -> dict[str, str]:

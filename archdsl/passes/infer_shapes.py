@@ -45,6 +45,8 @@ def infer_node(graph: nx.DiGraph, node: ir.Node, sink: Sink):
             args = normalise_axes(op, node.args, inputs)
             if args != node.args:
                 graph.nodes[node.name]["node"] = node = replace(node, args=args)
+            if node.role == "residual" and len(set(inputs)) > 1:  # `add` broadcasts;
+                raise ShapeError("E0301", "residual operands differ")  # a residual never
             rule = op.shape(args, inputs)
             result = _bounded(as_shape(rule, inputs[0] if inputs else None))
         except ShapeError as error:

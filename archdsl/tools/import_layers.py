@@ -41,7 +41,7 @@ def argument_free_ops(shape) -> dict[type, str]:
             continue
         try:
             with torch.device("meta"):
-                module = op.module(Args(()), (shape,))
+                module = op.module(op.defaults(), (shape,))
         except Exception:  # needs another input layout: not this one
             continue
         if isinstance(module, nn.Module):

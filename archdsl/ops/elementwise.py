@@ -1,0 +1,193 @@
+"""Element-wise arithmetic: functions of one value (`neg`, `exp`, `sqrt`, ...), and of two
+or more values and at most one number (`add`, `sub`, `mul`, `div`, `pow`, `maximum`,
+`minimum`), broadcast over named axes.
+
+Broadcasting (`broadcast`): operands of the same layout are aligned axis by axis, as
+NumPy aligns them; an operand with fewer axes is placed by its axis names (a `C` vector
+meets the `C` axis of a C x H x W map, whatever its position). Each axis then has one
+size, or sizes 1 and n (n wins). `residual` never broadcasts: its add is checked for
+equal shapes before this rule runs (passes/infer_shapes).
+"""
+from __future__ import annotations
+
+from .args import Arg, Args
+from .op import Op, elementwise, named, same
+from .shapes import Shape, ShapeError, axes_of, axis_name, describe, numel, show
+
+# ---- functions of one value ------------------------------------------------------------
+
+# name: (torch function, caption, what it computes)
+UNARY = {
+    "neg": ("neg", "−x", "−x"),
+    "exp": ("exp", "exp", "eˣ"),
+    "log": ("log", "log", "the natural logarithm"),
+    "sqrt": ("sqrt", "√x", "the square root"),
+    "rsqrt": ("rsqrt", "1/√x", "1 / the square root"),
+    "reciprocal": ("reciprocal", "1/x", "1 / x"),
+    "square": ("square", "x²", "x · x"),
+    "abs": ("abs", "|x|", "the absolute value"),
+    "sin": ("sin", "sin", "the sine"),
+    "cos": ("cos", "cos", "the cosine"),
+    "erf": ("erf", "erf", "the error function"),
+}
+
+
+def _emit_torch(name: str):
+    def emit(graph, inputs, args, ins):
+        import torch
+        return graph.call_function(getattr(torch, name), (inputs[0],))
+    return emit
+
+
+def _unary(name: str) -> Op:
+    function, caption, what = UNARY[name]
+    return Op(name, "math", same(name), function=_emit_torch(function),
+              other_ops=elementwise(), describe=named(name), caption=named(caption),
+              rule=f"unchanged; {what} of each element",
+              lowers=f"`torch.{function}(x)` (a function, no module)",
+              other_rule="1 per output element")
+
+
+# ---- broadcasting ------------------------------------------------------------------------
+
+
+def placement(op: str, shape: Shape, out: Shape) -> tuple[int, ...]:
+    """Where each axis of `shape` sits among the axes of `out`: the same positions for an
+    operand of `out`'s rank, else by axis name, in order. E0300 when names do not fit."""
+    mine, theirs = axes_of(shape), axes_of(out)
+    if len(shape) == len(out):
+        if mine != theirs:
+            raise ShapeError("E0300", f"{op} operands differ in layout: {describe(shape)} vs "
+                             f"{describe(out)}", f"operands of `{op}` meet here",
+                             help="bring them to one layout (`permute`, `transpose`), or "
+                                  "declare a parameter in the value's layout (`as ...`)")
+        return tuple(range(len(shape)))
+    positions, start = [], 0
+    for letter in mine:
+        found = theirs.find(letter, start)
+        if found < 0:
+            raise ShapeError(
+                "E0300", f"{op} cannot place {describe(shape)} on {describe(out)}: "
+                f"no {axis_name(letter)} axis ({letter}) after {theirs[:start] or 'the start'}",
+                f"operands of `{op}` meet here",
+                help=f"give the smaller operand axes named as {' x '.join(theirs)}'s, in "
+                     "that order, or the same number of axes (sizes 1 broadcast)")
+        positions.append(found)
+        start = found + 1
+    return tuple(positions)
+
+
+def broadcast(op: str, ins: tuple[Shape, ...]) -> Shape:
+    """The shape of an element-wise result of `ins`.
+
+    >>> broadcast("mul", (Shape((64, 56, 56)), Shape((64, 1, 1))))
+    (64, 56, 56)
+    >>> broadcast("add", (Shape((7, 7, 96), "HWC"), Shape((96,))))
+    Shape((7, 7, 96), 'HWC')
+    """
+    widest = max(ins, key=len)
+    sizes = [[] for _ in widest]
+    for shape in ins:
+        for axis, position in zip(shape, placement(op, shape, widest)):
+            sizes[position].append(axis)
+    dims = []
+    for letter, found in zip(axes_of(widest), sizes):
+        if len(set(found) - {1}) > 1:
+            raise ShapeError("E0300", f"{op} operands disagree on {axis_name(letter)} ({letter}): "
+                             + " vs ".join(str(n) for n in found)
+                             + " (" + " vs ".join(show(s) for s in ins) + ")",
+                             f"operands of `{op}` meet here", help=_mismatch_help(op, ins))
+        dims.append(max(found) if found else 1)
+    return Shape(tuple(dims), axes_of(widest))
+
+
+def _mismatch_help(op: str, ins) -> str:
+    if len({axes_of(s) for s in ins}) == 1 and axes_of(ins[0]) == "LC":
+        lengths = " and ".join(str(s[0]) for s in ins)
+        return (f"the sequences have {lengths} tokens; a position embedding needs one row per "
+                "token, a class token included")
+    return f"`{op}` takes sizes that are equal, or 1 on one side (broadcast)"
+
+
+def aligned(graph, value, shape: Shape, out: Shape):
+    """The fx value of an operand, with a new axis of size 1 wherever `out` has one the
+    operand lacks, so that torch's broadcasting (from the right) places it by name."""
+    if len(shape) == len(out):
+        return value
+    kept = set(placement("", shape, out))
+    for position in range(len(out)):
+        if position not in kept:
+            value = graph.call_method("unsqueeze", (value, position + 1))
+    return value
+
+
+# ---- functions of two or more values -----------------------------------------------------
+
+
+def _shape(op: str):
+    def shape(args: Args, ins) -> Shape:
+        return broadcast(op, ins)
+    return shape
+
+
+def _emit(op: str):
+    """`a + b + ...` as fx's chain of binary functions, the number at its side."""
+    def emit(graph, inputs, args, ins):
+        from . import functions
+        out = broadcast(op, ins)
+        values = [aligned(graph, v, s, out) for v, s in zip(inputs, ins)]
+        if args["constant"] is not None:
+            number = args["constant"]
+            values = [number] + values if args["constant_first"] else values + [number]
+        function = getattr(functions, BINARY[op][0])
+        result = values[0]
+        for value in values[1:]:
+            result = graph.call_function(function, (result, value))
+        return result
+    return emit
+
+
+def _count(args: Args, ins, out) -> int:
+    return numel(out) * (len(ins) - (args["constant"] is None))
+
+
+def _describe(op: str):
+    def text(args: Args) -> str:
+        number = args["constant"]
+        return op if number is None else f"{op} {number:g}"
+    return text
+
+
+CONSTANT = (Arg("constant", "float", None), Arg("constant_first", "bool", False))
+
+# name: (its function in archdsl.ops.functions, caption, what it lowers to, operands:
+# None for two or more)
+BINARY = {
+    "add": ("add", "+", "`a + b + ...` (`operator.add`)", None),
+    "sub": ("sub", "−", "`a - b` (`operator.sub`)", 2),
+    "mul": ("mul", "×", "`a * b * ...` (`operator.mul`)", None),
+    "div": ("truediv", "÷", "`a / b` (`operator.truediv`)", 2),
+    "pow": ("pow", "^", "`a ** b` (`operator.pow`)", 2),
+    "maximum": ("maximum", "max", "`torch.maximum(a, b)`; with a number, `torch.clamp_min`",
+                None),
+    "minimum": ("minimum", "min", "`torch.minimum(a, b)`; with a number, `torch.clamp_max`",
+                None),
+}
+
+_RULE = ("broadcast over named axes (sizes equal, or 1 on one side); a number may stand for "
+         "one operand, and one given operand is taken with the current value: `{}`")
+_EXAMPLES = {"add": "add(1e-6)", "sub": "sub(x, mean)", "mul": "mul(0.5)", "div": "div(norm)",
+             "pow": "pow(2)", "maximum": "maximum(0)", "minimum": "minimum(x, 6)"}
+
+
+def _binary(name: str) -> Op:
+    _function, caption, lowers, operands = BINARY[name]
+    return Op(name, "merge", _shape(name), args=CONSTANT, merge=True, operands=operands,
+              constants=True, function=_emit(name), other_ops=_count,
+              overwritable=name in ("add", "sub"), describe=_describe(name),
+              caption=named(caption), rule=_RULE.format(_EXAMPLES[name]), lowers=lowers,
+              other_rule="(n − 1) per output element, for n operands (a residual add: 1 per "
+                         "element; a gate: 1)")
+
+
+OPS = tuple(_binary(name) for name in BINARY) + tuple(_unary(name) for name in UNARY)

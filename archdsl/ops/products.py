@@ -1,0 +1,150 @@
+"""Products of two values: `matmul` (over the last two axes, the others broadcast) and
+`einsum` (an equation over the axes, batch excluded). Their multiply-adds are MACs,
+counted as torch's FlopCounterMode counts the matrix products they become."""
+from __future__ import annotations
+
+import re
+
+from .args import Arg, Args
+from .op import GLOBAL, Op, named
+from .shapes import Shape, ShapeError, axes_of, describe, numel, show
+
+
+# ---- matmul ------------------------------------------------------------------------------
+
+
+def _matmul_parts(ins) -> tuple[tuple[int, ...], int, int, int]:
+    """(broadcast leading sizes, n, k, m) of `a @ b`: a is ... x n x k, b is ... x k x m."""
+    a, b = ins
+    for name, s in (("first", a), ("second", b)):
+        if len(s) < 2:
+            raise ShapeError("E0306", f"matmul's {name} operand is {describe(s)}: it needs two "
+                             "axes or more (rows x columns)", "multiplied here",
+                             help="reshape a vector to 1 x n, or use `linear`")
+    if a[-1] != b[-2]:
+        raise ShapeError("E0300", f"matmul of {show(a)} and {show(b)}: the first's last axis "
+                         f"({a[-1]}) differs from the second's next-to-last ({b[-2]})",
+                         "multiplied here", help="transpose one operand: `transpose(-2, -1)`")
+    lead_a, lead_b = a[:-2], b[:-2]
+    width = max(len(lead_a), len(lead_b))
+    lead_a = (1,) * (width - len(lead_a)) + tuple(lead_a)
+    lead_b = (1,) * (width - len(lead_b)) + tuple(lead_b)
+    lead = []
+    for x, y in zip(lead_a, lead_b):
+        if x != y and 1 not in (x, y):
+            raise ShapeError("E0300", f"matmul of {show(a)} and {show(b)}: leading sizes {x} and "
+                             f"{y} neither agree nor broadcast", "multiplied here",
+                             help="the axes before the last two must be equal, or 1")
+        lead.append(max(x, y))
+    return tuple(lead), a[-2], a[-1], b[-1]
+
+
+def _matmul_shape(args: Args, ins) -> Shape:
+    lead, n, _k, m = _matmul_parts(ins)
+    dims = lead + (n, m)
+    a = ins[0]
+    return Shape(dims, axes_of(a)) if len(dims) == len(a) else Shape(dims)
+
+
+def _matmul_macs(args: Args, ins, out) -> int:
+    lead, n, k, m = _matmul_parts(ins)
+    return numel(lead) * n * k * m
+
+
+def _emit_matmul(graph, inputs, args, ins):
+    import torch
+    return graph.call_function(torch.matmul, tuple(inputs))
+
+
+# ---- einsum ------------------------------------------------------------------------------
+
+_EQUATION = re.compile(r"([a-z]*)((?:,[a-z]*)*)->([a-z]*)")
+BATCH = "Z"  # the batch's letter in the lowered equation: users write lower case only
+
+
+def _parse(equation: str, count: int) -> tuple[list[str], str]:
+    """The operands' subscripts and the output's, or E0312."""
+    text = equation.replace(" ", "")
+    match = _EQUATION.fullmatch(text)
+    if not match:
+        raise ShapeError("E0312", f'einsum equation "{equation}" is not of the form '
+                         '"ij,jk->ik"', "bad equation",
+                         help="lower-case letters, one per axis (batch excluded), operands "
+                              "separated by `,`, and the result after `->`")
+    left, out = text.split("->")
+    operands = left.split(",")
+    if len(operands) != count:
+        raise ShapeError("E0312", f'einsum equation "{equation}" names {len(operands)} '
+                         f"operands, but {count} are given", "operand count",
+                         help="one subscript group per operand")
+    if len(set(out)) < len(out):
+        raise ShapeError("E0312", f'einsum result "{out}" repeats a letter', "repeated",
+                         help="name each axis of the result once")
+    missing = set(out) - set("".join(operands))
+    if missing:
+        raise ShapeError("E0312", f"einsum result names {', '.join(sorted(missing))}, which no "
+                         "operand has", "unknown axis", help="the result's letters come from "
+                                                             "the operands'")
+    return operands, out
+
+
+def _sizes(equation: str, ins) -> tuple[dict[str, int], list[str], str]:
+    operands, out = _parse(equation, len(ins))
+    sizes: dict[str, int] = {}
+    for letters, shape in zip(operands, ins):
+        if len(letters) != len(shape):
+            raise ShapeError("E0312", f'einsum subscripts "{letters}" name {len(letters)} axes, '
+                             f"but the operand is {describe(shape)}", "axis count",
+                             help="one letter per axis, the batch excluded")
+        for letter, size in zip(letters, shape):
+            if sizes.setdefault(letter, size) != size:
+                raise ShapeError("E0300", f"einsum axis `{letter}` is {sizes[letter]} in one place "
+                                 f"and {size} in another", "sizes differ",
+                                 help="an axis named twice must have one size")
+    return sizes, operands, out
+
+
+def _einsum_shape(args: Args, ins) -> Shape:
+    sizes, _operands, out = _sizes(args["equation"], ins)
+    if not out:
+        raise ShapeError("E0312", "einsum to no axis at all", "nothing left",
+                         help="keep at least one axis in the result")
+    return Shape(tuple(sizes[letter] for letter in out))
+
+
+def _einsum_macs(args: Args, ins, out) -> int:
+    """As torch runs it: a letter of one operand only, not in the result, is summed away
+    first; without a letter both share and the result lacks, the product is element-wise
+    (0 MACs); else one matrix product over the result's letters and the shared ones."""
+    sizes, operands, result = _sizes(args["equation"], ins)
+    a, b = map(set, operands)
+    if not (a & b) - set(result):
+        return 0
+    letters = set(result) | (a & b)
+    return numel(sizes[letter] for letter in letters)
+
+
+def _emit_einsum(graph, inputs, args, ins):
+    import torch
+    operands, out = _parse(args["equation"], len(inputs))
+    equation = ",".join(BATCH + o for o in operands) + "->" + BATCH + out
+    return graph.call_function(torch.einsum, (equation, *inputs))
+
+
+OPS = (
+    Op("matmul", "math", _matmul_shape, merge=True, operands=2, function=_emit_matmul,
+       macs=_matmul_macs, window=lambda a, ins: GLOBAL,
+       describe=named("matmul"), caption=named("matmul"),
+       rule="`matmul(a, b)`: a is …×n×k, b is …×k×m, the axes before the last two "
+            "broadcast; result …×n×m",
+       lowers="`torch.matmul(a, b)`",
+       macs_rule="…·n·k·m: one per term of each product"),
+    Op("einsum", "math", _einsum_shape, merge=True, operands=2, function=_emit_einsum,
+       args=(Arg("equation", "str"),), macs=_einsum_macs, window=lambda a, ins: GLOBAL,
+       describe=lambda a: f"einsum {a['equation']}", caption=named("einsum"),
+       rule='`einsum("lc,dc->ld", a, b)`: one lower-case letter per axis (batch excluded), '
+            "an axis named twice has one size; result the axes after `->`",
+       lowers="`torch.einsum` with the batch's axis added to each operand",
+       macs_rule="the product of the sizes of the result's axes and of the axes both "
+                 "operands share; 0 where no shared axis is summed (an element-wise product)"),
+)

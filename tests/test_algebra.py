@@ -1,0 +1,186 @@
+"""The tensor algebra: element-wise ops broadcast over named axes and take numbers,
+reductions keep or remove axes, matmul and einsum count MACs as torch's FlopCounterMode
+does; every result is compared with torch computing the same thing by hand."""
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from archdsl import compile_source, ir
+from archdsl.passes.count_costs import total
+
+torch = pytest.importorskip("torch")
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+
+from archdsl.backends.lower_fx import lower_fx  # noqa: E402
+
+
+def build(text: str):
+    result = compile_source(text)
+    assert result.ok, [d.message for d in result.diagnostics]
+    return result.graph, lower_fx(result.graph).double().eval()
+
+
+def codes(text: str) -> list[str]:
+    return [d.code for d in compile_source(text).diagnostics]
+
+
+def test_a_channel_vector_is_placed_on_the_channels_by_name():
+    graph, module = build("""network t {
+        input x: 4 x 3 x 5
+        param gamma: 4 = normal(std = 1)
+        a: mul(x, gamma)
+        b: add(a, gamma)
+    }""")
+    assert module.gamma.shape == (4,)  # stored as declared, as timm and torch store a vector
+    x = torch.randn(2, 4, 3, 5, dtype=torch.float64)
+    gamma = module.gamma.view(1, 4, 1, 1)
+    assert torch.equal(module(x), x * gamma + gamma)
+    assert ir.shape(graph, "b") == (4, 3, 5)
+
+
+def test_on_a_channels_last_map_the_vector_meets_the_last_axis():
+    _, module = build("""network t {
+        input x: 3 x 5 x 4 as channels_last
+        param beta: 4 = normal(std = 1)
+        add(x, beta)
+    }""")
+    x = torch.randn(2, 3, 5, 4, dtype=torch.float64)
+    assert torch.equal(module(x), x + module.beta)
+
+
+def test_sizes_of_one_broadcast_and_tokens_keep_their_leading_one():
+    graph, module = build("""network t {
+        input x: 6 x 8 as tokens
+        param pos: 1 x 8 = normal(std = 1)
+        add(x, pos)
+    }""")
+    assert module.pos.shape == (1, 1, 8)  # a token parameter, as torchvision's class token
+    x = torch.randn(2, 6, 8, dtype=torch.float64)
+    assert torch.equal(module(x), x + module.pos)
+
+
+@pytest.mark.parametrize("call, reference", [
+    ("sub(1, x)", lambda x: 1 - x),
+    ("sub(x, 1)", lambda x: x - 1),
+    ("div(2)", lambda x: x / 2),
+    ("div(2, x)", lambda x: 2 / x),
+    ("pow(2)", lambda x: x ** 2),
+    ("pow(2, x)", lambda x: 2 ** x),
+    ("maximum(0)", torch.relu),
+    ("minimum(x, 0.5)", lambda x: torch.clamp_max(x, 0.5)),
+    ("add(x, x, x)", lambda x: x + x + x),
+    ("mul(x)", lambda x: x * x),
+])
+def test_a_number_or_the_current_value_stands_for_an_operand(call, reference):
+    _, module = build(f"network t {{ input x: 3 x 4 x 5\n    {call} }}")
+    x = torch.randn(2, 3, 4, 5, dtype=torch.float64)
+    assert torch.equal(module(x), reference(x))
+
+
+@pytest.mark.parametrize("name", ["neg", "exp", "log", "sqrt", "rsqrt", "reciprocal", "square",
+                                  "abs", "sin", "cos", "erf"])
+def test_functions_of_one_value_are_torchs(name):
+    graph, module = build(f"network t {{ input x: 3 x 4 as tokens\n    {name} }}")
+    x = torch.rand(2, 3, 4, dtype=torch.float64) + 0.1
+    assert torch.equal(module(x), getattr(torch, name)(x))
+    assert total(graph).other_ops == 12
+
+
+def test_grn_written_as_algebra_is_timms_global_response_norm():
+    """ConvNeXt-V2's GRN on channels-last maps, as timm's GlobalResponseNorm computes it."""
+    _, module = build("""network t {
+        input x: 5 x 6 x 8 as channels_last
+        param weight: 8 = normal(std = 1)
+        param bias: 8 = normal(std = 1)
+        g: norm(0, 1, keep = true)
+        m: mean(-1, keep = true)
+        d: add(1e-6)
+        n: div(g, d)
+        xn: mul(x, n)
+        w: mul(xn, weight)
+        add(x, bias, w)
+    }""")
+    x = torch.randn(2, 5, 6, 8, dtype=torch.float64)
+    gx = x.norm(p=2, dim=(1, 2), keepdim=True)
+    nx = gx / (gx.mean(dim=-1, keepdim=True) + 1e-6)
+    expected = x + torch.addcmul(module.bias.view(1, 1, 1, -1), module.weight.view(1, 1, 1, -1),
+                                 x * nx)
+    assert torch.allclose(module(x), expected, rtol=1e-12, atol=0)
+
+
+def test_a_residual_never_broadcasts():
+    text = """network t {
+        input x: 8 x 6 x 6
+        residual { global_avgpool }
+    }"""
+    assert codes(text) == ["E0301"]
+
+
+@pytest.mark.parametrize("body, code", [
+    ("a: conv(4, 1); b: conv(3, 1); add(a, b)", "E0300"),
+    ("a: flatten(1, 2); param p: 6 x 4 as tokens; add(a, p)", "E0300"),
+    ("param p: 5; add(x, p)", "E0300"),
+    ("sub(x, 1, 2)", "E0203"),
+    ("sub(x, x, x)", "E0203"),
+    ("add(1)", ""),
+    ('einsum("chw,chw", x, x)', "E0312"),
+    ('einsum("ch,c->q", x, x)', "E0312"),
+    ('einsum("chw,chw->hh", x, x)', "E0312"),
+    ("matmul(x, x)", "E0300"),
+    ("sum(0, 1, 2)", "E0310"),
+    ("mean(1, 1)", "E0310"),
+])
+def test_wrong_operands_are_located_errors(body, code):
+    found = codes(f"network t {{ input x: 4 x 3 x 5\n    {body} }}")
+    assert found == ([code] if code else [])
+
+
+EQUATIONS = st.sampled_from([
+    ("lc,mc->lm", (6, 8), (5, 8)),      # attention scores
+    ("lm,mc->lc", (6, 5), (5, 8)),      # attention times values
+    ("hlc,hmc->hlm", (2, 6, 4), (2, 5, 4)),
+    ("lc,lc->l", (6, 8), (6, 8)),       # a row-wise dot product
+    ("lc,lc->lc", (6, 8), (6, 8)),      # element-wise: no MACs
+    ("ij,jk->i", (3, 4), (4, 5)),       # k summed away first
+    ("ij,k->ik", (3, 4), (5,)),         # an outer product: element-wise
+])
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+@given(EQUATIONS)
+def test_einsum_equals_torch_and_counts_macs_as_flop_counter_mode(case):
+    equation, a, b = case
+    layouts = {1: "features", 2: "tokens", 3: "image"}
+    graph, module = build(f"""network t {{
+        input a: {' x '.join(map(str, a))} as {layouts[len(a)]}
+        input b: {' x '.join(map(str, b))} as {layouts[len(b)]}
+        einsum("{equation}", a, b)
+    }}""")
+    x, y = torch.randn(2, *a, dtype=torch.float64), torch.randn(2, *b, dtype=torch.float64)
+    left, out = equation.split("->")
+    first, second = left.split(",")
+    expected = torch.einsum(f"Z{first},Z{second}->Z{out}", x, y)
+    counter = FlopCounterMode(display=False)
+    with counter:
+        got = module(x[:1], y[:1])
+    assert torch.equal(module(x, y), expected)
+    assert got.shape[1:] == ir.shape(graph, list(graph.nodes)[-1])
+    assert total(graph).macs == counter.get_total_flops() // 2
+
+
+@pytest.mark.parametrize("a, b", [((6, 4), (4, 5)), ((2, 6, 4), (2, 4, 5)), ((2, 6, 4), (1, 4, 5))])
+def test_matmul_equals_torch_and_counts_its_macs(a, b):
+    layouts = {2: "tokens", 3: "image"}
+    graph, module = build(f"""network t {{
+        input a: {' x '.join(map(str, a))} as {layouts[len(a)]}
+        input b: {' x '.join(map(str, b))} as {layouts[len(b)]}
+        matmul(a, b)
+    }}""")
+    x, y = torch.randn(1, *a, dtype=torch.float64), torch.randn(1, *b, dtype=torch.float64)
+    counter = FlopCounterMode(display=False)
+    with counter:
+        got = module(x, y)
+    assert torch.equal(got, x @ y)
+    assert total(graph).macs == counter.get_total_flops() // 2
