@@ -184,3 +184,62 @@ def test_matmul_equals_torch_and_counts_its_macs(a, b):
         got = module(x, y)
     assert torch.equal(got, x @ y)
     assert total(graph).macs == counter.get_total_flops() // 2
+
+
+def test_std_layers_rmsnorm_is_llamas_and_torchs():
+    _, module = build("""import std.layers
+    network t {
+        input x: 6 x 16 as tokens
+        norm: rmsnorm(1e-5)
+    }""")
+    assert [k for k, _ in module.state_dict().items()] == ["norm.weight"]
+    with torch.no_grad():
+        module.norm.weight.copy_(torch.randn(16, dtype=torch.float64))
+    x = torch.randn(2, 6, 16, dtype=torch.float64)
+    llama = module.norm.weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-5))
+    assert torch.equal(module(x), llama)
+    fused = torch.nn.functional.rms_norm(x, (16,), module.norm.weight, eps=1e-5)
+    assert torch.allclose(module(x), fused, rtol=1e-13, atol=0)
+
+
+def test_std_layers_grn_serves_channels_first_and_channels_last_maps():
+    _, module = build("""import std.layers
+    network t {
+        input x: 8 x 5 x 6
+        first: grn()
+        permute(1, 2, 0)
+        last: grn()
+        permute(2, 0, 1)
+    }""")
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(torch.randn_like(p))
+    x = torch.randn(2, 8, 5, 6, dtype=torch.float64)
+
+    def grn(x, weight, bias, spatial, channel, shape):
+        gx = x.norm(p=2, dim=spatial, keepdim=True)
+        nx = gx / (gx.mean(dim=channel, keepdim=True) + 1e-6)
+        return x + torch.addcmul(bias.view(shape), weight.view(shape), x * nx)
+    y = grn(x, module.first.weight, module.first.bias, (2, 3), 1, (1, -1, 1, 1))
+    y = grn(y.permute(0, 2, 3, 1), module.last.weight, module.last.bias, (1, 2), -1,
+            (1, 1, 1, -1)).permute(0, 3, 1, 2)
+    assert torch.allclose(module(x), y, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("named, numbered", [
+    ('mean("H", "W")', "mean(1, 2)"),
+    ('softmax(axis = "width")', "softmax(axis = 2)"),
+    ('transpose("C", "W")', "transpose(0, 2)"),
+    ('norm("channels", keep = true)', "norm(0, keep = true)"),
+])
+def test_an_axis_may_be_named(named, numbered):
+    text = "network t {{ input x: 4 x 3 x 5\n    {} }}"
+    a, b = compile_source(text.format(named)), compile_source(text.format(numbered))
+    assert a.ok and b.ok
+    assert [n.args for n in ir.nodes(a.graph)] == [n.args for n in ir.nodes(b.graph)]
+
+
+def test_an_axis_name_the_value_lacks_is_E0310_with_its_axes():
+    result = compile_source('network t { input x: 6 x 8 as tokens\n    mean("H") }')
+    (error,) = result.diagnostics
+    assert error.code == "E0310" and '"L", "C"' in error.help

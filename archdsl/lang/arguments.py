@@ -111,8 +111,9 @@ _KINDS = {"int": "an integer", "float": "a number", "bool": "true or false",
           "pair": "an integer or a pair `(h, w)`", "str": "a string",
           "sizes": "an integer, or one per spatial axis: `(h, w)`, `(t, h, w)`",
           "pad": "an integer, one per spatial axis (`(h, w)`), `same` or `valid`",
-          "axis": "an axis number (0 the first after the batch, -1 the last)",
-          "axes": "axis numbers: `1, 2, 0`", "dims": "sizes: `196, 768` (one may be -1)",
+          "axis": "an axis: a number (0 the first after the batch, -1 the last) or a name "
+                  "(`\"H\"`)",
+          "axes": "axes: `1, 2, 0` or `\"H\", \"W\"`", "dims": "sizes: `196, 768` (one may be -1)",
           "any": "a value"}
 
 
@@ -122,7 +123,9 @@ def _coerce(spec: Arg, value):
     kind = spec.kind
     if kind == "any":
         return value
-    if kind in ("int", "axis"):
+    if kind == "axis":
+        return value if is_int(value) or isinstance(value, str) else _BAD_TYPE
+    if kind == "int":
         return value if is_int(value) else _BAD_TYPE
     if kind == "float":
         return float(value) if is_number(value) else _BAD_TYPE
@@ -132,7 +135,11 @@ def _coerce(spec: Arg, value):
         return value if isinstance(value, str) else _BAD_TYPE
     if kind == "pad" and value in ("same", "valid"):
         return value
-    if kind in ("axes", "dims"):
+    if kind == "axes":
+        items = value if isinstance(value, tuple) else (value,)
+        return items if items and all(is_int(v) or isinstance(v, str) for v in items) \
+            else _BAD_TYPE
+    if kind == "dims":
         items = value if isinstance(value, tuple) else (value,)
         return items if items and all(is_int(v) for v in items) else _BAD_TYPE
     if is_int(value):

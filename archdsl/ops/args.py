@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .shapes import Shape, axis_index
+from .shapes import Shape, axes_of, axis_index
 
 if TYPE_CHECKING:
     from .op import Op
@@ -26,7 +26,8 @@ class Derived:
 @dataclass(frozen=True)
 class Arg:
     """One argument of an op. kind: int, float, bool, pair (int or (h, w)), pad, str;
-    `axis` (an axis of the input, -1 the last) and `axes` (a list of them), which
+    `axis` (an axis of the input, -1 the last, or its name: "H", "height") and `axes` (a
+    list of them), which
     `normalise_axes` turns into non-negative numbers before any rule or lowering reads
     them; `dims` (a list of sizes)."""
     name: str
@@ -72,14 +73,14 @@ def normalise_axes(op: Op, args: Args, ins: tuple[Shape, ...]) -> Args:
     kinds = op.axis_kinds
     if not kinds or not ins:
         return args
-    rank = len(ins[0])
+    rank, letters = len(ins[0]), axes_of(ins[0])
     items = []
     for name, value in args:
         if value is None:  # an optional axis left to the op's default (softmax)
             pass
         elif kinds.get(name) == "axis":
-            value = axis_index(op.name, value, rank, name)
+            value = axis_index(op.name, value, rank, name, letters)
         elif kinds.get(name) == "axes":
-            value = tuple(axis_index(op.name, v, rank, name) for v in value)
+            value = tuple(axis_index(op.name, v, rank, name, letters) for v in value)
         items.append((name, value))
     return Args(tuple(items))

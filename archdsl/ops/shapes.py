@@ -151,8 +151,17 @@ def require(op: str, shape, accepted: tuple[str, ...], fix: str | None = None):
     raise ShapeError("E0306", message, label, help=help_text)
 
 
-def axis_index(op: str, axis: int, rank: int, what: str = "axis") -> int:
-    """A non-negative axis number (batch excluded; -1 is the last), or E0310."""
+def axis_index(op: str, axis: int | str, rank: int, what: str = "axis", axes: str = "") -> int:
+    """A non-negative axis number (batch excluded; -1 is the last), or E0310. An axis may
+    be named, by letter or word, among `axes`: `"H"`, `"height"`."""
+    if isinstance(axis, str):
+        letter = next((a for a, word in _AXIS_NAMES.items() if axis in (a, word)), None)
+        if letter is None or letter not in axes:
+            named = ", ".join(f'"{a}"' for a in axes)
+            raise ShapeError("E0310", f"{op} {what} \"{axis}\" is not an axis of a "
+                             f"{' x '.join(axes)} value", "no such axis",
+                             help=f"its axes are {named} (or numbers 0 to {rank - 1})")
+        return axes.index(letter)
     if not -rank <= axis < rank:
         raise ShapeError("E0310", f"{op} {what} {axis} is outside a {rank}-dimensional value",
                          "no such axis", help=f"axes are numbered 0 to {rank - 1} without the "
