@@ -243,3 +243,57 @@ def test_an_axis_name_the_value_lacks_is_E0310_with_its_axes():
     result = compile_source('network t { input x: 6 x 8 as tokens\n    mean("H") }')
     (error,) = result.diagnostics
     assert error.code == "E0310" and '"L", "C"' in error.help
+
+
+GPT_ATTENTION = """
+block causal_self_attention(heads) {
+    let c = in.channels
+    let l = in.length
+    q: linear(c)
+       reshape(l, heads, c // heads)
+    qh: transpose(0, 1)
+    from in
+    k: linear(c)
+       reshape(l, heads, c // heads)
+    kh: transpose(0, 1)
+    from in
+    v: linear(c)
+       reshape(l, heads, c // heads)
+    vh: transpose(0, 1)
+    sdpa(qh, kh, vh, causal = true)
+    transpose(0, 1)
+    reshape(l, c)
+    o: linear(c)
+}
+network t {
+    input x: 6 x 16 as tokens
+    attn: causal_self_attention(4)
+}
+"""
+
+
+def test_attention_from_parts_is_causal_attention_and_counts_its_matrix_products():
+    graph, module = build(GPT_ATTENTION)
+    x = torch.randn(2, 6, 16, dtype=torch.float64)
+    a = module.attn
+
+    def heads(t):
+        return t.view(2, 6, 4, 4).transpose(1, 2)
+    q, k, v = heads(a.q(x)), heads(a.k(x)), heads(a.v(x))
+    scores = q @ k.transpose(-2, -1) / 2.0  # 1 / sqrt(4 features per head)
+    scores = scores.masked_fill(torch.ones(6, 6, dtype=torch.bool).triu(1), float("-inf"))
+    expected = a.o((scores.softmax(-1) @ v).transpose(1, 2).reshape(2, 6, 16))
+    assert torch.allclose(module(x), expected, rtol=1e-12, atol=1e-14)
+    counter = FlopCounterMode(display=False)
+    with counter, torch.nn.attention.sdpa_kernel(torch.nn.attention.SDPBackend.MATH):
+        module(x[:1])
+    assert total(graph).macs == counter.get_total_flops() // 2
+
+
+@pytest.mark.parametrize("body, code", [
+    ("a: reshape(3, 4, 5); sdpa(a, a, x)", "E0300"),
+    ("a: reshape(60); sdpa(a, a, a)", "E0306"),
+    ("sdpa(x, x)", "E0203"),
+])
+def test_sdpa_operands_that_do_not_fit_are_located_errors(body, code):
+    assert codes(f"network t {{ input x: 4 x 3 x 5\n    {body} }}") == [code]

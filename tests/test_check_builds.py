@@ -474,6 +474,25 @@ def matmul_statement(draw, chain: Chain, label: str):
 
 
 @st.composite
+def sdpa_statement(draw, chain: Chain, label: str):
+    """`sdpa(current, k, v)`: keys with the queries' leading axes and features, values with
+    as many positions as the keys; causal or not."""
+    shape = chain.shape
+    causal = draw(st.sampled_from(["", ", causal = true"]))
+    if len(shape) < 2:  # sdpa refuses it: let check say so
+        return [f"{label}: sdpa({chain.current}, {chain.current}, {chain.current})"]
+    lead, keys = tuple(shape[:-2]), draw(st.integers(1, MAX_SPATIAL))
+    lines, k = draw(operand(chain, lambda s: len(s) == len(shape) and s[:-2] == lead
+                            and s[-1] == shape[-1], st.just((lead + (keys, shape[-1]), shape.axes))))
+    length = chain.shapes[k][-2] if k in chain.shapes else keys
+    more, v = draw(operand(chain, lambda s: len(s) == len(shape) and s[:-2] == lead
+                           and s[-2] == length,
+                           st.integers(1, MAX_CHANNELS).map(lambda e: (lead + (length, e),
+                                                                       shape.axes))))
+    return lines + more + [f"{label}: sdpa({chain.current}, {k}, {v}{causal})"]
+
+
+@st.composite
 def einsum_statement(draw, chain: Chain, label: str):
     """An equation over the current value's axes and another operand's: a subset of them
     in any order, perhaps with an axis of its own; the result any of their axes."""
@@ -545,7 +564,7 @@ def resize_like_statement(draw, chain: Chain, label: str):
 
 MERGES = {"concat": concat_statement, "crop": crop_statement,
           "resize_like": resize_like_statement, "matmul": matmul_statement,
-          "einsum": einsum_statement,
+          "einsum": einsum_statement, "sdpa": sdpa_statement,
           **{op: binary_statement(op) for op in ("add", "sub", "mul", "div", "pow", "maximum",
                                                    "minimum")}}
 STATEMENT_OPS = sorted(LAYERS) + sorted(MERGES)

@@ -177,7 +177,9 @@ class _Elaborator(Reporter):
             if isinstance(stmt, ast.IfStmt):
                 return self.if_stmt(stmt, cur, ctx)
             if isinstance(stmt, ast.FromValue):
-                return self.evaluator.value_of(ast.Name(stmt.name, stmt.span), ctx)
+                source = ast.InputRef(stmt.span) if stmt.name == "in" else ast.Name(stmt.name,
+                                                                                    stmt.span)
+                return self.evaluator.value_of(source, ctx)
             return self.action(stmt, cur, ctx, labelled=False)
         except Abort:
             return POISON

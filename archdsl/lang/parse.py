@@ -388,6 +388,9 @@ class _ToAst(Transformer):
     def from_value(self, meta, children):
         return ast.FromValue(str(children[0]), self.span(meta))
 
+    def from_input(self, meta, children):  # `from in`: back to the block's input
+        return ast.FromValue("in", self.span(meta))
+
     # expressions
     def conditional(self, meta, children):
         return ast.Conditional(*children, self.span(meta))

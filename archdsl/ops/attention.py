@@ -1,10 +1,12 @@
-"""Transformer layers: `attention` (multi-head self-attention over L x C tokens), and
-Swin's `window_attention` and `patch_merging` over a channels-last H x W x C map."""
+"""Transformer layers: `attention` (multi-head self-attention over L x C tokens), Swin's
+`window_attention` and `patch_merging` over a channels-last H x W x C map, and `sdpa`,
+the scaled dot-product attention of queries, keys and values that attention layers are
+written from."""
 from __future__ import annotations
 
 from .args import Arg, Args
 from .op import GLOBAL, Op, named
-from .shapes import Shape, ShapeError, numel, require
+from .shapes import Shape, ShapeError, numel, require, show
 
 
 def _heads_divide(op: str, heads: int, width: int) -> None:
@@ -114,6 +116,51 @@ def _patch_merging_init(module, args: Args) -> None:
     module.norm.reset_parameters()
 
 
+# ---- sdpa ------------------------------------------------------------------------------
+
+
+def _sdpa_parts(ins) -> tuple[tuple[int, ...], int, int, int, int]:
+    """(leading sizes, L, S, E, Ev) of queries ... x L x E, keys ... x S x E and values
+    ... x S x Ev."""
+    q, k, v = ins
+    for name, s in (("queries", q), ("keys", k), ("values", v)):
+        if len(s) < 2:
+            raise ShapeError("E0306", f"sdpa's {name} are {show(s)}: they need two axes or "
+                             "more (positions x features)", "attends here",
+                             help="give tokens (L x C) or heads x L x d")
+    if not (q[:-2] == k[:-2] == v[:-2]) or len({len(q), len(k), len(v)}) > 1:
+        raise ShapeError("E0300", f"sdpa's queries, keys and values differ before their last "
+                         f"two axes: {show(q)}, {show(k)}, {show(v)}", "attends here",
+                         help="split all three into the same heads")
+    if q[-1] != k[-1]:
+        raise ShapeError("E0300", f"sdpa's queries have {q[-1]} features and its keys "
+                         f"{k[-1]}", "attends here", help="project both to one width")
+    if k[-2] != v[-2]:
+        raise ShapeError("E0300", f"sdpa has {k[-2]} keys but {v[-2]} values", "attends here",
+                         help="one value per key")
+    return tuple(q[:-2]), q[-2], k[-2], q[-1], v[-1]
+
+
+def _sdpa_shape(args: Args, ins) -> Shape:
+    lead, length, _s, _e, width = _sdpa_parts(ins)
+    return Shape(lead + (length, width), getattr(ins[0], "axes", None))
+
+
+def _sdpa_macs(args: Args, ins, out: Shape) -> int:
+    lead, length, keys, e, ev = _sdpa_parts(ins)
+    return numel(lead) * length * keys * (e + ev)
+
+
+def _sdpa_matrix(args: Args, ins) -> int:
+    lead, length, keys, _e, _ev = _sdpa_parts(ins)
+    return numel(lead) * length * keys
+
+
+def _sdpa_module(args: Args, ins):
+    from .functions import ScaledDotProductAttention
+    return ScaledDotProductAttention(args["causal"], args["scale"], args["dropout"])
+
+
 OPS = (
     Op("attention", "attention", _attention_shape,
        window=lambda a, ins: GLOBAL,
@@ -169,4 +216,19 @@ OPS = (
        macs_rule="output elements × 4 × input channels (the projection from 4C to 2C features)",
        params_rule="8·C² (the projection from 4C to 2C, no bias) + 8·C (its layer norm)",
        other_rule="5 per normalised element (its layer norm over 4C features)"),
+    Op("sdpa", "attention", _sdpa_shape, merge=True, operands=3, module=_sdpa_module,
+       window=lambda a, ins: GLOBAL,
+       args=(Arg("causal", "bool", False), Arg("scale", "float", None, above=0),
+             Arg("dropout", "float", 0.0, minimum=0, below=1)),
+       macs=_sdpa_macs, other_ops=lambda a, ins, out: 5 * _sdpa_matrix(a, ins),
+       workspace=_sdpa_matrix,
+       describe=lambda a: "sdpa" + (" causal" if a["causal"] else ""),
+       caption=named("Scaled Dot-Product Attention"),
+       rule="`sdpa(q, k, v)`: queries …×L×E, keys …×S×E, values …×S×Ev, the leading axes "
+            "(heads) equal; result …×L×Ev: softmax(q·kᵀ·scale)·v, `scale` 1/√E by default, "
+            "`causal` masking each query from the keys after it",
+       lowers="`F.scaled_dot_product_attention(q, k, v, is_causal, scale, dropout_p)` (torch's "
+              "fused kernels; dropout in training only)",
+       macs_rule="…·L·S·(E + Ev): q·kᵀ and the weighted sum of values",
+       other_rule="5 per attention-matrix element (scale, mask, softmax)"),
 )

@@ -114,6 +114,23 @@ class SelfAttention(nn.MultiheadAttention):
         return super().forward(x, x, x, need_weights=False)[0]
 
 
+class ScaledDotProductAttention(nn.Module):
+    """`F.scaled_dot_product_attention` of queries, keys and values, with dropout on the
+    attention weights in training only: torch's fused kernels, no parameters."""
+
+    def __init__(self, causal: bool, scale: float | None, dropout: float):
+        super().__init__()
+        self.causal, self.scale, self.dropout = causal, scale, dropout
+
+    def forward(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        return nn.functional.scaled_dot_product_attention(
+            q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=self.causal,
+            scale=self.scale)
+
+    def extra_repr(self) -> str:
+        return f"causal={self.causal}, scale={self.scale}, dropout={self.dropout}"
+
+
 class ShiftedWindowAttention(nn.Module):
     """Swin's window attention with relative position bias, on B x H x W x C maps; the
     names and arithmetic of torchvision's `ShiftedWindowAttention`, so its weights load
