@@ -227,8 +227,9 @@ OPS = (
        rule="`sdpa(q, k, v)`: queries …×L×E, keys …×S×E, values …×S×Ev, the leading axes "
             "(heads) equal; result …×L×Ev: softmax(q·kᵀ·scale)·v, `scale` 1/√E by default, "
             "`causal` masking each query from the keys after it",
-       lowers="`F.scaled_dot_product_attention(q, k, v, is_causal, scale, dropout_p)` (torch's "
-              "fused kernels; dropout in training only)",
+       lowers="`ScaledDotProductAttention(causal, scale, dropout)`: "
+              "`F.scaled_dot_product_attention` (torch's fused kernels; dropout in training "
+              "only), no parameters",
        macs_rule="…·L·S·(E + Ev): q·kᵀ and the weighted sum of values",
        other_rule="5 per attention-matrix element (scale, mask, softmax)"),
 )
