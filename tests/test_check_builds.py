@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 
 from archdsl import compile_source, ir
 from archdsl.ops import OPS, REQUIRED, Arg, Derived
-from archdsl.ops.shapes import LAYOUTS, Shape
+from archdsl.ops.shapes import LAYOUT_DTYPES, LAYOUTS, Shape
 
 from specgen import channels_first_specs, sequence_specs, specs
 
@@ -35,6 +35,11 @@ torch = pytest.importorskip("torch")
 from torch import fx  # noqa: E402
 
 from archdsl.backends.lower_fx import AuxiliaryNetwork, lower_fx  # noqa: E402
+from archdsl.runtime.inputs import example_inputs  # noqa: E402
+
+# check's element types, as torch's tensors show them
+DTYPES = {"float": torch.Tensor.is_floating_point, "int": lambda t: t.dtype == torch.int64,
+          "bool": lambda t: t.dtype == torch.bool}
 
 # a std or var over fewer entries than its correction is NaN, as torch says: shapes still hold
 pytestmark = pytest.mark.filterwarnings("ignore:std\\(\\)|var\\(\\):UserWarning")
@@ -241,6 +246,11 @@ def entry_of_axis(arg, shape, args):
     return st.integers(-size, size - 1)
 
 
+def size_of(shape, args) -> int:
+    """The size of the axis the op reads (1 where the drawn axis is not one of them)."""
+    return shape[args["axis"]] if -len(shape) <= args["axis"] < len(shape) else 1
+
+
 def slice_end(arg, shape, args):
     size = shape[args["axis"]] if -len(shape) <= args["axis"] < len(shape) else 1
     return st.integers(-size - 1, size + 1)
@@ -310,13 +320,16 @@ LAYERS: dict[str, dict[str, Hint]] = {
     **{name: {"axis": lambda a, s, _: reduced(s), "correction": small(0, 1)}
        for name in ("var", "std")},
     "cumsum": {"axis": axis}, "log_softmax": {"axis": axis},
+    "embedding": {"num": small(1, 50), "dim": width, "padding_idx": below("num")},
+    "topk": {"axis": axis, "k": lambda a, s, args: st.integers(1, max(1, size_of(s, args)))},
+    "argmax": {"axis": axis},
     **{name: {} for name in ("neg", "exp", "log", "sqrt", "rsqrt", "reciprocal", "square",
                              "abs", "sin", "cos", "erf")},
     "attention": {"heads": heads},
     "window_attention": {"heads": heads, "window": small(1, 4), "shift": below("window")},
     "patch_merging": {},
 }
-ORDER = ("axis", "kernel", "stride", "window", "chunks")  # drawn first: others read them
+ORDER = ("axis", "kernel", "stride", "window", "chunks", "num")  # drawn first: others read them
 
 # the ops that are no statement of a chain: they make values from nothing
 SOURCES = {
@@ -393,7 +406,7 @@ def declared_value(draw, chain: Chain, kind: str, shape: tuple, axes: str):
         return None
     chain.declared += 1
     dims = f"{' x '.join(map(str, shape))} as {layout}"
-    if kind == "input":
+    if kind == "input" or layout in LAYOUT_DTYPES:  # a parameter holds floats only
         return [f"input i{chain.declared}: {dims}"], f"i{chain.declared}"
     declared = {arg.name: arg for arg in OPS["parameter"].args}
     init = draw(st.sampled_from(declared["init"].choices))
@@ -453,12 +466,36 @@ def binary_statement(op: str):
         if form == "number":
             number = draw(st.sampled_from(["2", "0.5", "-1", "1e-6"]))
             names = draw(st.permutations([chain.current, number]))
-        elif form == "alone" and len(names) == 2:
+        elif form == "alone" and len(names) == 2 and not any(
+                line.startswith("input") for line in lines):  # an input becomes current
             names = names[1:]
         else:
             names = draw(st.permutations(names))
         return lines + [f"{label}: {op}({', '.join(names)})"]
     return draw_statement
+
+
+@st.composite
+def where_statement(draw, chain: Chain, label: str):
+    """`where(mask, current, other)`: a mask from comparing the current value, or a number
+    for the other."""
+    shape = chain.shape
+    compare = draw(st.sampled_from(["gt", "lt", "eq", "ge"]))
+    lines = [f"{label}m: {compare}({chain.current}, 0)"]
+    more, other = draw(operand(chain, broadcasts(shape), broadcast_shapes(shape)))
+    if draw(st.booleans()):
+        other = draw(st.sampled_from(["0", "-1e4", "1"]))
+    return lines + more + [f"{label}: where({label}m, {chain.current}, {other})"]
+
+
+@st.composite
+def gather_statement(draw, chain: Chain, label: str):
+    """`gather(current, index, axis)`: indices from topk along the axis, or from argmax."""
+    shape = chain.shape
+    at = draw(an_axis(shape))
+    k = draw(st.integers(1, shape[at % len(shape)]))
+    return [f"{label}i: topk({k}, axis = {at}, indices = true)",
+            f"{label}: gather({chain.current}, {label}i, axis = {at})"]
 
 
 @st.composite
@@ -565,8 +602,9 @@ def resize_like_statement(draw, chain: Chain, label: str):
 MERGES = {"concat": concat_statement, "crop": crop_statement,
           "resize_like": resize_like_statement, "matmul": matmul_statement,
           "einsum": einsum_statement, "sdpa": sdpa_statement,
+          "where": where_statement, "gather": gather_statement,
           **{op: binary_statement(op) for op in ("add", "sub", "mul", "div", "pow", "maximum",
-                                                   "minimum")}}
+                                                   "minimum", "eq", "ne", "lt", "le", "gt", "ge")}}
 STATEMENT_OPS = sorted(LAYERS) + sorted(MERGES)
 
 
@@ -703,8 +741,8 @@ def builds_as_checked(text: str) -> None:
     model = lower_fx(graph)
     for batch, training in ((2, False), (3, True)):
         model.train(training)
-        inputs = [torch.randn(batch, *ir.shape(graph, name), requires_grad=training)
-                  for name in ir.network(graph).inputs]
+        inputs = [value.requires_grad_(training) if value.is_floating_point() else value
+                  for value in example_inputs(graph, batch)]
         outputs = [o for o in ir.network(graph).outputs if training or not o.train_only]
         recorder = ShapeRecorder(graph_module(model, training), graph)
         recorder.run(*inputs)
@@ -715,8 +753,12 @@ def builds_as_checked(text: str) -> None:
         for output in outputs:
             expect(graph, output.node, tuple(got[output.name].shape), batch,
                    f"output `{output.name}`")
-        if training:
-            sum(value.float().sum() for value in got.values()).backward()
+            assert DTYPES[ir.shape(graph, output.node).dtype](got[output.name]), \
+                f"output `{output.name}` is {got[output.name].dtype}, not check's " \
+                f"{ir.shape(graph, output.node).dtype}"
+        learned = [value.sum() for value in got.values() if value.requires_grad]
+        if training and learned:
+            sum(learned).backward()
 
 
 def agree(graph, shapes: dict, needed: set[str], batch: int) -> None:

@@ -110,6 +110,7 @@ SAMPLE_ARGS = {"conv": {"channels": 4, "kernel": 3}, "maxpool": {"kernel": 2},
                "channel_linear": {"features": 4},
                "stochastic_depth": {"p": 0.1}, "pad_channels": {"channels": 12},
                "attention": {"heads": 2}, "window_attention": {"heads": 2, "window": 3},
+               "embedding": {"num": 10, "dim": 4},
                "parameter": {"shape": (1, 8)}}
 # Inputs for the ops that take other than a C x H x W map.
 SAMPLE_SHAPES = {"linear": ((8,), "C"), "attention": ((5, 8), "LC"),

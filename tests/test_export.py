@@ -17,7 +17,8 @@ from archdsl import compile_file  # noqa: E402
 from archdsl.backends.export_pytorch import constructor, export_pytorch  # noqa: E402
 from archdsl.backends.lower_fx import lower_fx  # noqa: E402
 from archdsl.cli import main  # noqa: E402
-from archdsl.runtime.export import example_inputs, standalone  # noqa: E402
+from archdsl.runtime.export import standalone  # noqa: E402
+from archdsl.runtime.inputs import example_inputs  # noqa: E402
 
 from conftest import ROOT  # noqa: E402
 

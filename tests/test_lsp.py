@@ -88,7 +88,7 @@ def test_completion_offers_layers_blocks_and_keyword_arguments(resnet50):
     conv = next(item for item in items if item.label == "conv")
     assert conv.detail.startswith("conv(channels, kernel, stride = 1")
     assert [i.label for i in editor.completions(editor.analyse("import std.", "t.arch"), 0, 11)] \
-        == ["inception", "resnet", "vgg"]
+        == ["inception", "layers", "resnet", "vgg"]
 
 
 def test_completion_keeps_the_blocks_of_the_last_version_that_compiled(resnet50):

@@ -31,7 +31,7 @@ from .. import ir
 from ..diagnostics import Diagnostic, Label, Sink, SpecError
 from ..errors import UsageError
 from ..ops import MERGE_OPS, OPS, REQUIRED, Arg, Args, Op
-from ..ops.shapes import LAYOUTS, Shape
+from ..ops.shapes import LAYOUT_DTYPES, LAYOUTS, Shape
 from . import syntax as ast
 from .arguments import gather_axes
 from .builder import GraphBuilder
@@ -170,6 +170,7 @@ class _Elaborator(Reporter):
             if isinstance(stmt, ast.InputDecl):
                 return self.input_decl(stmt, ctx)
             if isinstance(stmt, ast.ParamDecl):
+                ctx.env.vars[stmt.name] = POISON  # its readers stay quiet if it fails
                 self.param_decl(stmt, ctx)
                 return cur
             if isinstance(stmt, ast.Output):
@@ -270,7 +271,7 @@ class _Elaborator(Reporter):
                              f"({stmt.span}) has {len(shape)} axes, {axes}; give "
                              f"{len(shape)} sizes, e.g. {'x'.join(map(str, shape))}")
         if not isinstance(dims, Shape):
-            dims = Shape(dims, shape.axes)
+            dims = Shape(dims, shape.axes, shape.dtype)
         args = Args((("shape", dims),))
         value = self.builder.add((stmt.name,), OPS["input"], args, (), stmt.span, ctx)
         self.inputs.append(value.node)
@@ -303,11 +304,15 @@ class _Elaborator(Reporter):
                       f"({' x '.join(axes)}), not {len(dims)}", stmt.layout.span,
                       f"{len(dims)} dimensions given", ctx,
                       help=f"write {len(axes)} sizes: {' x '.join(axes)}")
-        return Shape(dims, axes)
+        return Shape(dims, axes, LAYOUT_DTYPES.get(stmt.layout.name, "float"))
 
     def param_decl(self, stmt: ast.ParamDecl, ctx: Ctx) -> None:
         """A learned value, named like a labelled layer; the current value flows past it."""
         shape = self.declared_shape(stmt, "a parameter", ctx)
+        if shape.dtype != "float":
+            self.fail("E0206", f"a parameter is learned, so it holds floats, not "
+                      f"{stmt.layout.name}", stmt.layout.span, "not learnable", ctx,
+                      help="declare integer values as an `input`")
         init = stmt.init or ast.Call("zeros", (), stmt.span, stmt.span)
         specs = _PARAM_INITS.get(init.name)
         if specs is None:
@@ -390,6 +395,10 @@ class _Elaborator(Reporter):
         self.count_operands(op, call, ctx, len(values), len(numbers))
         if numbers:
             (position, number), = numbers
+            if (op.operands or 2) > 2 and position != len(given) - 1:
+                self.fail("E0203", f"a number may stand only for the last operand of "
+                          f"`{op.name}`", call.span, "a number here", ctx,
+                          help=f"`{op.name}`: " + op.rule.split(": ", 1)[0])
             args = Args(tuple((k, number if k == "constant" else position == 0
                                if k == "constant_first" else v) for k, v in args))
         return tuple(values), args

@@ -18,6 +18,8 @@ one module each, with the rules and builders only they use:
                     values and numbers, broadcast over named axes
     reduction       sums, means, extrema, variances and norms over axes; cumsum
     products        matrix products and einsum
+    indexing        embeddings of token ids, comparisons into masks, where, gather,
+                    topk, argmax
     channels        chunks, shuffles and zero padding of the channels
     axes            flattening, reordering, reshaping, picking from and averaging axes
     attention       self-attention; Swin's window attention and patch merging
@@ -32,9 +34,8 @@ Torch is imported only inside the `module` builders, which the front end never c
 from __future__ import annotations
 
 from ..errors import InternalError
-from . import (activation, attention, axes, channels, convolution, elementwise, io, linear,
-               merge, normalisation, pooling, products, reduction,
-               regularisation)
+from . import (activation, attention, axes, channels, convolution, elementwise, indexing, io,
+               linear, merge, normalisation, pooling, products, reduction, regularisation)
 from .args import AXIS_KINDS, REQUIRED, Arg, Args, Derived, normalise_axes
 from .op import GLOBAL, Op
 from .shapes import (Shape, ShapeError, axes_of, axis_index, default_axes, describe, numel,
@@ -45,7 +46,7 @@ __all__ = ["AXIS_KINDS", "GLOBAL", "MERGE_OPS", "OPS", "REQUIRED", "Arg", "Args"
            "cost_table", "layer_table", "normalise_axes", "numel", "require", "show"]
 
 FAMILIES = (io, convolution, normalisation, activation, regularisation, pooling, linear,
-            merge, elementwise, channels, axes, reduction, products, attention)
+            merge, elementwise, channels, axes, reduction, products, indexing, attention)
 
 # The order of OPS, and so of the layer table in docs/language.md and of every list made
 # from it: the order the layers joined the vocabulary. A layer not named here comes after

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from .args import Arg, Args
 from .op import Op, named, same, torch_axis, torch_layer
-from .shapes import Shape, ShapeError, axes_of, default_axes, numel, show
+from .shapes import DTYPES, Shape, ShapeError, axes_of, default_axes, numel, show
 
 
 def _emit_method(name: str, arguments):
@@ -149,10 +149,12 @@ def _read_flatten(m):
 
 
 OPS = (
-    Op("identity", "reshape", same("identity"), module=torch_layer("Identity"),
+    Op("identity", "reshape", same("identity"), accepts=DTYPES, gives=None,
+       module=torch_layer("Identity"),
        describe=named("identity"), caption=named("identity"),
        lowers="`nn.Identity()`"),
-    Op("flatten", "reshape", _flatten_shape, function=_emit_flatten, imports=("Flatten",),
+    Op("flatten", "reshape", _flatten_shape, accepts=DTYPES, gives=None, function=_emit_flatten,
+       imports=("Flatten",),
        read=_read_flatten,
        args=(Arg("start", "axis", 0), Arg("end", "axis", -1)),
        describe=lambda a: "flatten" if a["start"] == 0
@@ -161,30 +163,32 @@ OPS = (
             "default all: C·H·W flat features. `flatten(1, 2)` makes C×H×W a C×(H·W) signal",
        lowers="`torch.flatten(x, start + 1)`, or `torch.flatten(x, start + 1, end + 1)` when "
               "`end` is not the last axis (a function)"),
-    Op("transpose", "reshape", _transpose_shape, args=(Arg("a", "axis", 0), Arg("b", "axis", 1)),
+    Op("transpose", "reshape", _transpose_shape, accepts=DTYPES, gives=None,
+       args=(Arg("a", "axis", 0), Arg("b", "axis", 1)),
        function=_emit_method("transpose", lambda a: (torch_axis(a["a"]), torch_axis(a["b"]))),
        describe=lambda a: f"transpose {a['a']},{a['b']}", caption=named("transpose"),
        rule="axes `a` and `b` swap (from 0, batch excluded): a C×L signal becomes L×C tokens",
        lowers="`x.transpose(a + 1, b + 1)` (a function, no module)"),
-    Op("permute", "reshape", _permute_shape, args=(Arg("order", "axes"),),
+    Op("permute", "reshape", _permute_shape, accepts=DTYPES, gives=None, args=(Arg("order", "axes"),),
        function=_emit_method("permute", lambda a: (0, *(torch_axis(i) for i in a["order"]))),
        describe=lambda a: "permute " + ",".join(map(str, a["order"])), caption=named("permute"),
        rule="the axes in the order given, each once: `permute(1, 2, 0)` makes C×H×W a "
             "channels-last H×W×C map",
        lowers="`x.permute(0, order + 1...)` (a function, no module)"),
-    Op("reshape", "reshape", _reshape_shape, args=(Arg("dims", "dims"),),
+    Op("reshape", "reshape", _reshape_shape, accepts=DTYPES, gives=None, args=(Arg("dims", "dims"),),
        function=_emit_reshape,
        describe=lambda a: "reshape " + "x".join(map(str, a["dims"])), caption=named("reshape"),
        rule="the sizes given (one may be -1, inferred), same element count; axes take the "
             "default names of their count",
        lowers="`x.reshape(x.size(0), dims...)` (a function, no module)"),
-    Op("take", "reshape", _take_shape, args=(Arg("index", "int"), Arg("axis", "axis", 0)),
+    Op("take", "reshape", _take_shape, accepts=DTYPES, gives=None,
+       args=(Arg("index", "int"), Arg("axis", "axis", 0)),
        function=_emit_method("select", lambda a: (torch_axis(a["axis"]), a["index"])),
        describe=lambda a: f"take {a['index']}", caption=lambda a: f"token {a['index']}",
        rule="entry `index` of `axis`, which goes away: `take(0)` on L×C tokens is the first "
             "token's C features (a class token)",
        lowers="`x.select(axis + 1, index)` (a function, no module)"),
-    Op("slice", "reshape", _slice_shape,
+    Op("slice", "reshape", _slice_shape, accepts=DTYPES, gives=None,
        args=(Arg("start", "int"), Arg("end", "int"), Arg("axis", "axis", 0),
              Arg("step", "int", 1, minimum=1)),
        function=_emit_slice,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .args import Arg, Args
 from .op import Op, named
-from .shapes import axes_of, numel, show
+from .shapes import axes_of, dtype_of, numel, show
 
 
 def stored_shape(shape) -> tuple[int, ...]:
@@ -40,7 +40,7 @@ def _parameter_caption(args: Args) -> str:
 
 
 OPS = (
-    Op("input", "io", shape=lambda a, ins: a["shape"],
+    Op("input", "io", shape=lambda a, ins: a["shape"], gives=lambda a, ins: dtype_of(a["shape"]),
        args=(Arg("shape", "shape"),), describe=named("input"), caption=named("input")),
     Op("parameter", "io", shape=lambda a, ins: a["shape"],
        args=(Arg("shape", "shape"), Arg("init", "str", "zeros",

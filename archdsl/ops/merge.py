@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from .args import Arg, Args
 from .op import Op, named, spatial, torch_axis
-from .shapes import Shape, ShapeError, axes_of, describe, show
+from .shapes import DTYPES, Shape, ShapeError, axes_of, describe, show
 
 
 def _concat_shape(args: Args, ins) -> Shape:
@@ -51,7 +51,7 @@ def _emit_crop(graph, inputs, args, ins):
 
 
 OPS = (
-    Op("concat", "merge", _concat_shape, merge=True, function=_emit_cat,
+    Op("concat", "merge", _concat_shape, accepts=DTYPES, gives=None, merge=True, function=_emit_cat,
        args=(Arg("axis", "axis", 0),),
        describe=named("concat"), caption=named("concat"),
        rule="operands agree in everything but `axis` (0: channels or features), which adds up; "

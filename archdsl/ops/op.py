@@ -32,6 +32,9 @@ class Op:
     args: tuple[Arg, ...] = ()
     merge: bool = False  # takes values by name or branches (concat, add, mul, crop)
     operands: int | None = None  # how many a merge takes; None: two or more
+    accepts: tuple[str, ...] = ("float",)  # the element types it reads (shapes.DTYPES)
+    gives: str | None | Callable[[Args, tuple[Shape, ...]], str] = "float"  # the element
+    # type it makes; None: its first operand's (a reshape of token ids is token ids)
     constants: bool = False  # a merge one of whose operands may be a number (`sub(1, x)`),
     # held in its `constant` and `constant_first` arguments; and which, given one operand,
     # takes the current value as the first (`add(1e-6)`)

@@ -12,7 +12,12 @@ import math
 
 # the layouts a spec may name (`input x: 197 x 768 as tokens`), and the axes of each
 LAYOUTS = {"features": "C", "tokens": "LC", "signal": "CL", "image": "CHW", "volume": "CTHW",
-           "channels_last": "HWC"}
+           "channels_last": "HWC", "token_ids": "L"}
+# the element type of a layout's values where it is not a float (`token_ids`: int64)
+LAYOUT_DTYPES = {"token_ids": "int"}
+# element types: floats (the module's dtype), int64 (token ids, indices), bool (masks)
+DTYPES = ("float", "int", "bool")
+DTYPE_WORDS = {"float": "floats", "int": "integers (int64)", "bool": "masks (booleans)"}
 # what a value of each rank is when nothing says otherwise
 DEFAULT_AXES = {1: "C", 2: "LC", 3: "CHW", 4: "CTHW"}
 _WORDS = {"C": "features", "LC": "an L x C token sequence", "CL": "a C x L signal",
@@ -30,26 +35,27 @@ class ShapeError(Exception):
 
 
 class Shape(tuple):
-    """Dimensions without the batch, with one axis letter each.
+    """Dimensions without the batch, with one axis letter each, and the element type.
 
-    >>> Shape((197, 768), "LC").axes, Shape((3, 32, 32)).axes
-    ('LC', 'CHW')
+    >>> Shape((197, 768), "LC").axes, Shape((3, 32, 32)).axes, Shape((16,), "L", "int").dtype
+    ('LC', 'CHW', 'int')
     >>> Shape((768, 196), "CL") == Shape((768, 196), "LC"), Shape((4,)) == (4,)
     (False, True)
     """
 
-    def __new__(cls, dims, axes: str | None = None):
+    def __new__(cls, dims, axes: str | None = None, dtype: str = "float"):
         self = super().__new__(cls, dims)
         self.axes = axes or default_axes(len(self))
+        self.dtype = dtype
         if len(self.axes) != len(self):
             raise ValueError(f"{len(self)} dimensions but axes {self.axes!r}")
         return self
 
     def __getnewargs__(self):
-        return tuple(self), self.axes
+        return tuple(self), self.axes, self.dtype
 
     def __eq__(self, other):
-        if isinstance(other, Shape) and other.axes != self.axes:
+        if isinstance(other, Shape) and (other.axes != self.axes or other.dtype != self.dtype):
             return False
         return tuple.__eq__(self, other)
 
@@ -60,7 +66,12 @@ class Shape(tuple):
 
     def __repr__(self) -> str:
         plain = tuple.__repr__(self)
+        if self.dtype != "float":
+            return f"Shape({plain}, {self.axes!r}, {self.dtype!r})"
         return plain if self.axes == default_axes(len(self)) else f"Shape({plain}, {self.axes!r})"
+
+    def with_dtype(self, dtype: str) -> "Shape":
+        return self if dtype == self.dtype else Shape(self, self.axes, dtype)
 
     def size(self, axis: str) -> int:
         """The size of the axis with this letter: `shape.size("C")`."""
@@ -99,9 +110,18 @@ def spatial(shape) -> list[tuple[str, int]]:
     return [(a, n) for a, n in zip(axes_of(shape), shape) if a != "C"]
 
 
+def dtype_of(shape) -> str:
+    return getattr(shape, "dtype", "float")
+
+
 def describe(shape) -> str:
-    """What a value is, in words: `4096 flat features`, `tokens 197x768 (L x C)`."""
+    """What a value is, in words: `4096 flat features`, `tokens 197x768 (L x C)`, `token
+    ids 16 (L)`."""
     axes = axes_of(shape)
+    if dtype_of(shape) != "float":
+        kind = "a mask" if dtype_of(shape) == "bool" else "token ids" if axes == "L" \
+            else "int64 indices"
+        return f"{kind} {show(shape)} ({' x '.join(axes)})"
     if axes == "C":
         return f"{show(shape)} flat features"
     name = next((n for n, a in LAYOUTS.items() if a == axes), None)

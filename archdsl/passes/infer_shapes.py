@@ -14,7 +14,7 @@ import networkx as nx
 from .. import ir
 from ..diagnostics import Diagnostic, Label, Sink
 from ..ops import OPS, ShapeError, normalise_axes, numel, show
-from ..ops.shapes import as_shape
+from ..ops.shapes import DTYPE_WORDS, as_shape, describe, dtype_of
 
 
 def infer_shapes(graph: nx.DiGraph, sink: Sink) -> nx.DiGraph:
@@ -47,12 +47,36 @@ def infer_node(graph: nx.DiGraph, node: ir.Node, sink: Sink):
                 graph.nodes[node.name]["node"] = node = replace(node, args=args)
             if node.role == "residual" and len(set(inputs)) > 1:  # `add` broadcasts;
                 raise ShapeError("E0301", "residual operands differ")  # a residual never
+            dtype = _dtype(op, args, inputs)
             rule = op.shape(args, inputs)
-            result = _bounded(as_shape(rule, inputs[0] if inputs else None))
+            result = _bounded(as_shape(rule, inputs[0] if inputs else None)).with_dtype(dtype)
         except ShapeError as error:
             sink.add(_diagnose(graph, node, inputs, error))
     graph.nodes[node.name]["shape"] = result
     return result
+
+
+_READ_HELP = {"int": "embed token ids first: `embedding(vocab, width)`",
+              "bool": "a mask selects between values: `where(mask, a, b)`"}
+
+
+def _dtype(op, args, inputs) -> str:
+    """The element type the op makes; E0306 where it reads one it does not take."""
+    dtypes = tuple(dtype_of(s) for s in inputs)
+    for shape, dtype in zip(inputs, dtypes):
+        if dtype not in op.accepts:
+            takes = " or ".join(DTYPE_WORDS[d] for d in op.accepts)
+            raise ShapeError("E0306", f"`{op.name}` reads {takes}, not {describe(shape)}",
+                             f"{dtype} values read here", help=_READ_HELP.get(dtype))
+    if callable(op.gives):
+        return op.gives(args, inputs)
+    if op.gives is not None:
+        return op.gives
+    if len(set(dtypes)) > 1:
+        raise ShapeError("E0300", f"`{op.name}` operands differ in element type: "
+                         + " vs ".join(describe(s) for s in inputs), "joined here",
+                         help="join values of one element type")
+    return dtypes[0] if dtypes else "float"
 
 
 def _bounded(shape):

@@ -21,6 +21,7 @@ from ..files import write_directory
 from ..backends.lower_fx import lower_fx
 from ..ops import show
 from ..backends.report_stats import format_report, report_stats
+from .inputs import example_inputs
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -74,8 +75,7 @@ def _check_memory(graph: nx.DiGraph, dtype: str, batch: int) -> None:
 def _check_forward(graph, module, device, dtype, batch):
     """Run eval mode (main outputs) and, with auxiliary heads, training mode (all outputs);
     every output's shape must be the IR's."""
-    inputs = [torch.randn(batch, *graph.nodes[name]["shape"], device=device, dtype=dtype)
-              for name in ir.network(graph).inputs]
+    inputs = example_inputs(graph, batch, device=device, dtype=dtype)
     start = time.perf_counter()
     with torch.no_grad():
         result = module(*inputs)

@@ -17,6 +17,7 @@ import torch
 from .. import ir
 from ..backends.export_pytorch import Export, export_pytorch
 from ..errors import UsageError
+from .inputs import example_inputs
 
 TARGETS = ("pytorch", "onnx", "torch-export")
 SUFFIXES = {"onnx": ".onnx", "torch-export": ".pt2"}
@@ -47,12 +48,6 @@ def standalone(exported: Export) -> torch.nn.Module:
     module = namespace[exported.class_name]()
     module.load_state_dict(exported.state_dict)
     return module.eval()
-
-
-def example_inputs(graph: nx.DiGraph, batch: int = 2, seed: int = 0) -> tuple:
-    generator = torch.Generator().manual_seed(seed)
-    return tuple(torch.randn(batch, *graph.nodes[n]["shape"], generator=generator)
-                 for n in ir.network(graph).inputs)
 
 
 def _saved(state_dict: dict) -> bytes:

@@ -1,0 +1,213 @@
+"""Integers and masks: `embedding` (token ids to learned vectors), comparisons that make
+masks (`eq`, `ne`, `lt`, `le`, `gt`, `ge`), `where` (a mask choosing between values),
+`gather` (entries picked by index), `topk` and `argmax` (the largest entries, or where
+they are). Element types are part of a shape (shapes.DTYPES); infer_shapes checks that
+each op reads the types it takes."""
+from __future__ import annotations
+
+from .args import Arg, Args
+from .elementwise import aligned, broadcast
+from .op import GLOBAL, Op, named, torch_axis
+from .shapes import DTYPES, Shape, ShapeError, axes_of, describe, dtype_of, numel, show
+
+
+# ---- embedding -------------------------------------------------------------------------
+
+
+def _embedding_shape(args: Args, ins) -> Shape:
+    (s,) = ins
+    if args["padding_idx"] is not None and not 0 <= args["padding_idx"] < args["num"]:
+        raise ShapeError("E0310", f"embedding padding_idx {args['padding_idx']} is not one of its "
+                         f"{args['num']} rows", "no such row",
+                         help=f"rows are numbered 0 to {args['num'] - 1}")
+    axes = axes_of(s)
+    return Shape(tuple(s) + (args["dim"],), ("L" if axes == "L" else axes) + "C")
+
+
+def _embedding_module(args: Args, ins):
+    from torch import nn
+    return nn.Embedding(args["num"], args["dim"], padding_idx=args["padding_idx"])
+
+
+def _read_embedding(module):
+    if module.max_norm is not None or module.scale_grad_by_freq or module.sparse:
+        return None
+    return "embedding", dict(num=module.num_embeddings, dim=module.embedding_dim,
+                             padding_idx=module.padding_idx)
+
+
+# ---- comparisons and where ---------------------------------------------------------------
+
+COMPARISONS = {"eq": "==", "ne": "≠", "lt": "<", "le": "≤", "gt": ">", "ge": "≥"}
+
+
+def _emit_compare(name: str):
+    def emit(graph, inputs, args, ins):
+        import operator
+        out = broadcast(name, ins)
+        values = [aligned(graph, v, s, out) for v, s in zip(inputs, ins)]
+        if args["constant"] is not None:
+            number = args["constant"]
+            values = [number] + values if args["constant_first"] else values + [number]
+        return graph.call_function(getattr(operator, name), tuple(values))
+    return emit
+
+
+def _compare_shape(name: str):
+    def shape(args: Args, ins) -> Shape:
+        return broadcast(name, ins)
+    return shape
+
+
+def _comparison(name: str) -> Op:
+    from .elementwise import CONSTANT
+    return Op(name, "math", _compare_shape(name), args=CONSTANT, merge=True, operands=2,
+              constants=True, accepts=("float", "int"), gives="bool",
+              function=_emit_compare(name), other_ops=lambda a, ins, out: numel(out),
+              describe=named(name), caption=named(COMPARISONS[name]),
+              rule=f"a mask: `a {COMPARISONS[name]} b` element by element, broadcast over named "
+                   f"axes; one operand may be a number: `{name}(ids, 0)`",
+              lowers=f"`operator.{name}(a, b)` (a function, no module)",
+              other_rule="1 per output element")
+
+
+def _where_shape(args: Args, ins) -> Shape:
+    mask = ins[0]
+    if dtype_of(mask) != "bool":
+        raise ShapeError("E0306", f"where chooses by a mask, not by {describe(mask)}",
+                         "not a mask", help="make a mask with a comparison: `gt(x, 0)`")
+    if len(ins) == 3 and dtype_of(ins[1]) != dtype_of(ins[2]):
+        raise ShapeError("E0300", f"where chooses between {describe(ins[1])} and "
+                         f"{describe(ins[2])}: one element type", "chosen here",
+                         help="choose between values of one element type")
+    if len(ins) == 2 and dtype_of(ins[1]) == "int" and args["constant"] is not None \
+            and not float(args["constant"]).is_integer():
+        raise ShapeError("E0306", f"where chooses between integers and {args['constant']:g}, "
+                         "which is not one", "a fraction for integers",
+                         help="choose a whole number, or between floats")
+    if len(ins) == 3 and dtype_of(ins[1]) == "bool":
+        raise ShapeError("E0306", "where chooses between values, not masks", "masks",
+                         help="combine masks with `mul` of floats, or compare again")
+    return broadcast("where", ins)
+
+
+def _emit_where(graph, inputs, args, ins):
+    import torch
+    out = broadcast("where", ins)
+    values = [aligned(graph, v, s, out) for v, s in zip(inputs, ins)]
+    if args["constant"] is not None:  # a whole number beside integers stays an integer
+        number = args["constant"]
+        values.append(int(number) if dtype_of(ins[1]) == "int" else number)
+    return graph.call_function(torch.where, tuple(values))
+
+
+# ---- gather, topk, argmax ----------------------------------------------------------------
+
+
+def _gather_shape(args: Args, ins) -> Shape:
+    x, index = ins
+    if dtype_of(index) != "int":
+        raise ShapeError("E0306", f"gather picks by integer indices, not {describe(index)}",
+                         "not indices", help="indices come from `topk(..., indices = true)`, "
+                                             "`argmax` or an input of token ids")
+    axis = args["axis"]
+    if len(index) != len(x) or any(i > n for d, (i, n) in enumerate(zip(index, x)) if d != axis):
+        raise ShapeError("E0300", f"gather from {show(x)} by indices {show(index)}: the indices "
+                         f"need the same axes, none larger than the value's but axis {axis}",
+                         "gathered here", help="indices of the value's rank")
+    return Shape(tuple(index), axes_of(x))
+
+
+def _emit_gather(graph, inputs, args, ins):
+    import torch
+    return graph.call_function(torch.gather, (inputs[0], torch_axis(args["axis"]), inputs[1]))
+
+
+def _topk_shape(args: Args, ins) -> Shape:
+    (s,) = ins
+    axis = args["axis"]
+    if args["k"] > s[axis]:
+        raise ShapeError("E0310", f"topk({args['k']}) of the {s[axis]} entries of axis {axis}",
+                         "more than there are", help=f"k at most {s[axis]}")
+    return Shape(s[:axis] + (args["k"],) + s[axis + 1:], axes_of(s))
+
+
+def _emit_topk(graph, inputs, args, ins):
+    import operator
+
+    import torch
+    both = graph.call_function(torch.topk, (inputs[0], args["k"], torch_axis(args["axis"]),
+                                            args["largest"]))
+    return graph.call_function(operator.getitem, (both, 1 if args["indices"] else 0))
+
+
+def _argmax_shape(args: Args, ins) -> Shape:
+    (s,) = ins
+    axis = args["axis"]
+    if args["keep"]:
+        return Shape(s[:axis] + (1,) + s[axis + 1:], axes_of(s))
+    if len(s) == 1:
+        raise ShapeError("E0310", "argmax over the only axis leaves no axis", "nothing left",
+                         help="keep the axis at size 1: `keep = true`")
+    rest = axes_of(s)[:axis] + axes_of(s)[axis + 1:]
+    return Shape(s[:axis] + s[axis + 1:], rest if "C" in rest else None)
+
+
+def _emit_argmax(graph, inputs, args, ins):
+    import torch
+    return graph.call_function(torch.argmax, (inputs[0], torch_axis(args["axis"]),
+                                              args["keep"]))
+
+
+def _window(args: Args, ins):
+    return None if axes_of(ins[0])[args["axis"]] == "C" else GLOBAL
+
+
+OPS = (
+    Op("embedding", "linear", _embedding_shape, accepts=("int",),
+       args=(Arg("num", "int", minimum=1), Arg("dim", "int", minimum=1),
+             Arg("padding_idx", "int", None, minimum=0)),
+       params=lambda a, ins: a["num"] * a["dim"], module=_embedding_module,
+       init=lambda module, args: module.reset_parameters(),
+       imports=("Embedding",), read=_read_embedding,
+       describe=lambda a: f"embedding {a['num']}x{a['dim']}", caption=named("Embedding"),
+       rule="token ids (L, int64) → L×dim tokens: row `id` of a learned num×dim table "
+            "(`padding_idx`'s row stays 0 and learns nothing)",
+       lowers="`nn.Embedding(num, dim, padding_idx)`",
+       params_rule="num × dim (the table)"),
+    *(_comparison(name) for name in COMPARISONS),
+    Op("where", "math", _where_shape, merge=True, operands=3, constants=True,
+       args=(Arg("constant", "float", None), Arg("constant_first", "bool", False)),
+       accepts=DTYPES, gives=lambda a, ins: dtype_of(ins[1]), function=_emit_where,
+       other_ops=lambda a, ins, out: numel(out), describe=named("where"), caption=named("where"),
+       rule="`where(mask, a, b)`: `a` where the mask holds, else `b` (a number may stand for "
+            "`b`: `where(mask, x, -1e4)`), broadcast over named axes",
+       lowers="`torch.where(mask, a, b)` (a function, no module)",
+       other_rule="1 per output element"),
+    Op("gather", "reshape", _gather_shape, merge=True, operands=2, accepts=DTYPES,
+       gives=lambda a, ins: dtype_of(ins[0]), args=(Arg("axis", "axis", 0),),
+       function=_emit_gather, window=lambda a, ins: GLOBAL,
+       describe=lambda a: f"gather {a['axis']}", caption=named("gather"),
+       rule="`gather(x, index, axis)`: entry `index` along `axis` for each position of the "
+            "int64 `index`, which has x's axes (none larger but `axis`); result index's sizes",
+       lowers="`torch.gather(x, axis + 1, index)` (a function, no module)"),
+    Op("topk", "math", _topk_shape, accepts=("float", "int"),
+       gives=lambda a, ins: "int" if a["indices"] else dtype_of(ins[0]),
+       args=(Arg("k", "int", minimum=1), Arg("axis", "axis", -1), Arg("largest", "bool", True),
+             Arg("indices", "bool", False)),
+       function=_emit_topk, window=_window, other_ops=lambda a, ins, out: numel(ins[0]),
+       describe=lambda a: f"topk {a['k']}" + (" indices" if a["indices"] else ""),
+       caption=named("top-k"),
+       rule="the `k` largest (smallest with `largest = false`) entries along `axis`, in "
+            "order; with `indices = true` where they are (int64): a router's choice of experts",
+       lowers="`torch.topk(x, k, axis + 1, largest)[0]` (`[1]` for indices)",
+       other_rule="1 per input element"),
+    Op("argmax", "math", _argmax_shape, accepts=("float", "int"), gives="int",
+       args=(Arg("axis", "axis", -1), Arg("keep", "bool", False)),
+       function=_emit_argmax, window=_window, other_ops=lambda a, ins, out: numel(ins[0]),
+       describe=lambda a: f"argmax {a['axis']}", caption=named("argmax"),
+       rule="where the largest entry along `axis` is (int64); the axis goes away, or stays "
+            "at 1 with `keep = true`: greedy decoding's next token",
+       lowers="`torch.argmax(x, axis + 1, keep)` (a function, no module)",
+       other_rule="1 per input element"),
+)
