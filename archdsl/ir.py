@@ -88,6 +88,8 @@ class Scope:
     parent: str | None  # None for the network's own scope, whose path is ""
     index: int | None = None  # an iteration's number
     calls: tuple[Call, ...] = ()
+    declared: tuple[str, ...] = ()  # labels `declare`d here: first in the state_dict, in
+    # this order
 
     @property
     def label(self) -> str:

@@ -297,3 +297,24 @@ def test_attention_from_parts_is_causal_attention_and_counts_its_matrix_products
 ])
 def test_sdpa_operands_that_do_not_fit_are_located_errors(body, code):
     assert codes(f"network t {{ input x: 4 x 3 x 5\n    {body} }}") == [code]
+
+
+def test_std_layers_rope_is_llamas_rotary_embedding_at_any_length():
+    _, module = build("""import std.layers
+    network t {
+        input x: 6 x 16 as tokens
+        reshape(-1, 2, 8)                  # heads x d, any length
+        transpose(0, 1)
+        rope(500000.0)
+    }""")
+
+    def llama(x, theta):  # transformers' LlamaRotaryEmbedding and apply_rotary_pos_emb
+        q = x.view(x.shape[0], x.shape[1], 2, 8).transpose(1, 2)
+        inv_freq = 1.0 / (theta ** (torch.arange(0, 8, 2, dtype=torch.int64).double() / 8))
+        t = torch.arange(x.shape[1], dtype=torch.float64)
+        emb = torch.cat((torch.outer(t, inv_freq),) * 2, dim=-1)
+        half = torch.cat((-q[..., 4:], q[..., :4]), dim=-1)
+        return q * emb.cos() + half * emb.sin()
+    for length in (6, 9):  # the module is built for 6 tokens and runs at 9 as well
+        x = torch.randn(2, length, 16, dtype=torch.float64)
+        assert torch.allclose(module(x), llama(x, 500000.0), rtol=1e-12, atol=1e-14)

@@ -86,6 +86,10 @@ def _reduction(name, reference):
 
 
 CASES |= {
+    "positions": (lambda rank, dims: st.fixed_dictionaries({"axis": st.integers(-rank, rank - 1)}),
+                  lambda a: f"positions({a['axis']})",
+                  lambda x, a: torch.arange(x.shape[_torch(a["axis"])], dtype=torch.float64
+                                            ).expand(x.shape[0], -1)),
     "topk": (lambda rank, dims: st.integers(-rank, rank - 1).flatmap(
                  lambda axis: st.fixed_dictionaries({"axis": st.just(axis), "k": st.integers(
                      1, dims[axis]), "indices": st.booleans()})),

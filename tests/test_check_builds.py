@@ -322,7 +322,7 @@ LAYERS: dict[str, dict[str, Hint]] = {
     "cumsum": {"axis": axis}, "log_softmax": {"axis": axis},
     "embedding": {"num": small(1, 50), "dim": width, "padding_idx": below("num")},
     "topk": {"axis": axis, "k": lambda a, s, args: st.integers(1, max(1, size_of(s, args)))},
-    "argmax": {"axis": axis},
+    "argmax": {"axis": axis}, "positions": {"axis": axis},
     **{name: {} for name in ("neg", "exp", "log", "sqrt", "rsqrt", "reciprocal", "square",
                              "abs", "sin", "cos", "erf")},
     "attention": {"heads": heads},
@@ -466,6 +466,7 @@ def binary_statement(op: str):
         if form == "number":
             number = draw(st.sampled_from(["2", "0.5", "-1", "1e-6"]))
             names = draw(st.permutations([chain.current, number]))
+            lines = []  # the drawn operand is not used: nor declared
         elif form == "alone" and len(names) == 2 and not any(
                 line.startswith("input") for line in lines):  # an input becomes current
             names = names[1:]
@@ -484,7 +485,7 @@ def where_statement(draw, chain: Chain, label: str):
     lines = [f"{label}m: {compare}({chain.current}, 0)"]
     more, other = draw(operand(chain, broadcasts(shape), broadcast_shapes(shape)))
     if draw(st.booleans()):
-        other = draw(st.sampled_from(["0", "-1e4", "1"]))
+        more, other = [], draw(st.sampled_from(["0", "-1e4", "1"]))
     return lines + more + [f"{label}: where({label}m, {chain.current}, {other})"]
 
 

@@ -94,3 +94,48 @@ def test_check_accepts_implies_build_works(label, inner, input_name, network, au
     assert outputs["out"].shape == (2, 3) and outputs[aux].shape == (2, 2)
     model.eval()
     assert model(torch.randn(2, 3, 8, 8)).shape == (2, 3)
+
+
+POST_NORM = """
+block post_norm(heads) {
+    declare norm1, attn, norm2, mlp
+    residual {
+        attn:  attention(heads)
+        norm1: layernorm
+    }
+    residual {
+        mlp:   { 0: linear(32); 1: gelu; 2: linear(16) }
+        norm2: layernorm
+    }
+}
+network t {
+    input x: 8 x 16 as tokens
+    b: post_norm(4)
+    aux { head: linear(3) }
+}
+"""
+
+
+@pytest.mark.parametrize("aux", [False, True])
+def test_declare_orders_the_state_dict_and_the_export_follows(aux):
+    pytest.importorskip("torch")
+    from archdsl.backends.lower_fx import lower_fx
+    from archdsl.runtime.export import standalone
+    from archdsl.backends.export_pytorch import export_pytorch
+    text = POST_NORM if aux else POST_NORM.replace("    aux { head: linear(3) }\n", "")
+    result = compile_source(text)
+    assert result.ok, [d.message for d in result.diagnostics]
+    keys = list(lower_fx(result.graph).state_dict())
+    owners = list(dict.fromkeys(k.rsplit(".", 1)[0].split(".")[1] for k in keys
+                                if k.startswith("b.")))
+    assert owners == ["norm1", "attn", "norm2", "mlp"]  # not the order they run in
+    assert list(standalone(export_pytorch(result.graph)).state_dict()) == keys
+
+
+def test_a_declared_label_must_be_defined_in_its_scope():
+    text = """network t {
+        input x: 8 x 16 as tokens
+        declare norm
+        g: { norm: layernorm }
+    }"""
+    assert [d.code for d in compile_source(text).diagnostics] == ["E0222"]

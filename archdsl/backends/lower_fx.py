@@ -42,8 +42,8 @@ def lower_fx(graph: nx.DiGraph, *, zero_init_residual: bool = False) -> nn.Modul
     parameters = {name for name, m in modules.items() if isinstance(m, nn.Parameter)}
     outputs = ir.network(graph).outputs
     if not any(o.train_only for o in outputs):
-        return fx.GraphModule(root, _fx_graph(graph, outputs, parameters),
-                              class_name=class_name(graph))
+        return _in_order_of(fx.GraphModule(root, _fx_graph(graph, outputs, parameters),
+                                           class_name=class_name(graph)), root)
     return AuxiliaryNetwork(graph, root, parameters)
 
 
@@ -52,18 +52,45 @@ def _hierarchy(graph: nx.DiGraph, modules: dict[str, nn.Module]) -> nn.Module:
     state_dict lists them in the order the spec defines them (torchvision's order for its
     specs), not fx's default of shallow names first."""
     root = nn.Module()
+    for scope in ir.network(graph).scopes.values():  # parents first
+        if scope.declared:  # `declare`d labels hold their places, filled below
+            container = _container(root, list(ir.labels(graph, scope.path)) if scope.path else [])
+            for label in scope.declared:
+                container._modules.setdefault(label, None)
     for name, module in modules.items():
         *path, last = ir.labels(graph, name)
-        parent = root
-        for part in path:
-            if not hasattr(parent, part):
-                parent.add_module(part, nn.Module())
-            parent = getattr(parent, part)
+        parent = _container(root, path)
         if isinstance(module, nn.Parameter):
+            parent._modules.pop(last, None)  # parameters come first in any case
             parent.register_parameter(last, module)
         else:
             parent.add_module(last, module)
     return root
+
+
+def _container(root: nn.Module, path: list[str]) -> nn.Module:
+    """The module at `path` below `root`, made (an empty nn.Module) where missing."""
+    parent = root
+    for part in path:
+        if getattr(parent, part, None) is None:
+            parent.add_module(part, nn.Module())
+        parent = getattr(parent, part)
+    return parent
+
+
+def _in_order_of(copy: nn.Module, original: nn.Module) -> nn.Module:
+    """`copy` (fx's GraphModule, which installs modules in the order its graph first uses
+    them) with its parameters and modules in `original`'s order, recursively: the order
+    the spec defines them, or `declare`s them."""
+    for table in ("_parameters", "_modules"):
+        mine, theirs = getattr(copy, table), getattr(original, table)
+        order = [k for k in theirs if k in mine] + [k for k in mine if k not in theirs]
+        setattr(copy, table, {k: mine[k] for k in order})
+    for name, child in copy._modules.items():
+        source = original._modules.get(name)
+        if child is not None and source is not None and child is not source:
+            _in_order_of(child, source)
+    return copy
 
 
 class AuxiliaryNetwork(nn.Module):
@@ -72,7 +99,8 @@ class AuxiliaryNetwork(nn.Module):
     def __init__(self, graph: nx.DiGraph, modules: nn.Module, parameters: set[str]):
         super().__init__()
         name = class_name(graph)
-        train = fx.GraphModule(modules, _fx_graph(graph, ir.network(graph).outputs, parameters), name)
+        train = _in_order_of(fx.GraphModule(
+            modules, _fx_graph(graph, ir.network(graph).outputs, parameters), name), modules)
         for name, parameter in train.named_parameters(recurse=False):
             self.register_parameter(name, parameter)  # a top-level layer scale
         for child_name, child in train.named_children():

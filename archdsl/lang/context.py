@@ -63,6 +63,7 @@ class Scope:
         self.name = ".".join(path)  # as the IR names it
         self.kind, self.iteration = kind, iteration
         self.calls: list[ir.Call] = []
+        self.declared: dict[str, Span] = {}  # `declare`d labels, in order, where declared
         self.index = 0
         self.structural: dict[str, int] = {}
 
@@ -73,7 +74,7 @@ class Scope:
     def record(self) -> ir.Scope:
         return ir.Scope(self.name, self.kind, self.span,
                         None if self.parent is None else self.parent.name,
-                        self.iteration, tuple(self.calls))
+                        self.iteration, tuple(self.calls), tuple(self.declared))
 
     def label_span(self, depth: int) -> Span | None:
         """Where the enclosing scope `depth` names long was opened, if by a label."""

@@ -103,6 +103,7 @@ class _Elaborator(Reporter):
         self.outputs: list[ir.Output] = []
         self.main_outputs: list[ir.Output] = []
         self.declared_input = False
+        self.declarations: list = []  # (scope, label, span, ctx) of each `declare`d label
         self.inputs: list[str] = []
         self.params: dict = {}
         self.block_args: dict[int, tuple[Arg, ...]] = {}  # id(BlockDef) -> its parameters
@@ -131,6 +132,7 @@ class _Elaborator(Reporter):
         self.builder.graph = ir.new_graph(ir.Network(net.name, net.span.source.path, self.params))
         self.input_overrides = inputs
         final = self.body(net.body, None, ctx)
+        self.check_declarations()
         return self.finish(net, final)
 
     def finish(self, net: ast.NetworkDef, final) -> nx.DiGraph:
@@ -177,6 +179,9 @@ class _Elaborator(Reporter):
                 return self.output(stmt, cur, ctx)
             if isinstance(stmt, ast.IfStmt):
                 return self.if_stmt(stmt, cur, ctx)
+            if isinstance(stmt, ast.Declare):
+                self.declare(stmt, ctx)
+                return cur
             if isinstance(stmt, ast.FromValue):
                 source = ast.InputRef(stmt.span) if stmt.name == "in" else ast.Name(stmt.name,
                                                                                     stmt.span)
@@ -327,6 +332,28 @@ class _Elaborator(Reporter):
         scope = self.labelled_scope(stmt.name, stmt.name_span, ctx)
         ctx.env.vars[stmt.name] = self.builder.add(scope.path, OPS["parameter"], args, (),
                                                    stmt.span, ctx)
+
+    def declare(self, stmt: ast.Declare, ctx: Ctx) -> None:
+        """Reserve the state_dict places of labels defined later in this scope."""
+        for name, span in zip(stmt.names, stmt.name_spans):
+            if name in ctx.scope.declared:
+                self.fail("E0208", f"`{name}` is declared twice", span, "again here", ctx,
+                          secondary=(Label(ctx.scope.declared[name], "first here"),),
+                          abort=False)
+                continue
+            ctx.scope.declared[name] = span
+            self.declarations.append((ctx.scope, name, span, ctx))
+        self.builder.use_scope(ctx.scope)
+
+    def check_declarations(self) -> None:
+        """Every declared label is defined in its scope, by a layer or a group of them."""
+        for scope, name, span, ctx in self.declarations:
+            path = ".".join(scope.path + (name,))
+            if path not in self.builder.graph and path not in self.builder.scopes:
+                self.fail("E0222", f"`{name}` is declared but nothing in its scope defines it",
+                          span, "declared here", ctx, abort=False,
+                          help=f"define it after the declaration, `{name}: ...`, in the same "
+                               "block or group, or remove it from `declare`")
 
     def output(self, stmt: ast.Output, cur, ctx: Ctx):
         value = self.current(cur, stmt.span, ctx, "output")

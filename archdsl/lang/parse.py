@@ -64,7 +64,7 @@ def keywords() -> frozenset[str]:
     completion and the tests take them from here.
 
     >>> sorted(keywords())[:6]
-    ['and', 'as', 'aux', 'block', 'def', 'else']
+    ['and', 'as', 'aux', 'block', 'declare', 'def']
     """
     return frozenset(t.pattern.value for t in _parser().terminals
                      if t.pattern.type == "str" and t.pattern.value.isalpha())
@@ -384,6 +384,10 @@ class _ToAst(Transformer):
 
     def output(self, meta, children):
         return ast.Output(str(children[0]), self.span(meta))
+
+    def declare(self, meta, children):
+        return ast.Declare(tuple(map(str, children)), tuple(map(self.token_span, children)),
+                           self.span(meta))
 
     def from_value(self, meta, children):
         return ast.FromValue(str(children[0]), self.span(meta))

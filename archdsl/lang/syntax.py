@@ -244,7 +244,16 @@ class FromValue:
     span: Span
 
 
-Stmt = Union[Labelled, Action, IfStmt, Let, InputDecl, ParamDecl, Output, FromValue]
+@dataclass(frozen=True)
+class Declare:
+    """`declare norm1, attn`: labels of this scope whose layers come first in the
+    state_dict, in this order, whatever order the statements that define them run in."""
+    names: tuple[str, ...]
+    name_spans: tuple[Span, ...]
+    span: Span
+
+
+Stmt = Union[Labelled, Action, IfStmt, Let, InputDecl, ParamDecl, Output, FromValue, Declare]
 
 
 # ---- definitions ----------------------------------------------------------------

@@ -2,17 +2,18 @@
 or more values and at most one number (`add`, `sub`, `mul`, `div`, `pow`, `maximum`,
 `minimum`), broadcast over named axes.
 
-Broadcasting (`broadcast`): operands of the same layout are aligned axis by axis, as
-NumPy aligns them; an operand with fewer axes is placed by its axis names (a `C` vector
-meets the `C` axis of a C x H x W map, whatever its position). Each axis then has one
-size, or sizes 1 and n (n wins). `residual` never broadcasts: its add is checked for
+Broadcasting (`broadcast`): operands of the same rank are aligned axis by axis, as NumPy
+aligns them; an operand with fewer axes is placed by its axis names where the other has
+them, in order (a `C` vector meets the `C` axis of a C x H x W map, whatever its
+position), else from the right, as NumPy places it. Each axis then has one size, or
+sizes 1 and n (n wins). `residual` never broadcasts: its add is checked for
 equal shapes before this rule runs (passes/infer_shapes).
 """
 from __future__ import annotations
 
 from .args import Arg, Args
 from .op import Op, elementwise, named, same
-from .shapes import Shape, ShapeError, axes_of, axis_name, describe, numel, show
+from .shapes import Shape, ShapeError, axes_of, axis_name, numel, show
 
 # ---- functions of one value ------------------------------------------------------------
 
@@ -53,25 +54,16 @@ def _unary(name: str) -> Op:
 
 def placement(op: str, shape: Shape, out: Shape) -> tuple[int, ...]:
     """Where each axis of `shape` sits among the axes of `out`: the same positions for an
-    operand of `out`'s rank, else by axis name, in order. E0300 when names do not fit."""
+    operand of `out`'s rank; for fewer axes, by axis name where `out` has the operand's
+    names in order (a `C` vector on the channels), else from the right, as NumPy."""
     mine, theirs = axes_of(shape), axes_of(out)
     if len(shape) == len(out):
-        if mine != theirs:
-            raise ShapeError("E0300", f"{op} operands differ in layout: {describe(shape)} vs "
-                             f"{describe(out)}", f"operands of `{op}` meet here",
-                             help="bring them to one layout (`permute`, `transpose`), or "
-                                  "declare a parameter in the value's layout (`as ...`)")
         return tuple(range(len(shape)))
     positions, start = [], 0
     for letter in mine:
         found = theirs.find(letter, start)
         if found < 0:
-            raise ShapeError(
-                "E0300", f"{op} cannot place {describe(shape)} on {describe(out)}: "
-                f"no {axis_name(letter)} axis ({letter}) after {theirs[:start] or 'the start'}",
-                f"operands of `{op}` meet here",
-                help=f"give the smaller operand axes named as {' x '.join(theirs)}'s, in "
-                     "that order, or the same number of axes (sizes 1 broadcast)")
+            return tuple(range(len(out) - len(shape), len(out)))
         positions.append(found)
         start = found + 1
     return tuple(positions)
@@ -106,7 +98,8 @@ def _mismatch_help(op: str, ins) -> str:
         lengths = " and ".join(str(s[0]) for s in ins)
         return (f"the sequences have {lengths} tokens; a position embedding needs one row per "
                 "token, a class token included")
-    return f"`{op}` takes sizes that are equal, or 1 on one side (broadcast)"
+    return (f"`{op}` takes sizes that are equal, or 1 on one side (broadcast); a value with "
+            "fewer axes is placed by its axis names, else from the right")
 
 
 def aligned(graph, value, shape: Shape, out: Shape):

@@ -35,6 +35,14 @@ def minimum(a, b):
     return torch.minimum(a, b)
 
 
+def positions(x: Tensor, dim: int) -> Tensor:
+    """0, 1, ..., n - 1 for the n entries of `dim`, in `x`'s float type (the default one
+    where `x` holds integers), repeated over the batch (a view)."""
+    dtype = x.dtype if x.is_floating_point() else torch.get_default_dtype()
+    count = x.shape[dim]
+    return torch.arange(count, dtype=dtype, device=x.device).expand(x.shape[0], count)
+
+
 def resize(x: Tensor, size: tuple[int, int], mode: str, align_corners: bool) -> Tensor:
     """`x` interpolated to height and width `size` (a segmentation head's last step)."""
     return nn.functional.interpolate(x, size=size, mode=mode,

@@ -1,8 +1,9 @@
 """Integers and masks: `embedding` (token ids to learned vectors), comparisons that make
 masks (`eq`, `ne`, `lt`, `le`, `gt`, `ge`), `where` (a mask choosing between values),
 `gather` (entries picked by index), `topk` and `argmax` (the largest entries, or where
-they are). Element types are part of a shape (shapes.DTYPES); infer_shapes checks that
-each op reads the types it takes."""
+they are), and `positions` (0 .. n - 1 along an axis, for position encodings). Element
+types are part of a shape (shapes.DTYPES); infer_shapes checks that each op reads the
+types it takes."""
 from __future__ import annotations
 
 from .args import Arg, Args
@@ -159,6 +160,16 @@ def _emit_argmax(graph, inputs, args, ins):
                                               args["keep"]))
 
 
+def _positions_shape(args: Args, ins) -> Shape:
+    (s,) = ins
+    return Shape((s[args["axis"]],))  # flat features, as every float vector
+
+
+def _emit_positions(graph, inputs, args, ins):
+    from .functions import positions
+    return graph.call_function(positions, (inputs[0], torch_axis(args["axis"])))
+
+
 def _window(args: Args, ins):
     return None if axes_of(ins[0])[args["axis"]] == "C" else GLOBAL
 
@@ -202,6 +213,13 @@ OPS = (
             "order; with `indices = true` where they are (int64): a router's choice of experts",
        lowers="`torch.topk(x, k, axis + 1, largest)[0]` (`[1]` for indices)",
        other_rule="1 per input element"),
+    Op("positions", "math", _positions_shape, accepts=DTYPES, args=(Arg("axis", "axis", 0),),
+       function=_emit_positions, describe=lambda a: f"positions {a['axis']}",
+       caption=named("positions"),
+       rule="0, 1, …, n − 1 (floats) for the n entries of `axis`, as n flat features: the "
+            "positions from which encodings are computed (RoPE's angles, with `einsum`)",
+       lowers="`torch.arange(n)` in the value's float type, on its device (a function, no "
+              "module)"),
     Op("argmax", "math", _argmax_shape, accepts=("float", "int"), gives="int",
        args=(Arg("axis", "axis", -1), Arg("keep", "bool", False)),
        function=_emit_argmax, window=_window, other_ops=lambda a, ins, out: numel(ins[0]),
