@@ -318,3 +318,45 @@ def test_std_layers_rope_is_llamas_rotary_embedding_at_any_length():
     for length in (6, 9):  # the module is built for 6 tokens and runs at 9 as well
         x = torch.randn(2, length, 16, dtype=torch.float64)
         assert torch.allclose(module(x), llama(x, 500000.0), rtol=1e-12, atol=1e-14)
+
+
+MASKS = {"bool": "keep: ne(ids, 0)",
+         "float": "k: ne(ids, 0)\n        from ids\n        p: positions(0)\n"
+                  "        zero: mul(p, 0)\n        keep: where(k, zero, -1e4)"}
+
+
+@pytest.mark.parametrize("masked", sorted(MASKS))
+def test_sdpa_with_a_padding_mask_is_torchs(masked):
+    graph, module = build(f"""network t {{
+        input ids: 6 as token_ids
+        {MASKS[masked]}
+        from ids
+        e: embedding(10, 8)
+           reshape(-1, 2, 4)
+        h: transpose(0, 1)
+        sdpa(h, h, h, keep)
+    }}""")
+    ids = torch.tensor([[3, 4, 5, 0, 0, 0], [1, 2, 3, 4, 5, 6]])
+    h = module.e(ids).view(2, 6, 2, 4).transpose(1, 2)
+    keep = (ids != 0)[:, None, None, :]
+    if masked == "float":
+        keep = torch.where(keep, 0.0, -1e4).double()
+    expected = torch.nn.functional.scaled_dot_product_attention(h, h, h, attn_mask=keep)
+    assert torch.allclose(module(ids), expected, rtol=1e-12, atol=1e-14)
+    assert ir.shape(graph, list(graph.nodes)[-1]) == (2, 6, 4)
+
+
+def test_std_layers_swiglu_is_llamas_mlp_and_layer_scale_timms():
+    _, module = build("""import std.layers
+    network t {
+        input x: 5 x 8 as tokens
+        mlp: swiglu(12)
+        ls: layer_scale(0.5)
+    }""")
+    assert list(module.state_dict()) == ["mlp.gate_proj.weight", "mlp.up_proj.weight",
+                                         "mlp.down_proj.weight", "ls.gamma"]
+    assert torch.equal(module.ls.gamma, torch.full((8,), 0.5, dtype=torch.float64))
+    x = torch.randn(2, 5, 8, dtype=torch.float64)
+    m = module.mlp
+    expected = m.down_proj(torch.nn.functional.silu(m.gate_proj(x)) * m.up_proj(x)) * 0.5
+    assert torch.equal(module(x), expected)

@@ -422,7 +422,7 @@ class _Elaborator(Reporter):
         self.count_operands(op, call, ctx, len(values), len(numbers))
         if numbers:
             (position, number), = numbers
-            if (op.operands or 2) > 2 and position != len(given) - 1:
+            if max(op.operand_counts or (2,)) > 2 and position != len(given) - 1:
                 self.fail("E0203", f"a number may stand only for the last operand of "
                           f"`{op.name}`", call.span, "a number here", ctx,
                           help=f"`{op.name}`: " + op.rule.split(": ", 1)[0])
@@ -436,8 +436,10 @@ class _Elaborator(Reporter):
                       call.span, f"{numbers} numbers", ctx,
                       help="combine the numbers first: `let c = a * b`")
         given = values + numbers
-        if op.operands is not None and given != op.operands:
-            self.fail("E0203", f"`{op.name}` takes {op.operands} values, not {given}",
+        counts = op.operand_counts
+        if counts is not None and given not in counts:
+            self.fail("E0203", f"`{op.name}` takes {' or '.join(map(str, counts))} values, "
+                      f"not {given}",
                       call.span, f"{given} given", ctx,
                       help=f"`{op.name}(a, b)`: " + op.rule.split(": ", 1)[-1])
         if given < 2 or not values:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from .args import Arg, Args
 from .op import GLOBAL, Op, named
-from .shapes import Shape, ShapeError, numel, require, show
+from .shapes import DTYPES, Shape, ShapeError, describe, dtype_of, numel, require, show
 
 
 def _heads_divide(op: str, heads: int, width: int) -> None:
@@ -122,7 +122,7 @@ def _patch_merging_init(module, args: Args) -> None:
 def _sdpa_parts(ins) -> tuple[tuple[int, ...], int, int, int, int]:
     """(leading sizes, L, S, E, Ev) of queries ... x L x E, keys ... x S x E and values
     ... x S x Ev."""
-    q, k, v = ins
+    q, k, v = ins[:3]
     for name, s in (("queries", q), ("keys", k), ("values", v)):
         if len(s) < 2:
             raise ShapeError("E0306", f"sdpa's {name} are {show(s)}: they need two axes or "
@@ -138,10 +138,30 @@ def _sdpa_parts(ins) -> tuple[tuple[int, ...], int, int, int, int]:
     if k[-2] != v[-2]:
         raise ShapeError("E0300", f"sdpa has {k[-2]} keys but {v[-2]} values", "attends here",
                          help="one value per key")
+    if len(ins) == 4:
+        _mask(ins[3], tuple(q[:-2]) + (q[-2], k[-2]))
     return tuple(q[:-2]), q[-2], k[-2], q[-1], v[-1]
 
 
+def _mask(mask: Shape, scores: tuple[int, ...]) -> None:
+    """A mask broadcasts to the attention scores (… x L x S), from the right: true where
+    a query may attend (a boolean mask), or added to the scores (floats)."""
+    if len(mask) > len(scores) or any(m not in (1, s) for m, s in zip(reversed(mask),
+                                                                      reversed(scores))):
+        raise ShapeError("E0300", f"sdpa's mask {show(mask)} does not broadcast to its "
+                         f"{show(scores)} scores (… x queries x keys)", "attends here",
+                         help="give a mask of queries x keys, or 1 x keys for padding")
+
+
 def _sdpa_shape(args: Args, ins) -> Shape:
+    for name, s in zip(("queries", "keys", "values"), ins[:3]):
+        if dtype_of(s) != "float":
+            raise ShapeError("E0306", f"sdpa's {name} are {describe(s)}, not floats",
+                             "attends here", help="embed token ids first: `embedding(vocab, width)`")
+    if len(ins) == 4 and args["causal"]:
+        raise ShapeError("E0307", "sdpa takes a mask or `causal = true`, not both",
+                         "attends here", help="fold the causal mask into yours with `mul`/`where`, "
+                                              "as torch requires")
     lead, length, _s, _e, width = _sdpa_parts(ins)
     return Shape(lead + (length, width), getattr(ins[0], "axes", None))
 
@@ -216,7 +236,8 @@ OPS = (
        macs_rule="output elements × 4 × input channels (the projection from 4C to 2C features)",
        params_rule="8·C² (the projection from 4C to 2C, no bias) + 8·C (its layer norm)",
        other_rule="5 per normalised element (its layer norm over 4C features)"),
-    Op("sdpa", "attention", _sdpa_shape, merge=True, operands=3, module=_sdpa_module,
+    Op("sdpa", "attention", _sdpa_shape, merge=True, operands=(3, 4), module=_sdpa_module,
+       accepts=DTYPES,
        window=lambda a, ins: GLOBAL,
        args=(Arg("causal", "bool", False), Arg("scale", "float", None, above=0),
              Arg("dropout", "float", 0.0, minimum=0, below=1)),
@@ -224,9 +245,10 @@ OPS = (
        workspace=_sdpa_matrix,
        describe=lambda a: "sdpa" + (" causal" if a["causal"] else ""),
        caption=named("Scaled Dot-Product Attention"),
-       rule="`sdpa(q, k, v)`: queries …×L×E, keys …×S×E, values …×S×Ev, the leading axes "
-            "(heads) equal; result …×L×Ev: softmax(q·kᵀ·scale)·v, `scale` 1/√E by default, "
-            "`causal` masking each query from the keys after it",
+       rule="`sdpa(q, k, v)` or `sdpa(q, k, v, mask)`: queries …×L×E, keys …×S×E, values "
+            "…×S×Ev, the leading axes (heads) equal; result …×L×Ev: softmax(q·kᵀ·scale + "
+            "mask)·v, `scale` 1/√E by default; a boolean mask (broadcast to L×S) keeps where "
+            "true, a float one is added; `causal` masks each query from the keys after it",
        lowers="`ScaledDotProductAttention(causal, scale, dropout)`: "
               "`F.scaled_dot_product_attention` (torch's fused kernels; dropout in training "
               "only), no parameters",

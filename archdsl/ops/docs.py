@@ -29,6 +29,9 @@ def _argument_text(arg: Arg) -> str:
     return text
 
 
+_WORDS = {1: "one", 2: "two", 3: "three", 4: "four"}
+
+
 def markdown_table(ops: Iterable[Op]) -> str:
     """The markdown table of `ops`, one row each in their order, `input` left out (the
     language writes it as a statement)."""
@@ -39,8 +42,9 @@ def markdown_table(ops: Iterable[Op]) -> str:
             continue
         arguments = "<br>".join(map(_argument_text, op.args))
         if op.merge:
-            merged = ("two values by name: `crop(a, b)`" if op.operands == 2
-                      else "values to merge, or branches")
+            counts = op.operand_counts
+            merged = ("values to merge, or branches" if counts is None else
+                      " or ".join(_WORDS[n] for n in counts) + " values by name")
             arguments = "<br>".join(filter(None, (merged, arguments)))
         arguments = arguments or "—"
         rows.append(f"| `{op.name}` | {arguments} | {op.rule} | {op.lowers} |")

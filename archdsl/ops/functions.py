@@ -130,10 +130,12 @@ class ScaledDotProductAttention(nn.Module):
         super().__init__()
         self.causal, self.scale, self.dropout = causal, scale, dropout
 
-    def forward(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+    def forward(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None) -> Tensor:
+        while mask is not None and mask.dim() < q.dim():  # its own axes from the right,
+            mask = mask.unsqueeze(1)  # its batch first
         return nn.functional.scaled_dot_product_attention(
-            q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=self.causal,
-            scale=self.scale)
+            q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0,
+            is_causal=self.causal, scale=self.scale)
 
     def extra_repr(self) -> str:
         return f"causal={self.causal}, scale={self.scale}, dropout={self.dropout}"

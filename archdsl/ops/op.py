@@ -31,7 +31,8 @@ class Op:
     shape: Callable[[Args, tuple[Shape, ...]], Shape]
     args: tuple[Arg, ...] = ()
     merge: bool = False  # takes values by name or branches (concat, add, mul, crop)
-    operands: int | None = None  # how many a merge takes; None: two or more
+    operands: int | tuple[int, ...] | None = None  # how many values a merge takes (one
+    # count, or the counts it allows); None: two or more
     accepts: tuple[str, ...] = ("float",)  # the element types it reads (shapes.DTYPES)
     gives: str | None | Callable[[Args, tuple[Shape, ...]], str] = "float"  # the element
     # type it makes; None: its first operand's (a reshape of token ids is token ids)
@@ -71,6 +72,11 @@ class Op:
     params_rule: str = ""
     other_rule: str = "0"
     lowers: str = ""  # what it lowers to, in the words of the layer table
+
+    @property
+    def operand_counts(self) -> tuple[int, ...] | None:
+        """The numbers of values a merge takes; None for two or more."""
+        return (self.operands,) if isinstance(self.operands, int) else self.operands
 
     def defaults(self) -> Args:
         """The op's arguments, each at its default: a residual's `add`."""
