@@ -35,6 +35,8 @@ CASES = {
     "swin_t": ["specs/swin_t.arch", "--input", "3x64x64", "--set", "embed=24"],
     "convnext_tiny": ["specs/convnext_tiny.arch", "--input", "3x64x64"],
     "unet": ["specs/unet.arch", "--input", "1x188x188"],
+    "convnextv2_atto": ["specs/convnextv2_atto.arch", "--input", "3x64x64"],
+    "tiny_llama": ["tests/data/tiny_llama.arch"],
 }
 
 RUNNER = textwrap.dedent("""\
@@ -210,6 +212,7 @@ ONNX_CASES = {  # a plain CNN; channel shuffle and attention's fused inference k
     "shufflenet": ["specs/shufflenet_v2_x1_0.arch", "--input", "3x64x64"],
     "vit": CASES["vit"],
     "swin_t": CASES["swin_t"],
+    "tiny_llama": CASES["tiny_llama"],  # token ids, RoPE, causal sdpa, the algebra
 }
 
 

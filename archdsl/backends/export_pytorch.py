@@ -122,8 +122,8 @@ def _call(module: nn.Module, collapse: bool) -> str:
     cls = type(module)
     parts = []
     for name, parameter in list(inspect.signature(cls.__init__).parameters.items())[1:]:
-        if name in ("device", "dtype") or parameter.kind in (parameter.VAR_POSITIONAL,
-                                                             parameter.VAR_KEYWORD):
+        if name in _NOT_ARGUMENTS or parameter.kind in (parameter.VAR_POSITIONAL,
+                                                        parameter.VAR_KEYWORD):
             continue
         value = _init_argument(module, name)
         if collapse and isinstance(value, tuple) and len(value) > 1 and len(set(value)) == 1:
@@ -136,6 +136,9 @@ def _call(module: nn.Module, collapse: bool) -> str:
 
 
 _MISSING = object()
+# constructor parameters that set no hyperparameter: placement, and nn.Embedding's
+# initial table (the weights come from weights.pt)
+_NOT_ARGUMENTS = ("device", "dtype", "_weight", "_freeze")
 
 
 def _init_argument(module: nn.Module, name: str):
@@ -433,9 +436,12 @@ class _Writer:
         if node.op == "call_method":
             return f"{_operand(value(args[0]))}.{node.target}({', '.join(map(value, args[1:]))})"
         target = node.target
-        binary = {operator.add: "+", operator.mul: "*", operator.iadd: "+"}
-        if target in binary:
-            return f"{value(args[0])} {binary[target]} {value(args[1])}"
+        if target in _BINARY:
+            return f"{_operand(value(args[0]))} {_BINARY[target]} {_operand(value(args[1]))}"
+        arguments = ", ".join([value(a) for a in args]
+                              + [f"{k}={value(v)}" for k, v in node.kwargs.items()])
+        if target is torch.linalg.vector_norm:  # a builtin of torch._C: its public name
+            return f"torch.linalg.vector_norm({arguments})"
         if target is operator.getitem:
             index = args[1]
             inner = ", ".join(value(i) for i in index) if isinstance(index, tuple) \
@@ -443,10 +449,10 @@ class _Writer:
             return f"{_operand(value(args[0]))}[{inner}]"
         if getattr(target, "__module__", "").startswith("torch") and hasattr(torch,
                                                                               target.__name__):
-            return f"torch.{target.__name__}({', '.join(map(value, args))})"
+            return f"torch.{target.__name__}({arguments})"
         if getattr(target, "__module__", None) == functions.__name__:
             self.functions.add(target.__name__)
-            return f"{target.__name__}({', '.join(map(value, args))})"
+            return f"{target.__name__}({arguments})"
         raise InternalError(f"cannot export the function {target!r} of `{node.name}`")
 
     # -- the file
@@ -516,6 +522,12 @@ if __name__ == "__main__":
 
 def _plain(name: str) -> bool:
     return name.isidentifier() and not keyword.iskeyword(name)
+
+
+# the operators fx's graphs of element-wise ops and comparisons hold, as Python writes them
+_BINARY = {operator.add: "+", operator.sub: "-", operator.mul: "*", operator.truediv: "/",
+           operator.pow: "**", operator.iadd: "+", operator.eq: "==", operator.ne: "!=",
+           operator.lt: "<", operator.le: "<=", operator.gt: ">", operator.ge: ">="}
 
 
 def _operand(text: str) -> str:

@@ -85,6 +85,10 @@ def open_source(spec: str, shape: tuple[int, ...], seed: int) -> tuple[Split, Sp
     for clips; C, L or L, C for signals)."""
     kind, _, argument = spec.partition(":")
     axes = getattr(shape, "axes", "")
+    if getattr(shape, "dtype", "float") != "float":
+        raise DataError(f"the network reads {_shape_text(shape)} token ids, and every dataset "
+                        "train feeds (--data shapes, waves, folder, cifar10) holds images or "
+                        "signals; `archdsl build` and `archdsl export` run it with random ids")
     if kind == "waves":
         if axes not in ("CL", "LC"):
             raise DataError(f"waves are 1-D signals: the network's input must be `C x L as "
