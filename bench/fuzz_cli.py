@@ -218,6 +218,50 @@ network tiny_mlp(classes = 6) {
     out:  linear(classes)
 }
 """,
+    "algebra.arch": """\
+# the tensor algebra: token ids, masks, element-wise ops with numbers, reductions,
+# products, attention from its parts, and the std.layers blocks
+import std.layers
+
+network algebra(vocab = 50, width = 16, heads = 2) {
+    input ids: 12 as token_ids
+    keep:  ne(ids, 0)
+    from ids
+    e:     embedding(vocab, width, padding_idx = 0)
+    n:     rmsnorm(1e-5)
+    q:     linear(width)
+           reshape(-1, heads, width // heads)
+           transpose(0, 1)
+    qr:    rope()
+    from n
+    v:     linear(width)
+           reshape(-1, heads, width // heads)
+    vh:    transpose(0, 1)
+           sdpa(qr, qr, vh, keep)
+           transpose(0, 1)
+    a:     reshape(-1, width)
+           einsum("lc,mc->lm", a, n)
+    p:     softmax(axis = -1)
+    m:     matmul(p, n)
+           sub(m, n)
+           square
+           mean("C", keep = true)
+           add(1e-6)
+    r:     sqrt
+           div(m, r)
+           maximum(-3)
+           minimum(3)
+    g:     swiglu(32)
+    t:     topk(2, indices = true)
+           gather(g, t, axis = -1)
+           log_softmax(-1)
+           cumsum(0)
+           exp
+           pow(2)
+           amax(-1)
+    o:     amin(-1, keep = true)
+}
+""",
 }
 
 

@@ -200,7 +200,9 @@ class _Elaborator(Reporter):
         except Abort:
             ctx.env.vars[label] = POISON  # its readers stay quiet: the error is reported
             raise
-        if isinstance(out, Value) and out is not POISON and not isinstance(stmt.action, ast.Aux):
+        if out is POISON:
+            ctx.env.vars[label] = POISON  # its readers stay quiet: the error is reported
+        elif isinstance(out, Value) and not isinstance(stmt.action, ast.Aux):
             ctx.env.vars[label] = out
         return out
 
