@@ -200,6 +200,7 @@ def test_std_layers_rmsnorm_is_llamas_and_torchs():
     assert torch.equal(module(x), llama)
     fused = torch.nn.functional.rms_norm(x, (16,), module.norm.weight, eps=1e-5)
     assert torch.allclose(module(x), fused, rtol=1e-13, atol=0)
+    assert "rms_norm" in module.code  # torch's fused kernel, not five element-wise ops
 
 
 def test_std_layers_grn_serves_channels_first_and_channels_last_maps():

@@ -116,7 +116,8 @@ def divisors(n: int) -> list[int]:
 def in_bounds(arg: Arg, value: float) -> bool:
     return ((arg.minimum is None or value >= arg.minimum)
             and (arg.maximum is None or value <= arg.maximum)
-            and (arg.below is None or value < arg.below))
+            and (arg.below is None or value < arg.below)
+            and (arg.above is None or value > arg.above))
 
 
 def int_range(arg: Arg, low: int, high: int) -> st.SearchStrategy:
@@ -322,7 +323,7 @@ LAYERS: dict[str, dict[str, Hint]] = {
     "cumsum": {"axis": axis}, "log_softmax": {"axis": axis},
     "embedding": {"num": small(1, 50), "dim": width, "padding_idx": below("num")},
     "topk": {"axis": axis, "k": lambda a, s, args: st.integers(1, max(1, size_of(s, args)))},
-    "argmax": {"axis": axis}, "positions": {"axis": axis},
+    "argmax": {"axis": axis}, "positions": {"axis": axis}, "rms_norm": {},
     **{name: {} for name in ("neg", "exp", "log", "sqrt", "rsqrt", "reciprocal", "square",
                              "abs", "sin", "cos", "erf")},
     "attention": {"heads": heads},
@@ -484,8 +485,9 @@ def where_statement(draw, chain: Chain, label: str):
     compare = draw(st.sampled_from(["gt", "lt", "eq", "ge"]))
     lines = [f"{label}m: {compare}({chain.current}, 0)"]
     more, other = draw(operand(chain, broadcasts(shape), broadcast_shapes(shape)))
-    if draw(st.booleans()):
-        more, other = [], draw(st.sampled_from(["0", "-1e4", "1"]))
+    if draw(st.booleans()):  # ids stay ids an embedding can look up (0)
+        numbers = ["0"] if shape.dtype == "int" else ["0", "-1e4", "1"]
+        more, other = [], draw(st.sampled_from(numbers))
     return lines + more + [f"{label}: where({label}m, {chain.current}, {other})"]
 
 

@@ -97,7 +97,9 @@ class Evaluator(Reporter):
             return shape[attributes[expr.attr]]
         if expr.attr == "features":
             return math.prod(shape)
-        known = ", ".join(list(attributes) + ["features"])
+        if expr.attr == "shape":  # every size, in order: `in.shape[-1]` is the last
+            return tuple(shape)
+        known = ", ".join(list(attributes) + ["features", "shape"])
         self.fail("E0217", f"a {show(shape)} value has no `{expr.attr}`", expr.span,
                   "unknown attribute", ctx, help=f"available: {known}")
 

@@ -35,6 +35,15 @@ def minimum(a, b):
     return torch.minimum(a, b)
 
 
+def rms_norm(x: Tensor, eps: float) -> Tensor:
+    """torch's fused RMSNorm over the last axis, without a weight; while ONNX export traces
+    it (its opsets have no operator for it), the operations it stands for, which give the
+    same values on the CPU."""
+    if torch.onnx.is_in_onnx_export():
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)
+    return torch.rms_norm(x, (x.shape[-1],), None, eps)
+
+
 def positions(x: Tensor, dim: int) -> Tensor:
     """0, 1, ..., n - 1 for the n entries of `dim`, in `x`'s float type (the default one
     where `x` holds integers), repeated over the batch (a view)."""

@@ -73,6 +73,11 @@ def _read_batchnorm(m):
     return "batchnorm", dict(eps=m.eps, momentum=m.momentum)
 
 
+def _emit_rms_norm(graph, inputs, args, ins):
+    from .functions import rms_norm
+    return graph.call_function(rms_norm, (inputs[0], args["eps"]))
+
+
 OPS = (
     Op("batchnorm", "norm", _batchnorm_shape, read=_read_batchnorm,
        imports=("BatchNorm1d", "BatchNorm2d", "BatchNorm3d"),
@@ -123,4 +128,13 @@ OPS = (
        lowers="a parameter of C×1×1 (or F) values named after the layer, times the input",
        params_rule="channels (one factor each)",
        other_rule="1 per output element"),
+    Op("rms_norm", "norm", same("rms_norm"), args=(Arg("eps", "float", 1e-6, above=0),),
+       function=_emit_rms_norm, other_ops=elementwise(4),
+       describe=lambda a: "rms_norm", caption=named("RMSNorm"),
+       rule="unchanged: each position's last axis divided by its root mean square, "
+            "x / √(mean(x²) + eps), no learned scale (`std.layers`' `rmsnorm` adds one)",
+       lowers="`torch.rms_norm(x, (C,), None, eps)`: torch's fused kernel, equal on the CPU "
+              "to `x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)`, which ONNX export "
+              "writes (a function, no module)",
+       other_rule="4 per output element"),
 )
