@@ -209,3 +209,10 @@ def test_fmt_to_standard_output_and_usage_errors(tmp_path, capsys):
     assert main(["fmt", "-o", "-", str(spec), str(spec)]) == 2
     assert main(["fmt", str(tmp_path / "missing.arch")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_declare_formats_wherever_its_names_stand():
+    from archdsl.tools.fmt import format_source
+    text = "   network t {\n       input x: 4 x 8 as tokens\n       declare b,a\n" \
+           "       a: linear(3)\n       b: linear(4)\n   }\n"
+    assert "    declare b, a\n" in format_source(text)

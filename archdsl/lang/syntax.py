@@ -322,7 +322,7 @@ class Module:
 
 # ---- text form -------------------------------------------------------------------------
 
-_POSITIONS = {"span", "name_span", "label_span", "op_span", "source"}
+_POSITIONS = {"span", "name_span", "name_spans", "label_span", "op_span", "source"}
 
 
 def dump(node, indent: int = 0) -> str:
