@@ -40,6 +40,18 @@ def test_a_channel_vector_is_placed_on_the_channels_by_name():
     assert ir.shape(graph, "b") == (4, 3, 5)
 
 
+def test_a_sum_into_its_first_operand_still_places_a_vector_by_name():
+    """`out += b` (torchvision's residual add) only where b needs no axes added."""
+    _, module = build("""network t {
+        input x: 3 x 5 as signal
+        s: add(x, x)
+        param p: 3 = normal(std = 1)
+        add(s, p)
+    }""")
+    x = torch.randn(2, 3, 5, dtype=torch.float64)
+    assert torch.equal(module(x), (x + x) + module.p.view(1, 3, 1))
+
+
 def test_on_a_channels_last_map_the_vector_meets_the_last_axis():
     _, module = build("""network t {
         input x: 3 x 5 x 4 as channels_last

@@ -173,7 +173,8 @@ def sums_in_place(graph: nx.DiGraph) -> set[str]:
     return {item.name for item in ir.nodes(graph)
             if item.op == "add" and len(item.inputs) == 2 and item.inputs[0] != item.inputs[1]
             and item.args["constant"] is None and _overwritable(graph, item.inputs[0])
-            and ir.shape(graph, item.inputs[0]) == ir.shape(graph, item.name)}
+            and ir.shape(graph, item.inputs[0]) == ir.shape(graph, item.name)
+            and len(ir.shape(graph, item.inputs[1])) == len(ir.shape(graph, item.name))}
 
 
 def _fx_graph(graph: nx.DiGraph, outputs, parameters: set[str]) -> fx.Graph:
