@@ -373,3 +373,29 @@ def test_std_layers_swiglu_is_llamas_mlp_and_layer_scale_timms():
     m = module.mlp
     expected = m.down_proj(torch.nn.functional.silu(m.gate_proj(x)) * m.up_proj(x)) * 0.5
     assert torch.equal(module(x), expected)
+
+
+def test_features_stay_last_through_a_reshape_of_tokens():
+    """L x C tokens reshaped to L x heads x d keep d last, so layernorm normalises each
+    head's features, as nn.LayerNorm(d) does; reshaped to H x W x C they are a
+    channels-last map a permute turns into C x H x W for a conv."""
+    graph, module = build("""network t {
+        input x: 16 x 8 as tokens
+        heads: reshape(-1, 2, 4)
+        n: layernorm
+        output normed
+        from x
+        reshape(4, 4, 8)
+        permute(2, 0, 1)
+        c: conv(3, 1)
+        output map
+    }""")
+    assert ir.shape(graph, "heads").axes.endswith("C")
+    with torch.no_grad():
+        module.n.weight.normal_()
+    x = torch.randn(2, 16, 8, dtype=torch.float64)
+    out = module(x)
+    want = torch.nn.functional.layer_norm(x.view(2, 16, 2, 4), (4,), module.n.weight,
+                                          module.n.bias)
+    assert torch.equal(out["normed"], want)
+    assert torch.equal(out["map"], module.c(x.view(2, 4, 4, 8).permute(0, 3, 1, 2)))

@@ -59,7 +59,16 @@ def _reshape_shape(args: Args, ins) -> Shape:
         raise ShapeError("E0310", f"reshape to {show(dims)} ({numel(dims)} elements) from "
                          f"{show(s)} ({numel(s)} elements)", "element counts differ",
                          help="the sizes must multiply to the input's element count")
-    return Shape(tuple(dims))
+    return Shape(tuple(dims), _reshaped_axes(axes_of(s), len(dims)))
+
+
+def _reshaped_axes(axes: str, rank: int) -> str | None:
+    """The names of a reshape's axes: features stay last where they were last on an axis
+    of positions (tokens to an H x W x C map, or to L x heads x d); else the default names
+    of the rank (flat features to a C x H x W map)."""
+    if len(axes) >= 2 and axes.endswith("C") and rank >= 3:
+        return "L" * (rank - 3) + "HWC"
+    return None
 
 
 def _emit_reshape(graph, inputs, args, ins):
@@ -178,8 +187,9 @@ OPS = (
     Op("reshape", "reshape", _reshape_shape, accepts=DTYPES, gives=None, args=(Arg("dims", "dims"),),
        function=_emit_reshape,
        describe=lambda a: "reshape " + "x".join(map(str, a["dims"])), caption=named("reshape"),
-       rule="the sizes given (one may be -1, inferred), same element count; axes take the "
-            "default names of their count",
+       rule="the sizes given (one may be -1, inferred), same element count; features that "
+            "were last on tokens or a channels-last map stay last (L×C to H×W×C, or to "
+            "L×heads×d), else the axes take the default names of their count",
        lowers="`x.reshape(x.size(0), dims...)` (a function, no module)"),
     Op("take", "reshape", _take_shape, accepts=DTYPES, gives=None,
        args=(Arg("index", "int"), Arg("axis", "axis", 0)),

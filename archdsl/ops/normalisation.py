@@ -26,6 +26,8 @@ def _lrn_shape(args: Args, ins) -> Shape:
 
 
 def _layernorm_shape(args: Args, ins) -> Shape:
+    if len(ins[0]) > 1 and axes_of(ins[0]).endswith("C"):  # features last, any positions
+        return ins[0]
     return require("layernorm", ins[0], ("C", "LC", "HWC", "CHW"),
                    fix="layer norm normalises the features: put them last")
 
