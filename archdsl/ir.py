@@ -109,7 +109,7 @@ class Network:
     work: int = 0  # elaboration steps taken (statements, block calls, repeat iterations)
 
 
-SOURCE_OPS = ("input", "parameter")  # the ops that take no value
+SOURCE_OPS = ("input", "parameter", "buffer")  # the ops that take no value
 
 
 def new_graph(record: Network) -> nx.DiGraph:

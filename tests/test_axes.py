@@ -86,6 +86,27 @@ def _reduction(name, reference):
 
 
 CASES |= {
+    "pad": (lambda rank, dims: st.fixed_dictionaries({"axis": st.integers(-rank, rank - 1),
+                                                      "before": st.integers(0, 2),
+                                                      "after": st.integers(0, 2)}),
+            lambda a: f"pad({a['before']}, {a['after']}, axis = {a['axis']})",
+            lambda x, a: torch.cat([torch.zeros_like(x.narrow(_torch(a["axis"]), 0, 1)).expand(
+                *[-1] * (_torch(a["axis"]) % x.dim()), a["before"], *[-1] * (
+                    x.dim() - 1 - _torch(a["axis"]) % x.dim())), x,
+                torch.zeros_like(x.narrow(_torch(a["axis"]), 0, 1)).expand(
+                *[-1] * (_torch(a["axis"]) % x.dim()), a["after"], *[-1] * (
+                    x.dim() - 1 - _torch(a["axis"]) % x.dim()))], _torch(a["axis"]))),
+    "roll": (lambda rank, dims: st.fixed_dictionaries({"axis": st.integers(-rank, rank - 1),
+                                                       "shift": st.integers(-3, 3)}),
+             lambda a: f"roll({a['shift']}, axis = {a['axis']})",
+             lambda x, a: torch.roll(x, a["shift"], _torch(a["axis"]))),
+    "index_select": (lambda rank, dims: st.integers(-rank, rank - 1).flatmap(
+                         lambda axis: st.fixed_dictionaries({"axis": st.just(axis), "k": st.integers(
+                             1, dims[axis])})),
+                     lambda a: f"i: topk({a['k']}, axis = {a['axis']}, indices = true)\n"
+                               f"    index_select(x, i, axis = {a['axis']})",
+                     lambda x, a: _index_select(x, torch.topk(x, a["k"], _torch(a["axis"]))[1],
+                                                _torch(a["axis"]) % x.dim())),
     "positions": (lambda rank, dims: st.fixed_dictionaries({"axis": st.integers(-rank, rank - 1)}),
                   lambda a: f"positions({a['axis']})",
                   lambda x, a: torch.arange(x.shape[_torch(a["axis"])], dtype=torch.float64
@@ -116,6 +137,16 @@ CASES |= {
     "norm": _reduction("norm", lambda x, dim, keep: torch.linalg.vector_norm(
         x, dim=dim, keepdim=keep)),
 }
+
+
+def _index_select(x, index, dim):
+    """x's entries along `dim` that `index` names, sample by sample, by a loop."""
+    rows = []
+    for b in range(x.shape[0]):
+        picked = x[b].index_select(dim - 1, index[b].flatten())
+        shape = x[b].shape[:dim - 1] + index[b].shape + x[b].shape[dim:]
+        rows.append(picked.reshape(shape))  # the flat picks stand where the axis stood
+    return torch.stack(rows)
 
 
 def sorted_axes(rank: int):

@@ -324,6 +324,8 @@ LAYERS: dict[str, dict[str, Hint]] = {
     "embedding": {"num": small(1, 50), "dim": width, "padding_idx": below("num")},
     "topk": {"axis": axis, "k": lambda a, s, args: st.integers(1, max(1, size_of(s, args)))},
     "argmax": {"axis": axis}, "positions": {"axis": axis}, "rms_norm": {},
+    "pad": {"axis": axis, "before": small(0, 2), "after": small(0, 2)},
+    "roll": {"axis": axis, "shift": small(-3, 3)},
     **{name: {} for name in ("neg", "exp", "log", "sqrt", "rsqrt", "reciprocal", "square",
                              "abs", "sin", "cos", "erf")},
     "attention": {"heads": heads},
@@ -338,6 +340,8 @@ SOURCES = {
              "merges may declare more as operands (`declared_value`)",
     "parameter": "a `param` declaration, not a layer: merges declare them as operands "
                  "(`declared_value`), with inits drawn from the op's declared choices",
+    "buffer": "a `buffer` declaration, not a layer: `index_select_statement` declares a "
+              "relative position index to look a table up by",
 }
 
 
@@ -492,6 +496,23 @@ def where_statement(draw, chain: Chain, label: str):
 
 
 @st.composite
+def index_select_statement(draw, chain: Chain, label: str):
+    """`index_select(current, index, axis)`: a relative position index (a buffer) or topk's
+    indices picking entries of an axis."""
+    shape = chain.shape
+    at = draw(an_axis(shape))
+    size = shape[at % len(shape)]
+    window = draw(st.integers(2, 3))
+    if (2 * window - 1) ** 2 <= size and draw(st.booleans()):
+        return [f"buffer {label}i: {window * window} x {window * window} = "
+                f"relative_position_index({window}, {window})",
+                f"{label}: index_select({chain.current}, {label}i, axis = {at})"]
+    k = draw(st.integers(1, size))
+    return [f"{label}i: topk({k}, axis = {at}, indices = true)",
+            f"{label}: index_select({chain.current}, {label}i, axis = {at})"]
+
+
+@st.composite
 def gather_statement(draw, chain: Chain, label: str):
     """`gather(current, index, axis)`: indices from topk along the axis, or from argmax."""
     shape = chain.shape
@@ -606,6 +627,7 @@ MERGES = {"concat": concat_statement, "crop": crop_statement,
           "resize_like": resize_like_statement, "matmul": matmul_statement,
           "einsum": einsum_statement, "sdpa": sdpa_statement,
           "where": where_statement, "gather": gather_statement,
+          "index_select": index_select_statement,
           **{op: binary_statement(op) for op in ("add", "sub", "mul", "div", "pow", "maximum",
                                                    "minimum", "eq", "ne", "lt", "le", "gt", "ge")}}
 STATEMENT_OPS = sorted(LAYERS) + sorted(MERGES)

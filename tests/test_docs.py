@@ -111,6 +111,8 @@ SAMPLE_ARGS = {"conv": {"channels": 4, "kernel": 3}, "maxpool": {"kernel": 2},
                "stochastic_depth": {"p": 0.1}, "pad_channels": {"channels": 12},
                "attention": {"heads": 2}, "window_attention": {"heads": 2, "window": 3},
                "embedding": {"num": 10, "dim": 4},
+               "buffer": {"shape": (49, 49), "init": "relative_position_index", "height": 7,
+                          "width": 7},
                "parameter": {"shape": (1, 8)}}
 # Inputs for the ops that take other than a C x H x W map.
 SAMPLE_SHAPES = {"linear": ((8,), "C"), "attention": ((5, 8), "LC"),
@@ -135,6 +137,8 @@ def test_the_table_names_the_module_each_op_lowers_to(name):
     import torch
     if isinstance(module, torch.nn.Parameter):
         assert "a parameter" in op.lowers
+    elif isinstance(module, torch.Tensor):
+        assert "a buffer" in op.lowers
     else:
         ours = not type(module).__module__.startswith("torch.")
         assert f"{'' if ours else 'nn.'}{type(module).__name__}(" in op.lowers

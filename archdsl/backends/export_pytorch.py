@@ -273,10 +273,16 @@ class _Writer:
             value = self._tree(name, child, 0)
             lines.append(f"self.{name} = {value}" if _plain(name)
                          else f'self.add_module("{name}", {value})')
-        for owner, last, parameter in self._nested_parameters():
+        for name, buffer in self.module.named_buffers(recurse=False):
+            lines.append(f'self.register_buffer("{name}", {self._buffer(buffer)})')
+        for owner, last, tensor in self._nested_parameters():
             *scope, inner = ir.labels(self.graph, owner)
-            lines.append(f'{self._reach(scope, inner)}.register_parameter("{last}", '
-                         f"{self._parameter(parameter)})")
+            if isinstance(tensor, nn.Parameter):
+                lines.append(f'{self._reach(scope, inner)}.register_parameter("{last}", '
+                             f"{self._parameter(tensor)})")
+            else:
+                lines.append(f'{self._reach(scope, inner)}.register_buffer("{last}", '
+                             f"{self._buffer(tensor)})")
         return lines
 
     def _holds_leaves(self, path: str) -> bool:
@@ -294,11 +300,18 @@ class _Writer:
                     continue
                 for last, parameter in child.named_parameters(recurse=False):
                     yield inner, last, parameter
+                for last, buffer in child.named_buffers(recurse=False):
+                    yield inner, last, buffer
                 yield from walk(inner, child)
         yield from walk("", self.module)
 
     def _parameter(self, parameter: torch.Tensor) -> str:
         return f"nn.Parameter(torch.empty({', '.join(map(str, parameter.shape))}))"
+
+    @staticmethod
+    def _buffer(buffer: torch.Tensor) -> str:
+        dtype = "" if buffer.is_floating_point() else f", dtype={buffer.dtype}"
+        return f"torch.empty(({', '.join(map(str, buffer.shape))},){dtype})"
 
     def _tree(self, path: str, module: nn.Module, depth: int) -> str:
         if path in self.leaves:
@@ -398,7 +411,7 @@ class _Writer:
 
     def _expression(self, item: ir.Node, args: list[str]) -> str:
         op = OPS[item.op]
-        if item.op == "parameter":  # a class token: one copy per image, as a view
+        if item.op in ("parameter", "buffer"):  # a class token: one copy per image, a view
             batch = self.batch
             return (f"{self.module_at(item.name)}.expand({batch}.size(0), "
                     + ", ".join(["-1"] * len(item.args["shape"])) + ")")

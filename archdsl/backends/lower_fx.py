@@ -63,6 +63,9 @@ def _hierarchy(graph: nx.DiGraph, modules: dict[str, nn.Module]) -> nn.Module:
         if isinstance(module, nn.Parameter):
             parent._modules.pop(last, None)  # parameters come first in any case
             parent.register_parameter(last, module)
+        elif isinstance(module, torch.Tensor):  # then buffers, as torch lists them
+            parent._modules.pop(last, None)
+            parent.register_buffer(last, module)
         else:
             parent.add_module(last, module)
     return root
@@ -82,7 +85,7 @@ def _in_order_of(copy: nn.Module, original: nn.Module) -> nn.Module:
     """`copy` (fx's GraphModule, which installs modules in the order its graph first uses
     them) with its parameters and modules in `original`'s order, recursively: the order
     the spec defines them, or `declare`s them."""
-    for table in ("_parameters", "_modules"):
+    for table in ("_parameters", "_buffers", "_modules"):
         mine, theirs = getattr(copy, table), getattr(original, table)
         order = [k for k in theirs if k in mine] + [k for k in mine if k not in theirs]
         setattr(copy, table, {k: mine[k] for k in order})
@@ -144,6 +147,8 @@ def _build_modules(graph: nx.DiGraph) -> dict[str, nn.Module]:
 def _on_cpu(module):
     if isinstance(module, nn.Parameter):  # a bare parameter (layer scale)
         return nn.Parameter(torch.empty_like(module, device="cpu"))
+    if isinstance(module, torch.Tensor):  # a buffer
+        return torch.empty_like(module, device="cpu")
     return module.to_empty(device="cpu")
 
 
@@ -190,7 +195,7 @@ def _fx_graph(graph: nx.DiGraph, outputs, parameters: set[str]) -> fx.Graph:
         if item.op == "input" or item.name not in needed:
             continue
         args = [values[name] for name in item.inputs]
-        if item.op == "parameter":
+        if item.op in ("parameter", "buffer"):
             values[item.name] = _parameter(fx_graph, item, batch)
         elif item.name in overwrite:  # `out += skip`, as torchvision's blocks add
             values[item.name] = fx_graph.call_function(operator.iadd, tuple(args))
@@ -302,7 +307,7 @@ def _initialise(graph: nx.DiGraph, modules: dict[str, nn.Module], zero_init_resi
 
 
 def _has_state(module) -> bool:
-    if isinstance(module, nn.Parameter):
+    if isinstance(module, torch.Tensor):  # a bare parameter or buffer
         return True
     return any(True for _ in module.parameters()) or any(
         b.is_floating_point() for b in module.buffers())

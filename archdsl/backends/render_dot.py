@@ -490,7 +490,7 @@ def _unit_attributes(graph, unit: str, members: list[str], style: str) -> dict:
         stacked = sum((n.op, n.args) == (item.op, item.args) for n in nodes)
         if stacked > 1:
             label += f" ×{stacked}"
-        if item.op in ("input", "parameter"):  # a parameter by its own name, in its scope
+        if item.op in ir.SOURCE_OPS:  # a parameter by its own name, in its scope
             label = f"{ir.label(graph, unit)}: {'×'.join(map(str, item.args['shape']))}"
     else:
         attributes = dict(FAMILY_STYLE["block"])

@@ -31,7 +31,8 @@ from .. import ir
 from ..diagnostics import Diagnostic, Label, Sink, SpecError
 from ..errors import UsageError
 from ..ops import MERGE_OPS, OPS, REQUIRED, Arg, Args, Op
-from ..ops.shapes import LAYOUT_DTYPES, LAYOUTS, Shape
+from ..ops.io import BUFFER_INITS
+from ..ops.shapes import LAYOUT_DTYPES, LAYOUTS, Shape, numel, show
 from . import syntax as ast
 from .arguments import gather_axes
 from .builder import GraphBuilder
@@ -171,9 +172,10 @@ class _Elaborator(Reporter):
                 return cur
             if isinstance(stmt, ast.InputDecl):
                 return self.input_decl(stmt, ctx)
-            if isinstance(stmt, ast.ParamDecl):
+            if isinstance(stmt, (ast.ParamDecl, ast.BufferDecl)):
                 ctx.env.vars[stmt.name] = POISON  # its readers stay quiet if it fails
-                self.param_decl(stmt, ctx)
+                (self.param_decl if isinstance(stmt, ast.ParamDecl) else self.buffer_decl)(
+                    stmt, ctx)
                 return cur
             if isinstance(stmt, ast.Output):
                 return self.output(stmt, cur, ctx)
@@ -333,6 +335,32 @@ class _Elaborator(Reporter):
                      ("std", given.get("std", 1.0)), ("mean", given.get("mean", 0.0))))
         scope = self.labelled_scope(stmt.name, stmt.name_span, ctx)
         ctx.env.vars[stmt.name] = self.builder.add(scope.path, OPS["parameter"], args, (),
+                                                   stmt.span, ctx)
+
+    def buffer_decl(self, stmt: ast.BufferDecl, ctx: Ctx) -> None:
+        """A constant of the state_dict, named like a labelled layer; the current value
+        flows past it."""
+        shape = self.declared_shape(stmt, "a buffer", ctx)
+        init = stmt.init
+        if init.name not in BUFFER_INITS:
+            close = difflib.get_close_matches(init.name, BUFFER_INITS, n=1)
+            self.fail("E0205", f"`{init.name}` is not a buffer initialisation",
+                      init.name_span, "unknown", ctx,
+                      help=(f"did you mean `{close[0]}`? " if close else "") + "choose one of: "
+                      + ", ".join(f"`{n}(h, w)`" for n in BUFFER_INITS))
+        given = self.arguments.bind_args(_BUFFER_ARGS, init.args, init, ctx, f"`{init.name}`")
+        dtype, count = BUFFER_INITS[init.name]
+        values = count(given["height"], given["width"])
+        if values != numel(shape):
+            self.fail("E0206", f"`{init.name}({given['height']}, {given['width']})` holds "
+                      f"{values:,} values, but the buffer's {show(shape)} holds {numel(shape):,}", stmt.span,
+                      "sizes do not hold them", ctx,
+                      help="declare sizes whose product is the count, e.g. "
+                           f"`{values}` or their 2-D layout")
+        args = Args((("shape", Shape(shape, shape.axes, dtype)), ("init", init.name),
+                     ("height", given["height"]), ("width", given["width"])))
+        scope = self.labelled_scope(stmt.name, stmt.name_span, ctx)
+        ctx.env.vars[stmt.name] = self.builder.add(scope.path, OPS["buffer"], args, (),
                                                    stmt.span, ctx)
 
     def declare(self, stmt: ast.Declare, ctx: Ctx) -> None:
@@ -589,6 +617,7 @@ _RANKS = (1, 2, 3, 4)
 _CONSTANT = Arg("constant", "float")  # a number standing for an operand: `sub(1, x)`
 _INIT_ARGS = (Arg("std", "float", 1.0, minimum=0), Arg("mean", "float", 0.0))
 _PARAM_INITS = {"zeros": (), "ones": (), "normal": _INIT_ARGS, "trunc_normal": _INIT_ARGS}
+_BUFFER_ARGS = (Arg("height", "int", minimum=2), Arg("width", "int", minimum=2))
 
 
 _SCOPE_KINDS = {ast.Repeat: "repeat", ast.Residual: "residual", ast.Branches: "merge",

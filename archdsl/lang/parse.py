@@ -64,7 +64,7 @@ def keywords() -> frozenset[str]:
     completion and the tests take them from here.
 
     >>> sorted(keywords())[:6]
-    ['and', 'as', 'aux', 'block', 'declare', 'def']
+    ['and', 'as', 'aux', 'block', 'buffer', 'declare']
     """
     return frozenset(t.pattern.value for t in _parser().terminals
                      if t.pattern.type == "str" and t.pattern.value.isalpha())
@@ -375,6 +375,11 @@ class _ToAst(Transformer):
     def param_decl(self, meta, children):
         name, dims, layout, init = children
         return ast.ParamDecl(str(name), dims, layout, init, self.span(meta), self.token_span(name))
+
+    def buffer_decl(self, meta, children):
+        name, dims, layout, init = children
+        return ast.BufferDecl(str(name), dims, layout, init, self.span(meta),
+                              self.token_span(name))
 
     def dims(self, meta, children):
         return tuple(children)

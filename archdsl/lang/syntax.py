@@ -245,6 +245,18 @@ class FromValue:
 
 
 @dataclass(frozen=True)
+class BufferDecl:
+    """`buffer relative_position_index: 49 x 49 = relative_position_index(7, 7)`: a
+    constant tensor the network keeps in its state_dict, named in its scope."""
+    name: str
+    dims: tuple[Expr, ...]
+    layout: Layout | None
+    init: "Call"
+    span: Span
+    name_span: Span
+
+
+@dataclass(frozen=True)
 class Declare:
     """`declare norm1, attn`: labels of this scope whose layers come first in the
     state_dict, in this order, whatever order the statements that define them run in."""
@@ -253,7 +265,8 @@ class Declare:
     span: Span
 
 
-Stmt = Union[Labelled, Action, IfStmt, Let, InputDecl, ParamDecl, Output, FromValue, Declare]
+Stmt = Union[Labelled, Action, IfStmt, Let, InputDecl, ParamDecl, BufferDecl, Output, FromValue,
+             Declare]
 
 
 # ---- definitions ----------------------------------------------------------------

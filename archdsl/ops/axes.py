@@ -150,6 +150,24 @@ def _emit_slice(graph, inputs, args, ins):
     return graph.call_function(operator.getitem, (inputs[0], index))
 
 
+def _pad_shape(args: Args, ins) -> Shape:
+    (s,) = ins
+    axis = args["axis"]
+    return Shape(s[:axis] + (s[axis] + args["before"] + args["after"],) + s[axis + 1:],
+                 axes_of(s))
+
+
+def _emit_pad(graph, inputs, args, ins):
+    from .functions import pad_axis
+    return graph.call_function(pad_axis, (inputs[0], torch_axis(args["axis"]), args["before"],
+                                          args["after"]))
+
+
+def _emit_roll(graph, inputs, args, ins):
+    import torch
+    return graph.call_function(torch.roll, (inputs[0], args["shift"], torch_axis(args["axis"])))
+
+
 def _read_flatten(m):
     if m.start_dim < 1:  # the batch too: no archdsl layer does that
         return None
@@ -206,4 +224,18 @@ OPS = (
        rule="entries `start` to `end` (not kept; negative counts from the end, as Python) of "
             "`axis`, every `step`-th: `slice(1, 197)` drops a class token",
        lowers="`x[:, start:end:step]` on the axis (a function, no module)"),
+    Op("pad", "reshape", _pad_shape, accepts=DTYPES, gives=None,
+       args=(Arg("before", "int", minimum=0), Arg("after", "int", minimum=0),
+             Arg("axis", "axis", 0)),
+       function=_emit_pad, describe=lambda a: f"pad {a['before']},{a['after']}",
+       caption=named("pad"),
+       rule="`before` zeros ahead of and `after` zeros behind the entries of `axis`, which "
+            "grows by both: a map padded to whole windows",
+       lowers="`F.pad` on that axis (a function, no module)"),
+    Op("roll", "reshape", lambda a, ins: ins[0], accepts=DTYPES, gives=None,
+       args=(Arg("shift", "int"), Arg("axis", "axis", 0)),
+       function=_emit_roll, describe=lambda a: f"roll {a['shift']}", caption=named("roll"),
+       rule="unchanged; the entries of `axis` moved by `shift` places, those pushed off the "
+            "end coming back at the start (Swin's shifted windows)",
+       lowers="`torch.roll(x, shift, axis + 1)` (a function, no module)"),
 )

@@ -44,6 +44,51 @@ def rms_norm(x: Tensor, eps: float) -> Tensor:
     return torch.rms_norm(x, (x.shape[-1],), None, eps)
 
 
+def relative_position_index(height: int, width: int) -> Tensor:
+    """For each pair of positions (i, j) of a height x width window, the row of a
+    (2h - 1)(2w - 1) relative position bias table their offset reads: torchvision's Swin
+    and MaxViT `relative_position_index`, (h·w) x (h·w), int64."""
+    coords = torch.stack(torch.meshgrid(torch.arange(height), torch.arange(width),
+                                        indexing="ij")).flatten(1)
+    relative = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0).contiguous()
+    relative[:, :, 0] += height - 1
+    relative[:, :, 1] += width - 1
+    relative[:, :, 0] *= 2 * width - 1
+    return relative.sum(-1)
+
+
+def relative_coords_table(height: int, width: int) -> Tensor:
+    """Swin-V2's log-spaced relative coordinates of a height x width window,
+    1 x (2h - 1) x (2w - 1) x 2, float32, as torchvision's `relative_coords_table`."""
+    h = torch.arange(-(height - 1), height, dtype=torch.float32)
+    w = torch.arange(-(width - 1), width, dtype=torch.float32)
+    table = torch.stack(torch.meshgrid([h, w], indexing="ij")).permute(1, 2, 0).contiguous()
+    table = table.unsqueeze(0)
+    table[:, :, :, 0] /= height - 1
+    table[:, :, :, 1] /= width - 1
+    table *= 8
+    return torch.sign(table) * torch.log2(torch.abs(table) + 1.0) / 3.0
+
+
+def index_select(table: Tensor, index: Tensor, dim: int) -> Tensor:
+    """The entries of `table` along `dim` that `index` names, sample by sample (both carry
+    the batch first): `table[index]` for dim 1, a relative position bias looked up. The
+    result has table's axes before `dim`, then index's, then table's after `dim`."""
+    batch, axes = table.shape[0], index.dim() - 1
+    moved = table.movedim(dim, 1)  # batch, entries, the other axes
+    rest = moved.shape[2:]
+    flat = index.reshape(batch, -1)
+    picked = moved.gather(1, flat.view(batch, -1, *[1] * len(rest)).expand(
+        batch, flat.shape[1], *rest))
+    picked = picked.view(batch, *index.shape[1:], *rest)
+    return picked.movedim(tuple(range(1, 1 + axes)), tuple(range(dim, dim + axes)))
+
+
+def pad_axis(x: Tensor, dim: int, before: int, after: int) -> Tensor:
+    """`x` with `before` zeros ahead of and `after` zeros behind its entries along `dim`."""
+    return nn.functional.pad(x, (0, 0) * (x.dim() - 1 - dim) + (before, after))
+
+
 def positions(x: Tensor, dim: int) -> Tensor:
     """0, 1, ..., n - 1 for the n entries of `dim`, in `x`'s float type (the default one
     where `x` holds integers), repeated over the batch (a view)."""

@@ -124,6 +124,22 @@ def _emit_gather(graph, inputs, args, ins):
     return graph.call_function(torch.gather, (inputs[0], torch_axis(args["axis"]), inputs[1]))
 
 
+def _index_select_shape(args: Args, ins) -> Shape:
+    table, index = ins
+    if dtype_of(index) != "int":
+        raise ShapeError("E0306", f"index_select picks by integer indices, not "
+                         f"{describe(index)}", "not indices",
+                         help="indices come from a `buffer` (a relative position index), "
+                              "`topk(..., indices = true)`, `argmax` or token ids")
+    axis = args["axis"]
+    return Shape(tuple(table[:axis]) + tuple(index) + tuple(table[axis + 1:]))
+
+
+def _emit_index_select(graph, inputs, args, ins):
+    from .functions import index_select
+    return graph.call_function(index_select, (inputs[0], inputs[1], torch_axis(args["axis"])))
+
+
 def _topk_shape(args: Args, ins) -> Shape:
     (s,) = ins
     axis = args["axis"]
@@ -202,6 +218,15 @@ OPS = (
        rule="`gather(x, index, axis)`: entry `index` along `axis` for each position of the "
             "int64 `index`, which has x's axes (none larger but `axis`); result index's sizes",
        lowers="`torch.gather(x, axis + 1, index)` (a function, no module)"),
+    Op("index_select", "reshape", _index_select_shape, merge=True, operands=2, accepts=DTYPES,
+       gives=lambda a, ins: dtype_of(ins[0]), args=(Arg("axis", "axis", 0),),
+       function=_emit_index_select, window=lambda a, ins: GLOBAL,
+       describe=lambda a: f"index_select {a['axis']}", caption=named("index select"),
+       rule="`index_select(table, index, axis)`: the entries of `table` along `axis` that the "
+            "int64 `index` names; result: table's axes before `axis`, index's axes, table's "
+            "after (a relative position bias: 169×heads by 49×49 gives 49×49×heads)",
+       lowers="`table[index]` along the axis, sample by sample (`torch.gather`; a function, "
+              "no module)"),
     Op("topk", "math", _topk_shape, accepts=("float", "int"),
        gives=lambda a, ins: "int" if a["indices"] else dtype_of(ins[0]),
        args=(Arg("k", "int", minimum=1), Arg("axis", "axis", -1), Arg("largest", "bool", True),

@@ -39,6 +39,26 @@ def _parameter_caption(args: Args) -> str:
     return f"learned {show(args['shape'])}"
 
 
+# what a `buffer` may be filled with: (its element type, its element count given its
+# arguments h and w)
+BUFFER_INITS = {
+    "relative_position_index": ("int", lambda h, w: (h * w) ** 2),
+    "relative_coords_table": ("float", lambda h, w: (2 * h - 1) * (2 * w - 1) * 2),
+}
+
+
+def _buffer_module(args: Args, ins):
+    import torch
+    dtype = torch.int64 if dtype_of(args["shape"]) == "int" else torch.float32
+    return torch.empty(tuple(args["shape"]), dtype=dtype)
+
+
+def _buffer_init(buffer, args: Args) -> None:
+    from . import functions
+    values = getattr(functions, args["init"])(args["height"], args["width"])
+    buffer.copy_(values.reshape(buffer.shape))
+
+
 OPS = (
     Op("input", "io", shape=lambda a, ins: a["shape"], gives=lambda a, ins: dtype_of(a["shape"]),
        args=(Arg("shape", "shape"),), describe=named("input"), caption=named("input")),
@@ -52,4 +72,15 @@ OPS = (
        lowers="a parameter (`nn.Parameter`) at the name's path, of the declared shape (tokens: "
               "1×shape), expanded to the batch",
        params_rule="the elements of its declared shape"),
+    Op("buffer", "io", shape=lambda a, ins: a["shape"], accepts=(),
+       gives=lambda a, ins: dtype_of(a["shape"]),
+       args=(Arg("shape", "shape"), Arg("init", "str", choices=tuple(BUFFER_INITS)),
+             Arg("height", "int", minimum=2), Arg("width", "int", minimum=2)),
+       buffers=lambda a, ins: numel(a["shape"]), module=_buffer_module, init=_buffer_init,
+       describe=lambda a: f"buffer {show(a['shape'])}", caption=lambda a: f"constant "
+       f"{show(a['shape'])}",
+       rule="declared with `buffer name: shape = init(h, w)`: a constant the state_dict "
+            "holds (a relative position index, Swin-V2's coordinate table), not learned",
+       lowers="a buffer (`register_buffer`) at the name's path, of the declared shape, "
+              "expanded to the batch"),
 )

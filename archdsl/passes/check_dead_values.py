@@ -42,8 +42,8 @@ def _dead_end(graph: nx.DiGraph, end: str, live: set[str]) -> Diagnostic:
     if node.op == "input":
         return Diagnostic("E0220", f"input `{end}` is never used", Label(node.span, "not used"),
                           help="continue from it with `from " + end + "`, or remove the input")
-    if node.op == "parameter":
-        return Diagnostic("E0220", f"parameter `{end}` is never used",
+    if node.op in ("parameter", "buffer"):
+        return Diagnostic("E0220", f"{node.op} `{end}` is never used",
                           Label(node.span, "not used"),
                           help=f"read it by name where it belongs (e.g. `add(tokens, "
                                f"{end.rsplit('.', 1)[-1]})`), or remove it")

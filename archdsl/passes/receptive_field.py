@@ -80,7 +80,7 @@ def _fields(graph: nx.DiGraph) -> dict[str, Field]:
         shape = ir.shape(graph, item.name)
         if shape is None or any(name not in fields for name in item.inputs):
             continue
-        if item.op == "parameter":  # learned, not read from the input: sees nothing
+        if item.op in ("parameter", "buffer"):  # not read from the input: sees nothing
             fields[item.name] = {}
         elif not item.inputs:
             fields[item.name] = {a: Reach(positions=n) for a, n in _spatial(shape)}
