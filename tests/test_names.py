@@ -139,3 +139,22 @@ def test_a_declared_label_must_be_defined_in_its_scope():
         g: { norm: layernorm }
     }"""
     assert [d.code for d in compile_source(text).diagnostics] == ["E0222"]
+
+
+def test_a_declare_deep_inside_keeps_earlier_layers_first():
+    from archdsl.backends.lower_fx import lower_fx
+    text = """
+block b(c) {
+    declare proj, layers
+    residual {
+        layers: { conv(c, 3, pad = 1); relu }
+    } skip proj { conv(c, 1) }
+}
+network t {
+    input x: 4 x 8 x 8
+    stem: conv(4, 1)
+    blocks: { 0: b(4) }
+}"""
+    keys = list(lower_fx(compile_source(text).graph).state_dict())
+    assert keys == ["stem.weight", "stem.bias", "blocks.0.proj.0.weight", "blocks.0.proj.0.bias",
+                    "blocks.0.layers.0.weight", "blocks.0.layers.0.bias"]

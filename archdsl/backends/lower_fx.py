@@ -51,15 +51,12 @@ def _hierarchy(graph: nx.DiGraph, modules: dict[str, nn.Module]) -> nn.Module:
     """The modules installed at their paths in the scope tree, in the IR's order: so the
     state_dict lists them in the order the spec defines them (torchvision's order for its
     specs), not fx's default of shallow names first."""
-    root = nn.Module()
-    for scope in ir.network(graph).scopes.values():  # parents first
-        if scope.declared:  # `declare`d labels hold their places, filled below
-            container = _container(root, list(ir.labels(graph, scope.path)) if scope.path else [])
-            for label in scope.declared:
-                container._modules.setdefault(label, None)
+    declared = {path: scope.declared for path, scope in ir.network(graph).scopes.items()
+                if scope.declared}
+    root = _holding(nn.Module(), declared.get("", ()))
     for name, module in modules.items():
         *path, last = ir.labels(graph, name)
-        parent = _container(root, path)
+        parent = _container(root, list(zip(path, ir.scopes_of(graph, name))), declared)
         if isinstance(module, nn.Parameter):
             parent._modules.pop(last, None)  # parameters come first in any case
             parent.register_parameter(last, module)
@@ -71,14 +68,23 @@ def _hierarchy(graph: nx.DiGraph, modules: dict[str, nn.Module]) -> nn.Module:
     return root
 
 
-def _container(root: nn.Module, path: list[str]) -> nn.Module:
-    """The module at `path` below `root`, made (an empty nn.Module) where missing."""
+def _container(root: nn.Module, path: list[tuple[str, str]], declared: dict) -> nn.Module:
+    """The module at `path` ((label, scope path) of each level) below `root`, made where
+    missing: an empty nn.Module holding the places of the labels its scope `declare`s."""
     parent = root
-    for part in path:
-        if getattr(parent, part, None) is None:
-            parent.add_module(part, nn.Module())
-        parent = getattr(parent, part)
+    for label, scope in path:
+        if getattr(parent, label, None) is None:
+            parent.add_module(label, _holding(nn.Module(), declared.get(scope, ())))
+        parent = getattr(parent, label)
     return parent
+
+
+def _holding(container: nn.Module, labels: tuple[str, ...]) -> nn.Module:
+    """`container` with a place kept for each of `labels`, in order, filled when its layer
+    is installed: the state_dict lists them there, whatever order they run in."""
+    for label in labels:
+        container._modules[label] = None
+    return container
 
 
 def _in_order_of(copy: nn.Module, original: nn.Module) -> nn.Module:
