@@ -399,3 +399,20 @@ def test_features_stay_last_through_a_reshape_of_tokens():
                                           module.n.bias)
     assert torch.equal(out["normed"], want)
     assert torch.equal(out["map"], module.c(x.view(2, 4, 4, 8).permute(0, 3, 1, 2)))
+
+
+def test_an_einsum_that_ends_with_the_features_keeps_them_last():
+    graph, module = build("""network t {
+        input x: 6 x 8 as tokens
+        h: reshape(-1, 2, 4)                   # L x heads x d, features last
+        s: einsum("lhd,mhd->hlm", h, h)        # scores: no features
+        o: einsum("hlm,mhd->lhd", s, h)        # ends with d: features last again
+        n: layernorm
+    }""")
+    assert not ir.shape(graph, "s").axes.endswith("C")
+    assert ir.shape(graph, "o").axes.endswith("C")
+    x = torch.randn(2, 6, 8, dtype=torch.float64)
+    h = x.view(2, 6, 2, 4)
+    o = torch.einsum("bhlm,bmhd->blhd", torch.einsum("blhd,bmhd->bhlm", h, h), h)
+    want = torch.nn.functional.layer_norm(o, (4,), module.n.weight, module.n.bias)
+    assert torch.allclose(module(x), want, rtol=1e-12, atol=1e-14)

@@ -105,11 +105,21 @@ def _sizes(equation: str, ins) -> tuple[dict[str, int], list[str], str]:
 
 
 def _einsum_shape(args: Args, ins) -> Shape:
-    sizes, _operands, out = _sizes(args["equation"], ins)
+    sizes, operands, out = _sizes(args["equation"], ins)
     if not out:
         raise ShapeError("E0312", "einsum to no axis at all", "nothing left",
                          help="keep at least one axis in the result")
-    return Shape(tuple(sizes[letter] for letter in out))
+    return Shape(tuple(sizes[letter] for letter in out), _features_last(operands, ins, out))
+
+
+def _features_last(operands: list[str], ins, out: str) -> str | None:
+    """Features stay last: where the result ends with the letter of an operand's last
+    axis and that axis is its features (C), the result's features are last too (tokens,
+    or an H x W x C-named map, as `reshape` names them); else the default names."""
+    for letters, shape in zip(operands, ins):
+        if letters and letters[-1] == out[-1] and axes_of(shape).endswith("C") and len(out) > 1:
+            return "LC" if len(out) == 2 else "L" * (len(out) - 3) + "HWC"
+    return None
 
 
 def _einsum_macs(args: Args, ins, out) -> int:
