@@ -123,8 +123,9 @@ def _shape(op: str):
     return shape
 
 
-def _emit(op: str):
-    """`a + b + ...` as fx's chain of binary functions, the number at its side."""
+def binary_emitter(op: str, name: str):
+    """`a + b + ...` as fx's chain of binary functions (`name` in archdsl.ops.functions),
+    each operand placed by broadcast, the number at its side."""
     def emit(graph, inputs, args, ins):
         from . import functions
         out = broadcast(op, ins)
@@ -132,7 +133,7 @@ def _emit(op: str):
         if args["constant"] is not None:
             number = args["constant"]
             values = [number] + values if args["constant_first"] else values + [number]
-        function = getattr(functions, BINARY[op][0])
+        function = getattr(functions, name)
         result = values[0]
         for value in values[1:]:
             result = graph.call_function(function, (result, value))
@@ -176,7 +177,7 @@ _EXAMPLES = {"add": "add(1e-6)", "sub": "sub(x, mean)", "mul": "mul(0.5)", "div"
 def _binary(name: str) -> Op:
     _function, caption, lowers, operands = BINARY[name]
     return Op(name, "merge", _shape(name), args=CONSTANT, merge=True, operands=operands,
-              constants=True, function=_emit(name), other_ops=_count,
+              constants=True, function=binary_emitter(name, _function), other_ops=_count,
               overwritable=name in ("add", "sub"), describe=_describe(name),
               caption=named(caption), rule=_RULE.format(_EXAMPLES[name]), lowers=lowers,
               other_rule="(n − 1) per output element, for n operands (a residual add: 1 per "

@@ -2,7 +2,8 @@
 torch.nn lacks. Imported by the torch backend only: the front end never imports torch."""
 from __future__ import annotations
 
-from operator import add, mul, pow, sub, truediv  # noqa: F401 (element-wise ops lower to them)
+from operator import (add, eq, ge, gt, le, lt, mul, ne, pow, sub,  # noqa: F401 (the element-
+                      truediv)  # wise ops and comparisons lower to them)
 
 import torch
 from torch import Tensor, nn
@@ -18,21 +19,21 @@ def centre_crop(x: Tensor, like: Tensor) -> Tensor:
 def maximum(a, b):
     """The larger of two values element by element; of a value and a number, the value
     clamped from below."""
-    if isinstance(b, float):
-        return torch.clamp_min(a, b)
-    if isinstance(a, float):
-        return torch.clamp_min(b, a)
-    return torch.maximum(a, b)
+    return _of_values_or_number(a, b, torch.maximum, torch.clamp_min)
 
 
 def minimum(a, b):
     """The smaller of two values element by element; of a value and a number, the value
     clamped from above."""
+    return _of_values_or_number(a, b, torch.minimum, torch.clamp_max)
+
+
+def _of_values_or_number(a, b, of_values, of_value_and_number):
     if isinstance(b, float):
-        return torch.clamp_max(a, b)
+        return of_value_and_number(a, b)
     if isinstance(a, float):
-        return torch.clamp_max(b, a)
-    return torch.minimum(a, b)
+        return of_value_and_number(b, a)
+    return of_values(a, b)
 
 
 def rms_norm(x: Tensor, eps: float) -> Tensor:
@@ -215,15 +216,9 @@ class ShiftedWindowAttention(nn.Module):
     def define_relative_position_index(self) -> None:
         """For each pair of positions in a window, the row of the bias table that holds
         their offset."""
-        height, width = self.window_size
-        coords = torch.stack(torch.meshgrid(torch.arange(height), torch.arange(width),
-                                            indexing="ij")).flatten(1)
-        relative = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0).contiguous()
-        relative[:, :, 0] += height - 1
-        relative[:, :, 1] += width - 1
-        relative[:, :, 0] *= 2 * width - 1
+        index = relative_position_index(*self.window_size).flatten()
         device = self.relative_position_bias_table.device
-        self.register_buffer("relative_position_index", relative.sum(-1).flatten().to(device))
+        self.register_buffer("relative_position_index", index.to(device))
 
     def forward(self, x: Tensor) -> Tensor:
         n = self.window_size[0] * self.window_size[1]

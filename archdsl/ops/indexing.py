@@ -7,7 +7,7 @@ types it takes."""
 from __future__ import annotations
 
 from .args import Arg, Args
-from .elementwise import aligned, broadcast
+from .elementwise import aligned, binary_emitter, broadcast
 from .op import GLOBAL, Op, named, torch_axis
 from .shapes import DTYPES, Shape, ShapeError, axes_of, describe, dtype_of, numel, show
 
@@ -42,18 +42,6 @@ def _read_embedding(module):
 COMPARISONS = {"eq": "==", "ne": "≠", "lt": "<", "le": "≤", "gt": ">", "ge": "≥"}
 
 
-def _emit_compare(name: str):
-    def emit(graph, inputs, args, ins):
-        import operator
-        out = broadcast(name, ins)
-        values = [aligned(graph, v, s, out) for v, s in zip(inputs, ins)]
-        if args["constant"] is not None:
-            number = args["constant"]
-            values = [number] + values if args["constant_first"] else values + [number]
-        return graph.call_function(getattr(operator, name), tuple(values))
-    return emit
-
-
 def _compare_shape(name: str):
     def shape(args: Args, ins) -> Shape:
         return broadcast(name, ins)
@@ -64,7 +52,7 @@ def _comparison(name: str) -> Op:
     from .elementwise import CONSTANT
     return Op(name, "math", _compare_shape(name), args=CONSTANT, merge=True, operands=2,
               constants=True, accepts=("float", "int"), gives="bool",
-              function=_emit_compare(name), other_ops=lambda a, ins, out: numel(out),
+              function=binary_emitter(name, name), other_ops=lambda a, ins, out: numel(out),
               describe=named(name), caption=named(COMPARISONS[name]),
               rule=f"a mask: `a {COMPARISONS[name]} b` element by element, broadcast over named "
                    f"axes; one operand may be a number: `{name}(ids, 0)`",

@@ -26,11 +26,12 @@ with that name: the other models' records are kept.
 from __future__ import annotations
 
 import json
-import math
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from make_segmentation_oracle import fill, import_torchvision  # noqa: E402
 PATH = HERE / "timm_oracle.json"
 MODELS = {
     "convnextv2_atto": (3, 224, 224),
@@ -38,51 +39,11 @@ MODELS = {
 
 
 def import_timm():
-    """timm, even where torchvision's compiled ops do not load (a CUDA build of torchvision
-    beside a CPU build of torch): timm imports torchvision, whose import then fails
-    registering fake kernels for ops that were never defined, so define their schemas
-    first. The models need none of them."""
-    import torch
-    try:
-        import timm
-        return timm
-    except RuntimeError as error:
-        if "torchvision::" not in str(error):
-            raise
-    for name in [m for m in sys.modules
-                 if m.split(".")[0] in ("torchvision", "timm")]:
-        del sys.modules[name]
-    library = torch.library.Library("torchvision", "DEF")  # kept alive by the registry
-    for op in ("nms", "qnms"):
-        library.define(f"{op}(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
-    import_timm.library = library
+    """timm, after torchvision (which it imports) is made importable even where its
+    compiled ops do not load (make_segmentation_oracle.import_torchvision)."""
+    import_torchvision()
     import timm
     return timm
-
-
-def fill(state):
-    """make_oracle.py's fill, unchanged."""
-    import torch
-    g = torch.Generator().manual_seed(0)
-    out = type(state)()
-    out._metadata = getattr(state, "_metadata", None)  # some modules read their version from it
-    for k, t in state.items():
-        if not t.is_floating_point():
-            out[k] = t
-            continue
-        f64 = dict(generator=g, dtype=torch.float64)
-        if k.endswith("running_var"):
-            v = 0.5 + torch.rand(t.shape, **f64)
-        elif k.endswith("running_mean"):
-            v = 0.1 * torch.randn(t.shape, **f64)
-        elif t.dim() >= 2:
-            v = torch.randn(t.shape, **f64) / math.sqrt(t.numel() / t.shape[0])
-        elif k.endswith("weight"):
-            v = 1 + 0.1 * torch.randn(t.shape, **f64)
-        else:
-            v = 0.1 * torch.randn(t.shape, **f64)
-        out[k] = v
-    return out
 
 
 def record(timm, name) -> dict:
