@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
 import networkx as nx
 
 from . import ir
+from .lang import syntax as ast
 from .diagnostics import Diagnostic, Sink, SpecError, render_all
 from .errors import UsageError
 from .lang.elaborate import Limits, elaborate
@@ -23,6 +25,7 @@ from .lang.read import UnreadableSource
 from .lang.read import read_source as read_spec_file
 from .source import Source
 from .passes.check_dead_values import check_dead_values
+from .passes.check_sizes import check_sizes
 from .passes.count_costs import count_costs
 from .passes.receptive_field import receptive_field
 
@@ -93,11 +96,20 @@ def compile_source(text: str, path: str = "<string>", *, network: str | None = N
             chosen = _settings_for(definition, settings)
             graph = _run_passes(elaborate(program, definition, sink, chosen, inputs, limits),
                                 sink, reported)
+            if sink.reported == reported and ir.network(graph).sizes:
+                check_sizes(graph, partial(_elaborate_at, program, definition, chosen, inputs,
+                                           limits), sink)
             _note_overrides(sink, first_new, chosen, inputs)
             result.graphs[definition.name] = graph
         _check_input_names(inputs or {}, result.graphs.values(), program.networks)
     result.diagnostics = sink.items
     return result
+
+
+def _elaborate_at(program, definition, settings, inputs, limits, sizes: dict,
+                  sink: Sink) -> nx.DiGraph:
+    """The network elaborated again with other input sizes, its diagnostics in `sink`."""
+    return elaborate(program, definition, sink, settings | sizes, inputs, limits)
 
 
 def _run_passes(graph: nx.DiGraph, sink: Sink, reported: int) -> nx.DiGraph:
@@ -159,13 +171,19 @@ def _selected(program: Program, network: str | None, settings: dict):
     else:
         chosen = list(program.networks.values())
     for name in settings:
-        if not any(name in {p.name for p in n.params} for n in chosen):
-            params = sorted({p.name for n in chosen for p in n.params})
-            raise UsageError(f"--set {name}: no network here has a parameter `{name}` "
-                             f"(parameters: {', '.join(params) or 'none'})")
+        if not any(name in _settable(n) for n in chosen):
+            params = sorted(set().union(*(_settable(n) for n in chosen)))
+            raise UsageError(f"--set {name}: no network here has a parameter or input size "
+                             f"`{name}` (parameters and sizes: {', '.join(params) or 'none'})")
     return chosen
 
 
+def _settable(definition) -> set[str]:
+    """What --set may give a value: network parameters, and input sizes declared as
+    symbols (`input ids: L <= 2048 as token_ids`)."""
+    return {p.name for p in definition.params} | ast.size_symbols(definition)
+
+
 def _settings_for(definition, settings: dict | None) -> dict:
-    names = {p.name for p in definition.params}
+    names = _settable(definition)
     return {k: v for k, v in (settings or {}).items() if k in names}

@@ -61,6 +61,8 @@ CODES = {
     "E0403": "network too large",
     "E0404": "elaboration does not end",
     "W0200": "block shadows a built-in layer",
+    "W0300": "layer built for one input size",
+    "W0301": "network checks at the chosen sizes only",
 }
 
 

@@ -107,6 +107,8 @@ class Network:
     outputs: tuple[Output, ...] = ()  # main output first, then auxiliary heads
     scopes: Mapping[str, Scope] = field(default_factory=dict)  # by path, parents first
     work: int = 0  # elaboration steps taken (statements, block calls, repeat iterations)
+    sizes: Mapping[str, tuple[int, int | None]] = field(default_factory=dict)  # input size
+    # symbols (`input ids: L <= 2048`): the value checked at, and the bound
 
 
 SOURCE_OPS = ("input", "parameter", "buffer")  # the ops that take no value
@@ -121,7 +123,8 @@ def new_graph(record: Network) -> nx.DiGraph:
 def set_network(graph: nx.DiGraph, record: Network) -> None:
     frozen = Network(record.name, record.source, MappingProxyType(dict(record.params)),
                      tuple(record.inputs), tuple(record.outputs),
-                     MappingProxyType(dict(record.scopes)), record.work)
+                     MappingProxyType(dict(record.scopes)), record.work,
+                     MappingProxyType(dict(record.sizes)))
     graph.graph.clear()
     graph.graph["network"] = frozen
 

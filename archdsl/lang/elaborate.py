@@ -105,6 +105,8 @@ class _Elaborator(Reporter):
         self.main_outputs: list[ir.Output] = []
         self.declared_input = False
         self.declarations: list = []  # (scope, label, span, ctx) of each `declare`d label
+        self.size_values: dict = {}  # --set values of input size symbols
+        self.sizes: dict = {}  # size symbol -> (value, bound, span) as the inputs declare
         self.inputs: list[str] = []
         self.params: dict = {}
         self.block_args: dict[int, tuple[Arg, ...]] = {}  # id(BlockDef) -> its parameters
@@ -116,6 +118,8 @@ class _Elaborator(Reporter):
         ctx = Ctx(env, Scope(span=net.span), None)
         self.builder.use_scope(ctx.scope)
         params = {}
+        names = {p.name for p in net.params}
+        self.size_values = {k: v for k, v in settings.items() if k not in names}
         for param in net.params:
             if param.name in settings:
                 value = settings[param.name]
@@ -152,7 +156,8 @@ class _Elaborator(Reporter):
         graph = self.builder.graph
         ir.set_network(graph, ir.Network(
             net.name, net.span.source.path, self.params, tuple(self.inputs),
-            tuple(self.main_outputs + self.outputs), self.builder.scope_tree(), self.builder.work))
+            tuple(self.main_outputs + self.outputs), self.builder.scope_tree(), self.builder.work,
+            {name: (value, bound) for name, (value, bound, _) in self.sizes.items()}))
         return graph
 
     # ---- statements -----------------------------------------------------------------
@@ -290,7 +295,13 @@ class _Elaborator(Reporter):
     def declared_shape(self, stmt, what: str, ctx: Ctx) -> Shape:
         """The size and layout written in an `input` or `param` declaration."""
         size = Arg("dimension", "int", minimum=1)
-        dims = tuple(self.arguments.eval_as(size, d, ctx) for d in stmt.dims)
+        written = stmt.dims
+        if isinstance(stmt, ast.InputDecl):
+            for dim in stmt.dims:
+                self.size_symbol(dim, ctx)
+            written = tuple(d.left if ast.size_symbol(d) and isinstance(d, ast.Binary) else d
+                            for d in stmt.dims)  # `L <= 2048` is L
+        dims = tuple(self.arguments.eval_as(size, d, ctx) for d in written)
         if stmt.layout is None:
             if len(dims) == 2 and isinstance(stmt, ast.InputDecl):
                 self.fail("E0206", "a 2-dimensional input needs its layout: tokens (L x C) or "
@@ -314,6 +325,30 @@ class _Elaborator(Reporter):
                       f"{len(dims)} dimensions given", ctx,
                       help=f"write {len(axes)} sizes: {' x '.join(axes)}")
         return Shape(dims, axes, LAYOUT_DTYPES.get(stmt.layout.name, "float"))
+
+    def size_symbol(self, dim, ctx: Ctx) -> None:
+        """An input size written as a symbol, `L <= 2048` or a bare name nothing defines,
+        takes its value from `--set`, else its bound; it is then a name like any other."""
+        symbol = ast.size_symbol(dim)
+        if symbol is None:
+            return
+        name, bound_expr = symbol
+        if bound_expr is None and name in ctx.env.vars:
+            return  # a name defined before: a size like any other expression
+        bound = None if bound_expr is None else self.arguments.eval_as(
+            Arg("bound", "int", minimum=1), bound_expr, ctx)
+        value = self.size_values.get(name, ctx.env.vars.get(name, bound))
+        if value is None:
+            self.fail("E0203", f"input size `{name}` has no value", dim.span, "which size?",
+                      ctx, help=f"bound it, `{name} <= 512` (checked at the bound), or give "
+                                f"it with `--set {name}=...`")
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1 or (
+                bound is not None and value > bound):
+            self.fail("E0206", f"input size `{name}` is {value}, outside 1 to {bound}",
+                      dim.span, f"{name} = {value} given", ctx,
+                      help=f"give `--set {name}=...` at most {bound}" if bound else None)
+        self.sizes.setdefault(name, (value, bound, dim.span))
+        ctx.env.vars.setdefault(name, value)
 
     def param_decl(self, stmt: ast.ParamDecl, ctx: Ctx) -> None:
         """A learned value, named like a labelled layer; the current value flows past it."""

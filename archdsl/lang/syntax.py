@@ -374,3 +374,29 @@ def _fields(node) -> tuple[list[str], list]:
         elif value is not None and value != ():
             scalars.append(f"{name}={value!r}")
     return scalars, children
+
+
+def size_symbol(dim) -> tuple[str, "Expr | None"] | None:
+    """(name, bound) where an input's size is a symbol: `L <= 2048` or a bare name (which
+    is a symbol where nothing defines it); None for any other size expression."""
+    if isinstance(dim, Binary) and dim.op == "<=" and isinstance(dim.left, Name):
+        return dim.left.id, dim.right
+    if isinstance(dim, Name):
+        return dim.id, None
+    return None
+
+
+def size_symbols(network: "NetworkDef") -> set[str]:
+    """The names an input of `network` may declare as size symbols (`--set` may give
+    them values)."""
+    names, bodies = set(), [network.body]
+    while bodies:
+        for stmt in bodies.pop().stmts:
+            if isinstance(stmt, InputDecl):
+                names |= {symbol[0] for symbol in map(size_symbol, stmt.dims) if symbol}
+            elif isinstance(stmt, IfStmt):
+                rest = stmt.otherwise
+                bodies += [stmt.then] + ([] if rest is None else [rest] if isinstance(
+                    rest, Body) else [Body((rest,), rest.span)])
+    return names
+
