@@ -312,51 +312,53 @@ def test_sdpa_operands_that_do_not_fit_are_located_errors(body, code):
     assert codes(f"network t {{ input x: 4 x 3 x 5\n    {body} }}") == [code]
 
 
-def test_std_layers_rope_is_llamas_rotary_embedding_at_any_length():
-    _, module = build("""import std.layers
-    network t {
-        input x: 6 x 16 as tokens
-        reshape(-1, 2, 8)                  # heads x d, any length
+def transformers_rope(x, heads, inv_freq):
+    """transformers' LlamaRotaryEmbedding and apply_rotary_pos_emb on L x C tokens split
+    into heads: inv_freq and the angles in float32, cos and sin cast to x's precision."""
+    b, length, c = x.shape
+    q = x.view(b, length, heads, c // heads).transpose(1, 2)
+    positions = torch.arange(length)[None, None, :].float()
+    freqs = (inv_freq[None, :, None].float().expand(b, -1, 1) @ positions).transpose(1, 2)
+    emb = torch.cat((freqs, freqs), dim=-1)
+    cos, sin = emb.cos().to(x.dtype).unsqueeze(1), emb.sin().to(x.dtype).unsqueeze(1)
+    half = q.shape[-1] // 2
+    rotated = torch.cat((-q[..., half:], q[..., :half]), dim=-1)
+    return (q * cos) + (rotated * sin)
+
+
+def default_inv_freq(theta, dim):
+    return 1.0 / (theta ** (torch.arange(0, dim, 2, dtype=torch.int64).float() / dim))
+
+
+def llama3_inv_freq(theta, dim, factor, low, high, original):
+    """transformers' _compute_llama3_parameters, in float32 as it runs."""
+    import math
+    inv_freq = default_inv_freq(theta, dim)
+    low_wavelen, high_wavelen = original / low, original / high
+    wavelen = 2 * math.pi / inv_freq
+    inv_freq_llama = torch.where(wavelen > low_wavelen, inv_freq / factor, inv_freq)
+    smooth = (original / wavelen - low) / (high - low)
+    smoothed = (1 - smooth) * inv_freq_llama / factor + smooth * inv_freq_llama
+    medium = ~(wavelen < high_wavelen) * ~(wavelen > low_wavelen)
+    return torch.where(medium, smoothed, inv_freq_llama)
+
+
+@pytest.mark.parametrize("call, inv_freq", [
+    ("rope(500000.0)", lambda: default_inv_freq(500000.0, 16)),
+    ("rope_llama3(500000.0, factor = 32.0, low_freq_factor = 1.0, high_freq_factor = 4.0, "
+     "original = 8)", lambda: llama3_inv_freq(500000.0, 16, 32.0, 1.0, 4.0, 8)),
+])
+def test_std_layers_rope_is_transformers_rotary_embedding_at_any_length(call, inv_freq):
+    _, module = build(f"""import std.layers
+    network t {{
+        input x: 6 x 32 as tokens
+        reshape(-1, 2, 16)                 # heads x d, any length
         transpose(0, 1)
-        rope(500000.0)
-    }""")
-
-    def llama(x, theta):  # transformers' LlamaRotaryEmbedding and apply_rotary_pos_emb
-        q = x.view(x.shape[0], x.shape[1], 2, 8).transpose(1, 2)
-        inv_freq = 1.0 / (theta ** (torch.arange(0, 8, 2, dtype=torch.int64).double() / 8))
-        t = torch.arange(x.shape[1], dtype=torch.float64)
-        emb = torch.cat((torch.outer(t, inv_freq),) * 2, dim=-1)
-        half = torch.cat((-q[..., 4:], q[..., :4]), dim=-1)
-        return q * emb.cos() + half * emb.sin()
-    for length in (6, 9):  # the module is built for 6 tokens and runs at 9 as well
-        x = torch.randn(2, length, 16, dtype=torch.float64)
-        assert torch.allclose(module(x), llama(x, 500000.0), rtol=1e-12, atol=1e-14)
-
-
-MASKS = {"bool": "keep: ne(ids, 0)",
-         "float": "k: ne(ids, 0)\n        from ids\n        p: positions(0)\n"
-                  "        zero: mul(p, 0)\n        keep: where(k, zero, -1e4)"}
-
-
-@pytest.mark.parametrize("masked", sorted(MASKS))
-def test_sdpa_with_a_padding_mask_is_torchs(masked):
-    graph, module = build(f"""network t {{
-        input ids: 6 as token_ids
-        {MASKS[masked]}
-        from ids
-        e: embedding(10, 8)
-           reshape(-1, 2, 4)
-        h: transpose(0, 1)
-        sdpa(h, h, h, keep)
+        {call}
     }}""")
-    ids = torch.tensor([[3, 4, 5, 0, 0, 0], [1, 2, 3, 4, 5, 6]])
-    h = module.e(ids).view(2, 6, 2, 4).transpose(1, 2)
-    keep = (ids != 0)[:, None, None, :]
-    if masked == "float":
-        keep = torch.where(keep, 0.0, -1e4).double()
-    expected = torch.nn.functional.scaled_dot_product_attention(h, h, h, attn_mask=keep)
-    assert torch.allclose(module(ids), expected, rtol=1e-12, atol=1e-14)
-    assert ir.shape(graph, list(graph.nodes)[-1]) == (2, 6, 4)
+    for length in (6, 9):  # the module is built for 6 tokens and runs at 9 as well
+        x = torch.randn(2, length, 32, dtype=torch.float64)
+        assert torch.equal(module(x), transformers_rope(x, 2, inv_freq()))
 
 
 def test_std_layers_swiglu_is_llamas_mlp_and_layer_scale_timms():
@@ -416,3 +418,17 @@ def test_an_einsum_that_ends_with_the_features_keeps_them_last():
     o = torch.einsum("bhlm,bmhd->blhd", torch.einsum("blhd,bmhd->bhlm", h, h), h)
     want = torch.nn.functional.layer_norm(o, (4,), module.n.weight, module.n.bias)
     assert torch.allclose(module(x), want, rtol=1e-12, atol=1e-14)
+
+
+def test_a_value_cast_to_float32_is_read_by_the_algebra_only_until_cast_back():
+    text = """network t {{
+        input x: 6 x 8 as tokens
+           cast("float32")
+        f: exp
+        {}
+    }}"""
+    assert codes(text.format("linear(4)")) == ["E0306"]  # a layer reads the module's floats
+    assert codes(text.format("add(x)")) == ["E0300"]  # precisions differ: no silent promotion
+    graph, module = build(text.format("e: cast_like(f, x)\n        linear(4)"))
+    assert ir.shape(graph, "f").dtype == "float32" and ir.shape(graph, "e").dtype == "float"
+    assert module(torch.randn(2, 6, 8, dtype=torch.float64)).dtype == torch.float64

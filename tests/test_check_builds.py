@@ -16,6 +16,7 @@ same property, for the structure that chains lack.
 from __future__ import annotations
 
 import math
+from functools import partial
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from hypothesis import strategies as st
 
 from archdsl import compile_source, ir
 from archdsl.ops import OPS, REQUIRED, Arg, Derived
-from archdsl.ops.shapes import LAYOUT_DTYPES, LAYOUTS, Shape
+from archdsl.ops.shapes import LAYOUT_DTYPES, LAYOUTS, PRECISIONS, Shape
 
 from specgen import channels_first_specs, sequence_specs, specs
 
@@ -39,7 +40,8 @@ from archdsl.runtime.inputs import example_inputs  # noqa: E402
 
 # check's element types, as torch's tensors show them
 DTYPES = {"float": torch.Tensor.is_floating_point, "int": lambda t: t.dtype == torch.int64,
-          "bool": lambda t: t.dtype == torch.bool}
+          "bool": lambda t: t.dtype == torch.bool,
+          **{p: partial(lambda name, t: t.dtype == getattr(torch, name), p) for p in PRECISIONS}}
 
 # a std or var over fewer entries than its correction is NaN, as torch says: shapes still hold
 pytestmark = pytest.mark.filterwarnings("ignore:std\\(\\)|var\\(\\):UserWarning")
@@ -326,6 +328,7 @@ LAYERS: dict[str, dict[str, Hint]] = {
     "argmax": {"axis": axis}, "positions": {"axis": axis}, "rms_norm": {},
     "pad": {"axis": axis, "before": small(0, 2), "after": small(0, 2)},
     "roll": {"axis": axis, "shift": small(-3, 3)},
+    "cast": {},
     **{name: {} for name in ("neg", "exp", "log", "sqrt", "rsqrt", "reciprocal", "square",
                              "abs", "sin", "cos", "erf")},
     "attention": {"heads": heads},
@@ -513,6 +516,14 @@ def index_select_statement(draw, chain: Chain, label: str):
 
 
 @st.composite
+def cast_like_statement(draw, chain: Chain, label: str):
+    """`cast_like(current, other)`: into an earlier value's element type (a mask into
+    floats, ids into floats), or the current value's own."""
+    others = [name for name in chain.shapes if name != chain.current] or [chain.current]
+    return [f"{label}: cast_like({chain.current}, {draw(st.sampled_from(others))})"]
+
+
+@st.composite
 def gather_statement(draw, chain: Chain, label: str):
     """`gather(current, index, axis)`: indices from topk along the axis, or from argmax."""
     shape = chain.shape
@@ -627,7 +638,7 @@ MERGES = {"concat": concat_statement, "crop": crop_statement,
           "resize_like": resize_like_statement, "matmul": matmul_statement,
           "einsum": einsum_statement, "sdpa": sdpa_statement,
           "where": where_statement, "gather": gather_statement,
-          "index_select": index_select_statement,
+          "index_select": index_select_statement, "cast_like": cast_like_statement,
           **{op: binary_statement(op) for op in ("add", "sub", "mul", "div", "pow", "maximum",
                                                    "minimum", "eq", "ne", "lt", "le", "gt", "ge")}}
 STATEMENT_OPS = sorted(LAYERS) + sorted(MERGES)

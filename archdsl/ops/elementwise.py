@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from .args import Arg, Args
 from .op import Op, elementwise, named, same
-from .shapes import Shape, ShapeError, axes_of, axis_name, numel, show
+from .shapes import (DTYPES, FLOATS, PRECISIONS, Shape, ShapeError, axes_of, axis_name,
+                     dtype_of, numel, show)
 
 # ---- functions of one value ------------------------------------------------------------
 
@@ -42,8 +43,8 @@ def _emit_torch(name: str):
 
 def _unary(name: str) -> Op:
     function, caption, what = UNARY[name]
-    return Op(name, "math", same(name), function=_emit_torch(function),
-              other_ops=elementwise(), describe=named(name), caption=named(caption),
+    return Op(name, "math", same(name), function=_emit_torch(function), accepts=FLOATS,
+              gives=None, other_ops=elementwise(), describe=named(name), caption=named(caption),
               rule=f"unchanged; {what} of each element",
               lowers=f"`torch.{function}(x)` (a function, no module)",
               other_rule="1 per output element")
@@ -177,11 +178,41 @@ _EXAMPLES = {"add": "add(1e-6)", "sub": "sub(x, mean)", "mul": "mul(0.5)", "div"
 def _binary(name: str) -> Op:
     _function, caption, lowers, operands = BINARY[name]
     return Op(name, "merge", _shape(name), args=CONSTANT, merge=True, operands=operands,
-              constants=True, function=binary_emitter(name, _function), other_ops=_count,
+              constants=True, accepts=FLOATS, gives=None, other_ops=_count,
+              function=binary_emitter(name, _function),
               overwritable=name in ("add", "sub"), describe=_describe(name),
               caption=named(caption), rule=_RULE.format(_EXAMPLES[name]), lowers=lowers,
               other_rule="(n − 1) per output element, for n operands (a residual add: 1 per "
                          "element; a gate: 1)")
 
 
-OPS = tuple(_binary(name) for name in BINARY) + tuple(_unary(name) for name in UNARY)
+# ---- precision ----------------------------------------------------------------------------
+
+
+def _emit_cast(graph, inputs, args, ins):
+    import torch
+    return graph.call_method("to", (inputs[0], getattr(torch, args["dtype"])))
+
+
+def _emit_cast_like(graph, inputs, args, ins):
+    from .functions import cast_like
+    return graph.call_function(cast_like, tuple(inputs))
+
+
+CAST = (
+    Op("cast", "math", same("cast"), args=(Arg("dtype", "str", choices=PRECISIONS),),
+       accepts=FLOATS + ("int",), gives=lambda a, ins: a["dtype"],
+       function=_emit_cast, describe=lambda a: f"cast {a['dtype']}", caption=named("cast"),
+       rule="unchanged; the values in that float precision, whatever the module's: a step a "
+            "reference computes in float32 (transformers' rotary angles) stays float32. Only "
+            "the tensor algebra reads them, until `cast_like` brings them back",
+       lowers="`x.to(torch.dtype)` (a function, no module)"),
+    Op("cast_like", "math", lambda a, ins: ins[0], merge=True, operands=2, accepts=DTYPES,
+       gives=lambda a, ins: dtype_of(ins[1]),
+       function=_emit_cast_like, describe=named("cast_like"), caption=named("cast"),
+       rule="`cast_like(a, b)`: `a`'s values in `b`'s element type and precision (a mask "
+            "as 0 and 1)",
+       lowers="`a.to(b.dtype)` (a function, no module)"),
+)
+
+OPS = tuple(_binary(name) for name in BINARY) + tuple(_unary(name) for name in UNARY) + CAST

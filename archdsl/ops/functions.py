@@ -90,6 +90,11 @@ def pad_axis(x: Tensor, dim: int, before: int, after: int) -> Tensor:
     return nn.functional.pad(x, (0, 0) * (x.dim() - 1 - dim) + (before, after))
 
 
+def cast_like(x: Tensor, like: Tensor) -> Tensor:
+    """`x` in `like`'s element type and precision."""
+    return x.to(like.dtype)
+
+
 def positions(x: Tensor, dim: int) -> Tensor:
     """0, 1, ..., n - 1 for the n entries of `dim`, in `x`'s float type (the default one
     where `x` holds integers), repeated over the batch (a view)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 from .args import Arg, Args
 from .elementwise import aligned, binary_emitter, broadcast
 from .op import GLOBAL, Op, named, torch_axis
-from .shapes import DTYPES, Shape, ShapeError, axes_of, describe, dtype_of, numel, show
+from .shapes import DTYPES, FLOATS, Shape, ShapeError, axes_of, describe, dtype_of, numel, show
 
 
 # ---- embedding -------------------------------------------------------------------------
@@ -51,7 +51,7 @@ def _compare_shape(name: str):
 def _comparison(name: str) -> Op:
     from .elementwise import CONSTANT
     return Op(name, "math", _compare_shape(name), args=CONSTANT, merge=True, operands=2,
-              constants=True, accepts=("float", "int"), gives="bool",
+              constants=True, accepts=FLOATS + ("int",), gives="bool",
               function=binary_emitter(name, name), other_ops=lambda a, ins, out: numel(out),
               describe=named(name), caption=named(COMPARISONS[name]),
               rule=f"a mask: `a {COMPARISONS[name]} b` element by element, broadcast over named "

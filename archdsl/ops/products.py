@@ -7,7 +7,7 @@ import re
 
 from .args import Arg, Args
 from .op import GLOBAL, Op, named
-from .shapes import Shape, ShapeError, axes_of, describe, numel, show
+from .shapes import FLOATS, Shape, ShapeError, axes_of, describe, numel, show
 
 
 # ---- matmul ------------------------------------------------------------------------------
@@ -143,6 +143,7 @@ def _emit_einsum(graph, inputs, args, ins):
 
 OPS = (
     Op("matmul", "math", _matmul_shape, merge=True, operands=2, function=_emit_matmul,
+       accepts=FLOATS, gives=None,
        macs=_matmul_macs, window=lambda a, ins: GLOBAL,
        describe=named("matmul"), caption=named("matmul"),
        rule="`matmul(a, b)`: a is …×n×k, b is …×k×m, the axes before the last two "
@@ -150,6 +151,7 @@ OPS = (
        lowers="`torch.matmul(a, b)`",
        macs_rule="…·n·k·m: one per term of each product"),
     Op("einsum", "math", _einsum_shape, merge=True, operands=2, function=_emit_einsum,
+       accepts=FLOATS, gives=None,
        args=(Arg("equation", "str"),), macs=_einsum_macs, window=lambda a, ins: GLOBAL,
        describe=lambda a: f"einsum {a['equation']}", caption=named("einsum"),
        rule='`einsum("lc,dc->ld", a, b)`: one lower-case letter per axis (batch excluded), '

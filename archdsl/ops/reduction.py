@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from .args import Arg, Args
 from .op import GLOBAL, Op, named, torch_axis
-from .shapes import Shape, ShapeError, axes_of, default_axes, numel
+from .shapes import FLOATS, Shape, ShapeError, axes_of, default_axes, numel
 
 
 def _reduced(op: str):
@@ -56,7 +56,7 @@ def _axes_text(args: Args) -> str:
 
 def _reduction(name: str, function: str, what: str, *, default=(0,), per_element: int = 1,
                more: tuple[Arg, ...] = (), extra=lambda args: {}, lowers: str = "") -> Op:
-    return Op(name, "math", _reduced(name),
+    return Op(name, "math", _reduced(name), accepts=FLOATS, gives=None,
               args=(Arg("axis", "axes", default),) + more + (Arg("keep", "bool", False),),
               function=_emit(function, extra), window=_window,
               other_ops=lambda a, ins, out: per_element * numel(ins[0]),
@@ -81,7 +81,8 @@ def _running(name: str, function: str, what: str, per_element: int) -> Op:
         import torch
         return graph.call_function(getattr(torch, function),
                                    (inputs[0], torch_axis(args["axis"])))
-    return Op(name, "math", lambda a, ins: ins[0], args=(Arg("axis", "axis"),),
+    return Op(name, "math", lambda a, ins: ins[0], args=(Arg("axis", "axis"),), accepts=FLOATS,
+              gives=None,
               function=emit, window=lambda a, ins: None if axes_of(ins[0])[a["axis"]] == "C"
               else GLOBAL,
               other_ops=lambda a, ins, out: per_element * numel(out),

@@ -15,9 +15,14 @@ LAYOUTS = {"features": "C", "tokens": "LC", "signal": "CL", "image": "CHW", "vol
            "channels_last": "HWC", "token_ids": "L"}
 # the element type of a layout's values where it is not a float (`token_ids`: int64)
 LAYOUT_DTYPES = {"token_ids": "int"}
-# element types: floats (the module's dtype), int64 (token ids, indices), bool (masks)
-DTYPES = ("float", "int", "bool")
-DTYPE_WORDS = {"float": "floats", "int": "integers (int64)", "bool": "masks (booleans)"}
+# element types: floats (in the module's precision), int64 (token ids, indices), bool
+# (masks), and floats `cast` to a precision of their own (PRECISIONS), which only the
+# tensor algebra reads until `cast_like` brings them back
+PRECISIONS = ("float32", "float64", "float16", "bfloat16")
+DTYPES = ("float", "int", "bool") + PRECISIONS
+FLOATS = ("float",) + PRECISIONS
+DTYPE_WORDS = {"float": "floats", "int": "integers (int64)", "bool": "masks (booleans)",
+               **{p: f"{p} values" for p in PRECISIONS}}
 # what a value of each rank is when nothing says otherwise
 DEFAULT_AXES = {1: "C", 2: "LC", 3: "CHW", 4: "CTHW"}
 _WORDS = {"C": "features", "LC": "an L x C token sequence", "CL": "a C x L signal",
@@ -119,8 +124,9 @@ def describe(shape) -> str:
     ids 16 (L)`."""
     axes = axes_of(shape)
     if dtype_of(shape) != "float":
-        kind = "a mask" if dtype_of(shape) == "bool" else "token ids" if axes == "L" \
-            else "int64 indices"
+        dtype = dtype_of(shape)
+        kind = "a mask" if dtype == "bool" else dtype if dtype in PRECISIONS else \
+            "token ids" if axes == "L" else "int64 indices"
         return f"{kind} {show(shape)} ({' x '.join(axes)})"
     if axes == "C":
         return f"{show(shape)} flat features"
