@@ -656,9 +656,12 @@ def a_size(most: int) -> st.SearchStrategy:
 def input_statement(draw) -> tuple[str, str]:
     """`input x: ... as LAYOUT` with tiny sizes: (statement, layout)."""
     layout = draw(st.sampled_from(sorted(LAYOUTS)))
-    sizes = [draw(a_size(MAX_CHANNELS if axis == "C" else 6 if layout == "volume" else
-                         MAX_SPATIAL)) for axis in LAYOUTS[layout]]
-    return f"input x: {' x '.join(map(str, sizes))} as {layout}", layout
+    sizes = [str(draw(a_size(MAX_CHANNELS if axis == "C" else 6 if layout == "volume" else
+                             MAX_SPATIAL))) for axis in LAYOUTS[layout]]
+    if "L" in LAYOUTS[layout] and draw(st.booleans()):  # the length as a symbol, bounded
+        at = LAYOUTS[layout].index("L")
+        sizes[at] = f"L <= {sizes[at]}"
+    return f"input x: {' x '.join(sizes)} as {layout}", layout
 
 
 @st.composite
@@ -795,6 +798,28 @@ def builds_as_checked(text: str) -> None:
         learned = [value.sum() for value in got.values() if value.requires_grad]
         if training and learned:
             sum(learned).backward()
+    runs_at_half_the_length(text, result, model)
+
+
+def runs_at_half_the_length(text: str, result, model) -> None:
+    """Where the input's length is a symbol and check warns of no layer fixed to it (W0300)
+    nor of a network that fails at half of it (W0301), the module built at the bound runs
+    at half the length, with the shapes check gives there."""
+    sizes = ir.network(result.graph).sizes
+    if "L" not in sizes or sizes["L"][0] < 2 or any(
+            d.code in ("W0300", "W0301") for d in result.diagnostics):
+        return
+    event("runs at another length")
+    other = compile_source(text, "chain.arch", settings={"L": sizes["L"][0] // 2})
+    assert other.ok, [d.message for d in other.diagnostics]
+    graph = other.graph
+    model.eval()
+    got = model(*example_inputs(graph, 2))
+    outputs = [o for o in ir.network(graph).outputs if not o.train_only]
+    got = got if isinstance(got, dict) else {outputs[0].name: got}
+    for output in outputs:
+        expect(graph, output.node, tuple(got[output.name].shape), 2,
+               f"output `{output.name}` at L = {sizes['L'][0] // 2}")
 
 
 def agree(graph, shapes: dict, needed: set[str], batch: int) -> None:
