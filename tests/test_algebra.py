@@ -432,3 +432,18 @@ def test_a_value_cast_to_float32_is_read_by_the_algebra_only_until_cast_back():
     graph, module = build(text.format("e: cast_like(f, x)\n        linear(4)"))
     assert ir.shape(graph, "f").dtype == "float32" and ir.shape(graph, "e").dtype == "float"
     assert module(torch.randn(2, 6, 8, dtype=torch.float64)).dtype == torch.float64
+
+
+def test_an_embedding_names_its_features_last_whatever_the_ids_axes_were_called():
+    graph, module = build("""network t {
+        input x: 3 x 4 x 5 as channels_last
+        argmax                                 # 3 x 4 ids, their axes once H x W
+        embedding(100, 6)
+        n: layernorm                           # over the 6 features
+    }""")
+    assert ir.shape(graph, "n").axes.count("C") == 1
+    x = torch.randn(2, 3, 4, 5, dtype=torch.float64)
+    ids = x.argmax(-1)
+    embedded = module.get_submodule("1")(ids)
+    want = torch.nn.functional.layer_norm(embedded, (6,), module.n.weight, module.n.bias)
+    assert torch.equal(module(x), want)

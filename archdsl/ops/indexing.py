@@ -21,8 +21,8 @@ def _embedding_shape(args: Args, ins) -> Shape:
         raise ShapeError("E0310", f"embedding padding_idx {args['padding_idx']} is not one of its "
                          f"{args['num']} rows", "no such row",
                          help=f"rows are numbered 0 to {args['num'] - 1}")
-    axes = axes_of(s)
-    return Shape(tuple(s) + (args["dim"],), ("L" if axes == "L" else axes) + "C")
+    positions = axes_of(s).replace("C", "L")  # the ids' axes are positions; features last
+    return Shape(tuple(s) + (args["dim"],), positions + "C")
 
 
 def _embedding_module(args: Args, ins):
