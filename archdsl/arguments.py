@@ -34,7 +34,9 @@ class _Parser(argparse.ArgumentParser):
 
 def _add_spec_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", metavar="NAME=VALUE", action="append", default=[],
-                        help="override a network parameter, e.g. --set classes=10 (repeatable)")
+                        help="override a network parameter, e.g. --set classes=10, or give an "
+                             "input size declared as a symbol (`input ids: L <= 2048 as "
+                             "token_ids`), e.g. --set L=512 (repeatable)")
     parser.add_argument("--input", metavar="[NAME=]SIZES", action="append", default=[],
                         help="override input shapes, the sizes without the batch, as many "
                              "as the input declares: 3x227x227 sets every input, "
