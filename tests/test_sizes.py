@@ -9,37 +9,12 @@ import pytest
 from archdsl import compile_source, ir
 from archdsl.passes.count_costs import total
 
+from conftest import ROOT
+
 torch = pytest.importorskip("torch")
 from archdsl.backends.lower_fx import lower_fx  # noqa: E402
 
-DECODER = """import std.layers
-block causal_self_attention(heads) {
-    let c = in.channels
-    q: linear(c)
-       reshape(-1, heads, c // heads)
-       transpose(0, 1)
-    qr: rope()
-    from in
-    k: linear(c)
-       reshape(-1, heads, c // heads)
-       transpose(0, 1)
-    kr: rope()
-    from in
-    v: linear(c)
-       reshape(-1, heads, c // heads)
-    vh: transpose(0, 1)
-       sdpa(qr, kr, vh, causal = true)
-       transpose(0, 1)
-       reshape(-1, c)
-    o: linear(c)
-}
-network decoder {
-    input ids: L <= 32 as token_ids
-    embed: embedding(50, 16)
-    attn: causal_self_attention(2)
-    head: linear(50)
-}
-"""
+DECODER = (ROOT / "tests" / "data" / "tiny_llama.arch").read_text()  # L <= 32, heads by -1
 
 
 def compiled(text: str, **settings):
@@ -52,14 +27,14 @@ def test_a_decoder_with_a_symbolic_length_runs_at_any_length_as_checked():
     full = compiled(DECODER)
     assert [d.code for d in full.diagnostics] == []  # nothing is fixed to L = 32
     assert ir.network(full.graph).sizes == {"L": (32, 32)}
-    assert ir.shape(full.graph, "head") == (32, 50)
+    assert ir.shape(full.graph, "lm_head") == (32, 256)
     short = compiled(DECODER, L=5)
-    assert ir.shape(short.graph, "head") == (5, 50)
+    assert ir.shape(short.graph, "lm_head") == (5, 256)
     module = lower_fx(full.graph).double().eval()
-    ids = torch.randint(0, 50, (2, 32))
+    ids = torch.randint(0, 256, (2, 32))
     with torch.no_grad():
         long_out, short_out = module(ids), module(ids[:, :5])  # one module, two lengths
-    assert short_out.shape == (2, 5, 50)
+    assert short_out.shape == (2, 5, 256)
     # causal: the first five positions see only the first five tokens
     assert torch.allclose(long_out[:, :5], short_out, rtol=1e-12, atol=1e-12)
 
@@ -71,12 +46,11 @@ def test_costs_follow_the_size_chosen():
 
 
 def test_a_reshape_that_writes_the_length_is_W0300_at_its_line():
-    text = DECODER.replace("reshape(-1, heads, c // heads)\n       transpose(0, 1)\n    qr",
-                           "reshape(in.length, heads, c // heads)\n       transpose(0, 1)\n    qr")
+    text = DECODER.replace("reshape(-1, heads, c // heads)", "reshape(in.length, heads, c // heads)", 1)
     result = compiled(text)
-    (warning,) = result.diagnostics
-    assert warning.code == "W0300" and warning.severity == "warning"
-    assert "reshape 16x2x8" in warning.message and warning.primary.span.line == 5
+    assert {d.code for d in result.diagnostics} == {"W0300"}  # one per layer, at that line
+    assert all(d.severity == "warning" and d.primary.span.line == 10 for d in result.diagnostics)
+    assert "reshape 16x4x16" in result.diagnostics[0].message
 
 
 def test_a_network_that_holds_at_one_size_only_is_W0301():

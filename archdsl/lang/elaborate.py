@@ -358,38 +358,37 @@ class _Elaborator(Reporter):
                       f"{stmt.layout.name}", stmt.layout.span, "not learnable", ctx,
                       help="declare integer values as an `input`")
         init = stmt.init or ast.Call("zeros", (), stmt.span, stmt.span)
-        specs = _PARAM_INITS.get(init.name)
-        if specs is None:
-            close = difflib.get_close_matches(init.name, _PARAM_INITS, n=1)
-            self.fail("E0205", f"`{init.name}` is not a parameter initialisation",
-                      init.name_span, "unknown", ctx,
-                      help=(f"did you mean `{close[0]}`? " if close else "") + "choose one of: "
-                      + ", ".join(f"`{n}`" for n in _PARAM_INITS))
-        given = self.arguments.bind_args(specs, init.args, init, ctx, f"`{init.name}`")
+        self.known_init(init, _PARAM_INITS, "a parameter", ctx)
+        given = self.arguments.bind_args(_PARAM_INITS[init.name], init.args, init, ctx,
+                                         f"`{init.name}`")
         args = Args((("shape", shape), ("init", init.name),
                      ("std", given.get("std", 1.0)), ("mean", given.get("mean", 0.0))))
         scope = self.labelled_scope(stmt.name, stmt.name_span, ctx)
         ctx.env.vars[stmt.name] = self.builder.add(scope.path, OPS["parameter"], args, (),
                                                    stmt.span, ctx)
 
+    def known_init(self, init: ast.Call, table, what: str, ctx: Ctx, written: str = ""):
+        """E0205 unless `init` names one of `table`'s initialisations."""
+        if init.name not in table:
+            close = difflib.get_close_matches(init.name, table, n=1)
+            self.fail("E0205", f"`{init.name}` is not {what} initialisation",
+                      init.name_span, "unknown", ctx,
+                      help=(f"did you mean `{close[0]}`? " if close else "") + "choose one of: "
+                      + ", ".join(f"`{n}{written}`" for n in table))
+
     def buffer_decl(self, stmt: ast.BufferDecl, ctx: Ctx) -> None:
         """A constant of the state_dict, named like a labelled layer; the current value
         flows past it."""
         shape = self.declared_shape(stmt, "a buffer", ctx)
         init = stmt.init
-        if init.name not in BUFFER_INITS:
-            close = difflib.get_close_matches(init.name, BUFFER_INITS, n=1)
-            self.fail("E0205", f"`{init.name}` is not a buffer initialisation",
-                      init.name_span, "unknown", ctx,
-                      help=(f"did you mean `{close[0]}`? " if close else "") + "choose one of: "
-                      + ", ".join(f"`{n}(h, w)`" for n in BUFFER_INITS))
+        self.known_init(init, BUFFER_INITS, "a buffer", ctx, "(h, w)")
         given = self.arguments.bind_args(_BUFFER_ARGS, init.args, init, ctx, f"`{init.name}`")
         dtype, count = BUFFER_INITS[init.name]
         values = count(given["height"], given["width"])
         if values != numel(shape):
             self.fail("E0206", f"`{init.name}({given['height']}, {given['width']})` holds "
-                      f"{values:,} values, but the buffer's {show(shape)} holds {numel(shape):,}", stmt.span,
-                      "sizes do not hold them", ctx,
+                      f"{values:,} values, but the buffer's {show(shape)} holds "
+                      f"{numel(shape):,}", stmt.span, "sizes do not hold them", ctx,
                       help="declare sizes whose product is the count, e.g. "
                            f"`{values}` or their 2-D layout")
         args = Args((("shape", Shape(shape, shape.axes, dtype)), ("init", init.name),

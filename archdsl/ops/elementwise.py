@@ -53,7 +53,7 @@ def _unary(name: str) -> Op:
 # ---- broadcasting ------------------------------------------------------------------------
 
 
-def placement(op: str, shape: Shape, out: Shape) -> tuple[int, ...]:
+def placement(shape: Shape, out: Shape) -> tuple[int, ...]:
     """Where each axis of `shape` sits among the axes of `out`: the same positions for an
     operand of `out`'s rank; for fewer axes, by axis name where `out` has the operand's
     names in order (a `C` vector on the channels), else from the right, as NumPy."""
@@ -81,7 +81,7 @@ def broadcast(op: str, ins: tuple[Shape, ...]) -> Shape:
     widest = max(ins, key=len)
     sizes = [[] for _ in widest]
     for shape in ins:
-        for axis, position in zip(shape, placement(op, shape, widest)):
+        for axis, position in zip(shape, placement(shape, widest)):
             sizes[position].append(axis)
     dims = []
     for letter, found in zip(axes_of(widest), sizes):
@@ -108,7 +108,7 @@ def aligned(graph, value, shape: Shape, out: Shape):
     operand lacks, so that torch's broadcasting (from the right) places it by name."""
     if len(shape) == len(out):
         return value
-    kept = set(placement("", shape, out))
+    kept = set(placement(shape, out))
     for position in range(len(out)):
         if position not in kept:
             value = graph.call_method("unsqueeze", (value, position + 1))
