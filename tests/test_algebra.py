@@ -447,3 +447,8 @@ def test_an_embedding_names_its_features_last_whatever_the_ids_axes_were_called(
     embedded = module.get_submodule("1")(ids)
     want = torch.nn.functional.layer_norm(embedded, (6,), module.n.weight, module.n.bias)
     assert torch.equal(module(x), want)
+
+
+def test_an_sdpa_mask_of_token_ids_is_E0306():
+    text = "network t { input ids: 6 as token_ids\n    e: embedding(10, 8)\n    sdpa(e, e, e, ids) }"
+    assert codes(text) == ["E0306"]

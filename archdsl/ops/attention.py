@@ -140,6 +140,10 @@ def _sdpa_parts(ins) -> tuple[tuple[int, ...], int, int, int, int]:
                          help="one value per key")
     if len(ins) == 4:
         _mask(ins[3], tuple(q[:-2]) + (q[-2], k[-2]))
+        if dtype_of(ins[3]) not in ("bool", "float"):
+            raise ShapeError("E0306", f"sdpa's mask is {describe(ins[3])}: a mask is booleans "
+                             "(attend where true) or floats added to the scores",
+                             "attends here", help="make one with a comparison: `ne(ids, 0)`")
     return tuple(q[:-2]), q[-2], k[-2], q[-1], v[-1]
 
 
