@@ -87,6 +87,13 @@ def run_train(args) -> int:
                   inputs=options["inputs"])
     config = train.TrainConfig(**chosen)
     train.train(config)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # a worker of --nproc / torchrun leaves without interpreter finalisation: there,
+        # gloo's threads can still free tensors they hold and abort the process (SIGABRT)
+        # after the run has finished and its files are written
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(EXIT_OK)
     return EXIT_OK
 
 

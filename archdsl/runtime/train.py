@@ -49,7 +49,10 @@ def train(config: TrainConfig) -> list[dict]:
     """Train; returns the per-epoch metrics (also appended to OUT/metrics.jsonl)."""
     rank, world = _init_distributed(config)
     try:
-        return _Run(config, rank, world).run()
+        history = _Run(config, rank, world).run()
+        if world > 1:  # no process tears the group down while another still uses it
+            dist.barrier()
+        return history
     finally:
         if world > 1:
             dist.destroy_process_group()
