@@ -452,3 +452,60 @@ def test_an_embedding_names_its_features_last_whatever_the_ids_axes_were_called(
 def test_an_sdpa_mask_of_token_ids_is_E0306():
     text = "network t { input ids: 6 as token_ids\n    e: embedding(10, 8)\n    sdpa(e, e, e, ids) }"
     assert codes(text) == ["E0306"]
+
+
+def mixtral_moe(x, gate, gate_up, down, top_k):
+    """transformers' MixtralSparseMoeBlock (eager experts): float32 router, top-k
+    renormalised, each expert run on the tokens routed to it and index_add-ed."""
+    h = x.reshape(-1, x.shape[-1])
+    probs = torch.softmax(torch.nn.functional.linear(h, gate).float(), -1)
+    top, index = torch.topk(probs, top_k, -1)
+    top /= top.sum(-1, keepdim=True)
+    out = torch.zeros_like(h)
+    mask = torch.nn.functional.one_hot(index, gate.shape[0]).permute(2, 1, 0)
+    for expert in range(gate.shape[0]):
+        slot, token = torch.where(mask[expert])
+        g, u = torch.nn.functional.linear(h[token], gate_up[expert]).chunk(2, -1)
+        y = torch.nn.functional.linear(torch.nn.functional.silu(g) * u, down[expert])
+        out.index_add_(0, token, (y * top[token, slot, None]).to(out.dtype))
+    return out.view(x.shape)
+
+
+@pytest.mark.parametrize("experts, top_k", [(4, 2), (8, 2), (4, 1)])
+def test_std_layers_sparse_moe_is_mixtrals_and_costs_only_the_chosen_experts(experts, top_k):
+    graph, module = build(f"""import std.layers
+    network t {{
+        input x: 12 x 16 as tokens
+        mlp: sparse_moe({experts}, {top_k}, 24)
+    }}""")
+    assert list(module.state_dict()) == ["mlp.gate.weight", "mlp.experts.gate_up_proj",
+                                         "mlp.experts.down_proj"]
+    state = module.state_dict()
+    assert state["mlp.experts.gate_up_proj"].shape == (experts, 48, 16)
+    assert state["mlp.experts.down_proj"].shape == (experts, 16, 24)
+    with torch.no_grad():
+        for tensor in state.values():
+            tensor.copy_(torch.randn_like(tensor) * 0.3)
+    x = torch.randn(1, 12, 16, dtype=torch.float64)
+    expected = mixtral_moe(x, *(state[k] for k in state), top_k)
+    counter = FlopCounterMode(display=False)
+    with counter:
+        got = module(x)
+    torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-15)
+    assert total(graph).macs == counter.get_total_flops() // 2
+    router, chosen = 12 * 16 * experts, 12 * top_k * 3 * 16 * 24  # three matrices per expert
+    assert total(graph).macs == router + chosen  # not the dense 12 * experts * 3 * 16 * 24
+
+
+def test_routed_linear_refuses_what_does_not_fit():
+    base = """network t {{
+        input x: 6 x 8 as tokens
+        param w: {w} = normal(std = 0.1)
+        i: topk(2, axis = -1, indices = true)
+        {call}
+    }}"""
+    assert codes(base.format(w="4 x 5 x 8", call="routed_linear(x, w, i)")) == []
+    assert codes(base.format(w="4 x 5 x 7", call="routed_linear(x, w, i)")) == ["E0300"]
+    assert codes(base.format(w="4 x 5", call="routed_linear(x, w, i)")) == ["E0300"]
+    assert codes(base.format(w="4 x 5 x 8", call="routed_linear(x, w, x)")) == ["E0306"]
+    assert codes(base.format(w="4 x 5 x 8", call="routed_linear(i, w, i)")) == ["E0306"]

@@ -537,6 +537,21 @@ def gather_statement(draw, chain: Chain, label: str):
 
 
 @st.composite
+def routed_linear_statement(draw, chain: Chain, label: str):
+    """`routed_linear(current, w, index)`: k choices per token from topk over the current
+    value's last axis, among as many experts (the largest index there can be + 1)."""
+    shape = chain.shape
+    features = shape[-1]
+    k = draw(st.integers(1, features))
+    out = draw(st.integers(1, MAX_CHANNELS))
+    chain.declared += 1
+    weight = f"p{chain.declared}"
+    return [f"param {weight}: {features} x {out} x {features} = normal(std = 0.5)",
+            f"{label}i: topk({k}, axis = -1, indices = true)",
+            f"{label}: routed_linear({chain.current}, {weight}, {label}i)"]
+
+
+@st.composite
 def matmul_statement(draw, chain: Chain, label: str):
     shape = chain.shape
     if len(shape) < 2:  # matmul refuses it: let check say so
@@ -642,6 +657,7 @@ MERGES = {"concat": concat_statement, "crop": crop_statement,
           "einsum": einsum_statement, "sdpa": sdpa_statement,
           "where": where_statement, "gather": gather_statement,
           "index_select": index_select_statement, "cast_like": cast_like_statement,
+          "routed_linear": routed_linear_statement,
           **{op: binary_statement(op) for op in ("add", "sub", "mul", "div", "pow", "maximum",
                                                    "minimum", "eq", "ne", "lt", "le", "gt", "ge")}}
 STATEMENT_OPS = sorted(LAYERS) + sorted(MERGES)

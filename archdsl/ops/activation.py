@@ -1,10 +1,13 @@
 """Activations: element-wise functions that keep the shape (`relu` ... `hardsigmoid`),
-and `softmax` over the channels or features."""
+and `softmax` over the channels or features. None has a learned tensor, so each reads
+any float precision and keeps it (a float32 router's softmax inside a float64 model)."""
 from __future__ import annotations
+
+import dataclasses
 
 from .args import Arg, Args
 from .op import GLOBAL, Op, elementwise, named, same, torch_axis, torch_layer
-from .shapes import axes_of
+from .shapes import FLOATS, axes_of
 
 
 def _softmax_axis(args: Args, ins) -> int:
@@ -27,7 +30,7 @@ def _read_softmax(module):
     return "softmax", dict(axis=module.dim - 1 if module.dim > 0 else module.dim)
 
 
-OPS = (
+_OPS = (
     Op("relu", "act", same("relu"), other_ops=elementwise(), module=torch_layer("ReLU"),
        in_place=True,
        describe=named("relu"), caption=named("ReLU"),
@@ -79,3 +82,5 @@ OPS = (
        lowers="`nn.Softmax(dim=axis + 1)`; by default the channels' dimension",
        other_rule="3 per output element"),
 )
+
+OPS = tuple(dataclasses.replace(op, accepts=FLOATS, gives=None) for op in _OPS)

@@ -85,6 +85,26 @@ def index_select(table: Tensor, index: Tensor, dim: int) -> Tensor:
     return picked.movedim(tuple(range(1, 1 + axes)), tuple(range(dim, dim + axes)))
 
 
+def routed_linear(x: Tensor, weight: Tensor, index: Tensor) -> Tensor:
+    """Each token of `x` (..., in) through the matrix `weight[index]` of `weight` (experts,
+    out, in); `index` (int64) has x's leading axes and may add axes (k choices per token,
+    the token repeated). Expert by expert, the tokens routed to it are multiplied, as
+    transformers' mixtures of experts do; an expert no token chose costs nothing. All three
+    carry the batch first (the weight as an expanded view of one tensor)."""
+    weight = weight[0]
+    lead = index.shape
+    extra = index.dim() - (x.dim() - 1)
+    tokens = x.reshape(*x.shape[:-1], *[1] * extra, x.shape[-1]).expand(*lead, x.shape[-1])
+    tokens = tokens.reshape(-1, x.shape[-1])
+    choices = index.reshape(-1)
+    out = tokens.new_zeros(choices.numel(), weight.shape[1])
+    for expert in range(weight.shape[0]):
+        rows = (choices == expert).nonzero().squeeze(1)
+        product = nn.functional.linear(tokens[rows], weight[expert])
+        out = out.index_add(0, rows, product.to(out.dtype))
+    return out.view(*lead, weight.shape[1])
+
+
 def pad_axis(x: Tensor, dim: int, before: int, after: int) -> Tensor:
     """`x` with `before` zeros ahead of and `after` zeros behind its entries along `dim`."""
     return nn.functional.pad(x, (0, 0) * (x.dim() - 1 - dim) + (before, after))

@@ -215,7 +215,7 @@ OPS = (
             "after (a relative position bias: 169×heads by 49×49 gives 49×49×heads)",
        lowers="`table[index]` along the axis, sample by sample (`torch.gather`; a function, "
               "no module)"),
-    Op("topk", "math", _topk_shape, accepts=("float", "int"),
+    Op("topk", "math", _topk_shape, accepts=FLOATS + ("int",),
        gives=lambda a, ins: "int" if a["indices"] else dtype_of(ins[0]),
        args=(Arg("k", "int", minimum=1), Arg("axis", "axis", -1), Arg("largest", "bool", True),
              Arg("indices", "bool", False)),
@@ -233,7 +233,7 @@ OPS = (
             "positions from which encodings are computed (RoPE's angles, with `einsum`)",
        lowers="`torch.arange(n)` in the value's float type, on its device (a function, no "
               "module)"),
-    Op("argmax", "math", _argmax_shape, accepts=("float", "int"), gives="int",
+    Op("argmax", "math", _argmax_shape, accepts=FLOATS + ("int",), gives="int",
        args=(Arg("axis", "axis", -1), Arg("keep", "bool", False)),
        function=_emit_argmax, window=_window, other_ops=lambda a, ins, out: numel(ins[0]),
        describe=lambda a: f"argmax {a['axis']}", caption=named("argmax"),

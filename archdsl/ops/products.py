@@ -1,5 +1,6 @@
-"""Products of two values: `matmul` (over the last two axes, the others broadcast) and
-`einsum` (an equation over the axes, batch excluded). Their multiply-adds are MACs,
+"""Products of two values: `matmul` (over the last two axes, the others broadcast),
+`einsum` (an equation over the axes, batch excluded) and `routed_linear` (each token
+through the matrix its index picks: a mixture of experts). Their multiply-adds are MACs,
 counted as torch's FlopCounterMode counts the matrix products they become."""
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import re
 
 from .args import Arg, Args
 from .op import GLOBAL, Op, named
-from .shapes import FLOATS, Shape, ShapeError, axes_of, describe, numel, show
+from .shapes import FLOATS, Shape, ShapeError, axes_of, describe, dtype_of, numel, show
 
 
 # ---- matmul ------------------------------------------------------------------------------
@@ -141,6 +142,47 @@ def _emit_einsum(graph, inputs, args, ins):
     return graph.call_function(torch.einsum, (equation, *inputs))
 
 
+# ---- routed_linear -----------------------------------------------------------------------
+
+
+def _routed_shape(args: Args, ins) -> Shape:
+    x, weight, index = ins
+    if dtype_of(x) not in FLOATS or dtype_of(weight) not in FLOATS:
+        raise ShapeError("E0306", f"routed_linear multiplies floats, not "
+                         f"{describe(x if dtype_of(x) not in FLOATS else weight)}",
+                         "not floats", help="routed_linear(x, weight, index): the tokens, the "
+                                            "experts' matrices, then the int64 choices")
+    if dtype_of(index) != "int":
+        raise ShapeError("E0306", f"routed_linear picks each token's matrix by an integer "
+                         f"index, not {describe(index)}", "not indices",
+                         help="the index comes from `topk(..., indices = true)` or `argmax`")
+    if len(weight) != 3:
+        raise ShapeError("E0300", f"routed_linear's weight is {show(weight)}: it needs "
+                         "experts x out x in", "the matrices",
+                         help="declare it `param w: experts x out x in = normal(0, 0.02)`")
+    if weight[2] != x[-1]:
+        raise ShapeError("E0300", f"routed_linear of {show(x)} by matrices {show(weight)}: the "
+                         f"matrices read {weight[2]} features, the tokens have {x[-1]}",
+                         "multiplied here", help=f"matrices of {weight[0]} x {weight[1]} x "
+                                                 f"{x[-1]}")
+    lead = tuple(x[:-1])
+    if tuple(index[:len(lead)]) != lead:
+        raise ShapeError("E0300", f"routed_linear of {show(x)} by the index {show(index)}: the "
+                         f"index's leading axes must be the tokens' ({show(lead)})",
+                         "indexed here", help="one index per token, or k per token (top-k)")
+    return Shape(tuple(index) + (weight[1],), "L" * len(index) + "C")
+
+
+def _routed_macs(args: Args, ins, out) -> int:
+    x, weight, index = ins
+    return numel(index) * weight[1] * weight[2]
+
+
+def _emit_routed(graph, inputs, args, ins):
+    from .functions import routed_linear
+    return graph.call_function(routed_linear, tuple(inputs))
+
+
 OPS = (
     Op("matmul", "math", _matmul_shape, merge=True, operands=2, function=_emit_matmul,
        accepts=FLOATS, gives=None,
@@ -159,4 +201,13 @@ OPS = (
        lowers="`torch.einsum` with the batch's axis added to each operand",
        macs_rule="the product of the sizes of the result's axes and of the axes both "
                  "operands share; 0 where no shared axis is summed (an element-wise product)"),
+    Op("routed_linear", "linear", _routed_shape, merge=True, operands=3,
+       function=_emit_routed, accepts=FLOATS + ("int",), gives=lambda a, ins: dtype_of(ins[0]),
+       macs=_routed_macs, describe=named("routed linear"), caption=named("routed linear"),
+       rule="`routed_linear(x, weight, index)`: each token of x (…×in) through the matrix "
+            "`weight[index]` of a `param` of experts×out×in, `index` (int64) one choice per "
+            "token, or k (top-k routing: the token is repeated); result index's axes × out",
+       lowers="a loop over the experts, each multiplying the tokens routed to it "
+              "(`F.linear` and `index_add`; a function, no module)",
+       macs_rule="in · out per choice: the tokens an expert does not get cost nothing"),
 )
