@@ -25,6 +25,7 @@ from .lang.read import UnreadableSource
 from .lang.read import read_source as read_spec_file
 from .source import Source
 from .passes.check_dead_values import check_dead_values
+from .passes.check_indices import check_indices
 from .passes.check_sizes import check_sizes
 from .passes.count_costs import count_costs
 from .passes.receptive_field import receptive_field
@@ -40,6 +41,7 @@ class Pass:
 # After elaboration (which infers shapes as it adds layers), in this order:
 GRAPH_PASSES = (
     Pass(check_dead_values, on_errors=False),  # a value no output needs is an error
+    Pass(check_indices, on_errors=False),  # indices made inside stay within what they pick
     Pass(count_costs, on_errors=True),  # parameters, MACs, activations of every node
 )
 # Analyses that only some backends show, run on a checked IR when first asked for

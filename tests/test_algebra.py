@@ -504,8 +504,65 @@ def test_routed_linear_refuses_what_does_not_fit():
         i: topk(2, axis = -1, indices = true)
         {call}
     }}"""
-    assert codes(base.format(w="4 x 5 x 8", call="routed_linear(x, w, i)")) == []
-    assert codes(base.format(w="4 x 5 x 7", call="routed_linear(x, w, i)")) == ["E0300"]
-    assert codes(base.format(w="4 x 5", call="routed_linear(x, w, i)")) == ["E0300"]
-    assert codes(base.format(w="4 x 5 x 8", call="routed_linear(x, w, x)")) == ["E0306"]
-    assert codes(base.format(w="4 x 5 x 8", call="routed_linear(i, w, i)")) == ["E0306"]
+    assert codes(base.format(w="8 x 5 x 8", call="routed_linear(x, w, i)")) == []
+    assert codes(base.format(w="8 x 5 x 7", call="routed_linear(x, w, i)")) == ["E0300"]
+    assert codes(base.format(w="8 x 5", call="routed_linear(x, w, i)")) == ["E0300"]
+    assert codes(base.format(w="8 x 5 x 8", call="routed_linear(x, w, x)")) == ["E0306"]
+    assert codes(base.format(w="8 x 5 x 8", call="routed_linear(i, w, i)")) == ["E0306"]
+
+
+def test_one_hot_and_scatter_add_are_torchs_and_ids_take_eight_bytes():
+    from archdsl.backends.report_stats import report_stats
+    graph, module = build("""network t {
+        input ids: 6 as token_ids
+        hot: one_hot(10)
+        input x: 6 x 10 as tokens
+        i: topk(3, axis = -1, indices = true)
+        gt(x, 0)
+        output mask
+        from x
+        src: slice(0, 3, axis = -1)
+        s: scatter_add(x, i, src, axis = -1)
+        f: cast_like(hot, s)
+        add(s, f)
+        output sum
+    }""")
+    ids, x = torch.randint(0, 10, (2, 6)), torch.randn(2, 6, 10, dtype=torch.float64)
+    index = torch.topk(x, 3, -1)[1]
+    expected = x.scatter_add(2, index, x[..., :3]) + torch.nn.functional.one_hot(ids, 10)
+    assert torch.equal(module(ids, x)["sum"], expected)
+    rows = report_stats(graph).rows
+    memory = {row.name: row.activation_bytes for row in rows}
+    mask = next(row.activation_bytes for row in rows if row.op == "gt")
+    assert (memory["ids"], memory["hot"], memory["i"], mask, memory["x"]) == \
+           (6 * 8, 60 * 8, 18 * 8, 60, 60 * 4)
+
+
+def test_scatter_add_refuses_what_does_not_fit():
+    base = """network t {{
+        input x: 6 x 10 as tokens
+        i: topk(3, axis = -1, indices = true)
+        from x
+        src: slice(0, {n}, axis = -1)
+        scatter_add(x, {index}, src, axis = -1)
+    }}"""
+    assert codes(base.format(n=3, index="i")) == []
+    assert codes(base.format(n=2, index="i")) == ["E0300"]  # indices beyond the source
+    assert codes(base.format(n=3, index="src")) == ["E0306"]
+
+
+@pytest.mark.parametrize("body, fits", [
+    ("i: topk(2, axis = -1, indices = true)\n param w: 8 x 4 x 8 = zeros\n"
+     " routed_linear(x, w, i)", True),
+    ("i: topk(2, axis = -1, indices = true)\n param w: 7 x 4 x 8 = zeros\n"
+     " routed_linear(x, w, i)", False),                          # 8 choices, 7 experts
+    ("argmax\n transpose(0, 0)\n one_hot(8)", True),
+    ("argmax\n reshape(3, 2)\n one_hot(7)", False),             # moved ids keep their range
+    ("buffer r: 9 x 9 = relative_position_index(3, 3)\n from x\n t: slice(0, 5, axis = 0)\n"
+     " index_select(t, r)", False),                            # 25 rows for a 3x3 window
+    ("j: topk(6, axis = 0, indices = true)\n s: scatter_add(j, j, j, axis = 0)\n"
+     " embedding(8, 4)", True),                                # sums of indices:
+])                                                            # the data's range, not check's
+def test_indices_made_in_the_network_stay_within_what_they_pick_from(body, fits):
+    text = f"network t {{\n input x: 6 x 8 as tokens\n {body}\n}}"
+    assert codes(text) == ([] if fits else ["E0313"]), codes(text)

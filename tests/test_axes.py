@@ -128,6 +128,14 @@ CASES |= {
                          f"    gather(x, i, axis = {a['axis']})",
                lambda x, a: torch.gather(x, _torch(a["axis"]), torch.topk(
                    x, a["k"], _torch(a["axis"]))[1])),
+    "scatter_add": (lambda rank, dims: st.integers(-rank, rank - 1).flatmap(
+                        lambda axis: st.fixed_dictionaries({"axis": st.just(axis),
+                                                            "k": st.integers(1, dims[axis])})),
+                    lambda a: f"i: topk({a['k']}, axis = {a['axis']}, indices = true)\n"
+                              f"    from x\n    s: slice(0, {a['k']}, axis = {a['axis']})\n"
+                              f"    scatter_add(x, i, s, axis = {a['axis']})",
+                    lambda x, a: x.scatter_add(_torch(a["axis"]), torch.topk(
+                        x, a["k"], _torch(a["axis"]))[1], x.narrow(_torch(a["axis"]), 0, a["k"]))),
     "mean": _reduction("mean", lambda x, dim, keep: x.mean(dim, keepdim=keep)),
     "sum": _reduction("sum", lambda x, dim, keep: x.sum(dim, keepdim=keep)),
     "amax": _reduction("amax", lambda x, dim, keep: x.amax(dim, keepdim=keep)),

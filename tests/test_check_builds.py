@@ -323,13 +323,14 @@ LAYERS: dict[str, dict[str, Hint]] = {
     **{name: {"axis": lambda a, s, _: reduced(s), "correction": small(0, 1)}
        for name in ("var", "std")},
     "cumsum": {"axis": axis}, "log_softmax": {"axis": axis},
-    # ids from argmax or topk may reach any axis's size: a table larger than any of them
-    "embedding": {"num": small(1000, 1000), "dim": width, "padding_idx": below("num")},
+    # ids from argmax or topk reach their axis's size: check refuses a smaller table (E0313)
+    "embedding": {"num": small(1, 24), "dim": width, "padding_idx": below("num")},
     "topk": {"axis": axis, "k": lambda a, s, args: st.integers(1, max(1, size_of(s, args)))},
     "argmax": {"axis": axis}, "positions": {"axis": axis}, "rms_norm": {},
     "pad": {"axis": axis, "before": small(0, 2), "after": small(0, 2)},
     "roll": {"axis": axis, "shift": small(-3, 3)},
     "cast": {},
+    "one_hot": {"num": small(1, 24)},
     **{name: {} for name in ("neg", "exp", "log", "sqrt", "rsqrt", "reciprocal", "square",
                              "abs", "sin", "cos", "erf")},
     "attention": {"heads": heads},
@@ -527,6 +528,24 @@ def cast_like_statement(draw, chain: Chain, label: str):
 
 
 @st.composite
+def scatter_add_statement(draw, chain: Chain, label: str):
+    """`scatter_add(current, index, source, axis)`: the source the current value cut along
+    the axis, the indices topk's along it."""
+    shape = chain.shape
+    if shape.dtype == "int":  # sums of indices have a range check cannot know, and tables
+        # after them would fail at run time: only floats are summed here (check refuses
+        # an axis 99)
+        return [f"{label}: scatter_add({chain.current}, {chain.current}, {chain.current}, "
+                "axis = 99)"]
+    at = draw(an_axis(shape))
+    k = draw(st.integers(1, shape[at % len(shape)]))
+    return [f"{label}i: topk({k}, axis = {at}, indices = true)",
+            f"from {chain.current}",
+            f"{label}s: slice(0, {k}, axis = {at})",
+            f"{label}: scatter_add({chain.current}, {label}i, {label}s, axis = {at})"]
+
+
+@st.composite
 def gather_statement(draw, chain: Chain, label: str):
     """`gather(current, index, axis)`: indices from topk along the axis, or from argmax."""
     shape = chain.shape
@@ -657,7 +676,7 @@ MERGES = {"concat": concat_statement, "crop": crop_statement,
           "einsum": einsum_statement, "sdpa": sdpa_statement,
           "where": where_statement, "gather": gather_statement,
           "index_select": index_select_statement, "cast_like": cast_like_statement,
-          "routed_linear": routed_linear_statement,
+          "routed_linear": routed_linear_statement, "scatter_add": scatter_add_statement,
           **{op: binary_statement(op) for op in ("add", "sub", "mul", "div", "pow", "maximum",
                                                    "minimum", "eq", "ne", "lt", "le", "gt", "ge")}}
 STATEMENT_OPS = sorted(LAYERS) + sorted(MERGES)

@@ -165,3 +165,13 @@ def test_cost_tables_are_generated_from_the_op_table():
     assert all(f"`{name}`" in other for name in OPS), "an op is missing from other ops"
 
 
+
+
+def test_every_error_example_shows_its_output():
+    """An example whose `text` block is empty is never filled by the regeneration above
+    (it fills blocks that already name their spec): each shows a diagnostic."""
+    text = (ROOT / "docs" / "errors.md").read_text()
+    for match in FENCED.finditer(text):
+        if match.group(1) == "text" and text[:match.start()].endswith("reports:\n\n"):
+            assert re.search(r"^(error|warning)\[", match.group(2), re.MULTILINE), \
+                text[:match.start()].rsplit("\n## ", 1)[-1].splitlines()[0]

@@ -6,8 +6,10 @@ report into text (table, markdown, csv, json, or a LaTeX booktabs table). Conven
 * MACs: multiply-accumulates of conv and linear layers, one fused multiply-add = 1,
   bias additions not counted (the figure torchvision calls GFLOPS). Other work
   (element-wise, pooling, normalisation) is in its own `other ops` column.
-* Memory: elements x bytes per element of the dtype (fp32: 4). 1 KiB = 1024 bytes,
-  1 MiB = 1024 KiB. Activation memory is each layer's output for one image.
+* Memory: elements x bytes per element of the dtype (fp32: 4); token ids, indices and
+  one-hot vectors (int64) take 8, masks 1, and a value cast to a precision its size.
+  1 KiB = 1024 bytes, 1 MiB = 1024 KiB. Activation memory is each layer's output for
+  one image.
 * Train-only layers (auxiliary heads) are marked and left out of inference totals.
 """
 from __future__ import annotations
@@ -25,8 +27,11 @@ from ..errors import UsageError
 from ..passes.count_costs import Cost, total
 from ..passes.receptive_field import receptive_fields, show_field
 from ..ops import OPS, show
+from ..ops.shapes import dtype_of
 
 DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "fp64": 8, "int8": 1}
+# the bytes of an element whose type is not the model's floats (shapes.DTYPES)
+ELEMENT_BYTES = {"int": 8, "bool": 1, "float32": 4, "float64": 8, "float16": 2, "bfloat16": 2}
 FORMATS = ("table", "markdown", "csv", "json", "latex")
 
 
@@ -105,19 +110,32 @@ def _row(graph: nx.DiGraph, name: str, members: list[str], size: int, fields: di
         op = ir.describe_scope(graph, name, members)
     field = fields.get(members[-1])
     return Row(name, op, show(last) if last else "?", show_field(field) if field else "-",
-               cost.activations * size, cost.params, cost.macs, cost.other_ops, train_only,
-               not ir.label(graph, name).isdigit())
+               _activation_bytes(graph, members, size), cost.params, cost.macs,
+               cost.other_ops, train_only, not ir.label(graph, name).isdigit())
+
+
+def _activation_bytes(graph: nx.DiGraph, names, size: int) -> int:
+    """The bytes of the nodes' activations: `size` per float of the model's precision,
+    ELEMENT_BYTES for the other element types."""
+    count = 0
+    for name in names:
+        shape = ir.shape(graph, name)
+        width = ELEMENT_BYTES.get(dtype_of(shape), size) if shape is not None else size
+        count += graph.nodes[name].get("cost", Cost()).activations * width
+    return count
 
 
 def _totals(graph: nx.DiGraph, size: int) -> Totals:
     inference, everything = total(graph, train=False), total(graph)
     param_bytes = (everything.params + everything.buffers) * size
+    kept = _activation_bytes(graph, (i.name for i in ir.nodes(graph) if not i.train_only), size)
+    every = _activation_bytes(graph, graph.nodes, size)
     # Training keeps every forward activation for the backward pass and makes a
     # gradient of the same size for each; weights, gradients and one optimizer
     # state (SGD momentum) are paid once, whatever the batch.
     return Totals(inference.params, everything.params, everything.buffers, inference.macs,
-                  inference.other_ops, inference.activations * size, param_bytes,
-                  2 * everything.activations * size, param_bytes + 2 * everything.params * size)
+                  inference.other_ops, kept, param_bytes, 2 * every,
+                  param_bytes + 2 * everything.params * size)
 
 
 # ---- formatting ------------------------------------------------------------------------

@@ -112,6 +112,41 @@ def _emit_gather(graph, inputs, args, ins):
     return graph.call_function(torch.gather, (inputs[0], torch_axis(args["axis"]), inputs[1]))
 
 
+def _scatter_add_shape(args: Args, ins) -> Shape:
+    x, index, source = ins
+    if dtype_of(index) != "int":
+        raise ShapeError("E0306", f"scatter_add places by integer indices, not "
+                         f"{describe(index)}", "not indices",
+                         help="indices come from `topk(..., indices = true)`, `argmax` or ids")
+    if dtype_of(x) != dtype_of(source):
+        raise ShapeError("E0300", f"scatter_add of {describe(source)} into {describe(x)}: one "
+                         "element type", "added here", help="cast one: `cast_like(source, x)`")
+    axis = args["axis"]
+    if not len(x) == len(index) == len(source) or any(
+            i > s or (d != axis and i > n) for d, (i, s, n) in enumerate(zip(index, source, x))):
+        raise ShapeError("E0300", f"scatter_add into {show(x)} of {show(source)} by indices "
+                         f"{show(index)}: all three need the same axes, the indices none larger "
+                         f"than the source's, nor than the target's but along axis {axis}",
+                         "added here", help="indices of the source's shape")
+    return x
+
+
+def _emit_scatter_add(graph, inputs, args, ins):
+    import torch
+    x, index, source = inputs
+    return graph.call_function(torch.scatter_add, (x, torch_axis(args["axis"]), index, source))
+
+
+def _one_hot_shape(args: Args, ins) -> Shape:
+    (s,) = ins
+    return Shape(tuple(s) + (args["num"],), axes_of(s).replace("C", "L") + "C")
+
+
+def _emit_one_hot(graph, inputs, args, ins):
+    import torch
+    return graph.call_function(torch.nn.functional.one_hot, (inputs[0], args["num"]))
+
+
 def _index_select_shape(args: Args, ins) -> Shape:
     table, index = ins
     if dtype_of(index) != "int":
@@ -206,6 +241,22 @@ OPS = (
        rule="`gather(x, index, axis)`: entry `index` along `axis` for each position of the "
             "int64 `index`, which has x's axes (none larger but `axis`); result index's sizes",
        lowers="`torch.gather(x, axis + 1, index)` (a function, no module)"),
+    Op("scatter_add", "math", _scatter_add_shape, merge=True, operands=3,
+       accepts=DTYPES, gives=lambda a, ins: dtype_of(ins[0]), args=(Arg("axis", "axis", 0),),
+       function=_emit_scatter_add, window=lambda a, ins: GLOBAL,
+       other_ops=lambda a, ins, out: numel(ins[1]),
+       describe=lambda a: f"scatter_add {a['axis']}", caption=named("scatter add"),
+       rule="`scatter_add(x, index, source, axis)`: x, with each entry of `source` added at "
+            "the position `index` (int64) names along `axis`; the three of one rank, "
+            "index no larger than source, nor than x but along `axis`; result x's shape",
+       lowers="`torch.scatter_add(x, axis + 1, index, source)` (a function, no module)",
+       other_rule="1 per index"),
+    Op("one_hot", "math", _one_hot_shape, accepts=("int",), gives="int",
+       args=(Arg("num", "int", minimum=1),), function=_emit_one_hot,
+       describe=lambda a: f"one_hot {a['num']}", caption=named("one-hot"),
+       rule="integer ids (each below `num`) → their one-hot vectors, a new last axis of "
+            "`num` (int64: 1 at the id, else 0); `cast_like` makes them floats",
+       lowers="`F.one_hot(x, num)` (a function, no module)"),
     Op("index_select", "reshape", _index_select_shape, merge=True, operands=2, accepts=DTYPES,
        gives=lambda a, ins: dtype_of(ins[0]), args=(Arg("axis", "axis", 0),),
        function=_emit_index_select, window=lambda a, ins: GLOBAL,

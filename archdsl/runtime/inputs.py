@@ -11,7 +11,7 @@ from .. import ir
 
 def id_bound(graph: nx.DiGraph, name: str) -> int:
     """One more than the largest id an integer input may hold: the smallest `num` of the
-    embeddings that read it, or 1 (all zeros, an index valid on any axis) where none do.
+    embeddings and one-hot encodings that read it, or 1 (all zeros, an index valid on any axis) where none do.
 
     >>> from archdsl import compile_source
     >>> graph = compile_source("network t { input ids: 8 as token_ids; embedding(50, 4) }").graph
@@ -19,7 +19,7 @@ def id_bound(graph: nx.DiGraph, name: str) -> int:
     50
     """
     readers = [ir.node(graph, n) for n in nx.descendants(graph, name)]
-    nums = [item.args["num"] for item in readers if item.op == "embedding"]
+    nums = [item.args["num"] for item in readers if item.op in ("embedding", "one_hot")]
     return min(nums, default=1)
 
 
