@@ -123,6 +123,9 @@ conventions:
                             "for scripts")
     stats.add_argument("--dtype", choices=tuple(DTYPE_BYTES), default="fp32",
                        help="bytes per element for memory figures (default fp32)")
+    stats.add_argument("--formula", action="store_true",
+                       help="also give each total as a formula in the input sizes declared as "
+                            "symbols (`input ids: L <= 2048`): 12,288·L² + 1,769,472·L")
     stats.add_argument("--plot", metavar="OUT",
                        help="also draw per-layer bars of memory, parameters and MACs, the "
                             "networks side by side (OUT.svg, .pdf or .png; needs matplotlib)")

@@ -124,7 +124,20 @@ def run_stats(args) -> int:
         print(format_comparison(reports, args.format), end="")
     else:
         print("\n".join(format_report(r, args.format) for r in reports), end="")
+    if args.formula:
+        _print_formulas(args)
     return EXIT_OK
+
+
+def _print_formulas(args) -> None:
+    from .formulas import file_formulas, format_formulas
+    for path in args.files:
+        options = spec_options(args)
+        for graph in compile_file(path, **options).graphs.values():
+            formulas = file_formulas(path, graph, options, args.dtype)
+            print("\n" + (format_formulas(formulas) if formulas else
+                          f"{ir.network(graph).name}: no input size is a symbol, so every "
+                          "cost is one number (declare one: `input ids: L <= 2048`)\n"), end="")
 
 
 def run_table(args) -> int:
