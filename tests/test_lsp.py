@@ -87,8 +87,9 @@ def test_completion_offers_layers_blocks_and_keyword_arguments(resnet50):
     assert {"conv", "batchnorm", "bottleneck", "repeat"} <= set(labels)
     conv = next(item for item in items if item.label == "conv")
     assert conv.detail.startswith("conv(channels, kernel, stride = 1")
+    shipped = sorted(p.stem for p in (ROOT / "archdsl" / "stdlib").glob("*.arch"))
     assert [i.label for i in editor.completions(editor.analyse("import std.", "t.arch"), 0, 11)] \
-        == ["inception", "layers", "resnet", "vgg"]
+        == shipped and "resnet" in shipped
 
 
 def test_completion_keeps_the_blocks_of_the_last_version_that_compiled(resnet50):
