@@ -303,6 +303,23 @@ def test_attention_from_parts_is_causal_attention_and_counts_its_matrix_products
     assert total(graph).macs == counter.get_total_flops() // 2
 
 
+def test_the_attention_layer_is_the_block_of_parts_with_its_projections_packed():
+    """docs/language.md: `attention(heads)` is the parts block (not causal) with q, k, v
+    packed in one in-projection."""
+    _, parts = build(GPT_ATTENTION.replace(", causal = true", ""))
+    _, layer = build("network t {\n input x: 6 x 16 as tokens\n attn: attention(4)\n}")
+    mha = layer.attn.attention if hasattr(layer.attn, "attention") else next(
+        m for m in layer.modules() if isinstance(m, torch.nn.MultiheadAttention))
+    with torch.no_grad():
+        for i, name in enumerate("qkv"):
+            getattr(parts.attn, name).weight.copy_(mha.in_proj_weight[16 * i:16 * (i + 1)])
+            getattr(parts.attn, name).bias.copy_(mha.in_proj_bias[16 * i:16 * (i + 1)])
+        parts.attn.o.weight.copy_(mha.out_proj.weight)
+        parts.attn.o.bias.copy_(mha.out_proj.bias)
+    x = torch.randn(2, 6, 16, dtype=torch.float64)
+    torch.testing.assert_close(parts(x), layer(x), rtol=1e-12, atol=1e-14)
+
+
 @pytest.mark.parametrize("body, code", [
     ("a: reshape(3, 4, 5); sdpa(a, a, x)", "E0300"),
     ("a: reshape(60); sdpa(a, a, a)", "E0306"),
