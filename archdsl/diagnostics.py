@@ -56,6 +56,7 @@ CODES = {
     "E0311": "heads do not divide the features",
     "E0312": "bad einsum equation",
     "E0313": "indices reach past what they index",
+    "E0314": "tie joins no two tensors of one shape",
     "E0400": "import not found",
     "E0401": "import cycle",
     "E0402": "recursion too deep",

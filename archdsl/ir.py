@@ -64,6 +64,20 @@ class Output:
 
 
 @dataclass(frozen=True)
+class Tie:
+    """`tie lm_head.weight = embed_tokens.weight`: the learned tensor `target` (a key of the
+    state_dict, held by the node `owner`) is the tensor `source`; `numel` its size. In
+    the built module the target is the attribute `attribute` of the module at `holder`
+    (the layer, or for a `param` the scope holding it)."""
+    target: str
+    owner: str
+    source: str
+    numel: int
+    holder: str
+    attribute: str
+
+
+@dataclass(frozen=True)
 class Call:
     """One block instance: which block, with which arguments, called where."""
     block: str
@@ -109,6 +123,7 @@ class Network:
     work: int = 0  # elaboration steps taken (statements, block calls, repeat iterations)
     sizes: Mapping[str, tuple[int, int | None]] = field(default_factory=dict)  # input size
     # symbols (`input ids: L <= 2048`): the value checked at, and the bound
+    ties: tuple[Tie, ...] = ()  # tensors that are another's (weight tying), in spec order
 
 
 SOURCE_OPS = ("input", "parameter", "buffer")  # the ops that take no value
@@ -124,7 +139,7 @@ def set_network(graph: nx.DiGraph, record: Network) -> None:
     frozen = Network(record.name, record.source, MappingProxyType(dict(record.params)),
                      tuple(record.inputs), tuple(record.outputs),
                      MappingProxyType(dict(record.scopes)), record.work,
-                     MappingProxyType(dict(record.sizes)))
+                     MappingProxyType(dict(record.sizes)), tuple(record.ties))
     graph.graph.clear()
     graph.graph["network"] = frozen
 

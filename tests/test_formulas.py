@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from archdsl import compile_source, ir
+from archdsl import compile_source
 from archdsl.backends.report_stats import report_stats
 from archdsl.cli import main
 from archdsl.formulas import cost_formulas

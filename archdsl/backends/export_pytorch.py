@@ -283,6 +283,9 @@ class _Writer:
             else:
                 lines.append(f'{self._reach(scope, inner)}.register_buffer("{last}", '
                              f"{self._buffer(tensor)})")
+        for tie in ir.network(self.graph).ties:  # one tensor under both names
+            lines.append(f'setattr(self.get_submodule("{tie.holder}"), "{tie.attribute}", '
+                         f'self.get_parameter("{tie.source}"))')
         return lines
 
     def _holds_leaves(self, path: str) -> bool:

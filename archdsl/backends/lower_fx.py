@@ -39,12 +39,20 @@ def lower_fx(graph: nx.DiGraph, *, zero_init_residual: bool = False) -> nn.Modul
     _activations_in_place(graph, modules)
     _initialise(graph, modules, zero_init_residual)
     root = _hierarchy(graph, modules)
+    _tie(root, ir.network(graph).ties)
     parameters = {name for name, m in modules.items() if isinstance(m, nn.Parameter)}
     outputs = ir.network(graph).outputs
     if not any(o.train_only for o in outputs):
         return _in_order_of(fx.GraphModule(root, _fx_graph(graph, outputs, parameters),
                                            class_name=class_name(graph)), root)
     return AuxiliaryNetwork(graph, root, parameters)
+
+
+def _tie(root: nn.Module, ties) -> None:
+    """Each tied tensor replaced by its source: one Parameter under both keys, as
+    transformers ties a head to its embedding (the source's initialisation holds)."""
+    for tie in ties:
+        setattr(root.get_submodule(tie.holder), tie.attribute, root.get_parameter(tie.source))
 
 
 def _hierarchy(graph: nx.DiGraph, modules: dict[str, nn.Module]) -> nn.Module:

@@ -69,6 +69,7 @@ class Report:
     dtype: str
     rows: tuple[Row, ...]
     totals: Totals
+    ties: tuple[str, ...] = ()  # `lm_head.weight = embed.weight`: tensors counted once
 
 
 def report_stats(graph: nx.DiGraph, depth: int | None = None, dtype: str = "fp32") -> Report:
@@ -84,7 +85,8 @@ def report_stats(graph: nx.DiGraph, depth: int | None = None, dtype: str = "fp32
     rows = tuple(_row(graph, name, members, size, fields)
                  for name, members in _groups(graph, depth))
     inputs = ", ".join(show(ir.shape(graph, name)) for name in ir.network(graph).inputs)
-    return Report(ir.network(graph).name, inputs, dtype, rows, _totals(graph, size))
+    ties = tuple(f"{t.target} = {t.source}" for t in ir.network(graph).ties)
+    return Report(ir.network(graph).name, inputs, dtype, rows, _totals(graph, size), ties)
 
 
 def _groups(graph: nx.DiGraph, depth: int | None):
@@ -105,7 +107,8 @@ def _row(graph: nx.DiGraph, name: str, members: list[str], size: int, fields: di
     train_only = all(ir.node(graph, m).train_only for m in members)
     if len(members) == 1 and members[0] == name:
         item = ir.node(graph, name)
-        op = OPS[item.op].describe(item.args)
+        op = OPS[item.op].describe(item.args) + (
+            " (tied)" if any(t.owner == name for t in ir.network(graph).ties) else "")
     else:
         op = ir.describe_scope(graph, name, members)
     field = fields.get(members[-1])
@@ -178,6 +181,7 @@ def _total_lines(report: Report) -> list[tuple[str, str]]:
               ("parameter memory", human_bytes(t.param_bytes)),
               ("training memory", f"{human_bytes(t.train_bytes_fixed)} + "
                                   f"{human_bytes(t.train_bytes_per_image)} / image")]
+    lines += [("tied (counted once)", tie) for tie in report.ties]
     return lines
 
 

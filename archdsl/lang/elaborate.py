@@ -32,6 +32,7 @@ from ..diagnostics import Diagnostic, Label, Sink, SpecError
 from ..errors import UsageError
 from ..ops import MERGE_OPS, OPS, REQUIRED, Arg, Args, Op
 from ..ops.io import BUFFER_INITS
+from .ties import Pending, resolve_ties
 from ..ops.shapes import LAYOUT_DTYPES, LAYOUTS, Shape, numel, show
 from . import syntax as ast
 from .arguments import gather_axes
@@ -105,6 +106,7 @@ class _Elaborator(Reporter):
         self.main_outputs: list[ir.Output] = []
         self.declared_input = False
         self.declarations: list = []  # (scope, label, span, ctx) of each `declare`d label
+        self.ties: list[Pending] = []  # the `tie` statements, resolved once all layers exist
         self.size_values: dict = {}  # --set values of input size symbols
         self.sizes: dict = {}  # size symbol -> (value, bound, span) as the inputs declare
         self.inputs: list[str] = []
@@ -154,10 +156,11 @@ class _Elaborator(Reporter):
                     help="rename the head, or name the main output: `output NAME`"))
             self.main_outputs.append(ir.Output("out", final.node, net.body.span))
         graph = self.builder.graph
+        ties = resolve_ties(graph, self.ties, self)
         ir.set_network(graph, ir.Network(
             net.name, net.span.source.path, self.params, tuple(self.inputs),
             tuple(self.main_outputs + self.outputs), self.builder.scope_tree(), self.builder.work,
-            {name: (value, bound) for name, (value, bound, _) in self.sizes.items()}))
+            {name: (value, bound) for name, (value, bound, _) in self.sizes.items()}, ties))
         return graph
 
     # ---- statements -----------------------------------------------------------------
@@ -188,6 +191,9 @@ class _Elaborator(Reporter):
                 return self.if_stmt(stmt, cur, ctx)
             if isinstance(stmt, ast.Declare):
                 self.declare(stmt, ctx)
+                return cur
+            if isinstance(stmt, ast.Tie):
+                self.ties.append(Pending(stmt, ctx.scope.path, ctx))
                 return cur
             if isinstance(stmt, ast.FromValue):
                 source = ast.InputRef(stmt.span) if stmt.name == "in" else ast.Name(stmt.name,

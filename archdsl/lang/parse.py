@@ -394,6 +394,13 @@ class _ToAst(Transformer):
         return ast.Declare(tuple(map(str, children)), tuple(map(self.token_span, children)),
                            self.span(meta))
 
+    def tie(self, meta, children):
+        (target, target_span), (source, source_span) = children
+        return ast.Tie(target, source, target_span, source_span, self.span(meta))
+
+    def tensor_path(self, meta, children):
+        return ".".join(map(str, children)), self.span(meta)
+
     def from_value(self, meta, children):
         return ast.FromValue(str(children[0]), self.span(meta))
 

@@ -265,8 +265,20 @@ class Declare:
     span: Span
 
 
+@dataclass(frozen=True)
+class Tie:
+    """`tie lm_head.weight = embed_tokens.weight`: the learned tensor at the first path is
+    the one at the second (weight tying), kept under both names in the state_dict and
+    counted once."""
+    tied: str
+    to: str
+    tied_span: Span
+    to_span: Span
+    span: Span
+
+
 Stmt = Union[Labelled, Action, IfStmt, Let, InputDecl, ParamDecl, BufferDecl, Output, FromValue,
-             Declare]
+             Declare, Tie]
 
 
 # ---- definitions ----------------------------------------------------------------
@@ -335,7 +347,7 @@ class Module:
 
 # ---- text form -------------------------------------------------------------------------
 
-_POSITIONS = {"span", "name_span", "name_spans", "label_span", "op_span", "source"}
+_POSITIONS = {"span", "name_span", "name_spans", "label_span", "op_span", "source", "tied_span", "to_span"}
 
 
 def dump(node, indent: int = 0) -> str:

@@ -218,6 +218,7 @@ OPS = (
        args=(Arg("num", "int", minimum=1), Arg("dim", "int", minimum=1),
              Arg("padding_idx", "int", None, minimum=0)),
        params=lambda a, ins: a["num"] * a["dim"], module=_embedding_module,
+       tensors=lambda a, ins: {"weight": (a["num"], a["dim"])},
        init=lambda module, args: module.reset_parameters(),
        imports=("Embedding",), read=_read_embedding,
        describe=lambda a: f"embedding {a['num']}x{a['dim']}", caption=named("Embedding"),

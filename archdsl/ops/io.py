@@ -67,6 +67,7 @@ OPS = (
                                         choices=("zeros", "ones", "normal", "trunc_normal")),
              Arg("std", "float", 1.0, minimum=0), Arg("mean", "float", 0.0)),
        params=lambda a, ins: numel(a["shape"]), module=_parameter_module, init=_parameter_init,
+       tensors=lambda a, ins: {"": stored_shape(a["shape"])},
        describe=lambda a: f"param {show(a['shape'])}", caption=_parameter_caption,
        rule="declared with `param name: shape = init`: a learned value of that shape",
        lowers="a parameter (`nn.Parameter`) at the name's path, of the declared shape (tokens: "

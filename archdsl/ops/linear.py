@@ -45,6 +45,8 @@ OPS = (
        read=lambda m: ("linear", dict(features=m.out_features, bias=m.bias is not None)),
        window=lambda a, ins: GLOBAL if axes_of(ins[0]) == "C" else None,
        args=(Arg("features", "int", minimum=1), Arg("bias", "bool", True)),
+       tensors=lambda a, ins: {"weight": (a["features"], ins[0][-1]),
+                               **({"bias": (a["features"],)} if a["bias"] else {})},
        params=_linear_params, macs=lambda a, ins, out: numel(out) * ins[0][-1],
        module=_linear_module, init=reset_init, overwritable=True,
        describe=lambda a: f"linear {a['features']}",

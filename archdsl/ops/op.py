@@ -48,6 +48,9 @@ class Op:
     function: Callable | None = None  # or a function of the inputs: torch.cat, operator.add;
     # function(fx_graph, input_nodes, args, input_shapes) adds its fx nodes, returns the last
     init: Callable[[Any], None] | None = None  # initialises the module; required with params
+    tensors: Callable[[Args, tuple[Shape, ...]], dict[str, tuple[int, ...]]] | None = None
+    # its learned tensors, by the key they add to the layer's name ("" for a `param`
+    # itself) and their shape: the tensors `tie` may join
     workspace: Callable[[Args, tuple[Shape, ...]], int] = _zero  # elements held inside,
     # per image, beyond the output: an attention matrix
     window: Callable[[Args, tuple[Shape, ...]], Any] = field(default=lambda a, ins: None)

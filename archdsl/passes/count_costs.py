@@ -47,6 +47,10 @@ def count_costs(graph: nx.DiGraph, sink: Sink) -> nx.DiGraph:
         graph.nodes[item.name]["cost"] = Cost(
             op.params(item.args, ins), op.buffers(item.args, ins), op.macs(item.args, ins, out),
             op.other_ops(item.args, ins, out), numel(out) + op.workspace(item.args, ins))
+    for tie in ir.network(graph).ties:  # one tensor under two names: counted at its source
+        cost = graph.nodes[tie.owner]["cost"]
+        graph.nodes[tie.owner]["cost"] = Cost(cost.params - tie.numel, *(
+            getattr(cost, f.name) for f in fields(Cost)[1:]))
     return graph
 
 
