@@ -20,6 +20,8 @@ bound and checked in `arguments`, nodes added (under unique names, within the li
 """
 from __future__ import annotations
 
+import dataclasses
+
 import difflib
 import re
 import sys
@@ -156,11 +158,13 @@ class _Elaborator(Reporter):
                     help="rename the head, or name the main output: `output NAME`"))
             self.main_outputs.append(ir.Output("out", final.node, net.body.span))
         graph = self.builder.graph
-        ties = resolve_ties(graph, self.ties, self)
         ir.set_network(graph, ir.Network(
             net.name, net.span.source.path, self.params, tuple(self.inputs),
             tuple(self.main_outputs + self.outputs), self.builder.scope_tree(), self.builder.work,
-            {name: (value, bound) for name, (value, bound, _) in self.sizes.items()}, ties))
+            {name: (value, bound) for name, (value, bound, _) in self.sizes.items()}))
+        if self.ties:  # resolved on the finished tree: a tie may name layers defined after it
+            ties = resolve_ties(graph, self.ties, self)
+            ir.set_network(graph, dataclasses.replace(ir.network(graph), ties=ties))
         return graph
 
     # ---- statements -----------------------------------------------------------------
