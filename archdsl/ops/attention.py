@@ -128,10 +128,12 @@ def _sdpa_parts(ins) -> tuple[tuple[int, ...], int, int, int, int]:
             raise ShapeError("E0306", f"sdpa's {name} are {show(s)}: they need two axes or "
                              "more (positions x features)", "attends here",
                              help="give tokens (L x C) or heads x L x d")
-    if not (q[:-2] == k[:-2] == v[:-2]) or len({len(q), len(k), len(v)}) > 1:
+    if len({len(q), len(k), len(v)}) > 1 or k[:-2] != v[:-2] or (
+            q[:-2] != k[:-2] and not _grouped(q, k)):
         raise ShapeError("E0300", f"sdpa's queries, keys and values differ before their last "
                          f"two axes: {show(q)}, {show(k)}, {show(v)}", "attends here",
-                         help="split all three into the same heads")
+                         help="split all three into the same heads; keys and values may have "
+                              "fewer heads that divide the queries' (grouped-query attention)")
     if q[-1] != k[-1]:
         raise ShapeError("E0300", f"sdpa's queries have {q[-1]} features and its keys "
                          f"{k[-1]}", "attends here", help="project both to one width")
@@ -145,6 +147,12 @@ def _sdpa_parts(ins) -> tuple[tuple[int, ...], int, int, int, int]:
                              "(attend where true) or floats added to the scores",
                              "attends here", help="make one with a comparison: `ne(ids, 0)`")
     return tuple(q[:-2]), q[-2], k[-2], q[-1], v[-1]
+
+
+def _grouped(q: Shape, k: Shape) -> bool:
+    """Grouped-query attention: keys (and values) with fewer heads, axis -3, that divide
+    the queries' heads, each shared by a group of them; the other leading axes equal."""
+    return len(q) >= 3 and q[:-3] == k[:-3] and q[-3] % k[-3] == 0
 
 
 def _mask(mask: Shape, scores: tuple[int, ...]) -> None:
@@ -182,7 +190,8 @@ def _sdpa_matrix(args: Args, ins) -> int:
 
 def _sdpa_module(args: Args, ins):
     from .functions import ScaledDotProductAttention
-    return ScaledDotProductAttention(args["causal"], args["scale"], args["dropout"])
+    return ScaledDotProductAttention(args["causal"], args["scale"], args["dropout"],
+                                     args["softmax_dtype"])
 
 
 OPS = (
@@ -244,7 +253,8 @@ OPS = (
        accepts=DTYPES,
        window=lambda a, ins: GLOBAL,
        args=(Arg("causal", "bool", False), Arg("scale", "float", None, above=0),
-             Arg("dropout", "float", 0.0, minimum=0, below=1)),
+             Arg("dropout", "float", 0.0, minimum=0, below=1),
+             Arg("softmax_dtype", "str", None, choices=("float32",))),
        macs=_sdpa_macs, other_ops=lambda a, ins, out: 5 * _sdpa_matrix(a, ins),
        workspace=_sdpa_matrix,
        describe=lambda a: "sdpa" + (" causal" if a["causal"] else ""),
@@ -252,10 +262,14 @@ OPS = (
        rule="`sdpa(q, k, v)` or `sdpa(q, k, v, mask)`: queries …×L×E, keys …×S×E, values "
             "…×S×Ev, the leading axes (heads) equal; result …×L×Ev: softmax(q·kᵀ·scale + "
             "mask)·v, `scale` 1/√E by default; a boolean mask (broadcast to L×S) keeps where "
-            "true, a float one is added; `causal` masks each query from the keys after it",
-       lowers="`ScaledDotProductAttention(causal, scale, dropout)`: "
-              "`F.scaled_dot_product_attention` (torch's fused kernels; dropout in training "
-              "only), no parameters",
+            "true, a float one is added; `causal` masks each query from the keys after it; "
+            "keys and values may have fewer heads (axis −3) dividing the queries' (grouped-"
+            "query attention); `softmax_dtype = \"float32\"` computes the softmax in float32 "
+            "whatever the precision, as transformers' eager attention does",
+       lowers="`ScaledDotProductAttention(causal, scale, dropout, softmax_dtype)`: "
+              "`F.scaled_dot_product_attention` (torch's fused kernels, `enable_gqa` for "
+              "grouped heads; dropout in training only), no parameters; with `softmax_dtype` "
+              "on float64 values, the products and a float32 softmax written out",
        macs_rule="…·L·S·(E + Ev): q·kᵀ and the weighted sum of values",
        other_rule="5 per attention-matrix element (scale, mask, softmax)"),
 )

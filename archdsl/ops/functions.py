@@ -206,19 +206,45 @@ class ScaledDotProductAttention(nn.Module):
     """`F.scaled_dot_product_attention` of queries, keys and values, with dropout on the
     attention weights in training only: torch's fused kernels, no parameters."""
 
-    def __init__(self, causal: bool, scale: float | None, dropout: float):
+    def __init__(self, causal: bool, scale: float | None, dropout: float,
+                 softmax_dtype: str | None = None):
         super().__init__()
         self.causal, self.scale, self.dropout = causal, scale, dropout
+        self.softmax_dtype = softmax_dtype
 
     def forward(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None) -> Tensor:
         while mask is not None and mask.dim() < q.dim():  # its own axes from the right,
             mask = mask.unsqueeze(1)  # its batch first
+        grouped = q.dim() >= 4 and q.shape[-3] != k.shape[-3]
+        dropout = self.dropout if self.training else 0.0
+        if self.softmax_dtype is not None and q.dtype == torch.float64:
+            return self._written_out(q, k, v, mask, grouped, dropout)
         return nn.functional.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0,
-            is_causal=self.causal, scale=self.scale)
+            q, k, v, attn_mask=mask, dropout_p=dropout, is_causal=self.causal, scale=self.scale,
+            enable_gqa=grouped)
+
+    def _written_out(self, q, k, v, mask, grouped: bool, dropout: float) -> Tensor:
+        """As transformers' eager attention: scores in the values' precision, the softmax
+        in float32 (the precision the fused kernels compute it in), then back. Only on
+        float64 values, where the fused kernels would compute the softmax in float64."""
+        if grouped:
+            k = k.repeat_interleave(q.shape[-3] // k.shape[-3], dim=-3)
+            v = v.repeat_interleave(q.shape[-3] // v.shape[-3], dim=-3)
+        scale = self.scale if self.scale is not None else q.shape[-1] ** -0.5
+        scores = torch.matmul(q, k.transpose(-2, -1)) * scale
+        if self.causal:
+            keep = torch.ones(q.shape[-2], k.shape[-2], dtype=torch.bool, device=q.device).tril()
+            scores = scores.masked_fill(~keep, float("-inf"))
+        if mask is not None:
+            scores = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool \
+                else scores + mask
+        weights = torch.softmax(scores, -1, dtype=torch.float32).to(q.dtype)
+        weights = nn.functional.dropout(weights, dropout, training=dropout > 0)
+        return torch.matmul(weights, v)
 
     def extra_repr(self) -> str:
-        return f"causal={self.causal}, scale={self.scale}, dropout={self.dropout}"
+        return (f"causal={self.causal}, scale={self.scale}, dropout={self.dropout}"
+                + (f", softmax_dtype={self.softmax_dtype}" if self.softmax_dtype else ""))
 
 
 class ShiftedWindowAttention(nn.Module):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .args import Arg, Args
 from .op import Op, elementwise, named, reset_init, same, spatial, torch_layer
-from .shapes import Shape, ShapeError, axes_of, numel, require
+from .shapes import FLOATS, Shape, ShapeError, axes_of, numel, require
 
 
 def _channels(shape: Shape) -> int:
@@ -131,6 +131,7 @@ OPS = (
        params_rule="channels (one factor each)",
        other_rule="1 per output element"),
     Op("rms_norm", "norm", same("rms_norm"), args=(Arg("eps", "float", 1e-6, above=0),),
+       accepts=FLOATS, gives=None,  # no weight: any precision, kept
        function=_emit_rms_norm, other_ops=elementwise(4),
        describe=lambda a: "rms_norm", caption=named("RMSNorm"),
        rule="unchanged: each position's last axis divided by its root mean square, "

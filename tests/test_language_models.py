@@ -1,0 +1,101 @@
+"""The language-model specs equal transformers' models at the small configurations of
+tests/data/hf_oracle.json (recorded by tests/data/make_hf_oracle.py): state_dict keys,
+shapes and order, tied tensors, and float64 logits (relative 1e-9) under the oracle's
+deterministic fill; and, at the published configurations, the published parameter counts.
+transformers is not needed: the oracle holds its outputs."""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from archdsl import compile_file
+from archdsl.passes.count_costs import total
+
+from conftest import ROOT
+
+torch = pytest.importorskip("torch")
+from archdsl.backends.lower_fx import lower_fx  # noqa: E402
+
+ORACLE = json.loads((ROOT / "tests" / "data" / "hf_oracle.json").read_text())["models"]
+
+
+def settings_of(name: str) -> dict:
+    """The spec's parameters for the oracle's configuration: transformers' config keys,
+    its rope parameters flattened."""
+    config = dict(ORACLE[name]["config"])
+    rope = config.pop("rope_parameters", None) or {}
+    config.pop("rope_scaling", None)
+    config.pop("hidden_act", None)
+    config.pop("activation_function", None)
+    for key in ("rope_theta", "factor", "low_freq_factor", "high_freq_factor",
+                "original_max_position_embeddings"):
+        if key in rope:
+            config[key] = rope[key]
+    if rope.get("rope_type") == "default" and "factor" not in rope:
+        config.pop("factor", None)
+    return {k: v for k, v in config.items() if v is not None}
+
+
+def build(name: str):
+    result = compile_file(ROOT / "specs" / f"{name}.arch", settings=settings_of(name))
+    assert result.ok, [d.message for d in result.diagnostics]
+    return result.graph, lower_fx(result.graph).double().eval()
+
+
+def fill(model) -> None:
+    """The oracle's fill: one generator, the state_dict in order, a tied tensor once."""
+    generator = torch.Generator().manual_seed(0)
+    seen = set()
+    with torch.no_grad():
+        for key, tensor in model.state_dict(keep_vars=True).items():
+            if not tensor.is_floating_point() or tensor.data_ptr() in seen:
+                continue
+            seen.add(tensor.data_ptr())
+            f64 = dict(generator=generator, dtype=torch.float64)
+            if key.endswith("A_log"):
+                value = torch.log(1 + torch.rand(tensor.shape, **f64))
+            elif tensor.dim() >= 2:
+                value = torch.randn(tensor.shape, **f64) / math.sqrt(tensor.numel() / tensor.shape[0])
+            elif key.endswith("weight") or key.endswith(".D"):
+                value = 1 + 0.1 * torch.randn(tensor.shape, **f64)
+            else:
+                value = 0.1 * torch.randn(tensor.shape, **f64)
+            tensor.copy_(value)
+
+
+CAUSAL = ["llama", "qwen3", "mixtral"]
+
+
+@pytest.mark.parametrize("name", CAUSAL)
+def test_the_state_dict_is_transformers_in_keys_shapes_order_and_ties(name):
+    _, model = build(name)
+    oracle = ORACLE[name]
+    state = model.state_dict(keep_vars=True)
+    assert [[k, list(t.shape)] for k, t in state.items()] == \
+           [[k, shape] for k, shape, _ in oracle["state_dict"]]
+    groups: dict = {}
+    for key, tensor in state.items():
+        groups.setdefault(tensor.data_ptr(), []).append(key)
+    assert [keys for keys in groups.values() if len(keys) > 1] == oracle["tied"]
+
+
+@pytest.mark.parametrize("name", CAUSAL)
+def test_the_logits_are_transformers_in_float64(name):
+    graph, model = build(name)
+    oracle = ORACLE[name]
+    fill(model)
+    ids = torch.tensor([oracle["inputs"]["input_ids"]])
+    with torch.no_grad():
+        logits = model(ids)
+    expected = torch.tensor(oracle["outputs"]["logits"], dtype=torch.float64).view_as(logits)
+    torch.testing.assert_close(logits, expected, rtol=1e-9, atol=1e-9 * expected.abs().max().item())
+    assert total(graph).params == sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize("name", CAUSAL)
+def test_the_published_configuration_has_the_published_parameter_count(name):
+    result = compile_file(ROOT / "specs" / f"{name}.arch", settings={"L": 16})
+    assert result.ok
+    assert total(result.graph).params == ORACLE[name]["full"]["params"]
