@@ -65,7 +65,7 @@ def fill(model) -> None:
             tensor.copy_(value)
 
 
-CAUSAL = ["llama", "qwen3", "mixtral"]
+CAUSAL = ["gpt2", "llama", "qwen3", "mixtral"]
 
 
 @pytest.mark.parametrize("name", CAUSAL)

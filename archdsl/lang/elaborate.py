@@ -118,6 +118,7 @@ class _Elaborator(Reporter):
     # ---- network ------------------------------------------------------------------
 
     def network(self, net: ast.NetworkDef, settings: dict, inputs: dict) -> nx.DiGraph:
+        self.errors_before = self.sink.reported
         env = Env()
         ctx = Ctx(env, Scope(span=net.span), None)
         self.builder.use_scope(ctx.scope)
@@ -162,7 +163,8 @@ class _Elaborator(Reporter):
             net.name, net.span.source.path, self.params, tuple(self.inputs),
             tuple(self.main_outputs + self.outputs), self.builder.scope_tree(), self.builder.work,
             {name: (value, bound) for name, (value, bound, _) in self.sizes.items()}))
-        if self.ties:  # resolved on the finished tree: a tie may name layers defined after it
+        if self.ties and self.sink.reported == self.errors_before:  # on the finished tree: a
+            # tie may name layers defined after it (not after errors: its layer may be missing)
             ties = resolve_ties(graph, self.ties, self)
             ir.set_network(graph, dataclasses.replace(ir.network(graph), ties=ties))
         return graph
