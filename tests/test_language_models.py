@@ -29,6 +29,8 @@ def settings_of(name: str) -> dict:
     config.pop("rope_scaling", None)
     config.pop("hidden_act", None)
     config.pop("activation_function", None)
+    if name == "bert":  # BertModel has no head to tie
+        config.pop("tie_word_embeddings")
     for key in ("rope_theta", "factor", "low_freq_factor", "high_freq_factor",
                 "original_max_position_embeddings"):
         if key in rope:
@@ -68,7 +70,10 @@ def fill(model) -> None:
 CAUSAL = ["gpt2", "llama", "qwen3", "mixtral"]
 
 
-@pytest.mark.parametrize("name", CAUSAL)
+ENCODERS = ["bert"]
+
+
+@pytest.mark.parametrize("name", CAUSAL + ENCODERS)
 def test_the_state_dict_is_transformers_in_keys_shapes_order_and_ties(name):
     _, model = build(name)
     oracle = ORACLE[name]
@@ -94,7 +99,21 @@ def test_the_logits_are_transformers_in_float64(name):
     assert total(graph).params == sum(p.numel() for p in model.parameters())
 
 
-@pytest.mark.parametrize("name", CAUSAL)
+def test_berts_hidden_states_and_pooled_output_are_transformers_in_float64():
+    graph, model = build("bert")
+    oracle = ORACLE["bert"]
+    fill(model)
+    inputs = [torch.tensor([oracle["inputs"][k]]) for k in ("input_ids", "token_type_ids")]
+    with torch.no_grad():
+        outputs = model(*inputs)
+    for name, value in outputs.items():
+        expected = torch.tensor(oracle["outputs"][name], dtype=torch.float64).view_as(value)
+        torch.testing.assert_close(value, expected, rtol=1e-9,
+                                   atol=1e-9 * expected.abs().max().item())
+    assert set(outputs) == set(oracle["outputs"])
+
+
+@pytest.mark.parametrize("name", CAUSAL + ENCODERS)
 def test_the_published_configuration_has_the_published_parameter_count(name):
     result = compile_file(ROOT / "specs" / f"{name}.arch", settings={"L": 16})
     assert result.ok
