@@ -13,8 +13,10 @@
 The steps are importable one by one: `compile_file` / `compile_source` (parse, elaborate,
 infer shapes, count costs), `stats` (cost report), `diagram` (a figure, shown inline in
 notebooks), `lower` (torch.fx module), and `load` does all of it; `load_checkpoint`
-rebuilds a trained model from a checkpoint of `archdsl train`. `render_diagnostic` and
-`render_all` format errors. Only `lower`, `load` and `load_checkpoint` import torch.
+rebuilds a trained model from a checkpoint of `archdsl train`; `generate` continues token
+ids with a language model, a KV cache in its attentions. `render_diagnostic` and
+`render_all` format errors. Only `lower`, `load`, `load_checkpoint` and `generate` import
+torch.
 """
 from __future__ import annotations
 
@@ -28,7 +30,8 @@ from .ir import dump
 from .backends.report_stats import report_stats as stats
 
 __all__ = ["Compilation", "CompileError", "Diagnostic", "Limits", "UsageError", "compile_file",
-           "compile_source", "diagram", "dump", "load", "load_checkpoint", "lower", "render_all",
+           "compile_source", "diagram", "dump", "generate", "load", "load_checkpoint", "lower",
+           "render_all",
            "render_diagnostic", "stats"]
 __version__ = "0.1.0"
 
@@ -37,6 +40,13 @@ def diagram(spec, **options):
     """The diagram of a spec path, .arch text or compiled graph (see archdsl.figures)."""
     from .figures import diagram as make
     return make(spec, **options)
+
+
+def generate(model, prompt, max_new_tokens: int, **options):
+    """Continue token ids with a language model, greedy or sampled, reading earlier
+    tokens' keys and values from a KV cache (see archdsl.runtime.generate)."""
+    from .runtime.generate import generate as run
+    return run(model, prompt, max_new_tokens, **options)
 
 
 def lower(graph, *, zero_init_residual: bool = False):

@@ -73,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_command(commands)
     _add_eval_command(commands)
     _add_run_command(commands)
+    _add_generate_command(commands)
     _add_ast_command(commands)
     _add_ir_command(commands)
     _add_fmt_command(commands)
@@ -307,6 +308,37 @@ def _add_run_command(commands) -> None:
     predict.add_argument("--top-k", type=int, default=5)
     _add_inference_options(predict)
     _add_spec_options(predict)
+
+
+def _add_generate_command(commands) -> None:
+    generate = commands.add_parser(
+        "generate", help="continue token ids with a language model (KV cache)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="""\
+Build FILE's network (a causal language model: token ids in, logits out), load
+--weights, and continue --prompt by --max-new-tokens tokens, one per step, each step
+reading the earlier tokens' keys and values from a KV cache. Greedy by default; with
+--temperature, sampled (among the --top-k likeliest), reproducibly with --seed.
+Prints the new token ids.
+
+examples:
+  archdsl generate specs/gpt2.arch --weights model.pt --prompt "464 3290 318"
+  archdsl generate specs/llama.arch --set num_hidden_layers=2 --prompt "1 2 3" \\
+      --max-new-tokens 8 --temperature 0.8 --top-k 50 --seed 0""")
+    generate.add_argument("file", metavar="FILE")
+    generate.add_argument("--prompt", required=True, metavar="IDS",
+                          help="the prompt's token ids, separated by spaces or commas")
+    generate.add_argument("--weights", metavar="CKPT",
+                          help="a state_dict (model.pt) or checkpoint of `archdsl train`; "
+                               "without it, the network's fresh initialisation (a smoke test)")
+    generate.add_argument("--max-new-tokens", type=int, default=16, metavar="N",
+                          help="how many tokens to add (default 16)")
+    generate.add_argument("--temperature", type=float, default=0.0,
+                          help="0 (default): greedy; above 0: sample from softmax(logits / T)")
+    generate.add_argument("--top-k", type=int, metavar="K",
+                          help="sample among the K likeliest tokens only")
+    generate.add_argument("--seed", type=int, help="the sampling generator's seed")
+    _add_spec_options(generate)
 
 
 def _add_ast_command(commands) -> None:

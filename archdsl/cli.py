@@ -241,6 +241,7 @@ def _later(module: str, name: str):
 COMMANDS = {"check": run_check, "stats": run_stats, "table": run_table,
             "build": _later("cli_torch", "run_build"), "render": _later("cli_render", "run_render"),
             "train": _later("cli_torch", "run_train"), "eval": _later("cli_torch", "run_eval"),
-            "run": _later("cli_torch", "run_predict"), "ast": run_ast, "ir": run_ir, "fmt": run_fmt,
+            "run": _later("cli_torch", "run_predict"),
+            "generate": _later("cli_torch", "run_generate"), "ast": run_ast, "ir": run_ir, "fmt": run_fmt,
             "lsp": run_lsp, "export": _later("cli_torch", "run_export"),
             "import": _later("cli_torch", "run_import")}

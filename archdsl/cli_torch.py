@@ -172,6 +172,31 @@ def run_predict(args) -> int:
     return EXIT_OK
 
 
+def run_generate(args) -> int:
+    _training()
+    from .runtime.generate import generate, prompt_ids, within_length
+    prompt = prompt_ids(args.prompt)
+    if args.weights:
+        options = spec_options(args)
+        model, _, graph, _ = _prediction().load_trained(
+            args.file, args.weights, options["settings"], options["inputs"], args.network, "plain")
+    else:
+        result = compile_or_report(args.file, args)
+        require_networks(result, args.file)
+        if not result.ok:
+            return EXIT_SPEC_ERRORS
+        graph = result.graph
+        from .backends.lower_fx import lower_fx
+        model = lower_fx(graph)
+        print("archdsl: warning: no --weights: the network's fresh initialisation generates",
+              file=sys.stderr)
+    within_length(graph, len(prompt) + args.max_new_tokens)
+    result = generate(model, prompt, args.max_new_tokens, temperature=args.temperature,
+                      top_k=args.top_k, seed=args.seed)
+    print(" ".join(map(str, result.tokens[0])))
+    return EXIT_OK
+
+
 def run_export(args) -> int:
     exporter = _with_torch("runtime.export", "`archdsl export`")
     if args.output == "-":

@@ -118,3 +118,61 @@ def test_the_published_configuration_has_the_published_parameter_count(name):
     result = compile_file(ROOT / "specs" / f"{name}.arch", settings={"L": 16})
     assert result.ok
     assert total(result.graph).params == ORACLE[name]["full"]["params"]
+
+
+@pytest.mark.parametrize("name", CAUSAL)
+def test_greedy_generation_with_the_kv_cache_is_transformers(name):
+    """8 tokens after an 8-token prompt, decoded one at a time from the cache: the same
+    tokens as transformers' generate, and every step's logits. transformers hands the
+    scores out in float32 (its generate casts them), so they are compared there: equal."""
+    import archdsl
+    _, model = build(name)
+    fill(model)
+    expected = ORACLE[name]["generate"]
+    result = archdsl.generate(model, expected["prompt"], 8)
+    assert result.tokens == [expected["tokens"]]
+    logits = torch.tensor(expected["logits"], dtype=torch.float64).view(8, 1, -1)
+    assert torch.equal(result.logits.float(), logits.float())
+
+
+def test_decoding_from_the_cache_equals_running_the_whole_sequence_again():
+    import archdsl
+    _, model = build("llama")
+    fill(model)
+    prompt = torch.tensor([[5, 17, 99, 3], [1, 2, 3, 4]])
+    result = archdsl.generate(model, prompt, 5, temperature=0.8, top_k=20, seed=3)
+    sequence = torch.cat([prompt, torch.tensor(result.tokens)], 1)
+    with torch.no_grad():
+        whole = model(sequence)
+    for step in range(5):  # the logits each token was drawn from, recomputed without cache
+        torch.testing.assert_close(result.logits[step], whole[:, 3 + step], rtol=1e-9, atol=1e-12)
+    again = archdsl.generate(model, prompt, 5, temperature=0.8, top_k=20, seed=3)
+    assert again.tokens == result.tokens  # the seed decides the draw
+    assert all(not m.caching and m.cache is None for m in model.modules() if hasattr(m, "caching"))
+
+
+def test_an_encoder_does_not_generate():
+    import archdsl
+    from archdsl.errors import UsageError
+    _, model = build("bert")
+    with pytest.raises(UsageError, match="causal language model"):
+        archdsl.generate(model, [1, 2, 3], 2)
+
+
+def test_the_generate_command_continues_a_prompt_from_saved_weights(tmp_path, capsys):
+    import archdsl
+    from archdsl.cli import main
+    small = ["--set", "n_layer=2", "--set", "n_embd=64", "--set", "n_head=4",
+             "--set", "n_positions=32", "--set", "vocab_size=128"]
+    settings = {"n_layer": 2, "n_embd": 64, "n_head": 4, "n_positions": 32, "vocab_size": 128}
+    model = archdsl.load(ROOT / "specs" / "gpt2.arch", **settings).double()
+    fill(model)
+    model = model.float()  # as the command builds it
+    torch.save(model.state_dict(), tmp_path / "model.pt")
+    expected = archdsl.generate(model, [5, 6, 7], 6).tokens[0]
+    assert main(["generate", str(ROOT / "specs" / "gpt2.arch"), *small, "--weights",
+                 str(tmp_path / "model.pt"), "--prompt", "5, 6, 7", "--max-new-tokens", "6"]) == 0
+    assert capsys.readouterr().out.split() == [str(t) for t in expected]
+    assert main(["generate", str(ROOT / "specs" / "gpt2.arch"), *small, "--prompt", "1 2",
+                 "--max-new-tokens", "40"]) == 2  # past n_positions
+    assert "exceed L <= 32" in capsys.readouterr().err

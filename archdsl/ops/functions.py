@@ -115,12 +115,25 @@ def cast_like(x: Tensor, like: Tensor) -> Tensor:
     return x.to(like.dtype)
 
 
-def positions(x: Tensor, dim: int) -> Tensor:
-    """0, 1, ..., n - 1 for the n entries of `dim`, in `x`'s float type (the default one
-    where `x` holds integers), repeated over the batch (a view)."""
-    dtype = x.dtype if x.is_floating_point() else torch.get_default_dtype()
-    count = x.shape[dim]
-    return torch.arange(count, dtype=dtype, device=x.device).expand(x.shape[0], count)
+class Positions(nn.Module):
+    """0, 1, ..., n - 1 for the n entries of axis `dim`, in `x`'s float type (the default
+    one where `x` holds integers), repeated over the batch (a view). Along a sequence
+    (`sequence`: the axis follows the length), they start at `offset`: the tokens a KV
+    cache already holds while a language model generates (archdsl.generate), 0 else."""
+
+    def __init__(self, dim: int, sequence: bool):
+        super().__init__()
+        self.dim, self.sequence, self.offset = dim, sequence, 0
+
+    def forward(self, x: Tensor) -> Tensor:
+        dtype = x.dtype if x.is_floating_point() else torch.get_default_dtype()
+        count = x.shape[self.dim]
+        start = self.offset if self.sequence else 0
+        return torch.arange(start, start + count, dtype=dtype, device=x.device).expand(
+            x.shape[0], count)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, sequence={self.sequence}"
 
 
 def resize(x: Tensor, size: tuple[int, int], mode: str, align_corners: bool) -> Tensor:
@@ -211,19 +224,31 @@ class ScaledDotProductAttention(nn.Module):
         super().__init__()
         self.causal, self.scale, self.dropout = causal, scale, dropout
         self.softmax_dtype = softmax_dtype
+        self.caching = False  # while a language model generates (archdsl.generate): keep
+        self.cache: tuple[Tensor, Tensor] | None = None  # the keys and values seen so far
 
     def forward(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None) -> Tensor:
         while mask is not None and mask.dim() < q.dim():  # its own axes from the right,
             mask = mask.unsqueeze(1)  # its batch first
+        if self.caching:
+            if self.cache is not None:
+                k, v = torch.cat([self.cache[0], k], -2), torch.cat([self.cache[1], v], -2)
+            self.cache = (k, v)
+        causal = self.causal
+        if causal and q.shape[-2] != k.shape[-2]:  # new queries after cached keys: each
+            # sees the keys up to its own position (torch's is_causal aligns top-left)
+            mask = torch.ones(q.shape[-2], k.shape[-2], dtype=torch.bool, device=q.device).tril(
+                k.shape[-2] - q.shape[-2])
+            causal = False
         grouped = q.dim() >= 4 and q.shape[-3] != k.shape[-3]
         dropout = self.dropout if self.training else 0.0
         if self.softmax_dtype is not None and q.dtype == torch.float64:
-            return self._written_out(q, k, v, mask, grouped, dropout)
+            return self._written_out(q, k, v, mask, causal, grouped, dropout)
         return nn.functional.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask, dropout_p=dropout, is_causal=self.causal, scale=self.scale,
+            q, k, v, attn_mask=mask, dropout_p=dropout, is_causal=causal, scale=self.scale,
             enable_gqa=grouped)
 
-    def _written_out(self, q, k, v, mask, grouped: bool, dropout: float) -> Tensor:
+    def _written_out(self, q, k, v, mask, causal: bool, grouped: bool, dropout: float) -> Tensor:
         """As transformers' eager attention: scores in the values' precision, the softmax
         in float32 (the precision the fused kernels compute it in), then back. Only on
         float64 values, where the fused kernels would compute the softmax in float64."""
@@ -232,7 +257,7 @@ class ScaledDotProductAttention(nn.Module):
             v = v.repeat_interleave(q.shape[-3] // v.shape[-3], dim=-3)
         scale = self.scale if self.scale is not None else q.shape[-1] ** -0.5
         scores = torch.matmul(q, k.transpose(-2, -1)) * scale
-        if self.causal:
+        if causal:
             keep = torch.ones(q.shape[-2], k.shape[-2], dtype=torch.bool, device=q.device).tril()
             scores = scores.masked_fill(~keep, float("-inf"))
         if mask is not None:

@@ -204,9 +204,9 @@ def _positions_shape(args: Args, ins) -> Shape:
     return Shape((s[args["axis"]],))  # flat features, as every float vector
 
 
-def _emit_positions(graph, inputs, args, ins):
-    from .functions import positions
-    return graph.call_function(positions, (inputs[0], torch_axis(args["axis"])))
+def _positions_module(args: Args, ins):
+    from .functions import Positions
+    return Positions(torch_axis(args["axis"]), args["axis"] in ins[0].follows)
 
 
 def _window(args: Args, ins):
@@ -279,7 +279,7 @@ OPS = (
        lowers="`torch.topk(x, k, axis + 1, largest)[0]` (`[1]` for indices)",
        other_rule="1 per input element"),
     Op("positions", "math", _positions_shape, accepts=DTYPES, args=(Arg("axis", "axis", 0),),
-       function=_emit_positions, describe=lambda a: f"positions {a['axis']}",
+       module=_positions_module, describe=lambda a: f"positions {a['axis']}",
        caption=named("positions"),
        rule="0, 1, …, n − 1 (floats) for the n entries of `axis`, as n flat features: the "
             "positions from which encodings are computed (RoPE's angles, with `einsum`)",

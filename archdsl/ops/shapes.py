@@ -48,6 +48,9 @@ class Shape(tuple):
     (False, True)
     """
 
+    follows: frozenset = frozenset()  # the axes whose size follows the input size symbols
+    # (a sequence's length), as passes/check_sizes finds them; not part of equality
+
     def __new__(cls, dims, axes: str | None = None, dtype: str = "float"):
         self = super().__new__(cls, dims)
         self.axes = axes or default_axes(len(self))
@@ -74,6 +77,12 @@ class Shape(tuple):
         if self.dtype != "float":
             return f"Shape({plain}, {self.axes!r}, {self.dtype!r})"
         return plain if self.axes == default_axes(len(self)) else f"Shape({plain}, {self.axes!r})"
+
+    def following(self, axes) -> "Shape":
+        """This shape, recording which of its axes follow the size symbols."""
+        shape = Shape(self, self.axes, self.dtype)
+        shape.follows = frozenset(axes)
+        return shape
 
     def with_dtype(self, dtype: str) -> "Shape":
         return self if dtype == self.dtype else Shape(self, self.axes, dtype)

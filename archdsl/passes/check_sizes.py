@@ -52,10 +52,23 @@ def check_sizes(graph: nx.DiGraph, elaborate_at: Callable[[dict, Sink], nx.DiGra
                 help="the module runs at the checked sizes; try others with `--set`",
                 severity="warning"))
         return
+    _mark_following_axes(graph, second)
     changed = [(item, change) for item, other_item in _pairs(graph, second)
                for change in [_change(graph, second, item, other_item)] if change]
     for item, change in changed[:MAX_WARNINGS]:
         sink.add(_fixed(item, at, halved, change))
+
+
+def _mark_following_axes(graph: nx.DiGraph, second: nx.DiGraph) -> None:
+    """Record in each value's shape the axes whose size changes with the symbols
+    (`Shape.follows`): a sequence's positions, which `positions` counts on from a KV
+    cache's length while a language model generates."""
+    for name in graph.nodes:
+        if name in second:
+            here, there = ir.shape(graph, name), ir.shape(second, name)
+            if here is not None and there is not None and len(here) == len(there):
+                graph.nodes[name]["shape"] = here.following(
+                    axis for axis, (a, b) in enumerate(zip(here, there)) if a != b)
 
 
 def _pairs(graph: nx.DiGraph, second: nx.DiGraph):
