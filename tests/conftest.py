@@ -19,6 +19,33 @@ UPDATE = os.environ.get("ARCHDSL_UPDATE_GOLDEN") == "1"
 os.environ["ARCHDSL_LINT"] = "1"  # the IR's invariants are checked after every pass
 
 
+HF_ORACLE = ROOT / "tests" / "data" / "hf_oracle.json"
+
+
+def hf_settings(name: str) -> dict:
+    """The parameters of specs/NAME.arch for the small configuration transformers'
+    model was recorded at in tests/data/hf_oracle.json: its config keys, its rope
+    parameters flattened."""
+    config = dict(json.loads(HF_ORACLE.read_text())["models"][name]["config"])
+    rope = config.pop("rope_parameters", None) or {}
+    for key in ("rope_scaling", "hidden_act", "activation_function"):
+        config.pop(key, None)
+    if name == "bert":  # BertModel has no head to tie
+        config.pop("tie_word_embeddings")
+    for key in ("rope_theta", "factor", "low_freq_factor", "high_freq_factor",
+                "original_max_position_embeddings"):
+        if key in rope:
+            config[key] = rope[key]
+    return {k: v for k, v in config.items() if v is not None}
+
+
+# Settings under which tests build and run a shipped spec whose defaults are too large
+# for a test (the language models' published sizes: up to 46.7 billion parameters).
+BUILD_SETTINGS = {"unet": {"width": 8},  # 572x572 tiles take 150 GMACs each
+                  **{name: hf_settings(name) | {"L": 16}
+                     for name in ("gpt2", "llama", "qwen3", "mixtral", "bert")}}
+
+
 def check_golden(path: Path, actual: str) -> None:
     """Compare `actual` with the golden file at `path` (or record it when updating)."""
     if UPDATE or not path.exists():

@@ -13,7 +13,7 @@ import pytest
 from archdsl import compile_file
 from archdsl.passes.count_costs import total
 
-from conftest import ROOT
+from conftest import ROOT, hf_settings
 
 torch = pytest.importorskip("torch")
 from archdsl.backends.lower_fx import lower_fx  # noqa: E402
@@ -21,27 +21,8 @@ from archdsl.backends.lower_fx import lower_fx  # noqa: E402
 ORACLE = json.loads((ROOT / "tests" / "data" / "hf_oracle.json").read_text())["models"]
 
 
-def settings_of(name: str) -> dict:
-    """The spec's parameters for the oracle's configuration: transformers' config keys,
-    its rope parameters flattened."""
-    config = dict(ORACLE[name]["config"])
-    rope = config.pop("rope_parameters", None) or {}
-    config.pop("rope_scaling", None)
-    config.pop("hidden_act", None)
-    config.pop("activation_function", None)
-    if name == "bert":  # BertModel has no head to tie
-        config.pop("tie_word_embeddings")
-    for key in ("rope_theta", "factor", "low_freq_factor", "high_freq_factor",
-                "original_max_position_embeddings"):
-        if key in rope:
-            config[key] = rope[key]
-    if rope.get("rope_type") == "default" and "factor" not in rope:
-        config.pop("factor", None)
-    return {k: v for k, v in config.items() if v is not None}
-
-
 def build(name: str):
-    result = compile_file(ROOT / "specs" / f"{name}.arch", settings=settings_of(name))
+    result = compile_file(ROOT / "specs" / f"{name}.arch", settings=hf_settings(name))
     assert result.ok, [d.message for d in result.diagnostics]
     return result.graph, lower_fx(result.graph).double().eval()
 

@@ -15,9 +15,10 @@ from archdsl import ir  # noqa: E402
 import archdsl  # noqa: E402
 from archdsl import compile_file, compile_source, lower  # noqa: E402
 from archdsl.passes.count_costs import total  # noqa: E402
+from archdsl.runtime.inputs import example_inputs  # noqa: E402
 
 from archgen import architectures  # noqa: E402
-from conftest import ROOT, SPECS  # noqa: E402
+from conftest import BUILD_SETTINGS, ROOT, SPECS  # noqa: E402
 
 STATE_DICTS = json.loads((ROOT / "tests" / "data" / "torchvision_state_dicts.json").read_text())
 TORCHVISION_SPECS = [("alexnet", {}), ("vgg11", {}), ("vgg13", {}), ("vgg16", {}),
@@ -32,18 +33,20 @@ def spec_file(model: str):
 
 @pytest.mark.parametrize("path", SPECS, ids=[p.stem for p in SPECS])
 def test_every_spec_lowers_with_the_irs_shapes_and_parameters(path):
-    # at each spec's own input size (Inception-v3's aux head needs its 299x299); U-Net
-    # narrowed, since its 572x572 tiles take 150 GMACs each
-    result = compile_file(path, settings={"width": 8} if path.stem == "unet" else {})
+    # at each spec's own input size (Inception-v3's aux head needs its 299x299); U-Net and
+    # the language models smaller (conftest.BUILD_SETTINGS)
+    result = compile_file(path, settings=BUILD_SETTINGS.get(path.stem, {}))
     assert result.ok, [d.message for d in result.diagnostics]
     graph = result.graph
     module = lower(graph).eval()
     assert sum(p.numel() for p in module.parameters()) == total(graph).params
-    inputs = [torch.randn(2, *graph.nodes[n]["shape"]) for n in ir.network(graph).inputs]
+    inputs = example_inputs(graph, 2)
     with torch.no_grad():
         out = module(*inputs)
-    main = next(o for o in ir.network(graph).outputs if not o.train_only)
-    assert tuple(out.shape) == (2, *graph.nodes[main.node]["shape"])
+    outputs = [o for o in ir.network(graph).outputs if not o.train_only]
+    out = out if isinstance(out, dict) else {outputs[0].name: out}  # several: by name
+    for output in outputs:
+        assert tuple(out[output.name].shape) == (2, *graph.nodes[output.node]["shape"])
 
 
 @pytest.mark.parametrize("model,settings", TORCHVISION_SPECS, ids=[m for m, _ in TORCHVISION_SPECS])

@@ -240,13 +240,13 @@ class ScaledDotProductAttention(nn.Module):
             mask = torch.ones(q.shape[-2], k.shape[-2], dtype=torch.bool, device=q.device).tril(
                 k.shape[-2] - q.shape[-2])
             causal = False
-        grouped = q.dim() >= 4 and q.shape[-3] != k.shape[-3]
+        grouped = bool(q.dim() >= 4 and q.shape[-3] != k.shape[-3])  # a bool while traced too
         dropout = self.dropout if self.training else 0.0
         if self.softmax_dtype is not None and q.dtype == torch.float64:
             return self._written_out(q, k, v, mask, causal, grouped, dropout)
         return nn.functional.scaled_dot_product_attention(
             q, k, v, attn_mask=mask, dropout_p=dropout, is_causal=causal, scale=self.scale,
-            enable_gqa=grouped)
+            **({"enable_gqa": True} if grouped else {}))
 
     def _written_out(self, q, k, v, mask, causal: bool, grouped: bool, dropout: float) -> Tensor:
         """As transformers' eager attention: scores in the values' precision, the softmax

@@ -283,8 +283,9 @@ OPS = (
        caption=named("positions"),
        rule="0, 1, …, n − 1 (floats) for the n entries of `axis`, as n flat features: the "
             "positions from which encodings are computed (RoPE's angles, with `einsum`)",
-       lowers="`torch.arange(n)` in the value's float type, on its device (a function, no "
-              "module)"),
+       lowers="`Positions(axis + 1, sequence)`: `torch.arange(n)` in the value's float type, "
+              "on its device; along a sequence (an axis that follows a length symbol) from the "
+              "KV cache's length while generating"),
     Op("argmax", "math", _argmax_shape, accepts=FLOATS + ("int",), gives="int",
        args=(Arg("axis", "axis", -1), Arg("keep", "bool", False)),
        function=_emit_argmax, window=_window, other_ops=lambda a, ins, out: numel(ins[0]),

@@ -152,6 +152,10 @@ def _routed_shape(args: Args, ins) -> Shape:
                          f"{describe(x if dtype_of(x) not in FLOATS else weight)}",
                          "not floats", help="routed_linear(x, weight, index): the tokens, the "
                                             "experts' matrices, then the int64 choices")
+    if dtype_of(x) != dtype_of(weight):
+        raise ShapeError("E0300", f"routed_linear of {describe(x)} by matrices of "
+                         f"{describe(weight)}: one precision", "multiplied here",
+                         help="bring the tokens back with `cast_like(x, weight)`")
     if dtype_of(index) != "int":
         raise ShapeError("E0306", f"routed_linear picks each token's matrix by an integer "
                          f"index, not {describe(index)}", "not indices",
