@@ -157,3 +157,44 @@ def test_the_generate_command_continues_a_prompt_from_saved_weights(tmp_path, ca
     assert main(["generate", str(ROOT / "specs" / "gpt2.arch"), *small, "--prompt", "1 2",
                  "--max-new-tokens", "40"]) == 2  # past n_positions
     assert "exceed L <= 32" in capsys.readouterr().err
+
+
+def test_stats_gives_the_kv_cache_and_the_macs_of_one_generated_token():
+    """The decode figures of stats against a real step: the cache holds those bytes per
+    token, and FlopCounterMode counts those MACs for the token whose step attends to the
+    whole context."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from archdsl.backends.report_stats import report_stats
+    from archdsl.runtime.generate import _decoding
+    graph = compile_file(ROOT / "specs" / "llama.arch", settings=hf_settings("llama") | {"L": 16}).graph
+    decode = report_stats(graph).decode
+    config = hf_settings("llama")
+    per_layer = 2 * config["num_key_value_heads"] * config["head_dim"] * 4  # k and v, fp32
+    assert decode.kv_bytes_per_token == config["num_hidden_layers"] * per_layer
+    model = lower_fx(graph).eval()
+    with torch.no_grad(), _decoding(model) as positions:
+        model(torch.randint(0, 128, (1, 15)))  # the prompt: 15 tokens cached
+        for module in positions:
+            module.offset = 15
+        counter = FlopCounterMode(display=False)
+        with counter, sdpa_kernel(SDPBackend.MATH):
+            model(torch.tensor([[7]]))  # the 16th token, against all 16 keys
+        cached = sum(m.cache[0].shape[-2] for m in model.modules() if getattr(m, "cache", None))
+    assert counter.get_total_flops() // 2 == decode.macs_per_token
+    assert cached == 16 * config["num_hidden_layers"]
+
+
+def test_a_mixture_of_experts_reports_the_parameters_one_token_uses():
+    from archdsl.backends.report_stats import report_stats
+    config = hf_settings("mixtral")
+    graph = compile_file(ROOT / "specs" / "mixtral.arch", settings=config | {"L": 16}).graph
+    report = report_stats(graph)
+    experts, chosen = config["num_local_experts"], config["num_experts_per_tok"]
+    one_expert = 3 * config["hidden_size"] * config["intermediate_size"]  # gate, up, down
+    idle = config["num_hidden_layers"] * (experts - chosen) * one_expert
+    assert report.active_params == report.totals.params - idle
+    assert report_stats(compile_file(ROOT / "specs" / "llama.arch",
+                                     settings=hf_settings("llama") | {"L": 16}).graph
+                        ).active_params is None  # dense: every parameter, every token

@@ -26,7 +26,7 @@ from .. import ir
 from ..errors import UsageError
 from ..passes.count_costs import Cost, total
 from ..passes.receptive_field import receptive_fields, show_field
-from ..ops import OPS, show
+from ..ops import OPS, numel, show
 from ..ops.shapes import dtype_of
 
 DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "fp64": 8, "int8": 1}
@@ -70,6 +70,19 @@ class Report:
     rows: tuple[Row, ...]
     totals: Totals
     ties: tuple[str, ...] = ()  # `lm_head.weight = embed.weight`: tensors counted once
+    decode: "Decode | None" = None  # a causal language model's cost per generated token
+    active_params: int | None = None  # with routed experts: the parameters one token uses
+
+
+@dataclass(frozen=True)
+class Decode:
+    """What generating one more token costs a causal language model with a KV cache, at
+    the length it is checked at (`context`): the bytes of keys and values the cache keeps
+    per token, and the MACs of one step (every per-token layer once, each causal
+    attention's one query against `context` keys)."""
+    context: int
+    kv_bytes_per_token: int
+    macs_per_token: int
 
 
 def report_stats(graph: nx.DiGraph, depth: int | None = None, dtype: str = "fp32") -> Report:
@@ -86,7 +99,40 @@ def report_stats(graph: nx.DiGraph, depth: int | None = None, dtype: str = "fp32
                  for name, members in _groups(graph, depth))
     inputs = ", ".join(show(ir.shape(graph, name)) for name in ir.network(graph).inputs)
     ties = tuple(f"{t.target} = {t.source}" for t in ir.network(graph).ties)
-    return Report(ir.network(graph).name, inputs, dtype, rows, _totals(graph, size), ties)
+    return Report(ir.network(graph).name, inputs, dtype, rows, _totals(graph, size), ties,
+                  _decode(graph, size), _active_params(graph))
+
+
+def _active_params(graph: nx.DiGraph) -> int | None:
+    """The parameters one token uses where experts are routed (`routed_linear`): all
+    but the share of each expert tensor its token's choices leave out. None without."""
+    unused = {}
+    for item in ir.nodes(graph):
+        if item.op == "routed_linear":
+            weight, index = (ir.shape(graph, name) for name in item.inputs[1:])
+            choices = numel(index) // index[0]  # per token, the first axis (top-k: L x k)
+            unused[item.inputs[1]] = numel(weight) * (weight[0] - choices) // weight[0]
+    if not unused:
+        return None
+    return total(graph, train=False).params - sum(unused.values())
+
+
+def _decode(graph: nx.DiGraph, size: int) -> Decode | None:
+    """The cost of one generated token, for a network with a length symbol whose
+    attentions are all causal (None otherwise)."""
+    sizes = ir.network(graph).sizes
+    attentions = [item for item in ir.nodes(graph) if item.op == "sdpa"]
+    if len(sizes) != 1 or not attentions or not all(a.args["causal"] for a in attentions):
+        return None
+    (context, _), = sizes.values()
+    kv = step = 0
+    for item in attentions:
+        q, k, v = (ir.shape(graph, name) for name in item.inputs[:3])
+        kv += (numel(k) // k[-2] + numel(v) // v[-2]) * ELEMENT_BYTES.get(dtype_of(k), size)
+        step += numel(q[:-2]) * k[-2] * (q[-1] + v[-1])  # one query against every key
+    everything = total(graph, train=False).macs - sum(
+        graph.nodes[a.name]["cost"].macs for a in attentions)
+    return Decode(context, kv, everything // context + step)
 
 
 def _groups(graph: nx.DiGraph, depth: int | None):
@@ -182,6 +228,13 @@ def _total_lines(report: Report) -> list[tuple[str, str]]:
               ("training memory", f"{human_bytes(t.train_bytes_fixed)} + "
                                   f"{human_bytes(t.train_bytes_per_image)} / image")]
     lines += [("tied (counted once)", tie) for tie in report.ties]
+    if report.active_params is not None:
+        lines.append(("active parameters / token", f"{report.active_params:,}"))
+    if report.decode is not None:
+        d = report.decode
+        lines += [("KV cache / token", human_bytes(d.kv_bytes_per_token)),
+                  (f"MACs / generated token (context {d.context:,})",
+                   f"{human_count(d.macs_per_token)} ({d.macs_per_token:,})")]
     return lines
 
 

@@ -4,7 +4,8 @@ Conventions (docs/stats.md): one fused multiply-add = 1 MAC, counted for conv an
 only, as torchvision's "GFLOPS" figures count them; bias additions are not counted.
 Element-wise, pooling and normalisation work goes in `other_ops`, so nothing is silently
 zero. `activations` is the number of elements of the node's output for one image, plus
-what the layer holds inside for its backward pass (an attention matrix).
+what the layer holds inside for its backward pass (an attention matrix); a `param` or
+`buffer` holds none (its value is the tensor, counted as parameter memory).
 """
 from __future__ import annotations
 
@@ -44,9 +45,12 @@ def count_costs(graph: nx.DiGraph, sink: Sink) -> nx.DiGraph:
             graph.nodes[item.name]["cost"] = Cost()
             continue
         op = OPS[item.op]
+        # a param's or buffer's value is the tensor itself (parameter memory), read as a
+        # view of it by every image: no activation
+        held = 0 if item.op in ("parameter", "buffer") else numel(out) + op.workspace(item.args, ins)
         graph.nodes[item.name]["cost"] = Cost(
             op.params(item.args, ins), op.buffers(item.args, ins), op.macs(item.args, ins, out),
-            op.other_ops(item.args, ins, out), numel(out) + op.workspace(item.args, ins))
+            op.other_ops(item.args, ins, out), held)
     for tie in ir.network(graph).ties:  # one tensor under two names: counted at its source
         cost = graph.nodes[tie.owner]["cost"]
         graph.nodes[tie.owner]["cost"] = Cost(cost.params - tie.numel, *(
