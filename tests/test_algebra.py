@@ -585,3 +585,27 @@ def test_scatter_add_refuses_what_does_not_fit():
 def test_indices_made_in_the_network_stay_within_what_they_pick_from(body, fits):
     text = f"network t {{\n input x: 6 x 8 as tokens\n {body}\n}}"
     assert codes(text) == ([] if fits else ["E0313"]), codes(text)
+
+
+def test_selective_scan_is_the_mamba_recurrence_and_counts_its_readout():
+    graph, module = build("""network t {
+        input x: 7 x 6 as tokens
+        param a: 6 x 3 as signal = normal(std = 0.5)
+        param b: 7 x 3 as signal = normal(std = 0.5)
+        param c: 7 x 3 as signal = normal(std = 0.5)
+        dt: softplus
+        selective_scan(x, dt, a, b, c)
+    }""")
+    x = torch.randn(2, 7, 6, dtype=torch.float64)
+    a, b, c = module.a, module.b, module.c
+    dt = torch.nn.functional.softplus(x)
+    state = torch.zeros(2, 6, 3, dtype=torch.float64)
+    expected = []
+    for t in range(7):  # h_t = exp(A dt_t) h_{t-1} + dt_t B_t x_t; y_t = h_t . C_t
+        state = torch.exp(a * dt[:, t, :, None]) * state + dt[:, t, :, None] * b[t] * x[:, t, :, None]
+        expected.append((state * c[t]).sum(-1))
+    torch.testing.assert_close(module(x), torch.stack(expected, 1), rtol=1e-12, atol=1e-14)
+    counter = FlopCounterMode(display=False)
+    with counter:
+        module(x[:1])
+    assert total(graph).macs == counter.get_total_flops() // 2 == 7 * 6 * 3

@@ -331,6 +331,7 @@ LAYERS: dict[str, dict[str, Hint]] = {
     "roll": {"axis": axis, "shift": small(-3, 3)},
     "cast": {},
     "one_hot": {"num": small(1, 24)},
+    "softplus": {},
     **{name: {} for name in ("neg", "exp", "log", "sqrt", "rsqrt", "reciprocal", "square",
                              "abs", "sin", "cos", "erf")},
     "attention": {"heads": heads},
@@ -571,6 +572,24 @@ def routed_linear_statement(draw, chain: Chain, label: str):
 
 
 @st.composite
+def selective_scan_statement(draw, chain: Chain, label: str):
+    """`selective_scan(current, current, A, B, C)`: the current value as the stream and
+    its step sizes, A, B and C learned tensors of a drawn state size."""
+    shape = chain.shape
+    if len(shape) != 2:  # the scan refuses it: let check say so
+        return [f"{label}: selective_scan({', '.join([chain.current] * 5)})"]
+    length, channels = shape
+    states = draw(st.integers(1, 4))
+    first = chain.declared + 1
+    chain.declared += 3
+    a, b, c = (f"p{first + i}" for i in range(3))
+    return [f"param {a}: {channels} x {states} as signal = normal(std = 0.5)",
+            f"param {b}: {length} x {states} as signal = normal(std = 0.5)",
+            f"param {c}: {length} x {states} as signal = normal(std = 0.5)",
+            f"{label}: selective_scan({chain.current}, {chain.current}, {a}, {b}, {c})"]
+
+
+@st.composite
 def matmul_statement(draw, chain: Chain, label: str):
     shape = chain.shape
     if len(shape) < 2:  # matmul refuses it: let check say so
@@ -677,6 +696,7 @@ MERGES = {"concat": concat_statement, "crop": crop_statement,
           "where": where_statement, "gather": gather_statement,
           "index_select": index_select_statement, "cast_like": cast_like_statement,
           "routed_linear": routed_linear_statement, "scatter_add": scatter_add_statement,
+          "selective_scan": selective_scan_statement,
           **{op: binary_statement(op) for op in ("add", "sub", "mul", "div", "pow", "maximum",
                                                    "minimum", "eq", "ne", "lt", "le", "gt", "ge")}}
 STATEMENT_OPS = sorted(LAYERS) + sorted(MERGES)

@@ -422,7 +422,10 @@ class _Elaborator(Reporter):
         self.builder.use_scope(ctx.scope)
 
     def check_declarations(self) -> None:
-        """Every declared label is defined in its scope, by a layer or a group of them."""
+        """Every declared label is defined in its scope, by a layer or a group of them
+        (unless an error came first: the statement that would define it may have failed)."""
+        if self.sink.reported != self.errors_before:
+            return
         for scope, name, span, ctx in self.declarations:
             path = ".".join(scope.path + (name,))
             if path not in self.builder.graph and path not in self.builder.scopes:

@@ -23,6 +23,7 @@ one module each, with the rules and builders only they use:
     channels        chunks, shuffles and zero padding of the channels
     axes            flattening, reordering, reshaping, picking from and averaging axes
     attention       self-attention; Swin's window attention and patch merging
+    recurrence      Mamba's selective scan
 
 What they share is in `op` (the `Op` record and helpers of several families), `args`
 (argument kinds), `windows` (sliding-window arithmetic) and `shapes`. Adding a layer is
@@ -35,7 +36,8 @@ from __future__ import annotations
 
 from ..errors import InternalError
 from . import (activation, attention, axes, channels, convolution, elementwise, indexing, io,
-               linear, merge, normalisation, pooling, products, reduction, regularisation)
+               linear, merge, normalisation, pooling, products, recurrence, reduction,
+               regularisation)
 from .args import AXIS_KINDS, REQUIRED, Arg, Args, Derived, normalise_axes
 from .op import GLOBAL, Op
 from .shapes import (Shape, ShapeError, axes_of, axis_index, default_axes, describe, numel,
@@ -46,7 +48,8 @@ __all__ = ["AXIS_KINDS", "GLOBAL", "MERGE_OPS", "OPS", "REQUIRED", "Arg", "Args"
            "cost_table", "layer_table", "normalise_axes", "numel", "require", "show"]
 
 FAMILIES = (io, convolution, normalisation, activation, regularisation, pooling, linear,
-            merge, elementwise, channels, axes, reduction, products, indexing, attention)
+            merge, elementwise, channels, axes, reduction, products, indexing, attention,
+            recurrence)
 
 # The order of OPS, and so of the layer table in docs/language.md and of every list made
 # from it: the order the layers joined the vocabulary. A layer not named here comes after

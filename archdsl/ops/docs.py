@@ -29,7 +29,7 @@ def _argument_text(arg: Arg) -> str:
     return text
 
 
-_WORDS = {1: "one", 2: "two", 3: "three", 4: "four"}
+_WORDS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five"}
 
 
 def markdown_table(ops: Iterable[Op]) -> str:

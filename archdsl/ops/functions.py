@@ -105,6 +105,22 @@ def routed_linear(x: Tensor, weight: Tensor, index: Tensor) -> Tensor:
     return out.view(*lead, weight.shape[1])
 
 
+def selective_scan(x: Tensor, dt: Tensor, a: Tensor, b: Tensor, c: Tensor) -> Tensor:
+    """Mamba's recurrence h_t = exp(A dt_t) h_{t-1} + dt_t B_t x_t, y_t = h_t C_t from
+    h_0 = 0, as the reference PyTorch implementation runs it (transformers'
+    `mamba_selective_scan` without a cache): x, dt batch x L x I; A batch x I x N (a
+    parameter's expanded view); B, C batch x L x N. Returns batch x L x I."""
+    a = a[0]
+    discrete_a = torch.exp(a[None, None] * dt[..., None])  # batch x L x I x N
+    update = dt[..., None] * b[:, :, None, :] * x[..., None]
+    state = x.new_zeros(x.shape[0], x.shape[2], a.shape[1])
+    outputs = []
+    for t in range(x.shape[1]):
+        state = discrete_a[:, t] * state + update[:, t]
+        outputs.append(torch.matmul(state, c[:, t, :, None])[..., 0])
+    return torch.stack(outputs, 1)
+
+
 def pad_axis(x: Tensor, dim: int, before: int, after: int) -> Tensor:
     """`x` with `before` zeros ahead of and `after` zeros behind its entries along `dim`."""
     return nn.functional.pad(x, (0, 0) * (x.dim() - 1 - dim) + (before, after))
