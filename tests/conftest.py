@@ -43,7 +43,7 @@ def hf_settings(name: str) -> dict:
 # for a test (the language models' published sizes: up to 46.7 billion parameters).
 BUILD_SETTINGS = {"unet": {"width": 8},  # 572x572 tiles take 150 GMACs each
                   **{name: hf_settings(name) | {"L": 16}
-                     for name in ("gpt2", "llama", "qwen3", "mixtral", "bert")}}
+                     for name in ("gpt2", "llama", "qwen3", "mixtral", "mamba", "bert")}}
 
 
 def check_golden(path: Path, actual: str) -> None:
