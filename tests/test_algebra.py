@@ -609,3 +609,22 @@ def test_selective_scan_is_the_mamba_recurrence_and_counts_its_readout():
     with counter:
         module(x[:1])
     assert total(graph).macs == counter.get_total_flops() // 2 == 7 * 6 * 3
+
+
+@pytest.mark.parametrize("before, alone, both", [
+    ("h: cast(\"float32\")", "cast_like(x)", "cast_like(h, x)"),
+    ("param w: 6 x 3 as signal = normal(std = 0.5)\n        from x\n        h: relu",
+     "matmul(w)", "matmul(h, w)"),
+    ("h: relu", "sub(2)", "sub(h, 2)"),
+])
+def test_one_operand_of_a_two_value_op_is_taken_with_the_current_value(before, alone, both):
+    template = """network t {{
+        input x: 4 x 6 as tokens
+        {before}
+        {call}
+    }}"""
+    one, two = (compile_source(template.format(before=before, call=call)) for call in (alone, both))
+    assert one.ok and two.ok, [d.message for d in one.diagnostics + two.diagnostics]
+    last = list(one.graph.nodes)[-1], list(two.graph.nodes)[-1]
+    assert ir.node(one.graph, last[0]).inputs == ir.node(two.graph, last[1]).inputs
+    assert ir.shape(one.graph, last[0]) == ir.shape(two.graph, last[1])

@@ -153,7 +153,7 @@ def test_activations_overwrite_only_what_nothing_else_reads():
     ("groupnorm(3)", "E0304"),
     ("conv_transpose(4, 3, stride = 2, output_pad = 2)", "E0307"),
     ("pad_channels(4)", "E0307"),
-    ("a: conv(8, 1)\ncrop(a)", "E0203"),
+    ("a: conv(8, 1)\ncrop(a, a, a)", "E0203"),
     ("chunk(3)", "E0304"),
     ("chunk(2, 2)", "E0307"),
     ("flatten\ngroupnorm(2)", "E0306"),

@@ -479,8 +479,9 @@ class _Elaborator(Reporter):
     def operands(self, op: Op, call: ast.Call, cur, ctx: Ctx) -> tuple[tuple[str, ...], Args]:
         """A merge's values and arguments. Its required arguments come first by position
         (einsum's equation), the rest by keyword; a number may stand for one operand of an
-        op that takes `constants` (`sub(1, x)`), and one operand alone is taken with the
-        current value (`add(1e-6)`, `div(norm)`)."""
+        op that takes `constants` (`sub(1, x)`), and one operand alone of such an op or of
+        one that takes two values is taken with the current value as the first (`add(1e-6)`,
+        `div(norm)`, `cast_like(in)`, `matmul(w)`)."""
         positional = [a for a in call.args if not isinstance(a, ast.Keyword)]
         keywords = tuple(a for a in call.args if isinstance(a, ast.Keyword))
         leading = sum(1 for a in op.args if a.default is REQUIRED)
@@ -495,7 +496,7 @@ class _Elaborator(Reporter):
                 numbers.append((position, self.arguments.eval_as(_CONSTANT, expr, ctx)))
             else:
                 values.append(self.evaluator.value_of(expr, ctx).node)
-        if op.constants and len(given) == 1:
+        if len(given) == 1 and (op.constants or op.operand_counts == (2,)):
             values.insert(0, self.current(cur, call.span, ctx, op.name).node)
             numbers = [(1, n) for _, n in numbers]
         self.count_operands(op, call, ctx, len(values), len(numbers))
@@ -523,7 +524,7 @@ class _Elaborator(Reporter):
                       help=f"`{op.name}(a, b)`: " + op.rule.split(": ", 1)[-1])
         if given < 2 or not values:
             alone = f", or one, taken with the current value: `{op.name}(b)`" \
-                if op.constants else ""
+                if op.constants or op.operand_counts == (2,) else ""
             self.fail("E0203", f"`{op.name}` needs two or more values to merge", call.span,
                       "nothing to merge", ctx,
                       help=f"name them, `{op.name}(a, b)`{alone}, or give branches: "

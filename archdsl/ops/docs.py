@@ -44,7 +44,9 @@ def markdown_table(ops: Iterable[Op]) -> str:
         if op.merge:
             counts = op.operand_counts
             merged = ("values to merge, or branches" if counts is None else
-                      " or ".join(_WORDS[n] for n in counts) + " values by name")
+                      " or ".join(_WORDS[n] for n in counts) + " values by name"
+                      + (" (one alone: with the current value first)" if counts == (2,)
+                         else ""))
             arguments = "<br>".join(filter(None, (merged, arguments)))
         arguments = arguments or "—"
         rows.append(f"| `{op.name}` | {arguments} | {op.rule} | {op.lowers} |")
