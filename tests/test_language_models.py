@@ -49,7 +49,7 @@ def fill(model) -> None:
 
 
 CAUSAL = ["gpt2", "llama", "qwen3", "mixtral", "mamba"]
-ATTENDING = CAUSAL[:4]  # generate with a KV cache (Mamba's recurrent state is not cached)
+ATTENDING = CAUSAL[:4]  # generate with a KV cache
 
 
 ENCODERS = ["bert"]
@@ -206,3 +206,19 @@ def test_a_mixture_of_experts_reports_the_parameters_one_token_uses():
     assert report_stats(compile_file(ROOT / "specs" / "llama.arch",
                                      settings=hf_settings("llama") | {"L": 16}).graph
                         ).active_params is None  # dense: every parameter, every token
+
+
+def test_mamba_generates_as_transformers_running_the_whole_sequence_each_step():
+    """Without attention there is no KV cache: each step runs the whole sequence. The
+    tokens are transformers'; the logits, float32 as both return them, within a few
+    float32 roundings: transformers' steps update a cached state by another formula
+    (`mamba_selective_state_update`), rounded to float32 at other places."""
+    import archdsl
+    _, model = build("mamba")
+    fill(model)
+    expected = ORACLE["mamba"]["generate"]
+    result = archdsl.generate(model, expected["prompt"], 8)
+    assert result.tokens == [expected["tokens"]]
+    logits = torch.tensor(expected["logits"], dtype=torch.float64).view(8, 1, -1)
+    tolerance = 4 * torch.finfo(torch.float32).eps * logits.abs().max().item()
+    torch.testing.assert_close(result.logits.double(), logits, rtol=0, atol=tolerance)

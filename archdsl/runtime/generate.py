@@ -1,6 +1,10 @@
 """Text generation with a language model built from a spec: the prompt once, then one token
 per step, each step reading the keys and values of the tokens before it from a KV cache.
 
+A model without attention (a state-space model such as Mamba) is run again on the whole
+sequence at each step instead: the same tokens and logits, at quadratic cost, until its
+recurrent state is cached as the attentions' keys and values are.
+
 The cache is state of the lowered module, not a recomputation: while `generate` runs,
 every attention (`sdpa`, `ScaledDotProductAttention`) keeps the keys and values it has
 seen and adds the new ones to them, and every `positions` along the sequence counts on
@@ -46,6 +50,7 @@ def generate(model: nn.Module, prompt, max_new_tokens: int, *, temperature: floa
     model.eval()
     try:
         with torch.no_grad(), _decoding(model) as positions:
+            cached = positions is not None
             logits = _main(model(ids))
             for step in range(max_new_tokens):
                 last = logits[:, -1].float() if logits.dtype in (torch.float16, torch.bfloat16) \
@@ -55,6 +60,9 @@ def generate(model: nn.Module, prompt, max_new_tokens: int, *, temperature: floa
                 chosen.append(token)
                 if step + 1 == max_new_tokens:
                     break
+                if not cached:  # no cache to read from: the whole sequence again
+                    logits = _main(model(torch.cat([ids, torch.stack(chosen, 1)], 1)))
+                    continue
                 for module in positions:
                     module.offset = ids.shape[1] + step
                 logits = _main(model(token[:, None]))
@@ -116,10 +124,14 @@ def _choose(logits: Tensor, temperature: float, top_k: int | None, generator) ->
 @contextmanager
 def _decoding(model: nn.Module):
     """The module with its attentions caching keys and values, and its sequence
-    positions ready to count on; as it was afterwards. Yields those positions."""
+    positions ready to count on; as it was afterwards. Yields those positions, or None
+    for a model without attention, which has no cache to keep."""
     attentions = [m for m in model.modules() if isinstance(m, ScaledDotProductAttention)]
     positions = [m for m in model.modules() if isinstance(m, Positions)]
-    if not attentions or not all(m.causal for m in attentions):
+    if not attentions:
+        yield None
+        return
+    if not all(m.causal for m in attentions):
         raise UsageError("generate needs a causal language model: every `sdpa` with "
                          "`causal = true` (a bidirectional encoder such as BERT does not "
                          "generate)")
