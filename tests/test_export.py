@@ -20,7 +20,15 @@ from archdsl.cli import main  # noqa: E402
 from archdsl.runtime.export import standalone  # noqa: E402
 from archdsl.runtime.inputs import example_inputs  # noqa: E402
 
-from conftest import ROOT  # noqa: E402
+from conftest import BUILD_SETTINGS, ROOT  # noqa: E402
+
+
+def small(name: str) -> list[str]:
+    """specs/NAME.arch with the --set of conftest.BUILD_SETTINGS (the language models at
+    their recorded small configurations)."""
+    sets = [f"{k}={str(v).lower() if isinstance(v, bool) else v}"
+            for k, v in BUILD_SETTINGS[name].items()]
+    return [f"specs/{name}.arch", *(a for item in sets for a in ("--set", item))]
 
 # Shipped specs, made small where they allow it: residual blocks, auxiliary heads (eval
 # mode), attention with a class token and position embedding, dense concatenations,
@@ -37,7 +45,8 @@ CASES = {
     "unet": ["specs/unet.arch", "--input", "1x188x188"],
     "convnextv2_atto": ["specs/convnextv2_atto.arch", "--input", "3x64x64"],
     "tiny_llama": ["tests/data/tiny_llama.arch"],
-}
+    **{name: small(name) for name in ("gpt2", "llama", "mixtral", "mamba")},  # tied heads,
+}  # grouped-query attention, routed experts, the selective scan
 
 RUNNER = textwrap.dedent("""\
     # Runs with `python -I -S`: no archdsl, torch found by its own directory only.
@@ -213,6 +222,7 @@ ONNX_CASES = {  # a plain CNN; channel shuffle and attention's fused inference k
     "vit": CASES["vit"],
     "swin_t": CASES["swin_t"],
     "tiny_llama": CASES["tiny_llama"],  # token ids, RoPE, causal sdpa, the algebra
+    **{name: CASES[name] for name in ("gpt2", "llama", "mixtral", "mamba")},
 }
 
 

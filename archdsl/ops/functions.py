@@ -257,6 +257,10 @@ class ScaledDotProductAttention(nn.Module):
                 k.shape[-2] - q.shape[-2])
             causal = False
         grouped = bool(q.dim() >= 4 and q.shape[-3] != k.shape[-3])  # a bool while traced too
+        if grouped and torch.onnx.is_in_onnx_export():  # ONNX has no grouped attention:
+            k = k.repeat_interleave(q.shape[-3] // k.shape[-3], dim=-3)  # each group's keys
+            v = v.repeat_interleave(q.shape[-3] // v.shape[-3], dim=-3)  # and values repeated
+            grouped = False
         dropout = self.dropout if self.training else 0.0
         if self.softmax_dtype is not None and q.dtype == torch.float64:
             return self._written_out(q, k, v, mask, causal, grouped, dropout)
