@@ -6,7 +6,7 @@ transformers is not needed: the oracle holds its outputs."""
 from __future__ import annotations
 
 import json
-import math
+import sys
 
 import pytest
 
@@ -18,6 +18,9 @@ from conftest import ROOT, hf_settings
 torch = pytest.importorskip("torch")
 from archdsl.backends.lower_fx import lower_fx  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "tests" / "data"))
+from make_hf_oracle import fill  # noqa: E402  (the recorder's fill: the same weights)
+
 ORACLE = json.loads((ROOT / "tests" / "data" / "hf_oracle.json").read_text())["models"]
 
 
@@ -25,27 +28,6 @@ def build(name: str):
     result = compile_file(ROOT / "specs" / f"{name}.arch", settings=hf_settings(name))
     assert result.ok, [d.message for d in result.diagnostics]
     return result.graph, lower_fx(result.graph).double().eval()
-
-
-def fill(model) -> None:
-    """The oracle's fill: one generator, the state_dict in order, a tied tensor once."""
-    generator = torch.Generator().manual_seed(0)
-    seen = set()
-    with torch.no_grad():
-        for key, tensor in model.state_dict(keep_vars=True).items():
-            if not tensor.is_floating_point() or tensor.data_ptr() in seen:
-                continue
-            seen.add(tensor.data_ptr())
-            f64 = dict(generator=generator, dtype=torch.float64)
-            if key.endswith("A_log"):
-                value = torch.log(1 + torch.rand(tensor.shape, **f64))
-            elif tensor.dim() >= 2:
-                value = torch.randn(tensor.shape, **f64) / math.sqrt(tensor.numel() / tensor.shape[0])
-            elif key.endswith("weight") or key.endswith(".D"):
-                value = 1 + 0.1 * torch.randn(tensor.shape, **f64)
-            else:
-                value = 0.1 * torch.randn(tensor.shape, **f64)
-            tensor.copy_(value)
 
 
 CAUSAL = ["gpt2", "llama", "qwen3", "mixtral", "mamba"]
