@@ -312,3 +312,32 @@ def test_a_segmentation_head_resized_to_its_input_exports_and_equals_the_build()
         return
     from archdsl.runtime.export import _onnx
     assert len(_onnx(module, example_inputs(graph), graph)) > 100
+
+
+@pytest.mark.parametrize("to", ["onnx", "torch-export"])
+def test_an_exported_language_model_runs_at_another_length(to, tmp_path, monkeypatch):
+    """Exported at its checked length (16), Llama runs at 5 tokens: the length is a
+    dynamic axis of the ONNX graph and of the exported program. It is causal, so its
+    logits for a 5-token prefix are those of the first 5 positions of 16 tokens."""
+    if to == "onnx":
+        pytest.importorskip("onnx")
+        ort = pytest.importorskip("onnxruntime")
+    monkeypatch.chdir(tmp_path)
+    arguments = CASES["llama"]
+    assert main(["export", str(ROOT / arguments[0]), *arguments[1:], "--to", to]) == 0
+    if to == "onnx":
+        session = ort.InferenceSession(str(tmp_path / "llama.onnx"),
+                                       providers=["CPUExecutionProvider"])
+
+        def run(ids):
+            return torch.from_numpy(session.run(None, {"input_ids": ids.numpy()})[0])
+    else:
+        program = torch.export.load(str(tmp_path / "llama.pt2")).module()
+
+        def run(ids):
+            with torch.no_grad():
+                return program(ids)
+    ids = torch.randint(0, 128, (2, 16))
+    whole, prefix = run(ids), run(ids[:, :5])
+    assert whole.shape == (2, 16, 128) and prefix.shape == (2, 5, 128)
+    assert torch.allclose(prefix, whole[:, :5], atol=1e-4, rtol=1e-4)

@@ -38,7 +38,7 @@ def export_files(graph: nx.DiGraph, to: str, *, fold_bn: bool = False) -> dict[s
     example = example_inputs(graph)
     if to == "onnx":
         return {name + SUFFIXES[to]: _onnx(module, example, graph)}
-    return {name + SUFFIXES[to]: _torch_export(module, example)}
+    return {name + SUFFIXES[to]: _torch_export(module, example, graph)}
 
 
 def standalone(exported: Export) -> torch.nn.Module:
@@ -78,8 +78,7 @@ def _onnx(module, example, graph) -> bytes:
         torch.backends.mha.set_fastpath_enabled(False)
         try:
             torch.onnx.export(module, example, buffer, input_names=names, output_names=outputs,
-                              dynamic_axes={n: {0: "batch"} for n in names + outputs},
-                              dynamo=False)
+                              dynamic_axes=_onnx_axes(graph), dynamo=False)
         except torch.onnx.errors.OnnxExporterError as error:
             raise ExportFailure(_first_line(error)) from None
         finally:
@@ -129,14 +128,52 @@ def _first_line(error: Exception) -> str:
     return lines[0] if lines else type(error).__name__
 
 
-def _torch_export(module, example) -> bytes:
+def dynamic_axes(graph: nx.DiGraph) -> dict[str, dict[int, str]]:
+    """{input name: {axis (batch first): its size's name}}: the batch of every input, and
+    the axes that follow the length where one size is a symbol (`input ids: L <= 2048`):
+    an exported language model runs at any length, as the lowered one does."""
+    sizes = ir.network(graph).sizes
+    length = next(iter(sizes)) if len(sizes) == 1 else None
+    axes = {}
+    for name in ir.network(graph).inputs:
+        follows = ir.shape(graph, name).follows if length else ()
+        axes[name] = {0: "batch", **{axis + 1: length for axis in sorted(follows)}}
+    return axes
+
+
+def _onnx_axes(graph: nx.DiGraph) -> dict[str, dict[int, str]]:
+    """ONNX's dynamic axes: the inputs' (dynamic_axes), and the outputs' batch and the
+    axes of theirs that follow the length."""
+    axes = dynamic_axes(graph)
+    sizes = ir.network(graph).sizes
+    length = next(iter(sizes)) if len(sizes) == 1 else None
+    for output in ir.network(graph).outputs:
+        if not output.train_only:
+            follows = ir.shape(graph, output.node).follows if length else ()
+            axes[output.name] = {0: "batch", **{a + 1: length for a in sorted(follows)}}
+    return axes
+
+
+def _torch_export(module, example, graph) -> bytes:
     from torch._dynamo.exc import TorchDynamoException
-    batch = torch.export.Dim("batch", min=1)
+    sizes = ir.network(graph).sizes
+    dims = {"batch": torch.export.Dim("batch", min=1)}
+    for symbol, (_, bound) in sizes.items():
+        dims[symbol] = torch.export.Dim(symbol, min=1, max=bound) if bound else \
+            torch.export.Dim(symbol, min=1)
+    shapes = tuple({axis: dims[size] for axis, size in axes.items()}
+                   for axes in dynamic_axes(graph).values())
+    batch_only = tuple({0: dims["batch"]} for _ in example)
     try:
-        program = torch.export.export(module, example,
-                                      dynamic_shapes=tuple({0: batch} for _ in example))
+        program = torch.export.export(module, example, dynamic_shapes=shapes)
     except TorchDynamoException as error:
-        raise ExportFailure(_first_line(error)) from None
+        if shapes == batch_only:
+            raise ExportFailure(_first_line(error)) from None
+        try:  # a model whose code fixes the length (a loop over the positions: Mamba's
+            # scan) is exported at the length it was checked at
+            program = torch.export.export(module, example, dynamic_shapes=batch_only)
+        except TorchDynamoException as again:
+            raise ExportFailure(_first_line(again)) from None
     buffer = io.BytesIO()
     torch.export.save(program, buffer)
     return buffer.getvalue()
