@@ -107,13 +107,14 @@ def run_stats(args) -> int:
         raise UsageError("--depth applies to the table of one file; several files are "
                          "compared by their totals (or drawn with --plot)")
     plot_format = plot_format_of(args.plot)
-    reports, failed = [], False
+    reports, compiled, failed = [], [], False
     for path in args.files:
         result = compile_or_report(path, args)
         require_networks(result, path)
         failed |= not result.ok
         if result.ok:
             reports += [report_stats(g, args.depth, args.dtype) for g in result.graphs.values()]
+            compiled += [(path, g) for g in result.graphs.values()]
     if failed:
         return EXIT_SPEC_ERRORS
     if args.plot:
@@ -125,19 +126,18 @@ def run_stats(args) -> int:
     else:
         print("\n".join(format_report(r, args.format) for r in reports), end="")
     if args.formula:
-        _print_formulas(args)
+        _print_formulas(compiled, spec_options(args), args.dtype)
     return EXIT_OK
 
 
-def _print_formulas(args) -> None:
+def _print_formulas(compiled, options: dict, dtype: str) -> None:
+    """The formulas of each (path, network graph) stats has compiled."""
     from .formulas import file_formulas, format_formulas
-    for path in args.files:
-        options = spec_options(args)
-        for graph in compile_file(path, **options).graphs.values():
-            formulas = file_formulas(path, graph, options, args.dtype)
-            print("\n" + (format_formulas(formulas) if formulas else
-                          f"{ir.network(graph).name}: no input size is a symbol, so every "
-                          "cost is one number (declare one: `input ids: L <= 2048`)\n"), end="")
+    for path, graph in compiled:
+        formulas = file_formulas(path, graph, options, dtype)
+        print("\n" + (format_formulas(formulas) if formulas else
+                      f"{ir.network(graph).name}: no input size is a symbol, so every "
+                      "cost is one number (declare one: `input ids: L <= 2048`)\n"), end="")
 
 
 def run_table(args) -> int:

@@ -105,8 +105,8 @@ def cost_formulas(graph: nx.DiGraph, compile_at: Callable[[dict[str, int]], nx.D
                         f"{DEGREE + 2} sizes per symbol")
     fitted = [tuple(step * (i + 1) for i in combo)
               for combo in itertools.product(range(DEGREE + 1), repeat=len(symbols))]
-    extra = [tuple(step * (DEGREE + 2) for _ in symbols),
-             tuple(step * (DEGREE + 2 - (i % 2)) for i in range(len(symbols)))]
+    extra = list(dict.fromkeys([tuple(step * (DEGREE + 2) for _ in symbols),
+                                tuple(step * (DEGREE + 2 - (i % 2)) for i in range(len(symbols)))]))
     measured = {}
     for values in fitted + extra:
         other = compile_at(dict(zip(symbols, values)))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from .args import Args
 from .op import GLOBAL, Op, named
-from .shapes import FLOATS, Shape, ShapeError, describe, dtype_of, show
+from .shapes import FLOATS, Shape, ShapeError, describe, dtype_of, numel, show
 
 
 def _scan_parts(ins) -> tuple[int, int, int]:
@@ -53,9 +53,8 @@ def _emit_scan(graph, inputs, args, ins):
 OPS = (
     Op("selective_scan", "math", _scan_shape, merge=True, operands=5, accepts=FLOATS, gives=None,
        function=_emit_scan, window=lambda a, ins: GLOBAL,
-       macs=lambda a, ins, out: _scan_parts(ins)[0] * _scan_parts(ins)[1] * _scan_parts(ins)[2],
-       other_ops=lambda a, ins, out: 5 * _scan_parts(ins)[0] * _scan_parts(ins)[1]
-       * _scan_parts(ins)[2],
+       macs=lambda a, ins, out: numel(_scan_parts(ins)),  # L·I·N
+       other_ops=lambda a, ins, out: 5 * numel(_scan_parts(ins)),
        describe=named("selective_scan"), caption=named("Selective Scan"),
        rule="`selective_scan(x, dt, A, B, C)`: Mamba's state-space recurrence "
             "h_t = exp(A·dt_t)⊙h_{t−1} + dt_t·B_t·x_t, y_t = h_t·C_t (h_0 = 0), x and dt L×I, A "

@@ -128,30 +128,26 @@ def _first_line(error: Exception) -> str:
     return lines[0] if lines else type(error).__name__
 
 
-def dynamic_axes(graph: nx.DiGraph) -> dict[str, dict[int, str]]:
-    """{input name: {axis (batch first): its size's name}}: the batch of every input, and
-    the axes that follow the length where one size is a symbol (`input ids: L <= 2048`):
-    an exported language model runs at any length, as the lowered one does."""
+def dynamic_axes(graph: nx.DiGraph, nodes: dict[str, str]) -> dict[str, dict[int, str]]:
+    """{name: {axis (batch first): its size's name}} of the values `nodes` names ({name:
+    node}): the batch of each, and the axes that follow the length where one size is a
+    symbol (`input ids: L <= 2048`): an exported language model runs at any length, as
+    the lowered one does."""
     sizes = ir.network(graph).sizes
     length = next(iter(sizes)) if len(sizes) == 1 else None
-    axes = {}
-    for name in ir.network(graph).inputs:
-        follows = ir.shape(graph, name).follows if length else ()
-        axes[name] = {0: "batch", **{axis + 1: length for axis in sorted(follows)}}
-    return axes
+    return {name: {0: "batch", **{axis + 1: length for axis in
+                                  sorted(ir.shape(graph, node).follows if length else ())}}
+            for name, node in nodes.items()}
+
+
+def _inputs(graph: nx.DiGraph) -> dict[str, str]:
+    return {name: name for name in ir.network(graph).inputs}
 
 
 def _onnx_axes(graph: nx.DiGraph) -> dict[str, dict[int, str]]:
-    """ONNX's dynamic axes: the inputs' (dynamic_axes), and the outputs' batch and the
-    axes of theirs that follow the length."""
-    axes = dynamic_axes(graph)
-    sizes = ir.network(graph).sizes
-    length = next(iter(sizes)) if len(sizes) == 1 else None
-    for output in ir.network(graph).outputs:
-        if not output.train_only:
-            follows = ir.shape(graph, output.node).follows if length else ()
-            axes[output.name] = {0: "batch", **{a + 1: length for a in sorted(follows)}}
-    return axes
+    """ONNX's dynamic axes: the inputs' and the inference outputs'."""
+    outputs = {o.name: o.node for o in ir.network(graph).outputs if not o.train_only}
+    return dynamic_axes(graph, _inputs(graph) | outputs)
 
 
 def _torch_export(module, example, graph) -> bytes:
@@ -162,7 +158,7 @@ def _torch_export(module, example, graph) -> bytes:
         dims[symbol] = torch.export.Dim(symbol, min=1, max=bound) if bound else \
             torch.export.Dim(symbol, min=1)
     shapes = tuple({axis: dims[size] for axis, size in axes.items()}
-                   for axes in dynamic_axes(graph).values())
+                   for axes in dynamic_axes(graph, _inputs(graph)).values())
     batch_only = tuple({0: dims["batch"]} for _ in example)
     try:
         program = torch.export.export(module, example, dynamic_shapes=shapes)

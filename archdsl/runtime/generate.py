@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from .. import ir
 from ..errors import UsageError
 from ..ops.functions import Positions, ScaledDotProductAttention
 
@@ -84,7 +85,6 @@ def prompt_ids(text: str) -> list[int]:
 def within_length(graph, length: int) -> None:
     """UsageError unless the network's length symbol allows `length` tokens (prompt and
     new tokens): past it, its positions would read past their table."""
-    from .. import ir
     sizes = ir.network(graph).sizes
     if not sizes:
         raise UsageError(f"{ir.network(graph).name} is built for one length: declare it as "
