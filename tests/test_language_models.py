@@ -1,8 +1,9 @@
-"""The language-model specs equal transformers' models at the small configurations of
-tests/data/hf_oracle.json (recorded by tests/data/make_hf_oracle.py): state_dict keys,
-shapes and order, tied tensors, and float64 logits (relative 1e-9) under the oracle's
-deterministic fill; and, at the published configurations, the published parameter counts.
-transformers is not needed: the oracle holds its outputs."""
+"""The language-model specs equal transformers' models, and the DDPM U-Net diffusers' one,
+at the small configurations of tests/data/hf_oracle.json (recorded by
+tests/data/make_hf_oracle.py): state_dict keys, shapes and order, tied tensors, and float64
+outputs (relative 1e-9) under the oracle's deterministic fill; and, at the published
+configurations, the published parameter counts. Neither library is needed: the oracle
+holds their outputs."""
 from __future__ import annotations
 
 import json
@@ -35,10 +36,11 @@ ATTENDING = CAUSAL[:4]  # generate with a KV cache
 
 
 ENCODERS = ["bert"]
+GENERATIVE = ["ddpm_unet"]
 
 
-@pytest.mark.parametrize("name", CAUSAL + ENCODERS)
-def test_the_state_dict_is_transformers_in_keys_shapes_order_and_ties(name):
+@pytest.mark.parametrize("name", CAUSAL + ENCODERS + GENERATIVE)
+def test_the_state_dict_is_the_librarys_in_keys_shapes_order_and_ties(name):
     _, model = build(name)
     oracle = ORACLE[name]
     state = model.state_dict(keep_vars=True)
@@ -84,9 +86,32 @@ def test_berts_hidden_states_and_pooled_output_are_transformers_in_float64():
     assert set(outputs) == set(oracle["outputs"])
 
 
-@pytest.mark.parametrize("name", CAUSAL + ENCODERS)
+def test_the_ddpm_unet_predicts_diffusers_noise_in_float64():
+    """The noisy sample and its timestep in, the predicted noise out: diffusers' output
+    (its timestep embedding computed in float32, as diffusers does, then cast)."""
+    graph, model = build("ddpm_unet")
+    oracle = ORACLE["ddpm_unet"]
+    config = oracle["config"]
+    fill(model)
+    size = (1, config["in_channels"], config["sample_size"], config["sample_size"])
+    sample = torch.randn(size, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    timestep = torch.tensor([oracle["inputs"]["timestep"]])  # batch x 1
+    with torch.no_grad():
+        predicted = model(sample, timestep)
+    expected = torch.tensor(oracle["outputs"]["sample"], dtype=torch.float64).view_as(predicted)
+    assert total(graph).params == sum(p.numel() for p in model.parameters())
+    torch.testing.assert_close(predicted, expected, rtol=1e-9,
+                               atol=1e-9 * expected.abs().max().item())
+    with torch.no_grad():  # and a batch of two timesteps, each its own embedding
+        both = model(sample.repeat(2, 1, 1, 1), torch.tensor([[10], [500]]))
+    torch.testing.assert_close(both[0], predicted[0], rtol=1e-12, atol=1e-12)
+    assert not torch.allclose(both[1], predicted[0])
+
+
+@pytest.mark.parametrize("name", CAUSAL + ENCODERS + GENERATIVE)
 def test_the_published_configuration_has_the_published_parameter_count(name):
-    result = compile_file(ROOT / "specs" / f"{name}.arch", settings={"L": 16})
+    result = compile_file(ROOT / "specs" / f"{name}.arch",
+                          settings={} if name in GENERATIVE else {"L": 16})
     assert result.ok
     assert total(result.graph).params == ORACLE[name]["full"]["params"]
 

@@ -21,6 +21,17 @@ class Value:
     node: str
 
 
+class Stack:
+    """The values `push`ed onto a name in a network or block body, the last on top: what
+    `let NAME = pop(STACK)` takes back (a U-Net's skip connections, kept on the way down
+    and used in reverse order on the way up)."""
+
+    def __init__(self, name: str, span: Span):
+        self.name, self.span = name, span  # span: the first `push`
+        self.values: list[Value] = []
+        self.pushed = 0
+
+
 POISON = Value("")  # stands for the output of a statement that failed
 UNKNOWN = object()  # stands for the value of a `let` or parameter that failed
 
@@ -165,4 +176,6 @@ def describe_value(value) -> str:
         return f"a {len(value)}-tuple"
     if isinstance(value, Value):
         return f"the value `{value.node}`"
+    if isinstance(value, Stack):
+        return f"the stack `{value.name}`"
     return "a value"

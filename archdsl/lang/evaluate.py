@@ -160,6 +160,10 @@ class Evaluator(Reporter):
 
     def eval_func_call(self, expr: ast.FuncCall, ctx: Ctx):
         self.charge(expr.span, ctx)
+        if expr.name == "pop" and "pop" not in self.program.functions:
+            self.fail("E0214", "`pop` takes a value off a stack only as the whole value of a "
+                      "`let`", expr.span, "inside an expression", ctx,
+                      help="pop it first, `let skip = pop(skips)`, then use `skip`")
         if expr.name in BUILTIN_FUNCTIONS:
             return self.builtin(expr, ctx)
         function = self.program.functions.get(expr.name)
@@ -198,14 +202,25 @@ class Evaluator(Reporter):
         many = name in ("min", "max")
         if (len(expr.args) < 2) if many else (len(expr.args) != 1):
             self.fail("E0203", f"`{name}` takes " + ("two or more numbers" if many else
-                      "one number") + f", not {len(expr.args)}", expr.span, "here", ctx,
+                      "one tuple" if name == "len" else "one number") + f", not {len(expr.args)}", expr.span, "here", ctx,
                       help=f"`{name}(a, b)`" if many else f"`{name}(x)`")
         values = [self.eval(a, ctx) for a in expr.args]
+        if name == "len":
+            if not isinstance(values[0], tuple):
+                self.type_error(expr.args[0], f"`len` counts the items of a tuple, not "
+                                f"{describe_value(values[0])}", ctx)
+            return len(values[0])
         for arg, value in zip(expr.args, values):
             if not is_number(value) or not math.isfinite(value):
                 self.type_error(arg, f"`{name}` needs a finite number, not "
                                 f"{describe_value(value)}", ctx)
-        return _BUILTINS[name](*values)
+        if name in _DOMAINS and not _DOMAINS[name][0](values[0]):
+            self.type_error(expr.args[0], f"`{name}` needs {_DOMAINS[name][1]}, not "
+                            f"{describe_value(values[0])}", ctx)
+        result = _BUILTINS[name](*values)
+        if not math.isfinite(result):
+            self.fail("E0212", "number too large", expr.span, f"`{name}` overflows", ctx)
+        return result
 
     def type_error(self, expr, message: str, ctx: Ctx):
         self.fail("E0212", message, expr.span, "in this expression", ctx)
@@ -220,9 +235,13 @@ _EVALUATORS = {
 }
 
 # As Python's: `int` truncates towards zero, `round` halves to even (`round(2.5)` is 2);
-# `int`, `round`, `floor` and `ceil` give integers, `min`, `max` and `abs` keep the type.
+# `int`, `round`, `floor` and `ceil` give integers, `min`, `max` and `abs` keep the type;
+# `log` (natural), `exp` and `sqrt` give floats; `len` counts a tuple's items.
 _BUILTINS = {"int": int, "round": round, "floor": math.floor, "ceil": math.ceil,
-             "min": min, "max": max, "abs": abs}
+             "min": min, "max": max, "abs": abs, "len": len, "log": math.log,
+             "exp": lambda x: math.exp(x) if x < 710 else math.inf, "sqrt": math.sqrt}
+_DOMAINS = {"log": (lambda x: x > 0, "a positive number"),
+            "sqrt": (lambda x: x >= 0, "a number of at least 0")}
 assert set(_BUILTINS) == set(BUILTIN_FUNCTIONS)
 
 

@@ -21,7 +21,8 @@ from ..source import Source
 
 # Functions expressions call without a `def` (evaluated in elaborate.py); a `def` may not
 # take their names.
-BUILTIN_FUNCTIONS = ("int", "round", "floor", "ceil", "min", "max", "abs")
+BUILTIN_FUNCTIONS = ("int", "round", "floor", "ceil", "min", "max", "abs", "len", "log", "exp",
+                     "sqrt")
 
 
 @dataclass

@@ -398,6 +398,9 @@ class _ToAst(Transformer):
         (target, target_span), (source, source_span) = children
         return ast.Tie(target, source, target_span, source_span, self.span(meta))
 
+    def push(self, meta, children):
+        return ast.Push(str(children[0]), self.token_span(children[0]), self.span(meta))
+
     def tensor_path(self, meta, children):
         return ".".join(map(str, children)), self.span(meta)
 

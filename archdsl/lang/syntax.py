@@ -266,6 +266,15 @@ class Declare:
 
 
 @dataclass(frozen=True)
+class Push:
+    """`push skips`: the current value onto the stack `skips` of the enclosing network or
+    block, from which `let skip = pop(skips)` takes the last value back."""
+    name: str
+    name_span: Span
+    span: Span
+
+
+@dataclass(frozen=True)
 class Tie:
     """`tie lm_head.weight = embed_tokens.weight`: the learned tensor at the first path is
     the one at the second (weight tying), kept under both names in the state_dict and
@@ -278,7 +287,7 @@ class Tie:
 
 
 Stmt = Union[Labelled, Action, IfStmt, Let, InputDecl, ParamDecl, BufferDecl, Output, FromValue,
-             Declare, Tie]
+             Declare, Tie, Push]
 
 
 # ---- definitions ----------------------------------------------------------------

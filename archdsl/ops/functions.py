@@ -135,21 +135,23 @@ class Positions(nn.Module):
     """0, 1, ..., n - 1 for the n entries of axis `dim`, in `x`'s float type (the default
     one where `x` holds integers), repeated over the batch (a view). Along a sequence
     (`sequence`: the axis follows the length), they start at `offset`: the tokens a KV
-    cache already holds while a language model generates (archdsl.generate), 0 else."""
+    cache already holds while a language model generates (archdsl.generate), 0 else.
+    With `count`, 0 to count - 1 whatever `x`'s sizes (a timestep embedding's frequencies)."""
 
-    def __init__(self, dim: int, sequence: bool):
+    def __init__(self, dim: int, sequence: bool, count: int | None = None):
         super().__init__()
-        self.dim, self.sequence, self.offset = dim, sequence, 0
+        self.dim, self.sequence, self.offset, self.count = dim, sequence, 0, count
 
     def forward(self, x: Tensor) -> Tensor:
         dtype = x.dtype if x.is_floating_point() else torch.get_default_dtype()
-        count = x.shape[self.dim]
+        count = self.count or x.shape[self.dim]
         start = self.offset if self.sequence else 0
         return torch.arange(start, start + count, dtype=dtype, device=x.device).expand(
             x.shape[0], count)
 
     def extra_repr(self) -> str:
-        return f"dim={self.dim}, sequence={self.sequence}"
+        count = f", count={self.count}" if self.count else ""
+        return f"dim={self.dim}, sequence={self.sequence}{count}"
 
 
 def resize(x: Tensor, size: tuple[int, int], mode: str, align_corners: bool) -> Tensor:

@@ -201,11 +201,13 @@ def _emit_argmax(graph, inputs, args, ins):
 
 def _positions_shape(args: Args, ins) -> Shape:
     (s,) = ins
-    return Shape((s[args["axis"]],))  # flat features, as every float vector
+    return Shape((args["count"] or s[args["axis"]],))  # flat features, as every float vector
 
 
 def _positions_module(args: Args, ins):
     from .functions import Positions
+    if args["count"]:
+        return Positions(torch_axis(args["axis"]), False, args["count"])
     return Positions(torch_axis(args["axis"]), args["axis"] in ins[0].follows)
 
 
@@ -278,14 +280,17 @@ OPS = (
             "order; with `indices = true` where they are (int64): a router's choice of experts",
        lowers="`torch.topk(x, k, axis + 1, largest)[0]` (`[1]` for indices)",
        other_rule="1 per input element"),
-    Op("positions", "math", _positions_shape, accepts=DTYPES, args=(Arg("axis", "axis", 0),),
-       module=_positions_module, describe=lambda a: f"positions {a['axis']}",
+    Op("positions", "math", _positions_shape, accepts=DTYPES,
+       args=(Arg("axis", "axis", 0), Arg("count", "int", None, minimum=1)),
+       module=_positions_module,
+       describe=lambda a: f"positions {a['count']}" if a["count"] else f"positions {a['axis']}",
        caption=named("positions"),
-       rule="0, 1, …, n − 1 (floats) for the n entries of `axis`, as n flat features: the "
-            "positions from which encodings are computed (RoPE's angles, with `einsum`)",
-       lowers="`Positions(axis + 1, sequence)`: `torch.arange(n)` in the value's float type, "
-              "on its device; along a sequence (an axis that follows a length symbol) from the "
-              "KV cache's length while generating"),
+       rule="0, 1, …, n − 1 (floats) for the n entries of `axis` (or n = `count`, whatever "
+            "the value's sizes), as n flat features: the positions from which encodings are "
+            "computed (RoPE's angles with `einsum`, a timestep embedding's frequencies)",
+       lowers="`Positions(axis + 1, sequence, count)`: `torch.arange(n)` in the value's float "
+              "type, on its device; along a sequence (an axis that follows a length symbol) "
+              "from the KV cache's length while generating"),
     Op("argmax", "math", _argmax_shape, accepts=FLOATS + ("int",), gives="int",
        args=(Arg("axis", "axis", -1), Arg("keep", "bool", False)),
        function=_emit_argmax, window=_window, other_ops=lambda a, ins, out: numel(ins[0]),
