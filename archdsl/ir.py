@@ -261,14 +261,25 @@ def describe_scope(graph: nx.DiGraph, name: str, members: list[str]) -> str:
     or else `N layers`. `members` are the names of its nodes."""
     held = scope(graph, name)
     direct = tuple(c.block for c in held.calls) if held is not None else ()
-    if not direct and held is not None:  # e.g. a labelled repeat: each iteration calls one block
-        per_child = [child.calls for child in children(graph, name)]
-        if per_child and all(len(c) == 1 for c in per_child):
-            direct = tuple(c[0].block for c in per_child)
+    if not direct and held is not None:  # e.g. a labelled repeat: each iteration calls one
+        # block; a U-Net level, `resnets.0`, `attentions.0`, ...: the blocks of each group
+        direct = tuple(call.block for call in calls_within(graph, name))
     if direct:
         counts = Counter(direct)
         return ", ".join(b if n == 1 else f"{b} x{n}" for b, n in counts.items())
     return f"{len(members)} layers"
+
+
+def calls_within(graph: nx.DiGraph, path: str) -> list[Call]:
+    """The block calls in the scopes inside `path`, outermost first: a scope's own calls,
+    else those of the scopes inside it."""
+    found = []
+    for child in children(graph, path):
+        if child.kind == "block":  # a labelled call: the block called, not those it calls
+            found.extend(child.calls[:1])
+        else:
+            found.extend(child.calls or calls_within(graph, child.path))
+    return found
 
 
 def format_args(node: Node) -> str:

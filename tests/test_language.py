@@ -329,6 +329,22 @@ def test_builtin_functions_compute_as_python():
     assert channels_of("abs(-6)") == 6
 
 
+def test_len_log_exp_and_sqrt_compute_as_python():
+    assert channels_of("len((4, 8, 16)) * 2") == 6
+    assert channels_of("int(log(10000) * 100)") == 921  # math.log: natural
+    assert channels_of("round(exp(2))") == 7 and channels_of("int(sqrt(50))") == 7
+    graph = ok(NET.format("c: conv(8, 1)\n mul(-log(10000))"))
+    assert graph.nodes["0"]["node"].args["constant"] == -9.210340371976184
+
+
+def test_len_log_and_sqrt_refuse_what_they_cannot_take():
+    assert codes(NET.format("conv(len(3), 1)")) == ["E0212"]
+    assert codes(NET.format("conv(int(log(0)), 1)")) == ["E0212"]
+    assert codes(NET.format("conv(int(sqrt(-1)), 1)")) == ["E0212"]
+    assert codes(NET.format("conv(int(exp(1000)), 1)")) == ["E0212"]
+    assert codes("def len(t) = 3\n" + NET.format("conv(4, 1)")) == ["E0208"]
+
+
 def test_def_functions_with_defaults_and_keywords():
     prelude = "def make_divisible(v, d = 8) = max(d, int(v + d / 2) // d * d)"
     assert channels_of("make_divisible(32 * 0.75)", prelude) == 24
@@ -427,3 +443,85 @@ def test_numbers_label_branches_and_a_label_may_open_an_if():
 }""").graph
     assert list(graph) == ["x", "mix.0.0", "mix.0.1", "mix.1", "mix.concat", "act.0"]
     assert ir.scope(graph, "act").kind == "group"
+
+
+# ---- stacks: push and pop -------------------------------------------------------------
+
+
+STACKED = """
+network stacked(levels = 3) {
+    input image: 3 x 64 x 64
+    down: repeat levels as i {
+        conv(8 * (i + 1), 3, pad = 1)
+        push skips
+        maxpool(2)
+    }
+    up: repeat levels {
+        let skip = pop(skips)
+        u: upsample(2)
+        concat(u, skip)
+    }
+}"""
+
+
+def test_pop_takes_back_the_last_value_pushed_across_repeat_iterations():
+    graph = ok(STACKED)
+    joins = [ir.node(graph, f"up.{i}.0").inputs for i in range(3)]
+    assert joins == [("up.0.u", "down.2.0"), ("up.1.u", "down.1.0"), ("up.2.u", "down.0.0")]
+    assert shape(graph, "up.0.0")[0] == 24 + 24  # the deepest level's own features
+    assert shape(graph, "up.2.0") == (24 + 24 + 16 + 8, 64, 64)
+
+
+def test_push_leaves_the_current_value_and_makes_no_layer():
+    graph = ok(NET.format("a: conv(8, 1)\n push s\n relu\n let b = pop(s)\n add(b)"))
+    assert [n for n in graph if n != "x"] == ["a", "0", "1"]
+    assert ir.node(graph, "0").inputs == ("a",) and ir.node(graph, "1").inputs == ("0", "a")
+
+
+def test_a_repeat_that_only_pushes_runs_every_iteration():
+    assert codes(NET.format("a: conv(8, 1)\n repeat 3 { push s }\n"
+                            "repeat 3 { let b = pop(s) }\n let c = pop(s)")) == ["E0223"]
+    assert codes(NET.format("a: conv(8, 1)\n repeat 3 { push s }\n"
+                            "repeat 3 { let b = pop(s) }")) == []
+
+
+def test_a_blocks_stacks_are_its_own():
+    block = "block keep() { push kept; relu }\n"
+    assert codes(block + NET.format("conv(8, 1)\n keep\n let k = pop(kept)")) == ["E0207"]
+    inner = "block both() { push kept; relu; let k = pop(kept); add(k) }\n"
+    graph = ok(inner + NET.format("a: conv(8, 1)\n both"))
+    assert ir.node(graph, "1").inputs == ("0", "a")
+
+
+def test_stack_mistakes_are_located():
+    empty = compile_source(NET.format("a: conv(8, 1)\n push s\n let b = pop(s)\n"
+                                      "let c = pop(s)")).diagnostics
+    assert [d.code for d in empty] == ["E0223"]
+    assert empty[0].primary.span.text == "pop(s)"
+    assert [label.message for label in empty[0].secondary] == ["pushed here"]
+    assert codes(NET.format("let w = 3\n conv(8, 1)\n push w")) == ["E0208"]
+    assert codes(NET.format("a: conv(8, 1)\n let b = pop(a)")) == ["E0218"]
+    assert codes(NET.format("a: conv(8, 1)\n push s\n conv(pop(s), 1)")) == ["E0214"]
+    assert codes(NET.format("a: conv(8, 1)\n let b = pop(s, s)")) == ["E0203"]
+    assert codes(NET.format("a: conv(8, 1)\n let b = pop(nothing)")) == ["E0207"]
+
+
+def test_a_path_label_puts_interleaved_layers_in_shared_groups():
+    graph = ok(NET.format("""stage: {
+        declare attentions, resnets
+        repeat 2 as j {
+            "resnets.{j}": conv(3, 3, pad = 1)
+            "attentions.{j}": conv(3, 1)
+        }
+    }"""))
+    assert [n for n in graph if n != "x"] == [
+        "stage.resnets.0", "stage.attentions.0", "stage.resnets.1", "stage.attentions.1"]
+    assert ir.node(graph, "stage.resnets.1").inputs == ("stage.attentions.0",)
+    assert ir.network(graph).scopes["stage.resnets"].kind == "group"
+    import pytest
+    pytest.importorskip("torch")
+    from archdsl.backends.lower_fx import lower_fx
+    keys = list(lower_fx(graph).state_dict())
+    assert keys[0].startswith("stage.attentions.0") and keys[-1].startswith("stage.resnets.1")
+    assert codes(NET.format('"a.{1}x": conv(3, 1)')) == ["E0221"]
+    assert codes(NET.format('"a..b": conv(3, 1)')) == ["E0221"]

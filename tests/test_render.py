@@ -428,8 +428,26 @@ def test_an_encoder_decoder_with_cross_skips_is_drawn_as_a_u():
     assert y["dec1.0"] > y["dec2.0"] > y["dec3.0"] > y["dec4.0"]
 
 
-@pytest.mark.parametrize("spec", [p.stem for p in SPECS if p.stem != "unet"])
-def test_only_the_u_net_is_drawn_as_a_u(spec):
+@needs_svg
+def test_the_diffusion_u_net_is_a_u_of_levels_with_its_time_embedding_beside_it():
+    """diffusers' U-Net: each level of the down and up paths one box, named by its blocks;
+    the middle one box (its resnets and attention run interleaved); the decoder climbs;
+    the time embedding goes into every block as thin dotted arrows."""
+    graph = graph_of("ddpm_unet")
+    source = render_dot(graph)
+    assert "dir=back" in source
+    for level in range(4):
+        assert f'"down_blocks.{level}" [' in source and f'"up_blocks.{level}" [' in source
+    assert 'label="resnet ×2, attn_block ×2"' in source
+    assert 'label="mid_block\nresnet ×2, attn_block"' in source
+    assert "time_proj\ntimestep_embedding" in source  # a computation: one box
+    assert source.count("style=dotted") == 4 + 1 + 4  # into each box that holds resnets
+    y = {name: xy[1] for name, xy in _positions(source).items()}
+    assert y["up_blocks.3"] > y["up_blocks.0"] and y["conv_in"] > y["down_blocks.2"]
+
+
+@pytest.mark.parametrize("spec", [p.stem for p in SPECS if p.stem not in ("unet", "ddpm_unet")])
+def test_only_the_u_nets_are_drawn_as_a_u(spec):
     assert "dir=back" not in render_dot(graph_of(spec))
 
 

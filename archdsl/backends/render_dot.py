@@ -102,12 +102,39 @@ def default_view(graph: nx.DiGraph, depth: int | None = None, expand=()) -> View
         for name, chain in chains.items():
             stages.setdefault(chain[0] if chain else name, []).append(chain)
         opened = {stage for stage, members in stages.items()
-                  if not _is_repeat_stage(graph, members)}
+                  if not _is_repeat_stage(graph, members)
+                  and not _is_computation(graph, stage, members)
+                  and not _interleaved(graph, stage)}
+        opened |= {stage for stage, members in stages.items()  # a U-Net's levels, each a box
+                   if _is_repeat_stage(graph, members) and not _alike(graph, stage)}
     for name in expand:
         for scope in instances(graph, name):
             opened |= set(ir.scopes_of(graph, scope) if scope in graph
                           else ir.ancestors(graph, scope)) | {scope}
-    return View(frozenset(opened), chains=chains)
+    return _acyclic(graph, View(frozenset(opened), chains=chains))
+
+
+def _acyclic(graph: nx.DiGraph, view: View) -> View:
+    """`view` with the boxes opened that would make arrows go round in a circle: groups
+    whose layers run interleaved with another's (diffusers' `resnets` and `attentions`:
+    resnet 0, attention 0, resnet 1, ...) are drawn layer by layer.
+
+    >>> from archdsl import compile_source
+    >>> g = compile_source('''network n { input x: 3 x 8 x 8
+    ...     repeat 2 as j { "a.{j}": conv(3, 1); "b.{j}": relu } }''').graph
+    >>> view = _acyclic(g, View(frozenset(), chains={n: ir.scopes_of(g, n) for n in g}))
+    >>> sorted(view.open)
+    ['a', 'b']
+    """
+    while True:
+        flow = nx.DiGraph((view.unit(tail), view.unit(head)) for tail, head in graph.edges
+                          if view.unit(tail) != view.unit(head))
+        try:
+            cycle = nx.find_cycle(flow)
+        except nx.NetworkXNoCycle:
+            return view
+        closed = {unit for edge in cycle for unit in edge[:2] if unit not in graph}
+        view = View(view.open | closed, view.full, view.fused, view.chains)
 
 
 def instances(graph: nx.DiGraph, name: str) -> list[str]:
@@ -168,6 +195,37 @@ def _is_repeat_stage(graph: nx.DiGraph, chains: list[tuple[str, ...]]) -> bool:
     scopes (`stage.I.rest`), nothing else."""
     return all(len(c) >= 2 and ir.label(graph, c[1]).isdigit() for c in chains) and \
         len({c[1] for c in chains}) > 1
+
+
+def _alike(graph: nx.DiGraph, stage: str) -> bool:
+    """The iterations of a repeat stage hold the same blocks, or each calls its blocks
+    itself (MobileNet's `bneck`s): one box, `bottleneck ×3`. Not levels that group blocks
+    differently (a U-Net's, with and without attention): those are drawn a box each."""
+    iterations = ir.children(graph, stage)
+    held = {ir.describe_scope(graph, child.path, []) for child in iterations}
+    return len(held) == 1 or all(child.calls for child in iterations)
+
+
+def _interleaved(graph: nx.DiGraph, stage: str) -> bool:
+    """The groups directly inside `stage` run interleaved (`resnets.0`, `attentions.0`,
+    `resnets.1`): drawn open, they would be boxes with arrows in a circle, so the stage is
+    one box."""
+    def part(name: str) -> str:
+        chain = ir.scopes_of(graph, name)
+        return chain[1] if len(chain) > 1 else name
+    inside = [n for n in graph if ir.scopes_of(graph, n)[:1] == (stage,)]
+    flow = nx.DiGraph((part(t), part(h)) for n in inside for t, h in graph.in_edges(n)
+                      if t in inside and part(t) != part(h))
+    return not nx.is_directed_acyclic_graph(flow)
+
+
+def _is_computation(graph: nx.DiGraph, stage: str, chains: list[tuple[str, ...]]) -> bool:
+    """A stage that is one call of a block without learned tensors (a timestep or position
+    embedding computed from its input): one box, named after the block."""
+    held = ir.scope(graph, stage)
+    return (held is not None and held.kind == "block" and len(chains) > 3 and
+            not any(graph.nodes[n].get("cost", Cost()).params
+                    for n in graph if ir.scopes_of(graph, n)[:1] == (stage,)))
 
 
 def render_dot(graph: nx.DiGraph, *, depth: int | None = None, expand=(), direction: str = "TB",
@@ -274,7 +332,8 @@ def _draw(dot, graph: nx.DiGraph, depth, expand, shapes: bool, style: str, parti
     stages = {unit: ir.outermost(graph, unit) for unit in units}
     segment = _snake(units, spine, columns, stages) if columns > 1 and not rising else {}
     free = {(t, h) for t, h, *_ in edges if segment and segment[t] != segment[h]}
-    _add_edges(dot, graph, edges, shapes, failed, prefix, rising, across, free)
+    _add_edges(dot, graph, edges, shapes, failed, prefix, rising, across, free,
+               _broadcasts(edges, spine))
     tops = [next(u for u in units if segment[u] == j) for j in sorted(set(segment.values()))]
     levels = levels + ([tuple(tops)] if len(tops) > 1 else [])
     for pair in levels:  # each cross skip runs level, from the encoder to the decoder
@@ -324,7 +383,7 @@ def _u_shape(graph, units: dict, edges: list) -> tuple[set, list]:
     area = {}
     for unit, members in units.items():
         shape = ir.shape(graph, members[-1])
-        sizes = [n for _, n in spatial(shape)] if shape is not None and len(shape) >= 2 else []
+        sizes = [n for _, n in spatial(shape)] if shape is not None and len(shape) >= 3 else []
         if sizes:
             area[unit] = math.prod(sizes)
     flow = nx.DiGraph((tail, head) for tail, head, *_ in edges)
@@ -343,7 +402,28 @@ def _u_shape(graph, units: dict, edges: list) -> tuple[set, list]:
         return set(), []
     rising = {(tail, head) for tail, head, *_ in edges if head in after
               and (tail in after or tail == bottom)}
-    return rising, skips
+    return rising, _levels(skips, order)
+
+
+def _levels(skips: list[tuple[str, str]], order: dict) -> list[tuple[str, str]]:
+    """One skip per level to lay out level: from the encoder box nearest the bottom
+    outwards, each to the first decoder box not yet paired (a level that sends skips to two
+    decoder levels, as diffusers' U-Net does, is paired with the first).
+
+    >>> order = {u: i for i, u in enumerate(["a", "b", "c", "d", "e"])}
+    >>> _levels([("a", "d"), ("a", "e"), ("b", "d"), ("c", "d")], order)
+    [('a', 'e'), ('c', 'd')]
+    """
+    heads: dict[str, list[str]] = {}
+    for tail, head in skips:
+        heads.setdefault(tail, []).append(head)
+    paired, pairs = set(), []
+    for tail in sorted(heads, key=order.get, reverse=True):
+        free = sorted((h for h in heads[tail] if h not in paired), key=order.get)
+        if free and all(order[free[0]] > order[h] for h in paired):
+            paired.add(free[0])
+            pairs.append((tail, free[0]))
+    return sorted(pairs, key=lambda pair: order[pair[0]])
 
 
 def _spine(first: str, last: str, edges: list) -> set[str]:
@@ -543,13 +623,33 @@ def _unit_edges(graph, view: View, units: dict) -> list[tuple[str, str, ir.Node,
     return edges
 
 
+def _broadcasts(edges: list, spine: set, readers: int = 4) -> set[tuple[str, str]]:
+    """The arrows of a value off the main path that `readers` boxes or more read: a
+    diffusion U-Net's time embedding, a language model's rotary angles, going into every
+    block. They are drawn thin and dotted, without shapes, and do not pull the layout.
+
+    >>> edges = [("t", b, None, 0, "t") for b in "abcd"] + [("a", "b", None, 0, "a")]
+    >>> sorted(_broadcasts(edges, {"a", "b"}))
+    [('t', 'a'), ('t', 'b'), ('t', 'c'), ('t', 'd')]
+    """
+    heads: dict[str, set] = {}
+    for tail, head, *_ in edges:
+        heads.setdefault(tail, set()).add(head)
+    return {(t, h) for t, h, *_ in edges if t not in spine and len(heads[t]) >= readers}
+
+
 def _add_edges(dot, graph, edges: list, shapes: bool, failed: set, prefix: str = "",
-               rising=frozenset(), across=None, free=frozenset()) -> None:
+               rising=frozenset(), across=None, free=frozenset(),
+               broadcast=frozenset()) -> None:
     """The arrows; those in `rising` are laid out from head to tail (`dir=back`), so the
     decoder of a U climbs, with their arrowheads still at their heads; `across` gives
-    the (tail, head) ports of arrows between boxes on one level (a U's skips)."""
+    the (tail, head) ports of arrows between boxes on one level (a U's skips);
+    `broadcast` arrows are thin and dotted (`_broadcasts`)."""
     for tail, head, item, position, producer in edges:
         attributes = _edge_attributes(graph, item, position, producer, shapes, failed)
+        if (tail, head) in broadcast:
+            attributes.update(style="dotted", color="#888888", arrowsize="0.4",
+                              constraint="false", label=" ")
         if (tail, head) in (across or {}):
             attributes["tailport"], attributes["headport"] = across[tail, head]
         if (tail, head) in free:  # from one column of a snaked chain to the next

@@ -34,13 +34,14 @@ from ..diagnostics import Diagnostic, Label, Sink, SpecError
 from ..errors import UsageError
 from ..ops import MERGE_OPS, OPS, REQUIRED, Arg, Args, Op
 from ..ops.io import BUFFER_INITS
+from .stacks import Stacks, is_pop
 from .ties import Pending, resolve_ties
 from ..ops.shapes import LAYOUT_DTYPES, LAYOUTS, Shape, numel, show
 from . import syntax as ast
 from .arguments import gather_axes
 from .builder import GraphBuilder
-from .context import (POISON, UNKNOWN, Abort, Ctx, Env, Reporter, Scope, Stack, Value,
-                      call_chain, describe_value, is_number)
+from .context import (POISON, UNKNOWN, Abort, Ctx, Env, Reporter, Scope, Value, call_chain,
+                      describe_value, is_number)
 from .evaluate import Evaluator
 from .load import Program
 from .names import is_reserved, reserved_help
@@ -114,7 +115,7 @@ class _Elaborator(Reporter):
         self.inputs: list[str] = []
         self.params: dict = {}
         self.block_args: dict[int, tuple[Arg, ...]] = {}  # id(BlockDef) -> its parameters
-        self.stack_ops = 0  # pushes and pops so far: a repeat that makes no layer may push
+        self.stacks = Stacks(sink, self.evaluator)
 
     # ---- network ------------------------------------------------------------------
 
@@ -184,12 +185,13 @@ class _Elaborator(Reporter):
                 return self.labelled(stmt, cur, ctx)
             if isinstance(stmt, ast.Let):
                 ctx.env.vars[stmt.name] = (
-                    self.pop(stmt.value, ctx)
-                    if _is_pop(stmt.value) and "pop" not in self.program.functions
+                    self.stacks.pop(stmt.value, ctx)
+                    if is_pop(stmt.value) and "pop" not in self.program.functions
                     else self.evaluator.try_eval(stmt.value, ctx))
                 return cur
             if isinstance(stmt, ast.Push):
-                self.push(stmt, cur, ctx)
+                value = cur if cur is POISON else self.current(cur, stmt.span, ctx, "push")
+                self.stacks.push(stmt, value, ctx)
                 return cur
             if isinstance(stmt, ast.InputDecl):
                 return self.input_decl(stmt, ctx)
@@ -434,50 +436,6 @@ class _Elaborator(Reporter):
             self.declarations.append((ctx.scope, name, span, ctx))
         self.builder.use_scope(ctx.scope)
 
-    def push(self, stmt: ast.Push, cur, ctx: Ctx) -> None:
-        """The current value onto the stack `stmt.name` of this network or block body (made
-        by its first push): one stack, whichever group or repeat iteration pushes."""
-        value = cur if cur is POISON else self.current(cur, stmt.span, ctx, "push")
-        root = ctx.env
-        while root.parent is not None:
-            root = root.parent
-        stack = ctx.env.lookup(stmt.name)
-        if not isinstance(stack, Stack):
-            if stmt.name in ctx.env.names():
-                self.fail("E0208", f"`{stmt.name}` is already {describe_value(stack)}, so it "
-                          "cannot be a stack", stmt.name_span, "a name in use", ctx,
-                          help=f"push onto a name of its own, e.g. `push {stmt.name}_stack`")
-            stack = root.vars[stmt.name] = Stack(stmt.name, stmt.name_span)
-        stack.values.append(value)
-        stack.pushed += 1
-        self.stack_ops += 1
-
-    def pop(self, call: ast.FuncCall, ctx: Ctx) -> Value:
-        """`pop(STACK)`: the value last pushed onto STACK, taken off it."""
-        try:
-            if len(call.args) != 1 or not isinstance(call.args[0], ast.Name):
-                self.fail("E0203", "`pop` takes the name of one stack", call.span,
-                          "pop what?", ctx, help="`let skip = pop(skips)`, after `push skips`")
-            name = call.args[0]
-            stack = self.evaluator.eval(name, ctx)
-            if not isinstance(stack, Stack):
-                self.fail("E0218", f"`{name.id}` is {describe_value(stack)}, not a stack",
-                          name.span, "not pushed onto", ctx,
-                          help=f"push values first: `push {name.id}` puts the current value "
-                               "on the stack")
-            if not stack.values:
-                self.fail("E0223", f"the stack `{stack.name}` is empty: its {stack.pushed} "
-                          f"value{'' if stack.pushed == 1 else 's'} pushed so far "
-                          f"{'was' if stack.pushed == 1 else 'were'} all popped",
-                          call.span, "nothing left to pop", ctx,
-                          secondary=(Label(stack.span, "pushed here"),),
-                          help="push as many values as are popped, in the order they are "
-                               "used back (the last pushed is popped first)")
-            self.stack_ops += 1
-            return stack.values.pop()
-        except Abort:
-            return POISON
-
     def check_declarations(self) -> None:
         """Every declared label is defined in its scope, by a layer or a group of them
         (unless an error came first: the statement that would define it may have failed)."""
@@ -626,10 +584,10 @@ class _Elaborator(Reporter):
             if stmt.index:
                 env.vars[stmt.index] = i
             scope = ctx.scope.child(str(i), stmt.span, "iteration", i) if labelled else ctx.scope
-            before, stacked = len(self.builder.graph), self.stack_ops
+            before, stacked = len(self.builder.graph), self.stacks.ops
             cur = self.body(stmt.body, cur, ctx.derive(env=env, scope=scope))
             made = len(self.builder.graph) - before
-            if stmt.index is None and made == 0 and stacked == self.stack_ops:
+            if stmt.index is None and made == 0 and stacked == self.stacks.ops:
                 break  # without an index every iteration does the same: nothing
             expected = len(self.builder.graph) + made * (count - i - 1)
             if stmt.index is None:
@@ -729,10 +687,6 @@ _BUFFER_ARGS = (Arg("height", "int", minimum=2), Arg("width", "int", minimum=2))
 
 _SCOPE_KINDS = {ast.Repeat: "repeat", ast.Residual: "residual", ast.Branches: "merge",
                 ast.Aux: "aux", ast.Group: "group"}
-
-
-def _is_pop(expr) -> bool:
-    return isinstance(expr, ast.FuncCall) and expr.name == "pop"
 
 
 def _recorded(value):

@@ -201,8 +201,10 @@ class Evaluator(Reporter):
                       "keyword given", ctx)
         many = name in ("min", "max")
         if (len(expr.args) < 2) if many else (len(expr.args) != 1):
-            self.fail("E0203", f"`{name}` takes " + ("two or more numbers" if many else
-                      "one tuple" if name == "len" else "one number") + f", not {len(expr.args)}", expr.span, "here", ctx,
+            wanted = "two or more numbers" if many else "one tuple" if name == "len" else \
+                "one number"
+            self.fail("E0203", f"`{name}` takes {wanted}, not {len(expr.args)}", expr.span,
+                      "here", ctx,
                       help=f"`{name}(a, b)`" if many else f"`{name}(x)`")
         values = [self.eval(a, ctx) for a in expr.args]
         if name == "len":

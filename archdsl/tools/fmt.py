@@ -45,8 +45,8 @@ _VALUE_KEYWORDS = {"true", "false", "in"}
 # after these words an expression starts: a `-` is unary and a `(` opens a group
 _OPERATOR_WORDS = {"if", "else", "not", "and", "or", "when", "repeat", "x", "as", "let"}
 # statements that are not layers: they keep the body's indentation inside a run
-_NON_ACTIONS = {"let", "input", "param", "buffer", "output", "from", "declare", "tie", "if", "def",
-                "block", "network", "import"}
+_NON_ACTIONS = {"let", "input", "param", "buffer", "output", "from", "declare", "tie", "push",
+                "if", "def", "block", "network", "import"}
 
 
 @dataclass
