@@ -26,9 +26,19 @@ from conftest import BUILD_SETTINGS, ROOT  # noqa: E402
 def small(name: str) -> list[str]:
     """specs/NAME.arch with the --set of conftest.BUILD_SETTINGS (the language models at
     their recorded small configurations)."""
-    sets = [f"{k}={str(v).lower() if isinstance(v, bool) else v}"
-            for k, v in BUILD_SETTINGS[name].items()]
+    sets = [f"{k}={_spelt(v)}" for k, v in BUILD_SETTINGS[name].items()]
     return [f"specs/{name}.arch", *(a for item in sets for a in ("--set", item))]
+
+
+def _spelt(value) -> str:
+    """A value as `--set` reads it: true, 2, "text", (a, b)."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, tuple):
+        return "(" + ", ".join(map(_spelt, value)) + ")"
+    return str(value)
 
 # Shipped specs, made small where they allow it: residual blocks, auxiliary heads (eval
 # mode), attention with a class token and position embedding, dense concatenations,
@@ -45,8 +55,8 @@ CASES = {
     "unet": ["specs/unet.arch", "--input", "1x188x188"],
     "convnextv2_atto": ["specs/convnextv2_atto.arch", "--input", "3x64x64"],
     "tiny_llama": ["tests/data/tiny_llama.arch"],
-    **{name: small(name) for name in ("gpt2", "llama", "mixtral", "mamba")},  # tied heads,
-}  # grouped-query attention, routed experts, the selective scan
+    **{name: small(name) for name in ("gpt2", "llama", "mixtral", "mamba", "ddpm_unet")},
+}  # tied heads, grouped-query attention, routed experts, the selective scan, two inputs
 
 RUNNER = textwrap.dedent("""\
     # Runs with `python -I -S`: no archdsl, torch found by its own directory only.
@@ -222,7 +232,7 @@ ONNX_CASES = {  # a plain CNN; channel shuffle and attention's fused inference k
     "vit": CASES["vit"],
     "swin_t": CASES["swin_t"],
     "tiny_llama": CASES["tiny_llama"],  # token ids, RoPE, causal sdpa, the algebra
-    **{name: CASES[name] for name in ("gpt2", "llama", "mixtral", "mamba")},
+    **{name: CASES[name] for name in ("gpt2", "llama", "mixtral", "mamba", "ddpm_unet")},
 }
 
 
@@ -238,7 +248,8 @@ def test_onnx_export_matches_torch_in_onnxruntime(case, tmp_path, capsys, monkey
     data = _onnx(standalone(exported), example_inputs(graph), graph)
     session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
     inputs = example_inputs(graph, batch=3, seed=5)  # another batch size than the example's
-    (got,) = session.run(None, {ir.network(graph).inputs[0]: inputs[0].numpy()})
+    (got,) = session.run(None, {name: value.numpy()
+                                for name, value in zip(ir.network(graph).inputs, inputs)})
     with torch.no_grad():
         want = standalone(exported)(*inputs)
     assert got.shape == tuple(want.shape)
