@@ -261,6 +261,10 @@ data sources (--data):
   folder:PATH    one sub-folder of images per class (PATH/train + PATH/val if present:
                  the ImageNet layout); ImageNet mean/std, resize + centre crop
   cifar10:PATH   the CIFAR-10 python batches
+  text[:FILE]    byte-level language modelling for an `L as token_ids` network: windows
+                 of L bytes of FILE (default: a shipped Tiny Shakespeare excerpt), each
+                 labelled with the next byte; per-token loss and accuracy, and perplexity;
+                 a `vocab_size` parameter that is not set becomes 256
 
 augmentation (--augment, default per source: basic for folder and cifar10, none for the
 shapes and waves made here): basic = random-resized crop + horizontal flip, trivial =
@@ -286,7 +290,8 @@ def _add_eval_command(commands) -> None:
     evaluate.add_argument("file", metavar="FILE")
     evaluate.add_argument("--weights", required=True, metavar="CKPT")
     evaluate.add_argument("--data", default="shapes", metavar="SOURCE",
-                          help="shapes[:N] (default), waves[:N], folder:PATH or cifar10:PATH")
+                          help="shapes[:N] (default), waves[:N], folder:PATH, cifar10:PATH or "
+                               "text[:FILE]")
     evaluate.add_argument("--batch-size", type=int, default=128)
     evaluate.add_argument("--seed", type=int, default=0, help="the seed the shapes data used")
     evaluate.add_argument("--confusion", metavar="PNG",
@@ -319,15 +324,22 @@ Build FILE's network (a causal language model: token ids in, logits out), load
 --weights, and continue --prompt by --max-new-tokens tokens, one per step, each step
 reading the earlier tokens' keys and values from a KV cache. Greedy by default; with
 --temperature, sampled (among the --top-k likeliest), reproducibly with --seed.
-Prints the new token ids.
+Prints the new token ids; with --text (a byte-level model, as `archdsl train --data
+text` trains one), the text prompt continued.
 
 examples:
   archdsl generate specs/gpt2.arch --weights model.pt --prompt "464 3290 318"
+  archdsl generate specs/gpt2.arch --weights runs/gpt2/best.pt --text "ROMEO:" \
+      --max-new-tokens 200 --temperature 0.8 --seed 0
   archdsl generate specs/llama.arch --set num_hidden_layers=2 --prompt "1 2 3" \\
       --max-new-tokens 8 --temperature 0.8 --top-k 50 --seed 0""")
     generate.add_argument("file", metavar="FILE")
-    generate.add_argument("--prompt", required=True, metavar="IDS",
-                          help="the prompt's token ids, separated by spaces or commas")
+    prompt = generate.add_mutually_exclusive_group(required=True)
+    prompt.add_argument("--prompt", metavar="IDS",
+                        help="the prompt's token ids, separated by spaces or commas")
+    prompt.add_argument("--text", metavar="TEXT",
+                        help="a text prompt for a byte-level model: its UTF-8 bytes are the "
+                             "ids, and the new bytes are printed as text after it")
     generate.add_argument("--weights", metavar="CKPT",
                           help="a state_dict (model.pt) or checkpoint of `archdsl train`; "
                                "without it, the network's fresh initialisation (a smoke test)")
@@ -521,7 +533,8 @@ def _add_figure_options(render) -> None:
 def _add_train_options(train) -> None:
     """train's basic options: data, schedule, device, output, resuming."""
     train.add_argument("--data", default="shapes", metavar="SOURCE",
-                       help="shapes[:N] (default), waves[:N], folder:PATH or cifar10:PATH")
+                       help="shapes[:N] (default), waves[:N], folder:PATH, cifar10:PATH or "
+                            "text[:FILE]")
     train.add_argument("--epochs", type=int, default=10, help="default 10")
     train.add_argument("--batch-size", type=int, default=64, help="global batch (default 64)")
     train.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default 1e-3)")

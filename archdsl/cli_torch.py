@@ -142,6 +142,13 @@ def run_eval(args) -> int:
     shape = graph.nodes[ir.network(graph).inputs[0]]["shape"]
     _, split = data.open_source(args.data, shape, args.seed)
     preprocess = preprocess or split.preprocess  # bare weights: as the data source trains
+    if split.tokens:  # a language model: per-token figures, and perplexity
+        result = predict.evaluate(model, split, "cpu", args.batch_size)
+        print(f"{ir.network(graph).name} on {args.data}: perplexity {result['perplexity']:.3f}, "
+              f"loss {result['loss']:.4f} per token, next-token accuracy "
+              f"{result['accuracy']:.4f} (top-5 {result['top5']:.4f}; {result['images']:,} "
+              "tokens)")
+        return EXIT_OK
     names = _labels(args, classes or split.classes, len(split.classes))
     result = predict.evaluate(model, split, "cpu", args.batch_size, preprocess=preprocess)
     print(f"{ir.network(graph).name} on {args.data}: accuracy {result['accuracy']:.4f} (top-1), "
@@ -174,8 +181,9 @@ def run_predict(args) -> int:
 
 def run_generate(args) -> int:
     _training()
-    from .runtime.generate import generate, prompt_ids, within_length
-    prompt = prompt_ids(args.prompt)
+    from .runtime.generate import (generate, prompt_ids, text_of, within_length,
+                                   within_vocabulary)
+    prompt = prompt_ids(args.prompt) if args.text is None else list(args.text.encode())
     if args.weights:
         options = spec_options(args)
         model, _, graph, _ = _prediction().load_trained(
@@ -191,9 +199,14 @@ def run_generate(args) -> int:
         print("archdsl: warning: no --weights: the network's fresh initialisation generates",
               file=sys.stderr)
     within_length(graph, len(prompt) + args.max_new_tokens)
+    if args.text is not None:
+        within_vocabulary(graph, prompt)
     result = generate(model, prompt, args.max_new_tokens, temperature=args.temperature,
                       top_k=args.top_k, seed=args.seed)
-    print(" ".join(map(str, result.tokens[0])))
+    if args.text is not None:
+        print(args.text + text_of(result.tokens[0]))
+    else:
+        print(" ".join(map(str, result.tokens[0])))
     return EXIT_OK
 
 

@@ -30,6 +30,20 @@ def _embedding_module(args: Args, ins):
     return nn.Embedding(args["num"], args["dim"], padding_idx=args["padding_idx"])
 
 
+def _init_embedding(module, args: Args) -> None:
+    """torch's N(0, 1), or N(0, std²) as transformers draws a language model's tables
+    (`initializer_range`, 0.02: a head tied to the table starts with small logits); the
+    padding row 0 either way."""
+    if args["std"] is None:
+        module.reset_parameters()
+        return
+    import torch
+    with torch.no_grad():
+        module.weight.normal_(0.0, args["std"])
+        if module.padding_idx is not None:
+            module.weight[module.padding_idx].zero_()
+
+
 def _read_embedding(module):
     if module.max_norm is not None or module.scale_grad_by_freq or module.sparse:
         return None
@@ -218,15 +232,16 @@ def _window(args: Args, ins):
 OPS = (
     Op("embedding", "linear", _embedding_shape, accepts=("int",),
        args=(Arg("num", "int", minimum=1), Arg("dim", "int", minimum=1),
-             Arg("padding_idx", "int", None, minimum=0)),
+             Arg("padding_idx", "int", None, minimum=0), Arg("std", "float", None, minimum=0)),
        params=lambda a, ins: a["num"] * a["dim"], module=_embedding_module,
        tensors=lambda a, ins: {"weight": (a["num"], a["dim"])},
-       init=lambda module, args: module.reset_parameters(),
+       init=_init_embedding,
        imports=("Embedding",), read=_read_embedding,
        describe=lambda a: f"embedding {a['num']}x{a['dim']}", caption=named("Embedding"),
        rule="token ids (L, int64) → L×dim tokens: row `id` of a learned num×dim table "
             "(`padding_idx`'s row stays 0 and learns nothing)",
-       lowers="`nn.Embedding(num, dim, padding_idx)`",
+       lowers="`nn.Embedding(num, dim, padding_idx)`; initialised N(0, 1), or N(0, std²) "
+              "with `std`",
        params_rule="num × dim (the table)"),
     *(_comparison(name) for name in COMPARISONS),
     Op("where", "math", _where_shape, merge=True, operands=3, constants=True,

@@ -190,7 +190,8 @@ PREPROCESS = Record({"mean": ListOf(NUMBER), "std": ListOf(NUMBER), "resize": Ma
                      "name": str})
 EPOCH = Record({"epoch": int, "train_loss": NUMBER, "train_acc": NUMBER, "val_loss": NUMBER,
                 "val_acc": NUMBER},  # a row of the history: what the curves and early stop read
-               {"global_step": int, "val_top5": NUMBER, "lr": NUMBER, "images_per_s": NUMBER,
+               {"global_step": int, "val_top5": NUMBER, "val_ppl": NUMBER, "lr": NUMBER,
+                "images_per_s": NUMBER,
                 "seconds": NUMBER})
 OPTIMIZER = Record({"state": dict, "param_groups": ListOf(Record({"params": list}))})
 # LambdaLR's and GradScaler's, as their load_state_dict take them (the scaler's is empty

@@ -11,6 +11,9 @@ Sources (`--data`):
   folder:PATH     one sub-folder per class (PATH/train and PATH/val if both exist,
                   otherwise a deterministic 10% of each class is held out); Pillow decodes
   cifar10:PATH    the CIFAR-10 python batches (data_batch_1..5, test_batch) in PATH
+  text[:PATH]     byte-level language modelling on a text file (default: the shipped Tiny
+                  Shakespeare excerpt): windows of L bytes as token ids (0-255), labelled
+                  with the next byte at every position; the last tenth held out
 """
 from __future__ import annotations
 
@@ -48,6 +51,7 @@ class Split:
     preprocess: Preprocess | None = PLAIN
     crop_scale: tuple[float, float] = (0.08, 1.0)  # the random-resized crop of --augment
     default_augment: str = "none"
+    tokens: bool = False  # inputs are token ids and labels the next id at every position
 
     def batch(self, indices: list[int], preprocess: Preprocess | None = None):
         """(inputs, labels): the eval view (resize and centre crop, or stretch) at the
@@ -85,10 +89,12 @@ def open_source(spec: str, shape: tuple[int, ...], seed: int) -> tuple[Split, Sp
     for clips; C, L or L, C for signals)."""
     kind, _, argument = spec.partition(":")
     axes = getattr(shape, "axes", "")
+    if kind == "text":
+        return text_splits(Path(argument) if argument else None, shape)
     if getattr(shape, "dtype", "float") != "float":
-        raise DataError(f"the network reads {_shape_text(shape)} token ids, and every dataset "
-                        "train feeds (--data shapes, waves, folder, cifar10) holds images or "
-                        "signals; `archdsl build` and `archdsl export` run it with random ids")
+        raise DataError(f"the network reads {_shape_text(shape)} token ids, and the image and "
+                        "signal datasets (--data shapes, waves, folder, cifar10) hold none: "
+                        "train a language model on --data text or text:FILE")
     if kind == "waves":
         if axes not in ("CL", "LC"):
             raise DataError(f"waves are 1-D signals: the network's input must be `C x L as "
@@ -113,7 +119,7 @@ def open_source(spec: str, shape: tuple[int, ...], seed: int) -> tuple[Split, Sp
     if kind == "cifar10" and argument:
         return cifar10_splits(Path(argument), shape)
     raise DataError(f"unknown data source `{spec}`: use shapes, shapes:N, waves, waves:N, "
-                    "folder:PATH or cifar10:PATH")
+                    "folder:PATH, cifar10:PATH, text or text:FILE")
 
 
 def _shape_text(shape) -> str:
@@ -126,6 +132,52 @@ def _count(text: str, default: int, kind: str = "shapes") -> int:
     if not text.isdigit() or int(text) < 1:
         raise DataError(f"{kind}:{text}: give a positive example count, e.g. {kind}:10000")
     return int(text)
+
+
+# ---- text ----------------------------------------------------------------------------------
+
+BYTES = 256  # the vocabulary of byte-level text: every token id is one byte, 0 to 255
+HELD_OUT = 10  # the last 1/HELD_OUT of a text is the validation split
+
+
+def shipped_text() -> Path:
+    """The text `--data text` trains on: an excerpt of Tiny Shakespeare."""
+    from importlib import resources
+    return Path(str(resources.files("archdsl.texts").joinpath("tinyshakespeare.txt")))
+
+
+def text_splits(path: Path | None, shape) -> tuple[Split, Split]:
+    """Byte-level language modelling: the file's bytes, cut into windows of the input's
+    length L (one after the other, so every byte is read once an epoch); each window's
+    labels are the bytes one position on, so the network learns the next byte at every
+    position. The last tenth of the file is the validation split."""
+    if getattr(shape, "dtype", "float") != "int" or len(shape) != 1:
+        raise DataError(f"--data text feeds token ids: the network's input must be `L as "
+                        f"token_ids`, not {_shape_text(shape)}")
+    path = path or shipped_text()
+    if not path.is_file():
+        raise DataError(f"text file {path} does not exist: give --data text:FILE an existing "
+                        "file, or --data text for the shipped Tiny Shakespeare excerpt")
+    data = torch.frombuffer(bytearray(path.read_bytes()), dtype=torch.uint8).long()
+    length = shape[0]
+    cut = len(data) - len(data) // HELD_OUT
+    if min(cut, len(data) - cut) < length + 1:
+        raise DataError(f"{path} holds {len(data):,} bytes: too few for windows of "
+                        f"{length} + 1 in both splits (the last tenth is held out); use a "
+                        f"longer text, or a shorter length with --set (at most "
+                        f"{max(1, len(data) // HELD_OUT - 1)})")
+    return _text_split(data[:cut], length), _text_split(data[cut:], length)
+
+
+def _text_split(data: torch.Tensor, length: int) -> Split:
+    count = (len(data) - 1) // length
+
+    def load(indices):
+        starts = torch.as_tensor(indices) * length
+        window = starts[:, None] + torch.arange(length + 1)
+        chunk = data[window]
+        return chunk[:, :-1], chunk[:, 1:]
+    return Split(count, (), load, (length,), preprocess=None, tokens=True)
 
 
 # ---- shapes -------------------------------------------------------------------------------

@@ -82,6 +82,23 @@ def prompt_ids(text: str) -> list[int]:
     return [int(p) for p in parts]
 
 
+def text_of(tokens: list[int]) -> str:
+    """Byte-level tokens as text (UTF-8; an id past 255 or a broken sequence shows as �)."""
+    return bytes(t if t < 256 else 0xFF for t in tokens).decode("utf-8", errors="replace")
+
+
+def within_vocabulary(graph, prompt: list[int]) -> None:
+    """UsageError unless every prompt id is one the network scores (its last output axis):
+    a text prompt's bytes reach 255."""
+    main = next(o for o in ir.network(graph).outputs if not o.train_only)
+    vocabulary = ir.shape(graph, main.node)[-1]
+    if max(prompt) >= vocabulary:
+        raise UsageError(f"--text gives byte ids up to {max(prompt)}, but "
+                         f"{ir.network(graph).name} has {vocabulary} tokens: --text is for "
+                         "byte-level models (vocab_size 256, as `archdsl train --data text` "
+                         "trains them); give token ids with --prompt")
+
+
 def within_length(graph, length: int) -> None:
     """UsageError unless the network's length symbol allows `length` tokens (prompt and
     new tokens): past it, its positions would read past their table."""

@@ -9,6 +9,7 @@ the spec, its options and a preprocessing choice.
 from __future__ import annotations
 
 import io
+import math
 import re
 from pathlib import Path
 
@@ -119,21 +120,27 @@ def evaluate(model, split, device, batch_size: int, channels_last: bool = False,
             if channels_last and x.dim() == 4:
                 x = x.to(memory_format=torch.channels_last)
             logits = model(x).float()
+            if logits.dim() == 3 and y.dim() == 2:  # a language model: every position
+                logits, y = logits.flatten(0, 1), y.flatten()
             loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
             predicted = logits.argmax(1)
             correct += (predicted == y).sum().item()
             top = logits.topk(min(5, logits.shape[1]), dim=1).indices
             correct5 += (top == y[:, None]).any(1).sum().item()
-            pairs = (y.cpu() * count + predicted.cpu().clamp(max=count - 1)).bincount(minlength=count * count)
-            confusion += pairs.view(count, count)
+            if count:
+                pairs = (y.cpu() * count + predicted.cpu().clamp(max=count - 1)).bincount(
+                    minlength=count * count)
+                confusion += pairs.view(count, count)
             seen += len(y)
     model.train()
     totals = confusion.sum(1)
     per_class = [(confusion[i, i] / totals[i]).item() if totals[i] else float("nan")
                  for i in range(count)]
-    return {"loss": loss_sum / max(seen, 1), "accuracy": correct / max(seen, 1),
+    loss = loss_sum / max(seen, 1)
+    return {"loss": loss, "accuracy": correct / max(seen, 1),
             "top5": correct5 / max(seen, 1), "images": seen, "per_class": per_class,
-            "confusion": confusion.tolist()}
+            "confusion": confusion.tolist(),
+            **({"perplexity": math.exp(min(loss, 700))} if split.tokens else {})}
 
 
 def confusion_png(confusion: list[list[int]], classes) -> bytes:

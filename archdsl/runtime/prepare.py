@@ -20,7 +20,7 @@ from ..ops import OPS, show
 from . import recipes
 from .checkpoint import load_weights
 from .config import TrainConfig, TrainError
-from .data import DataError, Split, open_source, read_labels
+from .data import BYTES, DataError, Split, open_source, read_labels
 from .transforms import Augment, Preprocess, policy
 
 
@@ -51,6 +51,11 @@ def prepare(config: TrainConfig, world: int) -> Prepared:
         train_split, val_split = open_source(config.data, shape, config.seed)
     except DataError as error:
         raise TrainError(str(error)) from None
+    if train_split.tokens:
+        graph, notes = _fit_vocabulary(config, graph)
+        check_batch(graph, config.batch_size // world, world)
+        return Prepared(graph, train_split, val_split, (), None,
+                        policy("none", train_split.crop_scale), "none", notes)
     count = len(train_split.classes)
     notes = ()
     if ("classes" in ir.network(graph).params and "classes" not in config.settings
@@ -65,6 +70,28 @@ def prepare(config: TrainConfig, world: int) -> Prepared:
     name = _augment_name(config, train_split, shape)
     return Prepared(graph, train_split, val_split, classes, train_split.preprocess,
                     policy(name, train_split.crop_scale), name, notes)
+
+
+def _fit_vocabulary(config: TrainConfig, graph) -> tuple[object, tuple[str, ...]]:
+    """A language model on byte-level text: its `vocab_size`, unless set, becomes the 256
+    byte values; its output must give L x V logits, V at least 256 (a larger vocabulary
+    just never sees its other ids)."""
+    notes = ()
+    params = ir.network(graph).params
+    if "vocab_size" in params and "vocab_size" not in config.settings and \
+            params["vocab_size"] != BYTES:
+        config.settings = {**config.settings, "vocab_size": BYTES}
+        graph = compile_network(config)
+        notes = (f"vocab_size = {BYTES}, the byte values of {config.data}; --set "
+                 "vocab_size=N to choose another",)
+    main = next(o for o in ir.network(graph).outputs if not o.train_only)
+    shape = output_shape(graph)
+    length = graph.nodes[ir.network(graph).inputs[0]]["shape"][0]
+    if len(shape) != 2 or shape[0] != length or shape[1] < BYTES:
+        raise TrainError(f"{config.data} is byte-level text: {ir.network(graph).name}'s output "
+                         f"`{main.name}` must give {length} x V next-token logits with V at "
+                         f"least {BYTES}, not {show(shape)}")
+    return graph, notes
 
 
 def build_model(config: TrainConfig, prepared: Prepared, device: torch.device,

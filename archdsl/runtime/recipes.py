@@ -100,14 +100,22 @@ def loss(graph, outputs, targets, label_smoothing: float = 0.0):
     """(main logits, loss): cross-entropy on every output, auxiliary heads weighted as the
     spec says. `targets` are class indices, or N x classes probabilities (mixup, cutmix)."""
     if not isinstance(outputs, dict):
-        return outputs, F.cross_entropy(outputs.float(), targets, label_smoothing=label_smoothing)
+        return outputs, cross_entropy(outputs.float(), targets, label_smoothing)
     total, main_logits = 0, None
     for out in ir.network(graph).outputs:
-        term = F.cross_entropy(outputs[out.name].float(), targets, label_smoothing=label_smoothing)
+        term = cross_entropy(outputs[out.name].float(), targets, label_smoothing)
         total = total + (out.weight * term if out.train_only else term)
         if not out.train_only and main_logits is None:
             main_logits = outputs[out.name]
     return main_logits, total
+
+
+def cross_entropy(logits, targets, label_smoothing: float = 0.0, reduction: str = "mean"):
+    """Cross-entropy of N x classes logits, or of a language model's N x L x V logits
+    against the next token at each of the L positions (N x L ids), averaged per token."""
+    if logits.dim() == 3 and targets.dim() == 2:
+        logits, targets = logits.flatten(0, 1), targets.flatten()
+    return F.cross_entropy(logits, targets, label_smoothing=label_smoothing, reduction=reduction)
 
 
 # ---- EMA --------------------------------------------------------------------------------------------

@@ -54,10 +54,13 @@ def epoch_line(metrics: dict, epochs: int, best: bool) -> str:
     ...             "val_acc": 0.75, "images_per_s": 1234.5}, 10, best=True)
     'epoch 2/10: train loss 0.6100 acc 0.800, val loss 0.7000 acc 0.750, 1234 images/s (best)'
     """
+    text = "val_ppl" in metrics  # a language model: per-token figures, and perplexity
     return (f"epoch {metrics['epoch']}/{epochs}: "
             f"train loss {metrics['train_loss']:.4f} acc {metrics['train_acc']:.3f}"
-            f", val loss {metrics['val_loss']:.4f} acc {metrics['val_acc']:.3f}, "
-            f"{metrics['images_per_s']:.0f} images/s" + (" (best)" if best else ""))
+            f", val loss {metrics['val_loss']:.4f} acc {metrics['val_acc']:.3f}"
+            + (f" perplexity {metrics['val_ppl']:.2f}" if text else "") + ", "
+            f"{metrics['images_per_s']:.0f} {'tokens' if text else 'images'}/s"
+            + (" (best)" if best else ""))
 
 
 def early_stop_line(metric: str, waited: int, best: dict) -> str:

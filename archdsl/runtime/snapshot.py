@@ -83,7 +83,9 @@ def spec_record(config: TrainConfig, graph) -> dict:
             "settings": config.settings,
             "inputs": {**{k: list(v) for k, v in config.inputs.items()},
                        **{name: list(graph.nodes[name]["shape"])
-                          for name in ir.network(graph).inputs}}}
+                          for name in ir.network(graph).inputs
+                          if not graph.nodes[name]["shape"].follows}}}  # not a length that
+    # a symbol sets (`L <= 1024`): the settings hold it, and a fixed one would pin it
 
 
 def structure_hash(graph) -> str:

@@ -154,7 +154,7 @@ class _Run:
         first = self.standing.first_step(epoch)
         progress = Progress(self.rank == 0 and self.config.progress, self.loader.steps, first,
                             f"epoch {epoch + 1}", self.config.log_interval)
-        tally = _Tally(self.world)
+        tally = _Tally(self.world, "tok_s" if self.prepared.train_split.tokens else "img_s")
         for step, (x, y) in self.loader.epoch(epoch, first):
             loss, hits, count = self._train_batch(x, y, epoch, step)
             tally.add(loss, hits, count)
@@ -177,7 +177,7 @@ class _Run:
             x, targets = targets
             y = targets.argmax(1)
         loss, logits = self._step(x, y if targets is None else targets)
-        return loss, (logits.argmax(1) == y).sum().item(), len(y)
+        return loss, (logits.argmax(-1) == y).sum().item(), y.numel()  # per token for text
 
     def _mix(self, x, y, epoch: int, step: int):
         if not (self.config.mixup or self.config.cutmix):
@@ -210,7 +210,8 @@ class _Run:
         self.learner.model.train()
         if self.world > 1:
             dist.barrier()
-        return {"val_loss": result["loss"], "val_acc": result["accuracy"], "val_top5": result["top5"]}
+        return {"val_loss": result["loss"], "val_acc": result["accuracy"], "val_top5": result["top5"],
+                **({"val_ppl": result["perplexity"]} if "perplexity" in result else {})}
 
     def _shared_best_metric(self, metrics: dict) -> float:
         """The epoch's --best-metric, as rank 0 measured it: every rank tracks the best
@@ -273,8 +274,9 @@ class _Run:
 class _Tally:
     """An epoch's running sums over this process's batches, and its rate over all."""
 
-    def __init__(self, world: int):
+    def __init__(self, world: int, rate: str = "img_s"):
         self.world, self.seen, self.correct, self.loss_sum = world, 0, 0, 0.0
+        self.rate = rate  # what is counted: images (img_s) or tokens (tok_s)
         self.start = time.perf_counter()
 
     def add(self, loss: float, correct: int, count: int) -> None:
@@ -286,7 +288,7 @@ class _Tally:
         """The progress line's figures so far."""
         rate = self.seen * self.world / max(time.perf_counter() - self.start, 1e-9)
         return {"loss": f"{self.loss_sum / self.seen:.4f}", "acc": f"{self.correct / self.seen:.3f}",
-                "img_s": f"{rate:.0f}"}
+                self.rate: f"{rate:.0f}"}
 
     def metrics(self) -> dict:
         elapsed = max(time.perf_counter() - self.start, 1e-9)
