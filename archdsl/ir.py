@@ -79,10 +79,17 @@ class Tie:
 
 @dataclass(frozen=True)
 class Call:
-    """One block instance: which block, with which arguments, called where."""
+    """One block instance: which block, with which arguments, called where, and the
+    block's caption (`block mha(h) as "Multi-Head Attention"`), if it has one."""
     block: str
     args: tuple[tuple[str, Any], ...]
     span: Span
+    caption: str | None = None
+
+    @property
+    def title(self) -> str:
+        """What figures and tables call the instance: the caption, else the block's name."""
+        return self.caption or self.block
 
 
 # What opened a scope: the network itself; a label on a group `{ ... }`, a block call, a
@@ -260,10 +267,12 @@ def describe_scope(graph: nx.DiGraph, name: str, members: list[str]) -> str:
     """What a scope holds, in the vocabulary of its blocks: `bottleneck x6`, `inception`,
     or else `N layers`. `members` are the names of its nodes."""
     held = scope(graph, name)
-    direct = tuple(c.block for c in held.calls) if held is not None else ()
+    direct = tuple(c.title for c in held.calls) if held is not None else ()
+    if held is not None and held.kind == "block":  # a labelled call: the block called, not
+        direct = direct[:1]  # the blocks it calls without labels
     if not direct and held is not None:  # e.g. a labelled repeat: each iteration calls one
         # block; a U-Net level, `resnets.0`, `attentions.0`, ...: the blocks of each group
-        direct = tuple(call.block for call in calls_within(graph, name))
+        direct = tuple(call.title for call in calls_within(graph, name))
     if direct:
         counts = Counter(direct)
         return ", ".join(b if n == 1 else f"{b} x{n}" for b, n in counts.items())

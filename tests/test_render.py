@@ -438,9 +438,9 @@ def test_the_diffusion_u_net_is_a_u_of_levels_with_its_time_embedding_beside_it(
     assert "dir=back" in source
     for level in range(4):
         assert f'"down_blocks.{level}" [' in source and f'"up_blocks.{level}" [' in source
-    assert 'label="resnet ×2, attn_block ×2"' in source
-    assert 'label="mid_block\nresnet ×2, attn_block"' in source
-    assert "time_proj\ntimestep_embedding" in source  # a computation: one box
+    assert 'label="ResBlock ×2, Self-Attention ×2"' in source  # the blocks' captions
+    assert 'label="mid_block\nResBlock ×2, Self-Attention"' in source
+    assert "time_proj\nTimestep embedding" in source  # a computation: one box
     assert source.count("style=dotted") == 4 + 1 + 4  # into each box that holds resnets
     y = {name: xy[1] for name, xy in _positions(source).items()}
     assert y["up_blocks.3"] > y["up_blocks.0"] and y["conv_in"] > y["down_blocks.2"]
@@ -483,3 +483,25 @@ def test_the_python_api_and_the_command_line_draw_the_same(spec, capsysbinary):
             warnings.simplefilter("ignore")
             figure = archdsl.diagram(path, network=network, column="single")
         assert figure.dot == drawn, f"{spec}:{network}"
+
+
+def test_block_captions_name_the_boxes_in_the_papers_words():
+    from archdsl import compile_source
+    graph = compile_source('''
+block mha(heads) as "Multi-Head Attention" { attention(heads) }
+network n { input x: 16 x 64 as tokens
+    encoder: repeat 6 { mha(4) }
+    last: mha(4) }''').graph
+    source = render_dot(graph)
+    assert 'label="encoder\nMulti-Head Attention ×6"' in source
+    assert "mha" not in source.replace("label=\"last", "")
+    causal = render_dot(graph_of("llama"), expand=("llama_layer",))
+    assert "Masked Grouped-Query Attention" in causal and "Decoder layer" in causal
+    assert "RMSNorm" in causal and "SwiGLU" in causal and "Rotary embedding" in causal
+
+
+def test_a_sequence_length_is_drawn_as_its_symbol_not_its_bound():
+    source = render_dot(graph_of("gpt2"))
+    assert 'label="input_ids: L"' in source and 'label=" L×768"' in source
+    assert "1024×768" not in source  # the bound it is checked at
+    assert 'label="h\nDecoder block ×12"' in source

@@ -529,7 +529,7 @@ def _cluster_label(graph: nx.DiGraph, path: str) -> str:
     """
     scope = ir.scope(graph, path)
     if scope.label.isdigit():
-        return ", ".join(call.block for call in scope.calls)
+        return ", ".join(call.title for call in scope.calls)
     return scope.label
 
 
@@ -571,7 +571,7 @@ def _unit_attributes(graph, unit: str, members: list[str], style: str) -> dict:
         if stacked > 1:
             label += f" ×{stacked}"
         if item.op in ir.SOURCE_OPS:  # a parameter by its own name, in its scope
-            label = f"{ir.label(graph, unit)}: {'×'.join(map(str, item.args['shape']))}"
+            label = f"{ir.label(graph, unit)}: {sizes_text(graph, item.name)}"
     else:
         attributes = dict(FAMILY_STYLE["block"])
         label = _group_label(graph, unit, nodes)
@@ -638,6 +638,17 @@ def _broadcasts(edges: list, spine: set, readers: int = 4) -> set[tuple[str, str
     return {(t, h) for t, h, *_ in edges if t not in spine and len(heads[t]) >= readers}
 
 
+def sizes_text(graph, name: str) -> str:
+    """A value's sizes as figures print them, `L×2048`: an axis that follows the network's
+    one length symbol by the symbol's name (the size it was checked at is the bound, not
+    the model's), every other by its number."""
+    shape = graph.nodes[name]["shape"]
+    symbols = list(ir.network(graph).sizes)
+    follows = getattr(shape, "follows", ()) if len(symbols) == 1 else ()
+    return "×".join(symbols[0] if axis in follows else str(size)
+                    for axis, size in enumerate(shape))
+
+
 def _add_edges(dot, graph, edges: list, shapes: bool, failed: set, prefix: str = "",
                rising=frozenset(), across=None, free=frozenset(),
                broadcast=frozenset()) -> None:
@@ -667,7 +678,7 @@ def _edge_attributes(graph, item: ir.Node, position: int, producer: str, shapes:
     attributes = {}
     shape = graph.nodes[producer].get("shape")
     if shapes and shape:
-        attributes["label"] = " " + "×".join(map(str, shape))
+        attributes["label"] = " " + sizes_text(graph, producer)
     elif shape:  # a blank label: dot orders branches as with shapes (as written)
         attributes["label"] = " "
     if item.role == "residual" and position == 1:

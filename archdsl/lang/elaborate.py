@@ -570,7 +570,8 @@ class _Elaborator(Reporter):
             else:  # defaults see the earlier parameters and `in`
                 env.vars[param.name] = self.evaluator.eval(param.default, inner)
         ctx.scope.calls.append(ir.Call(block.name, tuple(
-            (p.name, _recorded(env.vars[p.name])) for p in block.params), call.span))
+            (p.name, _recorded(env.vars[p.name])) for p in block.params), call.span,
+            block.caption))
         self.builder.use_scope(ctx.scope)
         return self.body(block.body, cur, inner)
 

@@ -6,6 +6,8 @@ parentheses. The Transformer only builds nodes; all checking happens in later pa
 """
 from __future__ import annotations
 
+import dataclasses
+
 import sys
 from functools import lru_cache
 from importlib import resources
@@ -264,7 +266,13 @@ class _ToAst(Transformer):
         return cls(str(name), params, rest[-1], self.span(meta), self.token_span(name))
 
     def block_def(self, meta, children):
-        return self._definition(ast.BlockDef, meta, children)
+        captions = [c for c in children if isinstance(c, _Caption)]
+        block = self._definition(ast.BlockDef, meta, [c for c in children
+                                                      if not isinstance(c, _Caption)])
+        return dataclasses.replace(block, caption=captions[0].text) if captions else block
+
+    def caption(self, meta, children):
+        return _Caption(str(children[0])[1:-1])
 
     def network_def(self, meta, children):
         return self._definition(ast.NetworkDef, meta, children)
@@ -465,3 +473,9 @@ class _ToAst(Transformer):
 
     def tuple_literal(self, meta, children):
         return ast.TupleExpr(tuple(children), self.span(meta))
+
+
+@dataclasses.dataclass(frozen=True)
+class _Caption:
+    """A block's `as "..."`, while its definition is assembled."""
+    text: str

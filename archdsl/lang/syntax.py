@@ -307,6 +307,7 @@ class BlockDef:
     body: Body
     span: Span
     name_span: Span
+    caption: str | None = None  # `block mha(h) as "Multi-Head Attention"`: figures' words
 
 
 @dataclass(frozen=True)

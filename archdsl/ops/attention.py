@@ -258,7 +258,7 @@ OPS = (
        macs=_sdpa_macs, other_ops=lambda a, ins, out: 5 * _sdpa_matrix(a, ins),
        workspace=_sdpa_matrix,
        describe=lambda a: "sdpa" + (" causal" if a["causal"] else ""),
-       caption=named("Scaled Dot-Product Attention"),
+       caption=lambda a: ("Masked " if a["causal"] else "") + "Scaled Dot-Product Attention",
        rule="`sdpa(q, k, v)` or `sdpa(q, k, v, mask)`: queries …×L×E, keys …×S×E, values "
             "…×S×Ev, the leading axes (heads) equal; result …×L×Ev: softmax(q·kᵀ·scale + "
             "mask)·v, `scale` 1/√E by default; a boolean mask (broadcast to L×S) keeps where "
