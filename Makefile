@@ -41,6 +41,10 @@ diagrams: setup
 	$(BIN)/archdsl render specs/resnet50.arch -o docs/images/resnet50.svg
 	$(BIN)/archdsl render specs/googlenet.arch -o docs/images/googlenet.svg
 	$(BIN)/archdsl render specs/unet.arch -o docs/images/unet.svg
+	$(BIN)/archdsl render specs/llama.arch -o docs/images/llama.svg
+	$(BIN)/archdsl render specs/llama.arch --set num_hidden_layers=1 --expand llama_layer \
+		-o docs/images/llama_layer.svg
+	$(BIN)/archdsl render specs/ddpm_unet.arch -o docs/images/ddpm_unet.svg
 	$(BIN)/archdsl render specs/vgg19.arch specs/plain34.arch specs/resnet34.arch \
 		--expand all --show stacks --no-shapes -o docs/images/resnet_figure3.svg
 	$(BIN)/archdsl stats specs/alexnet.arch specs/vgg16.arch \

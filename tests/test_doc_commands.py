@@ -5,7 +5,8 @@
   appear in the real output, in order (`...` stands for lines left out).
 * Lines of ```sh blocks run the same way. `make` lines are what CI itself runs, so they
   are not run again here; `archdsl train` gets `--data shapes:96 --epochs 1` appended
-  (later options win), so a 15-epoch example costs seconds.
+  (later options win; `--epochs 1 --set n_layer=1` for a language model on `--data
+  text`), so a 15-epoch example costs seconds.
 * ```python blocks run statement by statement, in document order, in one namespace per
   document and in the same directory as its commands (a model the training example
   wrote is there to load). An expression statement with a trailing comment states its
@@ -72,8 +73,8 @@ def run_command(line: str, where) -> tuple[list[str], str] | None:
     argv = []
     for word in words[1:]:
         argv += sorted(glob.glob(word, root_dir=where)) if "*" in word else [word]
-    if argv[0] == "train":
-        argv += SHORT_TRAINING
+    if argv[0] == "train":  # text: one epoch of one layer on the text it names
+        argv += ["--epochs", "1", "--set", "n_layer=1"] if "text" in argv else SHORT_TRAINING
     fmt = "pdf" if any(w == "pdf" or w.endswith(".pdf") for w in argv) else "svg"
     if argv[0] == "render" and not can_layout(fmt):
         return None  # needs Graphviz; tests/test_render.py covers the missing-dot path
