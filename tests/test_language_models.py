@@ -201,6 +201,29 @@ def test_stats_gives_the_kv_cache_and_the_macs_of_one_generated_token():
     assert cached == 16 * config["num_hidden_layers"]
 
 
+def test_stats_give_the_attention_macs_and_the_share_a_causal_mask_keeps():
+    """FlopCounterMode's count of the sdpa products, and (L + 1) / 2L of it kept by the
+    mask, exactly: at L = 16, 17/32."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from archdsl.backends.report_stats import format_table, report_stats
+    graph = compile_file(ROOT / "specs" / "llama.arch", settings=hf_settings("llama") | {"L": 16}).graph
+    attention = report_stats(graph).attention
+    model = lower_fx(graph).eval()
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter, sdpa_kernel(SDPBackend.MATH):
+        model(torch.randint(0, 128, (1, 16)))
+    counted = sum(v for op, v in counter.get_flop_counts()["Global"].items()
+                  if "scaled_dot_product" in str(op) or op in (torch.ops.aten.bmm,))
+    assert attention.macs == counted // 2 == attention.causal_total
+    assert attention.causal_macs * 32 == attention.macs * 17
+    assert "of which a causal mask keeps" in format_table(report_stats(graph))
+    bert = compile_file(ROOT / "specs" / "bert.arch", settings=hf_settings("bert") | {"L": 16})
+    assert report_stats(bert.graph).attention.causal_total == 0  # no mask, no line
+    assert "causal mask" not in format_table(report_stats(bert.graph))
+
+
 def test_a_mixture_of_experts_reports_the_parameters_one_token_uses():
     from archdsl.backends.report_stats import report_stats
     config = hf_settings("mixtral")

@@ -72,6 +72,19 @@ class Report:
     ties: tuple[str, ...] = ()  # `lm_head.weight = embed.weight`: tensors counted once
     decode: "Decode | None" = None  # a causal language model's cost per generated token
     active_params: int | None = None  # with routed experts: the parameters one token uses
+    attention: "Attention | None" = None  # the MACs of sdpa's two products, and their
+    # causal share
+
+
+@dataclass(frozen=True)
+class Attention:
+    """The MACs of the QKᵀ and AV products of every `sdpa`, as FlopCounterMode counts them
+    (every query against every key), and of those the share a causal mask keeps: query i
+    of L reads only keys 0 to i (in all, L(L+1)/2 of the L² pairs), which a kernel that
+    skips masked blocks computes alone."""
+    macs: int
+    causal_macs: int  # the causal attentions' MACs that the mask keeps
+    causal_total: int  # the causal attentions' MACs as counted
 
 
 @dataclass(frozen=True)
@@ -100,7 +113,24 @@ def report_stats(graph: nx.DiGraph, depth: int | None = None, dtype: str = "fp32
     inputs = ", ".join(show(ir.shape(graph, name)) for name in ir.network(graph).inputs)
     ties = tuple(f"{t.target} = {t.source}" for t in ir.network(graph).ties)
     return Report(ir.network(graph).name, inputs, dtype, rows, _totals(graph, size), ties,
-                  _decode(graph, size), _active_params(graph))
+                  _decode(graph, size), _active_params(graph), _attention(graph))
+
+
+def _attention(graph: nx.DiGraph) -> Attention | None:
+    """sdpa's MACs and the causal share of them (None without `sdpa`)."""
+    attentions = [item for item in ir.nodes(graph) if item.op == "sdpa"]
+    if not attentions:
+        return None
+    macs = kept = causal = 0
+    for item in attentions:
+        cost = graph.nodes[item.name]["cost"].macs
+        macs += cost
+        if item.args["causal"]:
+            queries, keys = ir.shape(graph, item.inputs[0])[-2], ir.shape(graph, item.inputs[1])[-2]
+            pairs = queries * (keys - queries) + queries * (queries + 1) // 2  # bottom-right
+            causal += cost
+            kept += cost * pairs // (queries * keys)
+    return Attention(macs, kept, causal)
 
 
 def _active_params(graph: nx.DiGraph) -> int | None:
@@ -230,6 +260,12 @@ def _total_lines(report: Report) -> list[tuple[str, str]]:
     lines += [("tied (counted once)", tie) for tie in report.ties]
     if report.active_params is not None:
         lines.append(("active parameters / token", f"{report.active_params:,}"))
+    if report.attention is not None and report.attention.causal_total:
+        a = report.attention
+        lines += [("attention MACs (QKᵀ, AV; in the total)", human_count(a.macs)),
+                  ("  of which a causal mask keeps",
+                   f"{human_count(a.causal_macs)} ({a.causal_macs / a.causal_total:.1%} of "
+                   "the causal attentions')")]
     if report.decode is not None:
         d = report.decode
         lines += [("KV cache / token", human_bytes(d.kv_bytes_per_token)),
