@@ -238,17 +238,54 @@ def test_a_mixture_of_experts_reports_the_parameters_one_token_uses():
                         ).active_params is None  # dense: every parameter, every token
 
 
-def test_mamba_generates_as_transformers_running_the_whole_sequence_each_step():
-    """Without attention there is no KV cache: each step runs the whole sequence. The
-    tokens are transformers'; the logits, float32 as both return them, within a few
-    float32 roundings: transformers' steps update a cached state by another formula
-    (`mamba_selective_state_update`), rounded to float32 at other places."""
+def test_mamba_generates_as_transformers_from_its_recurrent_state():
+    """Without attention the cache is the recurrent state: after the prompt each step runs
+    the scan and the causal convolution on the one new token, from the state and the
+    inputs the last step left. The tokens are transformers'; the logits, float32 as both
+    return them, within a few float32 roundings (transformers' steps update its state by
+    another formula, `mamba_selective_state_update`, rounded to float32 at other places),
+    and equal to running the whole sequence again at every step."""
     import archdsl
+    from archdsl.ops.functions import SelectiveScan
     _, model = build("mamba")
     fill(model)
     expected = ORACLE["mamba"]["generate"]
+    lengths = []
+    hooks = [m.register_forward_hook(lambda m, args, out: lengths.append(args[0].shape[1]))
+             for m in model.modules() if isinstance(m, SelectiveScan)]
     result = archdsl.generate(model, expected["prompt"], 8)
+    for hook in hooks:
+        hook.remove()
+    layers = ORACLE["mamba"]["config"]["num_hidden_layers"]
+    assert lengths == [8] * layers + [1] * (7 * layers)  # the prompt, then one token a step
     assert result.tokens == [expected["tokens"]]
     logits = torch.tensor(expected["logits"], dtype=torch.float64).view(8, 1, -1)
     tolerance = 4 * torch.finfo(torch.float32).eps * logits.abs().max().item()
     torch.testing.assert_close(result.logits.double(), logits, rtol=0, atol=tolerance)
+    sequence = torch.tensor([expected["prompt"] + expected["tokens"]])
+    with torch.no_grad():
+        again = torch.stack([model(sequence[:, :8 + step])[:, -1] for step in range(8)])
+    torch.testing.assert_close(result.logits, again, rtol=1e-12, atol=1e-12)
+    assert all(not m.caching and m.state is None for m in model.modules()
+               if isinstance(m, SelectiveScan))  # as it was
+
+
+def test_stats_give_a_recurrent_models_state_as_generation_keeps_it():
+    """Mamba's decode figures: no KV cache, a state of the same size at any length (each
+    scan's h and each convolution's last inputs), as the lowered module holds it while
+    generating; the MACs of a step those of one token."""
+    from archdsl.backends.report_stats import format_table, report_stats
+    from archdsl.ops.functions import SelectiveScan, SequencePad
+    from archdsl.runtime.generate import _decoding
+    graph = compile_file(ROOT / "specs" / "mamba.arch", settings=hf_settings("mamba") | {"L": 16}).graph
+    decode = report_stats(graph).decode
+    assert decode.kv_bytes_per_token == 0 and decode.macs_per_token == total(graph).macs // 16
+    model = lower_fx(graph).eval()
+    with torch.no_grad(), _decoding(model):
+        model(torch.randint(0, 128, (1, 5)))
+        held = sum(t.numel() * t.element_size() for m in model.modules()
+                   for t in [getattr(m, "state", None), getattr(m, "tail", None)]
+                   if isinstance(m, (SelectiveScan, SequencePad)) and t is not None)
+    assert held == decode.state_bytes > 0
+    text = format_table(report_stats(graph))
+    assert "recurrent state / sequence" in text and "KV cache" not in text

@@ -234,8 +234,8 @@ class _Writer:
         self.graph, self.module, self.folded = graph, module, folded
         self.conv_of_norm = {name: ir.node(graph, name).inputs[0] for name in folded}
         self.replaced = {self.conv_of_norm[n]: conv for n, conv in folded.items()}
-        self.leaves = {item.name for item in ir.nodes(graph)
-                       if OPS[item.op].module is not None} - set(folded)
+        self.leaves = {item.name for item in ir.nodes(graph) if OPS[item.op].lowers_to_module(
+            item.args, tuple(ir.shape(graph, name) for name in item.inputs))} - set(folded)
         self.lists: set[str] = set()  # the containers written as nn.ModuleList
         self.classes: set[type] = set()
         self.functions: set[str] = set()
@@ -413,14 +413,13 @@ class _Writer:
         return lines + result, arguments
 
     def _expression(self, item: ir.Node, args: list[str]) -> str:
-        op = OPS[item.op]
         if item.op in ("parameter", "buffer"):  # a class token: one copy per image, a view
             batch = self.batch
             return (f"{self.module_at(item.name)}.expand({batch}.size(0), "
                     + ", ".join(["-1"] * len(item.args["shape"])) + ")")
         if isinstance(_lookup(self.module, item.name), nn.Parameter):  # a layer scale
             return f"{args[0]} * {self.module_at(item.name)}"
-        if op.module is not None:
+        if item.name in self.leaves:
             return f"{self.module_at(item.name)}({', '.join(args)})"
         return self._function(item, args)
 

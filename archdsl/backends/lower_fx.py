@@ -152,8 +152,8 @@ def _build_modules(graph: nx.DiGraph) -> dict[str, nn.Module]:
     with torch.device("meta"):
         for item in ir.nodes(graph):
             op = OPS[item.op]
-            if op.module is not None:
-                ins = tuple(ir.shape(graph, name) for name in item.inputs)
+            ins = tuple(ir.shape(graph, name) for name in item.inputs)
+            if op.lowers_to_module(item.args, ins):
                 modules[item.name] = op.module(item.args, ins)
     return {name: _on_cpu(module) for name, module in modules.items()}
 
@@ -265,7 +265,7 @@ def _fx_node(fx_graph: fx.Graph, item: ir.Node, args: list[fx.Node], ins: tuple,
     op = OPS[item.op]
     if item.name in parameters:  # a learned factor: input times the parameter
         return fx_graph.call_function(operator.mul, (args[0], fx_graph.get_attr(item.name)))
-    if op.module is not None:
+    if op.lowers_to_module(item.args, ins):
         # named after the module path, as fx would, but never `self` (the module itself)
         name = item.name.replace(".", "_")
         return fx_graph.create_node("call_module", item.name, tuple(args),

@@ -96,6 +96,8 @@ class Decode:
     context: int
     kv_bytes_per_token: int
     macs_per_token: int
+    state_bytes: int = 0  # a recurrent model's state, the same whatever the length: each
+    # scan's h and each causal padding's last entries (Mamba's SSM and convolution states)
 
 
 def report_stats(graph: nx.DiGraph, depth: int | None = None, dtype: str = "fp32") -> Report:
@@ -152,9 +154,21 @@ def _decode(graph: nx.DiGraph, size: int) -> Decode | None:
     attentions are all causal (None otherwise)."""
     sizes = ir.network(graph).sizes
     attentions = [item for item in ir.nodes(graph) if item.op == "sdpa"]
-    if len(sizes) != 1 or not attentions or not all(a.args["causal"] for a in attentions):
+    scans = [item for item in ir.nodes(graph) if item.op == "selective_scan"]
+    if len(sizes) != 1 or not (attentions or scans) or not all(
+            a.args["causal"] for a in attentions):
         return None
     (context, _), = sizes.values()
+    state = 0
+    for item in scans:  # h: I x N
+        a = ir.shape(graph, item.inputs[2])
+        state += numel(a) * ELEMENT_BYTES.get(dtype_of(a), size)
+    for item in ir.nodes(graph):  # the last entries of a causal padding of the sequence
+        if item.op == "pad" and OPS["pad"].lowers_to_module(
+                item.args, (ir.shape(graph, item.inputs[0]),)):
+            padded = ir.shape(graph, item.inputs[0])
+            state += numel(padded) // padded[item.args["axis"]] * item.args["before"] * \
+                ELEMENT_BYTES.get(dtype_of(padded), size)
     kv = step = 0
     for item in attentions:
         q, k, v = (ir.shape(graph, name) for name in item.inputs[:3])
@@ -162,7 +176,7 @@ def _decode(graph: nx.DiGraph, size: int) -> Decode | None:
         step += numel(q[:-2]) * k[-2] * (q[-1] + v[-1])  # one query against every key
     everything = total(graph, train=False).macs - sum(
         graph.nodes[a.name]["cost"].macs for a in attentions)
-    return Decode(context, kv, everything // context + step)
+    return Decode(context, kv, everything // context + step, state)
 
 
 def _groups(graph: nx.DiGraph, depth: int | None):
@@ -268,9 +282,12 @@ def _total_lines(report: Report) -> list[tuple[str, str]]:
                    "the causal attentions')")]
     if report.decode is not None:
         d = report.decode
-        lines += [("KV cache / token", human_bytes(d.kv_bytes_per_token)),
-                  (f"MACs / generated token (context {d.context:,})",
-                   f"{human_count(d.macs_per_token)} ({d.macs_per_token:,})")]
+        if d.kv_bytes_per_token:
+            lines.append(("KV cache / token", human_bytes(d.kv_bytes_per_token)))
+        if d.state_bytes:
+            lines.append(("recurrent state / sequence", human_bytes(d.state_bytes)))
+        lines.append((f"MACs / generated token (context {d.context:,})",
+                      f"{human_count(d.macs_per_token)} ({d.macs_per_token:,})"))
     return lines
 
 

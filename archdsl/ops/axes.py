@@ -163,6 +163,17 @@ def _emit_pad(graph, inputs, args, ins):
                                           args["after"]))
 
 
+def _sequence_pad(args: Args, ins) -> bool:
+    """Zeros ahead of a sequence only (a causal convolution's padding): a module that
+    can carry the last entries over while a language model generates."""
+    return args["before"] > 0 and args["after"] == 0 and args["axis"] in ins[0].follows
+
+
+def _pad_module(args: Args, ins):
+    from .functions import SequencePad
+    return SequencePad(torch_axis(args["axis"]), args["before"])
+
+
 def _emit_roll(graph, inputs, args, ins):
     import torch
     return graph.call_function(torch.roll, (inputs[0], args["shift"], torch_axis(args["axis"])))
@@ -227,11 +238,14 @@ OPS = (
     Op("pad", "reshape", _pad_shape, accepts=DTYPES, gives=None,
        args=(Arg("before", "int", minimum=0), Arg("after", "int", minimum=0),
              Arg("axis", "axis", 0)),
-       function=_emit_pad, describe=lambda a: f"pad {a['before']},{a['after']}",
+       function=_emit_pad, module=_pad_module, module_when=_sequence_pad,
+       describe=lambda a: f"pad {a['before']},{a['after']}",
        caption=named("pad"),
        rule="`before` zeros ahead of and `after` zeros behind the entries of `axis`, which "
             "grows by both: a map padded to whole windows",
-       lowers="`F.pad` on that axis (a function, no module)"),
+       lowers="`F.pad` on that axis (a function, no module); zeros ahead of a sequence "
+              "only, `SequencePad(axis + 1, before)`, which while generating puts the last "
+              "entries it saw there instead"),
     Op("roll", "reshape", lambda a, ins: ins[0], accepts=DTYPES, gives=None,
        args=(Arg("shift", "int"), Arg("axis", "axis", 0)),
        function=_emit_roll, describe=lambda a: f"roll {a['shift']}", caption=named("roll"),

@@ -105,25 +105,73 @@ def routed_linear(x: Tensor, weight: Tensor, index: Tensor) -> Tensor:
     return out.view(*lead, weight.shape[1])
 
 
-def selective_scan(x: Tensor, dt: Tensor, a: Tensor, b: Tensor, c: Tensor) -> Tensor:
+def selective_scan(x: Tensor, dt: Tensor, a: Tensor, b: Tensor, c: Tensor,
+                   state: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """Mamba's recurrence h_t = exp(A dt_t) h_{t-1} + dt_t B_t x_t, y_t = h_t C_t from
-    h_0 = 0, as the reference PyTorch implementation runs it (transformers'
-    `mamba_selective_scan` without a cache): x, dt batch x L x I; A batch x I x N (a
-    parameter's expanded view); B, C batch x L x N. Returns batch x L x I."""
+    h_0 = `state` (zeros by default), as the reference PyTorch implementation runs it
+    (transformers' `mamba_selective_scan`): x, dt batch x L x I; A batch x I x N (a
+    parameter's expanded view); B, C batch x L x N. Returns y, batch x L x I, and the last
+    state, batch x I x N."""
     a = a[0]
     discrete_a = torch.exp(a[None, None] * dt[..., None])  # batch x L x I x N
     update = dt[..., None] * b[:, :, None, :] * x[..., None]
-    state = x.new_zeros(x.shape[0], x.shape[2], a.shape[1])
+    if state is None:
+        state = x.new_zeros(x.shape[0], x.shape[2], a.shape[1])
     outputs = []
     for t in range(x.shape[1]):
         state = discrete_a[:, t] * state + update[:, t]
         outputs.append(torch.matmul(state, c[:, t, :, None])[..., 0])
-    return torch.stack(outputs, 1)
+    return torch.stack(outputs, 1), state
+
+
+class SelectiveScan(nn.Module):
+    """`selective_scan` as a module. While a language model generates (archdsl.generate
+    sets `caching`), it carries its state h from one call to the next: a new token costs
+    one step of the recurrence, not a scan of the whole sequence."""
+
+    def __init__(self):
+        super().__init__()
+        self.caching, self.state = False, None
+
+    def forget(self) -> None:
+        self.state = None
+
+    def forward(self, x: Tensor, dt: Tensor, a: Tensor, b: Tensor, c: Tensor) -> Tensor:
+        y, state = selective_scan(x, dt, a, b, c, self.state if self.caching else None)
+        if self.caching:
+            self.state = state
+        return y
 
 
 def pad_axis(x: Tensor, dim: int, before: int, after: int) -> Tensor:
     """`x` with `before` zeros ahead of and `after` zeros behind its entries along `dim`."""
     return nn.functional.pad(x, (0, 0) * (x.dim() - 1 - dim) + (before, after))
+
+
+class SequencePad(nn.Module):
+    """`before` zeros ahead of a sequence (a causal convolution's left padding, as Mamba's).
+    While a language model generates (`caching`), the last `before` entries it has seen
+    instead of zeros, so that the convolution over a new token reads the tokens before it."""
+
+    def __init__(self, dim: int, before: int):
+        super().__init__()
+        self.dim, self.before = dim, before
+        self.caching, self.tail = False, None
+
+    def forget(self) -> None:
+        self.tail = None
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.caching and self.tail is not None:
+            padded = torch.cat([self.tail, x], self.dim)
+        else:
+            padded = pad_axis(x, self.dim, self.before, 0)
+        if self.caching:
+            self.tail = padded.narrow(self.dim, padded.shape[self.dim] - self.before, self.before)
+        return padded
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, before={self.before}"
 
 
 def cast_like(x: Tensor, like: Tensor) -> Tensor:

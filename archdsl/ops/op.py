@@ -47,6 +47,8 @@ class Op:
     # bare nn.Parameter that multiplies its input (layer scale: the key is the layer's name)
     function: Callable | None = None  # or a function of the inputs: torch.cat, operator.add;
     # function(fx_graph, input_nodes, args, input_shapes) adds its fx nodes, returns the last
+    module_when: Callable[[Args, tuple[Shape, ...]], bool] | None = None  # with both: where
+    # the module is used (a state to keep while generating), the function elsewhere
     init: Callable[[Any], None] | None = None  # initialises the module; required with params
     tensors: Callable[[Args, tuple[Shape, ...]], dict[str, tuple[int, ...]]] | None = None
     # its learned tensors, by the key they add to the layer's name ("" for a `param`
@@ -75,6 +77,11 @@ class Op:
     params_rule: str = ""
     other_rule: str = "0"
     lowers: str = ""  # what it lowers to, in the words of the layer table
+
+    def lowers_to_module(self, args: Args, ins: tuple[Shape, ...]) -> bool:
+        """True where the layer lowers to `module` (else to `function`)."""
+        return self.module is not None and (self.module_when is None or
+                                            self.module_when(args, ins))
 
     @property
     def operand_counts(self) -> tuple[int, ...] | None:

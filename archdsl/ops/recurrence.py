@@ -45,22 +45,22 @@ def _scan_shape(args: Args, ins) -> Shape:
     return Shape((length, channels), "LC")
 
 
-def _emit_scan(graph, inputs, args, ins):
-    from .functions import selective_scan
-    return graph.call_function(selective_scan, tuple(inputs))
+def _scan_module(args: Args, ins):
+    from .functions import SelectiveScan
+    return SelectiveScan()
 
 
 OPS = (
     Op("selective_scan", "math", _scan_shape, merge=True, operands=5, accepts=FLOATS, gives=None,
-       function=_emit_scan, window=lambda a, ins: GLOBAL,
+       module=_scan_module, window=lambda a, ins: GLOBAL,
        macs=lambda a, ins, out: numel(_scan_parts(ins)),  # L·I·N
        other_ops=lambda a, ins, out: 5 * numel(_scan_parts(ins)),
        describe=named("selective_scan"), caption=named("Selective Scan"),
        rule="`selective_scan(x, dt, A, B, C)`: Mamba's state-space recurrence "
             "h_t = exp(A·dt_t)⊙h_{t−1} + dt_t·B_t·x_t, y_t = h_t·C_t (h_0 = 0), x and dt L×I, A "
             "I×N, B and C L×N; result L×I",
-       lowers="a loop over the positions, as the reference PyTorch implementation (a "
-              "function, no module)",
+       lowers="`SelectiveScan()`: a loop over the positions, as the reference PyTorch "
+              "implementation; while generating, from the state the last call left",
        macs_rule="L·I·N: each position's readout h_t·C_t",
        other_rule="5 per state element and position (the discretisation and update)"),
 )

@@ -1,15 +1,16 @@
 """Text generation with a language model built from a spec: the prompt once, then one token
-per step, each step reading the keys and values of the tokens before it from a KV cache.
-
-A model without attention (a state-space model such as Mamba) is run again on the whole
-sequence at each step instead: the same tokens and logits, at quadratic cost, until its
-recurrent state is cached as the attentions' keys and values are.
+per step, each step reading what it needs of the tokens before it from a cache.
 
 The cache is state of the lowered module, not a recomputation: while `generate` runs,
 every attention (`sdpa`, `ScaledDotProductAttention`) keeps the keys and values it has
 seen and adds the new ones to them, and every `positions` along the sequence counts on
 from the cached length (`Positions.offset`), so rotary and learned position embeddings
-see the true positions. After the last step the module is as it was.
+see the true positions. A state-space model (Mamba) keeps its recurrent state instead:
+each `selective_scan` (`SelectiveScan`) starts from the state its last call left, and
+each causal padding of the sequence (`SequencePad`, before a convolution along it) puts
+the last entries it saw ahead of the new ones. After the last step the module is as it
+was. A model with a layer along the sequence that keeps no such state is run again on
+the whole sequence at each step: the same tokens, at quadratic cost.
 
     tokens = archdsl.generate(model, [37, 107, 12], max_new_tokens=8).tokens
 """
@@ -23,7 +24,7 @@ from torch import Tensor, nn
 
 from .. import ir
 from ..errors import UsageError
-from ..ops.functions import Positions, ScaledDotProductAttention
+from ..ops.functions import Positions, ScaledDotProductAttention, SelectiveScan, SequencePad
 
 
 @dataclass(frozen=True)
@@ -140,13 +141,19 @@ def _choose(logits: Tensor, temperature: float, top_k: int | None, generator) ->
 
 @contextmanager
 def _decoding(model: nn.Module):
-    """The module with its attentions caching keys and values, and its sequence
-    positions ready to count on; as it was afterwards. Yields those positions, or None
-    for a model without attention, which has no cache to keep."""
+    """The module with its attentions caching keys and values, its scans and sequence
+    paddings their state, and its sequence positions ready to count on; as it was
+    afterwards. Yields those positions, or None for a model with none of these layers,
+    which has no cache to keep."""
     attentions = [m for m in model.modules() if isinstance(m, ScaledDotProductAttention)]
     positions = [m for m in model.modules() if isinstance(m, Positions)]
-    if not attentions:
+    recurrent = [m for m in model.modules() if isinstance(m, (SelectiveScan, SequencePad))]
+    if not attentions and not any(isinstance(m, SelectiveScan) for m in recurrent):
         yield None
+        return
+    if not attentions:
+        with _recurrent(recurrent):
+            yield [m for m in positions if m.sequence]
         return
     if not all(m.causal for m in attentions):
         raise UsageError("generate needs a causal language model: every `sdpa` with "
@@ -160,9 +167,24 @@ def _decoding(model: nn.Module):
     for module in attentions:
         module.caching, module.cache = True, None
     try:
-        yield sequence
+        with _recurrent(recurrent):
+            yield sequence
     finally:
         for module in attentions:
             module.caching, module.cache = False, None
         for module in sequence:
             module.offset = 0
+
+
+@contextmanager
+def _recurrent(modules: list[nn.Module]):
+    """Scans and sequence paddings keeping their state from call to call, for the while."""
+    for module in modules:
+        module.caching = True
+        module.forget()
+    try:
+        yield
+    finally:
+        for module in modules:
+            module.caching = False
+            module.forget()
