@@ -110,7 +110,7 @@ SAMPLE_ARGS = {"conv": {"channels": 4, "kernel": 3}, "maxpool": {"kernel": 2},
                "channel_linear": {"features": 4},
                "stochastic_depth": {"p": 0.1}, "pad_channels": {"channels": 12},
                "attention": {"heads": 2}, "window_attention": {"heads": 2, "window": 3},
-               "embedding": {"num": 10, "dim": 4},
+               "embedding": {"num": 10, "dim": 4}, "pad": {"before": 2, "after": 0},
                "buffer": {"shape": (49, 49), "init": "relative_position_index", "height": 7,
                           "width": 7},
                "parameter": {"shape": (1, 8)}}
