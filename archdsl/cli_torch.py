@@ -263,13 +263,13 @@ def run_import(args) -> int:
         return EXIT_SPEC_ERRORS
     finally:
         sys.path.remove(os.getcwd())
-    result = compile_source(text, args.output or "<import>")
+    result = compile_source(text, args.output if args.output not in (None, "-") else "<import>")
     if not result.ok:
         print(render_all(result.diagnostics), file=sys.stderr)
         print(f"archdsl: internal error: the spec imported from {args.factory} does not check "
               "(please report it)", file=sys.stderr)
         return EXIT_INTERNAL
-    if args.output:
+    if args.output and args.output != "-":  # `-o -`: standard output, as without -o
         write_atomic(Path(args.output), text.encode())
         print(f"{args.factory}: {summary_line(result.graph)} -> {args.output}",
               file=sys.stderr)

@@ -189,3 +189,41 @@ class OddlyNamed(nn.Module):
 
 def oddly_named():
     return OddlyNamed()
+
+
+class ChainedResiduals(nn.Module):
+    """What a user writes in ten minutes: identity residuals over the members of a
+    ModuleList, chained in a loop of forward(), and a mean over the map."""
+
+    def __init__(self, blocks: int = 2):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 16, 3, padding=1)
+        self.blocks = nn.ModuleList([nn.Sequential(nn.Conv2d(16, 16, 3, padding=1), nn.ReLU())
+                                     for _ in range(blocks)])
+        self.head = nn.Linear(16, 10)
+
+    def forward(self, x):
+        x = self.stem(x)
+        for b in self.blocks:
+            x = x + b(x)
+        return self.head(x.mean((2, 3)))
+
+
+class TensorMethods(nn.Module):
+    """Tensor methods and functions between layers: reductions over axes (kept or not),
+    permute, transpose, contiguous, flatten from an axis, softmax and activations."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.fc = nn.Linear(8, 8)
+        self.out = nn.Linear(8 * 4, 5)
+
+    def forward(self, x):
+        x = torch.sigmoid(self.conv(x))                  # 8 x 6 x 4
+        x = x.amax(dim=3, keepdim=True).sum(-1)          # 8 x 6
+        x = x.permute(0, 2, 1).contiguous()              # 6 x 8
+        x = nn.functional.gelu(self.fc(x)).transpose(1, 2)   # 8 x 6
+        x = x.softmax(dim=-1).tanh()
+        x = torch.mean(x[:, :, None], dim=2)             # 8 x 6
+        return self.out(x[:, :, :4].flatten(1))

@@ -47,6 +47,24 @@ def check_import(model, shape, name="imported"):
     return text
 
 
+@pytest.mark.parametrize("blocks", [1, 2, 10])
+def test_chained_residuals_over_a_module_list_import(blocks):
+    """Residuals around the members of a ModuleList, chained by a loop of forward(): each
+    member its own scope (`"blocks.3"`), a run of them one repeat over the index."""
+    text = check_import(import_models.ChainedResiduals(blocks), (3, 32, 32))
+    assert ('repeat 10 as i' in text) == (blocks == 10)
+    assert ('"blocks.' in text) == (blocks > 1)  # one member: the list is one group
+    assert "mean(1, 2)" in text
+
+
+def test_tensor_methods_between_layers_import():
+    text = check_import(import_models.TensorMethods(), (3, 6, 4))
+    for op in ("sigmoid", "amax(2, keep = true)", "sum(-1)", "permute(1, 0)",
+               "transpose", "softmax(-1)", "tanh", "gelu", "mean(1)",
+               "reshape(8, 1, 6)", "slice(0, 4, axis = 1)"):
+        assert op in text, op
+
+
 def test_resnet_imports_with_residuals_blocks_and_repeats():
     text = check_import(reference_resnet.ResNet((2, 3, 1, 1), classes=10), (3, 64, 64))
     assert "} skip downsample {" in text and "block bottleneck(channels, channels2)" in text

@@ -7,6 +7,8 @@ statements differ only in numbers can become one block with those numbers as par
 """
 from __future__ import annotations
 
+import operator
+
 import re
 import unicodedata
 from functools import lru_cache
@@ -107,6 +109,38 @@ def read_function(node: fx.Node, owner: str) -> tuple[str, dict]:
             return "flatten", dict(start=0, end=end if end < 0 else end - 1)
     if node.op == "call_method" and target in ("relu", "relu_"):
         return "relu", {}
+    name = getattr(target, "__name__", str(target))
+    if name in _REDUCTIONS and (node.op == "call_method" or target is getattr(torch, name)):
+        dims = _argument(node, 1, "dim", None)
+        if dims is None:
+            raise ImportFailure(f"{where}: `{name}` over every element, the batch included; "
+                                "archdsl reduces over the axes of one example: give `dim`")
+        keep = bool(_argument(node, 2, "keepdim", False))
+        return name, dict(axis=_axes(dims, where), keep=keep)
+    if name in ("contiguous", "clone") and node.op == "call_method":
+        return "identity", {}
+    if name in ("permute",) and node.op == "call_method":
+        order = node.args[1:] if len(node.args) > 2 else _argument(node, 1, "dims", ())
+        order = [d % len(shape_of(node) + (0,)) for d in order]
+        if not order or order[0] != 0:
+            raise ImportFailure(f"{where}: `permute` moves the batch axis")
+        return "permute", dict(order=tuple(d - 1 for d in order[1:]))
+    if name == "transpose" and (node.op == "call_method" or target is torch.transpose):
+        a, b = (_argument(node, 1, "dim0", 0), _argument(node, 2, "dim1", 1))
+        return "transpose", dict(a=_axes(a, where)[0], b=_axes(b, where)[0])
+    if name == "flatten" and node.op == "call_method":
+        start, end = _argument(node, 1, "start_dim", 0), _argument(node, 2, "end_dim", -1)
+        (start,) = _axes(start, where)
+        return "flatten", dict(start=start, end=end if end < 0 else _axes(end, where)[0])
+    if name in ("softmax", "log_softmax") and (node.op == "call_method" or target in (
+            getattr(torch, name), getattr(nn.functional, name))):
+        return name, dict(axis=_axes(_argument(node, 1, "dim", None), where)[0])
+    if node.op == "call_function" and target is operator.getitem:
+        return _indexing(node, where)
+    if node.op == "call_function" and target in _ACTIVATIONS:
+        return _ACTIVATIONS[target], {}
+    if node.op == "call_method" and name in _METHOD_ACTIVATIONS:
+        return name, {}
     if node.op == "call_function" and target in _FUNCTIONS:
         op = _FUNCTIONS[target]
         if op == "flatten" and (node.args[1:2] or [node.kwargs.get("start_dim", 0)])[0] == 1:
@@ -115,8 +149,69 @@ def read_function(node: fx.Node, owner: str) -> tuple[str, dict]:
             return op, {}
         if op == "relu":
             return op, {}
-    name = getattr(target, "__name__", str(target))
     raise ImportFailure(f"{where}: {node.op} `{name}` has no archdsl equivalent")
+
+
+_REDUCTIONS = ("mean", "sum", "amax", "amin")
+_ACTIVATIONS = {nn.functional.gelu: "gelu", nn.functional.silu: "silu", torch.sigmoid: "sigmoid",
+                torch.tanh: "tanh", nn.functional.sigmoid: "sigmoid", nn.functional.tanh: "tanh",
+                nn.functional.relu6: "relu6", nn.functional.hardswish: "hardswish"}
+_METHOD_ACTIVATIONS = ("sigmoid", "tanh")
+
+
+def _indexing(node: fx.Node, where: str) -> tuple[str, dict]:
+    """`x[:, a:b]` (one axis sliced, the batch kept) as `slice`; `x[:, :, None]` (one
+    axis added) as `reshape` to the shape it gives."""
+    index = node.args[1] if isinstance(node.args[1], tuple) else (node.args[1],)
+    full = slice(None, None, None)
+    if not index or index[0] != full or Ellipsis in index:
+        raise ImportFailure(f"{where}: indexing `[{_index_text(index)}]` that does not keep "
+                            "the batch axis whole (`x[:, ...]`); archdsl slices one example "
+                            "at a time")
+    chosen = [(axis, item) for axis, item in enumerate(index[1:]) if item != full]
+    if len(chosen) != 1:
+        raise ImportFailure(f"{where}: indexing `[{_index_text(index)}]` changes "
+                            f"{len(chosen)} axes at once; archdsl reads one slice or one new "
+                            "axis per indexing (split it in steps)")
+    (axis, item), = chosen
+    if item is None:
+        return "reshape", dict(dims=shape_of(node))
+    if isinstance(item, slice) and all(isinstance(v, (int, type(None)))
+                                       for v in (item.start, item.stop, item.step)):
+        size = shape_of(node.args[0])[axis]
+        start, end, step = item.indices(size)
+        return "slice", dict(start=start, end=end, axis=axis, step=step)
+    raise ImportFailure(f"{where}: indexing `[{_index_text(index)}]` by a tensor or a "
+                        "number; archdsl slices (`a:b`) and adds axes (`None`)")
+
+
+def _index_text(index: tuple) -> str:
+    def one(item):
+        if isinstance(item, slice):
+            return ":".join("" if v is None else str(v)
+                            for v in (item.start, item.stop, item.step)[:3 if item.step else 2])
+        return "..." if item is Ellipsis else str(item)
+    return ", ".join(map(one, index))
+
+
+def _argument(node: fx.Node, position: int, keyword: str, default):
+    """A call's argument, given by position (after the tensor) or by keyword."""
+    if len(node.args) > position:
+        return node.args[position]
+    return node.kwargs.get(keyword, default)
+
+
+def _axes(dims, where: str) -> tuple[int, ...]:
+    """torch dimensions (the batch first) as the spec's axes (of one example): 1 is 0,
+    negative ones count from the end as they are; the batch itself has none."""
+    dims = (dims,) if isinstance(dims, int) else tuple(dims)
+    if any(not isinstance(d, int) for d in dims):
+        raise ImportFailure(f"{where}: dimensions computed at run time ({dims}); archdsl "
+                            "reads numbers")
+    if 0 in dims:
+        raise ImportFailure(f"{where}: an operation over the batch axis (dim 0); archdsl "
+                            "layers work on one example at a time")
+    return tuple(d - 1 if d > 0 else d for d in dims)
 
 
 # ---- one call as text, its numbers marked -------------------------------------------------
@@ -146,10 +241,14 @@ def call_text(op: str, args: dict) -> str:
     """
     parts = []
     resolved = dict(_resolve(op, args))
-    for arg in OPS[op].args:
+    for position, arg in enumerate(OPS[op].args):
         value = resolved[arg.name]
-        if arg.default is REQUIRED:
-            parts.append(_format(value, arg.name))
+        if arg.kind in ("axes", "dims") and (arg.default is REQUIRED or position == 0):
+            if arg.default is REQUIRED or value != arg.default:  # `mean(1, 2)`, `reshape(8, 6)`
+                parts += [_format(v, arg.name) for v in value]
+        elif arg.default is REQUIRED or (position == 0 and arg.kind == "axis"):
+            if arg.default is REQUIRED or value != arg.default:  # `softmax(-1)`
+                parts.append(_format(value, arg.name))
         elif isinstance(arg.default, Derived):
             if value != resolved[arg.default.source]:
                 parts.append(f"{arg.name} = {_format(value, arg.name)}")

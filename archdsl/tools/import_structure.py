@@ -56,7 +56,12 @@ class _Importer:
         if not isinstance(self.output.args[0], fx.Node):
             raise ImportFailure("the model returns several values; archdsl imports models "
                                 "with one output")
+        self.split: set[str] = set()  # layer lists whose members run apart: a scope each
         self.owner = {n: moved.get(n) or self._owner(n) for n in self.nodes}
+        self.split = {path for path, module in self.modules.items()
+                      if _uncalled(module) and not self._contiguous(path)}
+        if self.split:
+            self.owner = {n: moved.get(n) or self._owner(n) for n in self.nodes}
         self.seen_targets: set[str] = set()
         self.by_type = argument_free_ops(shape_of(self.input))
         self.calls: dict[str, str] = {}  # scope -> the block call that replaces its body
@@ -66,8 +71,11 @@ class _Importer:
     # -- where a node lives
 
     def _owner(self, node: fx.Node) -> str:
-        if node.op == "call_module":
-            return node.target.rpartition(".")[0]
+        if node.op == "call_module":  # in the module that calls it, not in a split list
+            owner = node.target.rpartition(".")[0]
+            while owner in self.split:
+                owner = owner.rpartition(".")[0]
+            return owner
         stack = node.meta.get("nn_module_stack") or {}
         if not stack:
             return ""
@@ -114,12 +122,38 @@ class _Importer:
     def _within(path: str, scope: str) -> bool:
         return not scope or path == scope or path.startswith(scope + ".")
 
-    @staticmethod
-    def _child(scope: str, path: str) -> str | None:
+    def _contiguous(self, path: str) -> bool:
+        """The layers of the list at `path` run one after the other, nothing outside it
+        between them (a loop over a ModuleList of stages), so that the list is one group;
+        not where the model computes between them (`x = x + block(x)`)."""
+        inside = {n for n in self.nodes if self._within(self.owner[n], path)}
+        after, todo = set(), list(inside)
+        while todo:
+            for user in todo.pop().users:
+                if user not in after and user not in inside:
+                    after.add(user)
+                    todo.append(user)
+        return not any(value in after for n in inside for value in n.all_input_nodes)
+
+    def _child(self, scope: str, path: str) -> str | None:
+        """The scope directly inside `scope` that holds `path`: a member of a ModuleList or
+        ModuleDict (`blocks.0`) rather than the list where forward() runs its members
+        apart, so that they may come between the scope's own statements."""
         rest = path[len(scope) + 1:] if scope else path
         if not rest:
             return None
-        return (f"{scope}." if scope else "") + rest.split(".")[0]
+        parts = rest.split(".")
+        child = (f"{scope}." if scope else "") + parts[0]
+        if len(parts) > 1 and child in self.split:
+            child += "." + parts[1]
+        return child
+
+    def scope_label(self, path: str) -> str:
+        """A child scope's or layer's label: a split list member's is a path, `"blocks.0"`."""
+        parent, _, _ = path.rpartition(".")
+        if parent in self.split:
+            return '"' + self.labels[parent].strip('"') + "." + self.labels[path].strip('"') + '"'
+        return self.labels[path]
 
     def render(self, scope: str) -> list[str]:
         items, entry, result = self._items(scope)
@@ -135,7 +169,7 @@ class _Importer:
 
     def statement(self, item: _Item, scope_of_parent: str) -> str:
         if item.scope is not None:
-            label = self.labels[item.scope]
+            label = self.scope_label(item.scope)
             if item.scope in self.calls:
                 return f"{label}: {self.calls[item.scope]}"
             body = self.render(item.scope)
@@ -147,7 +181,7 @@ class _Importer:
         node = item.node
         if node.op == "call_module":
             op, args = read_layer(node, self.modules[node.target], self.by_type)
-            label = self.labels[node.target]
+            label = self.scope_label(node.target)
             text = call_text(op, args)
             if node.target in self.seen_targets:
                 if any(True for _ in self.modules[node.target].parameters()):
@@ -345,7 +379,7 @@ class _Series:
             body = branch(body_key)
             if self._is_scope(skip_key) and skip_key not in self.importer.calls and \
                     self.items[skip_key].inputs == [start]:
-                label = self.importer.labels[self.items[skip_key].scope]
+                label = self.importer.scope_label(self.items[skip_key].scope)
                 inner = self.importer.render(self.items[skip_key].scope)
                 if label.startswith('"'):  # `skip NAME` takes a bare name: a labelled group
                     return ["residual " + _braced(body) + " skip " +
@@ -372,11 +406,57 @@ class _Series:
         return key in self.items and self.items[key].scope is not None
 
 
+def _uncalled(module) -> bool:
+    """A ModuleList or ModuleDict without a forward() of its own: a container whose
+    members forward() calls one by one (DenseNet's dense block, a ModuleDict with its own
+    forward, is called as a whole)."""
+    return isinstance(module, (nn.ModuleList, nn.ModuleDict)) and \
+        type(module).forward in (nn.ModuleList.forward, nn.ModuleDict.forward)
+
+
 # ---- the text of statements: repeats, labels in a column, braces --------------------------
 
 
+_MEMBER = re.compile(r'"([A-Za-z_][A-Za-z0-9_-]*)\.([0-9]+)(?=[."])')
+
+
+def _indexed(line: str, offset: int) -> str | None:
+    """`line` with each member of a split list, `"blocks.3"`, moved on by `offset`
+    (None where it has none)."""
+    if not _MEMBER.search(line):
+        return None
+    return _MEMBER.sub(lambda m: f'"{m.group(1)}.{int(m.group(2)) + offset}', line)
+
+
+def _member_repeats(lines: list[str]) -> list[str]:
+    """Runs of statements that differ only in the index of the list members they name
+    (`residual { "blocks.0": ... }`, `residual { "blocks.1": ... }`, ...) as one repeat
+    over the index: `repeat 10 as i { residual { "blocks.{i}": ... } }`.
+
+    >>> _member_repeats(['a: relu', '"b.0": conv(4, 1)', '"b.1": conv(4, 1)', 'c: relu'])
+    ['a: relu', 'repeat 2 as i { "b.{i}": conv(4, 1) }', 'c: relu']
+    """
+    out, i = [], 0
+    while i < len(lines):
+        j = i + 1
+        while j < len(lines) and _indexed(lines[i], j - i) == lines[j]:
+            j += 1
+        if j - i > 1:
+            first = int(_MEMBER.search(lines[i]).group(2))
+            offset = f" + {first}" if first else ""
+            body = _MEMBER.sub(lambda m, shift=offset: f'"{m.group(1)}.{{i{shift}}}', lines[i])
+            out.append(f"repeat {j - i} as i " + (_braced([body]) if "\n" in body
+                                                   else f"{{ {body} }}"))
+        else:
+            out.append(lines[i])
+        i = j
+    return out
+
+
 def _repeats(lines: list[str], blocks: set[str]) -> list[str]:
-    """Runs of `k: call`, `k + 1: call`, ... of one block call as one repeat."""
+    """Runs of `k: call`, `k + 1: call`, ... of one block call as one repeat; runs over
+    the members of a split list as one repeat over the index."""
+    lines = _member_repeats(lines)
     out, i = [], 0
     while i < len(lines):
         label, _, call = lines[i].partition(": ")
