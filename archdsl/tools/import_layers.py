@@ -137,6 +137,25 @@ def read_function(node: fx.Node, owner: str) -> tuple[str, dict]:
         return name, dict(axis=_axes(_argument(node, 1, "dim", None), where)[0])
     if node.op == "call_function" and target is operator.getitem:
         return _indexing(node, where)
+    if node.op == "call_function" and target is torch.narrow:
+        _, dim, start, length = node.args
+        return "slice", dict(start=start, end=start + length, axis=_axes(dim, where)[0])
+    if name == "squeeze" and node.op == "call_method" or name in ("view", "reshape") and (
+            node.op == "call_method" or target is torch.reshape) or name == "unsqueeze":
+        before, after = node.all_input_nodes[0].meta.get("tensor_meta"), node.meta.get(
+            "tensor_meta")
+        if before is None or after is None or before.shape[0] != after.shape[0]:
+            raise ImportFailure(f"{where}: `{name}` that folds the batch axis into another; "
+                                "archdsl reshapes one example at a time")
+        return "reshape", dict(dims=shape_of(node))
+    if node.op == "call_function" and target in _SCALED and len(node.all_input_nodes) == 1:
+        number = next(a for a in node.args if not isinstance(a, fx.Node))
+        if not isinstance(number, (int, float)) or isinstance(number, bool):
+            raise ImportFailure(f"{where}: `{name}` with {number!r}")
+        if target in (operator.sub, operator.truediv, torch.sub, torch.div) and \
+                not isinstance(node.args[0], fx.Node):
+            return _SCALED[target], dict(constant=float(number), constant_first=True)
+        return _SCALED[target], dict(constant=float(number))
     if node.op == "call_function" and target in _ACTIVATIONS:
         return _ACTIVATIONS[target], {}
     if node.op == "call_method" and name in _METHOD_ACTIVATIONS:
@@ -153,6 +172,9 @@ def read_function(node: fx.Node, owner: str) -> tuple[str, dict]:
 
 
 _REDUCTIONS = ("mean", "sum", "amax", "amin")
+_SCALED = {operator.add: "add", operator.mul: "mul", operator.sub: "sub",
+           operator.truediv: "div", torch.add: "add", torch.mul: "mul", torch.sub: "sub",
+           torch.div: "div", operator.iadd: "add", operator.imul: "mul"}
 _ACTIVATIONS = {nn.functional.gelu: "gelu", nn.functional.silu: "silu", torch.sigmoid: "sigmoid",
                 torch.tanh: "tanh", nn.functional.sigmoid: "sigmoid", nn.functional.tanh: "tanh",
                 nn.functional.relu6: "relu6", nn.functional.hardswish: "hardswish"}
@@ -239,6 +261,14 @@ def call_text(op: str, args: dict) -> str:
     >>> numbers_of(text)
     [('64', 'channels'), ('3', 'kernel'), ('2', 'stride')]
     """
+    if "constant" in args:  # a number and the current value: `mul(0.5)`; `1 - x` as -x + 1
+        text = f"{op}({_format(args['constant'], 'constant')})"
+        if args.get("constant_first"):
+            if op == "sub":
+                return f"neg\nadd({_format(args['constant'], 'constant')})"
+            raise ImportFailure(f"`{op}` of a number by a value: write it as the value's "
+                                "reciprocal times the number")
+        return text
     parts = []
     resolved = dict(_resolve(op, args))
     for position, arg in enumerate(OPS[op].args):

@@ -28,7 +28,8 @@ def write_spec(model: nn.Module, graph: fx.Graph, shape: tuple[int, ...], name: 
 
 
 _MERGES = {operator.add: "add", operator.iadd: "add", torch.add: "add", torch.cat: "concat",
-           operator.mul: "mul", torch.mul: "mul"}
+           operator.mul: "mul", torch.mul: "mul", operator.sub: "sub", torch.sub: "sub",
+           operator.truediv: "div", torch.div: "div"}
 
 
 @dataclass
@@ -56,6 +57,7 @@ class _Importer:
         if not isinstance(self.output.args[0], fx.Node):
             raise ImportFailure("the model returns several values; archdsl imports models "
                                 "with one output")
+        self.order = {path: index for index, path in enumerate(self.modules)}
         self.split: set[str] = set()  # layer lists whose members run apart: a scope each
         self.owner = {n: moved.get(n) or self._owner(n) for n in self.nodes}
         self.split = {path for path, module in self.modules.items()
@@ -176,7 +178,10 @@ class _Importer:
             calls = [line.partition(": ")[2] for line in body]
             if len(body) > 1 and body == [f"{k}: {calls[0]}" for k in range(len(body))] \
                     and "\n" not in calls[0]:
-                return f"{label}: repeat {len(body)} {{ {calls[0]} }}"
+                if calls[0].split("(")[0] in self.block_names:  # label.0, label.1: a block each
+                    return f"{label}: repeat {len(body)} {{ {calls[0]} }}"
+                # layers: numbered in the group itself, label.0, label.1, not label.0.0
+                return f"{label}: {{ repeat {len(body)} {{ {calls[0]} }} }}"
             return f"{label}: " + _braced(_repeats(body, self.block_names))
         node = item.node
         if node.op == "call_module":
@@ -256,11 +261,19 @@ class _Importer:
         self.find_blocks()
         self.seen_targets = set()
         body = _repeats(self.render(""), self.block_names)
-        dims = " x ".join(map(str, self.shape))
+        dims = " x ".join(map(str, self.shape)) + self._layout()
         lines = [f"input {self._input_name()}: {dims}"] + body
         network = f"network {language_name(self.name, 'imported')} " + _braced(lines)
         text = "\n\n".join(self.blocks + [network]) + "\n"
         return self._renames() + plain(text)
+
+    def _layout(self) -> str:
+        """A 2-D input's layout: a signal (C x L) where a 1-D convolution reads it, else
+        tokens (L x C, the features last, as linear layers read them)."""
+        if len(self.shape) != 2:
+            return ""
+        readers = [self.modules.get(u.target) for u in self.input.users if u.op == "call_module"]
+        return " as signal" if any(isinstance(m, nn.Conv1d) for m in readers) else " as tokens"
 
     def _input_name(self) -> str:
         """`x`, unless a module of the model's top level is called so."""
@@ -311,9 +324,13 @@ class _Series:
         return out
 
     def _merge(self, key: str) -> str | None:
+        """The merge op an item is (add, concat, mul of two values or more), else None: a
+        number times a value is a plain statement, `mul(0.5)`."""
         node = self.items[key].node
         if node is not None and node.op == "call_function" and node.target in _MERGES:
-            return _MERGES[node.target]
+            operands = node.args[0] if node.target is torch.cat else node.args
+            if sum(isinstance(a, fx.Node) for a in operands) >= 2:
+                return _MERGES[node.target]
         return None
 
     def _join(self, start: str, allowed: set[str] | None) -> str:
@@ -370,11 +387,24 @@ class _Series:
                                 "the channels")
         def branch(key):
             return [] if key == start else self.lines(start, key, self._between(start, key))
+        if op == "sub" and len(keys) == 2:  # a - b as a + (-b), the same exactly, and
+            first, second = (branch(key) for key in keys)  # broadcast as `add` branches are
+            text = ["add {", "    " + (_braced(first).replace("\n", "\n    ") if first else "{}"),
+                    "    " + _braced(second + ["neg"]).replace("\n", "\n    ")]
+            return ["\n".join(text + ["}"])]
+        if op == "div":
+            raise ImportFailure(f"`{node.name}`: one value divided by another; archdsl "
+                                "writes `div(a, b)` of named values, which import does not "
+                                "name yet")
         if op == "add" and len(keys) == 2 and start in keys:
             body = branch(keys[1] if keys[0] == start else keys[0])
             return ["residual " + _braced(body)]
         if op == "add" and len(keys) == 2:
-            skip_first = self._is_scope(keys[0]) and not self._is_scope(keys[1])
+            first, second = (self._registered(key) for key in keys)
+            if first is not None and second is not None and first != second:
+                skip_first = first > second  # the projection is registered after the body
+            else:  # as torchvision's `downsample`: a module beside the body's layers
+                skip_first = self._is_scope(keys[0]) and not self._is_scope(keys[1])
             body_key, skip_key = (keys[1], keys[0]) if skip_first else keys
             body = branch(body_key)
             if self._is_scope(skip_key) and skip_key not in self.importer.calls and \
@@ -391,6 +421,17 @@ class _Series:
         for branch in branches:
             text.append("    " + (_braced(branch).replace("\n", "\n    ") if branch else "{}"))
         return ["\n".join(text + ["}"])]
+
+    def _registered(self, key: str) -> int | None:
+        """Where the module of an item comes in the model's registration order (that of
+        its state_dict), if it is one module or scope."""
+        item = self.items.get(key)
+        if item is None:
+            return None
+        path = item.scope if item.scope is not None else (
+            item.node.target if item.node is not None and item.node.op == "call_module" else None)
+        order = self.importer.order
+        return order.get(path)
 
     def _key(self, node: fx.Node) -> str:
         for key, item in self.items.items():

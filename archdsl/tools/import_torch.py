@@ -158,7 +158,65 @@ def import_torch(model: nn.Module, shape: tuple[int, ...], name: str = "imported
     except (Exception, SystemExit) as error:  # the model's own forward fails on this input
         raise ImportFailure(f"the model does not run on a {'x'.join(map(str, shape))} input: "
                             f"{_one_line(error.__cause__ or error)}") from None
+    _fold_sizes(graph)
+    _split_chunks(graph)
     return write_spec(model, graph, shape, name, moved)
+
+
+def _fold_sizes(graph: fx.Graph) -> None:
+    """Sizes read in forward() (`B, L, C = x.shape`, `x.size(-1) // heads`) as the numbers
+    they were on the example: the spec is written for the input it was traced on."""
+    folded = [n for n in graph.nodes if "size_value" in n.meta]
+    for node in folded:
+        value = node.meta["size_value"]
+        for user in list(node.users):
+            user.args = fx.node.map_arg(user.args, lambda a: value if a is node else a)
+            user.kwargs = fx.node.map_arg(user.kwargs, lambda a: value if a is node else a)
+    for node in reversed(folded):
+        graph.erase_node(node)
+
+
+_CHUNKS = {"chunk", "split", "tensor_split", "unbind"}
+
+
+def _split_chunks(graph: fx.Graph) -> None:
+    """`q, k, v = x.chunk(3, -1)` (or split, unbind): each part as a `torch.narrow` of x,
+    which the spec writes as a slice."""
+    import operator
+    for node in list(graph.nodes):
+        name = node.target if node.op == "call_method" else getattr(node.target, "__name__", "")
+        if name not in _CHUNKS or not node.args or not isinstance(node.args[0], fx.Node):
+            continue
+        parts = node.meta.get("tensor_meta")
+        users = list(node.users)
+        if not isinstance(parts, (tuple, list)) or not all(
+                u.op == "call_function" and u.target is operator.getitem for u in users):
+            continue
+        whole = node.args[0]
+        dim = node.kwargs.get("dim", node.args[2] if len(node.args) > 2 else 0) \
+            if name != "unbind" else node.kwargs.get("dim", node.args[1] if len(node.args) > 1
+                                                     else 0)
+        rank = len(whole.meta["tensor_meta"].shape)
+        dim %= rank
+        starts = [0]
+        for part in parts:
+            starts.append(starts[-1] + (part.shape[dim] if name != "unbind" else 1))
+        for user in users:
+            index = user.args[1]
+            with graph.inserting_after(user):
+                narrow = graph.call_function(torch.narrow, (whole, dim, starts[index],
+                                                            starts[index + 1] - starts[index]))
+            narrow.meta = dict(user.meta)
+            if name == "unbind":
+                with graph.inserting_after(narrow):
+                    squeezed = graph.call_method("squeeze", (narrow, dim))
+                squeezed.meta = dict(user.meta)
+                narrow.meta["tensor_meta"] = None
+                user.replace_all_uses_with(squeezed)
+            else:
+                user.replace_all_uses_with(narrow)
+            graph.erase_node(user)
+        graph.erase_node(node)
 
 
 def _chained_concatenations(graph: fx.Graph) -> dict[fx.Node, str]:
@@ -216,9 +274,24 @@ class _ShapeProp(ShapeProp):
         fx.Interpreter.__init__(self, model, graph=graph)  # what ShapeProp's would set:
         self.fake_module, self.fake_mode, self.real_module = None, None, model
 
+    def run_node(self, node: fx.Node):
+        """As ShapeProp, and a size a node computes (not a tensor) kept in its meta."""
+        result = super().run_node(node)
+        if node.op != "placeholder" and _is_size(result):
+            node.meta["size_value"] = tuple(result) if isinstance(result, torch.Size) \
+                else result
+        return result
+
     def fetch_attr(self, target: str):
         found = self.module
         for part in target.split("."):
             modules = vars(found).get("_modules") or {}
             found = modules[part] if part in modules else getattr(found, part)
         return found
+
+
+def _is_size(value) -> bool:
+    """A number or a tuple of numbers (a shape), not a tensor."""
+    if isinstance(value, (tuple, list)):
+        return all(_is_size(v) for v in value) and not isinstance(value, list)
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
