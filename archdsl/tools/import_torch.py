@@ -167,11 +167,14 @@ def _fold_sizes(graph: fx.Graph) -> None:
     """Sizes read in forward() (`B, L, C = x.shape`, `x.size(-1) // heads`) as the numbers
     they were on the example: the spec is written for the input it was traced on."""
     folded = [n for n in graph.nodes if "size_value" in n.meta]
+    values = {node: node.meta["size_value"] for node in folded}
+
+    def constant(arg):
+        return values.get(arg, arg)
     for node in folded:
-        value = node.meta["size_value"]
         for user in list(node.users):
-            user.args = fx.node.map_arg(user.args, lambda a: value if a is node else a)
-            user.kwargs = fx.node.map_arg(user.kwargs, lambda a: value if a is node else a)
+            user.args = fx.node.map_arg(user.args, constant)
+            user.kwargs = fx.node.map_arg(user.kwargs, constant)
     for node in reversed(folded):
         graph.erase_node(node)
 
