@@ -227,3 +227,59 @@ class TensorMethods(nn.Module):
         x = x.softmax(dim=-1).tanh()
         x = torch.mean(x[:, :, None], dim=2)             # 8 x 6
         return self.out(x[:, :, :4].flatten(1))
+
+
+class CausalSelfAttention(nn.Module):
+    """Attention written out in forward(): one projection chunked into queries, keys and
+    values, heads split by view and transpose, torch's fused attention, heads merged."""
+
+    def __init__(self, channels: int = 16, heads: int = 2):
+        super().__init__()
+        self.qkv = nn.Linear(channels, 3 * channels)
+        self.proj = nn.Linear(channels, channels)
+        self.heads = heads
+
+    def forward(self, x):
+        batch, length, channels = x.shape
+        q, k, v = self.qkv(x).chunk(3, dim=-1)
+        q = q.view(batch, length, self.heads, -1).transpose(1, 2)
+        k = k.view(batch, length, self.heads, -1).transpose(1, 2)
+        v = v.view(batch, length, self.heads, -1).transpose(1, 2)
+        y = nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+        return self.proj(y.transpose(1, 2).reshape(batch, length, channels))
+
+
+class TinyDecoder(nn.Module):
+    """Pre-norm residuals around attention and an MLP, over a ModuleList of layers."""
+
+    def __init__(self, channels: int = 16, layers: int = 2):
+        super().__init__()
+        self.embed = nn.Linear(8, channels)
+        self.layers = nn.ModuleList(nn.ModuleDict({
+            "norm1": nn.LayerNorm(channels), "attn": CausalSelfAttention(channels),
+            "norm2": nn.LayerNorm(channels),
+            "mlp": nn.Sequential(nn.Linear(channels, 2 * channels), nn.GELU(),
+                                 nn.Linear(2 * channels, channels))}) for _ in range(layers))
+        self.head = nn.Linear(channels, 5)
+
+    def forward(self, x):
+        x = self.embed(x)
+        for layer in self.layers:
+            x = x + layer["attn"](layer["norm1"](x))
+            x = x + layer["mlp"](layer["norm2"](x))
+        return self.head(x)
+
+
+class Products(nn.Module):
+    """Values multiplied and joined by name: a matrix product of two computed values, a
+    concatenation along the height."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv2d(3, 4, 1)
+        self.b = nn.Conv2d(3, 4, 1)
+
+    def forward(self, x):
+        a, b = self.a(x), self.b(x)
+        tall = torch.cat([a, b], dim=2)                     # 4 x 12 x 6
+        return torch.matmul(tall, b.transpose(2, 3)) * 0.1   # 4 x 12 x 6

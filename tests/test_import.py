@@ -22,9 +22,12 @@ from conftest import ROOT  # noqa: E402
 
 
 def macs_of(model, shape) -> int:
+    """FlopCounterMode's count, attention on torch's math kernel (the fused CPU kernel is
+    not counted at all)."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.utils.flop_counter import FlopCounterMode
     counter = FlopCounterMode(display=False)
-    with counter, torch.no_grad():
+    with counter, torch.no_grad(), sdpa_kernel(SDPBackend.MATH):
         model.eval()(torch.zeros(1, *shape))
     return counter.get_total_flops() // 2
 
@@ -63,6 +66,20 @@ def test_tensor_methods_between_layers_import():
                "transpose", "softmax(-1)", "tanh", "gelu", "mean(1)",
                "reshape(8, 1, 6)", "slice(0, 4, axis = 1)"):
         assert op in text, op
+
+
+def test_attention_written_out_in_forward_imports_with_named_values():
+    """Queries, keys and values, each read by the fused attention: the importer names
+    them (`from qkv`, `sdpa(q, k, v, causal = true)`), in a decoder whose ModuleList of
+    ModuleDicts runs apart (pre-norm residuals)."""
+    text = check_import(import_models.TinyDecoder(), (10, 8))
+    assert "input x: 10 x 8 as tokens" in text
+    assert re.search(r"sdpa\(\w+, \w+, \w+, causal = true\)", text) and "from qkv" in text
+
+
+def test_products_of_named_values_import():
+    text = check_import(import_models.Products(), (3, 6, 6))
+    assert "concat(a, b, axis = 1)" in text and "matmul(" in text
 
 
 def test_resnet_imports_with_residuals_blocks_and_repeats():

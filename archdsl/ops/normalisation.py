@@ -80,6 +80,14 @@ def _emit_rms_norm(graph, inputs, args, ins):
     return graph.call_function(rms_norm, (inputs[0], args["eps"]))
 
 
+def _read_layernorm(module):
+    """torch's LayerNorm over the last axis, with weight and bias (what `layernorm` builds
+    for tokens: the importer checks the shape it reads)."""
+    if len(module.normalized_shape) != 1 or not module.elementwise_affine or module.bias is None:
+        return None
+    return "layernorm", dict(eps=module.eps)
+
+
 OPS = (
     Op("batchnorm", "norm", _batchnorm_shape, read=_read_batchnorm,
        imports=("BatchNorm1d", "BatchNorm2d", "BatchNorm3d"),
@@ -105,6 +113,7 @@ OPS = (
     Op("layernorm", "norm", _layernorm_shape, args=(Arg("eps", "float", 1e-5, minimum=0),),
        params=lambda a, ins: 2 * _channels(ins[0]), other_ops=elementwise(5),
        module=_layernorm_module, init=reset_init, overwritable=True,
+       imports=("LayerNorm",), read=_read_layernorm,
        describe=named("layernorm"), caption=named("layer norm"),
        rule="unchanged; normalises each position over its channels (C×H×W) or its features "
             "(flat, tokens L×C, channels-last H×W×C)",
@@ -115,7 +124,8 @@ OPS = (
     Op("groupnorm", "norm", _groupnorm_shape,
        args=(Arg("groups", "int", minimum=1), Arg("eps", "float", 1e-5, minimum=0)),
        params=lambda a, ins: 2 * ins[0][0], other_ops=elementwise(5),
-       module=_groupnorm_module,
+       module=_groupnorm_module, imports=("GroupNorm",),
+       read=lambda m: ("groupnorm", dict(groups=m.num_groups, eps=m.eps)) if m.affine else None,
        init=reset_init, overwritable=True,
        describe=lambda a: f"groupnorm {a['groups']}", caption=named("group norm"),
        rule="unchanged; needs C×H×W with `groups` dividing C",

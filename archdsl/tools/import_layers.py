@@ -181,6 +181,39 @@ _ACTIVATIONS = {nn.functional.gelu: "gelu", nn.functional.silu: "silu", torch.si
 _METHOD_ACTIVATIONS = ("sigmoid", "tanh")
 
 
+def read_merge(node: fx.Node, operands: list[str]) -> str:
+    """A call of several values (`operands`: their names, in the order of the call's
+    arguments) as the statement that reads them by name: `add(a, b)`, `concat(a, b, axis =
+    1)`, `matmul(a, b)`, `sdpa(q, k, v, causal = true)`."""
+    target = node.target
+    name = getattr(target, "__name__", str(target))
+    where = f"`{node.name}`"
+    if target in (operator.add, operator.iadd, torch.add):
+        return f"add({', '.join(operands)})"
+    if target in (operator.mul, operator.imul, torch.mul):
+        return f"mul({', '.join(operands)})"
+    if target in (operator.sub, torch.sub):
+        return f"sub({', '.join(operands)})"
+    if target in (operator.truediv, torch.div):
+        return f"div({', '.join(operands)})"
+    if target in (operator.matmul, torch.matmul) or name == "matmul":
+        return f"matmul({', '.join(operands)})"
+    if target is torch.cat:
+        dim = _argument(node, 1, "dim", 0)
+        return f"concat({', '.join(operands)}, axis = {_axes(dim, where)[0]})"
+    if target is nn.functional.scaled_dot_product_attention:
+        causal = _argument(node, 5, "is_causal", False)
+        dropout = _argument(node, 4, "dropout_p", 0.0)
+        scale = node.kwargs.get("scale")
+        options = (", causal = true" if causal else "") + (
+            f", dropout = {format_value(dropout)}" if dropout else "") + (
+            f", scale = {format_value(scale)}" if scale is not None else "")
+        return f"sdpa({', '.join(operands)}{options})"
+    raise ImportFailure(f"{where}: {node.op} `{name}` of several values has no archdsl "
+                        "equivalent (add, sub, mul, div, matmul, concat and "
+                        "scaled_dot_product_attention have)")
+
+
 def _indexing(node: fx.Node, where: str) -> tuple[str, dict]:
     """`x[:, a:b]` (one axis sliced, the batch kept) as `slice`; `x[:, :, None]` (one
     axis added) as `reshape` to the shape it gives."""

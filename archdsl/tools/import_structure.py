@@ -17,7 +17,7 @@ from torch import fx, nn
 from ..ops import OPS
 from .import_layers import (NUMBER, ImportFailure, argument_free_ops, call_text, language_name,
                             module_labels, number, numbers_of, plain, read_function,
-                            read_layer, shape_of, skeleton)
+                            read_layer, read_merge, shape_of, skeleton)
 
 def write_spec(model: nn.Module, graph: fx.Graph, shape: tuple[int, ...], name: str,
                moved: dict[fx.Node, str]) -> str:
@@ -118,6 +118,10 @@ class _Importer:
         if len(results) != 1:
             raise ImportFailure(f"`{scope or 'the model'}` gives {len(results)} values to "
                                 "the rest of the model; archdsl imports modules of one output")
+        flow = {key: set(item.inputs) for key, item in items.items()}
+        if _cyclic(flow):
+            raise ImportFailure(f"`{scope or 'the model'}`: a module's layers run between "
+                                "layers of another, in a way archdsl cannot write as scopes")
         return items, "entry", results.pop()
 
     @staticmethod
@@ -146,15 +150,18 @@ class _Importer:
             return None
         parts = rest.split(".")
         child = (f"{scope}." if scope else "") + parts[0]
-        if len(parts) > 1 and child in self.split:
-            child += "." + parts[1]
+        for part in parts[1:]:  # through lists of lists (a ModuleList of ModuleDicts)
+            if child not in self.split:
+                break
+            child += "." + part
         return child
 
     def scope_label(self, path: str) -> str:
         """A child scope's or layer's label: a split list member's is a path, `"blocks.0"`."""
         parent, _, _ = path.rpartition(".")
         if parent in self.split:
-            return '"' + self.labels[parent].strip('"') + "." + self.labels[path].strip('"') + '"'
+            return '"' + self.scope_label(parent).strip('"') + "." + \
+                self.labels[path].strip('"') + '"'
         return self.labels[path]
 
     def render(self, scope: str) -> list[str]:
@@ -318,10 +325,93 @@ class _Series:
                 out.append(self.importer.statement(self.items[readers[0]], ""))
                 current = readers[0]
                 continue
-            join = self._join(current, allowed)
+            try:
+                join = self._join(current, allowed)
+            except ImportFailure:  # no residual or merge to write: values by name
+                return out + self._named(current, stop, allowed)
             out += self._merged(current, join)
             current = join
         return out
+
+    def _named(self, start: str, stop: str, allowed: set[str] | None) -> list[str]:
+        """From `start` to `stop` one item at a time in the order forward() runs them,
+        naming the values read elsewhere than by the next statement (`q: ...`, `from q`),
+        and calls of several values by those names (`sdpa(q, k, v, causal = true)`):
+        any graph, where the structures of `lines` (chains, residuals, merges of
+        branches) do not fit."""
+        span = self._between(start, stop)
+        keys = [k for k in self.order if k in span and (allowed is None or k in allowed)]
+        readers: dict[str, list[str]] = {}
+        for key in keys:
+            for source in self.items[key].inputs:
+                readers.setdefault(source, []).append(key)
+        sequence = [start] + keys
+        named = {k for k in sequence
+                 if len(readers.get(k, [])) > 1 or any(
+                     r != sequence[sequence.index(k) + 1] or len(self.items[r].inputs) > 1
+                     for r in readers.get(k, []))}
+        names: dict[str, str] = {}
+        taken = {label for label in map(self._label_of, self.items) if label}  # this scope's
+        out = []
+        if start in named:  # the value the span starts from: by its layer's label, else
+            label = self._label_of(start)  # a name given by an identity
+            names[start] = label or self._name("entry", taken)
+            if label is None:
+                out.append(f"{names[start]}: identity")
+        current = start
+        for key in keys:
+            item = self.items[key]
+            if len(item.inputs) > 1 or self._merge(key):
+                operands = [names[i] for i in self._operands(key)]
+                text = read_merge(item.node, operands)
+            else:
+                (source,), text = item.inputs, self.importer.statement(item, "")
+                if source != current:
+                    out.append(f"from {names[source]}")
+            label, sep, rest = text.partition(": ")
+            if key in named:
+                if sep and not label.startswith('"') and label.split(".")[0] == label:
+                    names[key] = label  # a layer's label names its value
+                elif sep:
+                    raise ImportFailure(f"`{key}`'s value is read by several operations, and "
+                                        "its label is a path, which names no value")
+                else:  # named after what made it, counted in this scope (so that two
+                    # instances of a module read alike, and become one block)
+                    names[key] = self._name(re.sub(r"_[0-9]+$", "", item.node.name), taken)
+                    text = f"{names[key]}: {text}"
+            out.append(text)
+            current = key
+        return out
+
+    def _label_of(self, key: str) -> str | None:
+        """The label that names an item's value where it has one (a layer's, a scope's)."""
+        item = self.items.get(key)
+        if item is None:
+            return None
+        if item.scope is not None:
+            label = self.importer.scope_label(item.scope)
+        elif item.node.op == "call_module":
+            label = self.importer.scope_label(item.node.target)
+        else:
+            return None
+        return None if label.startswith('"') else label
+
+    @staticmethod
+    def _name(base: str, taken: set[str]) -> str:
+        """A label for a value: `base`, or `base_2`, ... where that is taken."""
+        name = language_name(base, "value")
+        name, count = (name, 2) if name not in taken else (f"{name}_2", 3)
+        while name in taken:
+            name, count = f"{language_name(base, 'value')}_{count}", count + 1
+        taken.add(name)
+        return name
+
+    def _operands(self, key: str) -> list[str]:
+        """The items whose values a call of several values reads, in its arguments' order."""
+        node = self.items[key].node
+        flat: list[fx.Node] = []
+        fx.node.map_arg((node.args, node.kwargs), lambda a: flat.append(a) or a)
+        return [self._key(a) for a in flat]
 
     def _merge(self, key: str) -> str | None:
         """The merge op an item is (add, concat, mul of two values or more), else None: a
@@ -447,6 +537,29 @@ class _Series:
         return key in self.items and self.items[key].scope is not None
 
 
+def _cyclic(inputs: dict[str, set[str]]) -> bool:
+    """True where following the inputs from some item comes back to it (iteratively)."""
+    state: dict[str, int] = {}  # 1: on the path, 2: done
+    for root in inputs:
+        if state.get(root):
+            continue
+        stack = [(root, iter(inputs[root]))]
+        state[root] = 1
+        while stack:
+            key, pending = stack[-1]
+            source = next(pending, None)
+            if source is None:
+                state[key] = 2
+                stack.pop()
+            elif source in inputs:
+                if state.get(source) == 1:
+                    return True
+                if not state.get(source):
+                    state[source] = 1
+                    stack.append((source, iter(inputs[source])))
+    return False
+
+
 def _uncalled(module) -> bool:
     """A ModuleList or ModuleDict without a forward() of its own: a container whose
     members forward() calls one by one (DenseNet's dense block, a ModuleDict with its own
@@ -471,26 +584,42 @@ def _indexed(line: str, offset: int) -> str | None:
 
 def _member_repeats(lines: list[str]) -> list[str]:
     """Runs of statements that differ only in the index of the list members they name
-    (`residual { "blocks.0": ... }`, `residual { "blocks.1": ... }`, ...) as one repeat
-    over the index: `repeat 10 as i { residual { "blocks.{i}": ... } }`.
+    (`residual { "blocks.0": ... }`, `residual { "blocks.1": ... }`, ...; or runs of a few
+    statements each, a decoder layer's two residuals) as one repeat over the index:
+    `repeat 10 as i { residual { "blocks.{i}": ... } }`.
 
     >>> _member_repeats(['a: relu', '"b.0": conv(4, 1)', '"b.1": conv(4, 1)', 'c: relu'])
     ['a: relu', 'repeat 2 as i { "b.{i}": conv(4, 1) }', 'c: relu']
+    >>> print(_member_repeats(['"b.0.x": relu', '"b.0.y": tanh', '"b.1.x": relu',
+    ...                        '"b.1.y": tanh'])[0])
+    repeat 2 as i {
+        "b.{i}.x": relu
+        "b.{i}.y": tanh
+    }
     """
     out, i = [], 0
     while i < len(lines):
-        j = i + 1
-        while j < len(lines) and _indexed(lines[i], j - i) == lines[j]:
-            j += 1
-        if j - i > 1:
+        best = (1, 1)  # (repeats, statements per repeat)
+        for period in range(1, 5):
+            count = 1
+            while i + period * (count + 1) <= len(lines) and all(
+                    _indexed(lines[i + k], count) == lines[i + period * count + k]
+                    for k in range(period)):
+                count += 1
+            if count > 1 and count * period > best[0] * best[1]:
+                best = (count, period)
+        count, period = best
+        if count > 1:
             first = int(_MEMBER.search(lines[i]).group(2))
             offset = f" + {first}" if first else ""
-            body = _MEMBER.sub(lambda m, shift=offset: f'"{m.group(1)}.{{i{shift}}}', lines[i])
-            out.append(f"repeat {j - i} as i " + (_braced([body]) if "\n" in body
-                                                   else f"{{ {body} }}"))
+            body = [_MEMBER.sub(lambda m, shift=offset: f'"{m.group(1)}.{{i{shift}}}', line)
+                    for line in lines[i:i + period]]
+            out.append(f"repeat {count} as i " + (_braced(body) if period > 1 or "\n" in body[0]
+                                                   else f"{{ {body[0]} }}"))
+            i += count * period
         else:
             out.append(lines[i])
-        i = j
+            i += 1
     return out
 
 
