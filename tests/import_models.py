@@ -283,3 +283,28 @@ class Products(nn.Module):
         a, b = self.a(x), self.b(x)
         tall = torch.cat([a, b], dim=2)                     # 4 x 12 x 6
         return torch.matmul(tall, b.transpose(2, 3)) * 0.1   # 4 x 12 x 6
+
+
+class Functional(nn.Module):
+    """Pooling, dropout and resizing as functions of forward()."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv2d(3, 4, 3, padding=1)
+        self.b = nn.Conv2d(4, 4, 1)
+
+    def forward(self, x):
+        y = nn.functional.max_pool2d(self.a(x), 2)
+        y = nn.functional.avg_pool2d(y, 3, stride=1, padding=1)
+        y = nn.functional.interpolate(self.b(nn.functional.dropout(y, 0.1, self.training)),
+                                      scale_factor=2)
+        return nn.functional.interpolate(y, size=(5, 7), mode="bilinear")
+
+
+class Unmappable(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv2d(3, 4, 1)
+
+    def forward(self, x):
+        return torch.erfinv(self.a(x))

@@ -14,7 +14,7 @@ from archdsl import compile_file, compile_source  # noqa: E402
 from archdsl.backends.lower_fx import lower_fx  # noqa: E402
 from archdsl.cli import main  # noqa: E402
 from archdsl.passes.count_costs import total  # noqa: E402
-from archdsl.tools.import_torch import import_torch  # noqa: E402
+from archdsl.tools.import_torch import ImportFailure, import_torch  # noqa: E402
 
 import import_models  # noqa: E402
 import reference_resnet  # noqa: E402
@@ -80,6 +80,19 @@ def test_attention_written_out_in_forward_imports_with_named_values():
 def test_products_of_named_values_import():
     text = check_import(import_models.Products(), (3, 6, 6))
     assert "concat(a, b, axis = 1)" in text and "matmul(" in text
+
+
+def test_pooling_dropout_and_resizing_functions_import():
+    text = check_import(import_models.Functional(), (3, 8, 8))
+    for op in ("maxpool(2)", "avgpool(3, stride = 1, pad = 1)", "dropout(p = 0.1)",
+               "upsample", "resize(5, width = 7)"):
+        assert op in text, op
+
+
+def test_an_unmappable_function_names_its_line_of_forward():
+    with pytest.raises(ImportFailure, match=r"`erfinv` in `forward` \(import_models.py:\d+\): "
+                                            r"call_function `erfinv` has no archdsl equivalent"):
+        import_torch(import_models.Unmappable(), (3, 4, 4))
 
 
 def test_resnet_imports_with_residuals_blocks_and_repeats():

@@ -100,7 +100,7 @@ def _check(where: str, op: str, args: dict, module: nn.Module, shape) -> None:
 def read_function(node: fx.Node, owner: str) -> tuple[str, dict]:
     """The op and arguments of a torch function or tensor method that `node` calls in the
     forward() of the module at `owner`."""
-    where = f"`{node.name}` in `{owner or 'forward'}`"
+    where = f"`{node.name}` in `{owner or 'forward'}`{source_line(node)}"
     target = node.target
     if node.op == "call_method" and target == "flatten":
         start = node.args[1] if len(node.args) > 1 else node.kwargs.get("start_dim", 0)
@@ -156,6 +156,19 @@ def read_function(node: fx.Node, owner: str) -> tuple[str, dict]:
                 not isinstance(node.args[0], fx.Node):
             return _SCALED[target], dict(constant=float(number), constant_first=True)
         return _SCALED[target], dict(constant=float(number))
+    if node.op == "call_function" and target is nn.functional.interpolate:
+        return _interpolation(node, where)
+    if node.op == "call_function" and target in _POOLS:
+        kernel = _argument(node, 1, "kernel_size", None)
+        stride = _argument(node, 2, "stride", None) or kernel
+        pad = _argument(node, 3, "padding", 0)
+        options = dict(kernel=kernel, stride=stride, pad=pad,
+                       ceil_mode=bool(node.kwargs.get("ceil_mode", False)))
+        if target is nn.functional.max_pool2d and _argument(node, 4, "dilation", 1) not in (1, (1, 1)):
+            options["dilation"] = _argument(node, 4, "dilation", 1)
+        return _POOLS[target], options
+    if node.op == "call_function" and target is nn.functional.dropout:
+        return "dropout", dict(p=float(_argument(node, 1, "p", 0.5)))
     if node.op == "call_function" and target in _ACTIVATIONS:
         return _ACTIVATIONS[target], {}
     if node.op == "call_method" and name in _METHOD_ACTIVATIONS:
@@ -247,6 +260,33 @@ def _index_text(index: tuple) -> str:
                             for v in (item.start, item.stop, item.step)[:3 if item.step else 2])
         return "..." if item is Ellipsis else str(item)
     return ", ".join(map(one, index))
+
+
+_POOLS = {nn.functional.max_pool2d: "maxpool", nn.functional.avg_pool2d: "avgpool"}
+
+
+def _interpolation(node: fx.Node, where: str) -> tuple[str, dict]:
+    """`F.interpolate` by a whole factor (nearest: `upsample`) or to the size it gives
+    (`resize`, bilinear or nearest)."""
+    mode = node.kwargs.get("mode", "nearest")
+    scale = node.kwargs.get("scale_factor")
+    if scale is not None and mode == "nearest" and float(scale) == int(scale) and \
+            not isinstance(scale, (tuple, list)):
+        return "upsample", dict(scale=int(scale))
+    size = shape_of(node)
+    if len(size) != 3 or mode not in ("nearest", "bilinear"):
+        raise ImportFailure(f"{where}: `interpolate` in mode {mode!r} on {len(size)} axes; "
+                            "archdsl resizes C x H x W maps, nearest or bilinear")
+    return "resize", dict(height=size[1], width=size[2], mode=mode,
+                          align_corners=bool(node.kwargs.get("align_corners") or False))
+
+
+def source_line(node: fx.Node) -> str:
+    """`, model.py:12` where tracing recorded the line of forward() that made the node."""
+    trace = node.meta.get("stack_trace") or getattr(node, "stack_trace", None) or ""
+    found = [(path, line) for path, line in re.findall(r'File "([^"]+)", line (\d+)', trace)
+             if "/torch/" not in path]  # the model's own code, not torch's
+    return f" ({found[-1][0].rpartition('/')[2]}:{found[-1][1]})" if found else ""
 
 
 def _argument(node: fx.Node, position: int, keyword: str, default):

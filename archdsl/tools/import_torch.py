@@ -252,7 +252,11 @@ def _chained_concatenations(graph: fx.Graph) -> dict[fx.Node, str]:
 
 class _Tracer(fx.Tracer):
     """torch.nn layers stay whole (containers and the model's own modules are traced
-    through)."""
+    through); each node remembers the line of forward() that made it."""
+
+    def __init__(self):
+        super().__init__()
+        self.record_stack_traces = True
 
     def is_leaf_module(self, module: nn.Module, name: str) -> bool:
         return module.__module__.startswith("torch.nn") and not isinstance(
