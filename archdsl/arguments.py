@@ -195,8 +195,9 @@ def _add_render_command(commands) -> None:
         description="""\
 Draw the network as the papers draw it: repeated blocks once with their count
 (`bottleneck ×36`), one cluster per named stage, parallel branches side by side,
-residual skips as arcs beside the body (dashed: identity; solid: projection),
-auxiliary heads as dashed side branches, tensor shapes on the edges. A conv and the
+residual skips as arcs beside the body (solid: identity; dashed: projection, as He et
+al. draw them), auxiliary heads as dashed side branches, tensor shapes on the edges. A
+conv and the
 batch norm, activation and dropout after it are one box ("3x3 conv, 64, /2"), and
 identical convs in a row one box ("3x3 conv, 64 ×2"); --show draws them apart.
 

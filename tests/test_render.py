@@ -142,6 +142,22 @@ def test_skips_and_aux_heads_are_drawn_distinctly():
     assert 'cluster_head' in dot and "(train only)" in dot
     projection = render_dot(graph_of("resnet18"), expand=["layer2", "layer2.0"])
     assert '"layer2.0.downsample" -> "layer2.0.add"' in projection
+    # as He et al.'s Figure 3: identity shortcuts solid, projections dashed
+    identity = re.search(r'-> "layer1\.0\.add" \[[^\]]*xlabel=identity[^\]]*\]',
+                         render_dot(graph_of("resnet18"), expand=["layer1", "layer1.0"]))
+    assert identity and "style=solid" in identity.group(0)
+    projected = re.search(r'"layer2\.0\.downsample" -> "layer2\.0\.add" \[[^\]]*\]',
+                          projection).group(0)
+    assert "style=dashed" in projected
+
+
+def test_a_cost_plot_pdf_embeds_no_type3_font():
+    """Publishers' PDF checks refuse Type 3 fonts: the plot's text is TrueType."""
+    pytest.importorskip("matplotlib")
+    from archdsl.backends.plot_costs import plot_costs
+    from archdsl.backends.report_stats import report_stats
+    pdf = plot_costs([report_stats(graph_of("alexnet"))], "pdf")
+    assert b"/Type3" not in pdf and b"/CIDFontType2" in pdf  # TrueType outlines
 
 
 def test_partial_highlights_the_failing_node():

@@ -683,7 +683,8 @@ def _edge_attributes(graph, item: ir.Node, position: int, producer: str, shapes:
         attributes["label"] = " "
     if item.role == "residual" and position == 1:
         identity = ir.node(graph, producer).role != "skip"
-        attributes.update(style="dashed" if identity else "solid", penwidth="1.2",
+        # as He et al.'s figures draw them: identity shortcuts solid, projections dashed
+        attributes.update(style="solid" if identity else "dashed", penwidth="1.2",
                           tailport="e", headport="e", color="#0072B2", fontcolor="#0072B2")
         if identity:
             attributes["xlabel"] = "identity"
