@@ -196,10 +196,11 @@ def _add_render_command(commands) -> None:
 Draw the network as the papers draw it: repeated blocks once with their count
 (`bottleneck ×36`), one cluster per named stage, parallel branches side by side,
 residual skips as arcs beside the body (solid: identity; dashed: projection, as He et
-al. draw them), auxiliary heads as dashed side branches, tensor shapes on the edges. A
-conv and the
-batch norm, activation and dropout after it are one box ("3x3 conv, 64, /2"), and
-identical convs in a row one box ("3x3 conv, 64 ×2"); --show draws them apart.
+al. draw them), auxiliary heads as dashed side branches, tensor shapes on the edges (a
+length symbol by its name, `L×768`). A conv and the batch norm, activation and dropout
+after it are one box ("3x3 conv, 64, /2"), and identical convs in a row one box ("3x3
+conv, 64 ×2"); --show draws them apart. Blocks are named by their captions (`block
+mha(h) as "Multi-Head Attention"`), else by their names.
 
 Layout needs Graphviz's `dot`; without it, the packaged port of dot (`pip install
 graphviz-pure`, part of archdsl[diagrams]) draws SVG, PNG and TikZ. With neither,

@@ -51,12 +51,6 @@ def argument_free_ops(shape) -> dict[type, str]:
     return found
 
 
-_FUNCTIONS = {  # torch functions in a forward(), as ops: (op, arguments from the call)
-    torch.flatten: "flatten", nn.functional.relu: "relu", torch.relu: "relu",
-    nn.functional.adaptive_avg_pool2d: "global_avgpool",
-}
-
-
 def shape_of(node: fx.Node) -> tuple[int, ...]:
     """The shape of a node's value, batch excluded, as the propagation on the example
     input found it; () where none was recorded."""
@@ -99,89 +93,110 @@ def _check(where: str, op: str, args: dict, module: nn.Module, shape) -> None:
 
 def read_function(node: fx.Node, owner: str) -> tuple[str, dict]:
     """The op and arguments of a torch function or tensor method that `node` calls in the
-    forward() of the module at `owner`."""
+    forward() of the module at `owner`: the first of the readers below that knows it."""
     where = f"`{node.name}` in `{owner or 'forward'}`{source_line(node)}"
-    target = node.target
-    if node.op == "call_method" and target == "flatten":
-        start = node.args[1] if len(node.args) > 1 else node.kwargs.get("start_dim", 0)
-        end = node.args[2] if len(node.args) > 2 else node.kwargs.get("end_dim", -1)
-        if start == 1:
-            return "flatten", dict(start=0, end=end if end < 0 else end - 1)
-    if node.op == "call_method" and target in ("relu", "relu_"):
-        return "relu", {}
-    name = getattr(target, "__name__", str(target))
-    if name in _REDUCTIONS and (node.op == "call_method" or target is getattr(torch, name)):
+    name = getattr(node.target, "__name__", str(node.target))
+    for reader in _FUNCTION_READERS:
+        found = reader(node, name, where)
+        if found is not None:
+            return found
+    raise ImportFailure(f"{where}: {node.op} `{name}` has no archdsl equivalent")
+
+
+def _is(node: fx.Node, name: str, method: tuple[str, ...], *functions) -> bool:
+    """`node` calls the tensor method `name` (one of `method`) or one of `functions`."""
+    return (node.op == "call_method" and name in method) or (
+        node.op == "call_function" and node.target in functions)
+
+
+def _read_axes(node: fx.Node, name: str, where: str):
+    """Reductions over axes, permute, transpose, contiguous, flatten from an axis."""
+    if name in _REDUCTIONS and _is(node, name, _REDUCTIONS, getattr(torch, name)):
         dims = _argument(node, 1, "dim", None)
         if dims is None:
             raise ImportFailure(f"{where}: `{name}` over every element, the batch included; "
                                 "archdsl reduces over the axes of one example: give `dim`")
-        keep = bool(_argument(node, 2, "keepdim", False))
-        return name, dict(axis=_axes(dims, where), keep=keep)
-    if name in ("contiguous", "clone") and node.op == "call_method":
+        return name, dict(axis=_axes(dims, where), keep=bool(_argument(node, 2, "keepdim", False)))
+    if _is(node, name, ("contiguous", "clone")):
         return "identity", {}
-    if name in ("permute",) and node.op == "call_method":
+    if _is(node, name, ("permute",)):
         order = node.args[1:] if len(node.args) > 2 else _argument(node, 1, "dims", ())
         order = [d % len(shape_of(node) + (0,)) for d in order]
         if not order or order[0] != 0:
             raise ImportFailure(f"{where}: `permute` moves the batch axis")
         return "permute", dict(order=tuple(d - 1 for d in order[1:]))
-    if name == "transpose" and (node.op == "call_method" or target is torch.transpose):
-        a, b = (_argument(node, 1, "dim0", 0), _argument(node, 2, "dim1", 1))
+    if _is(node, name, ("transpose",), torch.transpose):
+        a, b = _argument(node, 1, "dim0", 0), _argument(node, 2, "dim1", 1)
         return "transpose", dict(a=_axes(a, where)[0], b=_axes(b, where)[0])
-    if name == "flatten" and node.op == "call_method":
+    if _is(node, name, ("flatten",), torch.flatten):
         start, end = _argument(node, 1, "start_dim", 0), _argument(node, 2, "end_dim", -1)
         (start,) = _axes(start, where)
         return "flatten", dict(start=start, end=end if end < 0 else _axes(end, where)[0])
-    if name in ("softmax", "log_softmax") and (node.op == "call_method" or target in (
-            getattr(torch, name), getattr(nn.functional, name))):
-        return name, dict(axis=_axes(_argument(node, 1, "dim", None), where)[0])
-    if node.op == "call_function" and target is operator.getitem:
+    return None
+
+
+def _read_shapes(node: fx.Node, name: str, where: str):
+    """Indexing, narrow (a chunk's part), and reshapes that keep the batch axis."""
+    if node.op == "call_function" and node.target is operator.getitem:
         return _indexing(node, where)
-    if node.op == "call_function" and target is torch.narrow:
+    if node.op == "call_function" and node.target is torch.narrow:
         _, dim, start, length = node.args
         return "slice", dict(start=start, end=start + length, axis=_axes(dim, where)[0])
-    if name == "squeeze" and node.op == "call_method" or name in ("view", "reshape") and (
-            node.op == "call_method" or target is torch.reshape) or name == "unsqueeze":
+    if _is(node, name, ("view", "reshape", "squeeze", "unsqueeze"), torch.reshape,
+           torch.squeeze, torch.unsqueeze):
         before, after = node.all_input_nodes[0].meta.get("tensor_meta"), node.meta.get(
             "tensor_meta")
         if before is None or after is None or before.shape[0] != after.shape[0]:
             raise ImportFailure(f"{where}: `{name}` that folds the batch axis into another; "
                                 "archdsl reshapes one example at a time")
         return "reshape", dict(dims=shape_of(node))
-    if node.op == "call_function" and target in _SCALED and len(node.all_input_nodes) == 1:
-        number = next(a for a in node.args if not isinstance(a, fx.Node))
-        if not isinstance(number, (int, float)) or isinstance(number, bool):
-            raise ImportFailure(f"{where}: `{name}` with {number!r}")
-        if target in (operator.sub, operator.truediv, torch.sub, torch.div) and \
-                not isinstance(node.args[0], fx.Node):
-            return _SCALED[target], dict(constant=float(number), constant_first=True)
-        return _SCALED[target], dict(constant=float(number))
+    return None
+
+
+def _read_arithmetic(node: fx.Node, name: str, where: str):
+    """A number and a value: `x * 0.5`, `x + 1`, `1 - x`."""
+    if node.op != "call_function" or node.target not in _SCALED or \
+            len(node.all_input_nodes) != 1:
+        return None
+    number = next(a for a in node.args if not isinstance(a, fx.Node))
+    if not isinstance(number, (int, float)) or isinstance(number, bool):
+        raise ImportFailure(f"{where}: `{name}` with {number!r}")
+    first = not isinstance(node.args[0], fx.Node)
+    if first and node.target in (operator.sub, operator.truediv, torch.sub, torch.div):
+        return _SCALED[node.target], dict(constant=float(number), constant_first=True)
+    return _SCALED[node.target], dict(constant=float(number))
+
+
+def _read_functional(node: fx.Node, name: str, where: str):
+    """torch.nn.functional's pooling, dropout, resizing, softmax and activations."""
+    target = node.target
+    if _is(node, name, ("softmax", "log_softmax"), torch.softmax, torch.log_softmax,
+           nn.functional.softmax, nn.functional.log_softmax):
+        return name, dict(axis=_axes(_argument(node, 1, "dim", None), where)[0])
     if node.op == "call_function" and target is nn.functional.interpolate:
         return _interpolation(node, where)
     if node.op == "call_function" and target in _POOLS:
         kernel = _argument(node, 1, "kernel_size", None)
-        stride = _argument(node, 2, "stride", None) or kernel
-        pad = _argument(node, 3, "padding", 0)
-        options = dict(kernel=kernel, stride=stride, pad=pad,
+        options = dict(kernel=kernel, stride=_argument(node, 2, "stride", None) or kernel,
+                       pad=_argument(node, 3, "padding", 0),
                        ceil_mode=bool(node.kwargs.get("ceil_mode", False)))
-        if target is nn.functional.max_pool2d and _argument(node, 4, "dilation", 1) not in (1, (1, 1)):
-            options["dilation"] = _argument(node, 4, "dilation", 1)
+        dilation = _argument(node, 4, "dilation", 1)
+        if target is nn.functional.max_pool2d and dilation not in (1, (1, 1)):
+            options["dilation"] = dilation
         return _POOLS[target], options
     if node.op == "call_function" and target is nn.functional.dropout:
         return "dropout", dict(p=float(_argument(node, 1, "p", 0.5)))
     if node.op == "call_function" and target in _ACTIVATIONS:
         return _ACTIVATIONS[target], {}
-    if node.op == "call_method" and name in _METHOD_ACTIVATIONS:
-        return name, {}
-    if node.op == "call_function" and target in _FUNCTIONS:
-        op = _FUNCTIONS[target]
-        if op == "flatten" and (node.args[1:2] or [node.kwargs.get("start_dim", 0)])[0] == 1:
-            return "flatten", {}
-        if op == "global_avgpool" and node.args[1] in (1, (1, 1)):
-            return op, {}
-        if op == "relu":
-            return op, {}
-    raise ImportFailure(f"{where}: {node.op} `{name}` has no archdsl equivalent")
+    if _is(node, name, _METHOD_ACTIVATIONS + ("relu", "relu_")):
+        return name.rstrip("_"), {}
+    if node.op == "call_function" and target is nn.functional.adaptive_avg_pool2d and \
+            node.args[1] in (1, (1, 1)):
+        return "global_avgpool", {}
+    return None
+
+
+_FUNCTION_READERS = (_read_axes, _read_shapes, _read_arithmetic, _read_functional)
 
 
 _REDUCTIONS = ("mean", "sum", "amax", "amin")
@@ -190,7 +205,8 @@ _SCALED = {operator.add: "add", operator.mul: "mul", operator.sub: "sub",
            torch.div: "div", operator.iadd: "add", operator.imul: "mul"}
 _ACTIVATIONS = {nn.functional.gelu: "gelu", nn.functional.silu: "silu", torch.sigmoid: "sigmoid",
                 torch.tanh: "tanh", nn.functional.sigmoid: "sigmoid", nn.functional.tanh: "tanh",
-                nn.functional.relu6: "relu6", nn.functional.hardswish: "hardswish"}
+                nn.functional.relu6: "relu6", nn.functional.hardswish: "hardswish",
+                nn.functional.relu: "relu", torch.relu: "relu"}
 _METHOD_ACTIVATIONS = ("sigmoid", "tanh")
 
 
