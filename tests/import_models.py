@@ -308,3 +308,13 @@ class Unmappable(nn.Module):
 
     def forward(self, x):
         return torch.erfinv(self.a(x))
+
+
+class LayerScaled(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 1)
+        self.gamma = nn.Parameter(torch.ones(3, 1, 1))
+
+    def forward(self, x):
+        return x + self.gamma * self.conv(x)

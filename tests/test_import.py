@@ -95,6 +95,11 @@ def test_an_unmappable_function_names_its_line_of_forward():
         import_torch(import_models.Unmappable(), (3, 4, 4))
 
 
+def test_a_parameter_read_in_forward_is_named_in_the_refusal():
+    with pytest.raises(ImportFailure, match="forward\\(\\) reads the tensor `gamma` itself"):
+        import_torch(import_models.LayerScaled(), (3, 4, 4))
+
+
 def test_resnet_imports_with_residuals_blocks_and_repeats():
     text = check_import(reference_resnet.ResNet((2, 3, 1, 1), classes=10), (3, 64, 64))
     assert "} skip downsample {" in text and "block bottleneck(channels, channels2)" in text

@@ -61,6 +61,7 @@ OPS = (
        lowers="`x.chunk(chunks, 1)[index]` (a function, no module)"),
     Op("channel_shuffle", "reshape", _channel_shuffle_shape,
        args=(Arg("groups", "int", minimum=1),), module=torch_layer("ChannelShuffle", "groups"),
+       imports=("ChannelShuffle",), read=lambda m: ("channel_shuffle", dict(groups=m.groups)),
        describe=lambda a: f"channel_shuffle {a['groups']}", caption=named("channel shuffle"),
        rule="unchanged; needs C×H×W with `groups` dividing C",
        lowers="`nn.ChannelShuffle(groups)`"),

@@ -106,6 +106,8 @@ OPS = (
              Arg("beta", "float", 0.75), Arg("k", "float", 2.0)),
        other_ops=lambda a, ins, out: numel(out) * (a["size"] + 3),
        module=torch_layer("LocalResponseNorm", "size", "alpha", "beta", "k"),
+       imports=("LocalResponseNorm",),
+       read=lambda m: ("lrn", dict(size=m.size, alpha=m.alpha, beta=m.beta, k=m.k)),
        describe=lambda a: f"lrn {a['size']}", caption=named("local response norm"),
        rule="unchanged; needs C×H×W",
        lowers="`nn.LocalResponseNorm(size, alpha, beta, k)`",

@@ -53,6 +53,11 @@ class _Importer:
             raise ImportFailure(f"the model's forward() takes {len(placeholders)} inputs; "
                                 "archdsl imports models of one input")
         self.input = placeholders[0]
+        read = next((n for n in self.nodes if n.op == "get_attr"), None)
+        if read is not None:
+            raise ImportFailure(f"forward() reads the tensor `{read.target}` itself (a "
+                                "parameter or buffer used outside a layer, such as a layer "
+                                "scale); archdsl imports layers and the functions between them")
         (self.output,) = [n for n in graph.nodes if n.op == "output"]
         if not isinstance(self.output.args[0], fx.Node):
             raise ImportFailure("the model returns several values; archdsl imports models "
@@ -130,8 +135,9 @@ class _Importer:
 
     def _contiguous(self, path: str) -> bool:
         """The layers of the list at `path` run one after the other, nothing outside it
-        between them (a loop over a ModuleList of stages), so that the list is one group;
-        not where the model computes between them (`x = x + block(x)`)."""
+        between them (a loop over a ModuleList of stages), from one value to one, so that
+        the list is one group; not where the model computes between them (`x = x +
+        block(x)`) or joins them (branches concatenated outside)."""
         inside = {n for n in self.nodes if self._within(self.owner[n], path)}
         after, todo = set(), list(inside)
         while todo:
@@ -139,7 +145,11 @@ class _Importer:
                 if user not in after and user not in inside:
                     after.add(user)
                     todo.append(user)
-        return not any(value in after for n in inside for value in n.all_input_nodes)
+        if any(value in after for n in inside for value in n.all_input_nodes):
+            return False
+        leaving = {n for n in inside if any(u not in inside for u in n.users)}
+        entering = {v for n in inside for v in n.all_input_nodes if v not in inside}
+        return len(leaving) <= 1 and len(entering) <= 1  # else: branches joined outside
 
     def _child(self, scope: str, path: str) -> str | None:
         """The scope directly inside `scope` that holds `path`: a member of a ModuleList or
@@ -561,11 +571,11 @@ def _cyclic(inputs: dict[str, set[str]]) -> bool:
 
 
 def _uncalled(module) -> bool:
-    """A ModuleList or ModuleDict without a forward() of its own: a container whose
-    members forward() calls one by one (DenseNet's dense block, a ModuleDict with its own
-    forward, is called as a whole)."""
-    return isinstance(module, (nn.ModuleList, nn.ModuleDict)) and \
-        type(module).forward in (nn.ModuleList.forward, nn.ModuleDict.forward)
+    """A module without a forward() of its own (a ModuleList, a ModuleDict, a bare
+    nn.Module holding layers): a container whose members forward() calls one by one
+    (DenseNet's dense block, a ModuleDict with its own forward, is called as a whole)."""
+    return isinstance(module, nn.Module) and type(module).forward in (
+        nn.ModuleList.forward, nn.ModuleDict.forward, nn.Module.forward)
 
 
 # ---- the text of statements: repeats, labels in a column, braces --------------------------
@@ -609,11 +619,10 @@ def _member_repeats(lines: list[str]) -> list[str]:
             if count > 1 and count * period > best[0] * best[1]:
                 best = (count, period)
         count, period = best
-        if count > 1:
-            first = int(_MEMBER.search(lines[i]).group(2))
-            offset = f" + {first}" if first else ""
-            body = [_MEMBER.sub(lambda m, shift=offset: f'"{m.group(1)}.{{i{shift}}}', line)
-                    for line in lines[i:i + period]]
+        if count > 1:  # each member's index as i plus its own in the first round
+            body = [_MEMBER.sub(lambda m: f'"{m.group(1)}.{{i' + (
+                f" + {int(m.group(2))}" if int(m.group(2)) else "") + "}", line)
+                for line in lines[i:i + period]]
             out.append(f"repeat {count} as i " + (_braced(body) if period > 1 or "\n" in body[0]
                                                    else f"{{ {body[0]} }}"))
             i += count * period
