@@ -611,6 +611,9 @@ def _member_repeats(lines: list[str]) -> list[str]:
     while i < len(lines):
         best = (1, 1)  # (repeats, statements per repeat)
         for period in range(1, 5):
+            indices = {int(m[1]) for line in lines[i:i + period] for m in _MEMBER.findall(line)}
+            if len(indices) != 1:  # a round is one member's statements (blocks.3's), all
+                continue  # of them
             count = 1
             while i + period * (count + 1) <= len(lines) and all(
                     _indexed(lines[i + k], count) == lines[i + period * count + k]
