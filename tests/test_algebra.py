@@ -628,3 +628,22 @@ def test_one_operand_of_a_two_value_op_is_taken_with_the_current_value(before, a
     last = list(one.graph.nodes)[-1], list(two.graph.nodes)[-1]
     assert ir.node(one.graph, last[0]).inputs == ir.node(two.graph, last[1]).inputs
     assert ir.shape(one.graph, last[0]) == ir.shape(two.graph, last[1])
+
+
+def test_positions_come_in_the_precision_check_says():
+    """`positions` of a float32 value are float32 in check and in the built module, and so
+    are those of token ids, whatever the module's precision; `count` whatever the
+    value's size."""
+    from archdsl import compile_source, ir
+    torch = pytest.importorskip("torch")
+    from archdsl.backends.lower_fx import lower_fx
+    graph = compile_source("""network n { input t: 3 as token_ids
+        f: cast("float32")
+        p: positions(count = 5)
+        q: positions(count = 4, axis = -1)
+        from t
+        r: positions(0) }""").graph
+    assert [ir.shape(graph, n).dtype for n in ("p", "q", "r")] == ["float32"] * 3
+    assert [tuple(ir.shape(graph, n)) for n in ("p", "q", "r")] == [(5,), (4,), (3,)]
+    out = lower_fx(graph).double()(torch.tensor([[1, 2, 3]]))
+    assert out.dtype == torch.float32 and out.shape == (1, 3)

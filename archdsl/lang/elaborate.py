@@ -185,8 +185,7 @@ class _Elaborator(Reporter):
                 return self.labelled(stmt, cur, ctx)
             if isinstance(stmt, ast.Let):
                 ctx.env.vars[stmt.name] = (
-                    self.stacks.pop(stmt.value, ctx)
-                    if is_pop(stmt.value) and "pop" not in self.program.functions
+                    self.stacks.pop(stmt.value, ctx) if is_pop(stmt.value, self.program)
                     else self.evaluator.try_eval(stmt.value, ctx))
                 return cur
             if isinstance(stmt, ast.Push):

@@ -19,6 +19,7 @@ from .arguments import ArgumentBinder
 from .context import (POISON, UNKNOWN, Abort, Ctx, Env, Reporter, Value, describe_value, is_int,
                       is_number)
 from .load import BUILTIN_FUNCTIONS, Program
+from .stacks import is_pop
 from ..source import Span
 
 MAX_FUNCTION_DEPTH = 100  # nested calls of `def` functions, as deep as block calls may nest
@@ -160,7 +161,7 @@ class Evaluator(Reporter):
 
     def eval_func_call(self, expr: ast.FuncCall, ctx: Ctx):
         self.charge(expr.span, ctx)
-        if expr.name == "pop" and "pop" not in self.program.functions:
+        if is_pop(expr, self.program):  # taken off a stack only by a `let` (elaborate)
             self.fail("E0214", "`pop` takes a value off a stack only as the whole value of a "
                       "`let`", expr.span, "inside an expression", ctx,
                       help="pop it first, `let skip = pop(skips)`, then use `skip`")

@@ -13,9 +13,10 @@ from ..diagnostics import Label, Sink
 from .context import POISON, Abort, Ctx, Reporter, Stack, Value, describe_value
 
 
-def is_pop(expr) -> bool:
-    """`pop(...)`, the whole value of a `let`."""
-    return isinstance(expr, ast.FuncCall) and expr.name == "pop"
+def is_pop(expr, program) -> bool:
+    """`pop(...)`, unless the program defines a function of that name."""
+    return isinstance(expr, ast.FuncCall) and expr.name == "pop" and \
+        "pop" not in program.functions
 
 
 class Stacks(Reporter):

@@ -180,8 +180,8 @@ def cast_like(x: Tensor, like: Tensor) -> Tensor:
 
 
 class Positions(nn.Module):
-    """0, 1, ..., n - 1 for the n entries of axis `dim`, in `x`'s float type (the default
-    one where `x` holds integers), repeated over the batch (a view). Along a sequence
+    """0, 1, ..., n - 1 for the n entries of axis `dim`, in `x`'s float type (float32
+    where `x` holds integers), repeated over the batch (a view). Along a sequence
     (`sequence`: the axis follows the length), they start at `offset`: the tokens a KV
     cache already holds while a language model generates (archdsl.generate), 0 else.
     With `count`, 0 to count - 1 whatever `x`'s sizes (a timestep embedding's frequencies)."""
@@ -191,7 +191,7 @@ class Positions(nn.Module):
         self.dim, self.sequence, self.offset, self.count = dim, sequence, 0, count
 
     def forward(self, x: Tensor) -> Tensor:
-        dtype = x.dtype if x.is_floating_point() else torch.get_default_dtype()
+        dtype = x.dtype if x.is_floating_point() else torch.float32
         count = self.count or x.shape[self.dim]
         start = self.offset if self.sequence else 0
         return torch.arange(start, start + count, dtype=dtype, device=x.device).expand(

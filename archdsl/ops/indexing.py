@@ -296,12 +296,14 @@ OPS = (
        lowers="`torch.topk(x, k, axis + 1, largest)[0]` (`[1]` for indices)",
        other_rule="1 per input element"),
     Op("positions", "math", _positions_shape, accepts=DTYPES,
+       gives=lambda a, ins: dtype_of(ins[0]) if dtype_of(ins[0]) in FLOATS else "float32",
        args=(Arg("axis", "axis", 0), Arg("count", "int", None, minimum=1)),
        module=_positions_module,
        describe=lambda a: f"positions {a['count']}" if a["count"] else f"positions {a['axis']}",
        caption=named("positions"),
-       rule="0, 1, …, n − 1 (floats) for the n entries of `axis` (or n = `count`, whatever "
-            "the value's sizes), as n flat features: the positions from which encodings are "
+       rule="0, 1, …, n − 1 in the value's float type (float32 for integers) for the "
+            "n entries of `axis` (or n = `count`, whatever the value's sizes), as n flat "
+            "features: the positions from which encodings are "
             "computed (RoPE's angles with `einsum`, a timestep embedding's frequencies)",
        lowers="`Positions(axis + 1, sequence, count)`: `torch.arange(n)` in the value's float "
               "type, on its device; along a sequence (an axis that follows a length symbol) "

@@ -22,6 +22,7 @@ from ..compile import CompileError, compile_file, compile_source
 from ..errors import UsageError
 from .checkpoint import load_weights
 from .data import DataError, load_images
+from .recipes import per_token
 from .transforms import IMAGENET, PLAIN, Preprocess
 
 # torchvision's download names: resnet50-0676ba61.pth, vit_b_16-c867db91.pth, ...
@@ -119,9 +120,7 @@ def evaluate(model, split, device, batch_size: int, channels_last: bool = False,
             x, y = x.to(device), y.to(device)
             if channels_last and x.dim() == 4:
                 x = x.to(memory_format=torch.channels_last)
-            logits = model(x).float()
-            if logits.dim() == 3 and y.dim() == 2:  # a language model: every position
-                logits, y = logits.flatten(0, 1), y.flatten()
+            logits, y = per_token(model(x).float(), y)  # a language model: every position
             loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
             predicted = logits.argmax(1)
             correct += (predicted == y).sum().item()

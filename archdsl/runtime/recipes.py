@@ -110,12 +110,19 @@ def loss(graph, outputs, targets, label_smoothing: float = 0.0):
     return main_logits, total
 
 
-def cross_entropy(logits, targets, label_smoothing: float = 0.0, reduction: str = "mean"):
-    """Cross-entropy of N x classes logits, or of a language model's N x L x V logits
-    against the next token at each of the L positions (N x L ids), averaged per token."""
+def per_token(logits, targets):
+    """A language model's N x L x V logits and N x L next tokens as N·L predictions of
+    one token each; classification's N x classes and N labels as they are."""
     if logits.dim() == 3 and targets.dim() == 2:
-        logits, targets = logits.flatten(0, 1), targets.flatten()
-    return F.cross_entropy(logits, targets, label_smoothing=label_smoothing, reduction=reduction)
+        return logits.flatten(0, 1), targets.flatten()
+    return logits, targets
+
+
+def cross_entropy(logits, targets, label_smoothing: float = 0.0):
+    """Cross-entropy of N x classes logits, or of a language model's logits against the
+    next token at each position, averaged per token (`per_token`)."""
+    logits, targets = per_token(logits, targets)
+    return F.cross_entropy(logits, targets, label_smoothing=label_smoothing)
 
 
 # ---- EMA --------------------------------------------------------------------------------------------

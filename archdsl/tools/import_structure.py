@@ -489,9 +489,7 @@ class _Series:
             return [] if key == start else self.lines(start, key, self._between(start, key))
         if op == "sub" and len(keys) == 2:  # a - b as a + (-b), the same exactly, and
             first, second = (branch(key) for key in keys)  # broadcast as `add` branches are
-            text = ["add {", "    " + (_braced(first).replace("\n", "\n    ") if first else "{}"),
-                    "    " + _braced(second + ["neg"]).replace("\n", "\n    ")]
-            return ["\n".join(text + ["}"])]
+            return _merge_text("add", [first, second + ["neg"]])
         if op == "div":
             raise ImportFailure(f"`{node.name}`: one value divided by another; archdsl "
                                 "writes `div(a, b)` of named values, which import does not "
@@ -516,11 +514,7 @@ class _Series:
                             _braced([f"{label}: " + _braced(inner)])]
                 return ["residual " + _braced(body) + f" skip {label} " + _braced(inner)]
             return ["residual " + _braced(body) + " skip " + _braced(branch(skip_key))]
-        branches = [branch(key) for key in keys]
-        text = [f"{op} {{"]
-        for branch in branches:
-            text.append("    " + (_braced(branch).replace("\n", "\n    ") if branch else "{}"))
-        return ["\n".join(text + ["}"])]
+        return _merge_text(op, [branch(key) for key in keys])
 
     def _registered(self, key: str) -> int | None:
         """Where the module of an item comes in the model's registration order (that of
@@ -545,6 +539,14 @@ class _Series:
 
     def _is_scope(self, key: str) -> bool:
         return key in self.items and self.items[key].scope is not None
+
+
+def _merge_text(op: str, branches: list[list[str]]) -> list[str]:
+    """`op { {...} {...} }`: a merge of branches, an empty one the value they start from."""
+    text = [f"{op} {{"]
+    for branch in branches:
+        text.append("    " + (_braced(branch).replace("\n", "\n    ") if branch else "{}"))
+    return ["\n".join(text + ["}"])]
 
 
 def _cyclic(inputs: dict[str, set[str]]) -> bool:
