@@ -647,3 +647,12 @@ def test_positions_come_in_the_precision_check_says():
     assert [tuple(ir.shape(graph, n)) for n in ("p", "q", "r")] == [(5,), (4,), (3,)]
     out = lower_fx(graph).double()(torch.tensor([[1, 2, 3]]))
     assert out.dtype == torch.float32 and out.shape == (1, 3)
+
+
+def test_softmax_of_a_value_without_channels_is_over_its_last_axis():
+    """Found by the chain generator: positions cast to floats have no channels; check
+    accepted a softmax of them, and building it failed."""
+    graph = compile_source("""network n { input x: 3 as token_ids
+        cast("float32"); softmax }""").graph
+    out = lower_fx(graph)(torch.tensor([[1, 2, 3]]))
+    torch.testing.assert_close(out, torch.softmax(torch.tensor([[1.0, 2.0, 3.0]]), -1))

@@ -11,8 +11,12 @@ from .shapes import FLOATS, axes_of
 
 
 def _softmax_axis(args: Args, ins) -> int:
-    """The axis softmax normalises: `axis`, or by default the channels (features)."""
-    return axes_of(ins[0]).index("C") if args["axis"] is None else args["axis"]
+    """The axis softmax normalises: `axis`, or by default the channels (features), or
+    where a value has none (L positions) its last axis."""
+    if args["axis"] is not None:
+        return args["axis"]
+    axes = axes_of(ins[0])
+    return axes.index("C") if "C" in axes else len(axes) - 1
 
 
 def _softmax_module(args: Args, ins):
@@ -89,8 +93,9 @@ _OPS = (
        imports=("Softmax",), read=_read_softmax,
        describe=lambda a: "softmax" if a["axis"] is None else f"softmax {a['axis']}",
        caption=named("softmax"),
-       rule="unchanged; normalises over `axis`, by default the channels (or features)",
-       lowers="`nn.Softmax(dim=axis + 1)`; by default the channels' dimension",
+       rule="unchanged; normalises over `axis`, by default the channels (or features; the "
+            "last axis of a value without them)",
+       lowers="`nn.Softmax(dim=axis + 1)`; by default the channels' dimension (else the last)",
        other_rule="3 per output element"),
 )
 
