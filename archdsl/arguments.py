@@ -80,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_lsp_command(commands)
     _add_export_command(commands)
     _add_import_command(commands)
+    from .cli_sweep import add_sweep_command, add_trial_training_options  # noqa: PLC0415
+    add_sweep_command(commands, _add_spec_options, add_trial_training_options)
     return parser
 
 
@@ -92,6 +94,13 @@ def _add_check_command(commands) -> None:
     check.add_argument("files", nargs="+", metavar="FILE", help=".arch files")
     check.add_argument("--format", choices=("text", "json"), default="text",
                        help="text for people (default), json for editors and scripts")
+    check.add_argument("--sample", type=int, default=16, metavar="N",
+                       help="a network with a search space (`choice(...)`, `int_range(...)` "
+                            "in its parameters): check N of its members, drawn at random "
+                            "(every member when there are no more), and print the range of "
+                            "their costs; 0 checks the default member only (default 16)")
+    check.add_argument("--seed", type=int, default=0, metavar="N",
+                       help="the random draw of --sample (default 0)")
     _add_spec_options(check)
 
 
@@ -571,7 +580,7 @@ def _add_train_options(train) -> None:
 
 def parse_value(text: str):
     """A --set value: integer, number, true/false, a tuple `(6,12,24,16)` of these, or
-    else a string.
+    else a string (in double quotes or not: `"conv3x3"` is `conv3x3`).
 
     >>> parse_value("(6, 12, 24.5)")
     (6, 12, 24.5)
@@ -580,12 +589,14 @@ def parse_value(text: str):
     if inner.startswith("(") and inner.endswith(")") and "," in inner:
         items = [item.strip() for item in inner[1:-1].split(",")]
         return tuple(parse_value(item) for item in items if item)
+    if len(inner) >= 2 and inner[0] == inner[-1] == '"':
+        return inner[1:-1]  # a string written as the spec writes it: "conv3x3"
     for convert in (int, float):
         try:
-            return convert(text)
+            return convert(inner)
         except ValueError:
             pass
-    return {"true": True, "false": False}.get(text, text)
+    return {"true": True, "false": False}.get(inner, inner)
 
 
 def parse_shape(text: str) -> tuple[int, ...]:

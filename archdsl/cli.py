@@ -80,6 +80,7 @@ def run_check(args) -> int:
         elif result.ok:
             for graph in result.graphs.values():
                 print(f"{path}: {summary_line(graph)}")
+                failed |= _survey_space(path, args, ir.network(graph).name)
             if not result.graphs:
                 print(f"{path}: ok, {_no_networks(result)}")
         else:
@@ -88,6 +89,23 @@ def run_check(args) -> int:
     if args.format == "json":
         print(json.dumps(report, indent=2))
     return EXIT_USAGE if unusable else EXIT_SPEC_ERRORS if failed else EXIT_OK
+
+
+def _survey_space(path: str, args, network: str) -> bool:
+    """`check` of a network with a search space: its size and the costs of --sample
+    members (their errors printed); True when one does not check."""
+    from .explore import Family, format_survey, survey  # noqa: PLC0415
+    options = spec_options(args, network)
+    family = Family(path, network, options["settings"], options["inputs"], options["limits"])
+    if not family.space or args.sample == 0:
+        return False
+    members = survey(family, args.sample, args.seed)
+    for member in members:
+        if not member.ok:
+            print(render_all(member.diagnostics), file=sys.stderr)
+    for line in format_survey(family.space, members):
+        print(f"  {line}")
+    return not all(m.ok for m in members)
 
 
 def _no_networks(result: Compilation) -> str:
@@ -244,4 +262,4 @@ COMMANDS = {"check": run_check, "stats": run_stats, "table": run_table,
             "run": _later("cli_torch", "run_predict"),
             "generate": _later("cli_torch", "run_generate"), "ast": run_ast, "ir": run_ir, "fmt": run_fmt,
             "lsp": run_lsp, "export": _later("cli_torch", "run_export"),
-            "import": _later("cli_torch", "run_import")}
+            "import": _later("cli_torch", "run_import"), "sweep": _later("cli_sweep", "run_sweep")}

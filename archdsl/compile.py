@@ -94,18 +94,25 @@ def compile_source(text: str, path: str = "<string>", *, network: str | None = N
     result = Compilation(source, program)
     if program is not None:
         for definition in _selected(program, network, settings or {}):
-            first_new, reported = len(sink.items), sink.reported
-            chosen = _settings_for(definition, settings)
-            graph = _run_passes(elaborate(program, definition, sink, chosen, inputs, limits),
-                                sink, reported)
-            if sink.reported == reported and ir.network(graph).sizes:
-                check_sizes(graph, partial(_elaborate_at, program, definition, chosen, inputs,
-                                           limits), sink)
-            _note_overrides(sink, first_new, chosen, inputs)
-            result.graphs[definition.name] = graph
+            result.graphs[definition.name] = compile_network(
+                program, definition, sink, _settings_for(definition, settings), inputs, limits)
         _check_input_names(inputs or {}, result.graphs.values(), program.networks)
     result.diagnostics = sink.items
     return result
+
+
+def compile_network(program: Program, definition, sink: Sink, settings: dict,
+                    inputs: dict | None = None, limits: Limits = Limits()) -> nx.DiGraph:  # noqa: B008
+    """One network of a loaded program, elaborated with `settings` and checked by every
+    pass; its diagnostics go to `sink` (a search space compiles each member this way)."""
+    first_new, reported = len(sink.items), sink.reported
+    graph = _run_passes(elaborate(program, definition, sink, settings, inputs, limits),
+                        sink, reported)
+    if sink.reported == reported and ir.network(graph).sizes:
+        check_sizes(graph, partial(_elaborate_at, program, definition, settings, inputs,
+                                   limits), sink)
+    _note_overrides(sink, first_new, settings, inputs)
+    return graph
 
 
 def _elaborate_at(program, definition, settings, inputs, limits, sizes: dict,

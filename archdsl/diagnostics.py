@@ -43,6 +43,7 @@ CODES = {
     "E0221": "computed label is not a name",
     "E0222": "declared label never defined",
     "E0223": "pop from an empty stack",
+    "E0224": "search space written where it cannot be",
     "E0300": "merge operands differ",
     "E0301": "residual operands differ",
     "E0302": "concat operands differ spatially",

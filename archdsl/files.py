@@ -151,7 +151,8 @@ def _claim(target: Path, directory: Path) -> None:
     if owned is None:
         raise _foreign(directory, sorted(p.name for p in entries), manifest=False)
     foreign = sorted(p.name for p in entries if p.name != MANIFEST
-                     and (p.name not in owned or p.is_symlink() or not p.is_file()))
+                     and (p.name not in owned or p.is_symlink()
+                          or not (p.is_file() or p.is_dir())))
     if foreign:
         raise _foreign(directory, foreign, manifest=True)
 

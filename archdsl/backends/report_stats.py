@@ -218,6 +218,13 @@ def _activation_bytes(graph: nx.DiGraph, names, size: int) -> int:
     return count
 
 
+def forward_activation_bytes(graph: nx.DiGraph, dtype: str = "fp32") -> int:
+    """The forward activations of one input at inference (train-only heads left out): the
+    memory figure of the totals."""
+    return _activation_bytes(graph, (i.name for i in ir.nodes(graph) if not i.train_only),
+                             DTYPE_BYTES[dtype])
+
+
 def _totals(graph: nx.DiGraph, size: int) -> Totals:
     inference, everything = total(graph, train=False), total(graph)
     param_bytes = (everything.params + everything.buffers) * size

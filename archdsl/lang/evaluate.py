@@ -16,6 +16,7 @@ from ..ops import REQUIRED, Arg, show
 from ..ops.shapes import axis_name, default_axes
 from . import syntax as ast
 from .arguments import ArgumentBinder
+from .space import SPACE_FUNCTIONS, SpaceMisuse, default_value
 from .context import (POISON, UNKNOWN, Abort, Ctx, Env, Reporter, Value, describe_value, is_int,
                       is_number)
 from .load import BUILTIN_FUNCTIONS, Program
@@ -167,6 +168,11 @@ class Evaluator(Reporter):
                       help="pop it first, `let skip = pop(skips)`, then use `skip`")
         if expr.name in BUILTIN_FUNCTIONS:
             return self.builtin(expr, ctx)
+        if expr.name in SPACE_FUNCTIONS:  # checked when loaded (E0224): the default member
+            try:
+                return default_value(expr)
+            except SpaceMisuse:
+                raise Abort from None
         function = self.program.functions.get(expr.name)
         if function is None:
             known = list(BUILTIN_FUNCTIONS) + list(self.program.functions)

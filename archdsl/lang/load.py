@@ -15,6 +15,7 @@ from . import syntax as ast
 from ..diagnostics import Diagnostic, Label, Sink, SpecError
 from ..ops import OPS
 from .parse import parse
+from .space import SPACE_FUNCTIONS, check_space_calls
 from .read import UnreadableSource, read_source
 from ..source import Source
 
@@ -73,6 +74,7 @@ class _Loader:
 
     def add_module(self, module: ast.Module, stack: tuple[str, ...]) -> None:
         self.loaded.add(stack[-1])
+        check_space_calls(module, self.sink)
         for definition in module.definitions:
             if isinstance(definition, ast.BlockDef):
                 self.define(self.program.blocks, definition)
@@ -92,7 +94,8 @@ class _Loader:
                 "block", Label(definition.name_span, "shadows the layer"),
                 help=f"rename the block (e.g. `{definition.name}_block`) to use the layer "
                      "as well", severity="warning"))
-        if isinstance(definition, ast.FuncDef) and definition.name in BUILTIN_FUNCTIONS:
+        if isinstance(definition, ast.FuncDef) and definition.name in (*BUILTIN_FUNCTIONS,
+                                                                   *SPACE_FUNCTIONS):
             self.sink.add(Diagnostic(
                 "E0208", f"function `{definition.name}` has the name of a built-in function",
                 Label(definition.name_span, "shadows the function"),

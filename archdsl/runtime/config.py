@@ -8,6 +8,7 @@ and the error for a run that cannot go as asked (TrainError).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 from ..errors import UsageError
 
@@ -56,4 +57,7 @@ class TrainConfig:
     inputs: dict = field(default_factory=dict)
     network: str | None = None
     progress: bool = True
+    # called with each epoch's metrics on rank 0 (a sweep reports them to its pruner, which
+    # may stop the run by raising); not an option of `archdsl train`
+    on_epoch: Callable[[dict], None] | None = field(default=None, compare=False, repr=False)
     log_interval: float = 30.0  # seconds between plain progress lines off a terminal

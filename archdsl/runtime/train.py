@@ -147,6 +147,8 @@ class _Run:
             self._save_epoch(metrics, improved)
             self.log.epoch(metrics, self.standing.history)
             self._print(epoch_line(metrics, self.config.epochs, improved))
+            if self.config.on_epoch is not None:
+                self.config.on_epoch(metrics)
         return metrics
 
     def _train_epoch(self, epoch: int) -> dict:

@@ -1,0 +1,180 @@
+"""A network's family: the members of its search space, each compiled and costed from the
+spec alone, and written out as a concrete spec.
+
+`Family` loads a file once and compiles members on demand (a few milliseconds each, no
+torch): `check` surveys a space with it, `sweep` prunes members by static cost before
+training any, and every member can be written as a `.arch` file with its choices fixed.
+Dimensions come from the spec (`choice`, `int_range`, ... in parameter defaults, see
+lang/space.py) and from `--set NAME=A,B,C` lists (a grid on the command line).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import networkx as nx
+
+from .backends.report_stats import forward_activation_bytes
+from .compile import _selected, _settings_for, compile_network, read_source
+from .diagnostics import Diagnostic, Sink
+from .errors import UsageError
+from .lang import syntax as ast
+from .lang.elaborate import Limits
+from .lang.load import load
+from .lang.space import Dimension, Space, space_of, spec_text
+from .passes.count_costs import total
+
+COSTS = ("params", "macs", "memory")  # what a member costs, statically
+
+
+@dataclass
+class Member:
+    """One network of the family: its dimensions' values and what checking it found."""
+    values: dict
+    settings: dict
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    graph: nx.DiGraph | None = None
+    costs: dict = field(default_factory=dict)  # params, macs, memory (forward activation
+    # bytes of one input, fp32): the totals `stats` prints
+
+    @property
+    def ok(self) -> bool:
+        return self.graph is not None
+
+    def describe(self) -> str:
+        return ", ".join(f"{k} = {spec_text(v)}" for k, v in self.values.items())
+
+
+class Family:
+    """One network of a spec file with its search space. `settings` fix parameters (and
+    so drop their dimensions); `grid` gives parameters a list of values to take."""
+
+    def __init__(self, path: str | Path, network: str | None = None,
+                 settings: dict | None = None, inputs: dict | None = None,
+                 limits: Limits = Limits(), grid: dict | None = None):  # noqa: B008 (frozen)
+        self.path = str(path)
+        self.source = read_source(path)
+        sink = Sink()
+        self.program = load(self.source, sink)
+        self.load_errors = [d for d in sink.items if d.severity == "error"]
+        if self.program is None or self.load_errors:
+            self.definition, self.space = None, Space("", (), {})
+            return
+        chosen = _selected(self.program, network, {**(settings or {}), **(grid or {})})
+        if len(chosen) != 1:
+            names = ", ".join(d.name for d in chosen)
+            raise UsageError(f"{path} defines several networks ({names}): choose one with "
+                             "FILE:NETWORK or --network NAME")
+        self.definition = chosen[0]
+        self.settings = _settings_for(self.definition, settings)
+        self.inputs, self.limits = inputs or {}, limits
+        self.space = _with_grid(_without(space_of(self.definition), self.settings),
+                                self.definition, grid or {})
+
+    @property
+    def network(self) -> str:
+        return self.definition.name
+
+    def member(self, values: dict) -> Member:
+        """Compile and cost the member with these dimension values."""
+        settings = {**self.settings, **self.space.settings(values)}
+        sink = Sink()
+        graph = compile_network(self.program, self.definition, sink, settings, self.inputs,
+                                self.limits)
+        errors = [d for d in sink.items if d.severity == "error"]
+        result = Member(dict(values), settings, sink.items)
+        if not errors:
+            result.graph = graph
+            result.costs = member_costs(graph)
+        return result
+
+    def concrete_text(self, member: Member, header: str = "") -> str:
+        """The spec file with this network's parameters fixed to the member's values: it
+        checks, builds and trains on its own. Relative imports are made absolute."""
+        text, edits = self.source.text, []
+        for param in self.definition.params:
+            if param.name not in member.settings:
+                continue
+            value = spec_text(member.settings[param.name])
+            if param.default is None:
+                edits.append((param.span.end, param.span.end, f" = {value}"))
+            else:
+                edits.append((param.default.span.start, param.default.span.end, value))
+        for definition in self.program.root.definitions:
+            if isinstance(definition, ast.ImportFile) and not Path(definition.path).is_absolute():
+                where = (Path(self.path).parent / definition.path).resolve()
+                quoted = definition.span.text
+                start = definition.span.start + quoted.index('"')
+                edits.append((start, start + len(definition.path) + 2, f'"{where}"'))
+        for start, end, new in sorted(edits, reverse=True):
+            text = text[:start] + new + text[end:]
+        lines = [f"# {line}".rstrip() for line in header.splitlines()]
+        return "\n".join(lines + [""] * bool(lines)) + text
+
+
+def member_costs(graph: nx.DiGraph) -> dict:
+    """The static costs of a checked network: parameters and MACs of inference, and the
+    forward activation memory of one input in bytes (fp32), as `stats` totals them."""
+    inference = total(graph, train=False)
+    return {"params": inference.params, "macs": inference.macs,
+            "memory": forward_activation_bytes(graph)}
+
+
+def _without(space: Space, settings: dict) -> Space:
+    """The space with the dimensions of parameters given by --set removed."""
+    kept = tuple(d for d in space.dimensions if d.param not in settings)
+    tuples = {k: v for k, v in space.tuples.items() if k not in settings}
+    return replace(space, dimensions=kept, tuples=tuples)
+
+
+def _with_grid(space: Space, definition, grid: dict) -> Space:
+    """`--set depth=20,32,44`: the parameter becomes a choice (replacing any the spec
+    declares for it)."""
+    if not grid:
+        return space
+    kept = tuple(d for d in space.dimensions if d.param not in grid)
+    added = tuple(Dimension(name, name, None, "choice", options=tuple(values))
+                  for name, values in grid.items())
+    tuples = {k: v for k, v in space.tuples.items() if k not in grid}
+    for name in grid:
+        if name not in {p.name for p in definition.params}:
+            raise UsageError(f"--set {name}=...: a list of values needs a network parameter, "
+                             f"and `{definition.name}` has none called `{name}`")
+    return replace(space, dimensions=kept + added, tuples=tuples)
+
+
+def survey(family: Family, count: int, seed: int = 0) -> list[Member]:
+    """`count` members of the family checked (every member when there are no more),
+    the default member first."""
+    return [family.member(values) for values in family.space.sample(count, seed)]
+
+
+def cost_range(members: list[Member]) -> dict:
+    """(low, high) of each static cost over the members that checked."""
+    ok = [m for m in members if m.ok]
+    return {name: (min(m.costs[name] for m in ok), max(m.costs[name] for m in ok))
+            for name in COSTS} if ok else {}
+
+
+def format_survey(space: Space, members: list[Member]) -> list[str]:
+    """What `check` says of a space: its dimensions and size, then the cost range over
+    the members checked."""
+    lines = [space.describe()]
+    ok = [m for m in members if m.ok]
+    every = space.size is not None and len(members) == space.size
+    over = f"all {len(members):,} members" if every else \
+        f"{len(members):,} sampled members (--sample N for more)"
+    if ok:
+        low_high = cost_range(ok)
+        lines.append(f"costs over {over}: " + ", ".join(
+            f"{name} {_human(name, low)} to {_human(name, high)}"
+            for name, (low, high) in low_high.items()))
+    failed = len(members) - len(ok)
+    if failed:
+        lines.append(f"{failed} of {over} do not check (errors above)")
+    return lines
+
+
+def _human(name: str, value: int) -> str:
+    from .backends.report_stats import human_bytes, human_count  # noqa: PLC0415
+    return human_bytes(value) if name == "memory" else human_count(value)
