@@ -153,9 +153,13 @@ def plot_front(trials: list[dict], x: str, y: str, fmt: str = "png", title: str 
     xs = [value_of(t, x) for t in points if value_of(t, x) > 0]
     if xs and max(xs) > 10 * min(xs):
         ax.set_xscale("log")
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+    if x in STATIC:
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: show_value(x, int(v))))
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel(LABELS[x], fontsize=7)
     ax.set_ylabel(LABELS[y], fontsize=7)
-    ax.tick_params(labelsize=6)
+    ax.tick_params(which="both", labelsize=6)
     ax.grid(color="#EEEEEE", linewidth=0.5)
     ax.legend(fontsize=6, frameon=False)
     if title:

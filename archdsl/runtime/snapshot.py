@@ -104,7 +104,7 @@ def preprocess_record(prepared: Prepared) -> dict | None:
 def config_record(config: TrainConfig) -> dict:
     """The options, as plain values; not those that only change what is shown."""
     return {k: (list(v) if isinstance(v, tuple) else v)
-            for k, v in asdict(config).items() if k not in ("progress", "log")}
+            for k, v in asdict(config).items() if k not in ("progress", "log", "on_epoch")}
 
 
 SAME_RUN = ("data", "batch_size", "seed", "optimizer", "schedule", "decay_all", "ema",

@@ -25,8 +25,10 @@ import json
 import math
 import multiprocessing
 import os
+import random
 import statistics
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -81,6 +83,7 @@ def run_sweep(config: SweepConfig) -> dict:
         raise UsageError(f"--out {out}: {error.strerror}") from None
     if not config.train:
         return _survey(config, family, out)
+    _need_optuna()
     _record(config, out)
     storage = _storage(config, out)  # creates the tables once, before the workers start
     _study(config, storage, family)
@@ -95,6 +98,14 @@ def run_sweep(config: SweepConfig) -> dict:
     else:
         work(config, 0)
     return write_results(config)
+
+
+def _need_optuna() -> None:
+    try:
+        import optuna  # noqa: F401, PLC0415
+    except ImportError:
+        raise UsageError("sweeps with training run on Optuna, which is not installed: pip "
+                         "install 'archdsl[sweep]' (or use --no-train)") from None
 
 
 def _check(config: SweepConfig) -> None:
@@ -126,17 +137,55 @@ def _family(config: SweepConfig) -> Family:
 
 def _storage(config: SweepConfig, out: Path):
     import optuna  # noqa: PLC0415
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     url = config.storage or f"sqlite:///{(out / 'study.db').resolve()}"
-    try:
-        return optuna.storages.RDBStorage(
-            url, heartbeat_interval=config.heartbeat, grace_period=2 * config.heartbeat,
-            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
-                max_retry=3), engine_kwargs=_engine_options(url))
-    except (ImportError, ModuleNotFoundError) as error:
-        raise UsageError(f"--storage {url}: {error}; install its driver (PostgreSQL: pip "
-                         "install psycopg2-binary)") from None
-    except Exception as error:  # sqlalchemy's OperationalError: no server, bad password
-        raise UsageError(f"--storage {url}: cannot open: {str(error).splitlines()[0]}") from None
+    for attempt in range(6):
+        try:
+            return _storage_class()(
+                url, heartbeat_interval=config.heartbeat, grace_period=2 * config.heartbeat,
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+                    max_retry=3), engine_kwargs=_engine_options(url))
+        except (ImportError, ModuleNotFoundError) as error:
+            raise UsageError(f"--storage {url}: {error}; install its driver (PostgreSQL: pip "
+                             "install 'psycopg[binary]', or archdsl[sweep-postgres])") from None
+        except Exception as error:  # sqlalchemy's errors: no server, a bad password, or
+            # another worker creating the tables at the same moment (then try again)
+            if "unique" not in str(error).lower() or attempt == 5:
+                raise UsageError(f"--storage {url}: cannot open: "
+                                 f"{str(error).splitlines()[0]}") from None
+            time.sleep(0.2 + random.random())
+    raise AssertionError("unreachable")
+
+
+def _storage_class():
+    """Optuna's RDB storage, where a running trial that never beat (its worker died between
+    starting it and the first heartbeat) is also stale once the grace period is over:
+    otherwise nothing would ever retry it, and workers would wait for it for ever."""
+    import datetime  # noqa: PLC0415
+
+    import optuna  # noqa: PLC0415
+    from optuna.storages._rdb import models  # noqa: PLC0415
+    from optuna.trial import TrialState  # noqa: PLC0415
+
+    class Storage(optuna.storages.RDBStorage):
+        def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+            stale = list(super()._get_stale_trial_ids(study_id))
+            grace = datetime.timedelta(seconds=self.grace_period or 2 * self.heartbeat_interval)
+            now = datetime.datetime.now()
+            session = self.scoped_session()
+            try:
+                beating = {row.trial_id for row in session.query(models.TrialHeartbeatModel)}
+            finally:
+                session.close()
+            for trial in self.get_all_trials(study_id, deepcopy=False,
+                                             states=(TrialState.RUNNING,)):
+                if trial._trial_id not in beating and trial._trial_id not in stale \
+                        and trial.datetime_start is not None \
+                        and now - trial.datetime_start > grace:
+                    stale.append(trial._trial_id)
+            return stale
+
+    return Storage
 
 
 def _engine_options(url: str) -> dict:
@@ -146,7 +195,7 @@ def _engine_options(url: str) -> dict:
 
 def _study(config: SweepConfig, storage, family: Family):
     import optuna  # noqa: PLC0415
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     directions = [DIRECTIONS[o] for o in config.objectives]
     name = config.study or family.network
     study = optuna.create_study(storage=storage, study_name=name, directions=directions,
@@ -220,15 +269,50 @@ def work(config: SweepConfig, worker: int) -> None:
     family = _family(config)
     _fit_classes(config, family)
     storage = _storage(config, Path(config.out))
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = optuna.load_study(study_name=config.study or family.network, storage=storage,
                               sampler=_sampler(config, family, worker), pruner=_pruner(config))
     trials = config.trials or family.space.size or 20
     _gpu_of(worker)
-    study.optimize(lambda trial: _objective(trial, config, family), n_trials=trials,
-                   callbacks=[MaxTrialsCallback(trials, states=(TrialState.COMPLETE,
-                                                                TrialState.PRUNED))],
-                   catch=(Exception,), gc_after_trial=True)
+    callbacks = [MaxTrialsCallback(trials, states=(TrialState.COMPLETE, TrialState.PRUNED))]
+    if not config.quiet:
+        callbacks.append(lambda study, trial: print(trial_line(trial, config), flush=True))
+    objective = lambda trial: _objective(trial, config, family)  # noqa: E731
+    finished = (TrialState.COMPLETE, TrialState.PRUNED)
+    left = trials - len(study.get_trials(deepcopy=False, states=finished))
+    if left > 0:  # a resumed study runs only what it lacks
+        study.optimize(objective, n_trials=left, callbacks=callbacks, catch=(Exception,),
+                       gc_after_trial=True)
+    # Trials other workers still run may belong to a worker that died: wait until each
+    # ends or goes stale (no heartbeat for the grace period), then run the retries queued
+    # for the stale ones. So the study is complete when any worker returns.
+    while True:
+        optuna.storages.fail_stale_trials(study)
+        states = [t.state for t in study.get_trials(deepcopy=False)]
+        waiting = states.count(TrialState.WAITING)
+        if waiting:
+            study.optimize(objective, n_trials=waiting, callbacks=callbacks,
+                           catch=(Exception,), gc_after_trial=True)
+        elif TrialState.RUNNING in states:
+            time.sleep(min(config.heartbeat, 5))
+        else:
+            return
+
+
+def trial_line(trial, config: SweepConfig) -> str:
+    """`trial 3 complete: depth = 14, width = 16: val_acc 0.2650, macs 26.40M (1.8 s)`."""
+    from ..backends.report_sweep import show_value  # noqa: PLC0415
+    attrs = trial.user_attrs
+    state = attrs.get("state") or trial.state.name.lower()
+    values = ", ".join(f"{k} = {v}" for k, v in trial.params.items())
+    record = {"costs": attrs.get("costs", {}), "metrics": attrs.get("metrics", {})}
+    shown = ", ".join(f"{o} {show_value(o, value_of(record, o))}" for o in config.objectives
+                      if value_of(record, o) is not None)
+    note = attrs.get("note") or (f"{trial.system_attrs.get('fail_reason', '')}"
+                                 if trial.state.name == "FAIL" else "")
+    seconds = attrs.get("seconds")
+    return (f"trial {trial.number} {state}: {values}" + (f": {shown}" if shown else "")
+            + (f" ({seconds:.1f} s)" if seconds else "") + (f"; {note}" if note else ""))
 
 
 def _gpu_of(worker: int) -> None:
@@ -263,6 +347,11 @@ def _objective(trial, config: SweepConfig, family: Family):
     import optuna  # noqa: PLC0415
     start = time.perf_counter()
     values = _suggest(trial, family)
+    earlier = _taken(trial)
+    if earlier is not None:  # two workers drew one member at once: the first runs it
+        trial.set_user_attr("state", "duplicate")
+        trial.set_user_attr("note", f"the member of trial {earlier}")
+        raise DuplicateTrial(f"the member of trial {earlier}")
     member = family.member(values)
     if not member.ok:
         errors = [d for d in member.diagnostics if d.severity == "error"]
@@ -286,6 +375,22 @@ def _objective(trial, config: SweepConfig, family: Family):
     trial.set_user_attr("seconds", time.perf_counter() - start)
     result = [member.costs[o] if o in STATIC else metrics[o] for o in config.objectives]
     return result[0] if len(result) == 1 else tuple(result)
+
+
+class DuplicateTrial(Exception):
+    """A trial whose member an earlier trial of the study runs or ran (it fails, so that it
+    is neither counted nor retried)."""
+
+
+def _taken(trial) -> int | None:
+    """The number of an earlier trial with the same member that is queued, running or
+    finished (not failed), if any."""
+    from optuna.trial import TrialState  # noqa: PLC0415
+    states = (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED)
+    for other in trial.study.get_trials(deepcopy=False, states=states):
+        if other.number < trial.number and other.params == trial.params:
+            return other.number
+    return None
 
 
 def over_limits(member: Member, limits: dict) -> str:
@@ -382,8 +487,9 @@ def load_record(out: str | Path) -> SweepConfig:
 
 def trial_records(config: SweepConfig) -> list[dict]:
     """Every trial of the study as report_sweep's records, also while it runs."""
+    _need_optuna()
     import optuna  # noqa: PLC0415
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     out = Path(config.out)
     url = config.storage or f"sqlite:///{(out / 'study.db').resolve()}"
     name = config.study or _study_name(url)
@@ -391,7 +497,7 @@ def trial_records(config: SweepConfig) -> list[dict]:
     records = []
     for trial in study.get_trials(deepcopy=False):
         attrs = trial.user_attrs
-        state = attrs.get("state") if trial.state.name == "PRUNED" else None
+        state = attrs.get("state") if trial.state.name in ("PRUNED", "FAIL") else None
         records.append({"trial": trial.number,
                         "state": state or _STATES.get(trial.state.name, trial.state.name),
                         "values": dict(trial.params), "costs": attrs.get("costs", {}),
