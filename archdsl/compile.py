@@ -21,6 +21,7 @@ from .diagnostics import Diagnostic, Sink, SpecError, render_all
 from .errors import UsageError
 from .lang.elaborate import Limits, elaborate
 from .lang.load import Program, load
+from .lang.replay import BlockMemo
 from .lang.read import UnreadableSource
 from .lang.read import read_source as read_spec_file
 from .source import Source
@@ -93,20 +94,22 @@ def compile_source(text: str, path: str = "<string>", *, network: str | None = N
     program = load(source, sink)
     result = Compilation(source, program)
     if program is not None:
-        for definition in _selected(program, network, settings or {}):
+        for definition in selected_networks(program, network, settings or {}):
             result.graphs[definition.name] = compile_network(
-                program, definition, sink, _settings_for(definition, settings), inputs, limits)
+                program, definition, sink, settings_for(definition, settings), inputs, limits)
         _check_input_names(inputs or {}, result.graphs.values(), program.networks)
     result.diagnostics = sink.items
     return result
 
 
 def compile_network(program: Program, definition, sink: Sink, settings: dict,
-                    inputs: dict | None = None, limits: Limits = Limits()) -> nx.DiGraph:  # noqa: B008
+                    inputs: dict | None = None, limits: Limits = Limits(),  # noqa: B008
+                    memo: BlockMemo | None = None) -> nx.DiGraph:
     """One network of a loaded program, elaborated with `settings` and checked by every
-    pass; its diagnostics go to `sink` (a search space compiles each member this way)."""
+    pass; its diagnostics go to `sink`. A search space compiles each member this way,
+    sharing `memo`, the block expansions already made (lang/replay.py)."""
     first_new, reported = len(sink.items), sink.reported
-    graph = _run_passes(elaborate(program, definition, sink, settings, inputs, limits),
+    graph = _run_passes(elaborate(program, definition, sink, settings, inputs, limits, memo),
                         sink, reported)
     if sink.reported == reported and ir.network(graph).sizes:
         check_sizes(graph, partial(_elaborate_at, program, definition, settings, inputs,
@@ -170,7 +173,7 @@ def read_source(path: str | Path) -> Source:
         raise UsageError(f"cannot read {path}: {error}") from None
 
 
-def _selected(program: Program, network: str | None, settings: dict):
+def selected_networks(program: Program, network: str | None, settings: dict):
     if network is not None:
         if network not in program.networks:
             known = ", ".join(program.networks) or "none"
@@ -193,6 +196,6 @@ def _settable(definition) -> set[str]:
     return {p.name for p in definition.params} | ast.size_symbols(definition)
 
 
-def _settings_for(definition, settings: dict | None) -> dict:
+def settings_for(definition, settings: dict | None) -> dict:
     names = _settable(definition)
     return {k: v for k, v in (settings or {}).items() if k in names}

@@ -15,12 +15,13 @@ from pathlib import Path
 import networkx as nx
 
 from .backends.report_stats import forward_activation_bytes
-from .compile import _selected, _settings_for, compile_network, read_source
+from .compile import selected_networks, settings_for, compile_network, read_source
 from .diagnostics import Diagnostic, Sink
 from .errors import UsageError
 from .lang import syntax as ast
 from .lang.elaborate import Limits
 from .lang.load import load
+from .lang.replay import BlockMemo
 from .lang.space import Dimension, Space, space_of, spec_text
 from .passes.count_costs import total
 
@@ -60,14 +61,15 @@ class Family:
         if self.program is None or self.load_errors:
             self.definition, self.space = None, Space("", (), {})
             return
-        chosen = _selected(self.program, network, {**(settings or {}), **(grid or {})})
+        chosen = selected_networks(self.program, network, {**(settings or {}), **(grid or {})})
         if len(chosen) != 1:
             names = ", ".join(d.name for d in chosen)
             raise UsageError(f"{path} defines several networks ({names}): choose one with "
                              "FILE:NETWORK or --network NAME")
         self.definition = chosen[0]
-        self.settings = _settings_for(self.definition, settings)
+        self.settings = settings_for(self.definition, settings)
         self.inputs, self.limits = inputs or {}, limits
+        self.memo = BlockMemo()  # block expansions the members share
         self.space = _with_grid(_without(space_of(self.definition), self.settings),
                                 self.definition, grid or {})
 
@@ -80,7 +82,7 @@ class Family:
         settings = {**self.settings, **self.space.settings(values)}
         sink = Sink()
         graph = compile_network(self.program, self.definition, sink, settings, self.inputs,
-                                self.limits)
+                                self.limits, self.memo)
         errors = [d for d in sink.items if d.severity == "error"]
         result = Member(dict(values), settings, sink.items)
         if not errors:

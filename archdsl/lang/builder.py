@@ -25,6 +25,7 @@ class GraphBuilder(Reporter):
         self.work = 0  # statements, block calls and repeat iterations so far: see charge()
         self.scopes: dict[str, str] = {}  # each name that holds layers -> its first layer
         self.opened: dict[str, Scope] = {}  # the scope tree: scopes holding layers or calls
+        self.log: list[str] = []  # the names of the nodes, in the order added
 
     def add(self, path: tuple[str, ...], op: Op, args: Args, inputs: tuple[str, ...], span: Span,
             ctx: Ctx, role: str = "", condition: Span | None = None) -> Value:
@@ -38,13 +39,23 @@ class GraphBuilder(Reporter):
         node = ir.Node(name, op.name, args, inputs, span, ctx.trace, ctx.train_only,
                        role or ctx.role, condition, ".".join(scope.path))
         ir.add_node(self.graph, node)
+        self.log.append(name)
         infer_node(self.graph, node, self.sink)
         return Value(name)
+
+    def add_copy(self, node: ir.Node, data: dict, ctx: Ctx) -> None:
+        """A node copied from a recorded expansion of a block (lang/replay.py): its shape
+        and other data come with it."""
+        self.check_unique(node.name, node.span, ctx)
+        self.check_size(node.span, len(self.graph) + 1)
+        ir.add_node(self.graph, node)
+        self.graph.nodes[node.name].update(data)
+        self.log.append(node.name)
 
     def check_unique(self, name: str, span: Span, ctx: Ctx) -> None:
         """A name is one layer or one scope of layers, never both: `s.weight` would be a
         module inside the layer `s`."""
-        prefixes = [".".join(name.split(".")[:k]) for k in range(1, name.count(".") + 1)]
+        prefixes = [name[:i] for i, char in enumerate(name) if char == "."]
         clash = next((p for p in prefixes if p in self.graph), None)
         if name in self.graph:
             message, first = f"two layers are named `{name}`", name
@@ -80,6 +91,11 @@ class GraphBuilder(Reporter):
                 "E0403", f"the network expands to {count:,} layers or more, past the limit of "
                 f"{self.max_nodes:,}", Label(span, "limit reached here"),
                 help="check repeat counts; raise the limit with `--max-nodes N`"))
+
+    def charge_many(self, steps: int, ctx: Ctx) -> None:
+        """The steps a recorded expansion took, counted again for its copy."""
+        self.work += steps - 1
+        self.charge(ctx.scope.span or Span(None, 0, 0), ctx)
 
     def charge(self, span: Span, ctx: Ctx) -> None:
         """Count one step of work (a statement, a block call, a repeat iteration): a spec

@@ -16,7 +16,8 @@ and statements downstream of it stay quiet instead of repeating the same error.
 
 This module runs the statements; expressions are evaluated in `evaluate`, call arguments
 bound and checked in `arguments`, nodes added (under unique names, within the limits) in
-`builder`, and the types they share (`Value`, `Env`, `Scope`, `Ctx`) live in `context`.
+`builder`, and the types they share (`Value`, `Env`, `Scope`, `Ctx`) live in `context`;
+`replay` copies a block expansion made before instead of running it again.
 """
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ from ..diagnostics import Diagnostic, Label, Sink, SpecError
 from ..errors import UsageError
 from ..ops import MERGE_OPS, OPS, REQUIRED, Arg, Args, Op
 from ..ops.io import BUFFER_INITS
+from .replay import BlockMemo
 from .stacks import Stacks, is_pop
 from .ties import Pending, resolve_ties
 from ..ops.shapes import LAYOUT_DTYPES, LAYOUTS, Shape, numel, show
@@ -67,9 +69,11 @@ class Limits:
 
 
 def elaborate(program: Program, network: ast.NetworkDef, sink: Sink, settings: dict | None = None,
-              inputs: dict | None = None, limits: Limits = Limits()) -> nx.DiGraph:
+              inputs: dict | None = None, limits: Limits = Limits(),
+              memo: BlockMemo | None = None) -> nx.DiGraph:
     """Expand `network` into the IR. `settings` override network parameters by name;
-    `inputs` override input shapes by input name.
+    `inputs` override input shapes by input name. `memo` holds the block expansions other
+    elaborations of this program recorded (a search space's members share one).
 
     >>> from archdsl import compile_source
     >>> graph = compile_source('''
@@ -81,7 +85,7 @@ def elaborate(program: Program, network: ast.NetworkDef, sink: Sink, settings: d
     limit = sys.getrecursionlimit()
     sys.setrecursionlimit(max(limit, 20_000))
     try:
-        elaborator = _Elaborator(program, sink, limits)
+        elaborator = _Elaborator(program, sink, limits, memo)
         return elaborator.network(network, settings or {}, inputs or {})
     except SpecError as error:
         sink.add(error.diagnostic)
@@ -97,9 +101,11 @@ class _Elaborator(Reporter):
     statement. Nodes are added by the builder, expressions evaluated by the evaluator,
     call arguments bound by its binder (`arguments`)."""
 
-    def __init__(self, program: Program, sink: Sink, limits: Limits):
+    def __init__(self, program: Program, sink: Sink, limits: Limits,
+                 memo: BlockMemo | None = None):
         super().__init__(sink)
         self.program = program
+        self.memo = memo if memo is not None else BlockMemo()
         self.builder = GraphBuilder(sink, limits.max_nodes, limits.max_work)
         self.evaluator = Evaluator(program, sink, self.builder.charge,
                                    lambda node: ir.shape(self.builder.graph, node))
@@ -465,7 +471,7 @@ class _Elaborator(Reporter):
 
     def call(self, call: ast.Call, cur, ctx: Ctx, path: tuple[str, ...] | None):
         if call.name in self.program.blocks:  # a block of the spec shadows a layer (W0200)
-            return self.block_call(self.program.blocks[call.name], call, cur, ctx)
+            return self.block_call(self.program.blocks[call.name], call, cur, ctx, path is not None)
         if call.name in OPS and call.name not in ir.SOURCE_OPS:
             return self.layer(OPS[call.name], call, cur, ctx, path)
         known = [n for n in OPS if n not in ir.SOURCE_OPS] + list(self.program.blocks)
@@ -544,7 +550,8 @@ class _Elaborator(Reporter):
                       help=f"name them, `{op.name}(a, b)`{alone}, or give branches: "
                            f"`{op.name} {{ {{ ... }}; {{ ... }} }}`")
 
-    def block_call(self, block: ast.BlockDef, call: ast.Call, cur, ctx: Ctx):
+    def block_call(self, block: ast.BlockDef, call: ast.Call, cur, ctx: Ctx, fresh=False):
+        """Expand a block call (`fresh`: labelled, in a scope of its own; see replay)."""
         self.builder.charge(call.span, ctx)
         if len(ctx.trace) >= MAX_BLOCK_DEPTH:
             raise SpecError(Diagnostic(
@@ -568,11 +575,10 @@ class _Elaborator(Reporter):
                 env.vars[param.name] = self.evaluator.eval(given[param.name], ctx)
             else:  # defaults see the earlier parameters and `in`
                 env.vars[param.name] = self.evaluator.eval(param.default, inner)
-        ctx.scope.calls.append(ir.Call(block.name, tuple(
-            (p.name, _recorded(env.vars[p.name])) for p in block.params), call.span,
-            block.caption))
-        self.builder.use_scope(ctx.scope)
-        return self.body(block.body, cur, inner)
+        record = ir.Call(block.name, tuple((p.name, _recorded(env.vars[p.name]))
+                                           for p in block.params), call.span, block.caption)
+        return self.memo.expand(self, (block, env.vars, cur, ctx, fresh), record,
+                                lambda: self.body(block.body, cur, inner))
 
     # ---- structure ------------------------------------------------------------------
 

@@ -27,7 +27,9 @@ class Cost:
     activations: int = 0
 
     def __add__(self, other: "Cost") -> "Cost":
-        return Cost(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(Cost)))
+        return Cost(self.params + other.params, self.buffers + other.buffers,
+                    self.macs + other.macs, self.other_ops + other.other_ops,
+                    self.activations + other.activations)
 
 
 def count_costs(graph: nx.DiGraph, sink: Sink) -> nx.DiGraph:
@@ -44,18 +46,38 @@ def count_costs(graph: nx.DiGraph, sink: Sink) -> nx.DiGraph:
         if out is None or None in ins:
             graph.nodes[item.name]["cost"] = Cost()
             continue
-        op = OPS[item.op]
-        # a param's or buffer's value is the tensor itself (parameter memory), read as a
-        # view of it by every image: no activation
-        held = 0 if item.op in ("parameter", "buffer") else numel(out) + op.workspace(item.args, ins)
-        graph.nodes[item.name]["cost"] = Cost(
-            op.params(item.args, ins), op.buffers(item.args, ins), op.macs(item.args, ins, out),
-            op.other_ops(item.args, ins, out), held)
+        graph.nodes[item.name]["cost"] = _cost(item.op, item.args, ins, out)
     for tie in ir.network(graph).ties:  # one tensor under two names: counted at its source
         cost = graph.nodes[tie.owner]["cost"]
         graph.nodes[tie.owner]["cost"] = Cost(cost.params - tie.numel, *(
             getattr(cost, f.name) for f in fields(Cost)[1:]))
     return graph
+
+
+_KNOWN: dict = {}  # (op, args, input shapes, output shape) -> Cost: layers repeat
+
+
+def _cost(name: str, args, ins: tuple, out) -> Cost:
+    """A layer's cost, a function of its op, arguments and shapes alone (so remembered:
+    the blocks of a network and the members of a search space repeat the same layers)."""
+    try:
+        key = (name, args, ins, out)
+        known = _KNOWN.get(key)
+    except TypeError:  # an argument that cannot be a key (a list)
+        key = known = None
+    if known is not None:
+        return known
+    op = OPS[name]
+    # a param's or buffer's value is the tensor itself (parameter memory), read as a view
+    # of it by every image: no activation
+    held = 0 if name in ("parameter", "buffer") else numel(out) + op.workspace(args, ins)
+    cost = Cost(op.params(args, ins), op.buffers(args, ins), op.macs(args, ins, out),
+                op.other_ops(args, ins, out), held)
+    if key is not None:
+        if len(_KNOWN) > 100_000:
+            _KNOWN.clear()
+        _KNOWN[key] = cost
+    return cost
 
 
 def total(graph: nx.DiGraph, *, train: bool = True) -> Cost:

@@ -21,6 +21,7 @@ as concrete specs.
 """
 from __future__ import annotations
 
+import gc
 import json
 import math
 import multiprocessing
@@ -545,6 +546,7 @@ def _plot(path: Path, trials: list[dict], axes: tuple[str, str]) -> None:
 # ---- --no-train: the static survey -----------------------------------------------------
 
 _FAMILY: Family | None = None
+_COSTED = 0
 
 
 def _survey(config: SweepConfig, family: Family, out: Path) -> dict:
@@ -590,7 +592,10 @@ def _cost_all(config: SweepConfig, values: list[dict]) -> list:
     processes = _processes(config, len(values))
     if processes == 1:
         _start_worker(config)
-        return [_cost_one(v) for v in values]
+        try:
+            return [_cost_one(v) for v in values]
+        finally:
+            gc.enable()
     context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
     with context.Pool(processes, initializer=_start_worker, initargs=(config,)) as pool:
         return pool.map(_cost_one, values, chunksize=max(1, len(values) // (processes * 8)))
@@ -599,10 +604,20 @@ def _cost_all(config: SweepConfig, values: list[dict]) -> list:
 def _start_worker(config: SweepConfig) -> None:
     global _FAMILY
     _FAMILY = _family(config)
+    # The block expansions members share stay alive for the whole survey: scanning them
+    # at every automatic collection would cost more than the costing itself, so collect
+    # now and then instead (each member's graph is freed by _cost_one).
+    gc.disable()
 
 
 def _cost_one(values: dict):
+    global _COSTED
+    _COSTED += 1
+    if _COSTED % 1000 == 0:
+        gc.collect()
     member = _FAMILY.member(values)
+    if member.graph is not None:  # networkx caches views that point back at the graph: a
+        member.graph.__dict__.clear()  # cycle; broken here, so the graph goes at once
     if member.ok:
         return values, member.costs, None
     errors = [d for d in member.diagnostics if d.severity == "error"]
