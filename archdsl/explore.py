@@ -111,7 +111,7 @@ class Family:
         for start, end, new in sorted(edits, reverse=True):
             text = text[:start] + new + text[end:]
         lines = [f"# {line}".rstrip() for line in header.splitlines()]
-        return "\n".join(lines + [""] * bool(lines)) + text
+        return "\n".join(lines) + "\n\n" + text if lines else text
 
 
 def member_costs(graph: nx.DiGraph) -> dict:

@@ -2,11 +2,12 @@
 
 * `$ archdsl ...` lines in ```text blocks run in a fresh directory that has the shipped
   `specs/`; they must exit 0, and the output lines the document shows after them must
-  appear in the real output, in order (`...` stands for lines left out).
+  appear in the real output, in order (`...` stands for lines left out, or for text
+  left out inside a line).
 * Lines of ```sh blocks run the same way. `make` lines are what CI itself runs, so they
   are not run again here; `archdsl train` gets `--data shapes:96 --epochs 1` appended
   (later options win; `--epochs 1 --set n_layer=1` for a language model on `--data
-  text`), so a 15-epoch example costs seconds.
+  text`), so a 15-epoch example costs seconds; a `sweep` that trains gets the same.
 * ```python blocks run statement by statement, in document order, in one namespace per
   document and in the same directory as its commands (a model the training example
   wrote is there to load). An expression statement with a trailing comment states its
@@ -75,6 +76,8 @@ def run_command(line: str, where) -> tuple[list[str], str] | None:
         argv += sorted(glob.glob(word, root_dir=where)) if "*" in word else [word]
     if argv[0] == "train":  # text: one epoch of one layer on the text it names
         argv += ["--epochs", "1", "--set", "n_layer=1"] if "text" in argv else SHORT_TRAINING
+    if argv[0] == "sweep" and not {"--no-train", "--show"} & set(argv):
+        argv += [*SHORT_TRAINING, "--quiet"]  # each trial as short as a train example
     fmt = "pdf" if any(w == "pdf" or w.endswith(".pdf") for w in argv) else "svg"
     if argv[0] == "render" and not can_layout(fmt):
         return None  # needs Graphviz; tests/test_render.py covers the missing-dot path
@@ -92,8 +95,11 @@ def assert_shown_output(line: str, expected: list[str], actual: str) -> None:
     for shown in expected:
         if shown in ("", "..."):
             continue
-        assert shown in lines[position:], f"`{line}` does not print {shown!r}; it prints:\n{actual}"
-        position = lines.index(shown, position) + 1
+        pattern = re.compile(".*".join(map(re.escape, shown.split("..."))))
+        found = next((i for i in range(position, len(lines)) if pattern.fullmatch(lines[i])),
+                     None)
+        assert found is not None, f"`{line}` does not print {shown!r}; it prints:\n{actual}"
+        position = found + 1
 
 
 def trailing_comments(source: str) -> dict[int, str]:

@@ -247,6 +247,8 @@ def test_sweep_usage_errors(capsys, tmp_path):
     assert run(capsys, "sweep", spec, "--objective", "accuracy")[0] == 2
     assert run(capsys, "sweep", spec, "--no-train", "--objective", "val_acc")[0] == 2
     assert run(capsys, "sweep", spec, "--max-macs", "lots")[0] == 2
+    assert run(capsys, "sweep", spec, "--plot", "../elsewhere.png")[0] == 2
+    assert run(capsys, "sweep", spec, "--heartbeat", "0")[0] == 2
     code, _, err = run(capsys, "sweep", _write(SMALL.replace("choice(4, 8)", "4"), tmp_path),
                        "--no-train", "--out", tmp_path / "o")
     assert code == 2 and "no search space" in err
@@ -287,6 +289,17 @@ def test_limits_reject_members_before_training(capsys, tmp_path):
     assert rows["8"]["state"] == "rejected" and "--max-params" in rows["8"]["note"]
     assert not (out / "trials" / f"{int(rows['8']['trial']):04d}").exists()
     assert rows["4"]["state"] == "complete"
+
+
+def test_latency_is_measured_without_training(capsys, tmp_path):
+    pytest.importorskip("optuna")
+    spec, out = _write(SMALL, tmp_path), tmp_path / "sweep"
+    code, _, _ = run(capsys, "sweep", spec, "--out", out, "--objective", "latency",
+                     "--objective", "params", "--device", "cpu", "--quiet")
+    assert code == 0
+    rows = list(csv.DictReader((out / "trials.csv").open()))
+    assert len(rows) == 2 and all(float(r["latency"]) > 0 for r in rows)
+    assert not any((out / "trials" / f"{int(r['trial']):04d}").exists() for r in rows)
 
 
 def _sqlite_states(path: Path) -> list[str]:

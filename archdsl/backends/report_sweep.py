@@ -155,7 +155,7 @@ def plot_front(trials: list[dict], x: str, y: str, fmt: str = "png", title: str 
         ax.set_xscale("log")
     from matplotlib.ticker import FuncFormatter, NullFormatter
     if x in STATIC:
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: show_value(x, int(v))))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _tick(x, v)))
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel(LABELS[x], fontsize=7)
     ax.set_ylabel(LABELS[y], fontsize=7)
@@ -169,6 +169,16 @@ def plot_front(trials: list[dict], x: str, y: str, fmt: str = "png", title: str 
     figure.savefig(out, format=fmt, dpi=300, metadata={"Date": None} if fmt == "svg" else None)
     plt.close(figure)
     return out.getvalue()
+
+
+def _tick(name: str, value: float) -> str:
+    """An axis label: `10M`, `2.5M`, `512 KiB` (no trailing zeros)."""
+    if name == "memory":
+        return human_bytes(int(value)).replace(".0 ", " ")
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if value >= scale:
+            return f"{value / scale:g}{unit}"
+    return f"{value:g}"
 
 
 def plot_axes(objectives: list[str]) -> tuple[str, str]:

@@ -138,10 +138,21 @@ class Space:
         return chosen
 
     def describe(self) -> str:
+        """`search space (15,625 members): ops[0..5] each 5 choices: ...`: dimensions
+        that are the items of one `each` (or alike) shown once."""
         size = self.size
         counted = "continuous" if size is None else f"{size:,} members"
+        groups: list[list[Dimension]] = []
+        for dim in self.dimensions:
+            last = groups[-1][-1] if groups else None
+            if last is not None and last.param == dim.param and last.item is not None \
+                    and dim.item == last.item + 1 and last.describe() == dim.describe():
+                groups[-1].append(dim)
+            else:
+                groups.append([dim])
         return f"search space ({counted}): " + "; ".join(
-            f"{d.name} {d.describe()}" for d in self.dimensions)
+            f"{g[0].name} {g[0].describe()}" if len(g) == 1 else
+            f"{g[0].param}[{g[0].item}..{g[-1].item}] each {g[0].describe()}" for g in groups)
 
 
 def _key(member: dict) -> tuple:

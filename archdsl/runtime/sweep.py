@@ -120,6 +120,11 @@ def _check(config: SweepConfig) -> None:
         raise UsageError("an --objective is given twice")
     if config.workers < 1 or (config.trials is not None and config.trials < 1):
         raise UsageError("--workers and --trials must be at least 1")
+    if config.heartbeat < 1:
+        raise UsageError("--heartbeat must be at least 1 second")
+    if config.plot and (Path(config.plot).name != config.plot
+                        or Path(config.plot).suffix not in (".png", ".svg", ".pdf")):
+        raise UsageError(f"--plot {config.plot}: a file name in OUT ending .png, .svg or .pdf")
     if config.sampler not in SAMPLERS or config.pruner not in PRUNERS:
         raise UsageError(f"--sampler: {', '.join(SAMPLERS)}; --pruner: {', '.join(PRUNERS)}")
 
@@ -442,26 +447,27 @@ def _train(trial, config: SweepConfig, family: Family, spec: Path) -> dict:
 def measure_latency(member: Member, device: str = "auto") -> float:
     """The median time of one forward pass at batch 1, in milliseconds (after warm-up)."""
     import torch  # noqa: PLC0415
-    from .. import ir  # noqa: PLC0415
     from ..backends.lower_fx import lower_fx  # noqa: PLC0415
     from .device import pick_device  # noqa: PLC0415
     from .inputs import example_inputs  # noqa: PLC0415
     where = pick_device(device)
     module = lower_fx(member.graph).eval().to(where)
     inputs = [x.to(where) for x in example_inputs(member.graph, batch=1)]
-    times = []
-    with torch.no_grad():
-        for step in range(13):
-            if where.type == "cuda":
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            module(*inputs)
-            if where.type == "cuda":
-                torch.cuda.synchronize()
-            if step >= 3:
-                times.append((time.perf_counter() - start) * 1000)
-    del ir
-    return statistics.median(times)
+    def timed() -> float:
+        if where.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        module(*inputs)
+        if where.type == "cuda":
+            torch.cuda.synchronize()
+        return (time.perf_counter() - start) * 1000
+
+    with torch.no_grad():  # warm-up: 5 runs and 0.3 s at least (the process's first
+        runs, warm = 0, time.perf_counter()  # model also pays the kernels' set-up)
+        while runs < 5 or time.perf_counter() - warm < 0.3:
+            timed()
+            runs += 1
+        return statistics.median([timed() for _ in range(15)])
 
 
 # ---- results --------------------------------------------------------------------------
