@@ -80,8 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_lsp_command(commands)
     _add_export_command(commands)
     _add_import_command(commands)
-    from .cli_sweep import add_sweep_command, add_trial_training_options  # noqa: PLC0415
-    add_sweep_command(commands, _add_spec_options, add_trial_training_options)
+    from .cli_sweep import add_sweep_command  # noqa: PLC0415
+    add_sweep_command(commands, _add_spec_options)
     return parser
 
 
@@ -541,12 +541,13 @@ def _add_figure_options(render) -> None:
                              "layer, highlighted")
 
 
-def _add_train_options(train) -> None:
-    """train's basic options: data, schedule, device, output, resuming."""
+def add_recipe_options(train, epochs: int = 10) -> None:
+    """How a network trains: data, epochs, batch, optimizer, schedule, device, precision
+    (the options of `train`, and of each trial of a sweep)."""
     train.add_argument("--data", default="shapes", metavar="SOURCE",
                        help="shapes[:N] (default), waves[:N], folder:PATH, cifar10:PATH or "
                             "text[:FILE]")
-    train.add_argument("--epochs", type=int, default=10, help="default 10")
+    train.add_argument("--epochs", type=int, default=epochs, help=f"default {epochs}")
     train.add_argument("--batch-size", type=int, default=64, help="global batch (default 64)")
     train.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default 1e-3)")
     train.add_argument("--optimizer", choices=("sgd", "adamw"), default="adamw",
@@ -557,6 +558,11 @@ def _add_train_options(train) -> None:
     train.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     train.add_argument("--amp", choices=("bf16", "fp16", "off"), default="off",
                        help="autocast dtype (fp16 uses a gradient scaler)")
+
+
+def _add_train_options(train) -> None:
+    """train's basic options: data, schedule, device, output, resuming."""
+    add_recipe_options(train)
     train.add_argument("--channels-last", action="store_true")
     train.add_argument("--compile", action="store_true", help="torch.compile the model")
     train.add_argument("--workers", type=int, default=0,

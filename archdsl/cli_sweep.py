@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import math
 import re
 from pathlib import Path
 
@@ -39,7 +40,7 @@ the command again with the same --out resumes the study: nothing done is lost.
 and macs) is written as specs. --show prints a sweep's trials, also while it runs."""
 
 
-def add_sweep_command(commands, spec_options, train_options) -> None:
+def add_sweep_command(commands, spec_options) -> None:
     sweep = commands.add_parser(
         "sweep", help="explore a search space: static limits, training, Pareto front (Optuna)",
         formatter_class=argparse.RawDescriptionHelpFormatter, description=HELP)
@@ -79,7 +80,7 @@ def add_sweep_command(commands, spec_options, train_options) -> None:
     sweep.add_argument("--plot", default="pareto.png", metavar="NAME",
                        help="the front's figure in OUT: pareto.png (default), .svg or .pdf")
     sweep.add_argument("--quiet", action="store_true", help="only the final table")
-    train_options(sweep)
+    add_trial_training_options(sweep)
     spec_options(sweep)
 
 
@@ -88,18 +89,9 @@ TRAIN_OPTIONS = ("data", "epochs", "batch_size", "lr", "optimizer", "schedule",
 
 
 def add_trial_training_options(sweep) -> None:
+    from .arguments import add_recipe_options  # noqa: PLC0415
     group = sweep.add_argument_group("training of each trial (as `archdsl train`)")
-    group.add_argument("--data", default="shapes", metavar="SOURCE",
-                       help="shapes[:N] (default), waves[:N], folder:PATH, cifar10:PATH, "
-                            "text[:FILE]")
-    group.add_argument("--epochs", type=int, default=3, help="default 3")
-    group.add_argument("--batch-size", type=int, default=64, help="default 64")
-    group.add_argument("--lr", type=float, default=1e-3, help="default 1e-3")
-    group.add_argument("--optimizer", choices=("sgd", "adamw"), default="adamw")
-    group.add_argument("--schedule", choices=("cosine", "step", "none"), default="cosine")
-    group.add_argument("--weight-decay", type=float, default=0.05)
-    group.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    group.add_argument("--amp", choices=("bf16", "fp16", "off"), default="off")
+    add_recipe_options(group, epochs=3)
     group.add_argument("--seed", type=int, default=0, help="samplers and training (default 0)")
 
 
@@ -114,6 +106,11 @@ def run_sweep(args) -> int:
     path, _, network = args.file.partition(":")
     if not Path(path).exists():
         raise UsageError(f"no such file: {path}")
+    for flag, value in (("--epochs", args.epochs), ("--batch-size", args.batch_size)):
+        if value < 1:
+            raise UsageError(f"{flag} must be at least 1")
+    if not (math.isfinite(args.lr) and args.lr > 0) or not args.weight_decay >= 0:
+        raise UsageError("--lr must be a positive number, --weight-decay zero or more")
     settings, grid = _split_grid(args.set)
     args.set = settings
     options = spec_options(args, network or None)
@@ -154,8 +151,11 @@ def _summary(config, result) -> None:
         label = "Pareto front" if len(front) > 1 or len(config.objectives) > 1 else "best"
         numbers = ", ".join(str(t["trial"]) for t in front[:20])
         more = f" and {len(front) - 20} more" if len(front) > 20 else ""
-        print(f"{label} ({', '.join(result['objectives'])}): trial{'s' if len(front) > 1 else ''}"
-              f" {numbers}{more} (marked *; specs in {Path(config.out) / 'trials'})")
+        against = f" against {result['axes'][0]}" if len(config.objectives) == 1 \
+            and "seconds" not in result else ""
+        print(f"{label} ({', '.join(result['objectives'])}{against}): "
+              f"trial{'s' if len(front) > 1 else ''} {numbers}{more} (marked *; specs in "
+              f"{Path(config.out) / 'trials'})")
     plot = Path(config.out) / config.plot
     if plot.exists():
         print(f"figure: {plot}")

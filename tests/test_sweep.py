@@ -280,6 +280,20 @@ def test_a_sweep_trains_each_member_and_resumes_with_nothing_lost(capsys, tmp_pa
     assert code == 0 and len(list(csv.DictReader((out / "trials.csv").open()))) == 4
 
 
+def test_workers_on_one_machine_run_each_member_once(tmp_path):
+    pytest.importorskip("optuna")
+    spec, out = _write(SMALL.replace("choice(4, 8)", "choice(4, 6, 8, 10)"), tmp_path), \
+        tmp_path / "sweep"
+    done = subprocess.run([sys.executable, "-m", "archdsl", "sweep", str(spec), "--workers",
+                           "2", "--set", "depth=1,2", "--pruner", "none", "--out", str(out),
+                           *TRAIN], env={**os.environ, "PYTHONPATH": str(ROOT)},
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    rows = [r for r in csv.DictReader((out / "trials.csv").open()) if r["state"] == "complete"]
+    assert sorted((int(r["width"]), int(r["depth"])) for r in rows) == sorted(
+        (w, d) for w in (4, 6, 8, 10) for d in (1, 2))
+
+
 def test_limits_reject_members_before_training(capsys, tmp_path):
     pytest.importorskip("optuna")
     spec, out = _write(SMALL, tmp_path), tmp_path / "sweep"

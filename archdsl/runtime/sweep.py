@@ -224,8 +224,9 @@ def _sampler(config: SweepConfig, family: Family, worker: int = 0):
         if space.size is None:
             raise UsageError("--sampler grid needs a finite space: a continuous range has "
                              "no grid (use random, tpe or nsga2)")
-        return optuna.samplers.GridSampler(
-            {d.name: [_encode(v) for v in d.values()] for d in space.dimensions}, seed=seed)
+        return optuna.samplers.GridSampler(  # every worker the same seed: the seed
+            {d.name: [_encode(v) for v in d.values()] for d in space.dimensions},  # orders
+            seed=config.seed)  # the grid, and a grid point must be one member for all
     if kind == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if kind == "tpe":
