@@ -73,14 +73,26 @@ def run_check(args) -> int:
             continue
         failed |= not result.ok
         if args.format == "json":
-            report.append({"file": path, "ok": result.ok,
-                           "networks": [summary(g) for g in result.graphs.values()]
-                           if result.ok else [],
-                           "diagnostics": [to_json(d) for d in result.diagnostics]})
+            networks = [summary(g) for g in result.graphs.values()] if result.ok else []
+            diagnostics = list(result.diagnostics)
+            for network in networks:
+                survey = _survey_space(path, args, network["network"])
+                if survey is not None:
+                    network["space"] = survey.record()
+                    diagnostics += survey.diagnostics()
+                    failed |= not survey.ok
+            report.append({"file": path, "ok": result.ok and not failed, "networks": networks,
+                           "diagnostics": [to_json(d) for d in diagnostics]})
         elif result.ok:
             for graph in result.graphs.values():
                 print(f"{path}: {summary_line(graph)}")
-                failed |= _survey_space(path, args, ir.network(graph).name)
+                survey = _survey_space(path, args, ir.network(graph).name)
+                if survey is not None:
+                    if survey.diagnostics():
+                        print(render_all(survey.diagnostics()), file=sys.stderr)
+                    for line in survey.lines():
+                        print(f"  {line}")
+                    failed |= not survey.ok
             if not result.graphs:
                 print(f"{path}: ok, {_no_networks(result)}")
         else:
@@ -91,21 +103,15 @@ def run_check(args) -> int:
     return EXIT_USAGE if unusable else EXIT_SPEC_ERRORS if failed else EXIT_OK
 
 
-def _survey_space(path: str, args, network: str) -> bool:
-    """`check` of a network with a search space: its size and the costs of --sample
-    members (their errors printed); True when one does not check."""
-    from .explore import Family, format_survey, survey  # noqa: PLC0415
+def _survey_space(path: str, args, network: str):
+    """`check` of a network with a search space: --sample members checked (None for a
+    network without a space, or with --sample 0)."""
+    from .explore import Family, Survey  # noqa: PLC0415
     options = spec_options(args, network)
     family = Family(path, network, options["settings"], options["inputs"], options["limits"])
     if not family.space or args.sample == 0:
-        return False
-    members = survey(family, args.sample, args.seed)
-    for member in members:
-        if not member.ok:
-            print(render_all(member.diagnostics), file=sys.stderr)
-    for line in format_survey(family.space, members):
-        print(f"  {line}")
-    return not all(m.ok for m in members)
+        return None
+    return Survey.of(family, args.sample, args.seed)
 
 
 def _no_networks(result: Compilation) -> str:

@@ -158,23 +158,52 @@ def cost_range(members: list[Member]) -> dict:
             for name in COSTS} if ok else {}
 
 
-def format_survey(space: Space, members: list[Member]) -> list[str]:
-    """What `check` says of a space: its dimensions and size, then the cost range over
-    the members checked."""
-    lines = [space.describe()]
-    ok = [m for m in members if m.ok]
-    every = space.size is not None and len(members) == space.size
-    over = f"all {len(members):,} members" if every else \
-        f"{len(members):,} sampled members (--sample N for more)"
-    if ok:
-        low_high = cost_range(ok)
-        lines.append(f"costs over {over}: " + ", ".join(
-            f"{name} {_human(name, low)} to {_human(name, high)}"
-            for name, (low, high) in low_high.items()))
-    failed = len(members) - len(ok)
-    if failed:
-        lines.append(f"{failed} of {over} do not check (errors above)")
-    return lines
+@dataclass
+class Survey:
+    """What `check` says of a space: its members checked, as lines or as data."""
+    space: Space
+    members: list[Member]
+
+    @classmethod
+    def of(cls, family: Family, count: int, seed: int = 0) -> Survey:
+        return cls(family.space, survey(family, count, seed))
+
+    @property
+    def ok(self) -> bool:
+        return all(m.ok for m in self.members)
+
+    @property
+    def every(self) -> bool:
+        return self.space.size is not None and len(self.members) == self.space.size
+
+    def diagnostics(self) -> list[Diagnostic]:
+        return [d for m in self.members if not m.ok for d in m.diagnostics]
+
+    def lines(self) -> list[str]:
+        """The space's dimensions and size, then the cost range over the members."""
+        lines = [self.space.describe()]
+        count = len(self.members)
+        over = f"all {count:,} members" if self.every else \
+            f"{count:,} sampled members (--sample N for more)"
+        if any(m.ok for m in self.members):
+            lines.append(f"costs over {over}: " + ", ".join(
+                f"{name} {_human(name, low)} to {_human(name, high)}"
+                for name, (low, high) in cost_range(self.members).items()))
+        failed = sum(not m.ok for m in self.members)
+        if failed:
+            lines.append(f"{failed} of {over} do not check (errors above)")
+        return lines
+
+    def record(self) -> dict:
+        """`check --format json`: the space and the members checked."""
+        return {"size": self.space.size, "dimensions": [
+                    {"name": d.name, "kind": d.kind, "values": list(d.options) if d.options
+                     else None, "low": None if d.options else d.low,
+                     "high": None if d.options else d.high, "step": d.step}
+                    for d in self.space.dimensions],
+                "checked": len(self.members), "every_member": self.every,
+                "failed": [m.values for m in self.members if not m.ok],
+                "costs": {k: list(v) for k, v in cost_range(self.members).items()}}
 
 
 def _human(name: str, value: int) -> str:

@@ -148,6 +148,12 @@ network n(depth = choice(20, 21, 32)) {
     assert code == 1
     assert "error[E0205]" in err and "checked with --set depth=21" in err
     assert "1 of all 3 members do not check" in out
+    code, out, _ = run(capsys, "check", path, "--format", "json")
+    report = json.loads(out)[0]
+    assert code == 1 and not report["ok"]
+    space = report["networks"][0]["space"]
+    assert space["size"] == 3 and space["failed"] == [{"depth": 21}]
+    assert [d["code"] for d in report["diagnostics"]] == ["E0205"]
 
 
 # ---- concrete specs ----------------------------------------------------------------------
