@@ -80,8 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_lsp_command(commands)
     _add_export_command(commands)
     _add_import_command(commands)
+    from .cli_diff import add_diff_command  # noqa: PLC0415
     from .cli_sweep import add_sweep_command  # noqa: PLC0415
     add_sweep_command(commands, _add_spec_options)
+    add_diff_command(commands, _add_spec_options)
     return parser
 
 

@@ -268,4 +268,5 @@ COMMANDS = {"check": run_check, "stats": run_stats, "table": run_table,
             "run": _later("cli_torch", "run_predict"),
             "generate": _later("cli_torch", "run_generate"), "ast": run_ast, "ir": run_ir, "fmt": run_fmt,
             "lsp": run_lsp, "export": _later("cli_torch", "run_export"),
-            "import": _later("cli_torch", "run_import"), "sweep": _later("cli_sweep", "run_sweep")}
+            "import": _later("cli_torch", "run_import"), "sweep": _later("cli_sweep", "run_sweep"),
+            "diff": _later("cli_diff", "run_diff")}

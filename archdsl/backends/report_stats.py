@@ -218,11 +218,12 @@ def _activation_bytes(graph: nx.DiGraph, names, size: int) -> int:
     return count
 
 
-def forward_activation_bytes(graph: nx.DiGraph, dtype: str = "fp32") -> int:
+def forward_activation_bytes(graph: nx.DiGraph, dtype: str = "fp32", names=None) -> int:
     """The forward activations of one input at inference (train-only heads left out): the
-    memory figure of the totals."""
-    return _activation_bytes(graph, (i.name for i in ir.nodes(graph) if not i.train_only),
-                             DTYPE_BYTES[dtype])
+    memory figure of the totals; of the layers `names` only, when given."""
+    if names is None:
+        names = (i.name for i in ir.nodes(graph) if not i.train_only)
+    return _activation_bytes(graph, names, DTYPE_BYTES[dtype])
 
 
 def _totals(graph: nx.DiGraph, size: int) -> Totals:
