@@ -49,7 +49,7 @@ class Diff:
 
 def diff_graphs(a: nx.DiGraph, b: nx.DiGraph, a_name: str = "", b_name: str = "") -> Diff:
     units_a, units_b = _units(a), _units(b)
-    changes = []
+    changes, within = [], {}
     for name in _ordered(units_a, units_b):
         before, after = units_a.get(name), units_b.get(name)
         if before is not None and after is not None and before[1] == after[1]:
@@ -59,7 +59,9 @@ def diff_graphs(a: nx.DiGraph, b: nx.DiGraph, a_name: str = "", b_name: str = ""
         shown = _shown_calls(before, after) if kind == "changed" and unit[0] == "block" \
             else (before[2] if before else "", after[2] if after else "")
         changes.append(Change(kind, name, unit[0], *shown))
-    changes = [c for c in changes if not any(_inside(c.name, o.name) for o in changes)]
+        within[name] = unit[3]
+    listed = {c.name for c in changes}
+    changes = [c for c in changes if not listed & set(within[c.name])]
     stages_a, stages_b = _stage_costs(a), _stage_costs(b)
     stages = tuple((s, stages_a.get(s, _zero()), stages_b.get(s, _zero()))
                    for s in _ordered(stages_a, stages_b)
@@ -68,19 +70,22 @@ def diff_graphs(a: nx.DiGraph, b: nx.DiGraph, a_name: str = "", b_name: str = ""
                 stages, (_total(a), _total(b)))
 
 
-def _units(graph: nx.DiGraph) -> dict[str, tuple[str, tuple, str]]:
-    """name -> (block or layer, what must be equal, how it is shown), in graph order."""
+def _units(graph: nx.DiGraph) -> dict[str, tuple]:
+    """name -> (block or layer, what must be equal, how it is shown, the scopes around
+    it), in graph order."""
     scopes = ir.network(graph).scopes
     instances = {path for path, scope in scopes.items() if scope.calls and path}
     members: dict[str, list] = {path: [] for path in instances}
     units: dict[str, tuple] = {}
     for node in ir.nodes(graph):
-        owner = _owner(node.name, instances)
+        owner = _owner(graph, node.name, instances)
         signature = (node.op, node.args, show(ir.shape(graph, node.name) or ()),
-                     tuple(i if _owner(i, instances) == owner else "" for i in node.inputs))
+                     tuple(i if _owner(graph, i, instances) == owner else ""
+                           for i in node.inputs))
         if owner is None:
             if node.op not in ir.SOURCE_OPS:
-                units[node.name] = ("layer", signature, _layer_text(graph, node))
+                units[node.name] = ("layer", signature, _layer_text(graph, node),
+                                    ir.scopes_of(graph, node.name))
         else:
             if owner not in units:
                 units[owner] = None  # its place in order: its first layer's
@@ -88,9 +93,9 @@ def _units(graph: nx.DiGraph) -> dict[str, tuple[str, tuple, str]]:
     for path in instances:
         calls = scopes[path].calls
         units[path] = ("block", (tuple((c.block, c.args) for c in calls),
-                                 tuple(members[path])), tuple(map(_call_text, calls)))
-    return {k: v if v[0] == "layer" or isinstance(v[2], str) else (*v[:2], "; ".join(v[2]))
-            for k, v in units.items()}
+                                 tuple(members[path])),
+                       "; ".join(map(_call_text, calls)), ir.ancestors(graph, path)[:-1])
+    return units
 
 
 def _call_text(call) -> str:
@@ -110,14 +115,9 @@ def _shown_calls(before, after) -> tuple[str, str]:
     return before[2], after[2]
 
 
-def _owner(name: str, instances: set[str]) -> str | None:
+def _owner(graph: nx.DiGraph, name: str, instances: set[str]) -> str | None:
     """The outermost block instance holding the layer `name`."""
-    parts = name.split(".")
-    for k in range(1, len(parts)):
-        prefix = ".".join(parts[:k])
-        if prefix in instances:
-            return prefix
-    return None
+    return next((path for path in ir.scopes_of(graph, name) if path in instances), None)
 
 
 def _layer_text(graph: nx.DiGraph, node: ir.Node) -> str:
@@ -137,16 +137,12 @@ def _ordered(first: dict, second: dict) -> list[str]:
     return order
 
 
-def _inside(name: str, outer: str) -> bool:
-    return name != outer and name.startswith(outer + ".")
-
-
 def _stage_costs(graph: nx.DiGraph) -> dict[str, dict]:
     stages: dict[str, dict] = {}
     for node in ir.nodes(graph):
         if node.train_only:  # inference, as `stats` totals it
             continue
-        stage = node.name.split(".")[0]
+        stage = ir.outermost(graph, node.name)
         cost = graph.nodes[node.name].get("cost", Cost())
         into = stages.setdefault(stage, _zero())
         into["params"] += cost.params
