@@ -85,7 +85,8 @@ def run_sweep(config: SweepConfig) -> dict:
     if not config.train:
         return _survey(config, family, out)
     _need_optuna()
-    _record(config, out)
+    config.study = config.study or family.network  # named, so that a shared database
+    _record(config, out)  # holding several studies is read back by this name
     storage = _storage(config, out)  # creates the tables once, before the workers start
     _study(config, storage, family)
     if config.workers > 1:
