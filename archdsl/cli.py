@@ -74,14 +74,15 @@ def run_check(args) -> int:
         failed |= not result.ok
         if args.format == "json":
             networks = [summary(g) for g in result.graphs.values()] if result.ok else []
-            diagnostics = list(result.diagnostics)
+            diagnostics, members_ok = list(result.diagnostics), True
             for network in networks:
                 survey = _survey_space(path, args, network["network"])
                 if survey is not None:
                     network["space"] = survey.record()
                     diagnostics += survey.diagnostics()
-                    failed |= not survey.ok
-            report.append({"file": path, "ok": result.ok and not failed, "networks": networks,
+                    members_ok &= survey.ok
+            failed |= not members_ok
+            report.append({"file": path, "ok": result.ok and members_ok, "networks": networks,
                            "diagnostics": [to_json(d) for d in diagnostics]})
         elif result.ok:
             for graph in result.graphs.values():
