@@ -80,10 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_lsp_command(commands)
     _add_export_command(commands)
     _add_import_command(commands)
+    from .cli_debug import add_debug_command  # noqa: PLC0415
     from .cli_diff import add_diff_command  # noqa: PLC0415
     from .cli_sweep import add_sweep_command  # noqa: PLC0415
     add_sweep_command(commands, _add_spec_options)
     add_diff_command(commands, _add_spec_options)
+    add_debug_command(commands, _add_spec_options)
     return parser
 
 
@@ -141,6 +143,8 @@ conventions:
     stats.add_argument("--plot", metavar="OUT",
                        help="also draw per-layer bars of memory, parameters and MACs, the "
                             "networks side by side (OUT.svg, .pdf or .png; needs matplotlib)")
+    from .cli_measure import add_measure_options  # noqa: PLC0415
+    add_measure_options(stats)
     _add_spec_options(stats)
 
 
@@ -581,6 +585,9 @@ def _add_train_options(train) -> None:
     train.add_argument("--nproc", type=int, default=1, metavar="N",
                        help="launch N data-parallel processes on this machine")
     train.add_argument("--quiet", action="store_true", help="no progress output")
+    train.add_argument("--debug", action="store_true",
+                       help="check every step for a non-finite loss or gradient and stop at "
+                            "the first with its place in the spec (as `archdsl debug`)")
 
 
 # ---- reading the options ------------------------------------------------------------

@@ -126,6 +126,9 @@ def require_networks(result: Compilation, path: str) -> None:
 
 
 def run_stats(args) -> int:
+    if args.measure:
+        from .cli_measure import run_measure
+        return run_measure(args)
     if args.depth is not None and args.depth < 1:
         raise UsageError("--depth must be at least 1")
     if args.depth is not None and len(args.files) > 1 and not args.plot:
@@ -270,4 +273,4 @@ COMMANDS = {"check": run_check, "stats": run_stats, "table": run_table,
             "generate": _later("cli_torch", "run_generate"), "ast": run_ast, "ir": run_ir, "fmt": run_fmt,
             "lsp": run_lsp, "export": _later("cli_torch", "run_export"),
             "import": _later("cli_torch", "run_import"), "sweep": _later("cli_sweep", "run_sweep"),
-            "diff": _later("cli_diff", "run_diff")}
+            "diff": _later("cli_diff", "run_diff"), "debug": _later("cli_debug", "run_debug")}

@@ -217,6 +217,7 @@ def _fx_graph(graph: nx.DiGraph, outputs, parameters: set[str]) -> fx.Graph:
             ins = tuple(ir.shape(graph, name) for name in item.inputs)
             values[item.name] = _fx_node(fx_graph, item, args, ins, parameters)
         values[item.name].meta["stack_trace"] = _stack_trace(item)
+        values[item.name].meta["archdsl_node"] = item.name
     if len(outputs) == 1:
         fx_graph.output(values[outputs[0].node])
     else:

@@ -57,6 +57,7 @@ class TrainConfig:
     inputs: dict = field(default_factory=dict)
     network: str | None = None
     progress: bool = True
+    debug: bool = False  # check each step for non-finite values; stop with their place
     # called with each epoch's metrics on rank 0 (a sweep reports them to its pruner, which
     # may stop the run by raising); not an option of `archdsl train`
     on_epoch: Callable[[dict], None] | None = field(default=None, compare=False, repr=False)

@@ -101,6 +101,7 @@ class _Run:
             restore(self.resume_from, config, self.prepared.graph, self.learner, self.standing,
                     config.epochs * self.loader.steps)
         self.net = _data_parallel(model, self.device, world)
+        self.watch = _watch(config, self.prepared.graph, self.learner)
         self.forward = torch.compile(self.net) if config.compile else self.net
 
     def run(self) -> list[dict]:
@@ -178,6 +179,8 @@ class _Run:
         if targets is not None:
             x, targets = targets
             y = targets.argmax(1)
+        if self.watch is not None:  # --debug: the batch, to locate a non-finite value in it
+            self.watch.batch(x, y if targets is None else targets, epoch, step)
         loss, logits = self._step(x, y if targets is None else targets)
         return loss, (logits.argmax(-1) == y).sum().item(), y.numel()  # per token for text
 
@@ -196,6 +199,8 @@ class _Run:
             outputs = self.forward(x)
             logits, loss = recipes.loss(self.prepared.graph, outputs, targets,
                                         self.config.label_smoothing)
+        if self.watch is not None:
+            self.watch.check_loss(loss)
         self.learner.update(loss, self.config.clip_grad)
         return loss.item(), logits.detach().float()
 
@@ -297,6 +302,15 @@ class _Tally:
         return {"train_loss": self.loss_sum / max(self.seen, 1),
                 "train_acc": self.correct / max(self.seen, 1),
                 "images_per_s": self.seen * self.world / elapsed, "seconds": elapsed}
+
+
+def _watch(config: TrainConfig, graph, learner: Learner):
+    """--debug: runtime.debug's check of every step (its gradients before the optimizer
+    uses them), or None."""
+    if not config.debug:
+        return None
+    from .debug import Watch  # noqa: PLC0415 (the hooks load only when asked for)
+    return Watch(graph, learner.model, learner.optimizer, config.amp)
 
 
 def _data_parallel(model: torch.nn.Module, device: torch.device, world: int) -> torch.nn.Module:
