@@ -116,6 +116,8 @@ def _add_stats_command(commands) -> None:
 Count, from the spec alone (no model is built, torch is not imported), each layer's
 output shape, activation memory, parameters and multiply-accumulates, and the totals.
 With several FILEs, print their totals side by side with ratios against the first.
+With --train, plan the memory of a training step instead (also from the spec alone);
+with --measure, build the model and time each layer (needs PyTorch).
 
 conventions:
   MACs       multiply-accumulates of conv and linear layers for one image; one fused
@@ -144,7 +146,9 @@ conventions:
                        help="also draw per-layer bars of memory, parameters and MACs, the "
                             "networks side by side (OUT.svg, .pdf or .png; needs matplotlib)")
     from .cli_measure import add_measure_options  # noqa: PLC0415
+    from .cli_memory import add_memory_options  # noqa: PLC0415
     add_measure_options(stats)
+    add_memory_options(stats)
     _add_spec_options(stats)
 
 
@@ -232,6 +236,11 @@ has the SVG's layout; paste the picture into a paper that loads tikz.""")
     render.add_argument("--side-by-side", action="store_true",
                         help="one figure of every network drawn, even from a single file "
                              "(a file with several networks otherwise gives a file each)")
+    render.add_argument("--diff", action="store_true",
+                        help="FILES are A and B, as for `archdsl diff` (B defaults to A): "
+                             "draw B beside A, what differs marked (changed, added, removed)")
+    render.add_argument("--set-b", metavar="NAME=VALUE", action="append", default=[],
+                        help="with --diff: a network parameter of B only (repeatable)")
     render.add_argument("-o", "--output", metavar="OUT",
                         help="output file (default NETWORK.FORMAT in the current directory); "
                              "- for standard output")

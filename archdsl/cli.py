@@ -126,6 +126,9 @@ def require_networks(result: Compilation, path: str) -> None:
 
 
 def run_stats(args) -> int:
+    if args.train:
+        from .cli_memory import run_memory
+        return run_memory(args)
     if args.measure:
         from .cli_measure import run_measure
         return run_measure(args)

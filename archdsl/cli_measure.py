@@ -3,7 +3,6 @@ archdsl.runtime.measure (which imports torch, only when a measurement runs) and
 backends.report_measure."""
 from __future__ import annotations
 
-import importlib
 import sys
 from pathlib import Path
 
@@ -22,9 +21,11 @@ def add_measure_options(stats) -> None:
     """The options of `stats --measure`, on the stats parser."""
     stats.add_argument("--measure", action="store_true", help=MEASURE_HELP)
     stats.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
-                       help="with --measure: where to run (auto: cuda if available)")
+                       help="with --measure: where to run (auto: cuda if available); with "
+                            "--train: the device planned for (cuda or, by default, cpu)")
     stats.add_argument("--batch-size", type=int, default=8, metavar="N",
-                       help="with --measure: images (or sequences) per step (default 8)")
+                       help="with --measure or --train: images (or sequences) per step "
+                            "(default 8)")
     stats.add_argument("--steps", type=int, default=5, metavar="N",
                        help="with --measure: profiled steps, of which the median is shown "
                             "(default 5)")
@@ -39,10 +40,11 @@ def run_measure(args) -> int:
     from .backends.report_measure import MEASURE_FORMATS, format_measure, measure_report
     from .backends.report_stats import plot_format_of
     from .cli import EXIT_OK, EXIT_SPEC_ERRORS, compile_or_report, require_networks
+    from .cli_torch import with_torch
     from .files import write_atomic
     _check_options(args, MEASURE_FORMATS)
     plot_format = plot_format_of(args.plot)
-    runtime = _measuring()
+    runtime = with_torch("runtime.measure", "`archdsl stats --measure`")
     device = runtime.pick_device(args.device)
     runtime.check_dtype(args.dtype, device)
     if args.threads is not None:
@@ -85,11 +87,3 @@ def _check_options(args, formats) -> None:
             raise UsageError(f"{name} must be at least {least}")
 
 
-def _measuring():
-    """archdsl.runtime.measure, or a usage error naming the fix where torch is missing."""
-    try:
-        return importlib.import_module(".runtime.measure", __package__)
-    except ModuleNotFoundError as error:
-        if error.name != "torch":
-            raise
-        raise UsageError("`archdsl stats --measure` needs PyTorch: pip install torch") from None

@@ -3,6 +3,7 @@ and the choice of a legible layout for a paper's column, are archdsl.figures'; t
 turns the options into a FigureOptions and writes the file. Imported when render runs."""
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -16,6 +17,10 @@ from .files import write_atomic
 
 def run_render(args) -> int:
     options = _figure_options(args)
+    if args.diff:
+        return _render_diff(args, options)
+    if args.set_b:
+        raise UsageError("--set-b sets a parameter of B in --diff A [B]; add --diff")
     if len(args.files) > 1 or args.side_by_side:
         return _render_side_by_side(args, options)
     path, network = _network_of(args.files[0])
@@ -121,6 +126,60 @@ def _render_side_by_side(args, options: figures.FigureOptions) -> int:
     if out is not None:
         print(f"drew {', '.join(names)} side by side -> {out}")
     return EXIT_OK
+
+
+def _render_diff(args, options: figures.FigureOptions) -> int:
+    """`render --diff A [B]`: B beside A, with what `archdsl diff` finds marked."""
+    from .backends.render_diff import render_diff  # noqa: PLC0415
+    from .backends.report_diff import diff_graphs  # noqa: PLC0415
+    for flag, given in (("--side-by-side", args.side_by_side), ("--partial", args.partial)):
+        if given:
+            raise UsageError(f"--diff draws A and B side by side, each whole; drop {flag}")
+    pair = _diff_pair(args)
+    if pair is None:
+        return EXIT_SPEC_ERRORS
+    options.check(pair)
+    diff = diff_graphs(*pair)
+    if diff.same:
+        print("archdsl: note: no differences between A and B; drawn side by side, nothing "
+              "marked", file=sys.stderr)
+    source = render_diff(*pair, diff, depth=options.depth, expand=options.expand,
+                         direction=options.direction, shapes=options.shapes,
+                         style=options.style, column=options.column, show=options.show,
+                         title=options.title, legend=options.legend)
+    names = [ir.network(g).name for g in pair]
+    stem = "_vs_".join(names) if names[0] != names[1] else f"{names[0]}_diff"
+    out = None if args.output == "-" else Path(args.output or f"{stem}.{suffix_of(_format(args))}")
+    if not _write_diagram(source, _format(args), out, Path(f"{stem}.dot"), args):
+        return EXIT_MISSING_TOOL
+    if out is not None:
+        print(f"drew {names[1]} beside {names[0]}, what differs marked -> {out}")
+    return EXIT_OK
+
+
+def _diff_pair(args) -> tuple | None:
+    """The graphs of A and B as `archdsl diff` names them: B defaults to A, --set applies
+    to both and --set-b to B only; None when either has errors (they are printed)."""
+    if len(args.files) > 2:
+        raise UsageError(f"--diff compares two networks, A and B; {len(args.files)} given")
+    a, b = args.files[0], args.files[-1]
+    if a == b and not args.set_b:
+        raise UsageError("--diff needs two networks: a second FILE[:NETWORK], or --set-b "
+                         "NAME=VALUE to draw A at another setting")
+    graphs = []
+    for target, extra in ((a, []), (b, args.set_b)):
+        path, network = _network_of(target)
+        settings = argparse.Namespace(**{**vars(args), "set": [*args.set, *extra]})
+        result = compile_or_report(path, settings, network=network or args.network)
+        require_networks(result, path)
+        if not result.ok:
+            return None
+        if len(result.graphs) > 1:
+            raise UsageError(f"{target} has several networks ({', '.join(result.graphs)}): "
+                             f"name one, {path}:NETWORK")
+        _check_output(args, path, result)
+        graphs.append(result.graph)
+    return tuple(graphs)
 
 
 def _check_output(args, path: str, result: Compilation) -> None:

@@ -21,7 +21,7 @@ from .figures import FigureOptions
 from .files import write_atomic, write_directory
 
 
-def _with_torch(module: str, what: str):
+def with_torch(module: str, what: str):
     """archdsl.MODULE, which imports torch: a usage error naming the fix where torch is
     not installed (the front end runs without it)."""
     import importlib
@@ -39,7 +39,7 @@ def run_build(args) -> int:
     FigureOptions(dot_timeout=args.dot_timeout).check()
     if args.output == "-":
         raise UsageError("-o -: a build writes several files; give a directory")
-    builder = _with_torch("runtime.build", "`archdsl build`")
+    builder = with_torch("runtime.build", "`archdsl build`")
     result = compile_or_report(args.file, args)
     require_networks(result, args.file)
     if not result.ok:
@@ -71,7 +71,7 @@ def run_build(args) -> int:
 
 
 def _training():
-    return _with_torch("runtime.train", "training")
+    return with_torch("runtime.train", "training")
 
 
 def run_train(args) -> int:
@@ -211,7 +211,7 @@ def run_generate(args) -> int:
 
 
 def run_export(args) -> int:
-    exporter = _with_torch("runtime.export", "`archdsl export`")
+    exporter = with_torch("runtime.export", "`archdsl export`")
     if args.output == "-":
         raise UsageError("-o -: export writes files; give a path")
     result = compile_or_report(args.file, args)
@@ -247,7 +247,7 @@ def run_export(args) -> int:
 
 
 def run_import(args) -> int:
-    import_torch = _with_torch("tools.import_torch", "`archdsl import`")
+    import_torch = with_torch("tools.import_torch", "`archdsl import`")
     from .compile import compile_source
     shape = parse_shape(args.input)
     if args.output and Path(args.output).is_dir():

@@ -26,6 +26,7 @@ from .lang.space import Dimension, Space, space_of, spec_text
 from .passes.count_costs import total
 
 COSTS = ("params", "macs", "memory")  # what a member costs, statically
+LABELS = {"params": "params", "macs": "MACs", "memory": "memory"}  # as `check` prints them
 
 
 @dataclass
@@ -187,7 +188,7 @@ class Survey:
             f"{count:,} sampled members (--sample N for more)"
         if any(m.ok for m in self.members):
             lines.append(f"costs over {over}: " + ", ".join(
-                f"{name} {_human(name, low)} to {_human(name, high)}"
+                f"{LABELS[name]} {_human(name, low)} to {_human(name, high)}"
                 for name, (low, high) in cost_range(self.members).items()))
         failed = sum(not m.ok for m in self.members)
         if failed:

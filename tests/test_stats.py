@@ -164,6 +164,6 @@ def test_cost_plot_draws_every_network_side_by_side(tmp_path, capsys, in_root):
     assert main(["stats", "specs/alexnet.arch", "specs/vgg16.arch", "--plot", str(out)]) == 0
     svg = out.read_text()
     assert svg.lstrip().startswith("<?xml") and "alexnet" in svg and "vgg16" in svg
-    assert "parameters (millions)" in svg and "MACs (millions)" in svg
+    assert "parameters (millions)" in svg and "MACs (multiply-adds, millions)" in svg
     assert main(["stats", "specs/alexnet.arch", "--plot", str(tmp_path / "c.jpg")]) == 2
     assert "--plot" in capsys.readouterr().err and not (tmp_path / "c.jpg").exists()

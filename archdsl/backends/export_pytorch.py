@@ -31,7 +31,8 @@ from torch import fx, nn
 from .. import ir
 from ..errors import InternalError
 from ..ops import OPS, functions
-from .lower_fx import class_name, sums_in_place, lower_fx
+from .in_place import sums_in_place
+from .lower_fx import class_name, lower_fx
 
 
 @dataclass(frozen=True)

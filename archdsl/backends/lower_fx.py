@@ -25,6 +25,7 @@ from torch import fx, nn
 from .. import ir
 from ..errors import InternalError
 from ..ops import OPS
+from .in_place import activations_in_place, sums_in_place
 
 
 def lower_fx(graph: nx.DiGraph, *, zero_init_residual: bool = False) -> nn.Module:
@@ -36,7 +37,8 @@ def lower_fx(graph: nx.DiGraph, *, zero_init_residual: bool = False) -> nn.Modul
     torch.Size([2, 4, 6, 6])
     """
     modules = _build_modules(graph)
-    _activations_in_place(graph, modules)
+    for name in activations_in_place(graph):  # as torchvision's layers do
+        modules[name].inplace = True
     _initialise(graph, modules, zero_init_residual)
     root = _hierarchy(graph, modules)
     _tie(root, ir.network(graph).ties)
@@ -164,36 +166,6 @@ def _on_cpu(module):
     if isinstance(module, torch.Tensor):  # a buffer
         return torch.empty_like(module, device="cpu")
     return module.to_empty(device="cpu")
-
-
-def _activations_in_place(graph: nx.DiGraph, modules: dict[str, nn.Module]) -> None:
-    """As torchvision does, let an activation overwrite its input when nothing else reads
-    it and the layer that made it does not need it for its backward pass: less memory
-    traffic, same results."""
-    for item in ir.nodes(graph):
-        in_place = OPS[item.op].in_place
-        if callable(in_place):
-            in_place = in_place(item.args)
-        if in_place and _overwritable(graph, item.inputs[0]):
-            modules[item.name].inplace = True
-
-
-def _overwritable(graph: nx.DiGraph, name: str) -> bool:
-    """Whether a reader may overwrite the value `name`: it is read once, is no output,
-    and the layer that made it does not need it for its backward pass."""
-    return (OPS[ir.node(graph, name).op].overwritable and graph.out_degree(name) == 1
-            and name not in {o.node for o in ir.network(graph).outputs})
-
-
-def sums_in_place(graph: nx.DiGraph) -> set[str]:
-    """The two-operand adds that may write into their first operand, as torchvision's
-    residual blocks do (`out += identity`): nothing else reads it, and the layer that made
-    it does not need it for its backward pass. One large tensor less per block."""
-    return {item.name for item in ir.nodes(graph)
-            if item.op == "add" and len(item.inputs) == 2 and item.inputs[0] != item.inputs[1]
-            and item.args["constant"] is None and _overwritable(graph, item.inputs[0])
-            and ir.shape(graph, item.inputs[0]) == ir.shape(graph, item.name)
-            and len(ir.shape(graph, item.inputs[1])) == len(ir.shape(graph, item.name))}
 
 
 def _fx_graph(graph: nx.DiGraph, outputs, parameters: set[str]) -> fx.Graph:

@@ -14,7 +14,7 @@ from .report_stats import Report
 
 PANELS = (("activation memory / image (MiB)", lambda r: r.activation_bytes / 2 ** 20),
           ("parameters (millions)", lambda r: r.params / 1e6),
-          ("MACs (millions)", lambda r: r.macs / 1e6))
+          ("MACs (multiply-adds, millions)", lambda r: r.macs / 1e6))
 COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7")  # Okabe-Ito
 
 

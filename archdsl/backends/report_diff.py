@@ -5,7 +5,8 @@ was called: `layer1.0` calling `bottleneck(...)`) and the layers outside any ins
 (`fc`). A unit is *changed* when its block, its arguments, or any layer inside it (op,
 arguments, output shape) differs; *added* or *removed* when only one network has it. A
 unit inside a changed, added or removed one is not listed again. Costs are compared per
-stage (the top-level names: `layer1`, `fc`) and in total.
+stage (the top-level names: `layer1`, `fc`) and in total: parameters counting a tied
+tensor once (the table says so where either network ties one), MACs as multiply-adds.
 
 Pure: two IR graphs in, a Diff out; text and JSON from it.
 """
@@ -20,7 +21,8 @@ from .. import ir
 from ..ops import OPS, show
 from ..passes.count_costs import Cost
 from ..lang.space import spec_text
-from .report_stats import forward_activation_bytes, human_bytes
+from .report_stats import (SHARED_NOTE, forward_activation_bytes, human_bytes, is_tied,
+                           shared_tensors)
 
 COSTS = ("params", "macs", "memory")
 
@@ -41,6 +43,8 @@ class Diff:
     changes: tuple[Change, ...]
     stages: tuple[tuple[str, dict, dict], ...]  # (stage, costs of a, costs of b), where any differ
     totals: tuple[dict, dict]
+    ties: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())  # each network's tied tensors,
+    # counted once: `lm_head.weight = wte.weight (38,597,376)`
 
     @property
     def same(self) -> bool:
@@ -67,7 +71,8 @@ def diff_graphs(a: nx.DiGraph, b: nx.DiGraph, a_name: str = "", b_name: str = ""
                    for s in _ordered(stages_a, stages_b)
                    if stages_a.get(s, _zero()) != stages_b.get(s, _zero()))
     return Diff(a_name or ir.network(a).name, b_name or ir.network(b).name, tuple(changes),
-                stages, (_total(a), _total(b)))
+                stages, (_total(a), _total(b)),
+                (tuple(shared_tensors(a)), tuple(shared_tensors(b))))
 
 
 def _units(graph: nx.DiGraph) -> dict[str, tuple]:
@@ -81,7 +86,7 @@ def _units(graph: nx.DiGraph) -> dict[str, tuple]:
         owner = _owner(graph, node.name, instances)
         signature = (node.op, node.args, show(ir.shape(graph, node.name) or ()),
                      tuple(i if _owner(graph, i, instances) == owner else ""
-                           for i in node.inputs))
+                           for i in node.inputs), is_tied(graph, node.name))
         if owner is None:
             if node.op not in ir.SOURCE_OPS:
                 units[node.name] = ("layer", signature, _layer_text(graph, node),
@@ -122,7 +127,8 @@ def _owner(graph: nx.DiGraph, name: str, instances: set[str]) -> str | None:
 
 def _layer_text(graph: nx.DiGraph, node: ir.Node) -> str:
     shape = ir.shape(graph, node.name)
-    return f"{OPS[node.op].describe(node.args)} -> {show(shape) if shape else '?'}"
+    tied = " (tied)" if is_tied(graph, node.name) else ""
+    return f"{OPS[node.op].describe(node.args)}{tied} -> {show(shape) if shape else '?'}"
 
 
 def _ordered(first: dict, second: dict) -> list[str]:
@@ -187,7 +193,7 @@ def format_diff(diff: Diff) -> str:
     if diff.changes:
         counts = {k: sum(c.kind == k for c in diff.changes) for k in marks}
         lines.append(", ".join(f"{n} {k}" for k, n in counts.items() if n))
-    rows = [["", "parameters", "MACs", "memory"]]
+    rows = [["", "parameters", "MACs (multiply-adds)", "memory"]]
     for stage, before, after in (*diff.stages, ("total", *diff.totals)):
         rows.append([stage] + [
             f"{_plain(n, before[n])} → {_plain(n, after[n])}"
@@ -198,7 +204,19 @@ def format_diff(diff: Diff) -> str:
     lines += ["  ".join([row[0].ljust(widths[0])] + [c.rjust(w) for c, w in
                                                         zip(row[1:], widths[1:])]).rstrip()
               for row in rows]
-    return "\n".join(lines)
+    return "\n".join(lines + _shared_lines(diff))
+
+
+def _shared_lines(diff: Diff) -> list[str]:
+    """The ties the parameter counts hold once; each network's where they differ; none
+    without ties."""
+    a, b = diff.ties
+    if a == b:
+        lines = [f"{SHARED_NOTE}: {tie}" for tie in a]
+    else:
+        lines = [f"{SHARED_NOTE}, in {name}: {tie}" for name, ties in ((diff.a, a), (diff.b, b))
+                 for tie in ties]
+    return ["", *lines] if lines else []
 
 
 def diff_json(diff: Diff) -> str:

@@ -7,7 +7,8 @@ in docs/stats.md ("Measured time per layer"):
 
 * forward and backward ms: medians over the profiled steps of one layer's (or one
   scope's, with --depth) share of a training step: forward + backward of a mean loss;
-* MACs: the spec's forward MACs for the whole batch; MAC/s: those over the forward time;
+* MACs: the spec's forward MACs (multiply-adds; FLOPs would be twice as many) for the
+  whole batch; MAC/s: those over the forward time;
 * bytes: what the forward pass reads and writes, its inputs, output and parameters at
   the dtype; arithmetic intensity = MACs per byte;
 * % peak: MAC/s over the device's peak; % roof: MAC/s over the roofline's bound at the
@@ -27,6 +28,7 @@ from ..ops import numel
 from ..ops.shapes import dtype_of
 from ..passes.count_costs import Cost
 from .report_stats import DTYPE_BYTES, ELEMENT_BYTES, human_count, report_stats
+from .report_stats import groups as layer_groups  # the rows of the stats report, by name
 
 MEASURE_FORMATS = ("table", "markdown", "csv", "json")
 
@@ -120,19 +122,6 @@ def measure_report(graph: nx.DiGraph, measured: Measurement,
                          measured.step_ms, layers_ms, measured.unattributed_ms)
 
 
-def layer_groups(graph: nx.DiGraph, depth: int | None) -> list[tuple[str, list[str]]]:
-    """(row name, IR nodes) in first-appearance order: each node, or with `depth` the
-    scope `depth` levels down the scope tree that holds it (report_stats' rows)."""
-    groups: dict[str, list[str]] = {}
-    for name in graph:
-        key = name
-        if depth:
-            chain = ir.scopes_of(graph, name)
-            key = chain[depth - 1] if len(chain) >= depth else name
-        groups.setdefault(key, []).append(name)
-    return list(groups.items())
-
-
 def _row(graph, name: str, members: list[str], measured: Measurement, op: str,
          train_only: bool) -> MeasuredRow:
     times = [measured.layers.get(m, LayerTime(0.0, 0.0)) for m in members]
@@ -195,8 +184,8 @@ def _total_lines(report: MeasureReport) -> list[tuple[str, str]]:
     r = report.roofs
     forward = sum(row.forward_ms for row in report.rows)
     return [("device peak (measured here)",
-             f"{human_count(int(r.macs_per_s))} MAC/s, {r.bytes_per_s / 1e9:.1f} GB/s "
-             f"({r.how})"),
+             f"{human_count(int(r.macs_per_s))} MAC/s (= {human_count(int(2 * r.macs_per_s))} "
+             f"FLOP/s), {r.bytes_per_s / 1e9:.1f} GB/s ({r.how})"),
             ("whole step (forward + backward)", f"{report.step_ms:.1f} ms (without the profiler)"),
             ("sum of layer times", f"{report.layers_ms:.1f} ms = {report.ratio:.1%} of the "
                                    f"step (forward {forward:.1f} ms, backward "

@@ -3,9 +3,11 @@
 Pure functions: IR in, a `Report` (rows and totals) out, and `format_report` turns a
 report into text (table, markdown, csv, json, or a LaTeX booktabs table). Conventions, also in docs/stats.md:
 
-* MACs: multiply-accumulates of conv and linear layers, one fused multiply-add = 1,
-  bias additions not counted (the figure torchvision calls GFLOPS). Other work
-  (element-wise, pooling, normalisation) is in its own `other ops` column.
+* MACs: multiply-accumulates (multiply-adds) of conv and linear layers, one fused
+  multiply-add = 1, bias additions not counted (the figure torchvision calls GFLOPS, and
+  fvcore "flops"). FLOPs, where shown, are 2 x MACs (torch's FlopCounterMode). Other
+  work (element-wise, pooling, normalisation) is in its own `other ops` column.
+* Shared tensors (`tie`) are counted once, at their source; the tables say so.
 * Memory: elements x bytes per element of the dtype (fp32: 4); token ids, indices and
   one-hot vectors (int64) take 8, masks 1, and a value cast to a precision its size.
   1 KiB = 1024 bytes, 1 MiB = 1024 KiB. Activation memory is each layer's output for
@@ -54,7 +56,8 @@ class Totals:
     params: int  # trainable parameters, inference network (train-only heads left out)
     params_with_train_only: int
     buffers: int  # non-trainable state (batch norm running statistics)
-    macs: int  # inference
+    macs: int  # inference: multiply-adds
+    flops: int  # 2 x macs, as torch's FlopCounterMode counts (one multiply-add = 2 FLOPs)
     other_ops: int
     activation_bytes: int  # forward activations for one image, inference
     param_bytes: int  # parameters and buffers
@@ -70,6 +73,7 @@ class Report:
     rows: tuple[Row, ...]
     totals: Totals
     ties: tuple[str, ...] = ()  # `lm_head.weight = embed.weight`: tensors counted once
+    tied_params: tuple[int, ...] = ()  # the elements of each tie's one tensor, as `ties`
     decode: "Decode | None" = None  # a causal language model's cost per generated token
     active_params: int | None = None  # with routed experts: the parameters one token uses
     attention: "Attention | None" = None  # the MACs of sdpa's two products, and their
@@ -111,11 +115,35 @@ def report_stats(graph: nx.DiGraph, depth: int | None = None, dtype: str = "fp32
     size = DTYPE_BYTES[dtype]
     fields = receptive_fields(graph)
     rows = tuple(_row(graph, name, members, size, fields)
-                 for name, members in _groups(graph, depth))
+                 for name, members in groups(graph, depth))
     inputs = ", ".join(show(ir.shape(graph, name)) for name in ir.network(graph).inputs)
-    ties = tuple(f"{t.target} = {t.source}" for t in ir.network(graph).ties)
-    return Report(ir.network(graph).name, inputs, dtype, rows, _totals(graph, size), ties,
+    ties = ir.network(graph).ties
+    return Report(ir.network(graph).name, inputs, dtype, rows, _totals(graph, size),
+                  tuple(f"{t.target} = {t.source}" for t in ties), tuple(t.numel for t in ties),
                   _decode(graph, size), _active_params(graph), _attention(graph))
+
+
+SHARED_NOTE = "parameters count each shared tensor once"
+
+
+def shared_tensors(graph: nx.DiGraph) -> list[str]:
+    """Each tie as the tables state it, `target = source (its elements)`: the one tensor
+    that the parameter counts hold once. Empty without ties.
+
+    >>> from archdsl import compile_source
+    >>> graph = compile_source('''network t { input x: 6 as token_ids
+    ...     embed: embedding(10, 4); head: linear(10, bias = false)
+    ...     tie head.weight = embed.weight }''').graph
+    >>> shared_tensors(graph)
+    ['head.weight = embed.weight (40)']
+    """
+    return [f"{t.target} = {t.source} ({t.numel:,})" for t in ir.network(graph).ties]
+
+
+def is_tied(graph: nx.DiGraph, name: str) -> bool:
+    """Whether the layer `name` holds a tied tensor (a tie's target, counted at its
+    source): its row and caption say `(tied)`."""
+    return any(t.owner == name for t in ir.network(graph).ties)
 
 
 def _attention(graph: nx.DiGraph) -> Attention | None:
@@ -179,16 +207,25 @@ def _decode(graph: nx.DiGraph, size: int) -> Decode | None:
     return Decode(context, kv, everything // context + step, state)
 
 
-def _groups(graph: nx.DiGraph, depth: int | None):
-    """(row name, [node names]) in first-appearance order, names cut to `depth` levels."""
-    groups: dict[str, list[str]] = {}
+def groups(graph: nx.DiGraph, depth: int | None) -> list[tuple[str, list[str]]]:
+    """(row name, [node names]) in first-appearance order: each node, or with `depth` the
+    scope `depth` levels down the scope tree that holds it (a node in fewer scopes stands
+    alone). The rows of the stats and measure reports.
+
+    >>> from archdsl import compile_source
+    >>> graph = compile_source("block b() { c: conv(4, 3); relu } "
+    ...                        "network t { input x: 3 x 8 x 8; s: b(); fc: linear(2) }").graph
+    >>> groups(graph, 1)
+    [('x', ['x']), ('s', ['s.c', 's.0']), ('fc', ['fc'])]
+    """
+    rows: dict[str, list[str]] = {}
     for name in graph:
         key = name
         if depth:
             chain = ir.scopes_of(graph, name)
             key = chain[depth - 1] if len(chain) >= depth else name
-        groups.setdefault(key, []).append(name)
-    return groups.items()
+        rows.setdefault(key, []).append(name)
+    return list(rows.items())
 
 
 def _row(graph: nx.DiGraph, name: str, members: list[str], size: int, fields: dict) -> Row:
@@ -197,8 +234,7 @@ def _row(graph: nx.DiGraph, name: str, members: list[str], size: int, fields: di
     train_only = all(ir.node(graph, m).train_only for m in members)
     if len(members) == 1 and members[0] == name:
         item = ir.node(graph, name)
-        op = OPS[item.op].describe(item.args) + (
-            " (tied)" if any(t.owner == name for t in ir.network(graph).ties) else "")
+        op = OPS[item.op].describe(item.args) + (" (tied)" if is_tied(graph, name) else "")
     else:
         op = ir.describe_scope(graph, name, members)
     field = fields.get(members[-1])
@@ -235,7 +271,7 @@ def _totals(graph: nx.DiGraph, size: int) -> Totals:
     # gradient of the same size for each; weights, gradients and one optimizer
     # state (SGD momentum) are paid once, whatever the batch.
     return Totals(inference.params, everything.params, everything.buffers, inference.macs,
-                  inference.other_ops, kept, param_bytes, 2 * every,
+                  2 * inference.macs, inference.other_ops, kept, param_bytes, 2 * every,
                   param_bytes + 2 * everything.params * size)
 
 
@@ -259,6 +295,8 @@ def human_count(n: int) -> str:
 
 
 COLUMNS = ("layer", "op", "output", "RF", "memory", "params", "MACs", "other ops")
+MACS_LABEL = "MACs (multiply-adds, conv + linear)"
+FLOPS_LABEL = "FLOPs (= 2 × MACs)"
 
 
 def _cells(row: Row) -> tuple[str, ...]:
@@ -270,16 +308,18 @@ def _cells(row: Row) -> tuple[str, ...]:
 def _total_lines(report: Report) -> list[tuple[str, str]]:
     t = report.totals
     lines = [("parameters", f"{t.params:,}")]
+    lines += [("  counting each shared tensor once", f"{tie} ({n:,})")
+              for tie, n in zip(report.ties, report.tied_params)]
     if t.params_with_train_only != t.params:
         lines.append(("parameters with train-only heads", f"{t.params_with_train_only:,}"))
     lines += [("non-trainable (buffers)", f"{t.buffers:,}"),
-              ("MACs (conv + linear)", f"{human_count(t.macs)} ({t.macs:,})"),
+              (MACS_LABEL, f"{human_count(t.macs)} ({t.macs:,})"),
+              (FLOPS_LABEL, f"{human_count(t.flops)} ({t.flops:,})"),
               ("other ops", human_count(t.other_ops)),
               ("forward activations / image", human_bytes(t.activation_bytes)),
               ("parameter memory", human_bytes(t.param_bytes)),
               ("training memory", f"{human_bytes(t.train_bytes_fixed)} + "
                                   f"{human_bytes(t.train_bytes_per_image)} / image")]
-    lines += [("tied (counted once)", tie) for tie in report.ties]
     if report.active_params is not None:
         lines.append(("active parameters / token", f"{report.active_params:,}"))
     if report.attention is not None and report.attention.causal_total:
@@ -354,7 +394,8 @@ def format_json(report: Report) -> str:
 
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$",
                   "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
-                  "^": r"\textasciicircum{}", "…": r"\ldots{}", "×": r"$\times$"}
+                  "^": r"\textasciicircum{}", "…": r"\ldots{}", "×": r"$\times$",
+                  "ᵀ": r"\textsuperscript{T}"}
 
 
 def latex_escape(text: str) -> str:
@@ -409,7 +450,8 @@ def format_report(report: Report, fmt: str = "table") -> str:
 # ---- side by side -----------------------------------------------------------------------
 
 _COMPARED = (("parameters", "params", lambda n: f"{n:,}"),
-             ("MACs", "macs", human_count),
+             ("MACs (multiply-adds)", "macs", human_count),
+             ("FLOPs (= 2 × MACs)", "flops", human_count),
              ("forward activations / image", "activation_bytes", human_bytes),
              ("parameter memory", "param_bytes", human_bytes),
              ("training memory / image", "train_bytes_per_image", human_bytes))
@@ -467,8 +509,10 @@ def summary_line(graph) -> str:
                      for name, shape, train in _outputs(graph))
     params, inference = total(graph).params, total(graph, train=False).params
     without = f" ({inference:,} without train-only heads)" if inference != params else ""
-    return (f"{ir.network(graph).name}: {layers} layers, {params:,} parameters{without}, "
-            f"outputs {outs}")
+    ties = len(ir.network(graph).ties)
+    shared = f" ({ties} shared tensor{'s' * (ties > 1)} counted once)" if ties else ""
+    return (f"{ir.network(graph).name}: {layers} layers, {params:,} parameters{shared}"
+            f"{without}, outputs {outs}")
 
 
 def summary(graph) -> dict:

@@ -3,9 +3,9 @@ objectives, and the front plotted (accuracy against MACs or parameters).
 
 Pure: trial records in, text or the figure's bytes out. A trial is a dict: `trial` (its
 number), `state` (complete, pruned, rejected, failed, running, waiting), `values` (the
-search dimensions), `costs` (params, macs, memory), `metrics` (the objectives measured by
-training, or latency), `note` (why it was pruned, rejected or failed), `spec` (its
-concrete .arch file) and `seconds`.
+search dimensions), `costs` (params, macs: multiply-adds, memory), `metrics` (the
+objectives measured by training, or latency), `note` (why it was pruned, rejected or
+failed), `spec` (its concrete .arch file) and `seconds`.
 """
 from __future__ import annotations
 
@@ -18,8 +18,9 @@ from .report_stats import human_bytes, human_count
 DIRECTIONS = {"val_acc": "maximize", "val_loss": "minimize", "params": "minimize",
               "macs": "minimize", "memory": "minimize", "latency": "minimize"}
 STATIC = ("params", "macs", "memory")
+HEADINGS = {"params": "params", "macs": "MACs", "memory": "memory"}  # the table's columns
 LABELS = {"val_acc": "validation accuracy", "val_loss": "validation loss",
-          "params": "parameters", "macs": "MACs (multiply-accumulates)",
+          "params": "parameters", "macs": "MACs (multiply-adds)",
           "memory": "forward activations (bytes)", "latency": "latency (ms, batch 1)"}
 
 
@@ -86,7 +87,7 @@ def format_trials(trials: list[dict], objectives: list[str], front: list[dict] |
     dims = _columns(trials)
     measured = [o for o in objectives if o not in STATIC]
     on_front = {t["trial"] for t in front or ()}
-    header = ["trial", "state", *dims, *STATIC, *measured, "seconds"]
+    header = ["trial", "state", *dims, *(HEADINGS[c] for c in STATIC), *measured, "seconds"]
     rows = []
     for trial in trials[:limit] if limit else trials:
         mark = "*" if trial["trial"] in on_front else ""

@@ -1,6 +1,8 @@
 """Backend: the architecture table of papers (ResNet's Table 1, VGG's Table 1): one column
 per network, one row per feature-map size, each cell the layers that work at that size,
-a repeated block as `[1×1, 64; 3×3, 64; 1×1, 256] ×3`, then parameters and MACs.
+a repeated block as `[1×1, 64; 3×3, 64; 1×1, 256] ×3`, then parameters and MACs
+(multiply-adds; FLOPs are twice as many). Parameters count a tied tensor once: its
+layer says `(tied)` and a note under the table names the tie.
 
 Pure: IR graphs in, Markdown or LaTeX out. Rows of different networks are matched by
 their output size, so ResNet-18 to ResNet-152 (or VGG-11 to VGG-19) share a table.
@@ -19,9 +21,10 @@ from .. import ir
 from ..ops import OPS, numel
 from ..ops.shapes import spatial
 from ..passes.count_costs import total
-from .report_stats import latex_escape
+from .report_stats import SHARED_NOTE, is_tied, latex_escape, shared_tensors
 
 SHOWN = ("conv", "pool", "linear", "attention")  # the families a table lists
+MACS_ROW = "MACs (multiply-adds)"
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,7 @@ def table_rows(graph: nx.DiGraph) -> list[tuple[tuple[int, ...], str, list[Entry
         size = tuple(n for _, n in spatial(shape)) if shape else ()
         size = size or last_size or (1,)
         last_size = size
-        lines = tuple(_caption(n) for n in nodes)
+        lines = tuple(_caption(graph, n) for n in nodes)
         stages, entries = rows.setdefault(size, ([], []))
         stage = ir.outermost(graph, nodes[0].name)
         if stage not in named:
@@ -84,15 +87,17 @@ def _occurrences(graph: nx.DiGraph):
         yield current, nodes
 
 
-def _caption(item: ir.Node) -> str:
+def _caption(graph: nx.DiGraph, item: ir.Node) -> str:
     """`3×3, 64` for a conv (its stride is the size column's business), the op's paper
-    caption for the rest (`3×3 max pool, /2`, `fc 1000`)."""
+    caption for the rest (`3×3 max pool, /2`, `fc 1000`); `(tied)` after a layer whose
+    tensor is another's."""
+    tied = " (tied)" if is_tied(graph, item.name) else ""
     if item.op == "conv":
         kernel = item.args["kernel"]
         size = "×".join(map(str, kernel)) if isinstance(kernel, tuple) else f"{kernel}×{kernel}"
         groups = f", g{item.args['groups']}" if item.args["groups"] != 1 else ""
-        return f"{size}, {item.args['channels']}{groups}"
-    return re.sub(r"(\d)x(\d)", r"\1×\2", OPS[item.op].caption(item.args))
+        return f"{size}, {item.args['channels']}{groups}{tied}"
+    return re.sub(r"(\d)x(\d)", r"\1×\2", OPS[item.op].caption(item.args)) + tied
 
 
 def _size_text(size: tuple[int, ...]) -> str:
@@ -122,6 +127,15 @@ def _totals(graph: nx.DiGraph) -> tuple[int, int]:
     return counts.params, counts.macs
 
 
+def _shared_note(graphs: list[nx.DiGraph]) -> str:
+    """`Parameters count each shared tensor once: lm_head.weight = wte.weight (38,597,376).`
+    (each tie named by its network where the table has several); "" without ties."""
+    named = len(graphs) > 1
+    ties = ["; ".join(f"{ir.network(g).name}: {tie}" if named else tie
+                      for tie in shared_tensors(g)) for g in graphs if ir.network(g).ties]
+    return f"{SHARED_NOTE.capitalize()}: {'; '.join(ties)}." if ties else ""
+
+
 def _scientific(n: int) -> str:
     exponent = len(str(n)) - 1
     return f"{n / 10 ** exponent:.1f}×10^{exponent}"
@@ -140,7 +154,10 @@ def format_markdown(graphs: list[nx.DiGraph]) -> str:
     params = [f"{_totals(g)[0]:,}" for g in graphs]
     macs = [_scientific(_totals(g)[1]) for g in graphs]
     lines.append("| parameters | | " + " | ".join(params) + " |")
-    lines.append("| MACs | | " + " | ".join(macs) + " |")
+    lines.append(f"| {MACS_ROW} | | " + " | ".join(macs) + " |")
+    note = _shared_note(graphs)
+    if note:  # below the table, as a paper's footnote
+        lines += ["", note]
     return "\n".join(lines) + "\n"
 
 
@@ -170,8 +187,14 @@ def format_latex(graphs: list[nx.DiGraph]) -> str:
     out.append(r"\midrule")
     out.append("parameters & & " + " & ".join(latex_escape(f"{_totals(g)[0]:,}")
                                                for g in graphs) + r" \\")
-    out.append("MACs & & " + " & ".join(_latex_power(_totals(g)[1]) for g in graphs) + r" \\")
-    out += [r"\bottomrule", r"\end{tabular}"]
+    out.append(f"{MACS_ROW} & & " + " & ".join(_latex_power(_totals(g)[1]) for g in graphs)
+               + r" \\")
+    out.append(r"\bottomrule")
+    note = _shared_note(graphs)
+    if note:  # below the rule, as a paper's footnote
+        out.append(rf"\multicolumn{{{len(graphs) + 2}}}{{l}}{{\footnotesize "
+                   rf"{latex_escape(note)}}} \\")
+    out.append(r"\end{tabular}")
     return "\n".join(out) + "\n"
 
 

@@ -85,7 +85,7 @@ MERGE_OPS = tuple(name for name, op in OPS.items() if op.merge and op.operands i
 
 
 def cost_table(kind: str) -> str:
-    """The table of docs/stats.md for `kind` ("macs", "other" or "params")."""
+    """The table of docs/stats.md for `kind` ("macs", "other", "params" or "kept")."""
     from .docs import cost_table as table
     return table(OPS.values(), kind)
 

@@ -194,8 +194,37 @@ def _sdpa_module(args: Args, ins):
                                      args["softmax_dtype"])
 
 
+
+def _kept_sdpa(args: Args, ins, out, device: str) -> tuple[tuple[int, str], ...]:
+    """What torch's attention keeps besides q, k and v: with dropout on the CPU, the
+    math kernel's weights before and after dropout and the mask (three L x S matrices
+    per head, in float32 whatever the autocast: the kernel computes in it); else the
+    fused kernel's output and log-sum-exp (one float32 per query)."""
+    lead, length, keys, _e, _ev = _sdpa_parts(ins)
+    if args["dropout"] and device != "cuda":
+        return ((3 * numel(lead) * length * keys, "float32"),)
+    return ((numel(out), "float"), (numel(lead) * length, "float32"))
+
+
+def _kept_attention(args: Args, ins, out, device: str) -> tuple[tuple[int, str], ...]:
+    """nn.MultiheadAttention's fused kernel keeps the packed q, k, v projection, the heads'
+    output before the out-projection, and one log-sum-exp per query and head."""
+    tokens = out[0]
+    return ((4 * numel(out), "float"), (args["heads"] * tokens, "float32"))
+
+
+def _kept_window_attention(args: Args, ins, out, device: str) -> tuple[tuple[int, str], ...]:
+    """Swin's attention, written out: the packed q, k, v, the heads' output, and the
+    attention weights before and after the softmax."""
+    return ((4 * numel(out), "float"),
+            (2 * args["heads"] * numel(_padded_windows(args, ins[0])) * args["window"] ** 2,
+             "float"))
+
+
 OPS = (
     Op("attention", "attention", _attention_shape,
+       keeps=("in0",), autocast="low", kept_inside=_kept_attention,
+       kept_text="the packed q, k, v, the heads' output, one log-sum-exp per query and head",
        window=lambda a, ins: GLOBAL,
        args=(Arg("heads", "int", minimum=1), Arg("dropout", "float", 0.0, minimum=0, maximum=1),
              Arg("bias", "bool", True)),
@@ -213,6 +242,8 @@ OPS = (
                    "with `bias = false`)",
        other_rule="5 per attention-matrix element, heads × L² (scale, softmax)"),
     Op("window_attention", "attention", _window_attention_shape,
+       keeps=("in0",), autocast="low", kept_inside=_kept_window_attention,
+       kept_text="the packed q, k, v, the heads' output, the attention weights before and after the softmax",
        window=lambda a, ins: ((a["window"], 1, 1, 0),) * 2,
        args=(Arg("heads", "int", minimum=1), Arg("window", "int", 7, minimum=1),
              Arg("shift", "int", 0, minimum=0), Arg("dropout", "float", 0.0, minimum=0, maximum=1),
@@ -236,6 +267,7 @@ OPS = (
                    "table)",
        other_rule="5 per attention-matrix element, heads × H'·W'·w² (scale, bias, softmax)"),
     Op("patch_merging", "reshape", _patch_merging_shape,
+       keeps=(),
        window=lambda a, ins: ((2, 2, 1, 0),) * 2,
        args=(Arg("eps", "float", 1e-5, minimum=0),),
        params=lambda a, ins: 8 * ins[0][2] ** 2 + 8 * ins[0][2],
@@ -250,6 +282,10 @@ OPS = (
        params_rule="8·C² (the projection from 4C to 2C, no bias) + 8·C (its layer norm)",
        other_rule="5 per normalised element (its layer norm over 4C features)"),
     Op("sdpa", "attention", _sdpa_shape, merge=True, operands=(3, 4), module=_sdpa_module,
+       keeps=("inputs",), autocast="low", kept_inside=_kept_sdpa,
+       kept_text="with dropout on the CPU, three float32 L × S matrices per head (the math "
+                 "kernel's); else its output and one float32 log-sum-exp per query (the fused "
+                 "kernel's)",
        accepts=DTYPES,
        window=lambda a, ins: GLOBAL,
        args=(Arg("causal", "bool", False), Arg("scale", "float", None, above=0),

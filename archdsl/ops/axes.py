@@ -188,10 +188,12 @@ def _read_flatten(m):
 
 OPS = (
     Op("identity", "reshape", same("identity"), accepts=DTYPES, gives=None,
+       keeps=(), view=True,
        module=torch_layer("Identity"),
        describe=named("identity"), caption=named("identity"),
        lowers="`nn.Identity()`"),
     Op("flatten", "reshape", _flatten_shape, accepts=DTYPES, gives=None, function=_emit_flatten,
+       keeps=(), view=True,
        imports=("Flatten",),
        read=_read_flatten,
        args=(Arg("start", "axis", 0), Arg("end", "axis", -1)),
@@ -202,18 +204,21 @@ OPS = (
        lowers="`torch.flatten(x, start + 1)`, or `torch.flatten(x, start + 1, end + 1)` when "
               "`end` is not the last axis (a function)"),
     Op("transpose", "reshape", _transpose_shape, accepts=DTYPES, gives=None,
+       keeps=(), view=True,
        args=(Arg("a", "axis", 0), Arg("b", "axis", 1)),
        function=_emit_method("transpose", lambda a: (torch_axis(a["a"]), torch_axis(a["b"]))),
        describe=lambda a: f"transpose {a['a']},{a['b']}", caption=named("transpose"),
        rule="axes `a` and `b` swap (from 0, batch excluded): a C×L signal becomes L×C tokens",
        lowers="`x.transpose(a + 1, b + 1)` (a function, no module)"),
     Op("permute", "reshape", _permute_shape, accepts=DTYPES, gives=None, args=(Arg("order", "axes"),),
+       keeps=(), view=True,
        function=_emit_method("permute", lambda a: (0, *(torch_axis(i) for i in a["order"]))),
        describe=lambda a: "permute " + ",".join(map(str, a["order"])), caption=named("permute"),
        rule="the axes in the order given, each once: `permute(1, 2, 0)` makes C×H×W a "
             "channels-last H×W×C map",
        lowers="`x.permute(0, order + 1...)` (a function, no module)"),
     Op("reshape", "reshape", _reshape_shape, accepts=DTYPES, gives=None, args=(Arg("dims", "dims"),),
+       keeps=(), view=True,
        function=_emit_reshape,
        describe=lambda a: "reshape " + "x".join(map(str, a["dims"])), caption=named("reshape"),
        rule="the sizes given (one may be -1, inferred), same element count; features that "
@@ -221,6 +226,7 @@ OPS = (
             "L×heads×d), else the axes take the default names of their count",
        lowers="`x.reshape(x.size(0), dims...)` (a function, no module)"),
     Op("take", "reshape", _take_shape, accepts=DTYPES, gives=None,
+       keeps=(), view=True,
        args=(Arg("index", "int"), Arg("axis", "axis", 0)),
        function=_emit_method("select", lambda a: (torch_axis(a["axis"]), a["index"])),
        describe=lambda a: f"take {a['index']}", caption=lambda a: f"token {a['index']}",
@@ -228,6 +234,7 @@ OPS = (
             "token's C features (a class token)",
        lowers="`x.select(axis + 1, index)` (a function, no module)"),
     Op("slice", "reshape", _slice_shape, accepts=DTYPES, gives=None,
+       keeps=(), view=True,
        args=(Arg("start", "int"), Arg("end", "int"), Arg("axis", "axis", 0),
              Arg("step", "int", 1, minimum=1)),
        function=_emit_slice,
@@ -236,6 +243,7 @@ OPS = (
             "`axis`, every `step`-th: `slice(1, 197)` drops a class token",
        lowers="`x[:, start:end:step]` on the axis (a function, no module)"),
     Op("pad", "reshape", _pad_shape, accepts=DTYPES, gives=None,
+       keeps=(),
        args=(Arg("before", "int", minimum=0), Arg("after", "int", minimum=0),
              Arg("axis", "axis", 0)),
        function=_emit_pad, module=_pad_module, module_when=_sequence_pad,
@@ -247,6 +255,7 @@ OPS = (
               "only, `SequencePad(axis + 1, before)`, which while generating puts the last "
               "entries it saw there instead"),
     Op("roll", "reshape", lambda a, ins: ins[0], accepts=DTYPES, gives=None,
+       keeps=(),
        args=(Arg("shift", "int"), Arg("axis", "axis", 0)),
        function=_emit_roll, describe=lambda a: f"roll {a['shift']}", caption=named("roll"),
        rule="unchanged; the entries of `axis` moved by `shift` places, those pushed off the "

@@ -53,6 +53,7 @@ def _pad_channels_module(args: Args, ins):
 
 OPS = (
     Op("chunk", "reshape", _chunk_shape,
+       keeps=(), view=True,
        args=(Arg("chunks", "int", minimum=1), Arg("index", "int", 0, minimum=0)),
        function=_emit_chunk, describe=lambda a: f"chunk {a['index']}/{a['chunks']}",
        caption=lambda a: f"split {a['index'] + 1} of {a['chunks']}",
@@ -60,12 +61,14 @@ OPS = (
             "equal parts",
        lowers="`x.chunk(chunks, 1)[index]` (a function, no module)"),
     Op("channel_shuffle", "reshape", _channel_shuffle_shape,
+       keeps=(),
        args=(Arg("groups", "int", minimum=1),), module=torch_layer("ChannelShuffle", "groups"),
        imports=("ChannelShuffle",), read=lambda m: ("channel_shuffle", dict(groups=m.groups)),
        describe=lambda a: f"channel_shuffle {a['groups']}", caption=named("channel shuffle"),
        rule="unchanged; needs C×H×W with `groups` dividing C",
        lowers="`nn.ChannelShuffle(groups)`"),
     Op("pad_channels", "reshape", _pad_channels_shape, args=(Arg("channels", "int", minimum=1),),
+       keeps=(),
        module=_pad_channels_module, describe=lambda a: f"pad_channels {a['channels']}",
        caption=lambda a: f"pad to {a['channels']} ch.",
        rule="C×H×W → `channels`×H×W, zero channels added half before and half after",

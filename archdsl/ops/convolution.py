@@ -153,6 +153,7 @@ def _read_conv(m):
 
 OPS = (
     Op("conv", "conv", _conv_shape, imports=("Conv1d", "Conv2d", "Conv3d"), read=_read_conv,
+       keeps=("in0",), autocast="low",
        window=sliding(),
        args=(Arg("channels", "int", minimum=1), Arg("kernel", "sizes", minimum=1),
              Arg("stride", "sizes", 1, minimum=1), Arg("pad", "pad", 0, minimum=0),
@@ -172,6 +173,7 @@ OPS = (
                    "channels with `bias = true`",
        other_rule="0 (all their work is MACs; bias not counted)"),
     Op("conv_transpose", "conv", _conv_transpose_shape,
+       keeps=("in0",), autocast="low",
        window=_transposed_window,
        args=(Arg("channels", "int", minimum=1), Arg("kernel", "pair", minimum=1),
              Arg("stride", "pair", 1, minimum=1), Arg("pad", "pair", 0, minimum=0),

@@ -57,6 +57,7 @@ COST_TABLES = {  # column heading, attribute of Op, the row for the ops it does 
     "macs": ("MACs", "macs_rule", "0 (its work is in `other ops`)"),
     "other": ("other ops", "other_rule", None),
     "params": ("parameters", "params_rule", "0"),
+    "kept": ("kept for the backward pass (backends/plan_memory)", "kept_rule", None),
 }
 
 
@@ -68,13 +69,14 @@ def cost_table(ops: Iterable[Op], kind: str) -> str:
     zero: list[str] = []
     for op in ops:
         text = getattr(op, attribute)
-        if not text or (kind == "other" and text == "0"):
+        if not text or (kind in ("other", "kept") and text in ("0", "nothing")):
             zero.append(op.name)
         else:
             rows.setdefault(text, []).append(op.name)
     lines = [f"| op | {heading} |", "|---|---|"]
     lines += [f"| {', '.join(f'`{n}`' for n in names)} | {text} |" for text, names in rows.items()]
     lines.append(f"| every other op | {rest} |" if rest is not None
-                 else f"| {', '.join(f'`{n}`' for n in zero)} | 0 |")
+                 else f"| {', '.join(f'`{n}`' for n in zero)} | "
+                      f"{'nothing' if kind == 'kept' else 0} |")
     return "\n".join(lines) + "\n"
 

@@ -18,6 +18,10 @@ from .shapes import (DTYPES, FLOATS, PRECISIONS, Shape, ShapeError, axes_of, axi
 
 # ---- functions of one value ------------------------------------------------------------
 
+# what autograd keeps of each for the backward pass (default: the operand)
+KEEPS = {"neg": (), "exp": ("out",), "sqrt": ("out",), "rsqrt": ("out",),
+         "reciprocal": ("out",)}
+
 # name: (torch function, caption, what it computes)
 UNARY = {
     "neg": ("neg", "−x", "−x"),
@@ -44,6 +48,8 @@ def _emit_torch(name: str):
 def _unary(name: str) -> Op:
     function, caption, what = UNARY[name]
     return Op(name, "math", same(name), function=_emit_torch(function), accepts=FLOATS,
+              keeps=KEEPS.get(name, ("in0",)), autocast="float" if name in (
+                  "exp", "log", "rsqrt", "reciprocal") else "",
               gives=None, other_ops=elementwise(), describe=named(name), caption=named(caption),
               rule=f"unchanged; {what} of each element",
               lowers=f"`torch.{function}(x)` (a function, no module)",
@@ -179,6 +185,8 @@ def _binary(name: str) -> Op:
     _function, caption, lowers, operands = BINARY[name]
     return Op(name, "merge", _shape(name), args=CONSTANT, merge=True, operands=operands,
               constants=True, accepts=FLOATS, gives=None, other_ops=_count,
+              keeps=() if name in ("add", "sub") else ("inputs",),
+              autocast="float" if name == "pow" else "",
               function=binary_emitter(name, _function),
               overwritable=name in ("add", "sub"), describe=_describe(name),
               caption=named(caption), rule=_RULE.format(_EXAMPLES[name]), lowers=lowers,
@@ -200,7 +208,7 @@ def _emit_cast_like(graph, inputs, args, ins):
 
 
 CAST = (
-    Op("cast", "math", same("cast"), args=(Arg("dtype", "str", choices=PRECISIONS),),
+    Op("cast", "math", same("cast"), args=(Arg("dtype", "str", choices=PRECISIONS),), keeps=(),
        accepts=FLOATS + ("int",), gives=lambda a, ins: a["dtype"],
        function=_emit_cast, describe=lambda a: f"cast {a['dtype']}", caption=named("cast"),
        rule="unchanged; the values in that float precision, whatever the module's: a step a "
@@ -208,6 +216,7 @@ CAST = (
             "the tensor algebra reads them, until `cast_like` brings them back",
        lowers="`x.to(torch.dtype)` (a function, no module)"),
     Op("cast_like", "math", lambda a, ins: ins[0], merge=True, operands=2, accepts=DTYPES,
+       keeps=(),
        gives=lambda a, ins: dtype_of(ins[1]),
        function=_emit_cast_like, describe=named("cast_like"), caption=named("cast"),
        rule="`cast_like(a, b)`: `a`'s values in `b`'s element type and precision (a mask "

@@ -65,7 +65,7 @@ def _compare_shape(name: str):
 def _comparison(name: str) -> Op:
     from .elementwise import CONSTANT
     return Op(name, "math", _compare_shape(name), args=CONSTANT, merge=True, operands=2,
-              constants=True, accepts=FLOATS + ("int",), gives="bool",
+              constants=True, accepts=FLOATS + ("int",), gives="bool", keeps=(),
               function=binary_emitter(name, name), other_ops=lambda a, ins, out: numel(out),
               describe=named(name), caption=named(COMPARISONS[name]),
               rule=f"a mask: `a {COMPARISONS[name]} b` element by element, broadcast over named "
@@ -231,6 +231,7 @@ def _window(args: Args, ins):
 
 OPS = (
     Op("embedding", "linear", _embedding_shape, accepts=("int",),
+       keeps=("in0",),
        args=(Arg("num", "int", minimum=1), Arg("dim", "int", minimum=1),
              Arg("padding_idx", "int", None, minimum=0), Arg("std", "float", None, minimum=0)),
        params=lambda a, ins: a["num"] * a["dim"], module=_embedding_module,
@@ -245,6 +246,7 @@ OPS = (
        params_rule="num × dim (the table)"),
     *(_comparison(name) for name in COMPARISONS),
     Op("where", "math", _where_shape, merge=True, operands=3, constants=True,
+       keeps=(),
        args=(Arg("constant", "float", None), Arg("constant_first", "bool", False)),
        accepts=DTYPES, gives=lambda a, ins: dtype_of(ins[1]), function=_emit_where,
        other_ops=lambda a, ins, out: numel(out), describe=named("where"), caption=named("where"),
@@ -253,6 +255,7 @@ OPS = (
        lowers="`torch.where(mask, a, b)` (a function, no module)",
        other_rule="1 per output element"),
     Op("gather", "reshape", _gather_shape, merge=True, operands=2, accepts=DTYPES,
+       keeps=("in1",),
        gives=lambda a, ins: dtype_of(ins[0]), args=(Arg("axis", "axis", 0),),
        function=_emit_gather, window=lambda a, ins: GLOBAL,
        describe=lambda a: f"gather {a['axis']}", caption=named("gather"),
@@ -260,6 +263,7 @@ OPS = (
             "int64 `index`, which has x's axes (none larger but `axis`); result index's sizes",
        lowers="`torch.gather(x, axis + 1, index)` (a function, no module)"),
     Op("scatter_add", "math", _scatter_add_shape, merge=True, operands=3,
+       keeps=("in1",),
        accepts=DTYPES, gives=lambda a, ins: dtype_of(ins[0]), args=(Arg("axis", "axis", 0),),
        function=_emit_scatter_add, window=lambda a, ins: GLOBAL,
        other_ops=lambda a, ins, out: numel(ins[1]),
@@ -270,12 +274,14 @@ OPS = (
        lowers="`torch.scatter_add(x, axis + 1, index, source)` (a function, no module)",
        other_rule="1 per index"),
     Op("one_hot", "math", _one_hot_shape, accepts=("int",), gives="int",
+       keeps=(),
        args=(Arg("num", "int", minimum=1),), function=_emit_one_hot,
        describe=lambda a: f"one_hot {a['num']}", caption=named("one-hot"),
        rule="integer ids (each below `num`) → their one-hot vectors, a new last axis of "
             "`num` (int64: 1 at the id, else 0); `cast_like` makes them floats",
        lowers="`F.one_hot(x, num)` (a function, no module)"),
     Op("index_select", "reshape", _index_select_shape, merge=True, operands=2, accepts=DTYPES,
+       keeps=("in1",),
        gives=lambda a, ins: dtype_of(ins[0]), args=(Arg("axis", "axis", 0),),
        function=_emit_index_select, window=lambda a, ins: GLOBAL,
        describe=lambda a: f"index_select {a['axis']}", caption=named("index select"),
@@ -285,6 +291,7 @@ OPS = (
        lowers="`table[index]` along the axis, sample by sample (`torch.gather`; a function, "
               "no module)"),
     Op("topk", "math", _topk_shape, accepts=FLOATS + ("int",),
+       keeps=(),
        gives=lambda a, ins: "int" if a["indices"] else dtype_of(ins[0]),
        args=(Arg("k", "int", minimum=1), Arg("axis", "axis", -1), Arg("largest", "bool", True),
              Arg("indices", "bool", False)),
@@ -296,6 +303,7 @@ OPS = (
        lowers="`torch.topk(x, k, axis + 1, largest)[0]` (`[1]` for indices)",
        other_rule="1 per input element"),
     Op("positions", "math", _positions_shape, accepts=DTYPES,
+       keeps=(),
        gives=lambda a, ins: dtype_of(ins[0]) if dtype_of(ins[0]) in FLOATS else "float32",
        args=(Arg("axis", "axis", 0), Arg("count", "int", None, minimum=1)),
        module=_positions_module,
@@ -309,6 +317,7 @@ OPS = (
               "type, on its device; along a sequence (an axis that follows a length symbol) "
               "from the KV cache's length while generating"),
     Op("argmax", "math", _argmax_shape, accepts=FLOATS + ("int",), gives="int",
+       keeps=(),
        args=(Arg("axis", "axis", -1), Arg("keep", "bool", False)),
        function=_emit_argmax, window=_window, other_ops=lambda a, ins, out: numel(ins[0]),
        describe=lambda a: f"argmax {a['axis']}", caption=named("argmax"),

@@ -61,12 +61,13 @@ def _buffer_init(buffer, args: Args) -> None:
 
 OPS = (
     Op("input", "io", shape=lambda a, ins: a["shape"], gives=lambda a, ins: dtype_of(a["shape"]),
-       args=(Arg("shape", "shape"),), describe=named("input"), caption=named("input")),
+       args=(Arg("shape", "shape"),), describe=named("input"), caption=named("input"), keeps=()),
     Op("parameter", "io", shape=lambda a, ins: a["shape"],
        args=(Arg("shape", "shape"), Arg("init", "str", "zeros",
                                         choices=("zeros", "ones", "normal", "trunc_normal")),
              Arg("std", "float", 1.0, minimum=0), Arg("mean", "float", 0.0)),
        params=lambda a, ins: numel(a["shape"]), module=_parameter_module, init=_parameter_init,
+       keeps=(),
        tensors=lambda a, ins: {"": stored_shape(a["shape"])},
        describe=lambda a: f"param {show(a['shape'])}", caption=_parameter_caption,
        rule="declared with `param name: shape = init`: a learned value of that shape",
@@ -74,6 +75,7 @@ OPS = (
               "1×shape), expanded to the batch",
        params_rule="the elements of its declared shape"),
     Op("buffer", "io", shape=lambda a, ins: a["shape"], accepts=(),
+       keeps=(),
        gives=lambda a, ins: dtype_of(a["shape"]),
        args=(Arg("shape", "shape"), Arg("init", "str", choices=tuple(BUFFER_INITS)),
              Arg("height", "int", minimum=2), Arg("width", "int", minimum=2)),

@@ -42,6 +42,7 @@ def _channel_linear_module(args: Args, ins):
 
 OPS = (
     Op("linear", "linear", _linear_shape, imports=("Linear",),
+       keeps=("in0",), autocast="low",
        read=lambda m: ("linear", dict(features=m.out_features, bias=m.bias is not None)),
        window=lambda a, ins: GLOBAL if axes_of(ins[0]) == "C" else None,
        args=(Arg("features", "int", minimum=1), Arg("bias", "bool", True)),
@@ -59,6 +60,7 @@ OPS = (
        params_rule="in features (channels) × out features, + out features with `bias = true`",
        other_rule="0 (all their work is MACs; bias not counted)"),
     Op("channel_linear", "linear", _channel_linear_shape,
+       keeps=("in0",), autocast="low",
        args=(Arg("features", "int", minimum=1), Arg("bias", "bool", True)),
        params=lambda a, ins: ins[0][0] * a["features"] + (a["features"] if a["bias"] else 0),
        macs=lambda a, ins, out: numel(out) * ins[0][0], module=_channel_linear_module,

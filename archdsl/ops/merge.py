@@ -52,12 +52,14 @@ def _emit_crop(graph, inputs, args, ins):
 
 OPS = (
     Op("concat", "merge", _concat_shape, accepts=DTYPES, gives=None, merge=True, function=_emit_cat,
+       keeps=(),
        args=(Arg("axis", "axis", 0),),
        describe=named("concat"), caption=named("concat"),
        rule="operands agree in everything but `axis` (0: channels or features), which adds up; "
             "`concat(a, b, axis = 0)` on tokens joins sequences",
        lowers="`torch.cat((a, b, ...), axis + 1)`"),
     Op("crop", "reshape", _crop_shape, merge=True, operands=2, function=_emit_crop,
+       keeps=(), view=True,
        describe=named("crop"), caption=named("crop"),
        rule="`crop(a, b)`: C×H×W `a` cut at its centre to `b`'s height and width",
        lowers="`a[..., top:top + h, left:left + w]` (a function, no module)"),

@@ -6,6 +6,8 @@ from .args import Arg, Args
 from .op import Op, elementwise, named, reset_init, same, spatial, torch_layer
 from .shapes import FLOATS, Shape, ShapeError, axes_of, numel, require
 
+FLOAT32_MAX = 3.4028234663852886e38  # a learned factor is a float32: no larger
+
 
 def _channels(shape: Shape) -> int:
     return shape[axes_of(shape).index("C")]
@@ -90,6 +92,7 @@ def _read_layernorm(module):
 
 OPS = (
     Op("batchnorm", "norm", _batchnorm_shape, read=_read_batchnorm,
+       keeps=("in0",),
        imports=("BatchNorm1d", "BatchNorm2d", "BatchNorm3d"),
        args=(Arg("eps", "float", 1e-5, above=0), Arg("momentum", "float", 0.1, minimum=0)),
        params=lambda a, ins: 2 * ins[0][0], buffers=lambda a, ins: 2 * ins[0][0] + 1,
@@ -113,6 +116,7 @@ OPS = (
        lowers="`nn.LocalResponseNorm(size, alpha, beta, k)`",
        other_rule="(`size` + 3) per output element"),
     Op("layernorm", "norm", _layernorm_shape, args=(Arg("eps", "float", 1e-5, minimum=0),),
+       keeps=("in0",), autocast="float",
        params=lambda a, ins: 2 * _channels(ins[0]), other_ops=elementwise(5),
        module=_layernorm_module, init=reset_init, overwritable=True,
        imports=("LayerNorm",), read=_read_layernorm,
@@ -124,6 +128,7 @@ OPS = (
        params_rule="2 × channels (weight and bias)",
        other_rule="5 per output element (mean, variance, normalise, scale, shift)"),
     Op("groupnorm", "norm", _groupnorm_shape,
+       keeps=("in0",), autocast="float",
        args=(Arg("groups", "int", minimum=1), Arg("eps", "float", 1e-5, minimum=0)),
        params=lambda a, ins: 2 * ins[0][0], other_ops=elementwise(5),
        module=_groupnorm_module, imports=("GroupNorm",),
@@ -134,7 +139,9 @@ OPS = (
        lowers="`nn.GroupNorm(groups, C, eps)`",
        params_rule="2 × channels (weight and bias)",
        other_rule="5 per output element (mean, variance, normalise, scale, shift)"),
-    Op("scale", "norm", same("scale"), args=(Arg("init", "float", 1e-6),),
+    Op("scale", "norm", same("scale"),
+       args=(Arg("init", "float", 1e-6, minimum=-FLOAT32_MAX, maximum=FLOAT32_MAX),),
+       keeps=("in0",),
        params=lambda a, ins: _channels(ins[0]), other_ops=elementwise(), module=_scale_module,
        init=_scale_init, describe=named("scale"), caption=named("layer scale"),
        rule="unchanged; multiplies each channel (or feature) by a learned factor, "
@@ -143,6 +150,7 @@ OPS = (
        params_rule="channels (one factor each)",
        other_rule="1 per output element"),
     Op("rms_norm", "norm", same("rms_norm"), args=(Arg("eps", "float", 1e-6, above=0),),
+       keeps=("in0",),
        accepts=FLOATS, gives=None,  # no weight: any precision, kept
        function=_emit_rms_norm, other_ops=elementwise(4),
        describe=lambda a: "rms_norm", caption=named("RMSNorm"),

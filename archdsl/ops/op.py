@@ -63,6 +63,20 @@ class Op:
     # input (module.inplace); a function of the arguments where only some values allow it
     overwritable: bool = False  # its backward does not need its output: an in-place
     # activation right after it may overwrite that output
+    # what a training step keeps of it for the backward pass (backends/plan_memory):
+    keeps: tuple[str, ...] = ("inputs",)  # of its values, autograd's saved tensors: "in0",
+    # "in1", ... (one operand), "inputs" (every operand), "out" (its result); () none
+    kept_inside: Callable[[Args, tuple[Shape, ...], Shape, str], tuple[tuple[int, str], ...]] = \
+        field(default=lambda a, ins, out, device: ())  # tensors it makes and keeps besides,
+    # per example on `device`: (elements, element type: "float" as the layer computes,
+    # "float32", "int", "bool"): maxpool's indices, dropout's mask, attention's matrices
+    kept_text: str = ""  # what kept_inside keeps, in the words of docs/stats.md's table
+    view: bool = False  # its result is its first operand's memory seen another way
+    expands_operands: bool = False  # under autocast, its kernel keeps a copy of a weight
+    # operand per example (einsum broadcasts it over the batch for a batched product)
+    autocast: str = ""  # under mixed precision: "low", it runs in the low precision
+    # (matrix products); "float", in float32 on CUDA (torch's autocast lists); "", in
+    # its operands' precision
     describe: Callable[[Args], str] = field(default=lambda a: "")
     caption: Callable[[Args], str] = field(default=lambda a: "")
     min_batch: Callable[[Args, Shape], int] = field(default=lambda a, out: 1)  # to train
@@ -82,6 +96,14 @@ class Op:
         """True where the layer lowers to `module` (else to `function`)."""
         return self.module is not None and (self.module_when is None or
                                             self.module_when(args, ins))
+
+    @property
+    def kept_rule(self) -> str:
+        """What it keeps for the backward pass, in the words of docs/stats.md's table."""
+        words = {"inputs": "its inputs", "out": "its result", "in0": "its input",
+                 "in1": "its second operand (indices)"}
+        parts = [words.get(token, f"operand {token[2:]}") for token in self.keeps]
+        return "; ".join(parts + [self.kept_text] * bool(self.kept_text)) or "nothing"
 
     @property
     def operand_counts(self) -> tuple[int, ...] | None:

@@ -187,8 +187,16 @@ def _read_adaptive(m):
     return "adaptive_avgpool", dict(height=size[0], width=size[1])
 
 
+
+def _kept_indices(args: Args, ins, out, device: str) -> tuple[tuple[int, str], ...]:
+    """Max pooling keeps where each maximum came from: one int64 index per output."""
+    return ((numel(out), "int"),)
+
+
 OPS = (
     Op("maxpool", "pool", _pool_shape("maxpool"), read=_read_pool("maxpool"),
+       keeps=("in0",), kept_inside=_kept_indices,
+       kept_text="one int64 index per output (where each maximum came from)",
        imports=("MaxPool1d", "MaxPool2d", "MaxPool3d"),
        window=sliding(),
        args=_POOL_ARGS + (Arg("dilation", "sizes", 1, minimum=1), Arg("ceil_mode", "bool", False)),
@@ -201,6 +209,7 @@ OPS = (
               "signal, a volume)",
        other_rule="kernel height × kernel width per output element"),
     Op("avgpool", "pool", _pool_shape("avgpool"), read=_read_pool("avgpool"),
+       keeps=("in0",),
        imports=("AvgPool1d", "AvgPool2d", "AvgPool3d"),
        window=sliding(dilated=False),
        args=_POOL_ARGS + (Arg("ceil_mode", "bool", False), Arg("count_include_pad", "bool", True)),
@@ -211,6 +220,7 @@ OPS = (
               "`3d` on a signal, a volume)",
        other_rule="kernel height × kernel width per output element"),
     Op("global_avgpool", "pool", _global_pool_shape,
+       keeps=(),
        window=lambda a, ins: GLOBAL,
        other_ops=lambda a, ins, out: numel(ins[0]), module=_global_pool_module,
        describe=named("global_avgpool"), caption=named("global avg pool"),
@@ -218,6 +228,7 @@ OPS = (
        lowers="`nn.AdaptiveAvgPool2d((1, 1))` (`1d`, `3d` on a signal, a volume)",
        other_rule="1 per input element"),
     Op("adaptive_avgpool", "pool", _adaptive_shape, imports=("AdaptiveAvgPool2d",),
+       keeps=("in0",),
        read=_read_adaptive,
        window=_adaptive_window,
        args=(Arg("height", "int", minimum=1), Arg("width", "int", Derived("height"), minimum=1)),
@@ -228,6 +239,7 @@ OPS = (
        lowers="`nn.AdaptiveAvgPool2d((height, width))`",
        other_rule="1 per input element"),
     Op("upsample", "pool", _upsample_shape,
+       keeps=(),
        window=lambda a, ins: ((1, Fraction(1, a["scale"]), 1, 0),) * 2,
        args=(Arg("scale", "int", 2, minimum=1), Arg("mode", "str", "nearest",
                                                     choices=("nearest", "bilinear"))),
@@ -237,6 +249,7 @@ OPS = (
        lowers="`nn.Upsample(scale_factor=scale, mode=mode)`",
        other_rule="1 per output element"),
     Op("resize", "pool", _resize_shape, function=_emit_resize,
+       keeps=(),
        window=_resized_window(lambda a, ins: (a["height"], a["width"])),
        args=(Arg("height", "int", minimum=1), Arg("width", "int", Derived("height"), minimum=1),
              *_RESIZE_ARGS),
@@ -246,6 +259,7 @@ OPS = (
        lowers="`F.interpolate(x, size=(height, width), mode, align_corners)` (a function)",
        other_rule="1 per output element"),
     Op("resize_like", "pool", _resize_like_shape, merge=True, operands=2,
+       keeps=(),
        function=_emit_resize_like, window=_resized_window(lambda a, ins: ins[1][1:]),
        args=_RESIZE_ARGS, other_ops=elementwise(), describe=named("resize like"),
        caption=named("resize"),

@@ -189,6 +189,7 @@ def _emit_routed(graph, inputs, args, ins):
 
 OPS = (
     Op("matmul", "math", _matmul_shape, merge=True, operands=2, function=_emit_matmul,
+       autocast="low",
        accepts=FLOATS, gives=None,
        macs=_matmul_macs, window=lambda a, ins: GLOBAL,
        describe=named("matmul"), caption=named("matmul"),
@@ -197,6 +198,7 @@ OPS = (
        lowers="`torch.matmul(a, b)`",
        macs_rule="…·n·k·m: one per term of each product"),
     Op("einsum", "math", _einsum_shape, merge=True, operands=2, function=_emit_einsum,
+       autocast="low", expands_operands=True,
        accepts=FLOATS, gives=None,
        args=(Arg("equation", "str"),), macs=_einsum_macs, window=lambda a, ins: GLOBAL,
        describe=lambda a: f"einsum {a['equation']}", caption=named("einsum"),
@@ -206,6 +208,7 @@ OPS = (
        macs_rule="the product of the sizes of the result's axes and of the axes both "
                  "operands share; 0 where no shared axis is summed (an element-wise product)"),
     Op("routed_linear", "linear", _routed_shape, merge=True, operands=3,
+       autocast="low",
        function=_emit_routed, accepts=FLOATS + ("int",), gives=lambda a, ins: dtype_of(ins[0]),
        macs=_routed_macs, describe=named("routed linear"), caption=named("routed linear"),
        rule="`routed_linear(x, weight, index)`: each token of x (…×in) through the matrix "

@@ -57,6 +57,8 @@ def _axes_text(args: Args) -> str:
 def _reduction(name: str, function: str, what: str, *, default=(0,), per_element: int = 1,
                more: tuple[Arg, ...] = (), extra=lambda args: {}, lowers: str = "") -> Op:
     return Op(name, "math", _reduced(name), accepts=FLOATS, gives=None,
+              keeps=() if name in ("sum", "mean") else ("in0", "out"),
+              autocast="float" if name in ("sum", "norm") else "",
               args=(Arg("axis", "axes", default),) + more + (Arg("keep", "bool", False),),
               function=_emit(function, extra), window=_window,
               other_ops=lambda a, ins, out: per_element * numel(ins[0]),
@@ -82,6 +84,8 @@ def _running(name: str, function: str, what: str, per_element: int) -> Op:
         return graph.call_function(getattr(torch, function),
                                    (inputs[0], torch_axis(args["axis"])))
     return Op(name, "math", lambda a, ins: ins[0], args=(Arg("axis", "axis"),), accepts=FLOATS,
+              keeps=("out",) if name == "log_softmax" else (),
+              autocast="float",
               gives=None,
               function=emit, window=lambda a, ins: None if axes_of(ins[0])[a["axis"]] == "C"
               else GLOBAL,
