@@ -120,15 +120,16 @@ With --train, plan the memory of a training step instead (also from the spec alo
 with --measure, build the model and time each layer (needs PyTorch).
 
 conventions:
-  MACs       multiply-accumulates of conv and linear layers for one image; one fused
-             multiply-add = 1; bias additions not counted. This is the figure
-             torchvision quotes as GFLOPS. Element-wise, pooling and normalisation
-             work is counted separately under "other ops".
+  MACs       multiply-adds of conv and linear layers for one image; one fused
+             multiply-add = 1; bias additions not counted (the figure torchvision
+             quotes as GFLOPS). FLOPs, where shown, are 2 x MACs. Element-wise,
+             pooling and normalisation work is counted separately under "other ops".
   units      MACs and ops in decimal units (1G = 1e9). Memory in binary units:
              1 KiB = 1024 bytes, 1 MiB = 1024 KiB; bytes per element from --dtype.
-  memory     activation memory is each layer's output for one image. Training
-             memory = fixed (weights, gradients, SGD momentum) + per image (every
-             activation kept for backward, plus its gradient).
+  memory     activation memory is each layer's output for one image. The training
+             step line is the planned peak of an AdamW step: fixed + per image
+             (--train gives the whole plan).
+  shared     a tensor tied to another (`tie`) is counted once, and the tables say so.
   train-only layers (auxiliary heads) are marked [train] and left out of the
              inference totals.""")
     stats.add_argument("files", nargs="+", metavar="FILE", help=".arch files")

@@ -27,6 +27,7 @@ import networkx as nx
 from .. import ir
 from ..errors import UsageError
 from ..passes.count_costs import Cost, total
+from .plan_memory import Setup, plan_memory
 from ..passes.receptive_field import receptive_fields, show_field
 from ..ops import OPS, numel, show
 from ..ops.shapes import dtype_of
@@ -118,7 +119,7 @@ def report_stats(graph: nx.DiGraph, depth: int | None = None, dtype: str = "fp32
                  for name, members in groups(graph, depth))
     inputs = ", ".join(show(ir.shape(graph, name)) for name in ir.network(graph).inputs)
     ties = ir.network(graph).ties
-    return Report(ir.network(graph).name, inputs, dtype, rows, _totals(graph, size),
+    return Report(ir.network(graph).name, inputs, dtype, rows, _totals(graph, size, dtype),
                   tuple(f"{t.target} = {t.source}" for t in ties), tuple(t.numel for t in ties),
                   _decode(graph, size), _active_params(graph), _attention(graph))
 
@@ -262,17 +263,22 @@ def forward_activation_bytes(graph: nx.DiGraph, dtype: str = "fp32", names=None)
     return _activation_bytes(graph, names, DTYPE_BYTES[dtype])
 
 
-def _totals(graph: nx.DiGraph, size: int) -> Totals:
+def _totals(graph: nx.DiGraph, size: int, dtype: str) -> Totals:
     inference, everything = total(graph, train=False), total(graph)
     param_bytes = (everything.params + everything.buffers) * size
     kept = _activation_bytes(graph, (i.name for i in ir.nodes(graph) if not i.train_only), size)
-    every = _activation_bytes(graph, graph.nodes, size)
-    # Training keeps every forward activation for the backward pass and makes a
-    # gradient of the same size for each; weights, gradients and one optimizer
-    # state (SGD momentum) are paid once, whatever the batch.
+    fixed, per_image = training_memory(graph, dtype)
     return Totals(inference.params, everything.params, everything.buffers, inference.macs,
-                  2 * inference.macs, inference.other_ops, kept, param_bytes, 2 * every,
-                  param_bytes + 2 * everything.params * size)
+                  2 * inference.macs, inference.other_ops, kept, param_bytes, per_image, fixed)
+
+
+def training_memory(graph: nx.DiGraph, dtype: str = "fp32") -> tuple[int, int]:
+    """(fixed, per image) bytes of the peak of a training step as `archdsl train` runs it
+    (AdamW; autocast for a 16-bit dtype), from the memory plan (`stats --train`): the
+    peak at a batch of N is about fixed + N x per image."""
+    amp = dtype if dtype in ("bf16", "fp16") else "none"
+    one, two = (plan_memory(graph, Setup(batch=b, amp=amp)).peak for b in (1, 2))
+    return one - (two - one), two - one
 
 
 # ---- formatting ------------------------------------------------------------------------
@@ -318,7 +324,7 @@ def _total_lines(report: Report) -> list[tuple[str, str]]:
               ("other ops", human_count(t.other_ops)),
               ("forward activations / image", human_bytes(t.activation_bytes)),
               ("parameter memory", human_bytes(t.param_bytes)),
-              ("training memory", f"{human_bytes(t.train_bytes_fixed)} + "
+              ("training step (AdamW)", f"{human_bytes(t.train_bytes_fixed)} + "
                                   f"{human_bytes(t.train_bytes_per_image)} / image")]
     if report.active_params is not None:
         lines.append(("active parameters / token", f"{report.active_params:,}"))
@@ -454,7 +460,7 @@ _COMPARED = (("parameters", "params", lambda n: f"{n:,}"),
              ("FLOPs (= 2 × MACs)", "flops", human_count),
              ("forward activations / image", "activation_bytes", human_bytes),
              ("parameter memory", "param_bytes", human_bytes),
-             ("training memory / image", "train_bytes_per_image", human_bytes))
+             ("training step (AdamW) / image", "train_bytes_per_image", human_bytes))
 
 
 def format_comparison(reports: list[Report], fmt: str = "table") -> str:

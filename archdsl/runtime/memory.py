@@ -10,6 +10,8 @@ not the allocator's cached or fragmented blocks, as the plan does.
 """
 from __future__ import annotations
 
+import gc
+
 import networkx as nx
 import torch
 
@@ -40,9 +42,14 @@ def measure_peak(graph: nx.DiGraph, batch: int, *, optimizer: str = "adamw",
         torch.cuda.synchronize()
         return before + torch.cuda.max_memory_allocated() - start
     from torch.profiler import ProfilerActivity, profile
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as profiler:
-        for _ in range(steps):
-            _step(*parts)
+    gc.collect()  # an earlier model's garbage is not freed inside the window
+    gc.disable()
+    try:
+        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as profiler:
+            for _ in range(steps):
+                _step(*parts)
+    finally:
+        gc.enable()
     return before + _highest(profiler)
 
 
