@@ -7,7 +7,9 @@ importable; otherwise tests/reference_resnet.py for resnet50, and no reference f
 vit_b_16), measured in one process, alternating, after warm-up and compilation; their
 ratio; and model FLOPs utilisation, MFU = 6 x MACs per image x images/s / peak bf16
 FLOP/s of the GPU (forward 2 FLOPs per MAC, backward twice the forward), from the table
-PEAK_BF16 below. Then the lowered resnet50 under DistributedDataParallel on 2 processes
+PEAK_BF16 below. Then `archdsl stats --train`'s planned peak memory of a training step
+against torch.cuda.max_memory_allocated, fp32 and fp16 autocast, at batches 32 and 128.
+Then the lowered resnet50 under DistributedDataParallel on 2 processes
 (NCCL, one GPU each) against 1 process at the same per-GPU batch: the scaling factor.
 
     python bench/gpu.py                 # on a CUDA machine; unattended, under 8 minutes
@@ -211,6 +213,31 @@ def ddp_scaling(args) -> dict:
             "two_process_images_per_s": rates[2], "scaling": rates[2] / rates[1]}
 
 
+def memory_plans(args, device) -> list[dict]:
+    """`archdsl stats --train`'s planned peak of one AdamW step against the measured one
+    (torch.cuda.max_memory_allocated; the profiler on the CPU), fp32 and autocast, for
+    each network at two batch sizes."""
+    from archdsl.backends.plan_memory import Setup, plan_memory
+    from archdsl.runtime.memory import measure_peak
+    amp = "fp16" if device.type == "cuda" else "bf16"
+    rows = []
+    for network in args.networks.split(","):
+        graph = archdsl.compile_file(ROOT / NETWORKS[network],
+                                     settings=settings_for(network, args.smoke)).graph
+        for batch in ((1, 2) if args.smoke else (32, 128)):
+            for precision in ("none", amp):
+                plan = plan_memory(graph, Setup(batch=batch, amp=precision,
+                                                device=device.type))
+                measured = measure_peak(graph, batch, amp=precision, device=device.type)
+                rows.append({"network": network, "batch": batch, "amp": precision,
+                             "planned_bytes": plan.peak, "measured_bytes": measured,
+                             "ratio": plan.peak / measured})
+                print(f"memory plan {network}, batch {batch}, {precision}: planned "
+                      f"{plan.peak / 2**20:.0f} MiB, measured {measured / 2**20:.0f} MiB, "
+                      f"ratio {plan.peak / measured:.3f}", flush=True)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true",
@@ -251,6 +278,7 @@ def main() -> None:
               f"{' + compile' if args.compile else ''}, {row['device']}: lowered "
               f"{row['lowered_images_per_s']:.1f} images/s, reference ({row['reference']}) "
               f"{reference} images/s, ratio {ratio}, MFU {mfu}", flush=True)
+    memory = memory_plans(args, device)
     ddp = ddp_scaling(args) if args.ddp else {"skipped": "--no-ddp"}
     if "skipped" in ddp:
         print(f"DDP scaling: skipped ({ddp['skipped']})")
@@ -261,8 +289,9 @@ def main() -> None:
     wall = time.perf_counter() - start
     print(f"wall {wall:.0f} s")
     if args.json:
-        Path(args.json).write_text(json.dumps({"throughput": rows, "ddp": ddp, "wall_s": wall,
-                                               "smoke": smoke}, indent=2))
+        Path(args.json).write_text(json.dumps({"throughput": rows, "memory_plan": memory,
+                                               "ddp": ddp, "wall_s": wall, "smoke": smoke},
+                                              indent=2))
 
 
 if __name__ == "__main__":

@@ -38,5 +38,11 @@ def test_smoke_run_on_the_cpu(tmp_path):
     rows = {row["network"]: row for row in figures["throughput"]}
     assert set(rows) == {"resnet50", "vit_b_16"}
     assert rows["resnet50"]["lowered_images_per_s"] > 0 and rows["resnet50"]["ratio"] > 0
+    plans = figures["memory_plan"]
+    assert {(p["network"], p["amp"]) for p in plans} >= {("resnet50", "none"), ("vit_b_16", "bf16")}
+    # a network of a few MiB is within a kernel's scratch buffer of its plan (the tiny
+    # ViT's patch-embedding backward takes 2.4 MiB of oneDNN scratch): held from 64 MiB
+    assert all(abs(p["ratio"] - 1) < 0.10 for p in plans if p["measured_bytes"] > 2 ** 26)
+    assert all(p["ratio"] > 0.5 for p in plans), plans
     assert figures["ddp"]["two_process_images_per_s"] > 0
     assert "ratio" in completed.stdout and "DDP scaling" in completed.stdout
