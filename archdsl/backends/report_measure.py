@@ -27,7 +27,8 @@ from .. import ir
 from ..ops import numel
 from ..ops.shapes import dtype_of
 from ..passes.count_costs import Cost
-from .report_stats import DTYPE_BYTES, ELEMENT_BYTES, human_count, report_stats
+from .report_stats import (DTYPE_BYTES, ELEMENT_BYTES, human_count, markdown_table, report_stats,
+                           text_table)
 from .report_stats import groups as layer_groups  # the rows of the stats report, by name
 
 MEASURE_FORMATS = ("table", "markdown", "csv", "json")
@@ -193,38 +194,15 @@ def _total_lines(report: MeasureReport) -> list[tuple[str, str]]:
             ("in no layer (loss, gradients)", f"{report.unattributed_ms:.1f} ms")]
 
 
-def _shorten(text: str, width: int) -> str:
-    return text if len(text) <= width else text[:width // 2 - 1] + "…" + text[-(width - width // 2):]
-
-
 def format_measure_table(report: MeasureReport) -> str:
     """Aligned columns for the terminal, then the whole step against the layers' sum."""
-    cells = [tuple(_shorten(c, 28) for c in _cells(r)) for r in report.rows]
-    widths = [max(len(h), *(len(c[i]) for c in cells)) if cells else len(h)
-              for i, h in enumerate(COLUMNS)]
-
-    def line(values):
-        return "  ".join(v.ljust(w) if i < 2 else v.rjust(w)
-                         for i, (v, w) in enumerate(zip(values, widths))).rstrip()
-
-    out = [_heading(report), line(COLUMNS), line(["-" * w for w in widths])]
-    out += [line(c) for c in cells]
-    out.append("")
-    label_width = max(len(k) for k, _ in _total_lines(report))
-    out += [f"{k.ljust(label_width)}  {v}" for k, v in _total_lines(report)]
-    return "\n".join(out) + "\n"
+    return text_table(_heading(report), COLUMNS, [_cells(r) for r in report.rows],
+                      set(range(2, len(COLUMNS))), _total_lines(report))
 
 
 def format_measure_markdown(report: MeasureReport) -> str:
-    def line(values):
-        return "| " + " | ".join(v.replace("|", "\\|") for v in values) + " |"
-
-    out = [f"**{_heading(report)}**", "", line(COLUMNS),
-           "|---|---|" + "--:|" * (len(COLUMNS) - 2)]
-    out += [line([f"`{c[0]}`", *c[1:]]) for c in map(_cells, report.rows)]
-    out += ["", "| total | |", "|---|--:|"]
-    out += [f"| {k} | {v} |" for k, v in _total_lines(report)]
-    return "\n".join(out) + "\n"
+    return markdown_table(f"**{_heading(report)}**", COLUMNS, [_cells(r) for r in report.rows],
+                          set(range(2, len(COLUMNS))), _total_lines(report))
 
 
 def format_measure_csv(report: MeasureReport) -> str:

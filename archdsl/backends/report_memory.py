@@ -17,7 +17,7 @@ from .. import ir
 from ..errors import UsageError
 from ..ops import OPS, show
 from .plan_memory import OPTIMIZER_STATES, Setup, largest_batch, plan_memory
-from .report_stats import groups, human_bytes, latex_escape
+from .report_stats import groups, human_bytes, latex_escape, markdown_table, text_table
 
 OPTIMIZER_NAMES = {"adamw": "AdamW", "sgd": "SGD with momentum"}
 UNITS = {"": 1, "B": 1, "K": 1024, "KiB": 1024, "KB": 1000, "M": 1024 ** 2, "MiB": 1024 ** 2,
@@ -160,32 +160,21 @@ def _total_lines(report: MemoryReport) -> list[tuple[str, str]]:
     return lines
 
 
+def _heading(report: MemoryReport) -> str:
+    return (f"{report.network}  (input {report.input}; one training step: "
+            f"{describe_setup(report.setup)})")
+
+
 def format_table(report: MemoryReport) -> str:
-    cells = [_cells(r) for r in report.rows]
-    widths = [max(len(h), *(len(c[i]) for c in cells)) if cells else len(h)
-              for i, h in enumerate(COLUMNS)]
-
-    def line(values):
-        return "  ".join(v.rjust(w) if i >= 3 else v.ljust(w)
-                         for i, (v, w) in enumerate(zip(values, widths))).rstrip()
-
-    out = [f"{report.network}  (input {report.input}; one training step: "
-           f"{describe_setup(report.setup)})", line(COLUMNS), line(["-" * w for w in widths])]
-    out += [line(c) for c in cells]
-    labels = _total_lines(report)
-    width = max(len(k) for k, _ in labels)
-    return "\n".join(out + [""] + [f"{k.ljust(width)}  {v}" for k, v in labels]) + "\n"
+    return text_table(_heading(report), COLUMNS, [_cells(r) for r in report.rows],
+                      set(range(3, len(COLUMNS))), _total_lines(report))
 
 
 def format_markdown(report: MemoryReport) -> str:
-    def line(values):
-        return "| " + " | ".join(v.replace("|", "\\|") for v in values) + " |"
-    out = [f"**{report.network}** (input {report.input}; one training step: "
-           f"{describe_setup(report.setup)})", "", line(COLUMNS),
-           "|---|---|---|--:|--:|--:|--:|--:|"]
-    out += [line([f"`{c[0]}`", *c[1:]]) for c in map(_cells, report.rows)]
-    out += ["", "| total | |", "|---|--:|"] + [f"| {k} | {v} |" for k, v in _total_lines(report)]
-    return "\n".join(out) + "\n"
+    return markdown_table(f"**{report.network}** (input {report.input}; one training step: "
+                          f"{describe_setup(report.setup)})", COLUMNS,
+                          [_cells(r) for r in report.rows], set(range(3, len(COLUMNS))),
+                          _total_lines(report))
 
 
 def format_csv(report: MemoryReport) -> str:

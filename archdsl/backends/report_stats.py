@@ -349,38 +349,49 @@ def _shorten(text: str, width: int) -> str:
     return text if len(text) <= width else text[:width // 2 - 1] + "…" + text[-(width - width // 2):]
 
 
-def format_table(report: Report) -> str:
-    """Aligned columns for the terminal, readable at 110 columns."""
-    cells = [tuple(_shorten(c, 28) for c in _cells(r)) for r in report.rows]
+def text_table(heading: str, columns: tuple[str, ...], cells: list[tuple[str, ...]],
+               right: set[int], totals: list[tuple[str, str]]) -> str:
+    """Aligned columns for the terminal (cells cut to 28 characters), columns `right`
+    aligned right, then a blank line and the totals as `label  value` lines."""
+    cells = [tuple(_shorten(c, 28) for c in row) for row in cells]
     widths = [max(len(h), *(len(c[i]) for c in cells)) if cells else len(h)
-              for i, h in enumerate(COLUMNS)]
-    right = {4, 5, 6, 7}
+              for i, h in enumerate(columns)]
 
     def line(values):
         return "  ".join(v.rjust(w) if i in right else v.ljust(w)
                          for i, (v, w) in enumerate(zip(values, widths))).rstrip()
 
-    out = [f"{report.network}  (input {report.input}, {report.dtype})", line(COLUMNS),
-           line(["-" * w for w in widths])]
+    out = [heading, line(columns), line(["-" * w for w in widths])]
     out += [line(c) for c in cells]
-    out.append("")
-    label_width = max(len(k) for k, _ in _total_lines(report))
-    out += [f"{k.ljust(label_width)}  {v}" for k, v in _total_lines(report)]
+    label_width = max(len(k) for k, _ in totals)
+    out += [""] + [f"{k.ljust(label_width)}  {v}" for k, v in totals]
     return "\n".join(out) + "\n"
+
+
+def markdown_table(heading: str, columns: tuple[str, ...], cells: list[tuple[str, ...]],
+                   right: set[int], totals: list[tuple[str, str]]) -> str:
+    """The same as a GitHub-flavoured Markdown table under the `heading` line (the first
+    cell as code), then the totals as a two-column table."""
+    def line(values):
+        return "| " + " | ".join(v.replace("|", "\\|") for v in values) + " |"
+
+    out = [heading, "", line(columns),
+           "|" + "|".join("--:" if i in right else "---" for i in range(len(columns))) + "|"]
+    out += [line([f"`{c[0]}`", *c[1:]]) for c in cells]
+    out += ["", "| total | |", "|---|--:|"] + [f"| {k} | {v} |" for k, v in totals]
+    return "\n".join(out) + "\n"
+
+
+def format_table(report: Report) -> str:
+    """Aligned columns for the terminal, readable at 110 columns."""
+    return text_table(f"{report.network}  (input {report.input}, {report.dtype})", COLUMNS,
+                      [_cells(r) for r in report.rows], {4, 5, 6, 7}, _total_lines(report))
 
 
 def format_markdown(report: Report) -> str:
     """A GitHub-flavoured Markdown table, for papers and READMEs."""
-    def line(values):
-        return "| " + " | ".join(v.replace("|", "\\|") for v in values) + " |"
-
-    out = [f"**{report.network}** (input {report.input}, {report.dtype})", "",
-           line(COLUMNS),
-           "|" + "|".join(["---", "---", "---", "---", "--:", "--:", "--:", "--:"]) + "|"]
-    out += [line([f"`{c[0]}`", *c[1:]]) for c in map(_cells, report.rows)]
-    out += ["", "| total | |", "|---|--:|"]
-    out += [f"| {k} | {v} |" for k, v in _total_lines(report)]
-    return "\n".join(out) + "\n"
+    return markdown_table(f"**{report.network}** (input {report.input}, {report.dtype})", COLUMNS,
+                          [_cells(r) for r in report.rows], {4, 5, 6, 7}, _total_lines(report))
 
 
 def format_csv(report: Report) -> str:
