@@ -146,6 +146,9 @@ conventions:
     stats.add_argument("--plot", metavar="OUT",
                        help="also draw per-layer bars of memory, parameters and MACs, the "
                             "networks side by side (OUT.svg, .pdf or .png; needs matplotlib)")
+    stats.add_argument("--column", choices=("single", "double"),
+                       help="with --plot: make the plot exactly as wide as a paper's column "
+                            "(3.28 in) or its text (6.875 in), to include unscaled")
     from .cli_measure import add_measure_options  # noqa: PLC0415
     from .cli_memory import add_memory_options  # noqa: PLC0415
     add_measure_options(stats)
@@ -159,15 +162,31 @@ def _add_table_command(commands) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="""\
 The table papers print (ResNet's Table 1, VGG's Table 1): one column per network, one row
-per feature-map size with the layers that work at that size, a repeated block as
-`[1×1, 64; 3×3, 64; 1×1, 256] ×3`, then parameters and MACs. Norms, activations and
-skip projections are left out, as papers leave them out.
+per feature-map size with the layers that work at that size, a repeated layer or block as
+`[1×1, 64; 3×3, 64; 1×1, 256] ×3`, then parameters and MACs, each row in one unit.
+Norms, activations and skip projections are left out, as papers leave them out (LRN is
+kept). In LaTeX a row the same in every column spans them all.
+
+A column is FILE, FILE:NETWORK, and optionally ?NAME=VALUE&NAME=VALUE: settings of that
+column only (after --set, which applies to all), so one spec gives several columns:
 
   archdsl table specs/resnet18.arch specs/resnet34.arch specs/resnet50.arch \\
-                specs/resnet101.arch specs/resnet152.arch --format latex""")
-    table.add_argument("files", nargs="+", metavar="FILE", help=".arch files, one column each")
+                specs/resnet101.arch specs/resnet152.arch --format latex --width text
+  archdsl table 'specs/cifar_resnet.arch:cifar_resnet?depth=20' \\
+                'specs/cifar_resnet.arch:cifar_resnet?depth=56' --headers 20-layer,56-layer""")
+    table.add_argument("files", nargs="+", metavar="FILE[:NETWORK][?NAME=VALUE&...]",
+                       help="one column each (quote it: the shell reads ? and &)")
     table.add_argument("--format", choices=("markdown", "latex"), default="markdown",
                        help="markdown (default) or a LaTeX booktabs table (needs amsmath)")
+    table.add_argument("--headers", metavar="A,B,...",
+                       help="the column headers, one per column (default: the network, and "
+                            "the column's ?settings)")
+    table.add_argument("--notation", choices=("bracket", "vgg"), default="bracket",
+                       help="bracket (default): ResNet's `[3×3, 64] ×2`; vgg: VGG's "
+                            "`conv3-64`, a repeated layer on a line each")
+    table.add_argument("--width", choices=("natural", "column", "text"), default="natural",
+                       help="latex: shrink the table to \\columnwidth or \\textwidth where it "
+                            "is wider (needs graphicx; table* for text in two columns)")
     table.add_argument("-o", "--output", metavar="OUT", help="write to OUT (default: stdout)")
     _add_spec_options(table)
 
@@ -547,11 +566,14 @@ def _add_figure_options(render) -> None:
     render.add_argument("--style", choices=STYLES, default="paper",
                         help="paper: captions only; detailed: names, parameters and MACs")
     render.add_argument("--column", choices=("single", "double"),
-                        help="scale the figure down to fit one column (3.3 in) or the full "
-                             "width (6.9 in) of a two-column paper, 9 in tall at most; if its "
+                        help="scale the figure down to fit one column (3.28 in) or the full "
+                             "width (6.875 in) of a two-column paper, and --max-height; if its "
                              "text would print below 6 pt, the other direction and the chain "
                              "snaked into 2-4 columns are tried, and a warning says what helps "
-                             "when none fits")
+                             "when none fits; a note gives the printed size and point size")
+    render.add_argument("--max-height", type=float, metavar="IN",
+                        help="with --column: the figure's greatest height in inches (default "
+                             "8: a text block of 8.875 in less room for the caption)")
     render.add_argument("--partial", action="store_true",
                         help="for a spec with a shape error, draw everything up to the failing "
                              "layer, highlighted")

@@ -150,7 +150,7 @@ def run_stats(args) -> int:
         return EXIT_SPEC_ERRORS
     if args.plot:
         from .backends.plot_costs import plot_costs
-        write_atomic(Path(args.plot), plot_costs(reports, plot_format))
+        write_atomic(Path(args.plot), plot_costs(reports, plot_format, column=args.column))
         print(f"drew {', '.join(r.network for r in reports)} -> {args.plot}", file=sys.stderr)
     if len(args.files) > 1:
         print(format_comparison(reports, args.format), end="")
@@ -173,19 +173,18 @@ def _print_formulas(compiled, options: dict, dtype: str) -> None:
 
 def run_table(args) -> int:
     from .backends import report_table
-    graphs = []
-    for path in args.files:
-        result = compile_or_report(path, args)
-        require_networks(result, path)
-        if not result.ok:
-            return EXIT_SPEC_ERRORS
-        graphs += result.graphs.values()
-    text = {"markdown": report_table.format_markdown,
-            "latex": report_table.format_latex}[args.format](graphs)
+    from .cli_table import compile_columns
+    columns = compile_columns(args)
+    if columns is None:
+        return EXIT_SPEC_ERRORS
+    graphs, headers = columns
+    if args.format == "latex":
+        text = report_table.format_latex(graphs, headers, args.notation, args.width)
+    else:
+        text = report_table.format_markdown(graphs, headers, args.notation)
     if args.output and args.output != "-":
         write_atomic(Path(args.output), text.encode())
-        print(f"wrote the table of {', '.join(ir.network(g).name for g in graphs)} -> "
-              f"{args.output}", file=sys.stderr)
+        print(f"wrote the table of {', '.join(headers)} -> {args.output}", file=sys.stderr)
     else:
         print(text, end="")
     return EXIT_OK

@@ -64,7 +64,7 @@ def run_measure(args) -> int:
         reports.append(measure_report(graph, measured, args.depth))
     if args.plot:
         from .backends.plot_roofline import plot_roofline
-        write_atomic(Path(args.plot), plot_roofline(reports, plot_format))
+        write_atomic(Path(args.plot), plot_roofline(reports, plot_format, column=args.column))
         print(f"drew the roofline of {', '.join(r.network for r in reports)} -> {args.plot}",
               file=sys.stderr)
     print("\n".join(format_measure(r, args.format) for r in reports), end="")

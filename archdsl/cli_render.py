@@ -47,7 +47,7 @@ def _figure_options(args) -> figures.FigureOptions:
         raise UsageError("--dpi must be between 10 and 2400")
     options = figures.FigureOptions(args.depth, tuple(args.expand), args.direction, args.shapes,
                             args.style, args.partial, args.column, show, args.title,
-                            args.legend, args.dot_timeout)
+                            args.legend, args.dot_timeout, args.max_height)
     options.check()
     return options
 
@@ -145,9 +145,10 @@ def _render_diff(args, options: figures.FigureOptions) -> int:
               "marked", file=sys.stderr)
     source = render_diff(*pair, diff, depth=options.depth, expand=options.expand,
                          direction=options.direction, shapes=options.shapes,
-                         style=options.style, column=options.column, show=options.show,
+                         style=options.style, column=options.size(), show=options.show,
                          title=options.title, legend=options.legend)
     names = [ir.network(g).name for g in pair]
+    _print_notes(figures.draw_given(source, options, " and ".join(names)))
     stem = "_vs_".join(names) if names[0] != names[1] else f"{names[0]}_diff"
     out = None if args.output == "-" else Path(args.output or f"{stem}.{suffix_of(_format(args))}")
     if not _write_diagram(source, _format(args), out, Path(f"{stem}.dot"), args):

@@ -2,10 +2,13 @@
 command line (`archdsl render`) and for Python (`archdsl.diagram(spec)`) alike.
 
 `draw` gives one network's DOT source and, for `column`, searches for a legible layout:
-when the text would print below 6 pt in that column, the other direction and the chain
-snaked into 2-4 columns are tried, and the notes say what was chosen or what would help.
-`draw_side_by_side` does the same for several networks in one figure. `Diagram` shows a
-drawing inline in Jupyter (it has `_repr_svg_`) and saves SVG, PDF, PNG, TikZ or DOT.
+the figure is scaled down to fit the column's width and `max_height` (8 in by default, a
+paper's text block less a caption), and when its text would then print below 6 pt, the
+other direction and the chain snaked into 2-4 columns are tried. The notes give the
+printed size and the smallest text's point size, what was chosen, and what would help.
+`draw_side_by_side` does the same for several networks in one figure, `draw_given` for
+DOT made elsewhere (`render --diff`). `Diagram` shows a drawing inline in Jupyter (it has
+`_repr_svg_`) and saves SVG, PDF, PNG, TikZ or DOT; a too-small text is a warning there.
 
     >>> import archdsl
     >>> figure = archdsl.diagram("network t { input x: 3 x 8 x 8; conv(4, 3); relu }")
@@ -15,12 +18,14 @@ drawing inline in Jupyter (it has `_repr_svg_`) and saves SVG, PDF, PNG, TikZ or
 from __future__ import annotations
 
 import math
+import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from .backends.layout import (DOT_TIMEOUT, MIN_TEXT_POINTS, LayoutError, can_layout,
-                              format_of, layout, text_points)
+from .backends.layout import (DOT_TIMEOUT, MAX_HEIGHT_INCHES, MIN_TEXT_POINTS, LayoutError,
+                              can_layout, format_of, layout, page_size, printed_size,
+                              text_points)
 from .backends.render_dot import DIRECTIONS, SHOW, STYLES, instances, render_dot, render_many
 from .compile import CompileError, compile_file, compile_source
 from .errors import UsageError
@@ -44,11 +49,18 @@ class FigureOptions:
     title: bool = True
     legend: bool = False
     dot_timeout: float = DOT_TIMEOUT  # for the legibility search's layouts
+    max_height: float | None = None  # inches, with `column`; None: MAX_HEIGHT_INCHES
 
     def check(self, graphs=()) -> None:
         """UsageError naming the first option that cannot be drawn."""
         if self.depth is not None and self.depth < 1:
             raise UsageError("--depth must be at least 1")
+        if self.max_height is not None:
+            if not (math.isfinite(self.max_height) and self.max_height > 0):
+                raise UsageError("--max-height must be a positive number of inches")
+            if self.column is None:
+                raise UsageError("--max-height bounds a figure made for a paper's column: "
+                                 "add --column single or --column double")
         if not (math.isfinite(self.dot_timeout) and self.dot_timeout > 0):
             raise UsageError("--dot-timeout must be a positive number of seconds")
         for name, value, allowed in (("direction", self.direction, DIRECTIONS),
@@ -65,11 +77,20 @@ class FigureOptions:
                 raise UsageError(f"--expand {name}: no layer, stage or block has that name "
                                  "(`archdsl ir FILE` lists the names)")
 
+    def size(self) -> str | None:
+        """Graphviz's `size` for the column asked for (None: drawn at full size).
+
+        >>> FigureOptions(column="single").size(), FigureOptions().size()
+        ('3.28,8', None)
+        """
+        return page_size(self.column, self.max_height) if self.column else None
+
 
 @dataclass(frozen=True)
 class Drawing:
     dot: str  # Graphviz source
     notes: tuple[str, ...] = ()  # `note: ...` and `warning: ...` lines for the person
+    points: float | None = None  # its smallest text, printed at `column`; None: not measured
 
 
 def draw(graph, options: FigureOptions = FigureOptions()) -> Drawing:
@@ -77,51 +98,75 @@ def draw(graph, options: FigureOptions = FigureOptions()) -> Drawing:
     def source(direction: str, columns: int) -> str:
         return render_dot(graph, depth=options.depth, expand=options.expand,
                           direction=direction, shapes=options.shapes, style=options.style,
-                          partial=options.partial, column=options.column, show=options.show,
+                          partial=options.partial, column=options.size(), show=options.show,
                           title=options.title, legend=options.legend, columns=columns)
     return _legible(source, options, ir.network(graph).name)
 
 
 def draw_side_by_side(graphs, options: FigureOptions = FigureOptions()) -> Drawing:
-    """Several networks in one figure, at one scale (He et al.'s Figure 3)."""
+    """Several networks in one figure, at one scale (He et al.'s Figure 3); at a `column`,
+    laid out the other way when that prints larger."""
     if options.partial:
         raise UsageError("--partial draws one network; give one file")
-    dot = render_many(list(graphs), depth=options.depth, expand=options.expand,
-                      direction=options.direction, shapes=options.shapes, style=options.style,
-                      column=options.column, show=options.show, title=options.title,
-                      legend=options.legend)
-    names = ", ".join(ir.network(g).name for g in graphs)
-    return _legible(lambda direction, columns: dot, options, names, search=False)
+    graphs = list(graphs)
+
+    def source(direction: str, columns: int) -> str:
+        return render_many(graphs, depth=options.depth, expand=options.expand,
+                           direction=direction if columns == 1 else options.direction,
+                           shapes=options.shapes, style=options.style, column=options.size(),
+                           show=options.show, title=options.title, legend=options.legend)
+    return _legible(source, options, ", ".join(ir.network(g).name for g in graphs))
 
 
-def _legible(source, options: FigureOptions, name: str, search: bool = True) -> Drawing:
+def draw_given(dot: str, options: FigureOptions, name: str) -> Drawing:
+    """DOT made elsewhere for `options.column` (`render --diff`), with the notes on its
+    printed size and a warning when its text is too small; no other layout is tried."""
+    return _legible(lambda direction, columns: dot, options, name)
+
+
+def _legible(source, options: FigureOptions, name: str) -> Drawing:
     """The drawing as asked, unless `column` would print its text below 6 pt: then the
     other direction, or the chain snaked into 2-4 columns side by side, whichever prints
-    largest, and a note saying so. When none reaches 6 pt, a warning says what would."""
+    largest, and a note saying so. A note gives the printed size; when no layout reaches
+    6 pt, a warning says what would."""
     asked = source(options.direction, 1)
     if not options.column or not can_layout("svg"):
         return Drawing(asked)
     try:
-        points = _points(asked, options)
+        points, inches = _measure(asked, options)
         best, best_points, how = asked, points, ""
-        if points < MIN_TEXT_POINTS and search:
-            best, best_points, how = _search(source, options, asked, points)
+        if points < MIN_TEXT_POINTS:
+            best, best_points, how, inches = _search(source, options, asked, points, inches)
     except LayoutError:
         return Drawing(asked)  # the layout proper reports it
-    notes = []
-    if how:
-        notes.append(f"note: {name} {how} so that its text prints at {best_points:.1f} pt in "
-                     f"a {options.column} column (as asked: {points:.1f} pt)")
+    notes = [f"note: {name} {how} so that its text prints at {best_points:.1f} pt in a "
+             f"{options.column} column (as asked: {points:.1f} pt)"] if how else []
+    notes.append(f"note: {name}: {inches[0]:.2f} x {inches[1]:.2f} in, smallest text "
+                 f"{best_points:.1f} pt, when included at that size (not scaled up)")
     if best_points < MIN_TEXT_POINTS:
-        notes.append(f"warning: at --column {options.column}, {name}'s smallest text prints "
-                     f"at {best_points:.1f} pt, below {MIN_TEXT_POINTS:g} pt: draw fewer boxes "
-                     "(--depth 1, no --expand), --no-shapes"
-                     + (", or --column double" if options.column == "single" else ""))
-    return Drawing(best, tuple(notes))
+        notes.append(_too_small(options, name, best_points, inches))
+    return Drawing(best, tuple(notes), best_points)
 
 
-def _search(source, options: FigureOptions, asked: str, points: float):
-    """(source, text size, how it was made) of the most legible layout tried."""
+def _too_small(options: FigureOptions, name: str, points: float, inches) -> str:
+    """The warning for text below MIN_TEXT_POINTS, with what would help."""
+    height = options.max_height or MAX_HEIGHT_INCHES
+    helps = [] if options.depth == 1 and not options.expand else [
+        "draw fewer boxes (--depth 1, no --expand)"]
+    helps += ["--no-shapes"] if options.shapes else []
+    if inches[1] >= height - 0.02:  # the height, not the width, set the scale
+        helps.append(f"a taller --max-height (now {height:g} in)")
+    if options.column == "single":
+        helps.append("--column double")
+    helps = helps or ["fewer networks or layers in the figure"]
+    return (f"warning: at --column {options.column}, {name}'s smallest text prints at "
+            f"{points:.1f} pt, below {MIN_TEXT_POINTS:g} pt: "
+            + (", ".join(helps[:-1]) + ", or " if len(helps) > 1 else "") + helps[-1])
+
+
+def _search(source, options: FigureOptions, asked: str, points: float, inches):
+    """(source, text size, how it was made, printed size) of the most legible layout
+    tried."""
     other = "LR" if options.direction == "TB" else "TB"
     tried = [(f"laid out {other}", lambda: source(other, 1))]
     tried += [(f"snaked into {k} columns", lambda k=k: source(options.direction, k))
@@ -131,24 +176,28 @@ def _search(source, options: FigureOptions, asked: str, points: float):
         candidate = make()
         if candidate == asked:
             continue  # no place to cut the chain
-        candidate_points = _points(candidate, options)
+        candidate_points, candidate_inches = _measure(candidate, options)
         if candidate_points > best_points:
-            best, best_points, how = candidate, candidate_points, words
+            best, best_points, how, inches = candidate, candidate_points, words, candidate_inches
         if best_points >= MIN_TEXT_POINTS:
             break
-    return best, best_points, how
+    return best, best_points, how, inches
 
 
-def _points(source: str, options: FigureOptions) -> float:
-    return text_points(source, layout(source, "svg", options.dot_timeout))
+def _measure(source: str, options: FigureOptions) -> tuple[float, tuple[float, float]]:
+    """The smallest text's printed point size, and the printed (width, height) in inches."""
+    svg = layout(source, "svg", options.dot_timeout)
+    return text_points(source, svg), printed_size(svg)
 
 
 class Diagram:
     """A network's diagram: `dot` is its Graphviz source; laid out by `dot` on demand.
-    `notes` say how the layout was chosen for a column, or that its text is too small."""
+    `notes` give its printed size and say how the layout was chosen for a column, or that
+    its text is too small; `points` is its smallest text's printed size (None without a
+    column)."""
 
-    def __init__(self, dot: str, notes: tuple[str, ...] = ()):
-        self.dot, self.notes = dot, notes
+    def __init__(self, dot: str, notes: tuple[str, ...] = (), points: float | None = None):
+        self.dot, self.notes, self.points = dot, notes, points
 
     def svg(self) -> str:
         return layout(self.dot, "svg").decode()
@@ -171,9 +220,9 @@ def diagram(spec, *, network: str | None = None, settings: dict | None = None,
             **options) -> Diagram:
     """The diagram of a spec (a path, .arch text, or a compiled graph), or of several side
     by side (a list of them). `options` are `FigureOptions`' fields: depth, expand,
-    direction, shapes, style, column, show, title, legend; the same options give the same
-    drawing as `archdsl render`. A warning is issued when the text is too small for the
-    column asked for."""
+    direction, shapes, style, column, max_height, show, title, legend; the same options
+    give the same drawing as `archdsl render`. At a `column`, `points` is the smallest
+    text's printed size, and a UserWarning is issued when it is below 6 pt."""
     chosen = FigureOptions(**_tuples(options))
     if isinstance(spec, (list, tuple)):
         graphs = [_graph(s, network, settings) for s in spec]
@@ -185,8 +234,17 @@ def diagram(spec, *, network: str | None = None, settings: dict | None = None,
         drawing = draw(graph, chosen)
     for note in drawing.notes:
         if note.startswith("warning"):
-            warnings.warn(note.removeprefix("warning: "), stacklevel=2)
-    return Diagram(drawing.dot, drawing.notes)
+            warnings.warn(note.removeprefix("warning: "), stacklevel=_outside_archdsl())
+    return Diagram(drawing.dot, drawing.notes, drawing.points)
+
+
+def _outside_archdsl() -> int:
+    """The stack level, for warnings.warn, of the first caller outside archdsl: the line
+    of the person's code that asked for the diagram."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_globals.get("__name__", "").partition(".")[0] == "archdsl":
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _tuples(options: dict) -> dict:
@@ -207,4 +265,5 @@ def _graph(spec, network, settings):
     return result.graph
 
 
-__all__ = ["Diagram", "Drawing", "FigureOptions", "diagram", "draw", "draw_side_by_side"]
+__all__ = ["Diagram", "Drawing", "FigureOptions", "diagram", "draw", "draw_given",
+           "draw_side_by_side"]

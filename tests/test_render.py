@@ -221,7 +221,8 @@ def test_render_cli_dot_format_needs_no_layout(tmp_path, capsys, in_root):
 
 
 def test_column_width_for_papers():
-    assert 'size="3.3,9"' in render_dot(graph_of("resnet18"), column="single")
+    assert 'size="3.28,8"' in render_dot(graph_of("resnet18"), column="single")
+    assert 'size="6.875,5"' in render_dot(graph_of("resnet18"), column="6.875,5")
     assert " size=" not in render_dot(graph_of("resnet18"))
 
 
@@ -311,11 +312,14 @@ def test_detailed_style_names_what_the_spec_named_only():
 def test_single_column_text_is_legible_or_the_renderer_says_so(path, tmp_path, capsys):
     """At --column single every text prints at 6 pt or more, or a warning says it does
     not and what would help."""
-    from archdsl.backends.layout import text_points
+    from archdsl.backends.layout import printed_size, text_points
     out = tmp_path / "d.svg"
     first = ["--network", next(iter(compile_file(path).graphs))]  # one per file
     assert main(["render", str(path), "--column", "single", "-o", str(out), *first]) == 0
+    assert printed_size(out.read_bytes())[0] <= 3.28 + 1 / 72
+    assert printed_size(out.read_bytes())[1] <= 8.0 + 1 / 72  # the text block less a caption
     err = capsys.readouterr().err
+    assert re.search(r"note: \w+: [\d.]+ x [\d.]+ in, smallest text [\d.]+ pt", err)
     if "warning:" in err:
         assert "below 6 pt" in err and "--column double" in err
         return

@@ -26,10 +26,43 @@ SUFFIXES = {"tikz": "tex"}  # file extensions that are not the format's name
 FROM_LAYOUT = ("tikz",)  # render_tikz, from dot's JSON
 
 
+# points of blank page that dot's cairo PDF writer leaves on each side of the drawing
+# (Graphviz's default print margin for PDF and PostScript, 0.5 in); SVG and PNG have none
+PDF_MARGIN = 36
+
 DOT_TIMEOUT = 30.0  # seconds; dot takes 0.2 s for ResNet-152 with every layer drawn
 
 
 MIN_TEXT_POINTS = 6.0  # the smallest text a printed figure may have
+
+# The text block of a two-column paper, in inches: CVPR's \columnwidth (3.28) and
+# \textwidth (6.875), the narrowest of the IEEE (3.5, 7.16), ACM (3.33, 7.0) and CVPR
+# templates, so a figure made for one fits all three. The block is 8.875 in tall (CVPR;
+# IEEE's 9.7); a figure at most 8 in tall leaves 0.875 in (63 pt) for the caption and
+# the float's spacing, so figure and caption fit the page.
+COLUMN_INCHES = {"single": 3.28, "double": 6.875}
+MAX_HEIGHT_INCHES = 8.0
+
+
+def page_size(column: str, max_height: float | None = None) -> str:
+    """Graphviz's `size` ("WIDTH,HEIGHT", inches; dot only scales down to it) for a
+    figure in a paper's `column` ("single" or "double"), `max_height` inches tall at most.
+
+    >>> page_size("single"), page_size("double", 4.5)
+    ('3.28,8', '6.875,4.5')
+    """
+    return f"{COLUMN_INCHES[column]:g},{max_height or MAX_HEIGHT_INCHES:g}"
+
+
+def printed_size(svg: bytes) -> tuple[float, float]:
+    """(width, height) in inches of a laid-out SVG, as it prints at its natural size.
+
+    >>> printed_size(b'<svg width="144pt" height="36pt"')
+    (2.0, 0.5)
+    """
+    import re
+    found = re.search(rb'<svg width="([\d.]+)pt"\s+height="([\d.]+)pt"', svg)
+    return (float(found.group(1)) / 72, float(found.group(2)) / 72) if found else (0.0, 0.0)
 
 
 def text_points(dot_source: str, svg: bytes) -> float:
@@ -130,4 +163,29 @@ def layout(dot_source: str, fmt: str, timeout: float = DOT_TIMEOUT,
         message = done.stderr.decode(errors="replace").strip().splitlines()
         raise LayoutError(f"Graphviz's dot failed (exit {done.returncode}): "
                           + (message[-1] if message else "no message"))
-    return done.stdout
+    return tight_pdf(done.stdout) if fmt == "pdf" else done.stdout
+
+
+def tight_pdf(pdf: bytes) -> bytes:
+    """A PDF from `dot -Tpdf` cropped to its drawing, as tight as the SVG: its MediaBox
+    less the PDF_MARGIN on each side. (A graph `margin` of 0 would drop the margin, but
+    dot gives that to every cluster too, and the layout moves.) The box keeps its byte
+    length, so the cross-reference offsets stay right.
+
+    >>> tight_pdf(b"<< /MediaBox [ 0 0 197 620 ] >>")
+    b'<< /MediaBox [36 36 161 584] >>'
+    """
+    import re
+    found = re.search(rb"/MediaBox \[ *([\d.]+) +([\d.]+) +([\d.]+) +([\d.]+) *\]", pdf)
+    if found is None:
+        return pdf
+    x0, y0, x1, y1 = (float(v) for v in found.groups())
+    if min(x1 - x0, y1 - y0) <= 2 * PDF_MARGIN:
+        return pdf
+    box = [x0 + PDF_MARGIN, y0 + PDF_MARGIN, x1 - PDF_MARGIN, y1 - PDF_MARGIN]
+    cropped = ("/MediaBox [" + " ".join(f"{v:g}" for v in box) + "]").encode()
+    old = found.group(0)
+    if len(cropped) > len(old):
+        return pdf
+    cropped = cropped[:-1] + b" " * (len(old) - len(cropped)) + b"]"
+    return pdf[:found.start()] + cropped + pdf[found.end():]

@@ -4,25 +4,28 @@ forward MAC/s (y), log-log, under the device's two roofs: its bandwidth times th
 intensity (memory-bound, left) and its peak MAC/s (compute-bound, right), both measured
 on the device. The layers that take the most time are labelled.
 
-Pure: measure reports in, the figure's bytes out (SVG, PDF or PNG), as plot_costs.
+Pure: measure reports in, the figure's bytes out (SVG, PDF or PNG), as plot_costs, and
+as wide as a paper's `column` where one is given.
 """
 from __future__ import annotations
 
-import io
-
+from .layout import COLUMN_INCHES
 from .report_measure import MeasureReport
-from .plot_costs import COLOURS
+from .plot_costs import COLOURS, save
 
 LABELLED = 6  # the slowest layers of each network get their names
 
 
-def plot_roofline(reports: list[MeasureReport], fmt: str = "svg", *, dpi: int = 300) -> bytes:
-    """One log-log panel: the roofs of the first report's device, a point per layer."""
+def plot_roofline(reports: list[MeasureReport], fmt: str = "svg", *, dpi: int = 300,
+                  column: str | None = None) -> bytes:
+    """One log-log panel: the roofs of the first report's device, a point per layer;
+    `column` ("single", "double") makes it exactly a paper's column or text wide."""
     import matplotlib
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    figure, ax = plt.subplots(figsize=(7, 4.8))
+    width = COLUMN_INCHES[column] if column else 7
+    figure, ax = plt.subplots(figsize=(width, max(2.6, width * 0.65) if column else 4.8))
     points = [r for report in reports for r in report.rows if r.macs and r.forward_ms > 0]
     roofs = reports[0].roofs
     low = min([r.intensity for r in points] + [0.5]) / 2
@@ -41,12 +44,7 @@ def plot_roofline(reports: list[MeasureReport], fmt: str = "svg", *, dpi: int = 
                  f"{reports[0].dtype}", fontsize=10)
     ax.grid(which="both", color="#EEEEEE", linewidth=0.5)
     ax.legend(fontsize=7, loc="lower right")
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    with matplotlib.rc_context({"pdf.fonttype": 42, "ps.fonttype": 42}):
-        figure.savefig(buffer, format=fmt, dpi=dpi, bbox_inches="tight")
-    plt.close(figure)
-    return buffer.getvalue()
+    return save(figure, fmt, dpi, exact=column is not None)
 
 
 def _draw_layers(ax, report: MeasureReport, colour: str) -> None:

@@ -143,27 +143,29 @@ def _changed_arguments(a: nx.DiGraph, b: nx.DiGraph, name: str) -> str:
 
 
 def argument_changes(before: tuple, after: tuple) -> list[str]:
-    """The arguments that differ, ((name, value), ...) before and after; an argument
-    renamed with its value kept (`width = 64` as `planes = 64`) is not a change.
+    """The arguments that differ, ((name, value), ...) before and after, as B has them:
+    an argument renamed with its value kept (`width = 64` as `planes = 64`) is not a
+    change, and one that B's block does not take is left to `archdsl diff` (a caption
+    says what B's boxes are).
 
     >>> argument_changes((("width", 64), ("stride", 1)),
     ...                  (("planes", 64), ("stride", 2), ("groups", 32)))
     ['stride 1 → 2', 'groups = 32']
     """
     old, new = dict(before), dict(after)
-    gone = {k: v for k, v in old.items() if k not in new}
+    unmatched = {k: v for k, v in old.items() if k not in new}
     parts = []
     for key, value in new.items():
         if key in old:
             if old[key] != value:
                 parts.append(f"{key} {spec_text(old[key])} → {spec_text(value)}")
             continue
-        renamed = next((k for k, v in gone.items() if v == value), None)
+        renamed = next((k for k, v in unmatched.items() if v == value), None)
         if renamed is None:
             parts.append(f"{key} = {spec_text(value)}")
         else:
-            del gone[renamed]
-    return parts + [f"no {key}" for key in gone]
+            del unmatched[renamed]
+    return parts
 
 
 def _cluster_mark(graph: nx.DiGraph, net: str, path: str, kind: str):

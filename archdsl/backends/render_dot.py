@@ -31,6 +31,7 @@ from .. import ir
 from ..passes.count_costs import Cost
 from ..ops import OPS
 from ..ops.shapes import spatial
+from .layout import page_size
 from .report_stats import human_count
 
 if TYPE_CHECKING:
@@ -59,9 +60,6 @@ FAMILY_WORDS = {"io": "input", "conv": "convolution", "norm": "normalisation",
 FONT = "Helvetica"
 ERROR_COLOUR = "#D55E00"
 STYLES = ("paper", "detailed")
-# Largest drawing, in inches, that fits a single or a double column of a two-column paper
-# (IEEE/ACM/CVPR templates: 3.3-3.5 in and 6.9-7.2 in wide); dot only ever scales down.
-COLUMN_INCHES = {"single": "3.3,9", "double": "6.9,9"}
 DIRECTIONS = ("TB", "LR")
 
 
@@ -467,8 +465,8 @@ def _add_legend(dot, graph, units: dict, style: str) -> None:
 
 def _graph_attributes(graph: nx.DiGraph, direction: str, column: str | None,
                       title: bool) -> dict:
-    size = {"single": {"size": COLUMN_INCHES["single"]},
-            "double": {"size": COLUMN_INCHES["double"]}}.get(column, {})
+    # column: a paper's ("single", "double") or a Graphviz size "WIDTH,HEIGHT" in inches
+    size = {"size": column if "," in column else page_size(column)} if column else {}
     named = {"label": ir.network(graph).name, "labelloc": "t"} if title else {}
     # pad: a tight bounding box (2 pt), where dot's default leaves 4 pt
     return {**size, "rankdir": direction, "fontname": FONT, "fontsize": "11", "nodesep": "0.25",

@@ -5,7 +5,7 @@
 `_draw_` records: the boxes' outlines, the edges' Bézier curves and arrowheads, each
 label at its baseline), so the picture has the same layout as the SVG, point for point,
 and its text is typeset by LaTeX in Helvetica (where the `helvet` fonts are installed,
-else the sans-serif face) at the sizes dot measured.
+else Latin Modern's sans-serif face, Type 1 fonts both) at the sizes dot measured.
 
     >>> picture = render_tikz({"bb": "0,0,40,20", "objects": [{"name": "a", "_draw_": [
     ...     {"op": "c", "color": "#000000"},
@@ -40,8 +40,10 @@ ESCAPES = {"\\": r"\textbackslash{}", "{": r"\{", "}": r"\}", "$": r"\$", "&": r
 PREAMBLE = r"""\documentclass{{article}}
 % A diagram drawn by archdsl: the tikzpicture below can also be pasted into a paper
 % (it needs \usepackage{{tikz}}; scale it there with \resizebox or a [scale=...]).
+% Type 1 fonts (no bitmap Type 3 that publishers' PDF checks refuse): Helvetica where
+% installed, else Latin Modern; pasted into a paper, the labels take the paper's font.
 \usepackage[T1]{{fontenc}}
-\IfFileExists{{uhvr8t.tfm}}{{\usepackage{{helvet}}}}{{}}
+\IfFileExists{{uhvr8t.tfm}}{{\usepackage{{helvet}}}}{{\IfFileExists{{lmodern.sty}}{{\usepackage{{lmodern}}}}{{}}}}
 \renewcommand{{\familydefault}}{{\sfdefault}}
 \usepackage{{tikz}}
 \usepackage[paperwidth={width}bp, paperheight={height}bp, margin=0pt]{{geometry}}
