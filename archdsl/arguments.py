@@ -163,7 +163,8 @@ def _add_table_command(commands) -> None:
         description="""\
 The table papers print (ResNet's Table 1, VGG's Table 1): one column per network, one row
 per feature-map size with the layers that work at that size, a repeated layer or block as
-`[1×1, 64; 3×3, 64; 1×1, 256] ×3`, then parameters and MACs, each row in one unit.
+`[1×1, 64; 3×3, 64; 1×1, 256] ×3`, then parameters and MACs, each row in one unit (one
+network of branched modules: GoogLeNet's Table 1, a row per layer or module).
 Norms, activations and skip projections are left out, as papers leave them out (LRN is
 kept). In LaTeX a row the same in every column spans them all.
 
@@ -178,12 +179,12 @@ column only (after --set, which applies to all), so one spec gives several colum
                        help="one column each (quote it: the shell reads ? and &)")
     table.add_argument("--format", choices=("markdown", "latex"), default="markdown",
                        help="markdown (default) or a LaTeX booktabs table (needs amsmath)")
-    table.add_argument("--headers", metavar="A,B,...",
-                       help="the column headers, one per column (default: the network, and "
-                            "the column's ?settings)")
-    table.add_argument("--notation", choices=("bracket", "vgg"), default="bracket",
-                       help="bracket (default): ResNet's `[3×3, 64] ×2`; vgg: VGG's "
-                            "`conv3-64`, a repeated layer on a line each")
+    table.add_argument("--headers", metavar="A,B,...", help="the column headers, one per "
+                       "column (default: the network, and the column's ?settings)")
+    table.add_argument("--notation", choices=("auto", "bracket", "vgg", "branched"),
+                       default="auto", help="bracket: ResNet's `[3×3, 64] ×2`; vgg: VGG's "
+                       "`conv3-64`; branched: GoogLeNet's Table 1 (one network); auto "
+                       "(default): branched for one network with branched modules, else bracket")
     table.add_argument("--width", choices=("natural", "column", "text"), default="natural",
                        help="latex: shrink the table to \\columnwidth or \\textwidth where it "
                             "is wider (needs graphicx; table* for text in two columns)")
@@ -270,14 +271,14 @@ has the SVG's layout; paste the picture into a paper that loads tikz.""")
     render.add_argument("--depth", type=int, metavar="N",
                         help="open blocks N levels deep (1: one box per stage)")
     render.add_argument("--expand", action="append", default=[], metavar="NAME",
-                        help="open the stage or block instance with this name, as `archdsl ir` "
-                             "lists names (layer3, layer3.1), or every instance of a block "
-                             "(bottleneck); repeatable; `all` opens everything down to one box "
-                             "per layer")
+                        help="open the stage or block instance with this name, as `archdsl ir` lists "
+                             "names (layer3, layer3.1), or every instance of a block (bottleneck); "
+                             "repeatable; `all` opens everything down to one box per layer")
     render.add_argument("--show", metavar="WHAT", default="",
-                        help="comma-separated: norm, act, reg (dropout), stacks (each of "
-                             "identical convs in a row), or all: draw these as boxes of their "
-                             "own (default: folded into the conv before them, as papers do)")
+                        help="comma-separated: norm, act, reg (dropout), stacks (each of identical "
+                             "convs in a row), impl (flatten, transpose, dropout 0, no-op pools), or "
+                             "all: draw these as boxes (default: norm, act, reg folded into the conv "
+                             "before them, impl left out, as papers do)")
     _add_figure_options(render)
     _add_dot_timeout(render)
     _add_spec_options(render)
@@ -555,12 +556,12 @@ def _add_figure_options(render) -> None:
     """render's options for the look of the figure."""
     render.add_argument("--title", action=argparse.BooleanOptionalAction, default=True,
                         help="the network's name above the diagram (default on)")
-    render.add_argument("--legend", action="store_true",
-                        help="a key to the box colours (convolution, normalisation, ...)")
-    render.add_argument("--dpi", type=int, default=300,
-                        help="resolution of PNG output (default 300, for print)")
+    render.add_argument("--legend", action="store_true", help="a key to the box colours and skip lines")
+    render.add_argument("--dpi", type=int, default=300, help="PNG resolution (default 300, for print)")
     render.add_argument("--direction", choices=DIRECTIONS, default="TB",
-                        help="top to bottom (default) or left to right")
+                        help="top to bottom (default), left to right, or bottom to top (GoogLeNet)")
+    render.add_argument("--frames", action=argparse.BooleanOptionalAction, default=True,
+                        help="outlines and titles around open blocks (default on)")
     render.add_argument("--shapes", action=argparse.BooleanOptionalAction, default=True,
                         help="tensor shapes on edges (default on)")
     render.add_argument("--style", choices=STYLES, default="paper",

@@ -47,7 +47,7 @@ def _figure_options(args) -> figures.FigureOptions:
         raise UsageError("--dpi must be between 10 and 2400")
     options = figures.FigureOptions(args.depth, tuple(args.expand), args.direction, args.shapes,
                             args.style, args.partial, args.column, show, args.title,
-                            args.legend, args.dot_timeout, args.max_height)
+                            args.legend, args.dot_timeout, args.max_height, args.frames)
     options.check()
     return options
 

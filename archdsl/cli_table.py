@@ -67,6 +67,9 @@ def compile_columns(args) -> tuple[list, list[str]] | None:
             headers.append(_header(graph, column))
     if failed:
         return None
+    if getattr(args, "notation", "") == "branched" and len(graphs) != 1:
+        raise UsageError(f"--notation branched tabulates one network, and {len(graphs)} "
+                         f"were given: {', '.join(headers)}")
     return graphs, _chosen_headers(args.headers, headers)
 
 

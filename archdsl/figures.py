@@ -26,7 +26,8 @@ from pathlib import Path
 from .backends.layout import (DOT_TIMEOUT, MAX_HEIGHT_INCHES, MIN_TEXT_POINTS, LayoutError,
                               can_layout, format_of, layout, page_size, printed_size,
                               text_points)
-from .backends.render_dot import DIRECTIONS, SHOW, STYLES, instances, render_dot, render_many
+from .backends.render_dot import DIRECTIONS, STYLES, render_dot, render_many
+from .backends.render_view import SHOW, instances
 from .compile import CompileError, compile_file, compile_source
 from .errors import UsageError
 from .files import write_atomic
@@ -50,6 +51,7 @@ class FigureOptions:
     legend: bool = False
     dot_timeout: float = DOT_TIMEOUT  # for the legibility search's layouts
     max_height: float | None = None  # inches, with `column`; None: MAX_HEIGHT_INCHES
+    frames: bool = True  # outlines and titles around open blocks
 
     def check(self, graphs=()) -> None:
         """UsageError naming the first option that cannot be drawn."""
@@ -99,7 +101,8 @@ def draw(graph, options: FigureOptions = FigureOptions()) -> Drawing:
         return render_dot(graph, depth=options.depth, expand=options.expand,
                           direction=direction, shapes=options.shapes, style=options.style,
                           partial=options.partial, column=options.size(), show=options.show,
-                          title=options.title, legend=options.legend, columns=columns)
+                          title=options.title, legend=options.legend, columns=columns,
+                          frames=options.frames)
     return _legible(source, options, ir.network(graph).name)
 
 
@@ -114,7 +117,8 @@ def draw_side_by_side(graphs, options: FigureOptions = FigureOptions()) -> Drawi
         return render_many(graphs, depth=options.depth, expand=options.expand,
                            direction=direction if columns == 1 else options.direction,
                            shapes=options.shapes, style=options.style, column=options.size(),
-                           show=options.show, title=options.title, legend=options.legend)
+                           show=options.show, title=options.title, legend=options.legend,
+                           frames=options.frames)
     return _legible(source, options, ", ".join(ir.network(g).name for g in graphs))
 
 
@@ -167,7 +171,7 @@ def _too_small(options: FigureOptions, name: str, points: float, inches) -> str:
 def _search(source, options: FigureOptions, asked: str, points: float, inches):
     """(source, text size, how it was made, printed size) of the most legible layout
     tried."""
-    other = "LR" if options.direction == "TB" else "TB"
+    other = "TB" if options.direction == "LR" else "LR"
     tried = [(f"laid out {other}", lambda: source(other, 1))]
     tried += [(f"snaked into {k} columns", lambda k=k: source(options.direction, k))
               for k in (2, 3, 4)]
@@ -220,8 +224,8 @@ def diagram(spec, *, network: str | None = None, settings: dict | None = None,
             **options) -> Diagram:
     """The diagram of a spec (a path, .arch text, or a compiled graph), or of several side
     by side (a list of them). `options` are `FigureOptions`' fields: depth, expand,
-    direction, shapes, style, column, max_height, show, title, legend; the same options
-    give the same drawing as `archdsl render`. At a `column`, `points` is the smallest
+    direction (TB, LR, BT), shapes, style, column, max_height, show, title, legend, frames;
+    the same options give the same drawing as `archdsl render`. At a `column`, `points` is the smallest
     text's printed size, and a UserWarning is issued when it is below 6 pt."""
     chosen = FigureOptions(**_tuples(options))
     if isinstance(spec, (list, tuple)):

@@ -11,9 +11,10 @@ import subprocess
 
 import pytest
 
-from archdsl import compile_file, compile_source
+from archdsl import compile_file, compile_source, ir
 from archdsl.arguments import build_parser
 from archdsl.backends.report_table import format_latex, format_markdown, table_rows
+from archdsl.backends.report_table_branched import branched_rows
 from archdsl.cli import main
 from archdsl.cli_table import compile_columns
 
@@ -183,3 +184,94 @@ def test_latex_tables_fit_a_cvpr_page(tmp_path):
     log = (tmp_path / "t.log").read_text(errors="replace")
     assert done.returncode == 0, done.stdout[-2000:]
     assert "Overfull \\hbox" not in log, [line for line in log.splitlines() if "Overfull" in line]
+
+
+# ---- GoogLeNet's Table 1: one network of branched modules -------------------------------
+
+GOOGLENET_PAPER = {  # Szegedy et al. 2015, Table 1: #1×1, #3×3 reduce, #3×3, #5×5 reduce,
+    # #5×5, pool proj; ops (M)
+    "inception (3a)": ((64, 96, 128, 16, 32, 32), 128),
+    "inception (3b)": ((128, 128, 192, 32, 96, 64), 304),
+    "inception (4a)": ((192, 96, 208, 16, 48, 64), 73),
+    "inception (4e)": ((256, 160, 320, 32, 128, 128), 170),
+    "inception (5b)": ((384, 192, 384, 48, 128, 128), 71),
+}
+
+
+@pytest.mark.parametrize("fmt,formatter", [("md", format_markdown), ("tex", format_latex)])
+def test_golden_googlenet_table(fmt, formatter):
+    """One network with branched modules gets GoogLeNet's Table 1 by itself (`auto`)."""
+    check_golden(ROOT / "tests" / "golden" / f"table_googlenet.{fmt}",
+                 formatter(graphs(["googlenet"])))
+
+
+def branch_channels_from_scopes(graph, module: str) -> list[list[tuple[int, int]]]:
+    """(kernel, channels) of each conv of each `branch` scope of `module`, from the scope
+    tree alone."""
+    branches = [s.path for s in ir.children(graph, module) if s.kind == "branch"]
+    return [[(n.args["kernel"], n.args["channels"]) for n in ir.nodes(graph)
+             if n.op == "conv" and path in ir.scopes_of(graph, n.name)] for path in branches]
+
+
+def test_branched_columns_are_the_spec_channels():
+    """Each # cell is the channels of its branch's conv, read again from the scope tree:
+    branch 1 a 1×1, branch 2 1×1 then 3×3, branch 3 1×1 then 5×5 (the paper's; torchvision
+    has 3×3), branch 4 pool then 1×1."""
+    graph = graphs(["googlenet"])[0]
+    headers, rows = branched_rows(graph)
+    assert headers == ["#1×1", "#3×3 reduce", "#3×3", "#5×5 reduce", "#5×5", "pool proj"]
+    module_rows = [row for row in rows if row.kind.startswith("inception")]
+    assert len(module_rows) == 9
+    scopes = [path for path, _ in ir.instances(graph, "inception")]
+    for row, scope in zip(module_rows, scopes, strict=True):
+        b1, b2, b3, b4 = branch_channels_from_scopes(graph, scope)
+        assert [k for k, _ in b1 + b2 + b3 + b4] == [1, 1, 3, 1, 5, 1]
+        expected = [b1[0][1], b2[0][1], b2[1][1], b3[0][1], b3[1][1], b4[0][1]]
+        assert [row.channels[h] for h in headers] == expected, scope
+
+
+def test_branched_rows_agree_with_the_paper():
+    """Channels as in the paper's Table 1; ops (MACs) within 1M of it (4a: 73.6M the paper
+    rounds down to 73); parameters are ours (with biases, K = 1000), the paper's K is 1024."""
+    text = format_markdown(graphs(["googlenet"]))
+    for kind, (channels, ops) in GOOGLENET_PAPER.items():
+        cells = next(line for line in text.splitlines() if f"| {kind} |" in line).split(" | ")
+        assert tuple(map(int, cells[4:10])) == channels
+        assert abs(int(cells[11].rstrip(" |")) - ops) <= 1, kind
+    assert "| convolution | 7×7/2 | 112×112×64 | 1 |" in text
+    assert "| convolution | 3×3/1 | 56×56×192 | 2 |  | 64 | 192 |" in text  # conv2 + conv3
+    assert "| max pool | 3×3/2 | 28×28×192 |" in text and "LRN" not in text
+
+
+def test_modules_that_do_not_fit_keep_brackets(in_root, capsys):
+    """torchvision's GoogLeNet has 3×3 convs in two branches: no column for each, so it
+    keeps ResNet's form by itself, and the branched form brackets each branch."""
+    bn = compile_file(ROOT / "specs" / "googlenet_bn.arch").graph
+    assert "| stage | output size |" in format_markdown([bn])
+    text = format_markdown([bn], notation="branched")
+    assert "| inception (3a) |  | 28×28×256 | 2 | [1×1, 64] ‖ [1×1, 96; 3×3, 128] ‖ " \
+           "[1×1, 16; 3×3, 32] ‖ [3×3 max pool; 1×1, 32] |" in text
+    assert r"\multicolumn" in format_latex([bn], notation="branched")
+    assert "| stage |" in format_markdown(graphs(["googlenet", "resnet18"]))
+    assert main(["table", "specs/googlenet.arch", "--notation", "bracket"]) == 0
+    assert "[1×1, 64; 1×1, 96; 3×3, 128;" in capsys.readouterr().out
+    assert main(["table", "specs/googlenet.arch", "specs/resnet18.arch",
+                 "--notation", "branched"]) == 2
+    assert "--notation branched tabulates one network" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed")
+def test_branched_latex_fits_a_cvpr_text_block(tmp_path):
+    """At \\textwidth in `table*`: no `Overfull \\hbox`, and no taller than the text block."""
+    table = format_latex(graphs(["googlenet"]), width="text")
+    (tmp_path / "t.tex").write_text(
+        CVPR + "\\begin{document}\n\\newsavebox\\tbox\\sbox\\tbox{" + table + "}\n"
+        "\\typeout{TABLEHEIGHT=\\the\\dimexpr\\ht\\tbox+\\dp\\tbox\\relax}\n"
+        "\\begin{table*}\\centering\\usebox\\tbox\\end{table*}\n\\end{document}\n")
+    done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "t.tex"],
+                          cwd=tmp_path, capture_output=True, timeout=120)
+    log = (tmp_path / "t.log").read_text(errors="replace")
+    assert done.returncode == 0, done.stdout[-2000:]
+    assert "Overfull \\hbox" not in log
+    height = float(re.search(r"TABLEHEIGHT=([\d.]+)pt", log).group(1))
+    assert height <= 8.875 * 72.27, height

@@ -5,9 +5,9 @@ runs Graphviz's `dot` to make SVG, PDF or PNG. Where Graphviz is not installed, 
 packaged port of `dot` (`pip install graphviz-pure`, in `archdsl[diagrams]`) lays out
 SVG and PNG; system `dot` is preferred whenever it is on PATH.
 
-What is drawn is a *view* of the IR. Each node of the IR belongs to one *unit*, the
-shortest prefix of its hierarchical name that is not *open*; every unit is one box.
-An open prefix is drawn as a cluster holding its children. By default every top-level
+What is drawn is a *view* of the IR (render_view): each node of the IR belongs to one
+*unit*, the shortest prefix of its hierarchical name that is not *open*; every unit is
+one box. An open prefix is drawn as a cluster holding its children. By default every top-level
 stage is open except labelled repeats, so `layer3: repeat 36 {...}` is one box
 `bottleneck x36` while an Inception module shows its branches side by side.
 `--depth N` opens every prefix shorter than N levels; `--expand NAME` opens NAME, or
@@ -22,7 +22,6 @@ unless `show` has `stacks`.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import networkx as nx
@@ -32,6 +31,7 @@ from ..passes.count_costs import Cost
 from ..ops import OPS
 from ..ops.shapes import spatial
 from .layout import page_size
+from .render_view import SHOWABLE, View, default_view, fuse, hide, open_one
 from .report_stats import human_count
 
 if TYPE_CHECKING:
@@ -59,178 +59,19 @@ FAMILY_WORDS = {"io": "input", "conv": "convolution", "norm": "normalisation",
                 "reg": "regularisation", "block": "block (folded)"}
 FONT = "Helvetica"
 ERROR_COLOUR = "#D55E00"
+SKIP_COLOUR = "#0072B2"
+# as He et al.'s Figure 3 draws residual skips: identity shortcuts solid, projections dashed
+SKIP_STYLE = {"identity": "solid", "projection": "dashed"}
 STYLES = ("paper", "detailed")
-DIRECTIONS = ("TB", "LR")
-
-
-SHOWABLE = ("norm", "act", "reg")  # families a compact diagram folds into the layer before
-FUSE_INTO = ("conv", "linear")
-# what `show` may name: those families, and `stacks` (identical layers in a row, each
-# drawn: by default one box `3x3 conv, 64 ×2`)
-SHOW = SHOWABLE + ("stacks", "all")
-
-
-@dataclass(frozen=True)
-class View:
-    open: frozenset[str]
-    full: bool = False  # every primitive op its own box
-    fused: tuple[tuple[str, str], ...] = ()  # (node, the node whose box it joins)
-    # each node's scopes, outermost first (ir.scopes_of)
-    chains: dict = field(default_factory=dict, compare=False, hash=False)
-
-    def unit(self, name: str) -> str:
-        """The box a node is drawn in: its outermost closed scope, or itself."""
-        joined = dict(self.fused).get(name)
-        if joined is not None:
-            return self.unit(joined)
-        if self.full:
-            return name
-        return next((path for path in self.chains[name] if path not in self.open), name)
-
-
-def default_view(graph: nx.DiGraph, depth: int | None = None, expand=()) -> View:
-    """The view for --depth / --expand ("all" expands everything)."""
-    chains = {name: ir.scopes_of(graph, name) for name in graph}
-    if "all" in expand:
-        return View(frozenset(), full=True, chains=chains)
-    if depth is not None:
-        opened = {path for chain in chains.values() for path in chain[:depth - 1]}
-    else:
-        stages: dict[str, list[tuple[str, ...]]] = {}
-        for name, chain in chains.items():
-            stages.setdefault(chain[0] if chain else name, []).append(chain)
-        opened = {stage for stage, members in stages.items()
-                  if not _is_repeat_stage(graph, members)
-                  and not _is_computation(graph, stage, members)
-                  and not _interleaved(graph, stage)}
-        opened |= {stage for stage, members in stages.items()  # a U-Net's levels, each a box
-                   if _is_repeat_stage(graph, members) and not _alike(graph, stage)}
-    for name in expand:
-        for scope in instances(graph, name):
-            opened |= set(ir.scopes_of(graph, scope) if scope in graph
-                          else ir.ancestors(graph, scope)) | {scope}
-    return _acyclic(graph, View(frozenset(opened), chains=chains))
-
-
-def _acyclic(graph: nx.DiGraph, view: View) -> View:
-    """`view` with the boxes opened that would make arrows go round in a circle: groups
-    whose layers run interleaved with another's (diffusers' `resnets` and `attentions`:
-    resnet 0, attention 0, resnet 1, ...) are drawn layer by layer.
-
-    >>> from archdsl import compile_source
-    >>> g = compile_source('''network n { input x: 3 x 8 x 8
-    ...     repeat 2 as j { "a.{j}": conv(3, 1); "b.{j}": relu } }''').graph
-    >>> view = _acyclic(g, View(frozenset(), chains={n: ir.scopes_of(g, n) for n in g}))
-    >>> sorted(view.open)
-    ['a', 'b']
-    """
-    while True:
-        flow = nx.DiGraph((view.unit(tail), view.unit(head)) for tail, head in graph.edges
-                          if view.unit(tail) != view.unit(head))
-        try:
-            cycle = nx.find_cycle(flow)
-        except nx.NetworkXNoCycle:
-            return view
-        closed = {unit for edge in cycle for unit in edge[:2] if unit not in graph}
-        view = View(view.open | closed, view.full, view.fused, view.chains)
-
-
-def instances(graph: nx.DiGraph, name: str) -> list[str]:
-    """What `--expand name` opens: the scope (or layer) of that name, or else every scope
-    that calls the block of that name (each `bottleneck` of a ResNet); empty when neither
-    exists."""
-    if name in graph or ir.scope(graph, name) is not None:
-        return [name]
-    return list(dict.fromkeys(path for path, _ in ir.instances(graph, name) if path))
-
-
-def fuse(graph: nx.DiGraph, view: View, show=(), keep=()) -> View:
-    """The view with each norm and activation (unless its family is in `show`) drawn in
-    the box of the conv or linear layer it follows, where it is that layer's only reader
-    and a box of its own in the same scope. Nodes in `keep` are never fused."""
-    outputs = {o.node for o in ir.network(graph).outputs}
-    joined: dict[str, str] = {}
-    for item in ir.nodes(graph):
-        op = OPS[item.op]
-        if op.family not in SHOWABLE or op.family in show or item.name in keep:
-            continue
-        if len(item.inputs) != 1 or view.unit(item.name) != item.name:
-            continue
-        (producer,) = item.inputs
-        head = joined.get(producer, producer)
-        if (OPS[ir.node(graph, head).op].family in FUSE_INTO and producer not in outputs
-                and producer not in keep and graph.out_degree(producer) == 1
-                and view.unit(producer) == producer and _same_scope(graph, producer, item.name)):
-            joined[item.name] = head
-    if "stacks" not in show:
-        _stack(graph, view, joined, outputs, keep)
-    return View(view.open, view.full, tuple(joined.items()), view.chains)
-
-
-def _stack(graph: nx.DiGraph, view: View, joined: dict, outputs: set, keep) -> None:
-    """Join each conv to the box of the identical conv before it (same arguments, same
-    scope, the only reader of that box's output)."""
-    for item in ir.nodes(graph):
-        if OPS[item.op].family != "conv" or item.name in joined or item.name in keep:
-            continue
-        if len(item.inputs) != 1 or view.unit(item.name) != item.name:
-            continue
-        (producer,) = item.inputs
-        head = joined.get(producer, producer)
-        first = ir.node(graph, head)
-        if (first.op == item.op and first.args == item.args and producer not in outputs
-                and graph.out_degree(producer) == 1 and view.unit(head) == head
-                and _same_scope(graph, head, item.name) and head not in keep):
-            joined[item.name] = head
-
-
-def _same_scope(graph: nx.DiGraph, a: str, b: str) -> bool:
-    return ir.node(graph, a).scope == ir.node(graph, b).scope
-
-
-def _is_repeat_stage(graph: nx.DiGraph, chains: list[tuple[str, ...]]) -> bool:
-    """A labelled repeat: every layer inside a scope inside one of two or more numbered
-    scopes (`stage.I.rest`), nothing else."""
-    return all(len(c) >= 2 and ir.label(graph, c[1]).isdigit() for c in chains) and \
-        len({c[1] for c in chains}) > 1
-
-
-def _alike(graph: nx.DiGraph, stage: str) -> bool:
-    """The iterations of a repeat stage hold the same blocks, or each calls its blocks
-    itself (MobileNet's `bneck`s): one box, `bottleneck ×3`. Not levels that group blocks
-    differently (a U-Net's, with and without attention): those are drawn a box each."""
-    iterations = ir.children(graph, stage)
-    held = {ir.describe_scope(graph, child.path, []) for child in iterations}
-    return len(held) == 1 or all(child.calls for child in iterations)
-
-
-def _interleaved(graph: nx.DiGraph, stage: str) -> bool:
-    """The groups directly inside `stage` run interleaved (`resnets.0`, `attentions.0`,
-    `resnets.1`): drawn open, they would be boxes with arrows in a circle, so the stage is
-    one box."""
-    def part(name: str) -> str:
-        chain = ir.scopes_of(graph, name)
-        return chain[1] if len(chain) > 1 else name
-    inside = [n for n in graph if ir.scopes_of(graph, n)[:1] == (stage,)]
-    flow = nx.DiGraph((part(t), part(h)) for n in inside for t, h in graph.in_edges(n)
-                      if t in inside and part(t) != part(h))
-    return not nx.is_directed_acyclic_graph(flow)
-
-
-def _is_computation(graph: nx.DiGraph, stage: str, chains: list[tuple[str, ...]]) -> bool:
-    """A stage that is one call of a block without learned tensors (a timestep or position
-    embedding computed from its input): one box, named after the block."""
-    held = ir.scope(graph, stage)
-    return (held is not None and held.kind == "block" and len(chains) > 3 and
-            not any(graph.nodes[n].get("cost", Cost()).params
-                    for n in graph if ir.scopes_of(graph, n)[:1] == (stage,)))
+DIRECTIONS = ("TB", "LR", "BT")  # BT: bottom to top, as GoogLeNet's figure
 
 
 def render_dot(graph: nx.DiGraph, *, depth: int | None = None, expand=(), direction: str = "TB",
                shapes: bool = True, style: str = "paper", partial: bool = False,
                column: str | None = None, show=(), title: bool = True,
-               legend: bool = False, columns: int = 1) -> str:
-    """DOT source for the network's diagram.
+               legend: bool = False, columns: int = 1, frames: bool = True) -> str:
+    """DOT source for the network's diagram; `frames=False` leaves out the outlines and
+    titles of open blocks (their boxes stay).
 
     >>> from archdsl import compile_source
     >>> text = render_dot(compile_source("network t { input x: 3 x 8 x 8; c: conv(4, 3) }").graph)
@@ -239,7 +80,7 @@ def render_dot(graph: nx.DiGraph, *, depth: int | None = None, expand=(), direct
     """
     dot = _digraph(ir.network(graph).name, _graph_attributes(graph, direction, column, title))
     units = _draw(dot, graph, depth, expand, shapes, style, partial, show, "", direction,
-                  columns)
+                  columns, frames)
     if legend:
         _add_legend(dot, graph, units, style)
     return dot.source
@@ -269,7 +110,8 @@ def render_many(graphs: list[nx.DiGraph], *, direction: str = "TB", column: str 
                 "fontname": FONT, "fontsize": "11"}) as box:
             units = _draw(box, graph, options.get("depth"), options.get("expand", ()),
                           options.get("shapes", True), options.get("style", "paper"), False,
-                          options.get("show", ()), prefix, direction)
+                          options.get("show", ()), prefix, direction,
+                          frames=options.get("frames", True))
         for size, unit in _first_of_each_size(graph, units):
             levels.setdefault(size, []).append(prefix + unit)
     for names in levels.values():
@@ -309,15 +151,19 @@ def _digraph(name: str, graph_attr: dict) -> graphviz.Digraph:
 
 def _draw(dot, graph: nx.DiGraph, depth, expand, shapes: bool, style: str, partial: bool,
           show, prefix: str = "", direction: str = "TB",
-          columns: int = 1) -> dict[str, list[str]]:
+          columns: int = 1, frames: bool = True) -> dict[str, list[str]]:
     """Add one network's boxes and arrows to `dot`; node names start with `prefix`.
     Returns the units drawn: {box name: the IR nodes in it}."""
     failed = _failed_nodes(graph) if partial else set()
     view = default_view(graph, depth, tuple(expand) + tuple(sorted(failed)))  # show the culprit
+    operands = {i for n in failed for i in ir.node(graph, n).inputs}
     if style == "paper" and "all" not in show:
-        operands = {i for n in failed for i in ir.node(graph, n).inputs}
         view = fuse(graph, view, show, keep=failed | operands)
-    shown = [n for n in graph if graph.nodes[n].get("shape") is not None or n in failed]
+    view = open_one(graph, view, expand)  # one layer of a repeat opened: "×12" on it
+    if not {"all", "impl"} & set(show):  # flatten, transpose, dropout 0: as papers, unseen
+        view = hide(graph, view, keep=failed | operands)
+    shown = [n for n in graph if (graph.nodes[n].get("shape") is not None or n in failed)
+             and n not in view.hidden]
     units: dict[str, list[str]] = {}
     for name in shown:
         units.setdefault(view.unit(name), []).append(name)
@@ -325,8 +171,9 @@ def _draw(dot, graph: nx.DiGraph, depth, expand, shapes: bool, style: str, parti
     main = view.unit(ir.network(graph).outputs[0].node) if ir.network(graph).outputs else None
     spine = _spine(next(iter(units), None), main, edges) if main in units else set()
     rising, levels = _u_shape(graph, units, edges)
-    _add_units(dot, graph, view, units, style, failed, prefix, set() if rising else spine)
-    across = {pair: ("e", "w") if direction == "TB" else ("s", "n") for pair in levels}
+    _add_units(dot, graph, view, units, style, failed, prefix, set() if rising else spine,
+               frames)
+    across = {pair: ("s", "n") if direction == "LR" else ("e", "w") for pair in levels}
     stages = {unit: ir.outermost(graph, unit) for unit in units}
     segment = _snake(units, spine, columns, stages) if columns > 1 and not rising else {}
     free = {(t, h) for t, h, *_ in edges if segment and segment[t] != segment[h]}
@@ -461,6 +308,28 @@ def _add_legend(dot, graph, units: dict, style: str) -> None:
             if previous:  # a column of swatches
                 box.edge(previous, f"legend_{family}", style="invis")
             previous = f"legend_{family}"
+        for kind in _skip_kinds(graph, units):  # a short line of each skip's style
+            name = f"legend_{kind}"
+            with box.subgraph() as row:
+                row.attr(rank="same")
+                row.node(name + "_line", label="", shape="point", width="0.03", color=SKIP_COLOUR)
+                row.node(name, label=f"{kind} shortcut", shape="plaintext", style="",
+                         fontsize="9", fontcolor=SKIP_COLOUR)
+                row.edge(name + "_line", name, style=SKIP_STYLE[kind], color=SKIP_COLOUR,
+                         arrowhead="none", minlen="2")
+            if previous:
+                box.edge(previous, name + "_line", style="invis")
+            previous = name + "_line"
+
+
+def _skip_kinds(graph, units: dict) -> list[str]:
+    """The kinds of residual skip drawn as arrows between boxes: identity, projection."""
+    unit_of = {m: unit for unit, members in units.items() for m in members}
+    kinds = {"projection" if ir.node(graph, item.inputs[1]).role == "skip" else "identity"
+             for item in ir.nodes(graph) if item.role == "residual" and len(item.inputs) > 1
+             and unit_of.get(item.name) == item.name  # the add a box of its own
+             and unit_of.get(item.inputs[1], item.name) != item.name}
+    return [kind for kind in SKIP_STYLE if kind in kinds]
 
 
 def _graph_attributes(graph: nx.DiGraph, direction: str, column: str | None,
@@ -483,11 +352,12 @@ def _failed_nodes(graph: nx.DiGraph) -> set[str]:
 
 
 def _add_units(dot, graph, view: View, units: dict, style: str, failed: set,
-               prefix: str = "", spine: frozenset = frozenset()) -> None:
+               prefix: str = "", spine: frozenset = frozenset(), frames: bool = True) -> None:
     clusters: dict[str, graphviz.Digraph] = {}
     operands = {i for n in failed for i in ir.node(graph, n).inputs}
     train_only = _train_only_scopes(graph)
-    label = lambda path: _cluster_label(graph, path)  # noqa: E731
+    counts = dict(view.repeated)
+    label = lambda path: _cluster_label(graph, path, counts.get(path))  # noqa: E731
     for unit, members in units.items():
         attributes = _unit_attributes(graph, unit, members, style)
         if failed & set(members):
@@ -500,6 +370,8 @@ def _add_units(dot, graph, view: View, units: dict, style: str, failed: set,
         _cluster(dot, graph, clusters, train_only, parent, label, prefix).node(prefix + unit,
                                                                                 **attributes)
     for path in sorted(clusters, key=lambda p: -len(ir.ancestors(graph, p))):
+        if not frames:  # kept as clusters, so that a block's boxes still sit together
+            clusters[path].graph_attr.update(label="", peripheries="0")
         if path:
             _parent_of(dot, graph, clusters, path).subgraph(clusters[path])
 
@@ -513,11 +385,12 @@ def _train_only_scopes(graph: nx.DiGraph) -> set[str]:
     return {prefix for prefix, train in verdict.items() if train}
 
 
-def _cluster_label(graph: nx.DiGraph, path: str) -> str:
+def _cluster_label(graph: nx.DiGraph, path: str, count: int | None = None) -> str:
     """A cluster's title in the spec's words: a stage by its name (`layer2`,
     `inception3a`), a scope inside one by its own last name (`branch2`, not
     `inception3a.branch2`: the enclosing box names the rest), and a repeat's iteration by
-    the block it calls (`bottleneck`), since its index says nothing on the page.
+    the block it calls (`bottleneck`), since its index says nothing on the page; an
+    iteration drawn for all `count` of them, `bottleneck ×3`.
 
     >>> from archdsl import compile_source
     >>> g = compile_source("block unit(c) { residual { conv(c, 3, pad = 1) } } "
@@ -526,6 +399,8 @@ def _cluster_label(graph: nx.DiGraph, path: str) -> str:
     ('stage', 'unit')
     """
     scope = ir.scope(graph, path)
+    if count:  # one iteration drawn for all of them, as papers draw a layer "×N"
+        return ", ".join(call.title for call in scope.calls) + f" ×{count}"
     if scope.label.isdigit():
         return ", ".join(call.title for call in scope.calls)
     return scope.label
@@ -681,9 +556,9 @@ def _edge_attributes(graph, item: ir.Node, position: int, producer: str, shapes:
         attributes["label"] = " "
     if item.role == "residual" and position == 1:
         identity = ir.node(graph, producer).role != "skip"
-        # as He et al.'s figures draw them: identity shortcuts solid, projections dashed
-        attributes.update(style="solid" if identity else "dashed", penwidth="1.2",
-                          tailport="e", headport="e", color="#0072B2", fontcolor="#0072B2")
+        attributes.update(style=SKIP_STYLE["identity" if identity else "projection"],
+                          penwidth="1.2", tailport="e", headport="e", color=SKIP_COLOUR,
+                          fontcolor=SKIP_COLOUR)
         if identity:
             attributes["xlabel"] = "identity"
     if item.train_only:

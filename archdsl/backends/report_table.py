@@ -7,6 +7,9 @@ tensor once: its layer says `(tied)` and a note under the table names the tie.
 Two notations: `bracket` (ResNet's), where anything repeated is bracketed, `[3×3, 64] ×2`,
 `[1×1, 64; 3×3, 64; 1×1, 256] ×3`, so the count never reads as a channel count; and
 `vgg` (VGG's), `conv3-64`, a repeated layer written out on a line each (up to four).
+A third, `branched`, is GoogLeNet's Table 1 for one network of branched modules (a row
+per layer or module, a column per kind of branch: report_table_branched); `auto`, the
+default, takes it for one network that has such a module, `bracket` otherwise.
 
 Pure: IR graphs in, Markdown or LaTeX out. Rows of different networks are matched by
 their output size, so ResNet-18 to ResNet-152 (or VGG-11 to VGG-19) share a table; in
@@ -31,7 +34,7 @@ from .report_stats import SHARED_NOTE, is_tied, latex_escape, shared_tensors
 
 SHOWN = ("conv", "pool", "linear", "attention")  # the families a table lists
 PAPER_VISIBLE = ("lrn",)  # layers of other families that papers print (AlexNet, VGG A-LRN)
-NOTATIONS = ("bracket", "vgg")
+NOTATIONS = ("auto", "bracket", "vgg", "branched")
 VGG_WRITTEN_OUT = 4  # the vgg notation writes a layer repeated up to 4 times line by line
 WIDTHS = {"natural": "", "column": r"\columnwidth", "text": r"\textwidth"}
 TOTAL_ROWS = (("parameters", ""), ("MACs", "multiply-adds"))  # (label, what it counts)
@@ -112,7 +115,7 @@ def _caption(graph: nx.DiGraph, item: ir.Node, notation: str) -> str:
     """The layer as the notation writes it; `(tied)` after a layer whose tensor is
     another's."""
     tied = " (tied)" if is_tied(graph, item.name) else ""
-    return (_vgg_caption if notation == "vgg" else _bracket_caption)(item) + tied
+    return (_vgg_caption if notation == "vgg" else bracket_caption)(item) + tied
 
 
 def _kernel_text(item: ir.Node) -> str:
@@ -120,7 +123,7 @@ def _kernel_text(item: ir.Node) -> str:
     return "×".join(map(str, kernel)) if isinstance(kernel, tuple) else f"{kernel}"
 
 
-def _bracket_caption(item: ir.Node) -> str:
+def bracket_caption(item: ir.Node) -> str:
     """`3×3, 64` for a conv (its stride is the size column's business), the op's paper
     caption for the rest (`3×3 max pool, /2`, `fc 1000`)."""
     if item.op == "conv":
@@ -140,7 +143,7 @@ def _vgg_caption(item: ir.Node) -> str:
     words = {"maxpool": "maxpool", "avgpool": "avgpool", "lrn": "LRN"}
     if item.op == "linear":
         return f"FC-{item.args['features']}"
-    return words.get(item.op) or _bracket_caption(item)
+    return words.get(item.op) or bracket_caption(item)
 
 
 def _written_out(entries: list[Entry], notation: str) -> list[Entry]:
@@ -245,6 +248,16 @@ def _row_label(label: str, counts: str, unit: str) -> str:
     return f"{label} ({said})" if said else label
 
 
+def _is_branched(graphs: list[nx.DiGraph], notation: str) -> bool:
+    """`branched` (one network only), or `auto` for one network with a branched module."""
+    if notation == "branched" and len(graphs) != 1:
+        raise ValueError(f"the branched form tabulates one network, not {len(graphs)}")
+    if notation != "auto" or len(graphs) != 1:
+        return notation == "branched"
+    from .report_table_branched import has_branched_modules
+    return has_branched_modules(graphs[0])
+
+
 def _headers(graphs: list[nx.DiGraph], headers: list[str] | None) -> list[str]:
     return list(headers) if headers is not None else [ir.network(g).name for g in graphs]
 
@@ -253,9 +266,12 @@ def _headers(graphs: list[nx.DiGraph], headers: list[str] | None) -> list[str]:
 
 
 def format_markdown(graphs: list[nx.DiGraph], headers: list[str] | None = None,
-                    notation: str = "bracket") -> str:
+                    notation: str = "auto") -> str:
     """The table in GitHub Markdown; a block's layers read `[a; b; c] ×n`. `headers`
     name the columns (default: the networks)."""
+    if _is_branched(graphs, notation):
+        from . import report_table_branched  # it builds on this module's captions
+        return report_table_branched.format_markdown(graphs[0])
     header = ["stage", "output size", *_headers(graphs, headers)]
     lines = ["| " + " | ".join(header) + " |", "|---|---|" + "---|" * len(graphs)]
     for size, stage, cells in _columns(graphs, notation):
@@ -283,11 +299,14 @@ def _entry_markdown(entry: Entry) -> str:
 
 
 def format_latex(graphs: list[nx.DiGraph], headers: list[str] | None = None,
-                 notation: str = "bracket", width: str = "natural") -> str:
+                 notation: str = "auto", width: str = "natural") -> str:
     """A booktabs table; blocks as bracketed column vectors times their count, as in
     ResNet's Table 1; what every column has spans them all (`\\multicolumn`). `width`
     `column` or `text` shrinks it to `\\columnwidth` or `\\textwidth` where it is wider.
     Needs `\\usepackage{booktabs}` and `amsmath` (and `graphicx` for `width`)."""
+    if _is_branched(graphs, notation):
+        from . import report_table_branched  # it builds on this module's captions
+        return report_table_branched.format_latex(graphs[0], width)
     n = len(graphs)
     names = " & ".join(map(latex_escape, _headers(graphs, headers)))
     out = [rf"\begin{{tabular}}{{ll{'c' * n}}}", r"\toprule",
@@ -311,10 +330,10 @@ def format_latex(graphs: list[nx.DiGraph], headers: list[str] | None = None,
     if note:  # below the rule, as a paper's footnote
         out.append(rf"\multicolumn{{{n + 2}}}{{l}}{{\footnotesize {latex_escape(note)}}} \\")
     out.append(r"\end{tabular}")
-    return _sized(out, WIDTHS[width])
+    return sized(out, WIDTHS[width])
 
 
-def _sized(tabular: list[str], width: str) -> str:
+def sized(tabular: list[str], width: str) -> str:
     """The tabular, shrunk to `width` where it is wider (never enlarged), with less space
     between columns so that the shrinking is less."""
     if not width:
