@@ -50,6 +50,32 @@ def main(argv=None) -> int:
 # ---- option parsing ---------------------------------------------------------------------
 
 
+def network_target(argument: str) -> tuple[str, str | None]:
+    """`FILE:NETWORK` as (FILE, NETWORK), as every command that takes one network reads
+    it (diff, render, table, sweep); a plain FILE, even one whose name has a colon, as
+    (FILE, None).
+
+    >>> network_target("specs/cifar_resnet.arch:cifar_plain")
+    ('specs/cifar_resnet.arch', 'cifar_plain')
+    >>> network_target("specs/resnet18.arch")
+    ('specs/resnet18.arch', None)
+    """
+    path, sep, network = argument.rpartition(":")
+    if sep and network.isidentifier() and not Path(argument).exists():
+        return path, network
+    return argument, None
+
+
+def pair_targets(a: str, b: str | None, set_b: list[str], what: str) -> tuple:
+    """A and B as `diff` and `render --diff` name them: B defaults to A, so that one spec
+    is compared at two settings, and --set-b applies to B only: ((A, []), (B, set_b))."""
+    b = b or a
+    if b == a and not set_b:
+        raise UsageError(f"{what} needs two networks: a second FILE[:NETWORK], or --set-b "
+                         "NAME=VALUE to compare A at another setting")
+    return (a, []), (b, list(set_b))
+
+
 def compile_or_report(path: str, args, fmt: str = "text",
                       network: str | None = None) -> Compilation:
     result = compile_file(path, **spec_options(args, network))

@@ -39,15 +39,12 @@ def add_diff_command(commands, spec_options) -> None:
 def run_diff(args) -> int:
     from .arguments import spec_options  # noqa: PLC0415
     from .backends.report_diff import diff_graphs, diff_json, format_diff  # noqa: PLC0415
+    from .cli import network_target, pair_targets  # noqa: PLC0415
     from .compile import compile_file  # noqa: PLC0415
     from .diagnostics import render_all  # noqa: PLC0415
-    b = args.b or args.a
-    if b == args.a and not args.set_b:
-        raise UsageError("diff needs two networks: a second FILE[:NETWORK], or --set-b "
-                         "NAME=VALUE to compare A at another setting")
     graphs = []
-    for which, target, extra in (("A", args.a, []), ("B", b, args.set_b)):
-        path, _, network = target.partition(":")
+    for which, (target, extra) in zip("AB", pair_targets(args.a, args.b, args.set_b, "diff")):
+        path, network = network_target(target)
         args_for = argparse.Namespace(**{**vars(args), "set": [*args.set, *extra]})
         options = spec_options(args_for, network or None)
         result = compile_file(path, **options)

@@ -43,9 +43,9 @@ def run_memory(args) -> int:
     require_networks(result, args.files[0])
     if not result.ok:
         return EXIT_SPEC_ERRORS
+    names = [n.strip() for n in (args.checkpoint or "").split(",") if n.strip()]
     texts = []
     for graph in result.graphs.values():
-        names = [n.strip() for n in (args.checkpoint or "").split(",") if n.strip()]
         setup = Setup(args.batch_size, args.optimizer, args.amp,
                       "cuda" if args.device == "cuda" else "cpu",
                       checkpoint_scopes(graph, names))

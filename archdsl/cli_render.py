@@ -10,7 +10,7 @@ from pathlib import Path
 from . import figures, ir
 from .backends.layout import LayoutError, format_of, layout, suffix_of
 from .cli import (EXIT_MISSING_TOOL, EXIT_OK, EXIT_SPEC_ERRORS, Compilation, compile_or_report,
-                  require_networks)
+                  network_target, pair_targets, require_networks)
 from .errors import UsageError
 from .files import write_atomic
 
@@ -23,7 +23,7 @@ def run_render(args) -> int:
         raise UsageError("--set-b sets a parameter of B in --diff A [B]; add --diff")
     if len(args.files) > 1 or args.side_by_side:
         return _render_side_by_side(args, options)
-    path, network = _network_of(args.files[0])
+    path, network = network_target(args.files[0])
     result = compile_or_report(path, args, network=network or args.network)
     require_networks(result, path)
     options.check(result.graphs.values())
@@ -90,21 +90,12 @@ def _write_diagram(source: str, fmt: str, out: Path | None, dot_path: Path, args
     return True
 
 
-def _network_of(argument: str) -> tuple[str, str | None]:
-    """FILE:NETWORK as (FILE, NETWORK); a plain FILE (even one whose name has a colon) as
-    (FILE, None)."""
-    path, sep, network = argument.rpartition(":")
-    if sep and path.endswith(".arch") and network.isidentifier() and not Path(argument).exists():
-        return path, network
-    return argument, None
-
-
 def _render_side_by_side(args, options: figures.FigureOptions) -> int:
     """Several networks in one figure: every network of each FILE (--network picks one
     by name), or the one FILE:NETWORK names."""
     graphs = []
     for argument in args.files:
-        path, network = _network_of(argument)
+        path, network = network_target(argument)
         result = compile_or_report(path, args, network=network or args.network)
         require_networks(result, path)
         if not result.ok:
@@ -163,13 +154,10 @@ def _diff_pair(args) -> tuple | None:
     to both and --set-b to B only; None when either has errors (they are printed)."""
     if len(args.files) > 2:
         raise UsageError(f"--diff compares two networks, A and B; {len(args.files)} given")
-    a, b = args.files[0], args.files[-1]
-    if a == b and not args.set_b:
-        raise UsageError("--diff needs two networks: a second FILE[:NETWORK], or --set-b "
-                         "NAME=VALUE to draw A at another setting")
     graphs = []
-    for target, extra in ((a, []), (b, args.set_b)):
-        path, network = _network_of(target)
+    b = args.files[1] if len(args.files) > 1 else None
+    for target, extra in pair_targets(args.files[0], b, args.set_b, "--diff"):
+        path, network = network_target(target)
         settings = argparse.Namespace(**{**vars(args), "set": [*args.set, *extra]})
         result = compile_or_report(path, settings, network=network or args.network)
         require_networks(result, path)

@@ -103,7 +103,8 @@ def run_sweep(args) -> int:
         return _show(args)
     if args.file is None:
         raise UsageError("sweep needs a FILE (or --show with --out)")
-    path, _, network = args.file.partition(":")
+    from .cli import network_target  # noqa: PLC0415
+    path, network = network_target(args.file)
     if not Path(path).exists():
         raise UsageError(f"no such file: {path}")
     for flag, value in (("--epochs", args.epochs), ("--batch-size", args.batch_size)):

@@ -1,6 +1,6 @@
 """`archdsl table`: which networks become columns, at which settings, under which headers.
 
-A column is `FILE`, `FILE:NETWORK` (as `archdsl diff` reads it) and optionally
+A column is `FILE`, `FILE:NETWORK` (as every command reads it: cli.network_target) and optionally
 `?NAME=VALUE&NAME=VALUE`, settings of that column only, read as --set reads them (after
 the --set flags, which apply to every column), so one parameterised spec gives several
 columns:
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from . import ir
 from .arguments import spec_options
+from .cli import network_target
 from .compile import compile_file
 from .diagnostics import render_all
 from .errors import UsageError
@@ -38,7 +39,7 @@ def parse_column(text: str) -> Column:
 path='specs/cifar_resnet.arch', network='cifar_resnet', settings=('depth=56', 'width=32'))
     """
     target, has_query, query = text.partition("?")
-    path, _, network = target.partition(":")
+    path, network = network_target(target)
     settings = tuple(item.strip() for item in query.split("&")) if has_query else ()
     for item in settings:
         name, sep, _ = item.partition("=")

@@ -24,19 +24,17 @@ tensors of a few elements (batch norm's saved statistics, the loss).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import networkx as nx
 
 from .. import ir
 from ..ops import OPS, numel
-from ..ops.shapes import dtype_of
+from ..ops.shapes import ELEMENT_BYTES, dtype_of
 from .in_place import activations_in_place, sums_in_place
 
 OPTIMIZER_STATES = {"sgd": 1, "adamw": 2}  # float32 tensors per parameter
 LOW_BYTES = 2  # bf16 and fp16
-ELEMENT_BYTES = {"int": 8, "bool": 1, "float32": 4, "float64": 8, "float16": 2,
-                 "bfloat16": 2}
 
 
 @dataclass(frozen=True)
@@ -163,8 +161,7 @@ class _Walk:
     def _needs_grad(self) -> dict[str, bool]:
         needs = {}
         for item in ir.nodes(self.graph):
-            floating = dtype_of(ir.shape(self.graph, item.name)) != "int" and \
-                dtype_of(ir.shape(self.graph, item.name)) != "bool"
+            floating = dtype_of(ir.shape(self.graph, item.name)) not in ("int", "bool")
             needs[item.name] = floating and (
                 self._params(item) > 0 or item.op == "parameter"
                 or any(needs[i] for i in item.inputs))
@@ -193,13 +190,13 @@ class _Walk:
                         copies * numel(ir.shape(self.graph, name)) * LOW_BYTES
                 continue  # a weight (or a view of one): counted as weights
             if name in item.inputs and self.owner[item.name] == self.owner[name]:
-                kept[f"{item.name}#copy"] = self._storage_bytes(name)  # the value it
+                kept[f"{item.name}#copy"] = self.bytes(self.owner[name])  # the value it
                 # overwrites, copied first by autograd (relu6, silu, hardswish in place)
             elif self.amp and op.autocast == "low" and self.width[name] == 4 and \
                     dtype_of(ir.shape(self.graph, name)) == "float":
                 kept[f"{item.name}<{name}"] = self.bytes(name) // 2  # its cast copy
             else:
-                kept[self.owner[name]] = self._storage_bytes(name)
+                kept[self.owner[name]] = self.bytes(self.owner[name])
         if self.amp and op.autocast == "low" and self._params(item):
             kept[f"{item.name}<weights"] = self._params(item) * LOW_BYTES
         ins = tuple(ir.shape(self.graph, i) for i in item.inputs)
@@ -209,9 +206,6 @@ class _Walk:
             width = self.width[item.name] if kind == "float" else ELEMENT_BYTES[kind]
             kept[f"{item.name}#{number}"] = self.setup.batch * elements * width
         return kept
-
-    def _storage_bytes(self, name: str) -> int:
-        return self.bytes(self.owner[name])
 
     # ---- the step ----------------------------------------------------------------------
 
@@ -332,7 +326,6 @@ class _Walk:
 
 def largest_batch(graph: nx.DiGraph, setup: Setup, memory: int) -> int:
     """The largest batch whose planned peak fits in `memory` bytes (0: not even one)."""
-    from dataclasses import replace
     low, high = 0, 1
     while plan_memory(graph, replace(setup, batch=high)).peak <= memory:
         low, high = high, high * 2

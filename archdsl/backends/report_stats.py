@@ -30,11 +30,9 @@ from ..passes.count_costs import Cost, total
 from .plan_memory import Setup, plan_memory
 from ..passes.receptive_field import receptive_fields, show_field
 from ..ops import OPS, numel, show
-from ..ops.shapes import dtype_of
+from ..ops.shapes import ELEMENT_BYTES, dtype_of
 
 DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "fp64": 8, "int8": 1}
-# the bytes of an element whose type is not the model's floats (shapes.DTYPES)
-ELEMENT_BYTES = {"int": 8, "bool": 1, "float32": 4, "float64": 8, "float16": 2, "bfloat16": 2}
 FORMATS = ("table", "markdown", "csv", "json", "latex")
 
 

@@ -21,6 +21,8 @@ LAYOUT_DTYPES = {"token_ids": "int"}
 PRECISIONS = ("float32", "float64", "float16", "bfloat16")
 DTYPES = ("float", "int", "bool") + PRECISIONS
 FLOATS = ("float",) + PRECISIONS
+# the bytes of an element of each type but the model's own floats ("float": its dtype's)
+ELEMENT_BYTES = {"int": 8, "bool": 1, "float32": 4, "float64": 8, "float16": 2, "bfloat16": 2}
 DTYPE_WORDS = {"float": "floats", "int": "integers (int64)", "bool": "masks (booleans)",
                **{p: f"{p} values" for p in PRECISIONS}}
 # what a value of each rank is when nothing says otherwise

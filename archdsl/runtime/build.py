@@ -7,7 +7,6 @@ succeeded, each through a temporary name and an atomic rename.
 from __future__ import annotations
 
 import io
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from ..files import write_directory
 from ..backends.lower_fx import lower_fx
 from ..ops import show
 from ..backends.report_stats import format_report, report_stats
+from .device import physical_memory
 from .inputs import example_inputs
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -58,9 +58,8 @@ def build(graph: nx.DiGraph, device: str, dtype: str, batch: int,
 
 def _check_memory(graph: nx.DiGraph, dtype: str, batch: int) -> None:
     """Refuse, with the figures, a network whose check pass cannot fit in this machine."""
-    try:
-        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
+    ram = physical_memory()
+    if ram is None:
         return
     totals = report_stats(graph, dtype="fp16" if dtype != "fp32" else "fp32").totals
     need = totals.param_bytes + batch * totals.activation_bytes

@@ -22,3 +22,12 @@ def pick_device(choice: str) -> torch.device:
     if choice == "cuda" and "LOCAL_RANK" in os.environ:
         return torch.device("cuda", int(os.environ["LOCAL_RANK"]))
     return torch.device(choice)
+
+
+def physical_memory() -> int | None:
+    """Bytes of memory this machine has (None where the system does not say), against
+    which build and stats --measure refuse what cannot fit."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None

@@ -18,7 +18,6 @@ matmul and a large copy.
 from __future__ import annotations
 
 import bisect
-import os
 import statistics
 import time
 from collections import defaultdict
@@ -35,7 +34,7 @@ from ..backends.report_measure import LayerTime, Measurement, Roofs
 from ..backends.report_stats import report_stats
 from ..errors import UsageError
 from .build import DTYPES
-from .device import pick_device
+from .device import physical_memory, pick_device
 from .inputs import example_inputs
 
 __all__ = ["check_dtype", "measure", "measure_roofs", "pick_device", "use_threads"]
@@ -101,9 +100,8 @@ def _check_memory(graph: nx.DiGraph, dtype: str, batch: int, device: torch.devic
     """Refuse, with the figures, a step whose training memory exceeds this machine's."""
     if device.type != "cpu":
         return  # CUDA says so itself: OutOfMemoryError, turned into a usage error
-    try:
-        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
+    ram = physical_memory()
+    if ram is None:
         return
     totals = report_stats(graph, dtype=dtype).totals
     need = totals.train_bytes_fixed + batch * totals.train_bytes_per_image
