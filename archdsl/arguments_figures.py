@@ -6,7 +6,9 @@ import argparse
 
 from .backends.layout import FORMATS as RENDER_FORMATS
 from .backends.render_dot import DIRECTIONS, STYLES
+from .backends.render_view import MERGES
 from .backends.report_stats import DTYPE_BYTES, FORMATS
+from .errors import UsageError
 
 
 def add_stats_command(commands, add_spec_options) -> None:
@@ -50,6 +52,9 @@ conventions:
     stats.add_argument("--column", choices=("single", "double"),
                        help="with --plot: make the plot exactly as wide as a paper's column "
                             "(3.28 in) or its text (6.875 in), to include unscaled")
+    stats.add_argument("--plot-layers", choices=("cost", "all"), default="cost",
+                       help="with --plot: draw the layers that carry MACs (conv, linear, "
+                            "attention's products; default) or every row (all)")
     from .cli_measure import add_measure_options  # noqa: PLC0415
     from .cli_memory import add_memory_options  # noqa: PLC0415
     add_measure_options(stats)
@@ -89,6 +94,7 @@ column only (after --set, which applies to all), so one spec gives several colum
     table.add_argument("--width", choices=("natural", "column", "text"), default="natural",
                        help="latex: shrink the table to \\columnwidth or \\textwidth where it "
                             "is wider (needs graphicx; table* for text in two columns)")
+    add_caption_option(table)
     table.add_argument("-o", "--output", metavar="OUT", help="write to OUT (default: stdout)")
     add_spec_options(table)
 
@@ -100,8 +106,9 @@ def add_render_command(commands, add_spec_options, add_dot_timeout) -> None:
         description="""\
 Draw the network as the papers draw it: repeated blocks once with their count
 (`bottleneck ×36`), one cluster per named stage, parallel branches side by side,
-residual skips as arcs beside the body (solid: identity; dashed: projection, as He et
-al. draw them), auxiliary heads as dashed side branches, tensor shapes on the edges (a
+residual skips as arcs beside the body, whose main chain runs straight (solid: identity;
+dashed: projection, as He et al. draw them; --merges plain joins them box to box),
+auxiliary heads as dashed side branches, tensor shapes on the edges (a
 length symbol by its name, `L×768`). A conv and the batch norm, activation and dropout
 after it are one box ("3x3 conv, 64, /2"), and identical convs in a row one box ("3x3
 conv, 64 ×2"); --show draws them apart. Blocks are named by their captions (`block
@@ -113,7 +120,10 @@ graphviz-pure`, part of archdsl[diagrams]) draws SVG, PNG and TikZ. With neither
 install Graphviz (exit status 3).
 
 --format tikz (or -o FIGURE.tex) writes a LaTeX document for pdflatex whose tikzpicture
-has the SVG's layout; paste the picture into a paper that loads tikz.""")
+has the SVG's layout, written to be edited: one \\tikzset block of styles (archconv,
+archnorm, ..., archedge, archidentity, archprojection), each box a named node, each arrow
+drawn between node names, so that moving a box (its `at (x,y)`) moves its arrows; paste
+the picture into a paper that loads tikz and \\usetikzlibrary{arrows.meta}.""")
     render.add_argument("files", nargs="+", metavar="FILE[:NETWORK]",
                         help="a spec; several specs draw their networks side by side in one "
                              "figure, at one scale, aligned where each reaches a new feature "
@@ -159,6 +169,11 @@ def _add_figure_options(render) -> None:
                         help="top to bottom (default), left to right, or bottom to top (GoogLeNet)")
     render.add_argument("--frames", action=argparse.BooleanOptionalAction, default=True,
                         help="outlines and titles around open blocks (default on)")
+    render.add_argument("--merges", choices=MERGES, default="marked",
+                        help="how a residual skip joins the main path: marked (default): into "
+                             "a \"+\" circle, the ReLU after it a box, as He et al.'s figures "
+                             "of one block (2 and 5); plain: box to box, the add and the ReLU "
+                             "after it folded into the join, as their Figure 3 of a network")
     render.add_argument("--shapes", action=argparse.BooleanOptionalAction, default=True,
                         help="tensor shapes on edges (default on)")
     render.add_argument("--style", choices=STYLES, default="paper",
@@ -172,6 +187,28 @@ def _add_figure_options(render) -> None:
     render.add_argument("--max-height", type=float, metavar="IN",
                         help="with --column: the figure's greatest height in inches (default "
                              "8: a text block of 8.875 in less room for the caption)")
+    add_caption_option(render)
     render.add_argument("--partial", action="store_true",
                         help="for a spec with a shape error, draw everything up to the failing "
                              "layer, highlighted")
+
+
+def add_caption_option(command) -> None:
+    """--caption NAME=TEXT: the author's words from the command line, over the spec's."""
+    command.add_argument("--caption", metavar="NAME=TEXT", action="append", default=[],
+                         help="the words figures and tables print for NAME, over the spec's "
+                              "`as \"...\"`: the network's name sets its title (and table "
+                              "header), a stage's name its frame or row (layer1=conv2_x), a "
+                              "layer's name its box text (repeatable)")
+
+
+def parse_captions(given: list[str]) -> tuple[tuple[str, str], ...]:
+    """`["layer1=conv2_x"]` as (("layer1", "conv2_x"),); a usage error for text without =."""
+    pairs = []
+    for item in given:
+        name, equals, text = item.partition("=")
+        if not equals or not name.strip():
+            raise UsageError(f"--caption {item}: write NAME=TEXT, e.g. --caption "
+                             "layer1=conv2_x or --caption resnet18=18-layer")
+        pairs.append((name.strip(), text))
+    return tuple(pairs)

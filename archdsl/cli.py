@@ -176,7 +176,8 @@ def run_stats(args) -> int:
         return EXIT_SPEC_ERRORS
     if args.plot:
         from .backends.plot_costs import plot_costs
-        write_atomic(Path(args.plot), plot_costs(reports, plot_format, column=args.column))
+        write_atomic(Path(args.plot), plot_costs(reports, plot_format, column=args.column,
+                                                     layers=args.plot_layers))
         print(f"drew {', '.join(r.network for r in reports)} -> {args.plot}", file=sys.stderr)
     if len(args.files) > 1:
         print(format_comparison(reports, args.format), end="")

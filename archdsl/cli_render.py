@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from . import figures, ir
+from .arguments_figures import parse_captions
 from .backends.layout import LayoutError, format_of, layout, suffix_of
 from .cli import (EXIT_MISSING_TOOL, EXIT_OK, EXIT_SPEC_ERRORS, Compilation, compile_or_report,
                   network_target, pair_targets, require_networks)
@@ -47,7 +48,8 @@ def _figure_options(args) -> figures.FigureOptions:
         raise UsageError("--dpi must be between 10 and 2400")
     options = figures.FigureOptions(args.depth, tuple(args.expand), args.direction, args.shapes,
                             args.style, args.partial, args.column, show, args.title,
-                            args.legend, args.dot_timeout, args.max_height, args.frames)
+                            args.legend, args.dot_timeout, args.max_height, args.frames,
+                            parse_captions(args.caption), merges=args.merges)
     options.check()
     return options
 
@@ -137,7 +139,8 @@ def _render_diff(args, options: figures.FigureOptions) -> int:
     source = render_diff(*pair, diff, depth=options.depth, expand=options.expand,
                          direction=options.direction, shapes=options.shapes,
                          style=options.style, column=options.size(), show=options.show,
-                         title=options.title, legend=options.legend)
+                         title=options.title, legend=options.legend, frames=options.frames,
+                         merges=options.merges)
     names = [ir.network(g).name for g in pair]
     _print_notes(figures.draw_given(source, options, " and ".join(names)))
     stem = "_vs_".join(names) if names[0] != names[1] else f"{names[0]}_diff"

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from . import ir
 from .arguments import spec_options
+from .arguments_figures import parse_captions
 from .cli import network_target
 from .compile import compile_file
 from .diagnostics import render_all
@@ -55,6 +56,7 @@ def compile_columns(args) -> tuple[list, list[str]] | None:
     """(graphs, headers), one per column in order (a FILE without :NETWORK gives each of
     its networks); None when a spec has errors, after printing them all."""
     graphs, headers, failed = [], [], False
+    captions = parse_captions(getattr(args, "caption", []))
     for column in map(parse_column, args.files):
         result = _compile(column, args)
         if not result.ok:
@@ -64,10 +66,14 @@ def compile_columns(args) -> tuple[list, list[str]] | None:
         if not result.graphs:
             raise UsageError(f"{column.text} has no networks: nothing to tabulate")
         for graph in result.graphs.values():
-            graphs.append(graph)
-            headers.append(_header(graph, column))
+            graphs.append(ir.recaptioned(graph, dict(captions)) if captions else graph)
+            headers.append(_header(graphs[-1], column))
     if failed:
         return None
+    for name, _ in captions:
+        if not any(ir.captionable(g, name) for g in graphs):
+            raise UsageError(f"--caption {name}=...: neither a network of the table nor a "
+                             "stage or layer has that name (`archdsl ir FILE` lists them)")
     if getattr(args, "notation", "") == "branched" and len(graphs) != 1:
         raise UsageError(f"--notation branched tabulates one network, and {len(graphs)} "
                          f"were given: {', '.join(headers)}")
@@ -86,9 +92,12 @@ def _compile(column: Column, args):
 
 
 def _header(graph, column: Column) -> str:
-    """`cifar_resnet (depth=56)`: the network, and the column's own settings."""
-    name = ir.network(graph).name
-    return f"{name} ({', '.join(column.settings)})" if column.settings else name
+    """`cifar_resnet (depth=56)`: the network, and the column's own settings; or the
+    network's caption (`as "{depth}-layer"`), which says them in the author's words."""
+    record = ir.network(graph)
+    if record.caption:
+        return record.caption
+    return f"{record.name} ({', '.join(column.settings)})" if column.settings else record.name
 
 
 def _chosen_headers(given: str | None, headers: list[str]) -> list[str]:

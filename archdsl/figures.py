@@ -4,8 +4,9 @@ command line (`archdsl render`) and for Python (`archdsl.diagram(spec)`) alike.
 `draw` gives one network's DOT source and, for `column`, searches for a legible layout:
 the figure is scaled down to fit the column's width and `max_height` (8 in by default, a
 paper's text block less a caption), and when its text would then print below 6 pt, the
-other direction and the chain snaked into 2-4 columns are tried. The notes give the
-printed size and the smallest text's point size, what was chosen, and what would help.
+other direction, a U-Net's U on its side (two rows: encoder above decoder) and the chain
+snaked into 2-4 columns are tried. The notes give the printed size and the smallest
+text's point size, what was chosen, and what would help.
 `draw_side_by_side` does the same for several networks in one figure, `draw_given` for
 DOT made elsewhere (`render --diff`). `Diagram` shows a drawing inline in Jupyter (it has
 `_repr_svg_`) and saves SVG, PDF, PNG, TikZ or DOT; a too-small text is a warning there.
@@ -20,14 +21,14 @@ from __future__ import annotations
 import math
 import sys
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .backends.layout import (DOT_TIMEOUT, MAX_HEIGHT_INCHES, MIN_TEXT_POINTS, LayoutError,
                               can_layout, format_of, layout, page_size, printed_size,
                               text_points)
 from .backends.render_dot import DIRECTIONS, STYLES, render_dot, render_many
-from .backends.render_view import SHOW, instances
+from .backends.render_view import MERGES, SHOW, instances
 from .compile import CompileError, compile_file, compile_source
 from .errors import UsageError
 from .files import write_atomic
@@ -52,6 +53,9 @@ class FigureOptions:
     dot_timeout: float = DOT_TIMEOUT  # for the legibility search's layouts
     max_height: float | None = None  # inches, with `column`; None: MAX_HEIGHT_INCHES
     frames: bool = True  # outlines and titles around open blocks
+    captions: tuple[tuple[str, str], ...] = ()  # (name, words): the network's title, a
+    # stage's or a layer's text, over the spec's `as "..."` (`render --caption`)
+    merges: str = "marked"  # residual skips into a "+" circle, or `plain`: box to box
 
     def check(self, graphs=()) -> None:
         """UsageError naming the first option that cannot be drawn."""
@@ -67,6 +71,7 @@ class FigureOptions:
             raise UsageError("--dot-timeout must be a positive number of seconds")
         for name, value, allowed in (("direction", self.direction, DIRECTIONS),
                                      ("style", self.style, STYLES),
+                                     ("merges", self.merges, MERGES),
                                      ("column", self.column, COLUMNS + (None,))):
             if value not in allowed:
                 raise UsageError(f"--{name} {value}: choose from "
@@ -74,6 +79,10 @@ class FigureOptions:
         unknown = [w for w in self.show if w not in SHOW]
         if unknown:
             raise UsageError(f"--show {unknown[0]}: choose from {', '.join(SHOW)}")
+        for name, _ in self.captions:
+            if graphs and not any(ir.captionable(g, name) for g in graphs):
+                raise UsageError(f"--caption {name}=...: neither the network nor a stage or "
+                                 "layer has that name (`archdsl ir FILE` lists the names)")
         for name in self.expand:
             if name != "all" and graphs and not any(instances(g, name) for g in graphs):
                 raise UsageError(f"--expand {name}: no layer, stage or block has that name "
@@ -97,12 +106,14 @@ class Drawing:
 
 def draw(graph, options: FigureOptions = FigureOptions()) -> Drawing:
     """One network's drawing, legible at `options.column` where a layout can make it so."""
-    def source(direction: str, columns: int) -> str:
+    graph = ir.recaptioned(graph, dict(options.captions)) if options.captions else graph
+
+    def source(direction: str, columns: int, landscape: bool = False) -> str:
         return render_dot(graph, depth=options.depth, expand=options.expand,
                           direction=direction, shapes=options.shapes, style=options.style,
                           partial=options.partial, column=options.size(), show=options.show,
                           title=options.title, legend=options.legend, columns=columns,
-                          frames=options.frames)
+                          frames=options.frames, merges=options.merges, landscape=landscape)
     return _legible(source, options, ir.network(graph).name)
 
 
@@ -111,27 +122,28 @@ def draw_side_by_side(graphs, options: FigureOptions = FigureOptions()) -> Drawi
     laid out the other way when that prints larger."""
     if options.partial:
         raise UsageError("--partial draws one network; give one file")
-    graphs = list(graphs)
+    graphs = [ir.recaptioned(g, dict(options.captions)) if options.captions else g
+              for g in graphs]
 
-    def source(direction: str, columns: int) -> str:
+    def source(direction: str, columns: int, landscape: bool = False) -> str:
         return render_many(graphs, depth=options.depth, expand=options.expand,
                            direction=direction if columns == 1 else options.direction,
                            shapes=options.shapes, style=options.style, column=options.size(),
                            show=options.show, title=options.title, legend=options.legend,
-                           frames=options.frames)
+                           frames=options.frames, merges=options.merges)
     return _legible(source, options, ", ".join(ir.network(g).name for g in graphs))
 
 
 def draw_given(dot: str, options: FigureOptions, name: str) -> Drawing:
     """DOT made elsewhere for `options.column` (`render --diff`), with the notes on its
     printed size and a warning when its text is too small; no other layout is tried."""
-    return _legible(lambda direction, columns: dot, options, name)
+    return _legible(lambda direction, columns, landscape=False: dot, options, name)
 
 
 def _legible(source, options: FigureOptions, name: str) -> Drawing:
     """The drawing as asked, unless `column` would print its text below 6 pt: then the
-    other direction, or the chain snaked into 2-4 columns side by side, whichever prints
-    largest, and a note saying so. A note gives the printed size; when no layout reaches
+    other direction, a U on its side, or the chain snaked into 2-4 columns side by side,
+    whichever prints largest, and a note saying so. A note gives the printed size; when no layout reaches
     6 pt, a warning says what would."""
     asked = source(options.direction, 1)
     if not options.column or not can_layout("svg"):
@@ -172,7 +184,10 @@ def _search(source, options: FigureOptions, asked: str, points: float, inches):
     """(source, text size, how it was made, printed size) of the most legible layout
     tried."""
     other = "TB" if options.direction == "LR" else "LR"
-    tried = [(f"laid out {other}", lambda: source(other, 1))]
+    upright = "TB" if options.direction == "LR" else options.direction
+    tried = [(f"laid out {other}", lambda: source(other, 1)),
+             ("laid out as a U on its side (encoder above decoder)",
+              lambda: source(upright, 1, True))]
     tried += [(f"snaked into {k} columns", lambda k=k: source(options.direction, k))
               for k in (2, 3, 4)]
     best, best_points, how = asked, points, ""
@@ -224,10 +239,13 @@ def diagram(spec, *, network: str | None = None, settings: dict | None = None,
             **options) -> Diagram:
     """The diagram of a spec (a path, .arch text, or a compiled graph), or of several side
     by side (a list of them). `options` are `FigureOptions`' fields: depth, expand,
-    direction (TB, LR, BT), shapes, style, column, max_height, show, title, legend, frames;
+    direction (TB, LR, BT), shapes, style, column, max_height, show, title, legend, frames,
+    captions (a dict: the network's name to its title, a stage or layer to its text);
     the same options give the same drawing as `archdsl render`. At a `column`, `points` is the smallest
     text's printed size, and a UserWarning is issued when it is below 6 pt."""
     chosen = FigureOptions(**_tuples(options))
+    if isinstance(chosen.captions, dict):  # `captions={"layer1": "conv2_x"}`
+        chosen = replace(chosen, captions=tuple(chosen.captions.items()))
     if isinstance(spec, (list, tuple)):
         graphs = [_graph(s, network, settings) for s in spec]
         chosen.check(graphs)

@@ -19,7 +19,7 @@ topological order: every node is added after its inputs.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, Mapping
 
@@ -131,6 +131,14 @@ class Network:
     sizes: Mapping[str, tuple[int, int | None]] = field(default_factory=dict)  # input size
     # symbols (`input ids: L <= 2048`): the value checked at, and the bound
     ties: tuple[Tie, ...] = ()  # tensors that are another's (weight tying), in spec order
+    caption: str | None = None  # the author's title (`network resnet18 as "18-layer"`)
+    captions: Mapping[str, str] = field(default_factory=dict)  # a labelled stage's or
+    # layer's words, by its name (`layer1 as "conv2_x": ...`)
+
+    @property
+    def title(self) -> str:
+        """What figures and tables call the network: its caption, else its name."""
+        return self.caption or self.name
 
 
 SOURCE_OPS = ("input", "parameter", "buffer")  # the ops that take no value
@@ -146,7 +154,8 @@ def set_network(graph: nx.DiGraph, record: Network) -> None:
     frozen = Network(record.name, record.source, MappingProxyType(dict(record.params)),
                      tuple(record.inputs), tuple(record.outputs),
                      MappingProxyType(dict(record.scopes)), record.work,
-                     MappingProxyType(dict(record.sizes)), tuple(record.ties))
+                     MappingProxyType(dict(record.sizes)), tuple(record.ties), record.caption,
+                     MappingProxyType(dict(record.captions)))
     graph.graph.clear()
     graph.graph["network"] = frozen
 
@@ -207,6 +216,31 @@ def parent(graph: nx.DiGraph, name: str) -> str:
     if name in graph:
         return node(graph, name).scope
     return network(graph).scopes[name].parent or ""
+
+
+def caption(graph: nx.DiGraph, name: str) -> str | None:
+    """The author's words for a labelled stage or layer (`layer1 as "conv2_x": ...`), if
+    given: by the scope's path or the layer's name."""
+    return network(graph).captions.get(name)
+
+
+def recaptioned(graph: nx.DiGraph, words: Mapping[str, str]) -> nx.DiGraph:
+    """A copy of `graph` with the author's words given from outside the spec (`render
+    --caption layer1=conv2_x`): the network's name sets its title, a scope's path or a
+    layer's name its caption; names that are none of these are ignored (see
+    `captionable`)."""
+    record = network(graph)
+    copy = graph.copy()
+    own = {k: v for k, v in words.items() if k != record.name and captionable(graph, k)}
+    set_network(copy, replace(record, caption=words.get(record.name, record.caption),
+                              captions={**record.captions, **own}))
+    return copy
+
+
+def captionable(graph: nx.DiGraph, name: str) -> bool:
+    """Whether `name` is the network's, a scope's path or a layer's name."""
+    record = network(graph)
+    return name == record.name or (bool(name) and name in record.scopes) or name in graph
 
 
 def label(graph: nx.DiGraph, name: str) -> str:
@@ -313,7 +347,8 @@ def dump(graph: nx.DiGraph) -> str:
     """
     record = network(graph)
     params = ", ".join(f"{k}={format_value(v)}" for k, v in record.params.items())
-    lines = [f"network {record.name}({params})"]
+    title = f' as "{record.caption}"' if record.caption else ""
+    lines = [f"network {record.name}({params}){title}"]
     for item in nodes(graph):
         operands = f"({', '.join(item.inputs)})" if item.inputs else ""
         value = shape(graph, item.name)
@@ -324,6 +359,7 @@ def dump(graph: nx.DiGraph) -> str:
     for out in record.outputs:
         extra = f" [train, weight={out.weight}]" if out.train_only else ""
         lines.append(f"output {out.name} = {out.node}{extra}")
+    lines += [f'caption {name} = "{words}"' for name, words in record.captions.items()]
     return "\n".join(lines)
 
 

@@ -93,9 +93,10 @@ def test_completion_offers_layers_blocks_and_keyword_arguments(resnet50):
 
 
 def test_completion_keeps_the_blocks_of_the_last_version_that_compiled(resnet50):
-    broken = editor.analyse(resnet50.text.replace("layer1:", "layer1: conv(", 1), str(RESNET50))
+    broken = editor.analyse(resnet50.text.replace("maxpool:", "maxpool: conv(", 1), str(RESNET50))
     assert broken.result.program is None
-    labels = {item.label for item in editor.completions(broken, 10, 4, resnet50)}
+    line = line_of(resnet50.text, "bn1:")[0]  # a line of the network's body
+    labels = {item.label for item in editor.completions(broken, line, 4, resnet50)}
     assert "bottleneck" in labels
 
 
@@ -236,11 +237,11 @@ def test_the_server_over_json_rpc(tmp_path):
         published = client.wait(lambda m: m.get("method") == "textDocument/publishDiagnostics")
         assert published["params"]["diagnostics"] == []
 
-        line, column = line_of(text, "fc:      linear(classes)")
+        line, column = line_of(text, "linear(classes)")
         client.notify("textDocument/didChange", {
             "textDocument": {"uri": uri, "version": 2},
-            "contentChanges": [{"range": {"start": {"line": line, "character": column + 9},
-                                          "end": {"line": line, "character": column + 15}},
+            "contentChanges": [{"range": {"start": {"line": line, "character": column},
+                                          "end": {"line": line, "character": column + 6}},
                                 "text": "conv"}]})  # fc: conv(classes), no kernel size
         published = client.wait(lambda m: m.get("method") == "textDocument/publishDiagnostics"
                                 and m["params"].get("version") == 2)

@@ -23,6 +23,7 @@ CIFAR = f"{SPECS / 'cifar_resnet.arch'}:cifar_resnet"
 needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot not installed")
 COLOURS = {kind: style["color"] for kind, style in KIND_STYLE.items()}
 # one spec, a layer more in B (c2) and a changed last layer (fc)
+CIFAR_PLAIN = "network net(depth = 2) { input x: 3 x 8 x 8; repeat depth { conv(4, 3, pad = 1) } }"
 SHORT = "network n {{ input x: 3 x 8 x 8; c1: conv(4, 3){extra}; fc: conv({out}, 1) }}"
 
 
@@ -59,7 +60,7 @@ def test_only_the_boxes_holding_a_change_are_marked():
     assert marked(dot) == {**{f"net{n}/{s}": "changed" for n in (0, 1) for s in stages},
                            "key_changed": "changed"}
     assert dot.count('xlabel="groups = 32, base_width = 4"') == 4
-    assert "resnet50\n25.56M parameters" in dot and "resnext50_32x4d\n25.03M" in dot
+    assert "50-layer\n25.56M parameters" in dot and "resnext50_32x4d\n25.03M" in dot
 
 
 def test_added_layer_marked_on_b_and_removed_on_a():
@@ -82,7 +83,9 @@ def test_a_stage_grown_by_repeats_is_changed_with_the_count_added():
     assert marked(dot) == {f"net1/layer{i}": "changed" for i in (1, 2, 3)} | {
         "key_changed": "changed"}
     assert dot.count('xlabel="2 added"') == 3
-    assert "cifar_resnet (depth = 20)" in dot and "cifar_resnet (depth = 32)" in dot
+    assert "ResNet-20\n" in dot and "ResNet-32\n" in dot  # the caption says the depth
+    plain = drawn(*(compile_source(CIFAR_PLAIN, settings={"depth": d}).graph for d in (2, 3)))
+    assert "net (depth = 2)" in plain and "net (depth = 3)" in plain  # no caption: said
     opened = drawn(b, a, expand=["layer1"])  # each unit a box: the ones A loses, removed
     assert marked(opened)["net0/layer1.3"] == "removed"
     assert marked(opened)["net0/layer1.4"] == "removed"
@@ -137,7 +140,7 @@ def test_cli_writes_dot_for_one_spec_at_two_settings(capsys, tmp_path):
     out = tmp_path / "d.dot"
     code, printed, _ = run(capsys, "render", "--diff", CIFAR, "--set-b", "depth=32", "-o", out)
     assert code == 0 and "what differs marked" in printed
-    assert "cifar_resnet (depth = 32)" in out.read_text()
+    assert "ResNet-32" in out.read_text()
     code, _, err = run(capsys, "render", "--diff", CIFAR, "--set-b", "depth=20", "-o", out)
     assert code == 0 and "no differences" in err
 

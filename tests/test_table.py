@@ -51,7 +51,7 @@ def test_golden_tables(family, names, fmt, formatter):
 def test_golden_columns_of_one_spec(in_root):
     """Two depths of one parameterised spec, in VGG's notation, sized to a column."""
     found, headers = columns(*CIFAR)
-    assert headers == ["cifar_resnet (depth=20)", "cifar_resnet (depth=56)"]
+    assert headers == ["ResNet-20", "ResNet-56"]  # `as "ResNet-{depth}"`, filled in per column
     check_golden(ROOT / "tests" / "golden" / "table_cifar_columns.tex",
                  format_latex(found, headers, "vgg", "column"))
 
@@ -61,7 +61,8 @@ def test_resnet_table_reads_as_the_papers():
     text = format_markdown(graphs(RESNETS))
     assert "[3×3, 64; 3×3, 64] ×2" in text and "[1×1, 256; 3×3, 256; 1×1, 1024] ×36" in text
     assert "[1×1, 256; 3×3, 256; 1×1, 1024] ×23" in text
-    assert "| layer2 | 28×28 |" in text and "3×3 max pool, /2" in text
+    assert "| conv3_x | 28×28 |" in text and "3×3 max pool, /2" in text  # the paper's words
+    assert "| stage | output size | 18-layer | 34-layer | 50-layer |" in text
     assert "batch norm" not in text and "ReLU" not in text  # left out, as papers do
 
 
@@ -108,7 +109,7 @@ def test_shared_rows_span_the_columns():
     tex = format_latex(graphs(RESNETS))
     assert r"conv1 & 112$\times$112 & \multicolumn{5}{c}{7$\times$7, 64} \\" in tex
     # ResNet's Table 1: the max pool spans, the blocks under it do not
-    assert r"maxpool, layer1 & 56$\times$56 & \multicolumn{5}{c}{3$\times$3 max pool, /2}" in tex
+    assert r"conv2\_x & 56$\times$56 & \multicolumn{5}{c}{3$\times$3 max pool, /2}" in tex
     assert r"\multicolumn{5}{c}{\begin{tabular}[c]{@{}c@{}}global avg pool \\ fc 1000" in tex
     assert r"\multicolumn" not in format_latex(graphs(["resnet18"])).split(r"\midrule")[1]
 
@@ -116,13 +117,13 @@ def test_shared_rows_span_the_columns():
 def test_columns_from_one_parameterised_spec(capsys, in_root):
     assert main(["table", *CIFAR]) == 0
     out = capsys.readouterr().out
-    assert "| cifar_resnet (depth=20) | cifar_resnet (depth=56) |" in out
+    assert "| ResNet-20 | ResNet-56 |" in out
     assert "[3×3, 16; 3×3, 16] ×3 | 3×3, 16<br>[3×3, 16; 3×3, 16] ×9 |" in out
     assert main(["table", *CIFAR, "specs/cifar_resnet.arch:cifar_plain", "--headers",
-                 "ResNet-20, ResNet-56,plain-20"]) == 0
-    assert "| stage | output size | ResNet-20 | ResNet-56 | plain-20 |" in capsys.readouterr().out
+                 "20-layer, 56-layer,plain 20"]) == 0
+    assert "| stage | output size | 20-layer | 56-layer | plain 20 |" in capsys.readouterr().out
     assert main(["table", "specs/cifar_resnet.arch?depth=32"]) == 0  # both networks
-    assert "| cifar_resnet (depth=32) | cifar_plain (depth=32) |" in capsys.readouterr().out
+    assert "| ResNet-32 | plain-32 |" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("argv,message", [

@@ -18,7 +18,8 @@ import networkx as nx
 
 from .. import ir
 from ..lang.space import spec_text
-from .render_dot import default_view, fuse, render_many
+from .render_dot import render_many
+from .render_view import drawn_view
 from .report_diff import Change, Diff
 from .report_stats import human_count
 
@@ -34,8 +35,10 @@ CAPTION_CHARS = 32  # a longer list of changed arguments is left to `archdsl dif
 def render_diff(a: nx.DiGraph, b: nx.DiGraph, diff: Diff, *, depth: int | None = None,
                 expand=(), direction: str = "TB", shapes: bool = True, style: str = "paper",
                 column: str | None = None, show=(), title: bool = True,
-                legend: bool = False) -> str:
-    """DOT source for A beside B, with what `diff` lists marked on both.
+                legend: bool = False, frames: bool = True, merges: str = "marked") -> str:
+    """DOT source for A beside B, with what `diff` lists marked on both; `frames` and
+    `merges` as render_dot takes them (without frames, a changed open block still has
+    its marked outline, untitled).
 
     >>> from archdsl import compile_source
     >>> from archdsl.backends.report_diff import diff_graphs
@@ -48,7 +51,7 @@ def render_diff(a: nx.DiGraph, b: nx.DiGraph, diff: Diff, *, depth: int | None =
     import graphviz  # here, as render_dot does: `archdsl check` draws nothing
     source = render_many([a, b], depth=depth, expand=expand, direction=direction,
                          shapes=shapes, style=style, column=column, show=show, title=title,
-                         legend=legend)
+                         legend=legend, frames=frames, merges=merges)
     marks = graphviz.Digraph()  # statements after the drawing's own: they restyle its boxes
     if title:
         _add_titles(marks, a, b, diff)
@@ -56,7 +59,8 @@ def render_diff(a: nx.DiGraph, b: nx.DiGraph, diff: Diff, *, depth: int | None =
     for index, (graph, kinds) in enumerate(((a, ("changed", "removed")),
                                             (b, ("changed", "added")))):
         changes = [c for c in diff.changes if c.kind in kinds]
-        boxes, clusters = _marked(graph, _view(graph, depth, expand, style, show), changes)
+        view = drawn_view(graph, depth, expand, style, show, merges)  # render_many's boxes
+        boxes, clusters = _marked(graph, view, changes)
         for box, held in boxes.items():
             kind = _kind(held)
             caption = _caption(a, b, held, index == 1) if kind == "changed" else ""
@@ -64,17 +68,10 @@ def render_diff(a: nx.DiGraph, b: nx.DiGraph, diff: Diff, *, depth: int | None =
                        **({"xlabel": caption} if caption else {}))
             drawn.add(kind)
         for path, kind in clusters.items():
-            marks.subgraph(_cluster_mark(graph, f"net{index}", path, kind))
+            marks.subgraph(_cluster_mark(graph, f"net{index}", path, kind, frames))
             drawn.add(kind)
     _add_key(marks, [kind for kind in KIND_STYLE if kind in drawn])
     return source[:source.rstrip().rindex("}")] + "".join(marks.body) + "}\n"
-
-
-def _view(graph: nx.DiGraph, depth, expand, style: str, show):
-    """The boxes render_many draws the network in (render_dot's `_draw`, without
-    --partial)."""
-    view = default_view(graph, depth, tuple(expand))
-    return fuse(graph, view, show) if style == "paper" and "all" not in show else view
 
 
 def _marked(graph: nx.DiGraph, view, changes: list[Change]) -> tuple[dict, dict]:
@@ -168,14 +165,15 @@ def argument_changes(before: tuple, after: tuple) -> list[str]:
     return parts
 
 
-def _cluster_mark(graph: nx.DiGraph, net: str, path: str, kind: str):
-    """An open scope's outline restyled. Graphviz finds a subgraph by its name among its
-    parent's only, so the statement is nested in every cluster that holds the scope."""
+def _cluster_mark(graph: nx.DiGraph, net: str, path: str, kind: str, frames: bool = True):
+    """An open scope's outline restyled (drawn again where frames are left out). Graphviz
+    finds a subgraph by its name among its parent's only, so the statement is nested in
+    every cluster that holds the scope."""
     import graphviz
     chain = [net] + [f"{net}/{p}" for p in ir.ancestors(graph, path)]
     marked = graphviz.Digraph(name=f"cluster_{chain[-1]}", graph_attr={
         **KIND_STYLE[kind], "style": KIND_STYLE[kind].get("style", "").replace("filled,", "")
-        or "rounded"})
+        or "rounded", **({} if frames else {"peripheries": "1"})})
     for name in reversed(chain[:-1]):
         outer = graphviz.Digraph(name=f"cluster_{name}")
         outer.subgraph(marked)
@@ -187,13 +185,13 @@ def _add_titles(marks, a: nx.DiGraph, b: nx.DiGraph, diff: Diff) -> None:
     """Each network's name, and its totals as `archdsl diff` counts them; one network at
     two settings (`--set-b depth=32`) is named with the parameters that differ."""
     params = [ir.network(g).params for g in (a, b)]
+    titles = [ir.network(g).title for g in (a, b)]  # the author's may say the settings
     differ = [k for k in dict.fromkeys([*params[0], *params[1]])
-              if params[0].get(k) != params[1].get(k)
-              and ir.network(a).name == ir.network(b).name]
-    for index, (graph, totals) in enumerate(zip((a, b), diff.totals)):
+              if params[0].get(k) != params[1].get(k) and titles[0] == titles[1]]
+    for index, totals in enumerate(diff.totals):
         settings = ", ".join(f"{k} = {spec_text(params[index][k])}" for k in differ
                              if k in params[index])
-        label = (ir.network(graph).name + (f" ({settings})" if settings else "")
+        label = (titles[index] + (f" ({settings})" if settings else "")
                  + f"\n{human_count(totals['params'])} parameters, "
                  f"{human_count(totals['macs'])} MACs")
         with marks.subgraph(name=f"cluster_net{index}") as box:

@@ -17,11 +17,13 @@ Papers draw a conv with its normalisation and activation as one box ("3x3 conv, 
 a norm, activation or dropout that is the only reader of a conv's (or linear layer's)
 output, in the same scope, is *fused* into that box unless `show` names its family; and
 identical convs in a row are one box, `3x3 conv, 64 ×2`, as VGG's table writes them,
-unless `show` has `stacks`.
+unless `show` has `stacks`. A residual skip joins the main path at a "+" circle, or, with
+`merges="plain"`, box to box (render_view.join_skips); the main path, each residual
+block's main chain included, runs straight. An encoder-decoder is drawn as a U (render_u).
 """
 from __future__ import annotations
 
-import math
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import networkx as nx
@@ -31,7 +33,8 @@ from ..passes.count_costs import Cost
 from ..ops import OPS
 from ..ops.shapes import spatial
 from .layout import page_size
-from .render_view import SHOWABLE, View, default_view, fuse, hide, open_one
+from .render_u import u_rows, u_shape
+from .render_view import SHOWABLE, View, drawn_view, is_implementation
 from .report_stats import human_count
 
 if TYPE_CHECKING:
@@ -69,9 +72,13 @@ DIRECTIONS = ("TB", "LR", "BT")  # BT: bottom to top, as GoogLeNet's figure
 def render_dot(graph: nx.DiGraph, *, depth: int | None = None, expand=(), direction: str = "TB",
                shapes: bool = True, style: str = "paper", partial: bool = False,
                column: str | None = None, show=(), title: bool = True,
-               legend: bool = False, columns: int = 1, frames: bool = True) -> str:
+               legend: bool = False, columns: int = 1, frames: bool = True,
+               merges: str = "marked", landscape: bool = False) -> str:
     """DOT source for the network's diagram; `frames=False` leaves out the outlines and
-    titles of open blocks (their boxes stay).
+    titles of open blocks (their boxes stay); `merges="plain"` draws each residual skip
+    box to box, its add and the activation after it folded into the join (He et al.'s
+    Figure 3), where `marked` draws the add as a "+" circle; `landscape` lays a U-Net's U
+    in two rows (render_u), for a page's width.
 
     >>> from archdsl import compile_source
     >>> text = render_dot(compile_source("network t { input x: 3 x 8 x 8; c: conv(4, 3) }").graph)
@@ -79,10 +86,10 @@ def render_dot(graph: nx.DiGraph, *, depth: int | None = None, expand=(), direct
     True
     """
     dot = _digraph(ir.network(graph).name, _graph_attributes(graph, direction, column, title))
-    units = _draw(dot, graph, depth, expand, shapes, style, partial, show, "", direction,
-                  columns, frames)
+    units, skips = _draw(dot, graph, depth, expand, shapes, style, partial, show, "",
+                         direction, columns, frames, merges, landscape)
     if legend:
-        _add_legend(dot, graph, units, style)
+        _add_legend(dot, graph, units, style, skips)
     return dot.source
 
 
@@ -106,12 +113,13 @@ def render_many(graphs: list[nx.DiGraph], *, direction: str = "TB", column: str 
     for index, graph in enumerate(graphs):
         prefix = f"net{index}/"
         with dot.subgraph(name=f"cluster_net{index}", graph_attr={
-                "label": ir.network(graph).name if title else "", "color": "white",
+                "label": ir.network(graph).title if title else "", "color": "white",
                 "fontname": FONT, "fontsize": "11"}) as box:
-            units = _draw(box, graph, options.get("depth"), options.get("expand", ()),
-                          options.get("shapes", True), options.get("style", "paper"), False,
-                          options.get("show", ()), prefix, direction,
-                          frames=options.get("frames", True))
+            units, _ = _draw(box, graph, options.get("depth"), options.get("expand", ()),
+                             options.get("shapes", True), options.get("style", "paper"),
+                             False, options.get("show", ()), prefix, direction,
+                             frames=options.get("frames", True),
+                             merges=options.get("merges", "marked"))
         for size, unit in _first_of_each_size(graph, units):
             levels.setdefault(size, []).append(prefix + unit)
     for names in levels.values():
@@ -121,7 +129,7 @@ def render_many(graphs: list[nx.DiGraph], *, direction: str = "TB", column: str 
                 for name in names:
                     level.node(name)
     if legend:
-        _add_legend(dot, graphs[0], {}, options.get("style", "paper"))
+        _add_legend(dot, graphs[0], {}, options.get("style", "paper"), [])
     return dot.source
 
 
@@ -150,18 +158,14 @@ def _digraph(name: str, graph_attr: dict) -> graphviz.Digraph:
 
 
 def _draw(dot, graph: nx.DiGraph, depth, expand, shapes: bool, style: str, partial: bool,
-          show, prefix: str = "", direction: str = "TB",
-          columns: int = 1, frames: bool = True) -> dict[str, list[str]]:
+          show, prefix: str = "", direction: str = "TB", columns: int = 1,
+          frames: bool = True, merges: str = "marked",
+          landscape: bool = False) -> tuple[dict[str, list[str]], list[str]]:
     """Add one network's boxes and arrows to `dot`; node names start with `prefix`.
-    Returns the units drawn: {box name: the IR nodes in it}."""
+    Returns the units drawn ({box name: the IR nodes in it}) and the kinds of residual
+    skip drawn as arrows (identity, projection)."""
     failed = _failed_nodes(graph) if partial else set()
-    view = default_view(graph, depth, tuple(expand) + tuple(sorted(failed)))  # show the culprit
-    operands = {i for n in failed for i in ir.node(graph, n).inputs}
-    if style == "paper" and "all" not in show:
-        view = fuse(graph, view, show, keep=failed | operands)
-    view = open_one(graph, view, expand)  # one layer of a repeat opened: "×12" on it
-    if not {"all", "impl"} & set(show):  # flatten, transpose, dropout 0: as papers, unseen
-        view = hide(graph, view, keep=failed | operands)
+    view = drawn_view(graph, depth, expand, style, show, merges, failed)
     shown = [n for n in graph if (graph.nodes[n].get("shape") is not None or n in failed)
              and n not in view.hidden]
     units: dict[str, list[str]] = {}
@@ -170,23 +174,73 @@ def _draw(dot, graph: nx.DiGraph, depth, expand, shapes: bool, style: str, parti
     edges = _unit_edges(graph, view, units)
     main = view.unit(ir.network(graph).outputs[0].node) if ir.network(graph).outputs else None
     spine = _spine(next(iter(units), None), main, edges) if main in units else set()
-    rising, levels = _u_shape(graph, units, edges)
-    _add_units(dot, graph, view, units, style, failed, prefix, set() if rising else spine,
-               frames)
-    across = {pair: ("s", "n") if direction == "LR" else ("e", "w") for pair in levels}
-    stages = {unit: ir.outermost(graph, unit) for unit in units}
-    segment = _snake(units, spine, columns, stages) if columns > 1 and not rising else {}
-    free = {(t, h) for t, h, *_ in edges if segment and segment[t] != segment[h]}
-    _add_edges(dot, graph, edges, shapes, failed, prefix, rising, across, free,
-               _broadcasts(edges, spine))
-    tops = [next(u for u in units if segment[u] == j) for j in sorted(set(segment.values()))]
-    levels = levels + ([tuple(tops)] if len(tops) > 1 else [])
-    for pair in levels:  # each cross skip runs level, from the encoder to the decoder
+    body = _bodies(spine, edges)  # the main chain of each residual block on it
+    spine |= body
+    u = u_shape(graph, units, edges)
+    rows = u_rows(graph, units, edges, u) if u is not None and landscape else None
+    if rows is not None:  # levels side by side: the width is what counts
+        dot.attr("graph", nodesep="0.12")
+    groups = ({unit: f"level{c}" for unit, c in rows.column.items()} if rows is not None
+              else {} if u is not None else dict.fromkeys(spine, "spine"))
+    _add_units(dot, graph, view, units, style, failed, prefix, groups, frames,
+               margin="4" if rows is not None else None)
+    arrows, ranks = _arrangement(graph, units, edges, (spine, body), u, rows, direction,
+                                 columns)
+    loose = frozenset((t, h) for t, h, item, position, _ in edges  # skips joined box to box
+                      if _is_skip(item, position) and item.name in dict(view.joins))
+    arrows = replace(arrows, loose=loose)
+    drawn = {m for members in units.values() for m in members}
+    kinds = {item.name: _skip_kind(graph, item, drawn) for _, _, item, position, _ in edges
+             if _is_skip(item, position)}
+    _add_edges(dot, graph, edges, shapes, failed, prefix, arrows, kinds)
+    for rank in ranks:  # boxes on one level: a U's skips, the heads of a snake's columns
         with dot.subgraph() as level:
             level.attr(rank="same")
-            for unit in pair:
+            for unit in rank:
                 level.node(prefix + unit)
-    return units
+    if rows is not None:  # the encoder's levels in order, left to right
+        for left, right in zip(rows.tops[0], rows.tops[0][1:]):
+            dot.edge(prefix + left, prefix + right, style="invis")
+    return units, [kind for kind in SKIP_STYLE if kind in kinds.values()]
+
+
+@dataclass(frozen=True)
+class _Arrows:
+    """How arrows are laid out, each set of (tail box, head box) (see _add_edges)."""
+    rising: frozenset = frozenset()  # a portrait U's decoder: laid out upwards
+    across: dict = field(default_factory=dict)  # (tail port, head port) of a U's skips
+    free: frozenset = frozenset()  # from one column of a snake to the next
+    broadcast: frozenset = frozenset()  # thin and dotted (_broadcasts)
+    back: frozenset = frozenset()  # against the ranks (render_u.Rows.back)
+    quiet: frozenset = frozenset()  # unlabelled: another arrow labels the value
+    straight: frozenset = frozenset()  # along the main path: weighted, so it stays straight
+    loose: frozenset = frozenset()  # set no ranks: skips drawn box to box, beside the path
+
+
+def _arrangement(graph, units: dict, edges: list, path: tuple[set, set], u, rows,
+                 direction: str, columns: int) -> tuple[_Arrows, list[tuple[str, ...]]]:
+    """How the arrows run, and the sets of boxes that share a rank: a U's (portrait, or
+    in `rows`), a chain snaked into `columns` columns, or the main path straight down.
+    `path`: the main path's boxes, and those of the residual bodies among them."""
+    spine, body = path
+    broadcast = frozenset(_broadcasts(edges, spine))
+    if rows is not None:
+        return _Arrows(broadcast=broadcast, back=rows.back, quiet=rows.quiet), list(rows.tops)
+    if u is not None:  # each cross skip runs level, from the encoder to the decoder
+        across = {pair: ("s", "n") if direction == "LR" else ("e", "w") for pair in u.pairs}
+        return _Arrows(rising=u.rising, across=across, broadcast=broadcast), list(u.pairs)
+    stages = {unit: ir.outermost(graph, unit) for unit in units}
+    segment = _snake(units, spine, columns, stages) if columns > 1 else {}
+    free = frozenset((t, h) for t, h, *_ in edges if segment and segment[t] != segment[h])
+    tops = [next(u for u in units if segment[u] == j) for j in sorted(set(segment.values()))]
+    # a residual block's main chain: a labelled arrow is two segments to dot, which the
+    # `group` alone does not keep in line
+    skips = {(t, h) for t, h, item, position, _ in edges if _is_skip(item, position)}
+    block = body | {h for _, h in skips}
+    straight = frozenset((t, h) for t, h, *_ in edges if t in spine and h in spine
+                         and (t in block or h in block) and (t, h) not in skips)
+    return (_Arrows(free=free, broadcast=broadcast, straight=straight),
+            [tuple(tops)] if len(tops) > 1 else [])
 
 
 def _snake(units: dict, spine: set, columns: int, stages: dict) -> dict[str, int]:
@@ -215,62 +269,6 @@ def _snake(units: dict, spine: set, columns: int, stages: dict) -> dict[str, int
     return {unit: sum(i >= cut for cut in chosen) for i, unit in enumerate(order)}
 
 
-def _u_shape(graph, units: dict, edges: list) -> tuple[set, list]:
-    """An encoder-decoder network with cross skips (U-Net) drawn as a U: the boxes after
-    the main path's smallest feature map climb back up beside the encoder, and each skip
-    from the encoder into the decoder runs level. Returns the arrows to lay out upwards
-    (both ends in the decoder) and the (encoder box, decoder box) pairs of each skip;
-    nothing for any other network.
-
-    A U needs the feature map to shrink and grow again along the longest path through
-    the network, and at least two skips that cross from before its smallest point to
-    after it."""
-    area = {}
-    for unit, members in units.items():
-        shape = ir.shape(graph, members[-1])
-        sizes = [n for _, n in spatial(shape)] if shape is not None and len(shape) >= 3 else []
-        if sizes:
-            area[unit] = math.prod(sizes)
-    flow = nx.DiGraph((tail, head) for tail, head, *_ in edges)
-    path = [u for u in nx.dag_longest_path(flow) if u in area] if flow else []
-    if len(path) < 3:
-        return set(), []
-    smallest = min(area[u] for u in path)
-    bottom = next(u for u in path if area[u] == smallest)
-    if area[path[-1]] <= smallest or area[path[0]] <= smallest:
-        return set(), []
-    order = {unit: index for index, unit in enumerate(units)}
-    after = {u for u in units if order[u] > order[bottom]}
-    skips = [(tail, head) for tail, head, *_ in edges
-             if order[tail] < order[bottom] and head in after]
-    if len(skips) < 2:
-        return set(), []
-    rising = {(tail, head) for tail, head, *_ in edges if head in after
-              and (tail in after or tail == bottom)}
-    return rising, _levels(skips, order)
-
-
-def _levels(skips: list[tuple[str, str]], order: dict) -> list[tuple[str, str]]:
-    """One skip per level to lay out level: from the encoder box nearest the bottom
-    outwards, each to the first decoder box not yet paired (a level that sends skips to two
-    decoder levels, as diffusers' U-Net does, is paired with the first).
-
-    >>> order = {u: i for i, u in enumerate(["a", "b", "c", "d", "e"])}
-    >>> _levels([("a", "d"), ("a", "e"), ("b", "d"), ("c", "d")], order)
-    [('a', 'e'), ('c', 'd')]
-    """
-    heads: dict[str, list[str]] = {}
-    for tail, head in skips:
-        heads.setdefault(tail, []).append(head)
-    paired, pairs = set(), []
-    for tail in sorted(heads, key=order.get, reverse=True):
-        free = sorted((h for h in heads[tail] if h not in paired), key=order.get)
-        if free and all(order[free[0]] > order[h] for h in paired):
-            paired.add(free[0])
-            pairs.append((tail, free[0]))
-    return sorted(pairs, key=lambda pair: order[pair[0]])
-
-
 def _spine(first: str, last: str, edges: list) -> set[str]:
     """The boxes every path from the first box to the main output passes through: the main
     path. Its boxes share a `group`, so dot keeps each arrow between two of them straight
@@ -291,8 +289,50 @@ def _spine(first: str, last: str, edges: list) -> set[str]:
     return spine
 
 
-def _add_legend(dot, graph, units: dict, style: str) -> None:
-    """One swatch per colour the diagram uses, in the table's order, in a box of its own."""
+def _bodies(spine: set, edges: list) -> set[str]:
+    """The boxes of each residual body that ends on the main path: walking back from each
+    box of `spine` that a skip arrow enters, along the one other arrow into each box, to
+    the main path. They join its `group`, so a block's main chain stays one straight line
+    with its projection beside it."""
+    into: dict[str, list[str]] = {}
+    joined = set()
+    for tail, head, item, position, _ in edges:
+        if _is_skip(item, position):
+            joined.add(head)
+        else:
+            into.setdefault(head, []).append(tail)
+    body = set()
+    for unit in joined & spine:
+        tails = into.get(unit, [])
+        while len(tails) == 1 and tails[0] not in spine | body:
+            body.add(tails[0])
+            tails = into.get(tails[0], [])
+    return body
+
+
+def _is_skip(item: ir.Node, position: int) -> bool:
+    """Whether an arrow into `item`'s input `position` is a residual's skip."""
+    return item.role == "residual" and position == 1
+
+
+def _skip_kind(graph, add: ir.Node, drawn: set) -> str:
+    """`projection` where the skip's path holds a layer that is drawn and computes
+    something, else `identity`: the block's input itself, or an `identity` layer (drawn
+    with --show impl, or left out)."""
+    stack = [add.inputs[1]]
+    while stack:
+        item = ir.node(graph, stack.pop())
+        if item.role != "skip":
+            continue
+        if item.name in drawn and not is_implementation(graph, item):
+            return "projection"
+        stack.extend(item.inputs)
+    return "identity"
+
+
+def _add_legend(dot, graph, units: dict, style: str, skips: list[str]) -> None:
+    """One swatch per colour the diagram uses, in the table's order, in a box of its own,
+    and a line for each kind of skip drawn (`skips`)."""
     used = {OPS[ir.node(graph, unit).op].family if unit in graph else "block"
             for unit in units}
     with dot.subgraph(name="cluster_legend", graph_attr={
@@ -308,7 +348,7 @@ def _add_legend(dot, graph, units: dict, style: str) -> None:
             if previous:  # a column of swatches
                 box.edge(previous, f"legend_{family}", style="invis")
             previous = f"legend_{family}"
-        for kind in _skip_kinds(graph, units):  # a short line of each skip's style
+        for kind in skips:  # a short line of each skip's style
             name = f"legend_{kind}"
             with box.subgraph() as row:
                 row.attr(rank="same")
@@ -322,21 +362,11 @@ def _add_legend(dot, graph, units: dict, style: str) -> None:
             previous = name + "_line"
 
 
-def _skip_kinds(graph, units: dict) -> list[str]:
-    """The kinds of residual skip drawn as arrows between boxes: identity, projection."""
-    unit_of = {m: unit for unit, members in units.items() for m in members}
-    kinds = {"projection" if ir.node(graph, item.inputs[1]).role == "skip" else "identity"
-             for item in ir.nodes(graph) if item.role == "residual" and len(item.inputs) > 1
-             and unit_of.get(item.name) == item.name  # the add a box of its own
-             and unit_of.get(item.inputs[1], item.name) != item.name}
-    return [kind for kind in SKIP_STYLE if kind in kinds]
-
-
 def _graph_attributes(graph: nx.DiGraph, direction: str, column: str | None,
                       title: bool) -> dict:
     # column: a paper's ("single", "double") or a Graphviz size "WIDTH,HEIGHT" in inches
     size = {"size": column if "," in column else page_size(column)} if column else {}
-    named = {"label": ir.network(graph).name, "labelloc": "t"} if title else {}
+    named = {"label": ir.network(graph).title, "labelloc": "t"} if title else {}
     # pad: a tight bounding box (2 pt), where dot's default leaves 4 pt
     return {**size, "rankdir": direction, "fontname": FONT, "fontsize": "11", "nodesep": "0.25",
             "ranksep": "0.3", **named, "newrank": "true", "pad": "0.03"}
@@ -352,7 +382,11 @@ def _failed_nodes(graph: nx.DiGraph) -> set[str]:
 
 
 def _add_units(dot, graph, view: View, units: dict, style: str, failed: set,
-               prefix: str = "", spine: frozenset = frozenset(), frames: bool = True) -> None:
+               prefix: str = "", groups=None, frames: bool = True,
+               margin: str | None = None) -> None:
+    """The boxes, each in the clusters of its open blocks; `groups` gives a box's `group`
+    (the main path's boxes share one, so dot keeps the arrows between them straight);
+    `margin`: the clusters' margin in points (dot's default: 8)."""
     clusters: dict[str, graphviz.Digraph] = {}
     operands = {i for n in failed for i in ir.node(graph, n).inputs}
     train_only = _train_only_scopes(graph)
@@ -364,14 +398,16 @@ def _add_units(dot, graph, view: View, units: dict, style: str, failed: set,
             attributes.update(color=ERROR_COLOUR, penwidth="2.5", fontcolor=ERROR_COLOUR)
         elif operands & set(members):
             attributes.update(color=ERROR_COLOUR, penwidth="1.8")
-        if unit in spine:
-            attributes["group"] = "spine"
+        if unit in (groups or {}):
+            attributes["group"] = groups[unit]
         parent = ir.parent(graph, unit)
         _cluster(dot, graph, clusters, train_only, parent, label, prefix).node(prefix + unit,
                                                                                 **attributes)
     for path in sorted(clusters, key=lambda p: -len(ir.ancestors(graph, p))):
         if not frames:  # kept as clusters, so that a block's boxes still sit together
             clusters[path].graph_attr.update(label="", peripheries="0")
+        if margin is not None:
+            clusters[path].graph_attr["margin"] = margin
         if path:
             _parent_of(dot, graph, clusters, path).subgraph(clusters[path])
 
@@ -399,8 +435,11 @@ def _cluster_label(graph: nx.DiGraph, path: str, count: int | None = None) -> st
     ('stage', 'unit')
     """
     scope = ir.scope(graph, path)
+    words = ir.caption(graph, path)  # the author's (`layer1 as "conv2_x": ...`)
     if count:  # one iteration drawn for all of them, as papers draw a layer "×N"
-        return ", ".join(call.title for call in scope.calls) + f" ×{count}"
+        return (words or ", ".join(call.title for call in scope.calls)) + f" ×{count}"
+    if words:
+        return words
     if scope.label.isdigit():
         return ", ".join(call.title for call in scope.calls)
     return scope.label
@@ -455,6 +494,9 @@ def _unit_attributes(graph, unit: str, members: list[str], style: str) -> dict:
             label = f"{unit}\n{label}"  # a name the spec gave, not an index it made
         if cost.params or cost.macs:
             label += f"\n{human_count(cost.params)} params, {human_count(cost.macs)} MACs"
+    words = ir.caption(graph, unit)  # the author's box text (`conv1 as "weight layer":`)
+    if words and style != "detailed":
+        label = words if nodes[0].name == unit else _group_label(graph, unit, nodes, words)
     if all(n.role == "skip" for n in nodes):
         attributes["style"] = "rounded,filled,dashed"
     if all(n.train_only for n in nodes):
@@ -463,9 +505,10 @@ def _unit_attributes(graph, unit: str, members: list[str], style: str) -> dict:
     return attributes
 
 
-def _group_label(graph, unit: str, nodes: list[ir.Node]) -> str:
+def _group_label(graph, unit: str, nodes: list[ir.Node], words: str | None = None) -> str:
+    """A collapsed scope's box: its name (or the author's `words`) over what it holds."""
     described = ir.describe_scope(graph, unit, [n.name for n in nodes])
-    last = ir.label(graph, unit)
+    last = words or ir.label(graph, unit)
     head = "" if last.isdigit() else f"{last}\n"
     if not described.endswith(" layers"):
         return head + described.replace(" x", " ×")
@@ -480,19 +523,28 @@ def _group_label(graph, unit: str, nodes: list[ir.Node]) -> str:
 
 def _unit_edges(graph, view: View, units: dict) -> list[tuple[str, str, ir.Node, int, str]]:
     """(tail box, head box, the IR node read, which of its inputs, the producer) for
-    each arrow between two boxes, once, in the IR's order."""
+    each arrow between two boxes, once, in the IR's order. A skip whose add is folded
+    into the join (`View.joins`) runs from its box into the first box after the join on
+    the main path (not a projection), as the add's input 1."""
     members = {m for ms in units.values() for m in ms}
+    ends = {end: ir.node(graph, add) for add, end in view.joins}  # the join's last node
+    folded = {name for pair in view.joins for name in pair}
     seen, edges = set(), []
     for item in ir.nodes(graph):
-        if item.name not in members:
+        if item.name not in members:  # a hidden layer after a join passes the skip on
+            if item.name not in folded:
+                ends.update((item.name, ends[p]) for p in item.inputs if p in ends)
             continue
         head = view.unit(item.name)
-        for position, producer in enumerate(item.inputs):
+        arrows = [(item, position, producer) for position, producer in enumerate(item.inputs)]
+        joined = [ends.pop(p) for p in item.inputs if p in ends and item.role != "skip"]
+        arrows += [(add, 1, add.inputs[1]) for add in joined]
+        for read, position, producer in arrows:
             tail = view.unit(producer)
             if tail == head or (tail, head) in seen:
                 continue
             seen.add((tail, head))
-            edges.append((tail, head, item, position, producer))
+            edges.append((tail, head, read, position, producer))
     return edges
 
 
@@ -523,22 +575,34 @@ def sizes_text(graph, name: str) -> str:
 
 
 def _add_edges(dot, graph, edges: list, shapes: bool, failed: set, prefix: str = "",
-               rising=frozenset(), across=None, free=frozenset(),
-               broadcast=frozenset()) -> None:
-    """The arrows; those in `rising` are laid out from head to tail (`dir=back`), so the
-    decoder of a U climbs, with their arrowheads still at their heads; `across` gives
-    the (tail, head) ports of arrows between boxes on one level (a U's skips);
-    `broadcast` arrows are thin and dotted (`_broadcasts`)."""
+               arrows: _Arrows = _Arrows(), kinds=None) -> None:
+    """The arrows, laid out as `arrows` says: those in `rising` from head to tail
+    (`dir=back`), so the decoder of a U climbs, with their arrowheads still at their
+    heads; `across` gives the (tail, head) ports of arrows between boxes on one level (a
+    U's skips); `broadcast` arrows are thin and dotted (`_broadcasts`); `back` ones set no
+    ranks, their label beside them (`xlabel`). `kinds` gives each residual add's skip kind."""
     for tail, head, item, position, producer in edges:
-        attributes = _edge_attributes(graph, item, position, producer, shapes, failed)
-        if (tail, head) in broadcast:
+        attributes = _edge_attributes(graph, item, position, producer, shapes, failed,
+                                      (kinds or {}).get(item.name, "identity"))
+        pair = (tail, head)
+        if pair in arrows.broadcast:
             attributes.update(style="dotted", color="#888888", arrowsize="0.4",
                               constraint="false", label=" ")
-        if (tail, head) in (across or {}):
-            attributes["tailport"], attributes["headport"] = across[tail, head]
-        if (tail, head) in free:  # from one column of a snaked chain to the next
+        if pair in arrows.across:
+            attributes["tailport"], attributes["headport"] = arrows.across[pair]
+        if pair in arrows.free:  # from one column of a snaked chain to the next
             attributes["constraint"] = "false"
-        if (tail, head) in rising:
+        if pair in arrows.straight:
+            attributes["weight"] = "10"
+        if pair in arrows.loose:
+            attributes["constraint"] = "false"
+        if pair in arrows.quiet and "label" in attributes:
+            attributes["label"] = " "
+        if pair in arrows.back:
+            attributes["constraint"] = "false"
+            if attributes.get("label", " ") != " ":
+                attributes["xlabel"] = attributes.pop("label").strip()
+        if pair in arrows.rising:
             swap = {"tailport": "headport", "headport": "tailport"}
             attributes = {swap.get(k, k): v for k, v in attributes.items()}
             dot.edge(prefix + head, prefix + tail, dir="back", **attributes)
@@ -547,20 +611,18 @@ def _add_edges(dot, graph, edges: list, shapes: bool, failed: set, prefix: str =
 
 
 def _edge_attributes(graph, item: ir.Node, position: int, producer: str, shapes: bool,
-                     failed: set) -> dict:
+                     failed: set, kind: str = "identity") -> dict:
     attributes = {}
     shape = graph.nodes[producer].get("shape")
     if shapes and shape:
         attributes["label"] = " " + sizes_text(graph, producer)
     elif shape:  # a blank label: dot orders branches as with shapes (as written)
         attributes["label"] = " "
-    if item.role == "residual" and position == 1:
-        identity = ir.node(graph, producer).role != "skip"
-        attributes.update(style=SKIP_STYLE["identity" if identity else "projection"],
-                          penwidth="1.2", tailport="e", headport="e", color=SKIP_COLOUR,
-                          fontcolor=SKIP_COLOUR)
-        if identity:
-            attributes["xlabel"] = "identity"
+    if _is_skip(item, position):
+        attributes.update(style=SKIP_STYLE[kind], penwidth="1.2", tailport="e",
+                          headport="e", color=SKIP_COLOUR, fontcolor=SKIP_COLOUR)
+        if kind == "identity":  # its shape is the block input's, on the body's first arrow
+            attributes["label"] = "identity"
     if item.train_only:
         attributes.update(style="dashed", color="#888888")
     if item.name in failed:

@@ -23,6 +23,9 @@ FUSE_INTO = ("conv", "linear")
 # what `show` may name: those families, `stacks` (identical layers in a row, each
 # drawn: by default one box `3x3 conv, 64 ×2`), and `impl` (the layers `hide` leaves out)
 SHOW = SHOWABLE + ("stacks", "impl", "all")
+# how a residual skip meets the main path: into a "+" circle, the activation after it a
+# box of its own (He et al.'s Figures 2 and 5), or box to box (their Figure 3)
+MERGES = ("marked", "plain")
 # layers that only change how a tensor is laid out in memory, not what it holds
 LAYOUT_ONLY = ("flatten", "transpose", "permute", "reshape", "identity")
 
@@ -35,6 +38,9 @@ class View:
     hidden: frozenset[str] = frozenset()  # nodes left out, drawn as the box they read
     # open iterations drawn for their whole repeat: (scope, how many iterations)
     repeated: tuple[tuple[str, int], ...] = ()
+    # residual adds drawn as no box (`join_skips`): (the add, the last node folded into
+    # the join: the add, or the activation after it); the skip runs to the box after it
+    joins: tuple[tuple[str, str], ...] = ()
     # each node's scopes, outermost first (ir.scopes_of)
     chains: dict = field(default_factory=dict, compare=False, hash=False)
 
@@ -268,3 +274,57 @@ def _iterations_alike(graph: nx.DiGraph, path: str) -> bool:
     calls = {tuple(call.title for call in child.calls) for child in inside}
     return (len(inside) > 1 and len(calls) == 1 and _alike(graph, path)
             and (all(child.index is not None for child in inside) or calls != {()}))
+
+
+def join_skips(graph: nx.DiGraph, view: View, show=(), keep=()) -> View:
+    """The view with each residual add that is a box of its own drawn as no box, as He et
+    al.'s Figure 3 draws a network: the add joins the box of its body's output, and so does
+    the activation that is its only reader (unless `show` names `act` or `all`); `joins`
+    records them, and render_dot draws the skip from its box straight into the box after
+    the join. Outputs and nodes in `keep` stay.
+
+    >>> from archdsl import compile_source
+    >>> g = compile_source("network n { input x: 4 x 8 x 8; r: residual { "
+    ...                    "conv(4, 3, pad = 1) }; relu; conv(4, 1) }").graph
+    >>> view = join_skips(g, default_view(g))
+    >>> view.joins, view.unit("0"), sorted(view.hidden)
+    ((('r.add', '0'),), 'r.0', ['0', 'r.add'])
+    """
+    outputs = {o.node for o in ir.network(graph).outputs}
+    joined, hidden, joins = dict(view.fused), set(view.hidden), []
+    for item in ir.nodes(graph):
+        if (item.role != "residual" or len(item.inputs) != 2 or item.name in outputs
+                or item.name in keep or view.unit(item.name) != item.name):
+            continue
+        joined[item.name] = item.inputs[0]
+        end = item.name
+        readers = list(graph.successors(item.name))
+        after = ir.node(graph, readers[0]) if len(readers) == 1 else None
+        if (after is not None and OPS[after.op].family == "act" and tuple(after.inputs) == (end,)
+                and not {"act", "all"} & set(show) and after.name not in outputs
+                and after.name not in keep and view.unit(after.name) == after.name):
+            joined[after.name] = end
+            end = after.name
+        hidden |= {item.name, end}
+        joins.append((item.name, end))
+    return replace(view, fused=tuple(joined.items()), hidden=frozenset(hidden),
+                   joins=view.joins + tuple(joins))
+
+
+def drawn_view(graph: nx.DiGraph, depth=None, expand=(), style: str = "paper", show=(),
+               merges: str = "marked", failed=frozenset()) -> View:
+    """The view render_dot draws: blocks opened (--depth, --expand), norms and activations
+    fused into their layer (style `paper`), one iteration opened alone drawn for its
+    repeat, implementation-only layers hidden and, for `merges` `plain`, residual adds
+    drawn as no box. The `failed` layers (--partial) and their operands stay boxes, in
+    open blocks."""
+    keep = set(failed) | {i for n in failed for i in ir.node(graph, n).inputs}
+    view = default_view(graph, depth, tuple(expand) + tuple(sorted(failed)))  # the culprit
+    if style == "paper" and "all" not in show:
+        view = fuse(graph, view, show, keep=keep)
+    view = open_one(graph, view, expand)  # one layer of a repeat opened: "×12" on it
+    if not {"all", "impl"} & set(show):  # flatten, transpose, dropout 0: as papers, unseen
+        view = hide(graph, view, keep=keep)
+    if merges == "plain":
+        view = join_skips(graph, view, show, keep=keep)
+    return view

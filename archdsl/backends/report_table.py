@@ -83,7 +83,16 @@ def table_rows(graph: nx.DiGraph, notation: str = "bracket"
             entries[-1] = Entry(lines, entries[-1].count + 1, bool(scope))
         else:
             entries.append(Entry(lines, 1, bool(scope)))
-    return [(size, ", ".join(stages), entries) for size, (stages, entries) in rows.items()]
+    return [(size, _stage_words(graph, stages), entries)
+            for size, (stages, entries) in rows.items()]
+
+
+def _stage_words(graph: nx.DiGraph, stages: list[str]) -> str:
+    """The stage column: the stages' names (`maxpool, layer1`), or where the author
+    captioned some of them (`layer1 as "conv2_x"`), those words only (`conv2_x`), as the
+    paper names the row after its stage."""
+    words = [ir.caption(graph, s) for s in stages if ir.caption(graph, s)]
+    return ", ".join(dict.fromkeys(words)) if words else ", ".join(stages)
 
 
 def _shown(item: ir.Node) -> bool:
@@ -259,7 +268,7 @@ def _is_branched(graphs: list[nx.DiGraph], notation: str) -> bool:
 
 
 def _headers(graphs: list[nx.DiGraph], headers: list[str] | None) -> list[str]:
-    return list(headers) if headers is not None else [ir.network(g).name for g in graphs]
+    return list(headers) if headers is not None else [ir.network(g).title for g in graphs]
 
 
 # ---- Markdown -----------------------------------------------------------------------------

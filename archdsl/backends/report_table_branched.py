@@ -223,6 +223,8 @@ def _module_kind(graph: nx.DiGraph, concat: ir.Node) -> str:
     """`inception (3a)`: the block the module's scope calls and the rest of its label (the
     label alone where no block was called, the block where the label is its name)."""
     held = ir.scope(graph, concat.scope)
+    if held is not None and ir.caption(graph, held.path):
+        return ir.caption(graph, held.path)  # the author's words
     block = held.calls[0].block if held is not None and held.calls else ""
     label = held.label if held is not None and held.path else "concat"
     if block and label.startswith(block) and label != block:

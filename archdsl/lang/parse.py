@@ -266,16 +266,20 @@ class _ToAst(Transformer):
         return cls(str(name), params, rest[-1], self.span(meta), self.token_span(name))
 
     def block_def(self, meta, children):
-        captions = [c for c in children if isinstance(c, _Caption)]
+        captions = [c for c in children if isinstance(c, ast.Caption)]
         block = self._definition(ast.BlockDef, meta, [c for c in children
-                                                      if not isinstance(c, _Caption)])
+                                                      if not isinstance(c, ast.Caption)])
         return dataclasses.replace(block, caption=captions[0].text) if captions else block
 
     def caption(self, meta, children):
-        return _Caption(str(children[0])[1:-1])
+        token = children[0]
+        return ast.Caption(str(token)[1:-1], self.template(token), self.token_span(token))
 
     def network_def(self, meta, children):
-        return self._definition(ast.NetworkDef, meta, children)
+        captions = [c for c in children if isinstance(c, ast.Caption)]
+        network = self._definition(ast.NetworkDef, meta, [c for c in children
+                                                          if not isinstance(c, ast.Caption)])
+        return dataclasses.replace(network, caption=captions[0]) if captions else network
 
     def func_def(self, meta, children):
         name, params, value = children
@@ -292,14 +296,15 @@ class _ToAst(Transformer):
 
     # statements
     def labelled(self, meta, children):
-        label, action = children
+        label, *caption, action = children
         span = self.token_span(label)
         template = self.template(label) if label.type == "STRING" else None
         text = str(label)[1:-1] if template else str(label)
-        return ast.Labelled(text, action, self.span(meta), span, template)
+        return ast.Labelled(text, action, self.span(meta), span, template,
+                            caption[0] if caption else None)
 
     def template(self, token: Token) -> ast.Template:
-        """A computed label: the text between braces is parsed as an expression, in place
+        """A computed label or a caption: the text between braces is parsed as an expression, in place
         (padded with spaces, so that its spans point into the file)."""
         parts, text, start = [], str(token), token.start_pos
         at = 1
@@ -315,7 +320,7 @@ class _ToAst(Transformer):
             closing = text.find("}", opening)
             if closing < 0 or closing == opening + 1:
                 raise SpecError(Diagnostic(
-                    "E0100", "a computed label needs an expression between `{` and `}`",
+                    "E0100", "a computed label or caption needs an expression between `{` and `}`",
                     Label(Span(self.source, start + opening, start + len(text) - 1),
                           "unclosed or empty"),
                     help='write the expression between braces: `"layer{i + 1}": ...`'))
@@ -324,7 +329,7 @@ class _ToAst(Transformer):
                 tree = _parser().parse(padded, start="expr")
             except (UnexpectedCharacters, UnexpectedToken, UnexpectedEOF) as error:
                 raise SpecError(Diagnostic(
-                    "E0100", "the expression of a computed label does not parse",
+                    "E0100", "the expression of a computed label or caption does not parse",
                     Label(Span(self.source, start + opening + 1, start + closing),
                           "not an expression"),
                     help='labels compute from expressions: `"layer{i + 1}": ...`')) from error
@@ -473,9 +478,3 @@ class _ToAst(Transformer):
 
     def tuple_literal(self, meta, children):
         return ast.TupleExpr(tuple(children), self.span(meta))
-
-
-@dataclasses.dataclass(frozen=True)
-class _Caption:
-    """A block's `as "..."`, while its definition is assembled."""
-    text: str

@@ -147,7 +147,7 @@ def _side_effects(elaborator) -> tuple:
     sink = elaborator.sink
     return (sink.reported, len(sink.items), len(elaborator.outputs),
             len(elaborator.main_outputs), len(elaborator.ties), len(elaborator.declarations),
-            len(elaborator.inputs))
+            len(elaborator.inputs), len(elaborator.captions))
 
 
 def _plain(value) -> bool:

@@ -182,12 +182,22 @@ Action = Union[Call, Repeat, Residual, Branches, Group, Aux, "IfStmt"]
 
 
 @dataclass(frozen=True)
+class Caption:
+    """`as "conv{i + 2}_x"`: the words figures and tables use for a network, a stage or a
+    layer; its {expressions} are filled in where it is elaborated."""
+    text: str
+    template: Template
+    span: Span
+
+
+@dataclass(frozen=True)
 class Labelled:
     label: str  # as written: a name, a number, or the text of a computed label
     action: Action
     span: Span
     label_span: Span
     template: Template | None = None  # a computed label, filled in when elaborated
+    caption: Caption | None = None  # `layer1 as "conv2_x": ...`
 
 
 @dataclass(frozen=True)
@@ -317,6 +327,7 @@ class NetworkDef:
     body: Body
     span: Span
     name_span: Span
+    caption: Caption | None = None  # `network resnet(depth = 18) as "{depth}-layer"`
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,10 @@ them, and decides only the white space within and in front of lines:
 * one space between tokens, none inside `()`, `[]`, around `.`, before `,` `;` `:` (but
   ` : ` in `a ? b : c`), none after a unary `-`; `{ relu }` and `{}`;
 * labels aligned: in a run of statement lines, every action starts in one column, just
-  after the longest `label:`, and unlabelled layers after the first label sit in that
-  column too, under the labelled ones, as in the shipped specs. A blank line, a comment
-  line, the end of a body, or a statement that opens a body over several lines
-  (`features: {`, `residual {`) ends the run;
+  after the longest `label:` (or `label as "caption":`), and unlabelled layers after the
+  first label sit in that column too, under the labelled ones, as in the shipped specs.
+  A blank line, a comment line, the end of a body, or a statement that opens a body over
+  several lines (`features: {`, `residual {`) ends the run;
 * extra spaces after `,` and `;` are kept: they line up the columns of a table;
 * a comment at the end of a line keeps its column where the code leaves two spaces
   before it; at most one blank line in a row; one newline at the end of the file.
@@ -61,7 +61,8 @@ class _Line:
     depth: int = 0  # braces open in front of the line's first token
     parens: list = field(default_factory=list)  # open `(`/`[` in front of the line
     continued: bool = False  # the line before ended with `\`
-    label: str | None = None
+    label: str | None = None  # as printed: `conv1` or `layer1 as "conv2_x"`
+    action_at: int = 2  # the token the action starts at, after the label and its `:`
     action: bool = False
     statement: bool = False  # the first line of a statement
     opens_body: bool = False  # ends with a `{ ... }` body open, outside parentheses
@@ -142,9 +143,12 @@ def _classify(lines: list[_Line]) -> None:
         tokens = line.tokens
         line.statement = bool(tokens) and not parens and not continued and closers == 0
         if line.statement:
-            if len(tokens) > 1 and tokens[1][1] == ":" and tokens[0][0] in ("name", "number", "string") \
-                    and line.depth > 0:
+            head = tokens[0][0] in ("name", "number", "string") and line.depth > 0
+            if head and len(tokens) > 1 and tokens[1][1] == ":":
                 line.label = tokens[0][1]
+            elif head and len(tokens) > 3 and tokens[1][1] == "as" \
+                    and tokens[2][0] == "string" and tokens[3][1] == ":":  # a caption
+                line.label, line.action_at = f"{tokens[0][1]} as {tokens[2][1]}", 4
             line.action = line.label is not None or tokens[0][1] == "{" or (
                 tokens[0][0] == "name" and tokens[0][1] not in _NON_ACTIONS)
         opened = depth
@@ -244,7 +248,8 @@ def _join(line: _Line, indent: int, state: _State) -> str:
         value = token[1]
         if position == 0:
             space = ""
-        elif position == 2 and line.label is not None:  # the action, in the run's column
+        elif position == line.action_at and line.label is not None:  # the action, in the
+            # run's column
             space = " " * (line.column - len(line.label) - 1)
         elif state.previous[1] in ",;" and line.gaps[position] > 1:
             space = " " * line.gaps[position]  # padding that lines up a table's columns
