@@ -46,7 +46,8 @@ diagrams: setup
 		-o docs/images/llama_layer.svg
 	$(BIN)/archdsl render specs/ddpm_unet.arch -o docs/images/ddpm_unet.svg
 	$(BIN)/archdsl render specs/vgg19.arch specs/plain34.arch specs/resnet34.arch \
-		--expand all --show stacks --no-shapes -o docs/images/resnet_figure3.svg
+		--expand all --show stacks --no-shapes --merges plain --no-frames --caption vgg19=VGG-19 \
+		--caption "resnet34=34-layer residual" -o docs/images/resnet_figure3.svg
 	$(BIN)/archdsl stats specs/alexnet.arch specs/vgg16.arch \
 		--plot docs/images/alexnet_vgg16_costs.svg > /dev/null
 
