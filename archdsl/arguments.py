@@ -313,11 +313,12 @@ rounding, and the file is for eval mode only.
 
 def _add_import_command(commands) -> None:
     importer = commands.add_parser(
-        "import", help="write a .arch spec of a PyTorch model (traced with torch.fx)",
+        "import", help="write a .arch spec of a PyTorch model (torch.fx or torch.export)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="""\
 Call FACTORY from a Python module (MODULE:FACTORY, e.g. torchvision.models:resnet50) or
-file (path/to/model.py:FACTORY), trace the model it returns with torch.fx, and write a
+file (path/to/model.py:FACTORY), trace the model it returns with torch.fx (or, where
+torch.fx cannot trace it, capture it with torch.export: --capture), and write a
 spec: torch.nn layers become archdsl layers labelled with the model's attribute names
 (so the spec's state_dict keys are the model's), residual adds become
 `residual { } skip { }`, concatenations `concat { }`, module instances of one class that
@@ -325,14 +326,19 @@ differ only in numbers one `block`, and runs of identical calls `repeat`s. The s
 checked before it is written. A layer archdsl has no equivalent for is named with its
 module path and type (exit status 1).
 
-  archdsl import torchvision.models:resnet50 -o resnet50.arch""")
+  archdsl import torchvision.models:resnet50 -o resnet50.arch
+  archdsl import model.py:bert --input "16 as token_ids" -o bert.arch""")
     importer.add_argument("factory", metavar="MODULE:FACTORY",
                           help="a function (or class) that returns the nn.Module")
     importer.add_argument("-o", "--output", metavar="OUT.arch",
                           help="write the spec here (default: standard output)")
     importer.add_argument("--input", default="3x224x224", metavar="CxHxW",
                           help="the input shape to trace with, batch excluded (default "
-                               "3x224x224)")
+                               "3x224x224); `L as token_ids` for token ids, \"16 as "
+                               "token_ids\"")
+    importer.add_argument("--capture", choices=("auto", "fx", "export"), default="auto",
+                          help="torch.fx, torch.export (non-strict), or auto (default): "
+                               "torch.export where torch.fx cannot trace the model")
 
 
 def _add_lsp_command(commands) -> None:

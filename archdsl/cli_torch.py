@@ -249,7 +249,7 @@ def run_export(args) -> int:
 def run_import(args) -> int:
     import_torch = with_torch("tools.import_torch", "`archdsl import`")
     from .compile import compile_source
-    shape = parse_shape(args.input)
+    shape, token_ids = _import_input(args.input)
     if args.output and Path(args.output).is_dir():
         raise UsageError(f"-o {args.output}: is a directory; give a file such as "
                          f"{Path(args.output) / 'model.arch'}")
@@ -257,12 +257,15 @@ def run_import(args) -> int:
     try:
         model, factory = import_torch.load_factory(args.factory)
         name = "".join(c if c.isalnum() else "_" for c in factory.lower())
-        text = import_torch.import_torch(model, shape, name)
+        imported = import_torch.import_model(model, shape, name, args.capture, token_ids)
     except import_torch.ImportFailure as error:
         print(f"archdsl: error: cannot import {args.factory}: {error}", file=sys.stderr)
         return EXIT_SPEC_ERRORS
     finally:
         sys.path.remove(os.getcwd())
+    text = imported.text
+    if imported.capture == "export":
+        print(f"{args.factory}: captured with torch.export ({imported.why})", file=sys.stderr)
     result = compile_source(text, args.output if args.output not in (None, "-") else "<import>")
     if not result.ok:
         print(render_all(result.diagnostics), file=sys.stderr)
@@ -276,3 +279,16 @@ def run_import(args) -> int:
     else:
         print(text, end="")
     return EXIT_OK
+
+
+def _import_input(text: str) -> tuple[tuple[int, ...], bool]:
+    """`--input 3x224x224`, or `--input "16 as token_ids"`: (the sizes, token ids or not)."""
+    sizes, sep, layout = text.partition(" as ")
+    if sep and layout.strip() != "token_ids":
+        raise UsageError(f"--input {text}: import reads `as token_ids` (int64 ids, one axis), "
+                         "or sizes alone for float values")
+    shape = parse_shape(sizes.strip())
+    if sep and len(shape) != 1:
+        raise UsageError(f"--input {text}: token ids have one axis, the length: \"16 as "
+                         "token_ids\"")
+    return shape, bool(sep)

@@ -318,3 +318,347 @@ class LayerScaled(nn.Module):
 
     def forward(self, x):
         return x + self.gamma * self.conv(x)
+
+
+class ResNeXtBottleneck(nn.Module):
+    """torchvision's Bottleneck with `groups` and `base_width`: ResNeXt's grouped 3x3."""
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, groups: int = 4,
+                 base_width: int = 4):
+        super().__init__()
+        width, out = planes * base_width // 64 * groups, planes * 4
+        self.conv1 = nn.Conv2d(inplanes, width, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.conv2 = nn.Conv2d(width, width, 3, stride, 1, groups=groups, bias=False)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.conv3 = nn.Conv2d(width, out, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(out)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = None
+        if stride != 1 or inplanes != out:
+            self.downsample = nn.Sequential(nn.Conv2d(inplanes, out, 1, stride, bias=False),
+                                            nn.BatchNorm2d(out))
+
+    def forward(self, x):
+        identity = x if self.downsample is None else self.downsample(x)
+        y = self.relu(self.bn1(self.conv1(x)))
+        y = self.relu(self.bn2(self.conv2(y)))
+        return self.relu(self.bn3(self.conv3(y)) + identity)
+
+
+class ResNeXt(nn.Module):
+    """A small ResNeXt laid out as torchvision's (stages of 2, 2 and 1 blocks)."""
+
+    def __init__(self, layers=(2, 2, 1), classes: int = 10):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 16, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(16)
+        self.relu = nn.ReLU(inplace=True)
+        inplanes = 16
+        for index, (count, planes) in enumerate(zip(layers, (16, 32, 64))):
+            blocks = []
+            for i in range(count):
+                blocks.append(ResNeXtBottleneck(inplanes, planes, 2 if i == 0 and index else 1))
+                inplanes = planes * 4
+            setattr(self, f"layer{index + 1}", nn.Sequential(*blocks))
+        self.fc = nn.Linear(inplanes, classes)
+
+    def forward(self, x):
+        x = self.relu(self.bn1(self.conv1(x)))
+        x = self.layer3(self.layer2(self.layer1(x)))
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+class MaybeProjected(nn.Module):
+    """A residual unit whose projection is a choice of the caller, not of its shape."""
+
+    def __init__(self, channels: int, project: bool):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(channels)
+        self.proj = nn.Conv2d(channels, channels, 1, bias=False) if project else None
+
+    def forward(self, x):
+        skip = x if self.proj is None else self.proj(x)
+        return torch.relu(self.bn(self.conv(x)) + skip)
+
+
+def chosen_projections():
+    return nn.Sequential(nn.Conv2d(3, 8, 1), *(MaybeProjected(8, p) for p in
+                                               (False, True, False, False)))
+
+
+class EncoderLayer(nn.Module):
+    """A post-norm encoder layer, its heads split by the sizes forward() reads."""
+
+    def __init__(self, channels: int = 16, heads: int = 2):
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(channels, 3 * channels)
+        self.out = nn.Linear(channels, channels)
+        self.norm1 = nn.LayerNorm(channels)
+        self.ff = nn.Sequential(nn.Linear(channels, 2 * channels), nn.GELU(approximate="tanh"),
+                                nn.Linear(2 * channels, channels))
+        self.norm2 = nn.LayerNorm(channels)
+
+    def forward(self, x):
+        batch, length, channels = x.size()
+        q, k, v = (t.view(batch, length, self.heads, -1).transpose(1, 2)
+                   for t in self.qkv(x).split(channels, dim=-1))
+        y = F.scaled_dot_product_attention(q, k, v).transpose(1, 2)
+        x = self.norm1(x + self.out(y.reshape(batch, length, channels)))
+        return self.norm2(x + self.ff(x))
+
+
+class SizeBranchingEncoder(nn.Module):
+    """BERT-like, which torch.fx cannot trace: token ids embedded, a branch on the
+    length (`if length > 8`), and the first token's features pooled (`x[:, 0]`)."""
+
+    def __init__(self, vocab: int = 50, channels: int = 16, layers: int = 2):
+        super().__init__()
+        self.embeddings = nn.Embedding(vocab, channels)
+        self.norm = nn.LayerNorm(channels)
+        self.layers = nn.ModuleList(EncoderLayer(channels) for _ in range(layers))
+        self.pooler = nn.Linear(channels, channels)
+
+    def forward(self, ids):
+        length = ids.shape[1]
+        x = self.norm(self.embeddings(ids))
+        if length > 512:  # only the shorter branch is captured, at the example's length
+            raise ValueError("sequence too long")
+        for layer in self.layers:
+            x = layer(x)
+        return torch.tanh(self.pooler(x[:, 0]))
+
+
+class MaskedDecoder(nn.Module):
+    """GPT-like, which torch.fx cannot trace: its causal mask made in forward() by
+    assignment into a tensor and read as `mask[None, None, :, :]`."""
+
+    def __init__(self, vocab: int = 50, channels: int = 16, heads: int = 2):
+        super().__init__()
+        self.heads = heads
+        self.wte = nn.Embedding(vocab, channels)
+        self.qkv = nn.Linear(channels, 3 * channels)
+        self.head = nn.Linear(channels, vocab, bias=False)
+
+    def forward(self, ids):
+        batch, length = ids.shape
+        mask = torch.ones(length, length, dtype=torch.bool)
+        mask[:, :] = torch.tril(mask)
+        x = self.wte(ids)
+        q, k, v = (t.view(batch, length, self.heads, -1).transpose(1, 2)
+                   for t in self.qkv(x).chunk(3, dim=-1))
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask[None, None, :, :])
+        return self.head(y.transpose(1, 2).reshape(batch, length, -1))
+
+
+def size_branching_encoder():
+    return SizeBranchingEncoder()
+
+
+def masked_decoder():
+    return MaskedDecoder()
+
+
+class GptLike(nn.Module):
+    """GPT-2 as transformers writes it: position ids from `arange`, a causal mask made in
+    forward() by comparing positions and handed to every block, pre-norm blocks."""
+
+    def __init__(self, vocab: int = 50, positions: int = 32, channels: int = 16,
+                 heads: int = 2, layers: int = 2):
+        super().__init__()
+        self.wte, self.wpe = nn.Embedding(vocab, channels), nn.Embedding(positions, channels)
+        self.h = nn.ModuleList(GptBlock(channels, heads) for _ in range(layers))
+        self.ln_f = nn.LayerNorm(channels)
+        self.lm_head = nn.Linear(channels, vocab, bias=False)
+
+    def forward(self, ids):
+        past = 0
+        position_ids = torch.arange(past, past + ids.shape[1], device=ids.device).unsqueeze(0)
+        at = position_ids[0]
+        mask = (at[None, :] <= at[:, None])[None, None].expand(ids.shape[0], 1, -1, -1)
+        x = self.wte(ids) + self.wpe(position_ids)
+        for block in self.h:
+            x = block(x, mask)
+        return self.lm_head(self.ln_f(x))
+
+
+class GptBlock(nn.Module):
+    def __init__(self, channels: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.ln_1, self.ln_2 = nn.LayerNorm(channels), nn.LayerNorm(channels)
+        self.c_attn, self.c_proj = nn.Linear(channels, 3 * channels), nn.Linear(channels, channels)
+        self.mlp = nn.Sequential(nn.Linear(channels, 4 * channels), nn.GELU("tanh"),
+                                 nn.Linear(4 * channels, channels))
+
+    def forward(self, x, mask):
+        batch, length, channels = x.shape
+        q, k, v = (t.view(batch, length, self.heads, -1).transpose(1, 2)
+                   for t in self.c_attn(self.ln_1(x)).split(channels, dim=2))
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        x = x + self.c_proj(y.transpose(1, 2).reshape(batch, length, channels))
+        return x + self.mlp(self.ln_2(x))
+
+
+class BertLike(nn.Module):
+    """BERT as transformers writes it: position ids and token type ids read from buffers
+    (the token types all 0), an attention mask of ones made in forward() and added to the
+    scores as 0 or the lowest float, post-norm layers."""
+
+    def __init__(self, vocab: int = 50, positions: int = 32, channels: int = 16,
+                 heads: int = 2, layers: int = 2):
+        super().__init__()
+        self.word_embeddings = nn.Embedding(vocab, channels)
+        self.position_embeddings = nn.Embedding(positions, channels)
+        self.token_type_embeddings = nn.Embedding(2, channels)
+        self.LayerNorm = nn.LayerNorm(channels, eps=1e-12)
+        self.register_buffer("position_ids", torch.arange(positions).expand((1, -1)),
+                             persistent=False)
+        self.register_buffer("token_type_ids", torch.zeros(1, positions, dtype=torch.long),
+                             persistent=False)
+        self.layer = nn.ModuleList(BertLayer(channels, heads) for _ in range(layers))
+
+    def forward(self, ids):
+        batch, length = ids.shape
+        position_ids = self.position_ids[:, :length]
+        token_type_ids = self.token_type_ids[:, :length].expand(batch, length)
+        x = self.word_embeddings(ids) + self.token_type_embeddings(token_type_ids)
+        x = self.LayerNorm(x + self.position_embeddings(position_ids))
+        keep = torch.ones(batch, length)
+        mask = (1.0 - keep[:, None, None, :]) * torch.finfo(torch.float32).min
+        for layer in self.layer:
+            x = layer(x, mask)
+        return x
+
+
+class BertLayer(nn.Module):
+    def __init__(self, channels: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.query, self.key = nn.Linear(channels, channels), nn.Linear(channels, channels)
+        self.value, self.dense = nn.Linear(channels, channels), nn.Linear(channels, channels)
+        self.norm1, self.norm2 = nn.LayerNorm(channels), nn.LayerNorm(channels)
+        self.mlp = nn.Sequential(nn.Linear(channels, 2 * channels), nn.GELU(),
+                                 nn.Linear(2 * channels, channels))
+
+    def forward(self, x, mask):
+        batch, length, _ = x.shape
+        q, k, v = (layer(x).view(batch, length, self.heads, -1).transpose(1, 2)
+                   for layer in (self.query, self.key, self.value))
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        x = self.norm1(x + self.dense(y.transpose(1, 2).reshape(batch, length, -1)))
+        return self.norm2(x + self.mlp(x))
+
+
+class LlamaLike(nn.Module):
+    """Llama's rotary positions as transformers writes them: `inv_freq` a buffer, the
+    positions from `arange`, their cosines and sines made in forward()."""
+
+    def __init__(self, vocab: int = 50, channels: int = 16, heads: int = 2):
+        super().__init__()
+        self.heads = heads
+        self.embed_tokens = nn.Embedding(vocab, channels)
+        dim = channels // heads
+        self.register_buffer("inv_freq", 1.0 / 10000 ** (torch.arange(0, dim, 2) / dim),
+                             persistent=False)
+        self.qkv = nn.Linear(channels, 3 * channels, bias=False)
+
+    def forward(self, ids):
+        batch, length = ids.shape
+        position_ids = torch.arange(length, device=ids.device)[None]
+        freqs = position_ids[:, :, None].float() * self.inv_freq[None, None, :]
+        angles = torch.cat((freqs, freqs), dim=-1)
+        cos, sin = angles.cos()[:, None], angles.sin()[:, None]
+        q, k, v = (t.view(batch, length, self.heads, -1).transpose(1, 2)
+                   for t in self.qkv(self.embed_tokens(ids)).chunk(3, dim=-1))
+        half = q.shape[-1] // 2
+        q = q * cos + torch.cat((-q[..., half:], q[..., :half]), dim=-1) * sin
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        return y.transpose(1, 2).reshape(batch, length, -1)
+
+
+class BandMasked(MaskedDecoder):
+    """A mask made in forward() that is neither causal nor keeps everything: each token
+    sees itself and the one before."""
+
+    def forward(self, ids):
+        batch, length = ids.shape
+        mask = torch.ones(length, length, dtype=torch.bool).tril().triu(-1)
+        x = self.wte(ids)
+        q, k, v = (t.view(batch, length, self.heads, -1).transpose(1, 2)
+                   for t in self.qkv(x).chunk(3, dim=-1))
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        return self.head(y.transpose(1, 2).reshape(batch, length, -1))
+
+
+class AuxHeaded(nn.Module):
+    """A classifier with a head that forward() computes only in training (GoogLeNet's
+    auxiliary classifiers): eval mode returns the main output alone."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU())
+        self.aux1 = nn.ModuleDict({"pool": nn.AdaptiveAvgPool2d(1), "fc": nn.Linear(8, 5)})
+        self.body = nn.Conv2d(8, 8, 3, padding=1)
+        self.fc = nn.Linear(8, 5)
+
+    def forward(self, x):
+        x = self.stem(x)
+        main = self.fc(torch.flatten(self.body(x).mean((2, 3), keepdim=True), 1))
+        if not self.training:
+            return main
+        return main, self.aux1["fc"](torch.flatten(self.aux1["pool"](x), 1))
+
+
+class NormFirst(nn.Module):
+    """A head that registers its norm before the conv it runs first."""
+
+    def __init__(self):
+        super().__init__()
+        self.norm = nn.BatchNorm2d(4)
+        self.conv = nn.Conv2d(3, 4, 1)
+
+    def forward(self, x):
+        return self.norm(self.conv(x))
+
+
+class LateRegistered(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.head = NormFirst()
+
+    def forward(self, x):
+        return self.head(x)
+
+
+class SplitNumbered(nn.Module):
+    """Layers numbered as nn.Sequential numbers them, with a chunk between them that
+    the spec writes as two slices: one number more than the model's own."""
+
+    def __init__(self):
+        super().__init__()
+        self.add_module("0", nn.Conv2d(3, 4, 1))
+        self.add_module("1", nn.Conv2d(2, 2, 3, padding=1))
+
+    def forward(self, x):
+        kept, changed = getattr(self, "0")(x).chunk(2, 1)
+        return torch.cat((kept, getattr(self, "1")(changed)), 1)
+
+
+class CentreCropped(nn.Module):
+    """U-Net's skip: the encoder's features cut at their centre to the up-convolution's
+    size, `x[..., a:b, a:b]`, and concatenated with them."""
+
+    def __init__(self):
+        super().__init__()
+        self.enc = nn.Conv2d(1, 4, 3)
+        self.down = nn.MaxPool2d(2)
+        self.up = nn.ConvTranspose2d(4, 4, 2, stride=2)
+
+    def forward(self, x):
+        enc = self.enc(x)
+        up = self.up(self.down(enc))
+        top = (enc.shape[-2] - up.shape[-2]) // 2 + 1
+        return torch.cat((enc[..., top:top + up.shape[-2] - 2, 1:-1], up[..., 1:-1, 1:-1]), 1)

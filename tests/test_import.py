@@ -10,7 +10,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from archdsl import compile_file, compile_source  # noqa: E402
+from archdsl import compile_file, compile_source, ir  # noqa: E402
 from archdsl.backends.lower_fx import lower_fx  # noqa: E402
 from archdsl.cli import main  # noqa: E402
 from archdsl.passes.count_costs import total  # noqa: E402
@@ -95,15 +95,99 @@ def test_an_unmappable_function_names_its_line_of_forward():
         import_torch(import_models.Unmappable(), (3, 4, 4))
 
 
-def test_a_parameter_read_in_forward_is_named_in_the_refusal():
+def test_a_parameter_read_in_forward_imports_as_a_param_statement():
+    """A layer scale, `x + gamma * conv(x)`: `param gamma` of the module that holds it,
+    read by the element-wise op with the current value."""
+    model = import_models.LayerScaled()
+    with torch.no_grad():
+        model.gamma.normal_()
+    text = check_import(model, (3, 4, 4))
+    assert "param gamma: 3 x 1 x 1" in text and "mul(gamma)" in text
+
+
+def test_a_head_only_training_computes_imports_as_aux():
+    """GoogLeNet's auxiliary heads: the model traced again in training mode, the head
+    written where it taps the main path, its layers under the head's name."""
+    model = import_models.AuxHeaded().eval()
+    text = import_torch(model, (3, 8, 8))
+    assert "aux1: aux {" in text and "pool: global_avgpool" in text
+    assert text.index("aux1: aux {") < text.index("body:")
+    graph = compile_source(text).graph
+    assert [o.name for o in ir.network(graph).outputs] == ["out", "aux1"]
+    lowered = lower_fx(graph)
+    assert list(lowered.state_dict()) == list(model.state_dict())
+    lowered.load_state_dict(model.state_dict())
+    x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        assert torch.equal(lowered.eval()(x), model(x))
+        assert torch.equal(lowered.train()(x)["aux1"], model.train()(x)[1])
+
+
+def test_layers_registered_in_another_order_than_called_are_declared():
+    text = check_import(import_models.LateRegistered(), (3, 4, 4))
+    assert "declare norm\n" in text
+
+
+def test_a_function_is_not_numbered_like_a_module_of_its_scope():
+    """A chunk written as two slices between layers `0` and `1`: the slices are named, so
+    that neither takes the number `1` of the layer after them."""
+    text = check_import(import_models.SplitNumbered(), (3, 4, 4))
+    assert "slice: slice(0, 2)" in text and re.search(r"\n +1: +conv\(2, 3, pad = 1\)", text)
+
+
+def test_slices_of_two_axes_at_once_import_as_one_slice_each():
+    text = check_import(import_models.CentreCropped(), (1, 12, 12))
+    assert "slice(1, 9, axis = 1)" in text and "slice(1, 9, axis = 2)" in text
+    assert "conv_transpose(4, 2, stride = 2)" in text
+
+
+def test_a_buffer_read_in_forward_is_named_in_the_refusal():
+    model = import_models.LayerScaled()
+    del model.gamma
+    model.register_buffer("gamma", torch.ones(3, 1, 1))
     with pytest.raises(ImportFailure, match="forward\\(\\) reads the tensor `gamma` itself"):
-        import_torch(import_models.LayerScaled(), (3, 4, 4))
+        import_torch(model, (3, 4, 4))
 
 
 def test_resnet_imports_with_residuals_blocks_and_repeats():
+    """One bottleneck block for the identity and the projected instances, the projection
+    under the condition that holds exactly where the model has one; a stage whose first
+    block differs in its stride one repeat over the index."""
     text = check_import(reference_resnet.ResNet((2, 3, 1, 1), classes=10), (3, 64, 64))
-    assert "} skip downsample {" in text and "block bottleneck(channels, channels2)" in text
-    assert 'repeat 2 as i { "{i + 1}": bottleneck(128, 512) }' in text
+    assert text.count("block ") == 1 and "block bottleneck(channels, channels2, stride = 1)" \
+        in text
+    assert "} skip downsample when stride != 1 or in.channels != channels2 {" in text
+    assert "layer1:  repeat 2 { bottleneck(64, 256) }" in text
+    assert "layer2:  repeat 3 as i { bottleneck(128, 512, stride = i == 0 ? 2 : 1) }" in text
+
+
+def shipped_lines(spec: str, block: str) -> int:
+    """The lines of a shipped spec and of the std.resnet block it calls."""
+    stdlib = (ROOT / "archdsl/stdlib/resnet.arch").read_text()
+    start = stdlib.index(f"block {block}(")
+    return len((ROOT / spec).read_text().splitlines()) + \
+        stdlib[start:stdlib.index("\n}\n", start) + 2].count("\n") + 1
+
+
+def test_resnet50_imports_as_long_as_the_shipped_spec_and_its_block():
+    text = import_torch(reference_resnet.resnet50(), (3, 224, 224), "resnet50")
+    assert text.count("block ") == 1 and "skip downsample when " in text
+    assert "layer3:  repeat 6 as i { bottleneck(256, 1024, stride = i == 0 ? 2 : 1) }" in text
+    lines, shipped = len(text.splitlines()), shipped_lines("specs/resnet50.arch", "bottleneck")
+    assert lines <= shipped, (lines, shipped)  # 31 lines against 21 + 20
+
+
+def test_resnext_like_imports_with_one_grouped_block():
+    text = check_import(import_models.ResNeXt(), (3, 32, 32))
+    assert text.count("block ") == 1 and "groups = 4" in text
+    assert "skip downsample when stride != 1 or in.channels != channels2 {" in text
+
+
+def test_a_projection_no_condition_tells_apart_is_a_parameter_of_its_own():
+    """Instances alike in every number, one of them projected: `project` says which."""
+    text = check_import(import_models.chosen_projections(), (3, 16, 16))
+    assert "block maybe_projected(project = false) {" in text and "skip when project {" in text
+    assert "2: maybe_projected(project = true)" in text
 
 
 def test_resnet50_imports_to_the_shipped_spec_s_costs():
@@ -122,7 +206,8 @@ def test_vgg_like_imports():
 
 def test_mobilenet_v2_like_imports_with_conditional_residuals():
     text = check_import(import_models.MobileNetV2(), (3, 32, 32))
-    assert "block inverted_residual(" in text and "residual {" in text and "relu6" in text
+    assert text.count("block ") == 1 and "block inverted_residual(" in text and "relu6" in text
+    assert "residual when stride == 1 and in.channels == channels2 {" in text
 
 
 def test_densenet_like_imports_with_chained_concatenations():

@@ -151,6 +151,15 @@ def _read_conv(m):
                         bias=m.bias is not None)
 
 
+def _read_conv_transpose(m):
+    if m.padding_mode != "zeros" or not isinstance(m.output_padding, (tuple, list)):
+        return None
+    return "conv_transpose", dict(
+        channels=m.out_channels, kernel=torch_sizes(m.kernel_size), stride=torch_sizes(m.stride),
+        pad=torch_sizes(m.padding), output_pad=torch_sizes(m.output_padding),
+        dilation=torch_sizes(m.dilation), groups=m.groups, bias=m.bias is not None)
+
+
 OPS = (
     Op("conv", "conv", _conv_shape, imports=("Conv1d", "Conv2d", "Conv3d"), read=_read_conv,
        keeps=("in0",), autocast="low",
@@ -172,8 +181,8 @@ OPS = (
        params_rule="out channels × (in channels / groups) × kernel height × kernel width, + out "
                    "channels with `bias = true`",
        other_rule="0 (all their work is MACs; bias not counted)"),
-    Op("conv_transpose", "conv", _conv_transpose_shape,
-       keeps=("in0",), autocast="low",
+    Op("conv_transpose", "conv", _conv_transpose_shape, imports=("ConvTranspose2d",),
+       read=_read_conv_transpose, keeps=("in0",), autocast="low",
        window=_transposed_window,
        args=(Arg("channels", "int", minimum=1), Arg("kernel", "pair", minimum=1),
              Arg("stride", "pair", 1, minimum=1), Arg("pad", "pair", 0, minimum=0),

@@ -186,6 +186,9 @@ def _read_functional(node: fx.Node, name: str, where: str):
         return _POOLS[target], options
     if node.op == "call_function" and target is nn.functional.dropout:
         return "dropout", dict(p=float(_argument(node, 1, "p", 0.5)))
+    if node.op == "call_function" and target is nn.functional.gelu and \
+            node.kwargs.get("approximate", "none") != "none":
+        return "gelu", dict(approximate=node.kwargs["approximate"])
     if node.op == "call_function" and target in _ACTIVATIONS:
         return _ACTIVATIONS[target], {}
     if _is(node, name, _METHOD_ACTIVATIONS + ("relu", "relu_")):
@@ -196,7 +199,22 @@ def _read_functional(node: fx.Node, name: str, where: str):
     return None
 
 
-_FUNCTION_READERS = (_read_axes, _read_shapes, _read_arithmetic, _read_functional)
+def positions(x: torch.Tensor) -> torch.Tensor:
+    """0, 1, ..., L - 1 along the first axis of each example of `x` (the sequence), as
+    floats: the language's `positions(0)`, which the position ids a forward() makes with
+    `arange` are read as (archdsl.tools.import_export)."""
+    from ..ops.functions import Positions
+    return Positions(1, sequence=False)(x)
+
+
+def _read_positions(node: fx.Node, name: str, where: str):
+    if node.op == "call_function" and node.target is positions:
+        return "positions", {}
+    return None
+
+
+_FUNCTION_READERS = (_read_axes, _read_shapes, _read_arithmetic, _read_functional,
+                     _read_positions)
 
 
 _REDUCTIONS = ("mean", "sum", "amax", "amin")
@@ -227,6 +245,8 @@ def read_merge(node: fx.Node, operands: list[str]) -> str:
         return f"div({', '.join(operands)})"
     if target in (operator.matmul, torch.matmul) or name == "matmul":
         return f"matmul({', '.join(operands)})"
+    if name == "cast_like" and getattr(target, "__module__", "") == "archdsl.ops.functions":
+        return f"cast_like({', '.join(operands)})"
     if target is torch.cat:
         dim = _argument(node, 1, "dim", 0)
         return f"concat({', '.join(operands)}, axis = {_axes(dim, where)[0]})"
@@ -342,13 +362,16 @@ def _resolve(op: str, given: dict) -> Args:
 
 def call_text(op: str, args: dict) -> str:
     """`conv(64, 3, stride = 2, bias = false)`: required arguments by position, the rest
-    by name where they differ from the default; its numbers marked.
+    by name where they differ from the default; its numbers marked, and the whole numbers
+    at their defaults hidden (`HIDDEN`: out of the plain text, in the skeleton).
 
-    >>> text = call_text("conv", dict(channels=64, kernel=3, stride=2, bias=False))
-    >>> plain(text), skeleton(text)
-    ('conv(64, 3, stride = 2, bias = false)', 'conv(#, #, stride = #, bias = false)')
-    >>> numbers_of(text)
-    [('64', 'channels'), ('3', 'kernel'), ('2', 'stride')]
+    >>> text = call_text("conv", dict(channels=64, kernel=3, stride=2, groups=4, bias=False))
+    >>> plain(text)
+    'conv(64, 3, stride = 2, groups = 4, bias = false)'
+    >>> plain(skeleton(text))
+    'conv(#, #, stride = #, groups = #, bias = false)'
+    >>> numbers_of(text)[2:]
+    [('2', 'stride'), ('0', 'pad'), ('1', 'dilation'), ('4', 'groups')]
     """
     if "constant" in args:  # a number and the current value: `mul(0.5)`; `1 - x` as -x + 1
         text = f"{op}({_format(args['constant'], 'constant')})"
@@ -371,12 +394,55 @@ def call_text(op: str, args: dict) -> str:
         elif isinstance(arg.default, Derived):
             if value != resolved[arg.default.source]:
                 parts.append(f"{arg.name} = {_format(value, arg.name)}")
+            elif _whole(value):
+                parts.append(hidden(f"{arg.name} = {_format(value, arg.name)}"))
         elif value != arg.default or type(value) is not type(arg.default):
             if isinstance(arg.default, float) and isinstance(value, (int, float)) and \
                     float(value) == arg.default:
                 continue
             parts.append(f"{arg.name} = {_format(value, arg.name)}")
-    return f"{op}({', '.join(parts)})" if parts else op
+        elif _whole(value):
+            parts.append(hidden(f"{arg.name} = {_format(value, arg.name)}"))
+    return joined(op, parts)
+
+
+HIDDEN = re.compile(r"\x02([^\x02\x03]*)\x03")  # a number at its default: in no plain text
+SHOWN = re.compile(r"\x0e([^\x0e\x0f]*)\x0f")  # an argument by name, in the plain text
+_KEYWORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]* = ")
+
+
+def hidden(part: str) -> str:
+    return f"\x02{part}\x03"
+
+
+def _whole(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def alike(text: str) -> str:
+    """The text with arguments shown and hidden marked alike: equal for two calls that
+    differ in whether they give a number its default (a stride of 2, and of 1)."""
+    return text.replace("\x0e", "\x02").replace("\x0f", "\x03")
+
+
+def joined(op: str, parts: list[str]) -> str:
+    """`op(a, b)`; a whole number at its default hidden (`hidden`), and the arguments by
+    name after the first marked as shown, each with its comma, so that block families
+    may show a hidden one where it varies."""
+    text = ""
+    for part in parts:
+        kept = HIDDEN.fullmatch(part)
+        if not text and kept:
+            continue  # nothing before it to hang it on: left out
+        if not text:
+            text = part
+        elif kept:
+            text += hidden(", " + kept.group(1))
+        elif _KEYWORD.match(part):
+            text += f"\x0e, {part}\x0f"
+        else:
+            text += ", " + part
+    return f"{op}({text})" if text else op
 
 
 NUMBER = re.compile(r"\x00([^\x00|]*)\|([^\x00]*)\x00")  # a marked number: its value and hint
@@ -399,13 +465,14 @@ def numbers_of(text: str) -> list[tuple[str, str]]:
 
 
 def plain(text: str) -> str:
-    """The text with its marked numbers as their values."""
-    return NUMBER.sub(lambda m: m.group(1), text)
+    """The text with its marked numbers as their values, hidden arguments left out."""
+    return NUMBER.sub(lambda m: m.group(1), HIDDEN.sub("", text)).translate(
+        {0x0e: None, 0x0f: None})
 
 
 def _format(value, hint: str) -> str:
-    if isinstance(value, str):
-        return value  # a word of the language (`same`), written bare
+    if isinstance(value, str):  # a word of the language (`same`) bare, text quoted
+        return value if value == "same" else format_value(value)
     if isinstance(value, tuple):
         return "(" + ", ".join(_format(v, hint) for v in value) + ")"
     if isinstance(value, int) and not isinstance(value, bool):

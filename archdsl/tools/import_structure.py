@@ -14,17 +14,23 @@ from dataclasses import dataclass, field
 import torch
 from torch import fx, nn
 
-from ..ops import OPS
-from .import_layers import (NUMBER, ImportFailure, argument_free_ops, call_text, language_name,
-                            module_labels, number, numbers_of, plain, read_function,
-                            read_layer, read_merge, shape_of, skeleton)
+from .import_blocks import (STATEMENTS, Family, Instance, block_name, families, family_block,
+                            instance, is_family_scope, skip_text, stage_repeat, unmarked)
+from .import_layers import (ImportFailure, alike, argument_free_ops, call_text, language_name,
+                            module_labels, plain, read_function, read_layer, read_merge,
+                            shape_of)
+from .import_graph import AuxHead, aux_heads, one_axis_indexing
+from .import_state import Naming, declarations, read_parameters, scaling
+from .import_text import braced, repeats, spaced
 
 def write_spec(model: nn.Module, graph: fx.Graph, shape: tuple[int, ...], name: str,
                moved: dict[fx.Node, str]) -> str:
     """The `.arch` text of `model`, traced as `graph` with its shapes propagated on an
     input of `shape`; `moved` holds the concatenations that belong to another scope than
     the one torch.fx gives them ({cat node: its scope})."""
-    return _Importer(model, graph, shape, name, moved).spec()
+    heads = aux_heads(model, graph, shape)  # before the rewrites, which they need too
+    one_axis_indexing(graph)
+    return _Importer(model, graph, shape, name, moved, heads).spec()
 
 
 _MERGES = {operator.add: "add", operator.iadd: "add", torch.add: "add", torch.cat: "concat",
@@ -43,8 +49,9 @@ class _Item:
 
 class _Importer:
     def __init__(self, model: nn.Module, graph: fx.Graph, shape, name: str,
-                 moved: dict[fx.Node, str]):
+                 moved: dict[fx.Node, str], heads: list[AuxHead]):
         self.model, self.graph, self.shape, self.name = model, graph, shape, name
+        self.heads = {head.scope: head for head in heads}  # train-only heads, by module
         self.modules = dict(model.named_modules())
         self.labels = module_labels(self.modules)
         self.nodes = [n for n in graph.nodes if n.op not in ("placeholder", "output")]
@@ -53,29 +60,61 @@ class _Importer:
             raise ImportFailure(f"the model's forward() takes {len(placeholders)} inputs; "
                                 "archdsl imports models of one input")
         self.input = placeholders[0]
-        read = next((n for n in self.nodes if n.op == "get_attr"), None)
-        if read is not None:
-            raise ImportFailure(f"forward() reads the tensor `{read.target}` itself (a "
-                                "parameter or buffer used outside a layer, such as a layer "
-                                "scale); archdsl imports layers and the functions between them")
+        self.params = read_parameters(self.modules, self.nodes)  # node -> (module, label)
+        self.nodes = [n for n in self.nodes if n not in self.params]
         (self.output,) = [n for n in graph.nodes if n.op == "output"]
         if not isinstance(self.output.args[0], fx.Node):
             raise ImportFailure("the model returns several values; archdsl imports models "
                                 "with one output")
         self.order = {path: index for index, path in enumerate(self.modules)}
         self.split: set[str] = set()  # layer lists whose members run apart: a scope each
-        self.owner = {n: moved.get(n) or self._owner(n) for n in self.nodes}
+        self.owner = self._owners(moved)
         self.split = {path for path, module in self.modules.items()
                       if _uncalled(module) and not self._contiguous(path)}
         if self.split:
-            self.owner = {n: moved.get(n) or self._owner(n) for n in self.nodes}
+            self.owner = self._owners(moved)
         self.seen_targets: set[str] = set()
         self.by_type = argument_free_ops(shape_of(self.input))
         self.calls: dict[str, str] = {}  # scope -> the block call that replaces its body
+        self.members: dict[str, tuple[Family, int]] = {}  # scope -> its family, its place
         self.blocks: list[str] = []
         self.block_names: set[str] = set()
+        self.conditions, self.conditioned = True, False
+        self.naming: list[Naming] = []  # the naming scopes being written, innermost last
+        self.written_params: set[fx.Node] = set()  # parameters declared so far
+
+    # -- parameters read in forward()
+
+    def _declared_parameters(self, scope: str) -> list[str]:
+        """`param NAME: SIZES` for the parameters of the module at `scope`."""
+        lines = []
+        for node, (holder, label) in self.params.items():
+            if holder == scope:
+                self.written_params.add(node)
+                sizes = " x ".join(map(str, node.meta["tensor_meta"].shape))
+                lines.append(f"param {label}: {sizes}")
+        return lines
+
+    def _scaled(self, node: fx.Node) -> str:
+        """An element-wise op of the current value and a parameter: `mul(gamma)`."""
+        (read,) = [v for v in node.all_input_nodes if v in self.params]
+        holder, label = self.params[read]
+        if not self._within(self.owner[node], holder):
+            raise ImportFailure(f"`{node.name}` reads the parameter `{read.target}` outside "
+                                f"`{holder or 'the model'}`, where the spec declares it")
+        return f"{scaling(node, read)}({label})"
 
     # -- where a node lives
+
+    def _owners(self, moved: dict[fx.Node, str]) -> dict[fx.Node, str]:
+        """The scope of each node; a train-only head's functions (its `flatten`, which
+        forward() computes itself) in the head's module."""
+        owner = {n: moved.get(n) or self._owner(n) for n in self.nodes}
+        for scope, head in self.heads.items():
+            for node in head.nodes:
+                if not self._within(owner[node], scope):
+                    owner[node] = scope
+        return owner
 
     def _owner(self, node: fx.Node) -> str:
         if node.op == "call_module":  # in the module that calls it, not in a split list
@@ -108,7 +147,7 @@ class _Importer:
         entries = set()
         for node in inside:
             key = key_of[node]
-            for value in node.all_input_nodes:
+            for value in (v for v in node.all_input_nodes if v not in self.params):
                 source = key_of.get(value)
                 if source is None:
                     entries.add(value)
@@ -120,6 +159,8 @@ class _Importer:
                                 "outside it; archdsl imports modules of one input")
         results = {key_of[n] for n in inside
                    if any(u not in key_of for u in n.users) or n is self.output.args[0]}
+        if scope in self.heads:  # a train-only head: its result is an output of its own
+            results = {key_of[self.heads[scope].nodes[-1]]}
         if len(results) != 1:
             raise ImportFailure(f"`{scope or 'the model'}` gives {len(results)} values to "
                                 "the rest of the model; archdsl imports modules of one output")
@@ -178,28 +219,77 @@ class _Importer:
         items, entry, result = self._items(scope)
         users: dict[str, list[str]] = {key: [] for key in items}
         users[entry] = []
+        taps: dict[str, list[str]] = {}  # value -> the train-only heads that tap it
         for key, item in items.items():
             for source in item.inputs:
-                users[source].append(key)
+                if item.scope in self.heads:
+                    taps.setdefault(source, []).append(key)
+                else:
+                    users[source].append(key)
         order = list(items)
-        return _Series(self, items, users, order).lines(entry, result)
+        series = _Series(self, items, users, order, taps)
+        labels = {series._label_of(key) for key in items} - {None}
+        self.naming.append(Naming({int(k) for k in labels if k.isdigit()}, labels))
+        try:
+            lines = series.lines(entry, result)
+            if taps:
+                head = items[next(iter(taps.values()))[0]].scope
+                raise ImportFailure(f"the auxiliary head `{head}` taps a value inside a "
+                                    "structure that archdsl writes whole")
+            return declarations(scope, self.naming[-1].defined, self.modules, self.labels,
+                                self.scope_label) + \
+                self._declared_parameters(scope) + lines
+        finally:
+            self.naming.pop()
+
+    def defined(self, label: str, path: str) -> str:
+        """The label of the module or scope at `path`, noted as defined here: a number
+        label sets the scope's next index."""
+        naming = self.naming[-1]
+        naming.defined.append(path)
+        if label.isdigit():
+            naming.index = max(naming.index, int(label) + 1)
+        return label
+
+    def unlabelled(self, text: str) -> str:
+        """Statements without a label (a function, a merge of named values), each taking
+        the scope's next index; one whose index a module of the scope is labelled with
+        (a function in a scope of numbered layers that the model computes in more steps
+        than the spec did, a chunk's two slices) is labelled with a name instead."""
+        naming, lines = self.naming[-1], []
+        for line in text.split("\n"):
+            if naming.index in naming.numbers:
+                line = f"{_Series._name(line.split('(')[0], naming.taken)}: {line}"
+            else:
+                naming.index += 1
+            lines.append(line)
+        return "\n".join(lines)
 
     # -- one item as a statement
 
     def statement(self, item: _Item, scope_of_parent: str) -> str:
         if item.scope is not None:
-            label = self.scope_label(item.scope)
+            label = self.defined(self.scope_label(item.scope), item.scope)
             if item.scope in self.calls:
                 return f"{label}: {self.calls[item.scope]}"
+            if item.scope in self.heads:  # a head that only training computes
+                return f"{label}: aux " + braced(repeats(self.render(item.scope),
+                                                         self.block_names))
             body = self.render(item.scope)
             calls = [line.partition(": ")[2] for line in body]
+            stage = [self.members.get(f"{item.scope}.{k}") for k in range(len(body))]
+            if all(stage) and body == [f"{k}: {self.calls[f'{item.scope}.{k}']}"
+                                       for k in range(len(body))]:
+                written = stage_repeat(label, stage)  # label.0, label.1: a block each
+                if written is not None:
+                    return written
             if len(body) > 1 and body == [f"{k}: {calls[0]}" for k in range(len(body))] \
                     and "\n" not in calls[0]:
-                if calls[0].split("(")[0] in self.block_names:  # label.0, label.1: a block each
+                if calls[0].split("(")[0] in self.block_names:
                     return f"{label}: repeat {len(body)} {{ {calls[0]} }}"
                 # layers: numbered in the group itself, label.0, label.1, not label.0.0
                 return f"{label}: {{ repeat {len(body)} {{ {calls[0]} }} }}"
-            return f"{label}: " + _braced(_repeats(body, self.block_names))
+            return f"{label}: " + braced(repeats(body, self.block_names))
         node = item.node
         if node.op == "call_module":
             op, args = read_layer(node, self.modules[node.target], self.by_type)
@@ -210,79 +300,92 @@ class _Importer:
                     raise ImportFailure(f"`{node.target}` ({type(self.modules[node.target]).__name__}) "
                                         "is called twice, sharing its weights; archdsl gives "
                                         "each layer its own")
-                return text  # a stateless layer used again (torchvision's `relu`)
+                return self.unlabelled(text)  # a stateless layer used again (`relu`)
             self.seen_targets.add(node.target)
-            return f"{label}: {text}"
-        return call_text(*read_function(node, self.owner[node]))
+            return f"{self.defined(label, node.target)}: {text}"
+        if any(v in self.params for v in node.all_input_nodes):
+            return self.unlabelled(self._scaled(node))
+        return self.unlabelled(call_text(*read_function(node, self.owner[node])))
 
     # -- blocks
 
     def find_blocks(self) -> None:
-        """Module instances of one class (not containers) whose statements differ only in
-        numbers become one block, deepest first so that blocks may call blocks."""
+        """Module instances of one class (not containers) whose statements agree up to
+        numbers and the parts some lack become one block (archdsl.tools.import_blocks),
+        deepest first so that blocks may call blocks."""
         scopes = [path for path, module in self.modules.items() if path and
-                  not isinstance(module, (nn.Sequential, nn.ModuleList, nn.ModuleDict))
-                  and not module.__module__.startswith("torch.nn")
+                  is_family_scope(module)
                   and any(self._within(self.owner[n], path) for n in self.nodes)]
         for depth in sorted({s.count(".") for s in scopes}, reverse=True):
-            groups: dict[tuple, list[tuple[str, str]]] = {}
+            groups: dict[tuple, list[Instance]] = {}
             for scope in (s for s in scopes if s.count(".") == depth):
                 saved = set(self.seen_targets)
-                text = "\x01".join(self.render(scope))  # statements apart
+                text = STATEMENTS.join(self.render(scope))
                 self.seen_targets = saved
-                key = (type(self.modules[scope]).__name__, skeleton(text))
-                groups.setdefault(key, []).append((scope, text))
+                found = instance(scope, text, self.entry_shape(scope))
+                groups.setdefault((type(self.modules[scope]).__name__, alike(found.key)),
+                                  []).append(found)
             for (cls, _), members in groups.items():
-                if len(members) >= 2:
-                    self._block(cls, members)
+                for family in families(members):
+                    if len(family) >= 2:
+                        self._block(cls, family)
 
-    def _block(self, cls: str, members: list[tuple[str, str]]) -> None:
-        name = _snake(cls)
-        taken = {b.split()[1].split("(")[0] for b in self.blocks}
-        base, count = name, 2
-        while name in taken or name in OPS:
-            name, count = f"{base}_{count}", count + 1
-        columns = list(zip(*(numbers_of(text) for _, text in members)))
-        params: dict[tuple, str] = {}
-        names: list[str] = []
-        for column in columns:
-            values = tuple(v for v, _ in column)
-            if len(set(values)) > 1 and values not in params:
-                hint = column[0][1] or "n"
-                label, k = hint, 2
-                while label in names:
-                    label, k = f"{hint}{k}", k + 1
-                params[values] = label
-                names.append(label)
-        template = members[0][1]
-        index = iter(range(len(columns)))
-
-        def substitute(match):
-            i = next(index)
-            values = tuple(v for v, _ in columns[i])
-            return params.get(values, match.group(1)) if values in params else match.group(1)
-        body = NUMBER.sub(substitute, template)
+    def _block(self, cls: str, members: list[Instance]) -> None:
+        name = block_name(cls, self.block_names)
+        family = family_block(name, members, self.conditions)
+        self.conditioned |= family.conditioned
         self.block_names.add(name)
-        header = f"block {name}({', '.join(names)}) " if names else f"block {name} "
-        self.blocks.append(header + _braced(body.split("\x01")))
-        for position, (scope, _) in enumerate(members):
-            args = []
-            for values, label in params.items():
-                hint = label
-                args.append(number(values[position], hint))
-            self.calls[scope] = f"{name}({', '.join(args)})" if args else name
+        self.blocks.append(family.text)
+        for position, member in enumerate(members):
+            self.calls[member.scope] = family.call(position)
+            self.members[member.scope] = (family, position)
+
+    def entry_shape(self, scope: str) -> tuple[int, ...]:
+        """The shape of the one value a scope reads from outside it; () where not one."""
+        inside = {n for n in self.nodes if self._within(self.owner[n], scope)}
+        entries = {v for n in inside for v in n.all_input_nodes if v not in inside}
+        return shape_of(entries.pop()) if len(entries) == 1 else ()
 
     # -- the spec
 
     def spec(self) -> str:
+        """The spec; where a block writes a part under a condition read from its
+        parameters, checked to make the model's layers, else written again with a
+        true/false parameter for each such part."""
+        text = self._text(conditions=True)
+        if self.conditioned and not self._reproduces(text):
+            text = self._text(conditions=False)
+        return text
+
+    def _text(self, conditions: bool) -> str:
+        self.calls, self.blocks, self.block_names, self.members = {}, [], set(), {}
+        self.conditions, self.conditioned, self.seen_targets = conditions, False, set()
         self.find_blocks()
         self.seen_targets = set()
-        body = _repeats(self.render(""), self.block_names)
+        body = repeats(self.render(""), self.block_names)
+        unwritten = next((n for n in self.params if n not in self.written_params), None)
+        if unwritten is not None:
+            raise ImportFailure(f"forward() reads the parameter `{unwritten.target}` of a "
+                                "module that the spec writes as no scope of its own")
         dims = " x ".join(map(str, self.shape)) + self._layout()
         lines = [f"input {self._input_name()}: {dims}"] + body
-        network = f"network {language_name(self.name, 'imported')} " + _braced(lines)
+        network = f"network {language_name(self.name, 'imported')} " + braced(lines)
         text = "\n\n".join(self.blocks + [network]) + "\n"
-        return self._renames() + plain(text)
+        return self._renames() + spaced(unmarked(plain(text)))
+
+    def _reproduces(self, text: str) -> bool:
+        """The spec checks, with the model's parameter count, and each layer of the model
+        that holds parameters is a layer of the spec at the same path."""
+        from ..compile import compile_source
+        from ..passes.count_costs import total
+        result = compile_source(text)
+        if not result.ok:
+            return False
+        called = {n.target for n in self.nodes if n.op == "call_module"}
+        holding = {self._spec_path(path) for path in called
+                   if any(True for _ in self.modules[path].parameters())}
+        return total(result.graph).params == sum(p.numel() for p in self.model.parameters()) \
+            and holding <= set(result.graph.nodes)
 
     def _layout(self) -> str:
         """A 2-D input's layout: a signal (C x L) where a 1-D convolution reads it, else
@@ -322,18 +425,24 @@ class _Series:
     """A scope's items as statements: chains in sequence, forks that meet again as
     `residual` or merges with branches."""
 
-    def __init__(self, importer: _Importer, items, users, order):
+    def __init__(self, importer: _Importer, items, users, order, taps):
         self.importer, self.items, self.users, self.order = importer, items, users, order
+        self.taps = taps  # value -> the train-only heads that read it, written after it
+
+    def _tapped(self, value: str) -> list[str]:
+        """`aux { ... }` for each train-only head that reads `value`."""
+        return [self.importer.statement(self.items[key], "") for key in self.taps.pop(value, [])]
 
     def lines(self, start: str, stop: str, allowed: set[str] | None = None) -> list[str]:
         """From the value `start` to the item `stop`, through the items `allowed` (all)."""
-        out, current = [], start
+        out, current = self._tapped(start), start
         while current != stop:
             readers = [u for u in self.users[current] if allowed is None or u in allowed]
             if len(readers) == 1 and self.items[readers[0]].inputs == [current] and \
                     not self._merge(readers[0]):
                 out.append(self.importer.statement(self.items[readers[0]], ""))
                 current = readers[0]
+                out += self._tapped(current)
                 continue
             try:
                 join = self._join(current, allowed)
@@ -341,6 +450,7 @@ class _Series:
                 return out + self._named(current, stop, allowed)
             out += self._merged(current, join)
             current = join
+            out += self._tapped(current)
         return out
 
     def _named(self, start: str, stop: str, allowed: set[str] | None) -> list[str]:
@@ -361,7 +471,7 @@ class _Series:
                      r != sequence[sequence.index(k) + 1] or len(self.items[r].inputs) > 1
                      for r in readers.get(k, []))}
         names: dict[str, str] = {}
-        taken = {label for label in map(self._label_of, self.items) if label}  # this scope's
+        taken = self.importer.naming[-1].taken  # this scope's labels
         out = []
         if start in named:  # the value the span starts from: by its layer's label, else
             label = self._label_of(start)  # a name given by an identity
@@ -371,9 +481,12 @@ class _Series:
         current = start
         for key in keys:
             item = self.items[key]
-            if len(item.inputs) > 1 or self._merge(key):
+            merged = len(item.inputs) > 1 or self._merge(key)
+            if merged:
                 operands = [names[i] for i in self._operands(key)]
                 text = read_merge(item.node, operands)
+                if key not in named:
+                    text = self.importer.unlabelled(text)
             else:
                 (source,), text = item.inputs, self.importer.statement(item, "")
                 if source != current:
@@ -389,6 +502,8 @@ class _Series:
                     # instances of a module read alike, and become one block)
                     names[key] = self._name(re.sub(r"_[0-9]+$", "", item.node.name), taken)
                     text = f"{names[key]}: {text}"
+                    if not merged:  # labelled after all: the index it took is free again
+                        self.importer.naming[-1].index -= 1
             out.append(text)
             current = key
         return out
@@ -429,7 +544,8 @@ class _Series:
         node = self.items[key].node
         if node is not None and node.op == "call_function" and node.target in _MERGES:
             operands = node.args[0] if node.target is torch.cat else node.args
-            if sum(isinstance(a, fx.Node) for a in operands) >= 2:
+            if sum(isinstance(a, fx.Node) and a not in self.importer.params
+                   for a in operands) >= 2:
                 return _MERGES[node.target]
         return None
 
@@ -496,7 +612,7 @@ class _Series:
                                 "name yet")
         if op == "add" and len(keys) == 2 and start in keys:
             body = branch(keys[1] if keys[0] == start else keys[0])
-            return ["residual " + _braced(body)]
+            return ["residual " + braced(body)]
         if op == "add" and len(keys) == 2:
             first, second = (self._registered(key) for key in keys)
             if first is not None and second is not None and first != second:
@@ -507,13 +623,15 @@ class _Series:
             body = branch(body_key)
             if self._is_scope(skip_key) and skip_key not in self.importer.calls and \
                     self.items[skip_key].inputs == [start]:
-                label = self.importer.scope_label(self.items[skip_key].scope)
+                label = self.importer.defined(self.importer.scope_label(
+                    self.items[skip_key].scope), self.items[skip_key].scope)
                 inner = self.importer.render(self.items[skip_key].scope)
                 if label.startswith('"'):  # `skip NAME` takes a bare name: a labelled group
-                    return ["residual " + _braced(body) + " skip " +
-                            _braced([f"{label}: " + _braced(inner)])]
-                return ["residual " + _braced(body) + f" skip {label} " + _braced(inner)]
-            return ["residual " + _braced(body) + " skip " + _braced(branch(skip_key))]
+                    return ["residual " + braced(body) + skip_text(
+                        " skip " + braced([f"{label}: " + braced(inner)]))]
+                return ["residual " + braced(body) + skip_text(f" skip {label} " +
+                                                               braced(inner))]
+            return ["residual " + braced(body) + skip_text(" skip " + braced(branch(skip_key)))]
         return _merge_text(op, [branch(key) for key in keys])
 
     def _registered(self, key: str) -> int | None:
@@ -545,7 +663,7 @@ def _merge_text(op: str, branches: list[list[str]]) -> list[str]:
     """`op { {...} {...} }`: a merge of branches, an empty one the value they start from."""
     text = [f"{op} {{"]
     for branch in branches:
-        text.append("    " + (_braced(branch).replace("\n", "\n    ") if branch else "{}"))
+        text.append("    " + (braced(branch).replace("\n", "\n    ") if branch else "{}"))
     return ["\n".join(text + ["}"])]
 
 
@@ -578,113 +696,3 @@ def _uncalled(module) -> bool:
     (DenseNet's dense block, a ModuleDict with its own forward, is called as a whole)."""
     return isinstance(module, nn.Module) and type(module).forward in (
         nn.ModuleList.forward, nn.ModuleDict.forward, nn.Module.forward)
-
-
-# ---- the text of statements: repeats, labels in a column, braces --------------------------
-
-
-_MEMBER = re.compile(r'"([A-Za-z_][A-Za-z0-9_-]*)\.([0-9]+)(?=[."])')
-
-
-def _indexed(line: str, offset: int) -> str | None:
-    """`line` with each member of a split list, `"blocks.3"`, moved on by `offset`
-    (None where it has none)."""
-    if not _MEMBER.search(line):
-        return None
-    return _MEMBER.sub(lambda m: f'"{m.group(1)}.{int(m.group(2)) + offset}', line)
-
-
-def _member_repeats(lines: list[str]) -> list[str]:
-    """Runs of statements that differ only in the index of the list members they name
-    (`residual { "blocks.0": ... }`, `residual { "blocks.1": ... }`, ...; or runs of a few
-    statements each, a decoder layer's two residuals) as one repeat over the index:
-    `repeat 10 as i { residual { "blocks.{i}": ... } }`.
-
-    >>> _member_repeats(['a: relu', '"b.0": conv(4, 1)', '"b.1": conv(4, 1)', 'c: relu'])
-    ['a: relu', 'repeat 2 as i { "b.{i}": conv(4, 1) }', 'c: relu']
-    >>> print(_member_repeats(['"b.0.x": relu', '"b.0.y": tanh', '"b.1.x": relu',
-    ...                        '"b.1.y": tanh'])[0])
-    repeat 2 as i {
-        "b.{i}.x": relu
-        "b.{i}.y": tanh
-    }
-    """
-    out, i = [], 0
-    while i < len(lines):
-        best = (1, 1)  # (repeats, statements per repeat)
-        for period in range(1, 5):
-            indices = {int(m[1]) for line in lines[i:i + period] for m in _MEMBER.findall(line)}
-            if len(indices) != 1:  # a round is one member's statements (blocks.3's), all
-                continue  # of them
-            count = 1
-            while i + period * (count + 1) <= len(lines) and all(
-                    _indexed(lines[i + k], count) == lines[i + period * count + k]
-                    for k in range(period)):
-                count += 1
-            if count > 1 and count * period > best[0] * best[1]:
-                best = (count, period)
-        count, period = best
-        if count > 1:  # each member's index as i plus its own in the first round
-            body = [_MEMBER.sub(lambda m: f'"{m.group(1)}.{{i' + (
-                f" + {int(m.group(2))}" if int(m.group(2)) else "") + "}", line)
-                for line in lines[i:i + period]]
-            out.append(f"repeat {count} as i " + (_braced(body) if period > 1 or "\n" in body[0]
-                                                   else f"{{ {body[0]} }}"))
-            i += count * period
-        else:
-            out.append(lines[i])
-            i += 1
-    return out
-
-
-def _repeats(lines: list[str], blocks: set[str]) -> list[str]:
-    """Runs of `k: call`, `k + 1: call`, ... of one block call as one repeat; runs over
-    the members of a split list as one repeat over the index."""
-    lines = _member_repeats(lines)
-    out, i = [], 0
-    while i < len(lines):
-        label, _, call = lines[i].partition(": ")
-        j = i + 1
-        if label.isdigit() and call.split("(")[0] in blocks:
-            while j < len(lines) and lines[j] == f"{int(label) + j - i}: {call}":
-                j += 1
-        if j - i > 1:
-            offset = f" + {label}" if int(label) else ""
-            out.append(f'repeat {j - i} as i {{ "{{i{offset}}}": {call} }}')
-        else:
-            out.append(lines[i])
-            j = i + 1
-        i = j
-    return out
-
-
-_LABELLED = re.compile(r'^("[^"]*"|[A-Za-z0-9_]+): (.*)$', re.DOTALL)
-
-
-def _aligned(lines: list[str]) -> list[str]:
-    """Labels in a column, as the shipped specs write them; statements of several lines
-    and bodies with long labels are left as they are."""
-    labels = [m.group(1) for m in map(_LABELLED.match, lines) if m and "\n" not in m.group(2)]
-    width = max(map(len, labels), default=0) + 2
-    if not labels or width > 18:
-        return lines
-    out = []
-    for line in lines:
-        match = _LABELLED.match(line)
-        if match and "\n" not in match.group(2):
-            out.append(f"{match.group(1) + ':':<{width}}{match.group(2)}")
-        elif not match and "\n" not in line and not line.startswith(("repeat", "input")):
-            out.append(" " * width + line)
-        else:
-            out.append(line)
-    return out
-
-
-def _braced(lines: list[str]) -> str:
-    inner = "\n".join("    " + line.replace("\n", "\n    ") for line in _aligned(lines))
-    return "{\n" + inner + "\n}"
-
-
-def _snake(name: str) -> str:
-    return language_name(re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower(), "unit")
-

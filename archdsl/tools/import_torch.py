@@ -27,7 +27,9 @@ import importlib
 import importlib.util
 import inspect
 import io
+import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -35,10 +37,12 @@ from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
 
 from ..errors import UsageError
+from .import_export import capture_export, is_layer
 from .import_layers import ImportFailure
 from .import_structure import write_spec
 
-__all__ = ["ImportFailure", "import_torch", "load_factory"]
+__all__ = ["CAPTURES", "ImportFailure", "Imported", "import_model", "import_torch",
+           "load_factory"]
 
 
 def load_factory(reference: str) -> tuple[nn.Module, str]:
@@ -132,8 +136,24 @@ def _one_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
 
 
-def import_torch(model: nn.Module, shape: tuple[int, ...], name: str = "imported") -> str:
-    """The `.arch` text of `model` for inputs of `shape` (batch excluded).
+CAPTURES = ("auto", "fx", "export")
+
+
+@dataclass(frozen=True)
+class Imported:
+    """A model's spec, and how its graph was captured: `fx`, or `export` with `why`
+    (what torch.fx could not trace, and whether the sequence length was dynamic)."""
+    text: str
+    capture: str
+    why: str = ""
+
+
+def import_torch(model: nn.Module, shape: tuple[int, ...], name: str = "imported",
+                 capture: str = "auto", token_ids: bool = False) -> str:
+    """The `.arch` text of `model` for inputs of `shape` (batch excluded): float
+    values, or token ids (`token_ids`, one axis) where the model embeds them. `capture`:
+    torch.fx (`fx`), torch.export (`export`), or torch.export where torch.fx cannot trace
+    the model (`auto`).
 
     >>> model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8),
     ...                       nn.ReLU(), nn.Flatten(), nn.Linear(8 * 4 * 4, 10))
@@ -148,10 +168,20 @@ def import_torch(model: nn.Module, shape: tuple[int, ...], name: str = "imported
     }
     <BLANKLINE>
     """
+    return import_model(model, shape, name, capture, token_ids).text
+
+
+def import_model(model: nn.Module, shape: tuple[int, ...], name: str = "imported",
+                 capture: str = "auto", token_ids: bool = False) -> Imported:
+    """As `import_torch`, and how the graph was captured."""
+    if capture not in CAPTURES:
+        raise UsageError(f"--capture {capture}: write {', '.join(CAPTURES)}")
+    if token_ids and len(shape) != 1:
+        raise UsageError(f"token ids have one axis (L), not {len(shape)}")
     model = model.eval()
-    graph = _trace(model)
+    example = _example(model, shape, token_ids)
+    graph, how, why = _capture(model, example, capture, token_ids)
     moved = _chained_concatenations(graph)
-    example = torch.randn(2, *shape)
     try:
         with contextlib.redirect_stderr(io.StringIO()):  # ShapeProp prints the traceback
             _ShapeProp(model, graph).propagate(example)
@@ -160,7 +190,40 @@ def import_torch(model: nn.Module, shape: tuple[int, ...], name: str = "imported
                             f"{_one_line(error.__cause__ or error)}") from None
     _fold_sizes(graph)
     _split_chunks(graph)
-    return write_spec(model, graph, shape, name, moved)
+    text = write_spec(model, graph, shape, name, moved)
+    if token_ids:  # the importer writes the sizes; the layout is the example's
+        text = re.sub(r"^(    input \w+: \d+)$", r"\1 as token_ids", text, count=1,
+                      flags=re.MULTILINE)
+    if how == "export":
+        text = f"# Captured with torch.export ({why}).\n" + text
+    return Imported(text, how, why)
+
+
+def _example(model: nn.Module, shape: tuple[int, ...], token_ids: bool) -> torch.Tensor:
+    """A batch of two: random floats, or token ids that every embedding of the model
+    can look up."""
+    generator = torch.Generator().manual_seed(0)
+    if not token_ids:
+        return torch.randn(2, *shape, generator=generator)
+    sizes = [m.num_embeddings for m in model.modules() if isinstance(m, nn.Embedding)]
+    return torch.randint(0, min(sizes, default=2), (2, *shape), generator=generator)
+
+
+def _capture(model: nn.Module, example: torch.Tensor, capture: str,
+             token_ids: bool) -> tuple[fx.Graph, str, str]:
+    """The model's graph in torch.fx's form, how it was captured and why so."""
+    if capture != "export":
+        try:
+            return _trace(model), "fx", ""
+        except ImportFailure as failure:
+            if capture == "fx":
+                raise
+            why = f"torch.fx could not trace: {str(failure).partition(': ')[2]}"
+    else:
+        why = "--capture export"
+    with _models_own_code("torch.export"):
+        graph, note = capture_export(model, example, 1 if token_ids else None)
+    return graph, "export", why + (f"; {note}" if note else "")
 
 
 def _fold_sizes(graph: fx.Graph) -> None:
@@ -259,8 +322,7 @@ class _Tracer(fx.Tracer):
         self.record_stack_traces = True
 
     def is_leaf_module(self, module: nn.Module, name: str) -> bool:
-        return module.__module__.startswith("torch.nn") and not isinstance(
-            module, (nn.Sequential, nn.ModuleList, nn.ModuleDict))
+        return is_layer(module)
 
 
 def _trace(model: nn.Module) -> fx.Graph:

@@ -1,0 +1,96 @@
+"""What a model holds beyond the layers its graph calls, as statements: the parameters
+forward() reads itself (`param gamma: 96 x 1 x 1`, read by `mul(gamma)`), and the order
+in which it registers its modules where the spec would define them in another
+(`declare norm1`), so that the state_dict lists them as the model does.
+"""
+from __future__ import annotations
+
+import itertools
+import operator
+from dataclasses import dataclass, field
+
+import torch
+from torch import fx, nn
+
+from .import_layers import ImportFailure, module_labels
+from .import_text import LABEL_NAME, declared_first
+
+_COMBINING = {operator.add: "add", operator.iadd: "add", torch.add: "add", operator.mul: "mul",
+              operator.imul: "mul", torch.mul: "mul", operator.sub: "sub", torch.sub: "sub",
+              operator.truediv: "div", torch.div: "div"}
+
+
+def read_parameters(modules: dict[str, nn.Module],
+                    nodes: list[fx.Node]) -> dict[fx.Node, tuple[str, str]]:
+    """The parameters forward() reads itself, each only by an element-wise op with
+    one value (a layer scale, `x * gamma`), as `param` statements of the module
+    that holds them: {node: (module path, label)}."""
+    found = {}
+    for node in (n for n in nodes if n.op == "get_attr"):
+        holder, _, name = node.target.rpartition(".")
+        parameter = dict(modules[holder].named_parameters(recurse=False)).get(name) \
+            if holder in modules else None
+        if parameter is None or not node.users or any(
+                scaling(user, node) is None for user in node.users):
+            raise ImportFailure(f"forward() reads the tensor `{node.target}` itself (a "
+                                "buffer, or a parameter used otherwise than by an "
+                                "element-wise op with one value such as a layer scale's "
+                                "`x * gamma`); archdsl imports those and layers")
+        found[node] = (holder, module_labels([node.target])[node.target])
+    return found
+
+
+def scaling(node: fx.Node, parameter: fx.Node) -> str | None:
+    """The op by which `node` combines one value with `parameter` (`x * gamma`: `mul`),
+    the value first where the order matters; None where it does something else."""
+    op = _COMBINING.get(node.target) if node.op == "call_function" else None
+    values = [a for a in node.args if isinstance(a, fx.Node)]
+    if op not in ("add", "mul", "sub", "div") or node.kwargs or len(node.args) != 2 or \
+            len(values) != 2 or values.count(parameter) != 1:
+        return None
+    return op if op in ("add", "mul") or node.args[1] is parameter else None
+
+
+def _holds_state(module: nn.Module) -> bool:
+    return next(itertools.chain(module.parameters(), module.buffers()), None) is not None
+
+
+def declarations(scope: str, defined: list[str], modules: dict[str, nn.Module],
+                 labels: dict[str, str], scope_label) -> list[str]:
+    """`declare` for each container whose modules holding state the spec defines in
+    another order than the model registers them (a head whose classifier runs first):
+    the fewest of them, in the model's order, that put the state_dict in it; in the
+    scope's own body, or in a group of the container's label where it is a list that
+    runs apart (`classifier: { declare cbr, scale }`)."""
+    containers: dict[str, list[str]] = {}
+    depth = scope.count(".") + 1 if scope else 0
+    for parts in (path.split(".") for path in defined):  # `"a.b": ...` defines a, a.b
+        for level in range(depth, len(parts)):
+            paths = containers.setdefault(".".join(parts[:level]), [])
+            if ".".join(parts[:level + 1]) not in paths:
+                paths.append(".".join(parts[:level + 1]))
+    lines = []
+    for container, paths in containers.items():
+        if container not in modules:  # a module registered twice: listed once
+            continue
+        order = [path for path in (f"{container}.{name}" if container else name
+                                   for name, _ in modules[container].named_children())
+                 if path in paths and _holds_state(modules[path])]
+        first = declared_first(order, [p for p in paths if p in order])
+        names = [labels[path] for path in first]
+        if not first or not all(LABEL_NAME.fullmatch(name) for name in names):
+            continue  # in order, or a number or a word no `declare` can name
+        text = "declare " + ", ".join(names)
+        lines.append(text if container == scope else
+                     f"{scope_label(container)}: {{ {text} }}")
+    return lines
+
+
+@dataclass
+class Naming:
+    """A naming scope as its statements are written: the numbers its modules are
+    labelled with, the labels taken, and the index its next unlabelled statement takes."""
+    numbers: set[int]
+    taken: set[str]
+    index: int = 0
+    defined: list[str] = field(default_factory=list)  # module and scope paths, in order
