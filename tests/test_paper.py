@@ -44,7 +44,9 @@ FIGURES = {
     "googlenet": ["render", spec("googlenet"), "--column", "double", "--depth", "1"],
     "unet": ["render", spec("unet"), "--column", "double"],
     "figure3": ["render", spec("vgg19"), spec("plain34"), spec("resnet34"), "--expand", "all",
-                "--show", "stacks", "--no-shapes", "--column", "double"],
+                "--show", "stacks", "--no-shapes", "--merges", "plain", "--no-frames",
+                "--caption", "vgg19=VGG-19", "--caption", "resnet34=34-layer residual",
+                "--column", "double"],
     "costs": ["stats", spec("alexnet"), spec("vgg16"), "--column", "double"],
 }
 PLOTS = {"costs"}  # `stats --plot OUT`: matplotlib's, no point-size note
@@ -52,8 +54,7 @@ PLOTS = {"costs"}  # `stats --plot OUT`: matplotlib's, no point-size note
 TABLES = {
     "resnet_table": ["table", spec("resnet18"), spec("resnet34"),
                      spec("resnet50", "?stride_on=1x1"), spec("resnet101", "?stride_on=1x1"),
-                     spec("resnet152", "?stride_on=1x1"),
-                     "--headers", "18-layer,34-layer,50-layer,101-layer,152-layer",
+                     spec("resnet152", "?stride_on=1x1"),  # headers: the specs' captions
                      "--format", "latex", "--width", "text"],
     "vgg_table": ["table", spec("vgg11"), spec("vgg11", "?lrn=true"), spec("vgg13"),
                   spec("vgg16", "?conv1x1=true"), spec("vgg16"), spec("vgg19"),
