@@ -3,6 +3,8 @@
 `archdsl import` that must not need torchvision; tests/reference_resnet.py is the ResNet."""
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -662,3 +664,90 @@ class CentreCropped(nn.Module):
         up = self.up(self.down(enc))
         top = (enc.shape[-2] - up.shape[-2]) // 2 + 1
         return torch.cat((enc[..., top:top + up.shape[-2] - 2, 1:-1], up[..., 1:-1, 1:-1]), 1)
+
+
+class Conv1D(nn.Module):
+    """transformers' GPT-2 linear layer: the weight stored in x out, x·W + b on the
+    tokens flattened."""
+
+    def __init__(self, nf: int, nx: int):
+        super().__init__()
+        self.nf = nf
+        self.weight = nn.Parameter(torch.randn(nx, nf) * 0.1)
+        self.bias = nn.Parameter(torch.randn(nf) * 0.1)
+
+    def forward(self, x):
+        size_out = x.size()[:-1] + (self.nf,)
+        x = torch.addmm(self.bias, x.view(-1, x.size(-1)), self.weight)
+        return x.view(size_out)
+
+
+class NewGELUActivation(nn.Module):
+    """transformers' GELU with the tanh approximation, written out."""
+
+    def forward(self, x):
+        return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (
+            x + 0.044715 * torch.pow(x, 3.0))))
+
+
+class RMSNorm(nn.Module):
+    """transformers' LlamaRMSNorm: weight * x * rsqrt(mean(x²) + eps), in float32."""
+
+    def __init__(self, channels: int, eps: float = 1e-6):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(channels) + 0.1 * torch.randn(channels))
+        self.variance_epsilon = eps
+
+    def forward(self, hidden_states):
+        input_dtype = hidden_states.dtype
+        hidden_states = hidden_states.to(torch.float32)
+        variance = hidden_states.pow(2).mean(-1, keepdim=True)
+        hidden_states = hidden_states * torch.rsqrt(variance + self.variance_epsilon)
+        return self.weight * hidden_states.to(input_dtype)
+
+
+class SelfOutput(nn.Module):
+    """BERT's SelfOutput: a module of two inputs, LayerNorm(dense(hidden) + input)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.dense = nn.Linear(channels, channels)
+        self.LayerNorm = nn.LayerNorm(channels, eps=1e-12)
+
+    def forward(self, hidden_states, input_tensor):
+        return self.LayerNorm(self.dense(hidden_states) + input_tensor)
+
+
+class WeightsPassed(nn.Module):
+    """GPT-2's Conv1D and GELU, an RMSNorm, BERT's two-input SelfOutput: parameters
+    passed to functions, activations written out, a module of two inputs."""
+
+    def __init__(self, channels: int = 8):
+        super().__init__()
+        self.norm = RMSNorm(channels)
+        self.c_fc, self.act = Conv1D(2 * channels, channels), NewGELUActivation()
+        self.c_proj = Conv1D(channels, 2 * channels)
+        self.output = SelfOutput(channels)
+
+    def forward(self, x):
+        h = self.c_proj(self.act(self.c_fc(self.norm(x))))
+        return self.output(h, x)
+
+
+class LayerNorm2d(nn.LayerNorm):
+    """ConvNeXt's layer norm over the channels, a subclass with a forward of its own."""
+
+    def forward(self, x):
+        x = F.layer_norm(x.permute(0, 2, 3, 1), self.normalized_shape, self.weight, self.bias,
+                         self.eps)
+        return x.permute(0, 3, 1, 2)
+
+
+class ChannelLinear(nn.Linear):
+    def forward(self, x):
+        return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
+def channels_last_layers():
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), LayerNorm2d(8, eps=1e-6),
+                         ChannelLinear(8, 16), nn.GELU(), ChannelLinear(16, 8))

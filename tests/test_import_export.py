@@ -97,6 +97,32 @@ def test_a_made_tensor_archdsl_cannot_write_stops_with_the_operation_and_its_lin
         import_model(factory(), (12,), token_ids=True)
 
 
+@pytest.mark.parametrize("capture", ["fx", "export"])
+def test_parameters_passed_to_functions_and_a_module_of_two_inputs(capture):
+    """GPT-2's Conv1D (`torch.addmm` of its weight) is `matmul(weight)` then `add(bias)` of
+    its declared parameters, in the order it registers them; its GELU written out is
+    `gelu(approximate = "tanh")`; an RMSNorm written out `rms_norm` then `mul(weight)`;
+    BERT's SelfOutput, of two inputs, is written in the enclosing scope by path."""
+    model = import_models.WeightsPassed()
+    text = import_model(model, (6, 8), capture=capture).text
+    assert "param weight: 8 x 16 as signal\n            param bias: 16\n" \
+           "            matmul(weight)\n            add(bias)" in text
+    assert 'act:            gelu(approximate = "tanh")' in text
+    assert "rms_norm\n            mul(weight)" in text
+    assert '"output.dense": linear(8)\n    }\n    "output.LayerNorm": layernorm' in text
+    reproduces(text, model, torch.randn(3, 6, 8))
+
+
+@pytest.mark.parametrize("capture", ["fx", "export"])
+def test_a_subclass_that_passes_its_weights_to_a_function_is_the_layer(capture):
+    """ConvNeXt's LayerNorm2d and ChannelLinear (F.layer_norm and F.linear of their own
+    weights between permutes) are `layernorm` and `channel_linear`, their keys kept."""
+    model = import_models.channels_last_layers()
+    text = import_model(model, (3, 8, 8), capture=capture).text
+    assert "1: layernorm(eps = 1e-06)\n    2: channel_linear(16)" in text
+    reproduces(text, model, torch.randn(2, 3, 8, 8))
+
+
 class Broadcasting(nn.Module):
     """`expand_as` before a product that broadcasts anyway, in place."""
 

@@ -28,7 +28,7 @@ import operator
 import torch
 from torch import fx, nn
 
-from ..ops.functions import cast_like
+from ..ops.functions import cast_like, rms_norm
 from .import_layers import ImportFailure, positions, source_line
 from .import_made import Made, made_nodes
 
@@ -53,6 +53,10 @@ FUNCTIONS = {
     aten.tanh.default: torch.tanh, aten.hardswish.default: F.hardswish,
     aten.scaled_dot_product_attention.default: F.scaled_dot_product_attention,
     aten.adaptive_avg_pool2d.default: F.adaptive_avg_pool2d,
+    # functions of parameters (archdsl.tools.import_functional reads them as layers)
+    aten.linear.default: F.linear,
+    aten.addmm.default: torch.addmm, aten.pow.Tensor_Scalar: torch.pow,
+    aten.rsqrt.default: torch.rsqrt,
 }
 # in-place operations (`x += y`), as the plain ones: the value read afterwards is theirs
 IN_PLACE = {aten.add_.Tensor: operator.add, aten.sub_.Tensor: operator.sub,
@@ -453,6 +457,19 @@ def _sizes(node: fx.Node) -> tuple[str, ...]:
     return tuple(map(str, value.shape)) if isinstance(value, torch.Tensor) else ()
 
 
+def _layer_norm(rebuild: _Rebuild, node: fx.Node, args, kwargs):
+    """`F.layer_norm(x, shape, weight, bias, eps)`, ATen's cudnn flag left out."""
+    return rebuild.new.call_function(F.layer_norm, tuple(args)[:5])
+
+
+def _rms_norm(rebuild: _Rebuild, node: fx.Node, args, kwargs):
+    """torch.rms_norm over the last axis without a weight: the language's `rms_norm`."""
+    x, shape, weight, eps = (tuple(args) + (None, None))[:4]
+    if weight is not None or len(shape) != 1 or eps is None:
+        return _refuse(node, "an RMS norm with a weight, over several axes or without eps")
+    return rebuild.new.call_function(rms_norm, (x, eps))
+
+
 def _refuse(node: fx.Node, what: str):
     raise ImportFailure(f"{_where(node)}: torch.export's `{_name(node)}`: {what}; archdsl "
                         "has no equivalent")
@@ -464,7 +481,8 @@ REWRITES = {aten.slice.Tensor: _slice, aten.select.int: _select,
             aten.hardtanh.default: _relu6, aten.max_pool2d.default: _pool,
             aten.avg_pool2d.default: _pool, aten.adaptive_avg_pool2d.default: _adaptive_pool,
             aten.upsample_nearest2d.vec: _nearest, aten.upsample_bilinear2d.vec: _bilinear,
-            aten.expand.default: _expand, aten.expand_as.default: _expand}
+            aten.expand.default: _expand, aten.expand_as.default: _expand,
+            aten.rms_norm.default: _rms_norm, aten.layer_norm.default: _layer_norm}
 
 
 def _unchanged_cast(node: fx.Node) -> bool:

@@ -151,3 +151,26 @@ class _TrainingShapes(ShapeProp):
     def __init__(self, model: nn.Module, graph: fx.Graph):
         fx.Interpreter.__init__(self, model, graph=graph)
         self.fake_module, self.fake_mode, self.real_module = None, None, model
+
+
+def cyclic(inputs: dict[str, set[str]]) -> bool:
+    """True where following the inputs from some item comes back to it (iteratively)."""
+    state: dict[str, int] = {}  # 1: on the path, 2: done
+    for root in inputs:
+        if state.get(root):
+            continue
+        stack = [(root, iter(inputs[root]))]
+        state[root] = 1
+        while stack:
+            key, pending = stack[-1]
+            source = next(pending, None)
+            if source is None:
+                state[key] = 2
+                stack.pop()
+            elif source in inputs:
+                if state.get(source) == 1:
+                    return True
+                if not state.get(source):
+                    state[source] = 1
+                    stack.append((source, iter(inputs[source])))
+    return False

@@ -62,6 +62,10 @@ def read_layer(node: fx.Node, module: nn.Module, by_type: dict[type, str]) -> tu
     """The op and arguments of the torch.nn layer `module` that `node` calls; `by_type`
     holds the ops without arguments (`argument_free_ops`)."""
     where = f"`{node.target}` ({type(module).__module__}.{type(module).__name__})"
+    if "read_as" in node.meta:  # a module read by what its forward() computes
+        op, args = node.meta["read_as"]
+        _check_state(where, op, args, module, shape_of(node.all_input_nodes[0]))
+        return op, args
     reader = READERS.get(type(module))
     if reader is not None:
         found = reader(module)
@@ -88,6 +92,16 @@ def _check(where: str, op: str, args: dict, module: nn.Module, shape) -> None:
     rebuilt = {k: v for k, v in module_settings(built).items() if k != "inplace"}
     if type(built) is not type(module) or plain != rebuilt or \
             state_shapes(built) != state_shapes(module):
+        raise ImportFailure(f"{where} has no archdsl equivalent: `{op}` builds {built!r}")
+
+
+def _check_state(where: str, op: str, args: dict, module: nn.Module, shape) -> None:
+    """The op's own module, built from these arguments, holds the model's module's
+    tensors, at the same names and shapes (its forward() may be the model's own)."""
+    from ..backends.export_pytorch import state_shapes
+    with torch.device("meta"):
+        built = OPS[op].module(_resolve(op, args), (shape,))
+    if state_shapes(built) != state_shapes(module):
         raise ImportFailure(f"{where} has no archdsl equivalent: `{op}` builds {built!r}")
 
 
@@ -208,8 +222,13 @@ def positions(x: torch.Tensor) -> torch.Tensor:
 
 
 def _read_positions(node: fx.Node, name: str, where: str):
+    """The language's own functions the importer rewrites a forward()'s steps into:
+    `positions`, `rms_norm` (archdsl.tools.import_functional)."""
+    from ..ops.functions import rms_norm
     if node.op == "call_function" and node.target is positions:
         return "positions", {}
+    if node.op == "call_function" and node.target is rms_norm:
+        return "rms_norm", dict(eps=float(node.args[1]))
     return None
 
 

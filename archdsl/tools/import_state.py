@@ -17,14 +17,16 @@ from .import_text import LABEL_NAME, declared_first
 
 _COMBINING = {operator.add: "add", operator.iadd: "add", torch.add: "add", operator.mul: "mul",
               operator.imul: "mul", torch.mul: "mul", operator.sub: "sub", torch.sub: "sub",
-              operator.truediv: "div", torch.div: "div"}
+              operator.truediv: "div", torch.div: "div", operator.matmul: "matmul",
+              torch.matmul: "matmul"}
 
 
 def read_parameters(modules: dict[str, nn.Module],
                     nodes: list[fx.Node]) -> dict[fx.Node, tuple[str, str]]:
     """The parameters forward() reads itself, each only by an element-wise op with
-    one value (a layer scale, `x * gamma`), as `param` statements of the module
-    that holds them: {node: (module path, label)}."""
+    one value (a layer scale, `x * gamma`) or as the matrix a value is multiplied by
+    (`x @ W`), as `param` statements of the module that holds them, in the order the
+    model registers them: {node: (module path, label)}."""
     found = {}
     for node in (n for n in nodes if n.op == "get_attr"):
         holder, _, name = node.target.rpartition(".")
@@ -35,9 +37,19 @@ def read_parameters(modules: dict[str, nn.Module],
             raise ImportFailure(f"forward() reads the tensor `{node.target}` itself (a "
                                 "buffer, or a parameter used otherwise than by an "
                                 "element-wise op with one value such as a layer scale's "
-                                "`x * gamma`); archdsl imports those and layers")
+                                "`x * gamma`, or as the matrix of `x @ W`); archdsl imports "
+                                "those and layers")
         found[node] = (holder, module_labels([node.target])[node.target])
-    return found
+    registered = [f"{holder}.{name}" if holder else name for holder, module in modules.items()
+                  for name, _ in module.named_parameters(recurse=False)]
+    return dict(sorted(found.items(), key=lambda item: registered.index(item[0].target)))
+
+
+def param_statement(label: str, shape) -> str:
+    """`param gamma: 96 x 1 x 1`; a matrix `as signal`, its two axes as they are (a
+    parameter of two axes is else read as tokens, one more axis before them)."""
+    sizes = " x ".join(map(str, shape))
+    return f"param {label}: {sizes}" + (" as signal" if len(shape) == 2 else "")
 
 
 def scaling(node: fx.Node, parameter: fx.Node) -> str | None:
@@ -45,7 +57,7 @@ def scaling(node: fx.Node, parameter: fx.Node) -> str | None:
     the value first where the order matters; None where it does something else."""
     op = _COMBINING.get(node.target) if node.op == "call_function" else None
     values = [a for a in node.args if isinstance(a, fx.Node)]
-    if op not in ("add", "mul", "sub", "div") or node.kwargs or len(node.args) != 2 or \
+    if op is None or node.kwargs or len(node.args) != 2 or \
             len(values) != 2 or values.count(parameter) != 1:
         return None
     return op if op in ("add", "mul") or node.args[1] is parameter else None

@@ -19,8 +19,8 @@ from .import_blocks import (STATEMENTS, Family, Instance, block_name, families, 
 from .import_layers import (ImportFailure, alike, argument_free_ops, call_text, language_name,
                             module_labels, plain, read_function, read_layer, read_merge,
                             shape_of)
-from .import_graph import AuxHead, aux_heads, one_axis_indexing
-from .import_state import Naming, declarations, read_parameters, scaling
+from .import_graph import AuxHead, aux_heads, cyclic, one_axis_indexing
+from .import_state import Naming, declarations, param_statement, read_parameters, scaling
 from .import_text import braced, repeats, spaced
 
 def write_spec(model: nn.Module, graph: fx.Graph, shape: tuple[int, ...], name: str,
@@ -70,7 +70,8 @@ class _Importer:
         self.split: set[str] = set()  # layer lists whose members run apart: a scope each
         self.owner = self._owners(moved)
         self.split = {path for path, module in self.modules.items()
-                      if _uncalled(module) and not self._contiguous(path)}
+                      if _uncalled(module) and not self._contiguous(path)} | \
+            self._several_inputs()
         if self.split:
             self.owner = self._owners(moved)
         self.seen_targets: set[str] = set()
@@ -91,8 +92,7 @@ class _Importer:
         for node, (holder, label) in self.params.items():
             if holder == scope:
                 self.written_params.add(node)
-                sizes = " x ".join(map(str, node.meta["tensor_meta"].shape))
-                lines.append(f"param {label}: {sizes}")
+                lines.append(param_statement(label, node.meta["tensor_meta"].shape))
         return lines
 
     def _scaled(self, node: fx.Node) -> str:
@@ -117,17 +117,19 @@ class _Importer:
         return owner
 
     def _owner(self, node: fx.Node) -> str:
-        if node.op == "call_module":  # in the module that calls it, not in a split list
-            owner = node.target.rpartition(".")[0]
-            while owner in self.split:
-                owner = owner.rpartition(".")[0]
-            return owner
+        """The module that calls a layer, or in whose forward() a function runs, or, for a
+        function of a parameter of a module without a forward() of its own (a layer
+        scale of a ModuleDict), that module, which declares it; not a split module."""
         stack = node.meta.get("nn_module_stack") or {}
-        if not stack:
-            return ""
-        path = list(stack.values())[-1]
-        path = path[0] if isinstance(path, tuple) else str(path)
-        return path.split("@")[0]
+        path = list(stack.values())[-1] if stack else ""
+        owner = node.target.rpartition(".")[0] if node.op == "call_module" else \
+            (path[0] if isinstance(path, tuple) else str(path)).split("@")[0]
+        held = [self.params[v][0] for v in node.all_input_nodes if v in self.params]
+        if held and _uncalled(self.modules[held[0]]) and self._within(held[0], owner):
+            owner = held[0]
+        while owner in self.split:
+            owner = owner.rpartition(".")[0]
+        return owner
 
     # -- scopes
 
@@ -165,10 +167,23 @@ class _Importer:
             raise ImportFailure(f"`{scope or 'the model'}` gives {len(results)} values to "
                                 "the rest of the model; archdsl imports modules of one output")
         flow = {key: set(item.inputs) for key, item in items.items()}
-        if _cyclic(flow):
+        if cyclic(flow):
             raise ImportFailure(f"`{scope or 'the model'}`: a module's layers run between "
                                 "layers of another, in a way archdsl cannot write as scopes")
         return items, "entry", results.pop()
+
+    def _several_inputs(self) -> set[str]:
+        """The modules whose forward() reads several values from outside (BERT's
+        SelfOutput: LayerNorm(dense(hidden) + input_tensor)), whose contents the spec
+        writes in the enclosing scope, labelled by their paths (`"output.dense"`), so
+        that their values are read there by name and their keys stay."""
+        found = set()
+        for path in (p for p in self.modules if p):
+            inside = {n for n in self.nodes if self._within(self.owner[n], path)}
+            if len({v for n in inside for v in n.all_input_nodes
+                    if v not in inside and v not in self.params}) > 1:
+                found.add(path)
+        return found
 
     @staticmethod
     def _within(path: str, scope: str) -> bool:
@@ -189,7 +204,8 @@ class _Importer:
         if any(value in after for n in inside for value in n.all_input_nodes):
             return False
         leaving = {n for n in inside if any(u not in inside for u in n.users)}
-        entering = {v for n in inside for v in n.all_input_nodes if v not in inside}
+        entering = {v for n in inside for v in n.all_input_nodes
+                    if v not in inside and v not in self.params}
         return len(leaving) <= 1 and len(entering) <= 1  # else: branches joined outside
 
     def _child(self, scope: str, path: str) -> str | None:
@@ -665,29 +681,6 @@ def _merge_text(op: str, branches: list[list[str]]) -> list[str]:
     for branch in branches:
         text.append("    " + (braced(branch).replace("\n", "\n    ") if branch else "{}"))
     return ["\n".join(text + ["}"])]
-
-
-def _cyclic(inputs: dict[str, set[str]]) -> bool:
-    """True where following the inputs from some item comes back to it (iteratively)."""
-    state: dict[str, int] = {}  # 1: on the path, 2: done
-    for root in inputs:
-        if state.get(root):
-            continue
-        stack = [(root, iter(inputs[root]))]
-        state[root] = 1
-        while stack:
-            key, pending = stack[-1]
-            source = next(pending, None)
-            if source is None:
-                state[key] = 2
-                stack.pop()
-            elif source in inputs:
-                if state.get(source) == 1:
-                    return True
-                if not state.get(source):
-                    state[source] = 1
-                    stack.append((source, iter(inputs[source])))
-    return False
 
 
 def _uncalled(module) -> bool:

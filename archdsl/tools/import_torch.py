@@ -38,6 +38,7 @@ from torch.fx.passes.shape_prop import ShapeProp
 
 from ..errors import UsageError
 from .import_export import capture_export, is_layer
+from .import_functional import functional_layers
 from .import_layers import ImportFailure
 from .import_structure import write_spec
 
@@ -190,6 +191,7 @@ def import_model(model: nn.Module, shape: tuple[int, ...], name: str = "imported
                             f"{_one_line(error.__cause__ or error)}") from None
     _fold_sizes(graph)
     _split_chunks(graph)
+    functional_layers(model, graph)  # parameters passed to functions, as layers and ops
     text = write_spec(model, graph, shape, name, moved)
     if token_ids:  # the importer writes the sizes; the layout is the example's
         text = re.sub(r"^(    input \w+: \d+)$", r"\1 as token_ids", text, count=1,
