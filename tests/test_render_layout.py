@@ -109,16 +109,74 @@ def test_no_label_overlaps_another_label_or_a_box(name):
 
 def test_the_u_on_its_side_runs_the_encoder_above_the_decoder():
     """Two rows, each level a column: the encoder's level heads share a rank left to
-    right, the decoder's first boxes a rank below; arrows from level to level within a
-    row set no ranks; a value that two arrows carry from one box is labelled once."""
+    right, then the bottleneck; the decoder's first boxes a rank below, each beside its
+    skip's end; arrows from level to level within a row run against the ranks, labelled
+    beside; a value that two arrows carry, or two arrows into one box, is labelled once."""
     dot = render_dot(graph_of("unet"), landscape=True)
     assert 'rank=same\n\t\t"enc1.0"\n\t\t"enc2.0"\n\t\t"enc3.0"\n\t\t"enc4.0"' in dot
     assert 'rank=same\n\t\t"dec1.up"\n\t\t"dec2.up"\n\t\t"dec3.up"\n\t\t"dec4.up"' in dot
-    assert '"dec4.1" -> "dec3.up" [constraint=false xlabel="512×52×52"]' in dot
-    assert '"enc1.0" -> "dec1.cropped" [label=" "]' in dot  # on the pool's arrow instead
-    assert "dir=back" not in dot and '"enc1.0" [label="3x3 conv, 64 ×2" fillcolor="#F5C16C" ' \
-        'group=level0]' in dot
+    assert 'rank=same\n\t\t"dec3.cropped"\n\t\t"dec3.up"' in dot
+    assert '"dec3.up" -> "dec4.1" [dir=back xlabel="512×52×52"]' in dot
+    assert '"enc1.0" -> "dec1.cropped" [label=" 64×568×568"]' in dot  # not on the pool's
+    assert '"enc1.0" -> 0 [label=" "]' in dot and '"enc2.0" -> 0 [label=" 64×284×284" ' \
+        'dir=back]' in dot
+    assert '"dec1.up" -> "dec1.0" [label=" "]' in dot  # the crop's arrow says 64×392×392
+    assert '"enc4.0" -> "bottom.0" [style=invis]' in dot and "constraint=false" not in dot
+    assert "subgraph cluster_level0 {" in dot and '"dec1.up" [label="2x2 up-conv, 64" ' \
+        'fillcolor="#F5C16C"]' in dot  # beside the skip's line, not on it
     check_golden(GOLDEN / "render_unet_on_its_side.dot", dot)
+
+
+def frame(laid: dict, name: str) -> tuple[float, ...]:
+    """A frame's (x0, y0, x1, y1), in points, y upwards."""
+    return next(tuple(map(float, o["bb"].split(","))) for o in laid["objects"]
+                if o["name"] == "cluster_" + name)
+
+
+def strokes(arrow: dict) -> list[tuple[tuple[float, float], tuple[float, float]]]:
+    """An arrow's line as short straight strokes, from its Bézier curves."""
+    points = next(op["points"] for op in arrow["_draw_"] if op["op"] == "b")
+    path = [points[0]]
+    for i in range(0, len(points) - 3, 3):
+        p0, p1, p2, p3 = points[i:i + 4]
+        for t in (k / 8 for k in range(1, 9)):
+            path.append(tuple((1 - t) ** 3 * a + 3 * (1 - t) ** 2 * t * b
+                              + 3 * (1 - t) * t ** 2 * c + t ** 3 * d
+                              for a, b, c, d in zip(p0, p1, p2, p3)))
+    return list(zip(path, path[1:]))
+
+
+def cross(a, b) -> bool:
+    """Whether two strokes cross (properly: not where one ends on the other)."""
+    def side(p, q, r):
+        return (q[0] - p[0]) * (r[1] - p[1]) - (q[1] - p[1]) * (r[0] - p[0])
+    return (side(*a, b[0]) * side(*a, b[1]) < 0) and (side(*b, a[0]) * side(*b, a[1]) < 0)
+
+
+@needs_dot
+@pytest.mark.parametrize("frames", [True, False])
+def test_the_u_on_its_side_has_each_decoder_level_under_its_encoder_level(frames):
+    """Each decoder stage's frame lies below its encoder stage's, overlapping it across, the
+    levels left to right and the bottleneck at the right end; no skip crosses another
+    arrow, and the decoder's path (coming in from the right) meets each level beside its
+    skip, right of the skip's end."""
+    laid = laid_out(render_dot(graph_of("unet"), landscape=True, frames=frames))
+    names = [o["name"] for o in laid["objects"]]
+    x = centres(laid)
+    for level in range(1, 5):
+        (ex0, ey0, ex1, _), (dx0, _, dx1, dy1) = frame(laid, f"enc{level}"), frame(laid, f"dec{level}")
+        assert dy1 < ey0 and dx0 < ex1 and ex0 < dx1
+        assert x[f"dec{level}.cropped"] < x[f"dec{level}.up"]
+    heads = [x[f"enc{level}.0"] for level in range(1, 5)] + [x["bottom.0"]]
+    assert heads == sorted(heads)
+    arrows = {(names[a["tail"]], names[a["head"]]): strokes(a) for a in laid["edges"]
+              if "_draw_" in a and a.get("style") != "invis"}
+    skips = [(f"enc{level}.0", f"dec{level}.cropped") for level in range(1, 5)]
+    assert all(skip in arrows for skip in skips) and len(arrows) > 25
+    clashes = [(skip, other) for skip in skips for other in arrows if other != skip
+               and not set(skip) & set(other) and any(cross(a, b) for a in arrows[skip]
+                                                       for b in arrows[other])]
+    assert not clashes
 
 
 @needs_dot

@@ -178,12 +178,15 @@ def _draw(dot, graph: nx.DiGraph, depth, expand, shapes: bool, style: str, parti
     spine |= body
     u = u_shape(graph, units, edges)
     rows = u_rows(graph, units, edges, u) if u is not None and landscape else None
-    if rows is not None:  # levels side by side: the width is what counts
-        dot.attr("graph", nodesep="0.12")
-    groups = ({unit: f"level{c}" for unit, c in rows.column.items()} if rows is not None
+    if rows is not None:  # levels side by side: the width is what counts (a box as narrow
+        dot.attr("graph", nodesep="0.08")  # as its text, not dot's 0.75 in at least)
+        dot.attr("node", margin="0.06,0.03", width="0.3")
+    groups = ({unit: f"level{c}" for unit, c in rows.column.items() if unit not in rows.aside}
+              if rows is not None
               else {} if u is not None else dict.fromkeys(spine, "spine"))
     _add_units(dot, graph, view, units, style, failed, prefix, groups, frames,
-               margin="4" if rows is not None else None)
+               margin="2" if rows is not None else None,
+               levels=rows.outer if rows is not None else None)
     arrows, ranks = _arrangement(graph, units, edges, (spine, body), u, rows, direction,
                                  columns)
     loose = frozenset((t, h) for t, h, item, position, _ in edges  # skips joined box to box
@@ -198,8 +201,8 @@ def _draw(dot, graph: nx.DiGraph, depth, expand, shapes: bool, style: str, parti
             level.attr(rank="same")
             for unit in rank:
                 level.node(prefix + unit)
-    if rows is not None:  # the encoder's levels in order, left to right
-        for left, right in zip(rows.tops[0], rows.tops[0][1:]):
+    if rows is not None:  # the encoder's levels in order, left to right, then the bottleneck
+        for left, right in zip(rows.line, rows.line[1:]):
             dot.edge(prefix + left, prefix + right, style="invis")
     return units, [kind for kind in SKIP_STYLE if kind in kinds.values()]
 
@@ -212,6 +215,7 @@ class _Arrows:
     free: frozenset = frozenset()  # from one column of a snake to the next
     broadcast: frozenset = frozenset()  # thin and dotted (_broadcasts)
     back: frozenset = frozenset()  # against the ranks (render_u.Rows.back)
+    slant: frozenset = frozenset()  # labelled beside, not on them (render_u.Rows.slant)
     quiet: frozenset = frozenset()  # unlabelled: another arrow labels the value
     straight: frozenset = frozenset()  # along the main path: weighted, so it stays straight
     loose: frozenset = frozenset()  # set no ranks: skips drawn box to box, beside the path
@@ -225,7 +229,8 @@ def _arrangement(graph, units: dict, edges: list, path: tuple[set, set], u, rows
     spine, body = path
     broadcast = frozenset(_broadcasts(edges, spine))
     if rows is not None:
-        return _Arrows(broadcast=broadcast, back=rows.back, quiet=rows.quiet), list(rows.tops)
+        return (_Arrows(broadcast=broadcast, back=rows.back, slant=rows.slant,
+                        quiet=rows.quiet), list(rows.tops))
     if u is not None:  # each cross skip runs level, from the encoder to the decoder
         across = {pair: ("s", "n") if direction == "LR" else ("e", "w") for pair in u.pairs}
         return _Arrows(rising=u.rising, across=across, broadcast=broadcast), list(u.pairs)
@@ -383,11 +388,15 @@ def _failed_nodes(graph: nx.DiGraph) -> set[str]:
 
 def _add_units(dot, graph, view: View, units: dict, style: str, failed: set,
                prefix: str = "", groups=None, frames: bool = True,
-               margin: str | None = None) -> None:
+               margin: str | None = None, levels: dict | None = None) -> None:
     """The boxes, each in the clusters of its open blocks; `groups` gives a box's `group`
     (the main path's boxes share one, so dot keeps the arrows between them straight);
-    `margin`: the clusters' margin in points (dot's default: 8)."""
+    `margin`: the clusters' margin in points (dot's default: 8); `levels` puts each
+    top-level box or block it names in an unframed cluster of the level it gives (a U
+    on its side: so a level's boxes stay together, in the order of the levels)."""
     clusters: dict[str, graphviz.Digraph] = {}
+    hosts: dict[int, graphviz.Digraph] = {}
+    host = lambda name: _level(dot, hosts, (levels or {}).get(name), prefix)  # noqa: E731
     operands = {i for n in failed for i in ir.node(graph, n).inputs}
     train_only = _train_only_scopes(graph)
     counts = dict(view.repeated)
@@ -400,16 +409,32 @@ def _add_units(dot, graph, view: View, units: dict, style: str, failed: set,
             attributes.update(color=ERROR_COLOUR, penwidth="1.8")
         if unit in (groups or {}):
             attributes["group"] = groups[unit]
-        parent = ir.parent(graph, unit)
-        _cluster(dot, graph, clusters, train_only, parent, label, prefix).node(prefix + unit,
-                                                                                **attributes)
+        box = _cluster(dot, graph, clusters, train_only, ir.parent(graph, unit), label, prefix)
+        (host(unit) if box is dot else box).node(prefix + unit, **attributes)
     for path in sorted(clusters, key=lambda p: -len(ir.ancestors(graph, p))):
         if not frames:  # kept as clusters, so that a block's boxes still sit together
             clusters[path].graph_attr.update(label="", peripheries="0")
+        elif levels:  # inside a level's unframed cluster, whose peripheries it inherits;
+            # its title centred, clear of a skip coming down into its left-hand box
+            clusters[path].graph_attr.update(peripheries="1", labeljust="c")
         if margin is not None:
             clusters[path].graph_attr["margin"] = margin
         if path:
-            _parent_of(dot, graph, clusters, path).subgraph(clusters[path])
+            parent = _parent_of(dot, graph, clusters, path)
+            (host(path) if parent is dot else parent).subgraph(clusters[path])
+    for level in sorted(hosts):
+        dot.subgraph(hosts[level])
+
+
+def _level(dot, hosts: dict, level: int | None, prefix: str):
+    """The unframed cluster of a U's level, `dot` itself for None."""
+    if level is None:
+        return dot
+    if level not in hosts:
+        import graphviz
+        hosts[level] = graphviz.Digraph(f"cluster_{prefix}level{level}", graph_attr={
+            "label": "", "peripheries": "0", "margin": "0"})
+    return hosts[level]
 
 
 def _train_only_scopes(graph: nx.DiGraph) -> set[str]:
@@ -579,8 +604,9 @@ def _add_edges(dot, graph, edges: list, shapes: bool, failed: set, prefix: str =
     """The arrows, laid out as `arrows` says: those in `rising` from head to tail
     (`dir=back`), so the decoder of a U climbs, with their arrowheads still at their
     heads; `across` gives the (tail, head) ports of arrows between boxes on one level (a
-    U's skips); `broadcast` arrows are thin and dotted (`_broadcasts`); `back` ones set no
-    ranks, their label beside them (`xlabel`). `kinds` gives each residual add's skip kind."""
+    U's skips); `broadcast` arrows are thin and dotted (`_broadcasts`); `back` ones are laid
+    out from head to tail, as `rising` ones; `slant` ones have their label beside them
+    (`xlabel`). `kinds` gives each residual add's skip kind."""
     for tail, head, item, position, producer in edges:
         attributes = _edge_attributes(graph, item, position, producer, shapes, failed,
                                       (kinds or {}).get(item.name, "identity"))
@@ -598,11 +624,9 @@ def _add_edges(dot, graph, edges: list, shapes: bool, failed: set, prefix: str =
             attributes["constraint"] = "false"
         if pair in arrows.quiet and "label" in attributes:
             attributes["label"] = " "
-        if pair in arrows.back:
-            attributes["constraint"] = "false"
-            if attributes.get("label", " ") != " ":
-                attributes["xlabel"] = attributes.pop("label").strip()
-        if pair in arrows.rising:
+        if pair in arrows.slant and attributes.get("label", " ") != " ":
+            attributes["xlabel"] = attributes.pop("label").strip()
+        if pair in arrows.rising or pair in arrows.back:
             swap = {"tailport": "headport", "headport": "tailport"}
             attributes = {swap.get(k, k): v for k, v in attributes.items()}
             dot.edge(prefix + head, prefix + tail, dir="back", **attributes)
