@@ -55,7 +55,7 @@ path='specs/cifar_resnet.arch', network='cifar_resnet', settings=('depth=56', 'w
 def compile_columns(args) -> tuple[list, list[str]] | None:
     """(graphs, headers), one per column in order (a FILE without :NETWORK gives each of
     its networks); None when a spec has errors, after printing them all."""
-    graphs, headers, failed = [], [], False
+    graphs, headers, settings, failed = [], [], [], False
     captions = parse_captions(getattr(args, "caption", []))
     for column in map(parse_column, args.files):
         result = _compile(column, args)
@@ -68,8 +68,11 @@ def compile_columns(args) -> tuple[list, list[str]] | None:
         for graph in result.graphs.values():
             graphs.append(ir.recaptioned(graph, dict(captions)) if captions else graph)
             headers.append(_header(graphs[-1], column))
+            settings.append(column.settings)
     if failed:
         return None
+    headers = [f"{h} ({', '.join(s)})" if s and headers.count(h) > 1 and ir.network(g).caption
+               else h for h, s, g in zip(headers, settings, graphs)]  # one caption, two settings
     for name, _ in captions:
         if not any(ir.captionable(g, name) for g in graphs):
             raise UsageError(f"--caption {name}=...: neither a network of the table nor a "

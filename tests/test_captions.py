@@ -126,3 +126,11 @@ def test_the_branched_table_names_a_module_by_its_caption():
     assert "| inception (3a) |" in plain and "| module 3a |" not in plain
     assert "| module 3a |" in words and "| inception (3a) |" not in words
     assert words.replace("module 3a", "inception (3a)") == plain
+
+
+def test_two_columns_of_one_caption_are_told_apart_by_their_settings(capsys):
+    from conftest import ROOT
+    spec = str(ROOT / "specs" / "resnet50.arch")
+    assert main(["table", spec, f"{spec}?stride_on=1x1"]) == 0
+    header = capsys.readouterr().out.splitlines()[0]
+    assert "| 50-layer | 50-layer (stride_on=1x1) |" in header
