@@ -555,17 +555,25 @@ class BertLayer(nn.Module):
 
 
 class LlamaLike(nn.Module):
-    """Llama's rotary positions as transformers writes them: `inv_freq` a buffer, the
-    positions from `arange`, their cosines and sines made in forward()."""
+    """Llama's rotary positions as transformers writes them: `inv_freq` a buffer (θ =
+    `theta`), the positions from `arange`, their cosines and sines made in forward() and
+    applied to queries and keys as `x * cos + rotate_half(x) * sin`; keys and values in
+    fewer heads repeated for the queries' (`repeat_kv`), and a head tied to the
+    embedding."""
 
-    def __init__(self, vocab: int = 50, channels: int = 16, heads: int = 2):
+    def __init__(self, vocab: int = 50, channels: int = 32, heads: int = 4, kv_heads: int = 2,
+                 theta: float = 500000.0):
         super().__init__()
-        self.heads = heads
+        self.heads, self.kv_heads, self.dim = heads, kv_heads, channels // heads
         self.embed_tokens = nn.Embedding(vocab, channels)
-        dim = channels // heads
-        self.register_buffer("inv_freq", 1.0 / 10000 ** (torch.arange(0, dim, 2) / dim),
-                             persistent=False)
-        self.qkv = nn.Linear(channels, 3 * channels, bias=False)
+        self.register_buffer("inv_freq", self.frequencies(theta), persistent=False)
+        self.q_proj = nn.Linear(channels, channels, bias=False)
+        self.kv_proj = nn.Linear(channels, 2 * kv_heads * self.dim, bias=False)
+        self.lm_head = nn.Linear(channels, vocab, bias=False)
+        self.lm_head.weight = self.embed_tokens.weight
+
+    def frequencies(self, theta: float) -> torch.Tensor:
+        return 1.0 / theta ** (torch.arange(0, self.dim, 2) / self.dim)
 
     def forward(self, ids):
         batch, length = ids.shape
@@ -573,12 +581,27 @@ class LlamaLike(nn.Module):
         freqs = position_ids[:, :, None].float() * self.inv_freq[None, None, :]
         angles = torch.cat((freqs, freqs), dim=-1)
         cos, sin = angles.cos()[:, None], angles.sin()[:, None]
-        q, k, v = (t.view(batch, length, self.heads, -1).transpose(1, 2)
-                   for t in self.qkv(self.embed_tokens(ids)).chunk(3, dim=-1))
-        half = q.shape[-1] // 2
+        x = self.embed_tokens(ids)
+        q = self.q_proj(x).view(batch, length, self.heads, -1).transpose(1, 2)
+        k, v = (t.view(batch, length, self.kv_heads, -1).transpose(1, 2)
+                for t in self.kv_proj(x).chunk(2, dim=-1))
+        half = self.dim // 2
         q = q * cos + torch.cat((-q[..., half:], q[..., :half]), dim=-1) * sin
+        k = k * cos + torch.cat((-k[..., half:], k[..., :half]), dim=-1) * sin
+        k, v = (t[:, :, None].expand(batch, self.kv_heads, self.heads // self.kv_heads, length,
+                                     self.dim).reshape(batch, self.heads, length, self.dim)
+                for t in (k, v))
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        return y.transpose(1, 2).reshape(batch, length, -1)
+        return self.lm_head(y.transpose(1, 2).reshape(batch, length, -1))
+
+
+class ScaledRotary(LlamaLike):
+    """Rotary frequencies that are no θ^(-2i/d): the lower half divided by 8, as Llama 3
+    scales them."""
+
+    def frequencies(self, theta: float) -> torch.Tensor:
+        inv = super().frequencies(theta)
+        return torch.cat((inv[:len(inv) // 2], inv[len(inv) // 2:] / 8))
 
 
 class BandMasked(MaskedDecoder):

@@ -83,11 +83,24 @@ def test_ids_from_buffers_and_a_mask_that_keeps_everything():
     reproduces(text, model, torch.randint(0, 50, (3, 12)))
 
 
+def test_rotary_tables_made_in_forward_are_rope_and_repeated_keys_grouped_attention():
+    """Llama-like: cosines and sines of the positions times the `inv_freq` buffer, applied
+    to queries and keys, are `rope` with the θ the buffer was made from; keys and values
+    repeated for the query heads are read as they were (sdpa groups them); the head tied
+    to the embedding is a `tie`."""
+    model = import_models.LlamaLike()
+    text = import_model(model, (12,), token_ids=True).text
+    assert "import std.layers\n" in text and text.count("rope(theta = 500000)\n") == 2
+    assert "expand" not in text and "reshape(12, 2, 8)" in text
+    assert "tie lm_head.weight = embed_tokens.weight\n}" in text
+    reproduces(text, model, torch.randint(0, 50, (3, 12)))
+
+
 @pytest.mark.parametrize("factory, message", [
     (import_models.BandMasked, r"^`triu` in `forward` \(import_models.py:\d+\): torch.export's "
                                r"`aten.triu.default`: a mask that neither keeps every position "
                                r"nor is causal; archdsl has no equivalent$"),
-    (import_models.LlamaLike, r"^`unsqueeze_\d+` in `forward` \(import_models.py:\d+\): "
+    (import_models.ScaledRotary, r"^`unsqueeze_\d+` in `forward` \(import_models.py:\d+\): "
                               r"torch.export's `aten.unsqueeze.default` makes a tensor of "
                               r"forward\(\)'s own that is neither positions"),
 ])

@@ -14,7 +14,8 @@ archdsl.tools.import_structure reads:
 * operations nothing reads (a mask forward() builds and never uses) are left out;
 * tensors forward() makes from sizes and buffers alone (position ids, token types, a
   causal mask) are read by their values (archdsl.tools.import_made): positions, a mask
-  that keeps everything (dropped) or a causal one (`is_causal`);
+  that keeps everything (dropped) or a causal one (`is_causal`); rotary cosines and sines
+  applied to heads, the language's `rope` (archdsl.tools.import_rope);
 * `expand` to the shape an elementwise operation would broadcast to anyway is dropped,
   an in-place operation (`add_`) read as the plain one.
 
@@ -31,6 +32,7 @@ from torch import fx, nn
 from ..ops.functions import cast_like, rms_norm
 from .import_layers import ImportFailure, positions, source_line
 from .import_made import Made, made_nodes
+from .import_rope import rotary, rotations
 
 aten = torch.ops.aten
 F = nn.functional
@@ -178,7 +180,14 @@ class _Rebuild:
         in_layers = {n for n, call in calls.items() if call is not None}
         self.made = Made(self.program, self.example,
                          made_nodes(self.program.graph, self.kept, in_layers))
+        self.rotations = rotations(self.program.graph, self.made)
+        self.repeats = repeated_heads(self.program.graph)
+        self.unbatched = batch_expanded(self.program.graph, self.state)
+        replaced = {p for r in self.rotations.values() for p in r.parts} | {
+            p for _, chain in self.repeats.values() for p in chain}
         for node in nodes:
+            if node in replaced:
+                continue  # written as the rotation or the grouping they make (`_function`)
             if node.op == "placeholder":
                 self._placeholder(node)
             elif node.op == "output":
@@ -251,6 +260,18 @@ class _Rebuild:
         target = node.target
         if node in self.made.nodes:
             return  # read by its values where something reads it (`_value`, `_unmasked`)
+        if node in self.rotations:  # RoPE: `x * cos + rotate_half(x) * sin` of made tables
+            rotation = self.rotations[node]
+            self.env[node] = self.new.call_function(
+                rotary, (self._value(rotation.x, node), rotation.theta))
+            _keep_meta(self.env[node], node)
+            return
+        if node in self.unbatched:  # a parameter expanded to the batch: as it is
+            self.env[node] = self._value(self.unbatched[node], node)
+            return
+        if node in self.repeats:  # keys and values repeated per query head: sdpa groups them
+            self.env[node] = self._value(self.repeats[node][0], node)
+            return
         kept = self._unmasked(node)
         if kept is not None:
             self.env[node] = self._value(kept, node)
@@ -280,8 +301,8 @@ class _Rebuild:
         self.env[node] = made
         if target in IN_PLACE and isinstance(node.args[0], fx.Node):
             self.env[node.args[0]] = made  # what reads the operand later reads the result
-        if isinstance(made, fx.Node):
-            _keep_meta(made, node)
+        if isinstance(made, fx.Node) and "nn_module_stack" not in made.meta:
+            _keep_meta(made, node)  # a value passed through (`x[:, :]`) keeps its own
 
     # -- tensors forward() makes itself (archdsl.tools.import_made)
 
@@ -293,8 +314,10 @@ class _Rebuild:
         if found is None or self.input is None:
             raise ImportFailure(f"{_where(node)}: torch.export's `{_name(node)}` makes a "
                                 "tensor of forward()'s own that is neither positions, one "
-                                "number at every position, nor a mask that keeps every "
-                                "position or is causal; archdsl imports functions of the input")
+                                "number at every position, a mask that keeps every "
+                                "position or is causal, nor rotary cosines and sines of "
+                                "t · θ^(-2i/d) applied as x · cos + rotate_half(x) · sin; "
+                                "archdsl imports functions of the input")
         kind, number = found
         made = [self.new.call_function(positions, (self.input,))]
         if kind == "constant":
@@ -324,8 +347,11 @@ class _Rebuild:
 
     def _attention_mask(self, node: fx.Node):
         """scaled_dot_product_attention's arguments with a made mask read: none where it
-        keeps every position, `is_causal` where it is causal."""
+        keeps every position, `is_causal` where it is causal; `enable_gqa` where the keys
+        and values are read before their repetition for each query head."""
         args, kwargs = list(node.args), dict(node.kwargs)
+        if any(value in self.repeats for value in args[1:3]):
+            kwargs["enable_gqa"] = True
         mask = args[3] if len(args) > 3 else kwargs.get("attn_mask")
         if mask not in self.made.nodes:
             return tuple(args), kwargs
@@ -347,6 +373,70 @@ class _Rebuild:
                                 f"{kwargs['alpha']}")
         kwargs = {k: v for k, v in kwargs.items() if k != "alpha"}
         return self.new.call_function(function, tuple(args), kwargs)
+
+
+def repeated_heads(graph: fx.Graph) -> dict[fx.Node, tuple[fx.Node, list[fx.Node]]]:
+    """{reshape: (heads, the operations between)} for the keys and values of grouped-query
+    attention repeated for each query head as transformers' `repeat_kv` does,
+    `x[:, :, None].expand(B, kv, n, L, d).reshape(B, kv · n, L, d)`, where only
+    scaled_dot_product_attention reads them as its keys or values: it groups the heads
+    itself (`enable_gqa`), as the language's `sdpa` does."""
+    found = {}
+    for node in graph.nodes:
+        chain = [node.args[0]] if node.target in _RESHAPES else []
+        while chain and isinstance(chain[-1], fx.Node) and chain[-1].args and (
+                len(chain) == 1 or _whole_slice(chain[-1])):
+            chain.append(chain[-1].args[0])  # `x[:, :, None, :, :]` slices every axis
+        if len(chain) < 2 or not isinstance(chain[-1], fx.Node) or \
+                chain[0].target is not aten.expand.default or \
+                chain[-1].target is not aten.unsqueeze.default or chain[-1].args[1] != 2 or \
+                any(len(each.users) != 1 for each in chain):
+            continue
+        heads = chain[-1].args[0]
+        before, grown, after = _sizes(heads), _sizes(chain[0]), _sizes(node)
+        if len(before) == 4 == len(after) and grown[:2] + grown[3:] == before and \
+                after[:1] + after[2:] == before[:1] + before[2:] and all(
+                user.target in ATTENTION and node not in (user.args[:1] + user.args[3:])
+                for user in node.users):
+            found[node] = heads, chain
+    return found
+
+
+def batch_expanded(graph: fx.Graph, state: dict) -> dict[fx.Node, fx.Node]:
+    """{operation: parameter} for a parameter expanded to the batch and unsqueezed before
+    its own axes (`w.expand(B, -1).unsqueeze(1) * x`, as `archdsl export` writes a
+    parameter read in forward()) where only an element-wise operation reads it, with a
+    value of its result's shape: the parameter broadcasts there as it is."""
+    found = {}
+    for node in graph.nodes:
+        if node.target is not aten.expand.default or node.args[0].name not in state:
+            continue
+        weight, chain = _sizes(node.args[0]), [node]
+        while len(chain[-1].users) == 1 and next(iter(chain[-1].users)).target is \
+                aten.unsqueeze.default:
+            chain.append(next(iter(chain[-1].users)))
+        (reader, *more) = chain[-1].users or [None]
+        sizes = _sizes(chain[-1])
+        others = [a for a in getattr(reader, "args", ())[:2] if a is not chain[-1]]
+        if more or reader.target not in BROADCASTING or len(others) != 1 or \
+                not isinstance(others[0], fx.Node) or \
+                _sizes(others[0]) != _sizes(reader) or len(sizes) > len(_sizes(reader)) or \
+                sizes[len(sizes) - len(weight):] != weight or \
+                set(sizes[1:len(sizes) - len(weight)]) - {"1"}:
+            continue
+        found.update(dict.fromkeys(chain, node.args[0]))
+    return found
+
+
+def _whole_slice(node) -> bool:
+    """`x[:, a:b]` that keeps the whole axis."""
+    if not isinstance(node, fx.Node) or node.target is not aten.slice.Tensor:
+        return False
+    x, dim, start, end, step = (tuple(node.args) + (0, None, None, 1)[len(node.args) - 1:])[:5]
+    return (start or 0) == 0 and step == 1 and _sizes(x) == _sizes(node)
+
+
+_RESHAPES = {aten.view.default, aten.reshape.default, aten._unsafe_view.default}
 
 
 def _slice(rebuild: _Rebuild, node: fx.Node, args, kwargs):

@@ -223,10 +223,14 @@ def positions(x: torch.Tensor) -> torch.Tensor:
 
 def _read_positions(node: fx.Node, name: str, where: str):
     """The language's own functions the importer rewrites a forward()'s steps into:
-    `positions`, `rms_norm` (archdsl.tools.import_functional)."""
+    `positions`, `rms_norm` (archdsl.tools.import_functional), `rope`
+    (archdsl.tools.import_rope)."""
     from ..ops.functions import rms_norm
+    from .import_rope import rotary
     if node.op == "call_function" and node.target is positions:
         return "positions", {}
+    if node.op == "call_function" and node.target is rotary:
+        return "rope", dict(theta=float(node.args[1]))
     if node.op == "call_function" and node.target is rms_norm:
         return "rms_norm", dict(eps=float(node.args[1]))
     return None
@@ -392,6 +396,9 @@ def call_text(op: str, args: dict) -> str:
     >>> numbers_of(text)[2:]
     [('2', 'stride'), ('0', 'pad'), ('1', 'dilation'), ('4', 'groups')]
     """
+    if op == "rope":  # a block of std.layers, not an op
+        from .import_rope import rope_text
+        return rope_text(args["theta"])
     if "constant" in args:  # a number and the current value: `mul(0.5)`; `1 - x` as -x + 1
         text = f"{op}({_format(args['constant'], 'constant')})"
         if args.get("constant_first"):

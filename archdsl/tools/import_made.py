@@ -153,7 +153,8 @@ class Made:
         return "causal" if queries == keys and (keep == causal).all() else "other"
 
 
-def _ancestors(node: fx.Node) -> set[fx.Node]:
+def ancestors(node: fx.Node) -> set[fx.Node]:
+    """The node and every node its value is computed from."""
     found, todo = set(), [node]
     while todo:
         each = todo.pop()

@@ -19,6 +19,7 @@ from .import_blocks import (STATEMENTS, Family, Instance, block_name, families, 
 from .import_layers import (ImportFailure, alike, argument_free_ops, call_text, language_name,
                             module_labels, plain, read_function, read_layer, read_merge,
                             shape_of)
+from .import_rope import std_imports
 from .import_graph import AuxHead, aux_heads, cyclic, one_axis_indexing
 from .import_state import Naming, declarations, param_statement, read_parameters, scaling
 from .import_text import braced, repeats, spaced
@@ -387,7 +388,7 @@ class _Importer:
         lines = [f"input {self._input_name()}: {dims}"] + body
         network = f"network {language_name(self.name, 'imported')} " + braced(lines)
         text = "\n\n".join(self.blocks + [network]) + "\n"
-        return self._renames() + spaced(unmarked(plain(text)))
+        return self._renames() + std_imports(self.nodes) + spaced(unmarked(plain(text)))
 
     def _reproduces(self, text: str) -> bool:
         """The spec checks, with the model's parameter count, and each layer of the model

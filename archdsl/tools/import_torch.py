@@ -41,6 +41,7 @@ from .import_export import capture_export, is_layer
 from .import_functional import functional_layers
 from .import_layers import ImportFailure
 from .import_structure import write_spec
+from .import_ties import with_ties
 
 __all__ = ["CAPTURES", "ImportFailure", "Imported", "import_model", "import_torch",
            "load_factory"]
@@ -192,7 +193,7 @@ def import_model(model: nn.Module, shape: tuple[int, ...], name: str = "imported
     _fold_sizes(graph)
     _split_chunks(graph)
     functional_layers(model, graph)  # parameters passed to functions, as layers and ops
-    text = write_spec(model, graph, shape, name, moved)
+    text = with_ties(write_spec(model, graph, shape, name, moved), model)
     if token_ids:  # the importer writes the sizes; the layout is the example's
         text = re.sub(r"^(    input \w+: \d+)$", r"\1 as token_ids", text, count=1,
                       flags=re.MULTILINE)
