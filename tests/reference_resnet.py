@@ -6,14 +6,16 @@ from torch import nn
 
 
 class Bottleneck(nn.Module):
+    """torchvision's Bottleneck; with `groups` and `base_width`, ResNeXt's grouped 3x3."""
     expansion = 4
 
-    def __init__(self, inplanes: int, width: int, stride: int = 1):
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, groups: int = 1,
+                 base_width: int = 64):
         super().__init__()
-        out = width * self.expansion
+        width, out = planes * base_width // 64 * groups, planes * self.expansion
         self.conv1 = nn.Conv2d(inplanes, width, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
-        self.conv2 = nn.Conv2d(width, width, 3, stride, 1, bias=False)
+        self.conv2 = nn.Conv2d(width, width, 3, stride, 1, groups=groups, bias=False)
         self.bn2 = nn.BatchNorm2d(width)
         self.conv3 = nn.Conv2d(width, out, 1, bias=False)
         self.bn3 = nn.BatchNorm2d(out)

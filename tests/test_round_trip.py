@@ -30,7 +30,8 @@ NOT_YET = {  # spec: why its round trip does not come back yet
              "import reads rope tables of θ^(-2i/d)",
     "mixtral": "torch.export cannot capture the exported mixture of experts: its routing's "
                "`nonzero` has sizes that depend on the values (KeyError: nonzero)",
-    "mamba": "captured with torch.export: `aten.pad` in the exported causal convolution",
+    "mamba": "captured with torch.export: the exported dt_proj's weight is expanded to the "
+             "batch and read by einsum (its causal `pad` imports)",
     "convnextv2_atto": "the exported GRN's weight and bias expanded to the batch and "
                        "unsqueezed, and one value divided by another",
     "maxvit_t": "captured with torch.export: the relative position bias table, a parameter "
@@ -38,7 +39,6 @@ NOT_YET = {  # spec: why its round trip does not come back yet
     "swin_v2_t": "captured with torch.export: the coordinate table buffer read by a layer",
     "swin_t": "captured with torch.export: the relative position bias indexes a table "
               "(aten.index)",
-    "vit_b_16": "captured with torch.export: the class token, a parameter read in forward()",
 }
 
 

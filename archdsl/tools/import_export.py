@@ -30,7 +30,7 @@ import torch
 from torch import fx, nn
 
 from ..ops.functions import cast_like, rms_norm
-from .import_layers import ImportFailure, positions, source_line
+from .import_layers import ImportFailure, is_own, positions, source_line
 from .import_made import Made, made_nodes
 from .import_rope import rotary, rotations
 
@@ -82,10 +82,10 @@ SIZE_FUNCTIONS = {operator.add, operator.sub, operator.mul, operator.floordiv,
 
 
 def is_layer(module: nn.Module) -> bool:
-    """A torch.nn layer, imported whole (containers and the model's own modules are
-    read through)."""
+    """A torch.nn layer, or archdsl's own (`is_own`), imported whole (containers and
+    the model's own modules are read through)."""
     return module.__module__.startswith("torch.nn") and not isinstance(
-        module, (nn.Sequential, nn.ModuleList, nn.ModuleDict))
+        module, (nn.Sequential, nn.ModuleList, nn.ModuleDict)) or is_own(module)
 
 
 def capture_export(model: nn.Module, example: torch.Tensor,
@@ -454,16 +454,14 @@ def _slice(rebuild: _Rebuild, node: fx.Node, args, kwargs):
 
 
 def _select(rebuild: _Rebuild, node: fx.Node, args, kwargs):
-    """`x[:, 0]`: the one entry, as the slice of it with its axis then dropped."""
+    """`x[:, 0]`: the one entry, its axis dropped (`take`)."""
     x, dim, index = args
     size = node.args[0].meta["val"].shape[dim]
     if isinstance(index, int) and index < 0 and isinstance(size, int):
         index += size
     if not isinstance(index, int) or index < 0:
         return _refuse(node, "an entry counted from the end, or computed at run time")
-    narrow = rebuild.new.call_function(torch.narrow, (x, dim, index, 1))
-    _keep_meta(narrow, node)
-    return rebuild.new.call_function(torch.squeeze, (narrow, dim))
+    return rebuild.new.call_function(torch.select, (x, dim, index))
 
 
 def _dropout(rebuild: _Rebuild, node: fx.Node, args, kwargs):

@@ -66,6 +66,10 @@ def read_layer(node: fx.Node, module: nn.Module, by_type: dict[type, str]) -> tu
         op, args = node.meta["read_as"]
         _check_state(where, op, args, module, shape_of(node.all_input_nodes[0]))
         return op, args
+    own = own_layer(module)
+    if own is not None:  # archdsl's own module, or an exported file's copy of it
+        _check_state(where, *own, module, shape_of(node.all_input_nodes[0]))
+        return own
     reader = READERS.get(type(module))
     if reader is not None:
         found = reader(module)
@@ -78,6 +82,38 @@ def read_layer(node: fx.Node, module: nn.Module, by_type: dict[type, str]) -> tu
     op, args = found
     _check(where, op, args, module, shape_of(node.all_input_nodes[0]))
     return op, args
+
+
+# archdsl's own modules (archdsl.ops.functions) that no torch.nn class is: read as the op
+# that builds them, by their settings.
+_OWN = {"SelfAttention": lambda m: ("attention", dict(heads=m.num_heads, dropout=m.dropout,
+                                                     bias=m.in_proj_bias is not None)),
+        "SequencePad": lambda m: ("pad", dict(before=m.before, after=0, axis=m.dim - 1))}
+
+
+def own_layer(module: nn.Module) -> tuple[str, dict] | None:
+    """(op, arguments) of archdsl's own module `module`, or of a copy of it (`is_own`);
+    None for any other module."""
+    return _OWN[type(module).__name__](module) if is_own(module) else None
+
+
+def is_own(module: nn.Module) -> bool:
+    """`module` is archdsl's own, or a copy of it, as a file `archdsl export --to pytorch`
+    writes holds: a class of the same name and base whose forward() compiles to the same
+    code. (Only its class is read: a tracer records what is read of the module.)"""
+    cls = type(module)
+    if cls.__name__ not in _OWN:
+        return False
+    from ..ops import functions
+    own = getattr(functions, cls.__name__)
+    return cls is own or (cls.__bases__ == own.__bases__
+                          and _same_code(cls.forward, own.forward))
+
+
+def _same_code(one, other) -> bool:
+    a, b = getattr(one, "__code__", None), getattr(other, "__code__", None)
+    return a is not None and b is not None and (a.co_code, a.co_consts, a.co_names) == (
+        b.co_code, b.co_consts, b.co_names)
 
 
 def _check(where: str, op: str, args: dict, module: nn.Module, shape) -> None:
@@ -124,7 +160,7 @@ def _is(node: fx.Node, name: str, method: tuple[str, ...], *functions) -> bool:
 
 
 def _read_axes(node: fx.Node, name: str, where: str):
-    """Reductions over axes, permute, transpose, contiguous, flatten from an axis."""
+    """Reductions over axes, permute, transpose, contiguous, select, flatten from an axis."""
     if name in _REDUCTIONS and _is(node, name, _REDUCTIONS, getattr(torch, name)):
         dims = _argument(node, 1, "dim", None)
         if dims is None:
@@ -142,6 +178,12 @@ def _read_axes(node: fx.Node, name: str, where: str):
     if _is(node, name, ("transpose",), torch.transpose):
         a, b = _argument(node, 1, "dim0", 0), _argument(node, 2, "dim1", 1)
         return "transpose", dict(a=_axes(a, where)[0], b=_axes(b, where)[0])
+    if _is(node, name, ("select",), torch.select):  # `x[:, 0]`, a class token's features
+        index = _argument(node, 2, "index", None)
+        if not isinstance(index, int) or index < 0:
+            raise ImportFailure(f"{where}: `select` of an entry counted from the end, or "
+                                "computed at run time; archdsl takes entries by number")
+        return "take", dict(index=index, axis=_axes(_argument(node, 1, "dim", 0), where)[0])
     if _is(node, name, ("flatten",), torch.flatten):
         start, end = _argument(node, 1, "start_dim", 0), _argument(node, 2, "end_dim", -1)
         (start,) = _axes(start, where)
@@ -288,7 +330,7 @@ def read_merge(node: fx.Node, operands: list[str]) -> str:
 
 def _indexing(node: fx.Node, where: str) -> tuple[str, dict]:
     """`x[:, a:b]` (one axis sliced, the batch kept) as `slice`; `x[:, :, None]` (one
-    axis added) as `reshape` to the shape it gives."""
+    axis added) as `reshape` to the shape it gives; `x[:, 0]` (one entry) as `take`."""
     index = node.args[1] if isinstance(node.args[1], tuple) else (node.args[1],)
     full = slice(None, None, None)
     if not index or index[0] != full or Ellipsis in index:
@@ -303,13 +345,16 @@ def _indexing(node: fx.Node, where: str) -> tuple[str, dict]:
     (axis, item), = chosen
     if item is None:
         return "reshape", dict(dims=shape_of(node))
+    if isinstance(item, int) and item >= 0:  # `x[:, 0]`: a class token's features
+        return "take", dict(index=item, axis=axis)
     if isinstance(item, slice) and all(isinstance(v, (int, type(None)))
                                        for v in (item.start, item.stop, item.step)):
         size = shape_of(node.args[0])[axis]
         start, end, step = item.indices(size)
         return "slice", dict(start=start, end=end, axis=axis, step=step)
     raise ImportFailure(f"{where}: indexing `[{_index_text(index)}]` by a tensor or a "
-                        "number; archdsl slices (`a:b`) and adds axes (`None`)")
+                        "number from the end; archdsl slices (`a:b`), takes entries (`0`) and "
+                        "adds axes (`None`)")
 
 
 def _index_text(index: tuple) -> str:

@@ -13,12 +13,28 @@ import torch
 from torch import fx, nn
 
 from .import_layers import ImportFailure, module_labels
-from .import_text import LABEL_NAME, declared_first
+from .import_text import LABEL_NAME, braced, declared_first
 
 _COMBINING = {operator.add: "add", operator.iadd: "add", torch.add: "add", operator.mul: "mul",
               operator.imul: "mul", torch.mul: "mul", operator.sub: "sub", torch.sub: "sub",
               operator.truediv: "div", torch.div: "div", operator.matmul: "matmul",
               torch.matmul: "matmul"}
+
+
+def unexpanded(nodes: list[fx.Node]) -> list[fx.Node]:
+    """`nodes` without the expansions of a parameter to the batch (`p.expand(B, -1, -1)`,
+    a class token before it joins the patches), their readers reading the parameter
+    itself: a `param` the spec names is one value, which the lowering expands so."""
+    kept = []
+    for node in nodes:
+        value = node.args[0] if node.op == "call_method" and node.target == "expand" else None
+        if getattr(value, "op", None) == "get_attr" and len(node.args) == 1 + len(
+                value.meta["tensor_meta"].shape) and all(a == -1 for a in node.args[2:]):
+            node.replace_all_uses_with(value)
+            node.graph.erase_node(node)
+            continue
+        kept.append(node)
+    return kept
 
 
 def read_parameters(modules: dict[str, nn.Module],
@@ -45,22 +61,65 @@ def read_parameters(modules: dict[str, nn.Module],
     return dict(sorted(found.items(), key=lambda item: registered.index(item[0].target)))
 
 
-def param_statement(label: str, shape) -> str:
+def param_statement(label: str, parameter: fx.Node) -> str:
     """`param gamma: 96 x 1 x 1`; a matrix `as signal`, its two axes as they are (a
-    parameter of two axes is else read as tokens, one more axis before them)."""
+    parameter of two axes is else read as tokens, one more axis before them), unless
+    it is tokens (`declared_shape`)."""
+    shape, tokens = declared_shape(parameter)
     sizes = " x ".join(map(str, shape))
-    return f"param {label}: {sizes}" + (" as signal" if len(shape) == 2 else "")
+    return f"param {label}: {sizes}" + (" as signal" if len(shape) == 2 and not tokens else "")
 
 
 def scaling(node: fx.Node, parameter: fx.Node) -> str | None:
     """The op by which `node` combines one value with `parameter` (`x * gamma`: `mul`),
     the value first where the order matters; None where it does something else."""
+    if node.op == "call_function" and node.target is torch.cat:
+        operands = node.args[0] if isinstance(node.args[0], (list, tuple)) else ()
+        return "concat" if len(operands) == 2 and list(operands).count(parameter) == 1 \
+            and set(node.kwargs) <= {"dim"} else None
     op = _COMBINING.get(node.target) if node.op == "call_function" else None
     values = [a for a in node.args if isinstance(a, fx.Node)]
     if op is None or node.kwargs or len(node.args) != 2 or \
             len(values) != 2 or values.count(parameter) != 1:
         return None
     return op if op in ("add", "mul") or node.args[1] is parameter else None
+
+
+def declared_shape(parameter: fx.Node) -> tuple[tuple[int, ...], bool]:
+    """(the sizes a `param` statement declares, whether they are tokens): a parameter
+    stored with a batch axis of 1 before L x C (a class token, a position embedding) and
+    read with tokens is declared L x C, as the language stores tokens; any other as it
+    is stored."""
+    shape = tuple(parameter.meta["tensor_meta"].shape)
+    others = [a for user in parameter.users for a in _operands(user) if a is not parameter]
+    tokens = len(shape) == 3 and shape[0] == 1 and bool(others) and all(
+        len(a.meta.get("tensor_meta").shape) == 3 for a in others if "tensor_meta" in a.meta)
+    return (shape[1:], True) if tokens else (shape, False)
+
+
+def grouped(holder_label: str, label: str, parameter: fx.Node, op: str) -> str:
+    """`encoder: { param pos_embedding: 197 x 768; add(pos_embedding) }`: a parameter and
+    the one op that reads it, in a group of its holder's label, where the holder's
+    modules run apart (their statements labelled by paths) and no scope declares it."""
+    return f"{holder_label}: " + braced([param_statement(label, parameter), f"{op}({label})"])
+
+
+def joined(node: fx.Node, parameter: fx.Node, label: str, taken: set[str]) -> tuple[str, str]:
+    """(`tokens: identity`, `concat(class_token, tokens, axis = 0)`): a parameter and the
+    current value concatenated, the current value named by an identity first, since
+    `concat` joins values by name."""
+    name = next(n for n in ("tokens", *(f"tokens_{i}" for i in range(2, 99))) if n not in taken)
+    taken.add(name)
+    operands = ", ".join(label if a is parameter else name for a in node.args[0])
+    dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim", 0)
+    axis = dim - 1 if dim > 0 else dim + len(node.meta["tensor_meta"].shape) - 1
+    return f"{name}: identity", f"concat({operands}, axis = {axis})"
+
+
+def _operands(node: fx.Node) -> list:
+    if node.op == "call_function" and node.target is torch.cat:
+        return list(node.args[0])
+    return [a for a in node.args if isinstance(a, fx.Node)]
 
 
 def _holds_state(module: nn.Module) -> bool:

@@ -21,7 +21,8 @@ from .import_layers import (ImportFailure, alike, argument_free_ops, call_text, 
                             shape_of)
 from .import_rope import std_imports
 from .import_graph import AuxHead, aux_heads, cyclic, one_axis_indexing
-from .import_state import Naming, declarations, param_statement, read_parameters, scaling
+from .import_state import (Naming, declarations, grouped, joined, param_statement,
+                           read_parameters, scaling, unexpanded)
 from .import_text import braced, repeats, spaced
 
 def write_spec(model: nn.Module, graph: fx.Graph, shape: tuple[int, ...], name: str,
@@ -61,6 +62,7 @@ class _Importer:
             raise ImportFailure(f"the model's forward() takes {len(placeholders)} inputs; "
                                 "archdsl imports models of one input")
         self.input = placeholders[0]
+        self.nodes = unexpanded(self.nodes)
         self.params = read_parameters(self.modules, self.nodes)  # node -> (module, label)
         self.nodes = [n for n in self.nodes if n not in self.params]
         (self.output,) = [n for n in graph.nodes if n.op == "output"]
@@ -89,21 +91,25 @@ class _Importer:
 
     def _declared_parameters(self, scope: str) -> list[str]:
         """`param NAME: SIZES` for the parameters of the module at `scope`."""
-        lines = []
-        for node, (holder, label) in self.params.items():
-            if holder == scope:
-                self.written_params.add(node)
-                lines.append(param_statement(label, node.meta["tensor_meta"].shape))
-        return lines
+        declared = {node: label for node, (holder, label) in self.params.items() if holder == scope}
+        self.written_params |= set(declared)
+        return [param_statement(label, node) for node, label in declared.items()]
 
     def _scaled(self, node: fx.Node) -> str:
-        """An element-wise op of the current value and a parameter: `mul(gamma)`."""
+        """An element-wise op of the current value and a parameter: `mul(gamma)`; in a
+        group of its holder's label where that runs apart and only this op reads it."""
         (read,) = [v for v in node.all_input_nodes if v in self.params]
-        holder, label = self.params[read]
+        (holder, label), op = self.params[read], scaling(node, read)
+        if holder in self.split and list(read.users) == [node] and op != "concat":
+            self.written_params.add(read)
+            return grouped(self.scope_label(holder), label, read, op)
         if not self._within(self.owner[node], holder):
             raise ImportFailure(f"`{node.name}` reads the parameter `{read.target}` outside "
                                 f"`{holder or 'the model'}`, where the spec declares it")
-        return f"{scaling(node, read)}({label})"
+        if op == "concat":  # the value joined by name
+            named, text = joined(node, read, label, self.naming[-1].taken)
+            return f"{named}\n{self.unlabelled(text)}"
+        return self.unlabelled(f"{op}({label})")
 
     # -- where a node lives
 
@@ -321,7 +327,7 @@ class _Importer:
             self.seen_targets.add(node.target)
             return f"{self.defined(label, node.target)}: {text}"
         if any(v in self.params for v in node.all_input_nodes):
-            return self.unlabelled(self._scaled(node))
+            return self._scaled(node)
         return self.unlabelled(call_text(*read_function(node, self.owner[node])))
 
     # -- blocks
