@@ -132,6 +132,7 @@ def _render_diff(args, options: figures.FigureOptions) -> int:
     if pair is None:
         return EXIT_SPEC_ERRORS
     options.check(pair)
+    pair = tuple(ir.recaptioned(g, dict(options.captions)) for g in pair)
     diff = diff_graphs(*pair)
     if diff.same:
         print("archdsl: note: no differences between A and B; drawn side by side, nothing "

@@ -19,6 +19,7 @@ from .arguments import spec_options
 from .arguments_figures import parse_captions
 from .cli import network_target
 from .compile import compile_file
+from .figures import check_captions
 from .diagnostics import render_all
 from .errors import UsageError
 
@@ -66,17 +67,14 @@ def compile_columns(args) -> tuple[list, list[str]] | None:
         if not result.graphs:
             raise UsageError(f"{column.text} has no networks: nothing to tabulate")
         for graph in result.graphs.values():
-            graphs.append(ir.recaptioned(graph, dict(captions)) if captions else graph)
+            graphs.append(ir.recaptioned(graph, dict(captions)))
             headers.append(_header(graphs[-1], column))
             settings.append(column.settings)
     if failed:
         return None
     headers = [f"{h} ({', '.join(s)})" if s and headers.count(h) > 1 and ir.network(g).caption
                else h for h, s, g in zip(headers, settings, graphs)]  # one caption, two settings
-    for name, _ in captions:
-        if not any(ir.captionable(g, name) for g in graphs):
-            raise UsageError(f"--caption {name}=...: neither a network of the table nor a "
-                             "stage or layer has that name (`archdsl ir FILE` lists them)")
+    check_captions(captions, graphs)
     if getattr(args, "notation", "") == "branched" and len(graphs) != 1:
         raise UsageError(f"--notation branched tabulates one network, and {len(graphs)} "
                          f"were given: {', '.join(headers)}")

@@ -79,10 +79,7 @@ class FigureOptions:
         unknown = [w for w in self.show if w not in SHOW]
         if unknown:
             raise UsageError(f"--show {unknown[0]}: choose from {', '.join(SHOW)}")
-        for name, _ in self.captions:
-            if graphs and not any(ir.captionable(g, name) for g in graphs):
-                raise UsageError(f"--caption {name}=...: neither the network nor a stage or "
-                                 "layer has that name (`archdsl ir FILE` lists the names)")
+        check_captions(self.captions, graphs)
         for name in self.expand:
             if name != "all" and graphs and not any(instances(g, name) for g in graphs):
                 raise UsageError(f"--expand {name}: no layer, stage or block has that name "
@@ -97,6 +94,15 @@ class FigureOptions:
         return page_size(self.column, self.max_height) if self.column else None
 
 
+def check_captions(captions, graphs) -> None:
+    """UsageError for a --caption NAME that no network of `graphs` has (the network's
+    name, a stage's path or a layer's name); nothing to check without graphs."""
+    for name, _ in captions:
+        if graphs and not any(ir.captionable(g, name) for g in graphs):
+            raise UsageError(f"--caption {name}=...: neither a network nor a stage or layer "
+                             "has that name (`archdsl ir FILE` lists the names)")
+
+
 @dataclass(frozen=True)
 class Drawing:
     dot: str  # Graphviz source
@@ -106,7 +112,7 @@ class Drawing:
 
 def draw(graph, options: FigureOptions = FigureOptions()) -> Drawing:
     """One network's drawing, legible at `options.column` where a layout can make it so."""
-    graph = ir.recaptioned(graph, dict(options.captions)) if options.captions else graph
+    graph = ir.recaptioned(graph, dict(options.captions))
 
     def source(direction: str, columns: int, landscape: bool = False) -> str:
         return render_dot(graph, depth=options.depth, expand=options.expand,
@@ -122,8 +128,7 @@ def draw_side_by_side(graphs, options: FigureOptions = FigureOptions()) -> Drawi
     laid out the other way when that prints larger."""
     if options.partial:
         raise UsageError("--partial draws one network; give one file")
-    graphs = [ir.recaptioned(g, dict(options.captions)) if options.captions else g
-              for g in graphs]
+    graphs = [ir.recaptioned(g, dict(options.captions)) for g in graphs]
 
     def source(direction: str, columns: int, landscape: bool = False) -> str:
         return render_many(graphs, depth=options.depth, expand=options.expand,

@@ -228,7 +228,9 @@ def recaptioned(graph: nx.DiGraph, words: Mapping[str, str]) -> nx.DiGraph:
     """A copy of `graph` with the author's words given from outside the spec (`render
     --caption layer1=conv2_x`): the network's name sets its title, a scope's path or a
     layer's name its caption; names that are none of these are ignored (see
-    `captionable`)."""
+    `captionable`); `graph` itself where there are no words."""
+    if not words:
+        return graph
     record = network(graph)
     copy = graph.copy()
     own = {k: v for k, v in words.items() if k != record.name and captionable(graph, k)}

@@ -134,3 +134,12 @@ def test_two_columns_of_one_caption_are_told_apart_by_their_settings(capsys):
     assert main(["table", spec, f"{spec}?stride_on=1x1"]) == 0
     header = capsys.readouterr().out.splitlines()[0]
     assert "| 50-layer | 50-layer (stride_on=1x1) |" in header
+
+
+def test_render_diff_takes_the_same_captions(tmp_path, capsys):
+    spec = tmp_path / "plain.arch"
+    spec.write_text(PLAIN)
+    out = tmp_path / "d.dot"
+    assert main(["render", "--diff", str(spec), "--set-b", "depth=34", "--caption",
+                 "layer1=conv2_x", "-o", str(out)]) == 0
+    assert out.read_text().count("conv2_x") == 2  # A's and B's stage

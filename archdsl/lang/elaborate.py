@@ -249,13 +249,20 @@ class _Elaborator(Declarations):
 
     def caption_text(self, caption: ast.Caption, ctx: Ctx) -> str:
         """A caption's words, its {expressions} filled in (text and numbers)."""
+        return self.filled(caption.template, ctx, (int, float, str),
+                           ("a caption is made of text and numbers", "not text or a number",
+                            'fill in a number or text, e.g. `as "conv{i + 2}_x"`'))
+
+    def filled(self, template: ast.Template, ctx: Ctx, kinds: tuple, refusal: tuple) -> str:
+        """A template's text, its expressions evaluated; E0221 with `refusal` (message,
+        label, help) for a value that is none of `kinds`."""
         pieces = []
-        for part in caption.template.parts:
+        for part in template.parts:
             value = self.evaluator.eval(part, ctx)
-            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-                self.fail("E0221", f"a caption is made of text and numbers, not "
-                          f"{describe_value(value)}", part.span, "not text or a number", ctx,
-                          help='fill in a number or text, e.g. `as "conv{i + 2}_x"`')
+            if isinstance(value, bool) or not isinstance(value, kinds):
+                message, label, help = refusal
+                self.fail("E0221", f"{message}, not {describe_value(value)}", part.span, label,
+                          ctx, help=help)
             pieces.append(format(value, "g") if isinstance(value, float) else str(value))
         return "".join(pieces)
 
@@ -263,15 +270,9 @@ class _Elaborator(Declarations):
         """The label as a name: a computed label's expressions are filled in."""
         if stmt.template is None:
             return stmt.label
-        pieces = []
-        for part in stmt.template.parts:
-            value = self.evaluator.eval(part, ctx)
-            if isinstance(value, bool) or not isinstance(value, (int, str)):
-                self.fail("E0221", f"a label is made of text and integers, not "
-                          f"{describe_value(value)}", part.span, "not text or an integer", ctx,
-                          help="compute an integer, e.g. `{i + 1}` or `{c // 2}`")
-            pieces.append(str(value))
-        label = "".join(pieces)
+        label = self.filled(stmt.template, ctx, (int, str),
+                            ("a label is made of text and integers", "not text or an integer",
+                             "compute an integer, e.g. `{i + 1}` or `{c // 2}`"))
         if not all(_COMPUTED_LABEL.fullmatch(part) for part in label.split(".")):
             self.fail("E0221", f'the computed label "{label}" is neither a name nor a number',
                       stmt.label_span, "computed here", ctx,
