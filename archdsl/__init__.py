@@ -50,8 +50,12 @@ def generate(model, prompt, max_new_tokens: int, **options):
 
 
 def lower(graph, *, zero_init_residual: bool = False):
-    """Lower a checked IR to a torch module (see archdsl.backends.lower_fx)."""
+    """Lower a checked IR to a torch module (see archdsl.backends.lower_fx). Raises
+    UsageError, before a weight is made, where its parameters cannot fit in this
+    machine's memory."""
     from .backends.lower_fx import lower_fx
+    from .runtime.device import require_memory
+    require_memory(graph, "lowering")
     return lower_fx(graph, zero_init_residual=zero_init_residual)
 
 

@@ -194,8 +194,8 @@ def run_generate(args) -> int:
         if not result.ok:
             return EXIT_SPEC_ERRORS
         graph = result.graph
-        from .backends.lower_fx import lower_fx
-        model = lower_fx(graph)
+        from . import lower
+        model = lower(graph)
         print("archdsl: warning: no --weights: the network's fresh initialisation generates",
               file=sys.stderr)
     within_length(graph, len(prompt) + args.max_new_tokens)

@@ -15,12 +15,11 @@ import networkx as nx
 import torch
 
 from .. import ir
-from ..errors import UsageError
 from ..files import write_directory
 from ..backends.lower_fx import lower_fx
 from ..ops import show
 from ..backends.report_stats import format_report, report_stats
-from .device import physical_memory
+from .device import require_memory
 from .inputs import example_inputs
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -40,7 +39,7 @@ class Artifacts:
 
 def build(graph: nx.DiGraph, device: str, dtype: str, batch: int,
           dot_timeout: float = 30.0, zero_init_residual: bool = False) -> Artifacts:
-    _check_memory(graph, dtype, batch)
+    require_memory(graph, "building", dtype="fp16" if dtype != "fp32" else "fp32", batch=batch)
     module = lower_fx(graph, zero_init_residual=zero_init_residual)
     module = module.to(device=device, dtype=DTYPES[dtype]).eval()
     seconds, outputs = _check_forward(graph, module, device, DTYPES[dtype], batch)
@@ -54,21 +53,6 @@ def build(graph: nx.DiGraph, device: str, dtype: str, batch: int,
     if diagram is not None:
         files["diagram.svg"] = diagram
     return Artifacts(files, outputs, seconds, notes)
-
-
-def _check_memory(graph: nx.DiGraph, dtype: str, batch: int) -> None:
-    """Refuse, with the figures, a network whose check pass cannot fit in this machine."""
-    ram = physical_memory()
-    if ram is None:
-        return
-    totals = report_stats(graph, dtype="fp16" if dtype != "fp32" else "fp32").totals
-    need = totals.param_bytes + batch * totals.activation_bytes
-    if need > 0.8 * ram:
-        gib = 1024 ** 3
-        raise UsageError(f"building {ir.network(graph).name} needs about {need / gib:.1f} GiB "
-                         f"(parameters {totals.param_bytes / gib:.1f} GiB, activations for a "
-                         f"batch of {batch} {batch * totals.activation_bytes / gib:.1f} GiB), "
-                         f"more than this machine's {ram / gib:.1f} GiB of memory")
 
 
 def _check_forward(graph, module, device, dtype, batch):

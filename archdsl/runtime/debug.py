@@ -37,7 +37,7 @@ from ..backends.report_debug import render_fault
 from . import recipes
 from .checkpoint import load_weights
 from .config import TrainConfig, TrainError
-from .device import pick_device
+from .device import pick_device, require_memory
 from .loader import Loader
 from .prepare import prepare
 
@@ -510,6 +510,7 @@ def debug(config: DebugConfig) -> tuple[object, DebugReport]:
     prepared = prepare(run, 1)
     device = pick_device(config.device)
     torch.manual_seed(config.seed)
+    require_memory(prepared.graph, "debugging", batch=config.batch_size)
     model = lower_fx(prepared.graph)
     if state is not None:
         _load(model, state, config.weights, prepared.network)

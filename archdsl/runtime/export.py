@@ -17,6 +17,7 @@ import torch
 from .. import ir
 from ..backends.export_pytorch import Export, export_pytorch
 from ..errors import UsageError
+from .device import require_memory
 from .inputs import example_inputs
 
 TARGETS = ("pytorch", "onnx", "torch-export")
@@ -30,6 +31,7 @@ class ExportFailure(Exception):
 def export_files(graph: nx.DiGraph, to: str, *, fold_bn: bool = False) -> dict[str, bytes]:
     """{file name: bytes} of one export: `NETWORK.py` and `weights.pt` for pytorch,
     `NETWORK.onnx` or `NETWORK.pt2` for the others."""
+    require_memory(graph, "exporting", copies=2)  # the module and its saved weights
     exported = export_pytorch(graph, fold_bn=fold_bn)
     name = ir.network(graph).name
     if to == "pytorch":

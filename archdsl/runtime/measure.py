@@ -31,10 +31,9 @@ from torch.profiler import ProfilerActivity, profile, record_function
 from .. import ir
 from ..backends.lower_fx import AuxiliaryNetwork, lower_fx
 from ..backends.report_measure import LayerTime, Measurement, Roofs
-from ..backends.report_stats import report_stats
 from ..errors import UsageError
 from .build import DTYPES
-from .device import physical_memory, pick_device
+from .device import pick_device, require_memory
 from .inputs import example_inputs
 
 __all__ = ["check_dtype", "measure", "measure_roofs", "pick_device", "use_threads"]
@@ -55,7 +54,8 @@ def measure(graph: nx.DiGraph, device: torch.device, dtype: str = "fp32", batch:
     (['0', 'c'], True)
     """
     check_dtype(dtype, device)
-    _check_memory(graph, dtype, batch, device)
+    if device.type == "cpu":  # CUDA says so itself: OutOfMemoryError, a usage error
+        require_memory(graph, "measuring", dtype=dtype, batch=batch, training=True)
     module = lower_fx(graph).to(device=device, dtype=DTYPES[dtype]).train()
     inputs = example_inputs(graph, batch, device=device, dtype=DTYPES[dtype])
     labelled = _Labelled(module.train_module if isinstance(module, AuxiliaryNetwork)
@@ -94,22 +94,6 @@ def check_dtype(dtype: str, device: torch.device) -> None:
         raise UsageError(f"--dtype {dtype}: measuring runs fp32, bf16 or fp16")
     if dtype == "fp16" and device.type == "cpu":
         raise UsageError("--dtype fp16 is measured on CUDA only; on the CPU use fp32 or bf16")
-
-
-def _check_memory(graph: nx.DiGraph, dtype: str, batch: int, device: torch.device) -> None:
-    """Refuse, with the figures, a step whose training memory exceeds this machine's."""
-    if device.type != "cpu":
-        return  # CUDA says so itself: OutOfMemoryError, turned into a usage error
-    ram = physical_memory()
-    if ram is None:
-        return
-    totals = report_stats(graph, dtype=dtype).totals
-    need = totals.train_bytes_fixed + batch * totals.train_bytes_per_image
-    if need > 0.8 * ram:
-        gib = 1024 ** 3
-        raise UsageError(f"a training step of {ir.network(graph).name} at batch {batch} needs "
-                         f"about {need / gib:.1f} GiB, more than this machine's "
-                         f"{ram / gib:.1f} GiB of memory: try a smaller --batch-size")
 
 
 class _Labelled(fx.Interpreter):

@@ -17,6 +17,7 @@ import torch
 
 from .. import ir
 from ..backends.lower_fx import lower_fx
+from .device import require_memory
 from . import recipes
 from .inputs import example_inputs
 
@@ -27,6 +28,8 @@ def measure_peak(graph: nx.DiGraph, batch: int, *, optimizer: str = "adamw",
                  amp: str = "none", device: str = "cpu", steps: int = 2) -> int:
     """Bytes of tensors alive at the highest point of `steps` training steps."""
     torch.manual_seed(0)
+    if torch.device(device).type == "cpu":
+        require_memory(graph, "measuring", batch=batch, training=True)
     model = lower_fx(graph).to(device).train()
     inputs = example_inputs(graph, batch, device=device)
     targets = _targets(graph, batch, device)

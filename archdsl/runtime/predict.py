@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from .. import ir
 from ..backends.lower_fx import lower_fx
+from .device import require_memory
 from ..compile import CompileError, compile_file, compile_source
 from ..errors import UsageError
 from .checkpoint import load_weights
@@ -49,6 +50,7 @@ def load_checkpoint(path) -> torch.nn.Module:
                             inputs={k: tuple(v) for k, v in spec["inputs"].items()})
     if not result.ok:
         raise CompileError(result.diagnostics)
+    require_memory(result.graph, "loading")
     model = _fit(lower_fx(result.graph), state, path, result.graph)
     model.classes = tuple(trained["classes"])
     model.preprocess = _saved_preprocess(trained)
@@ -72,6 +74,7 @@ def load_trained(spec: str, weights: str, settings: dict, inputs: dict, network=
     if not result.ok:
         raise CompileError(result.diagnostics)
     graph = result.graph
+    require_memory(graph, "loading")
     model = _fit(lower_fx(graph), state, weights, graph)
     return model, classes, graph, choose_preprocess(preprocess, trained, weights)
 

@@ -14,6 +14,7 @@ import torch
 
 from .. import ir
 from ..backends.lower_fx import lower_fx
+from .device import require_memory
 from ..compile import CompileError, compile_file
 from ..ir import nodes as ir_nodes
 from ..ops import OPS, show
@@ -98,6 +99,8 @@ def build_model(config: TrainConfig, prepared: Prepared, device: torch.device,
                 world: int) -> tuple[torch.nn.Module, list[str]]:
     """The model on `device` (and notes for the header): fresh weights, drawn from torch's
     generator as seeded now, or those of --init when a new run fine-tunes."""
+    require_memory(prepared.graph, "training", batch=config.batch_size,
+                   training=device.type == "cpu")  # on CUDA, only the weights are made here
     model = lower_fx(prepared.graph, zero_init_residual=config.zero_init_residual).to(device)
     if config.sync_bn and world > 1:
         model = recipes.sync_batch_norm(model, device)

@@ -450,9 +450,10 @@ def measure_latency(member: Member, device: str = "auto") -> float:
     """The median time of one forward pass at batch 1, in milliseconds (after warm-up)."""
     import torch  # noqa: PLC0415
     from ..backends.lower_fx import lower_fx  # noqa: PLC0415
-    from .device import pick_device  # noqa: PLC0415
+    from .device import pick_device, require_memory  # noqa: PLC0415
     from .inputs import example_inputs  # noqa: PLC0415
     where = pick_device(device)
+    require_memory(member.graph, "timing", batch=1)
     module = lower_fx(member.graph).eval().to(where)
     inputs = [x.to(where) for x in example_inputs(member.graph, batch=1)]
     def timed() -> float:
