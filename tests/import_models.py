@@ -592,13 +592,32 @@ class LlamaLike(nn.Module):
         return self.lm_head(y.transpose(1, 2).reshape(batch, length, -1))
 
 
-class ScaledRotary(LlamaLike):
-    """Rotary frequencies that are no θ^(-2i/d): the lower half divided by 8, as Llama 3
-    scales them."""
+class Llama3Rotary(LlamaLike):
+    """Rotary frequencies scaled as transformers' "llama3" rope type scales them: by
+    default (factor 8, low and high frequency factors 1 and 4, 256 original positions)
+    one of the four blended, two divided by the factor."""
+
+    def __init__(self, scaling=(8.0, 1.0, 4.0, 256), theta: float = 500000.0):
+        self.scaling = scaling
+        super().__init__(theta=theta)
 
     def frequencies(self, theta: float) -> torch.Tensor:
         inv = super().frequencies(theta)
-        return torch.cat((inv[:len(inv) // 2], inv[len(inv) // 2:] / 8))
+        factor, low, high, original = self.scaling
+        wavelen = 2 * math.pi / inv
+        inv_llama = torch.where(wavelen > original / low, inv / factor, inv)
+        smooth = (original / wavelen - low) / (high - low)
+        smoothed = (1 - smooth) * inv_llama / factor + smooth * inv_llama
+        medium = ~(wavelen < original / high) * ~(wavelen > original / low)
+        return torch.where(medium, smoothed, inv_llama)
+
+
+class ScaledRotary(LlamaLike):
+    """Rotary frequencies that are no θ^(-2i/d) and no scaling of Llama 3's: each divided
+    by a number of its own, not in order."""
+
+    def frequencies(self, theta: float) -> torch.Tensor:
+        return super().frequencies(theta) / torch.tensor([1.0, 3.0, 8.0, 2.0])
 
 
 class BandMasked(MaskedDecoder):

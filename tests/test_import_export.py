@@ -96,6 +96,22 @@ def test_rotary_tables_made_in_forward_are_rope_and_repeated_keys_grouped_attent
     reproduces(text, model, torch.randint(0, 50, (3, 12)))
 
 
+@pytest.mark.parametrize("theta, scaling, written", [
+    (500000.0, (8.0, 1.0, 4.0, 256), "theta = 500000, factor = 8, low_freq_factor = 1, "
+                                     "high_freq_factor = 4, original = 256"),  # one blended
+    (10000.0, (4.0, 1.0, 16.0, 1000), "theta = 10000, factor = 4, low_freq_factor = 1, "
+                                      "high_freq_factor = 16, original = 1000"),  # two
+])
+def test_rotary_frequencies_scaled_as_llama_3_are_rope_llama3(theta, scaling, written):
+    """Frequencies scaled as Llama 3 scales them are `rope_llama3` with the scaling read
+    back from them (θ from two unscaled or two scaled neighbours, the factor from the
+    longest wavelength, the bounds from the blended ones); the spec reproduces the model."""
+    model = import_models.Llama3Rotary(scaling, theta)
+    text = import_model(model, (12,), token_ids=True).text
+    assert text.count(f"rope_llama3({written})\n") == 2
+    reproduces(text, model, torch.randint(0, 50, (3, 12)))
+
+
 @pytest.mark.parametrize("factory, message", [
     (import_models.BandMasked, r"^`triu` in `forward` \(import_models.py:\d+\): torch.export's "
                                r"`aten.triu.default`: a mask that neither keeps every position "

@@ -25,9 +25,6 @@ NOT_YET = {  # spec: why its round trip does not come back yet
     **dict.fromkeys(("bert", "ddpm_unet"), "two inputs: import takes models of one"),
     "gpt2": "captured with torch.export: the exported Conv1D's weight is expanded to the "
             "batch and read by einsum",
-    "llama": "captured with torch.export: Llama 3's scaled rotary frequencies "
-             "(`rope_llama3_table`), whose five parameters the tables' values do not give back; "
-             "import reads rope tables of θ^(-2i/d)",
     "mixtral": "torch.export cannot capture the exported mixture of experts: its routing's "
                "`nonzero` has sizes that depend on the values (KeyError: nonzero)",
     "mamba": "captured with torch.export: the exported dt_proj's weight is expanded to the "

@@ -263,7 +263,7 @@ class _Rebuild:
         if node in self.rotations:  # RoPE: `x * cos + rotate_half(x) * sin` of made tables
             rotation = self.rotations[node]
             self.env[node] = self.new.call_function(
-                rotary, (self._value(rotation.x, node), rotation.theta))
+                rotary, (self._value(rotation.x, node), rotation.theta, rotation.scaling))
             _keep_meta(self.env[node], node)
             return
         if node in self.unbatched:  # a parameter expanded to the batch: as it is

@@ -272,7 +272,8 @@ def _read_positions(node: fx.Node, name: str, where: str):
     if node.op == "call_function" and node.target is positions:
         return "positions", {}
     if node.op == "call_function" and node.target is rotary:
-        return "rope", dict(theta=float(node.args[1]))
+        return "rope", dict(theta=float(node.args[1]),
+                            scaling=node.args[2] if len(node.args) > 2 else None)
     if node.op == "call_function" and node.target is rms_norm:
         return "rms_norm", dict(eps=float(node.args[1]))
     return None
@@ -443,7 +444,7 @@ def call_text(op: str, args: dict) -> str:
     """
     if op == "rope":  # a block of std.layers, not an op
         from .import_rope import rope_text
-        return rope_text(args["theta"])
+        return rope_text(args["theta"], args.get("scaling"))
     if "constant" in args:  # a number and the current value: `mul(0.5)`; `1 - x` as -x + 1
         text = f"{op}({_format(args['constant'], 'constant')})"
         if args.get("constant_first"):
