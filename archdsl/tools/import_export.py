@@ -30,8 +30,9 @@ import torch
 from torch import fx, nn
 
 from ..ops.functions import cast_like, rms_norm
-from .import_layers import ImportFailure, is_own, positions, source_line
+from .import_layers import ImportFailure, is_own, positions, source_line, top
 from .import_made import Made, made_nodes
+from .import_own import OPERATIONS, kept_whole
 from .import_rope import rotary, rotations
 
 aten = torch.ops.aten
@@ -66,6 +67,7 @@ IN_PLACE = {aten.add_.Tensor: operator.add, aten.sub_.Tensor: operator.sub,
             aten.relu_.default: F.relu, aten.sigmoid_.default: torch.sigmoid,
             aten.hardswish_.default: F.hardswish, aten.silu_.default: F.silu}
 FUNCTIONS.update(IN_PLACE)
+FUNCTIONS.update(OPERATIONS)  # archdsl's own functions, kept whole
 ATTENTION = {aten.scaled_dot_product_attention.default}
 # elementwise operations that broadcast their operands (an `expand` before them is moot)
 BROADCASTING = {aten.add.Tensor, aten.sub.Tensor, aten.mul.Tensor, aten.div.Tensor,
@@ -94,7 +96,8 @@ def capture_export(model: nn.Module, example: torch.Tensor,
     torch.fx gives it, and a note on the capture: with the sequence length (the axis
     `dynamic_axis` of the example) dynamic where the model allows it, else static and
     why."""
-    program, note = _export(model, example, dynamic_axis)
+    with kept_whole(model):
+        program, note = _export(model, example, dynamic_axis)
     return _Rebuild(model, program, example).graph(), note
 
 
@@ -289,6 +292,8 @@ class _Rebuild:
             made = self._call(node, FUNCTIONS[target], args, kwargs)
         elif target in METHODS:
             made = self.new.call_method(METHODS[target], args, kwargs)
+        elif target is operator.getitem and isinstance(args[0], tuple):
+            made = args[0][args[1]]  # one value of an operation of several (`topk`)
         elif target in SIZE_FUNCTIONS or getattr(target, "__module__", "") in ("math",):
             made = self.new.call_function(target, args, kwargs)
         elif not any(isinstance(n.meta.get("val"), torch.Tensor) for n in node.all_input_nodes):
@@ -558,6 +563,15 @@ def _rms_norm(rebuild: _Rebuild, node: fx.Node, args, kwargs):
     return rebuild.new.call_function(rms_norm, (x, eps))
 
 
+def _topk(rebuild: _Rebuild, node: fx.Node, args, kwargs):
+    """`torch.topk(x, k, dim)`: its two values, the entries and their indices, each the
+    language's `topk` (read where an item of it is taken)."""
+    x, k, dim, largest = (tuple(args) + (-1, True)[len(args) - 2:])[:4]
+    dim, largest = kwargs.get("dim", dim), kwargs.get("largest", largest)
+    return tuple(rebuild.new.call_function(top, (x, k, dim, largest, which))
+                 for which in (False, True))
+
+
 def _refuse(node: fx.Node, what: str):
     raise ImportFailure(f"{_where(node)}: torch.export's `{_name(node)}`: {what}; archdsl "
                         "has no equivalent")
@@ -570,7 +584,8 @@ REWRITES = {aten.slice.Tensor: _slice, aten.select.int: _select,
             aten.avg_pool2d.default: _pool, aten.adaptive_avg_pool2d.default: _adaptive_pool,
             aten.upsample_nearest2d.vec: _nearest, aten.upsample_bilinear2d.vec: _bilinear,
             aten.expand.default: _expand, aten.expand_as.default: _expand,
-            aten.rms_norm.default: _rms_norm, aten.layer_norm.default: _layer_norm}
+            aten.rms_norm.default: _rms_norm, aten.layer_norm.default: _layer_norm,
+            aten.topk.default: _topk}
 
 
 def _unchanged_cast(node: fx.Node) -> bool:

@@ -107,10 +107,10 @@ def is_own(module: nn.Module) -> bool:
     from ..ops import functions
     own = getattr(functions, cls.__name__)
     return cls is own or (cls.__bases__ == own.__bases__
-                          and _same_code(cls.forward, own.forward))
+                          and same_code(cls.forward, own.forward))
 
 
-def _same_code(one, other) -> bool:
+def same_code(one, other) -> bool:
     a, b = getattr(one, "__code__", None), getattr(other, "__code__", None)
     return a is not None and b is not None and (a.co_code, a.co_consts, a.co_names) == (
         b.co_code, b.co_consts, b.co_names)
@@ -255,6 +255,14 @@ def _read_functional(node: fx.Node, name: str, where: str):
     return None
 
 
+def top(x: torch.Tensor, k: int, dim: int = -1, largest: bool = True,
+        indices: bool = False) -> torch.Tensor:
+    """The `k` largest (or smallest) entries of `x` along `dim`, or their indices: one of
+    the two values of `torch.topk`, as the language's `topk(k, indices = ...)` gives it
+    (torch.export's `topk` and the item taken of it, archdsl.tools.import_export)."""
+    return torch.topk(x, k, dim, largest)[1 if indices else 0]
+
+
 def positions(x: torch.Tensor) -> torch.Tensor:
     """0, 1, ..., L - 1 along the first axis of each example of `x` (the sequence), as
     floats: the language's `positions(0)`, which the position ids a forward() makes with
@@ -265,12 +273,15 @@ def positions(x: torch.Tensor) -> torch.Tensor:
 
 def _read_positions(node: fx.Node, name: str, where: str):
     """The language's own functions the importer rewrites a forward()'s steps into:
-    `positions`, `rms_norm` (archdsl.tools.import_functional), `rope`
+    `positions`, `topk`, `rms_norm` (archdsl.tools.import_functional), `rope`
     (archdsl.tools.import_rope)."""
     from ..ops.functions import rms_norm
     from .import_rope import rotary
     if node.op == "call_function" and node.target is positions:
         return "positions", {}
+    if node.op == "call_function" and node.target is top:
+        k, dim, largest, indices = (tuple(node.args[1:]) + (-1, True, False)[len(node.args) - 2:])
+        return "topk", dict(k=k, axis=_axes(dim, where)[0], largest=largest, indices=indices)
     if node.op == "call_function" and node.target is rotary:
         return "rope", dict(theta=float(node.args[1]),
                             scaling=node.args[2] if len(node.args) > 2 else None)
@@ -311,8 +322,9 @@ def read_merge(node: fx.Node, operands: list[str]) -> str:
         return f"div({', '.join(operands)})"
     if target in (operator.matmul, torch.matmul) or name == "matmul":
         return f"matmul({', '.join(operands)})"
-    if name == "cast_like" and getattr(target, "__module__", "") == "archdsl.ops.functions":
-        return f"cast_like({', '.join(operands)})"
+    if name in ("cast_like", "routed_linear") and \
+            getattr(target, "__module__", "") == "archdsl.ops.functions":
+        return f"{name}({', '.join(operands)})"
     if target is torch.cat:
         dim = _argument(node, 1, "dim", 0)
         return f"concat({', '.join(operands)}, axis = {_axes(dim, where)[0]})"

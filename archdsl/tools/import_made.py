@@ -83,12 +83,16 @@ class Made:
 
     def value(self, node: fx.Node):
         """The node's value on the example: the made operations run in order up to it,
-        those that write into a value in place included (`mask[:] = mask.tril()`)."""
+        those that write into a value in place included (`mask[:] = mask.tril()`); None
+        for one that reads what no made operation gives (a size that depends on values,
+        the number of tokens routed to an expert)."""
         if node not in self.values:
             for each in self.program.graph.nodes:
                 if each not in self.values and (
                         each in self.nodes or each.op == "placeholder" or _is_size(each)):
-                    self.values[each] = self._run(each)
+                    self.values[each] = self._run(each) if all(
+                        self.values.get(m) is not None for m in each.all_input_nodes) \
+                        else None
                 if each is node:
                     break
         return self.values[node]
