@@ -23,9 +23,10 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from ..lang.parse import keywords
 from ..ops import OPS
 from .import_layers import HIDDEN, NUMBER, SHOWN, alike, hidden, joined, number, numbers_of
-from .import_text import braced, closing, snake, unbraced
+from .import_text import LABEL_NAME as LABEL, braced, closing, snake, unbraced
 
 SKIP_OPEN, SKIP_CLOSE = "\x04", "\x05"  # around a skip projection's text, ` skip NAME {...}`
 SLOT = "\x06"  # where a number goes in a template
@@ -334,22 +335,33 @@ def _search(atoms: list[_Atom], target: tuple[bool, ...], either_first: bool) ->
 
 
 def block_name(cls: str, taken: set[str]) -> str:
-    """The block's name: the class's in snake case, numbered past the names taken.
+    """The block's name: the class's in snake case, numbered past the names taken, the
+    ops' and the language's words.
 
-    >>> block_name("Bottleneck", {"bottleneck"})
-    'bottleneck_2'
+    >>> block_name("Bottleneck", {"bottleneck"}), block_name("aux", set())
+    ('bottleneck_2', 'aux_2')
     """
     name = base = snake(cls)
     count = 2
-    while name in taken or name in OPS:
+    while name in taken or name in OPS or name in keywords():
         name, count = f"{base}_{count}", count + 1
     return name
 
 
-def is_family_scope(module: nn.Module) -> bool:
-    """A module of the model's own (not a container, not a torch.nn layer)."""
-    return not isinstance(module, (nn.Sequential, nn.ModuleList, nn.ModuleDict)) \
-        and not module.__module__.startswith("torch.nn")
+def family_of(path: str, module: nn.Module) -> str | None:
+    """What instances of one family share besides their statements: a module of the
+    model's own, its class (`Bottleneck`); a container named by a word and a number, the
+    word (`denselayer` of `denselayer1`, `denselayer2`: the layers a file exported from a
+    spec holds in containers); a torch.nn layer or another container, None.
+
+    >>> family_of("features.denselayer12", nn.ModuleDict()), family_of("downsample", nn.Sequential())
+    ('denselayer', None)
+    """
+    if isinstance(module, (nn.Sequential, nn.ModuleList, nn.ModuleDict)):
+        name = path.rpartition(".")[2]
+        stem = name.rstrip("0123456789")
+        return snake(stem.rstrip("_")) if stem != name and LABEL.fullmatch(stem) else None
+    return None if module.__module__.startswith("torch.nn") else type(module).__name__
 
 
 def stage_repeat(label: str, calls: list[tuple[Family, int]]) -> str | None:

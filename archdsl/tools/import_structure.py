@@ -15,7 +15,7 @@ import torch
 from torch import fx, nn
 
 from .import_blocks import (STATEMENTS, Family, Instance, block_name, families, family_block,
-                            instance, is_family_scope, skip_text, stage_repeat, unmarked)
+                            instance, family_of, skip_text, stage_repeat, unmarked)
 from .import_layers import (ImportFailure, alike, argument_free_ops, call_text, language_name,
                             module_labels, plain, read_function, read_layer, read_merge,
                             shape_of)
@@ -23,7 +23,7 @@ from .import_rope import std_imports
 from .import_graph import AuxHead, aux_heads, cyclic, one_axis_indexing
 from .import_state import (Naming, declarations, grouped, joined, param_statement,
                            read_parameters, scaling, unexpanded)
-from .import_text import braced, repeats, spaced
+from .import_text import braced, merge_text, repeats, spaced
 
 def write_spec(model: nn.Module, graph: fx.Graph, shape: tuple[int, ...], name: str,
                moved: dict[fx.Node, str]) -> str:
@@ -293,9 +293,10 @@ class _Importer:
     def statement(self, item: _Item, scope_of_parent: str) -> str:
         if item.scope is not None:
             label = self.defined(self.scope_label(item.scope), item.scope)
-            if item.scope in self.calls:
-                return f"{label}: {self.calls[item.scope]}"
-            if item.scope in self.heads:  # a head that only training computes
+            if item.scope in self.calls:  # a head that only training computes: `aux { }`
+                call = self.calls[item.scope]
+                return f"{label}: " + (f"aux {{ {call} }}" if item.scope in self.heads else call)
+            if item.scope in self.heads:
                 return f"{label}: aux " + braced(repeats(self.render(item.scope),
                                                          self.block_names))
             body = self.render(item.scope)
@@ -333,21 +334,30 @@ class _Importer:
     # -- blocks
 
     def find_blocks(self) -> None:
-        """Module instances of one class (not containers) whose statements agree up to
-        numbers and the parts some lack become one block (archdsl.tools.import_blocks),
-        deepest first so that blocks may call blocks."""
-        scopes = [path for path, module in self.modules.items() if path and
-                  is_family_scope(module)
+        """Module instances of one family (`family_of`: a class, or containers named
+        alike) whose statements agree up to numbers and the parts some lack become one
+        block (archdsl.tools.import_blocks), deepest first so that blocks may call blocks;
+        not a container of block calls alone, a stage."""
+        kinds = {path: family_of(path, module) for path, module in self.modules.items()}
+        scopes = [path for path in self.modules if path and kinds[path]
                   and any(self._within(self.owner[n], path) for n in self.nodes)]
         for depth in sorted({s.count(".") for s in scopes}, reverse=True):
             groups: dict[tuple, list[Instance]] = {}
             for scope in (s for s in scopes if s.count(".") == depth):
                 saved = set(self.seen_targets)
-                text = STATEMENTS.join(self.render(scope))
-                self.seen_targets = saved
+                try:
+                    body = self.render(scope)
+                except ImportFailure:  # a container that is no scope of one input
+                    continue
+                finally:
+                    self.seen_targets = saved
+                if type(self.modules[scope]).__name__ != kinds[scope] and all(
+                        line.partition(": ")[2].partition("(")[0] in self.block_names
+                        for line in body):
+                    continue  # a stage of blocks: a `repeat` where its calls agree
+                text = STATEMENTS.join(body)
                 found = instance(scope, text, self.entry_shape(scope))
-                groups.setdefault((type(self.modules[scope]).__name__, alike(found.key)),
-                                  []).append(found)
+                groups.setdefault((kinds[scope], alike(found.key)), []).append(found)
             for (cls, _), members in groups.items():
                 for family in families(members):
                     if len(family) >= 2:
@@ -628,7 +638,7 @@ class _Series:
             return [] if key == start else self.lines(start, key, self._between(start, key))
         if op == "sub" and len(keys) == 2:  # a - b as a + (-b), the same exactly, and
             first, second = (branch(key) for key in keys)  # broadcast as `add` branches are
-            return _merge_text("add", [first, second + ["neg"]])
+            return merge_text("add", [first, second + ["neg"]])
         if op == "div":
             raise ImportFailure(f"`{node.name}`: one value divided by another; archdsl "
                                 "writes `div(a, b)` of named values, which import does not "
@@ -655,7 +665,7 @@ class _Series:
                 return ["residual " + braced(body) + skip_text(f" skip {label} " +
                                                                braced(inner))]
             return ["residual " + braced(body) + skip_text(" skip " + braced(branch(skip_key)))]
-        return _merge_text(op, [branch(key) for key in keys])
+        return merge_text(op, [branch(key) for key in keys])
 
     def _registered(self, key: str) -> int | None:
         """Where the module of an item comes in the model's registration order (that of
@@ -680,14 +690,6 @@ class _Series:
 
     def _is_scope(self, key: str) -> bool:
         return key in self.items and self.items[key].scope is not None
-
-
-def _merge_text(op: str, branches: list[list[str]]) -> list[str]:
-    """`op { {...} {...} }`: a merge of branches, an empty one the value they start from."""
-    text = [f"{op} {{"]
-    for branch in branches:
-        text.append("    " + (braced(branch).replace("\n", "\n    ") if branch else "{}"))
-    return ["\n".join(text + ["}"])]
 
 
 def _uncalled(module) -> bool:

@@ -172,3 +172,17 @@ def declared_first(order: list[str], defined: list[str]) -> list[str]:
         if order[count:] == [path for path in defined if path not in order[:count]]:
             return order[:count]
     return order
+
+
+def merge_text(op: str, branches: list[list[str]]) -> list[str]:
+    """`op { {...} {...} }`: a merge of branches, an empty one the value they start from,
+    one of a single call as that call; on one line where each is one short line
+    (`concat { {}; "denselayer1": dense_layer }`)."""
+    items = ["{}" if not b else braced(b) if len(b) > 1 or "\n" in b[0] else
+             b[0] if not b[0].startswith(("from ", '"')) else f"{{ {b[0]} }}"
+             for b in branches]  # a branch's label is a name: a path's, in a group
+    line = f"{op} {{ {'; '.join(items)} }}"
+    if "\n" not in line and len(line) <= 80:
+        return [line]
+    return ["\n".join([f"{op} {{"] + ["    " + i.replace("\n", "\n    ") for i in items] +
+                      ["}"])]
