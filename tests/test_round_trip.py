@@ -23,17 +23,15 @@ from conftest import BUILD_SETTINGS, ROOT  # noqa: E402
 SPECS = sorted(p.stem for p in (ROOT / "specs").glob("*.arch"))
 NOT_YET = {  # spec: why its round trip does not come back yet
     **dict.fromkeys(("bert", "ddpm_unet"), "two inputs: import takes models of one"),
-    "gpt2": "captured with torch.export: the exported Conv1D's weight is expanded to the "
-            "batch and read by einsum",
     "llama": "captured with torch.export: Llama 3's scaled rotary frequencies "
              "(`rope_llama3_table`), whose five parameters the tables' values do not give back; "
              "import reads rope tables of θ^(-2i/d)",
     "mixtral": "torch.export cannot capture the exported mixture of experts: its routing's "
                "`nonzero` has sizes that depend on the values (KeyError: nonzero)",
-    "mamba": "captured with torch.export: the exported dt_proj's weight is expanded to the "
-             "batch and read by einsum (its causal `pad` imports)",
-    "convnextv2_atto": "the exported GRN's weight and bias expanded to the batch and "
-                       "unsqueezed, and one value divided by another",
+    "mamba": "captured with torch.export: the exported selective scan (archdsl's "
+             "SelectiveScan) is traced into its loop (`aten.new_zeros`), and A_log is read as "
+             "a value (`exp`, `neg`) rather than by an op with one value (its causal `pad` and "
+             "dt_proj's einsum import)",
     "maxvit_t": "captured with torch.export: the relative position bias table, a parameter "
                 "read in forward()",
     "swin_v2_t": "captured with torch.export: the coordinate table buffer read by a layer",

@@ -53,12 +53,15 @@ FUNCTIONS = {
     aten.unbind.int: torch.unbind, aten.relu.default: F.relu, aten.gelu.default: F.gelu,
     aten.silu.default: F.silu, aten.sigmoid.default: torch.sigmoid,
     aten.tanh.default: torch.tanh, aten.hardswish.default: F.hardswish,
+    aten.exp.default: torch.exp, aten.log.default: torch.log, aten.sqrt.default: torch.sqrt,
+    aten.linalg_vector_norm.default: torch.linalg.vector_norm,
     aten.scaled_dot_product_attention.default: F.scaled_dot_product_attention,
     aten.adaptive_avg_pool2d.default: F.adaptive_avg_pool2d,
+    aten.einsum.default: torch.einsum,  # its operands as one list, as torch.einsum takes them
     # functions of parameters (archdsl.tools.import_functional reads them as layers)
     aten.linear.default: F.linear,
     aten.addmm.default: torch.addmm, aten.pow.Tensor_Scalar: torch.pow,
-    aten.rsqrt.default: torch.rsqrt,
+    aten.rsqrt.default: torch.rsqrt, aten.addcmul.default: torch.addcmul,
 }
 # in-place operations (`x += y`), as the plain ones: the value read afterwards is theirs
 IN_PLACE = {aten.add_.Tensor: operator.add, aten.sub_.Tensor: operator.sub,
