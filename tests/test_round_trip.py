@@ -28,10 +28,9 @@ NOT_YET = {  # spec: why its round trip does not come back yet
              "import reads rope tables of θ^(-2i/d)",
     "mixtral": "torch.export cannot capture the exported mixture of experts: its routing's "
                "`nonzero` has sizes that depend on the values (KeyError: nonzero)",
-    "mamba": "captured with torch.export: the exported selective scan (archdsl's "
-             "SelectiveScan) is traced into its loop (`aten.new_zeros`), and A_log is read as "
-             "a value (`exp`, `neg`) rather than by an op with one value (its causal `pad` and "
-             "dt_proj's einsum import)",
+    "mamba": "A_log, a parameter the exported mixer reads as a value "
+             "(`A_log.expand(B, -1, -1).to(float32)`, `exp`, `neg`, into the selective scan); "
+             "import reads parameters by an op with one value",
     "maxvit_t": "captured with torch.export: the relative position bias table, a parameter "
                 "read in forward()",
     "swin_v2_t": "captured with torch.export: the coordinate table buffer read by a layer",

@@ -250,7 +250,12 @@ class _Rebuild:
         if len(leaving) != 1:
             raise ImportFailure(f"`{path}` ({type(self.modules[path]).__name__}) gives "
                                 f"{len(leaving)} values; archdsl imports layers of one")
-        args = tuple(self._arg(v, node) for v in dict.fromkeys(outside))
+        values = list(dict.fromkeys(outside))  # in the order the layer's operations read them
+        if len(values) > 1 and is_own(self.modules[path]):  # not that of its arguments
+            raise ImportFailure(f"`{path}` ({type(self.modules[path]).__name__}) reads "
+                                f"{len(values)} values, whose order torch.export does not "
+                                "record; torch.fx (`--capture fx`) reads them in order")
+        args = tuple(self._arg(v, node) for v in values)
         call = self.new.call_module(path, args)
         call.meta["nn_module_stack"] = _stack_above(node, key)
         call.meta["stack_trace"] = node.meta.get("stack_trace")

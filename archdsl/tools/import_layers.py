@@ -89,7 +89,8 @@ def read_layer(node: fx.Node, module: nn.Module, by_type: dict[type, str]) -> tu
 # that builds them, by their settings.
 _OWN = {"SelfAttention": lambda m: ("attention", dict(heads=m.num_heads, dropout=m.dropout,
                                                      bias=m.in_proj_bias is not None)),
-        "SequencePad": lambda m: ("pad", dict(before=m.before, after=0, axis=m.dim - 1))}
+        "SequencePad": lambda m: ("pad", dict(before=m.before, after=0, axis=m.dim - 1)),
+        "SelectiveScan": lambda m: ("selective_scan", {})}
 
 
 def own_layer(module: nn.Module) -> tuple[str, dict] | None:
@@ -295,13 +296,18 @@ _ACTIVATIONS = {nn.functional.gelu: "gelu", nn.functional.silu: "silu", torch.si
 _METHOD_ACTIVATIONS = ("sigmoid", "tanh", "exp", "log", "sqrt")
 
 
-def read_merge(node: fx.Node, operands: list[str]) -> str:
+def read_merge(node: fx.Node, operands: list[str], modules: dict[str, nn.Module]) -> str:
     """A call of several values (`operands`: their names, in the order of the call's
     arguments) as the statement that reads them by name: `add(a, b)`, `concat(a, b, axis =
-    1)`, `matmul(a, b)`, `einsum("lc,mc->lm", a, b)`, `sdpa(q, k, v, causal = true)`."""
+    1)`, `matmul(a, b)`, `einsum("lc,mc->lm", a, b)`, `sdpa(q, k, v, causal = true)`; a
+    call of archdsl's own module of several values (in `modules`) as its op's,
+    `selective_scan(x, dt, a, b, c)`."""
     target = node.target
     name = getattr(target, "__name__", str(target))
     where = f"`{node.name}`"
+    own = own_layer(modules[target]) if node.op == "call_module" else None
+    if own is not None and not own[1]:
+        return f"{own[0]}({', '.join(operands)})"
     if target in (operator.add, operator.iadd, torch.add):
         return f"add({', '.join(operands)})"
     if target in (operator.mul, operator.imul, torch.mul):

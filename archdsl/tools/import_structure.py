@@ -508,7 +508,7 @@ class _Series:
             merged = len(item.inputs) > 1 or self._merge(key)
             if merged:
                 operands = [names[i] for i in self._operands(key)]
-                text = read_merge(item.node, operands)
+                text = read_merge(item.node, operands, self.importer.modules)
                 if key not in named:
                     text = self.importer.unlabelled(text)
             else:
