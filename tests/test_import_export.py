@@ -258,3 +258,23 @@ def test_a_class_token_and_a_position_embedding_import_as_params_by_either_captu
         assert "param class_token: 1 x 8\n" in text and "param pos_embedding: 5 x 8\n" in text
         assert "concat(class_token, tokens, axis = 0)" in text and "take(0)" in text
         reproduces(text, model, x)
+
+
+def test_an_exported_files_selective_scan_imports_whole_by_torch_fx():
+    """The exported file's copy of archdsl's SelectiveScan, called with five values, is
+    `selective_scan` of them by name under torch.fx; torch.export, which records the
+    values a layer reads in the order its operations read them, stops."""
+    from archdsl.backends.export_pytorch import export_pytorch
+    spec = ("network scan {\n    input x: 4 x 4 as tokens\n    dt: linear(4)\n"
+            "    act: softplus\n    from x\n    b: linear(3)\n    from x\n    c: linear(3)\n"
+            "    from x\n    a: linear(3)\n"  # 4 x 3: I x N, the length being I
+            "    y: selective_scan(x, act, a, b, c)\n}\n")
+    names: dict = {}
+    exec(compile(export_pytorch(compile_source(spec).graph).source, "scan.py", "exec"), names)
+    model = names["Scan"]()
+    text = import_model(model, (4, 4)).text
+    assert "selective_scan(entry, act, a, b, c)" in " ".join(text.split())
+    reproduces(text, model, torch.randn(2, 4, 4, generator=torch.Generator().manual_seed(0)))
+    with pytest.raises(ImportFailure, match=r"^`y` \(SelectiveScan\) reads 5 values, whose "
+                                            r"order torch.export does not record"):
+        import_model(model, (4, 4), capture="export")

@@ -23,14 +23,11 @@ from conftest import BUILD_SETTINGS, ROOT  # noqa: E402
 SPECS = sorted(p.stem for p in (ROOT / "specs").glob("*.arch"))
 NOT_YET = {  # spec: why its round trip does not come back yet
     **dict.fromkeys(("bert", "ddpm_unet"), "two inputs: import takes models of one"),
-    "gpt2": "captured with torch.export: the exported Conv1D's weight is expanded to the "
-            "batch and read by einsum",
     "mixtral": "torch.export cannot capture the exported mixture of experts: its routing's "
                "`nonzero` has sizes that depend on the values (KeyError: nonzero)",
-    "mamba": "captured with torch.export: the exported dt_proj's weight is expanded to the "
-             "batch and read by einsum (its causal `pad` imports)",
-    "convnextv2_atto": "the exported GRN's weight and bias expanded to the batch and "
-                       "unsqueezed, and one value divided by another",
+    "mamba": "A_log, a parameter the exported mixer reads as a value "
+             "(`A_log.expand(B, -1, -1).to(float32)`, `exp`, `neg`, into the selective scan); "
+             "import reads parameters by an op with one value",
     "maxvit_t": "captured with torch.export: the relative position bias table, a parameter "
                 "read in forward()",
     "swin_v2_t": "captured with torch.export: the coordinate table buffer read by a layer",

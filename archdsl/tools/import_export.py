@@ -54,12 +54,15 @@ FUNCTIONS = {
     aten.unbind.int: torch.unbind, aten.relu.default: F.relu, aten.gelu.default: F.gelu,
     aten.silu.default: F.silu, aten.sigmoid.default: torch.sigmoid,
     aten.tanh.default: torch.tanh, aten.hardswish.default: F.hardswish,
+    aten.exp.default: torch.exp, aten.log.default: torch.log, aten.sqrt.default: torch.sqrt,
+    aten.linalg_vector_norm.default: torch.linalg.vector_norm,
     aten.scaled_dot_product_attention.default: F.scaled_dot_product_attention,
     aten.adaptive_avg_pool2d.default: F.adaptive_avg_pool2d,
+    aten.einsum.default: torch.einsum,  # its operands as one list, as torch.einsum takes them
     # functions of parameters (archdsl.tools.import_functional reads them as layers)
     aten.linear.default: F.linear,
     aten.addmm.default: torch.addmm, aten.pow.Tensor_Scalar: torch.pow,
-    aten.rsqrt.default: torch.rsqrt,
+    aten.rsqrt.default: torch.rsqrt, aten.addcmul.default: torch.addcmul,
 }
 # in-place operations (`x += y`), as the plain ones: the value read afterwards is theirs
 IN_PLACE = {aten.add_.Tensor: operator.add, aten.sub_.Tensor: operator.sub,
@@ -250,7 +253,12 @@ class _Rebuild:
         if len(leaving) != 1:
             raise ImportFailure(f"`{path}` ({type(self.modules[path]).__name__}) gives "
                                 f"{len(leaving)} values; archdsl imports layers of one")
-        args = tuple(self._arg(v, node) for v in dict.fromkeys(outside))
+        values = list(dict.fromkeys(outside))  # in the order the layer's operations read them
+        if len(values) > 1 and is_own(self.modules[path]):  # not that of its arguments
+            raise ImportFailure(f"`{path}` ({type(self.modules[path]).__name__}) reads "
+                                f"{len(values)} values, whose order torch.export does not "
+                                "record; torch.fx (`--capture fx`) reads them in order")
+        args = tuple(self._arg(v, node) for v in values)
         call = self.new.call_module(path, args)
         call.meta["nn_module_stack"] = _stack_above(node, key)
         call.meta["stack_trace"] = node.meta.get("stack_trace")

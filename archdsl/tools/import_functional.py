@@ -12,7 +12,9 @@ statements are written (archdsl.tools.import_structure).
   stored in x out) is `torch.matmul(x, W) + b` on x itself, which the spec writes over
   the parameters declared, `param weight: 64 x 192`, `matmul(weight)`, `add(bias)`;
 * x · rsqrt(mean(x², -1) + eps), an RMSNorm written out (transformers' LlamaRMSNorm), is
-  the language's `rms_norm(eps)`; its weight, a parameter read by `mul`, stays one.
+  the language's `rms_norm(eps)`; its weight, a parameter read by `mul`, stays one;
+* a global response norm written out (ConvNeXt V2's GRN) is one call of the module that
+  holds its weight and bias, read as std.layers' `grn` (archdsl.tools.import_grn).
 
 * a module without parameters or buffers whose forward() computes an activation in
   element-wise steps (transformers' NewGELUActivation: 0.5·x·(1 + tanh(√(2/π)·(x +
@@ -31,6 +33,7 @@ from torch import fx, nn
 
 from ..ops.functions import rms_norm
 from .import_export import is_layer
+from .import_grn import global_response_norms
 
 F = nn.functional
 
@@ -54,6 +57,7 @@ def functional_layers(model: nn.Module, graph: fx.Graph) -> None:
             _matrix_product(graph, node, modules)
         elif _is(node, "mul", operator.mul, torch.mul):
             _rms_norm(graph, node)
+    global_response_norms(graph, modules)
 
 
 def _unchanged_casts(graph: fx.Graph) -> None:

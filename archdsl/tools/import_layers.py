@@ -64,7 +64,8 @@ def read_layer(node: fx.Node, module: nn.Module, by_type: dict[type, str]) -> tu
     where = f"`{node.target}` ({type(module).__module__}.{type(module).__name__})"
     if "read_as" in node.meta:  # a module read by what its forward() computes
         op, args = node.meta["read_as"]
-        _check_state(where, op, args, module, shape_of(node.all_input_nodes[0]))
+        if op in OPS:  # a library block (`grn`) is checked where it is recognised
+            _check_state(where, op, args, module, shape_of(node.all_input_nodes[0]))
         return op, args
     own = own_layer(module)
     if own is not None:  # archdsl's own module, or an exported file's copy of it
@@ -88,7 +89,8 @@ def read_layer(node: fx.Node, module: nn.Module, by_type: dict[type, str]) -> tu
 # that builds them, by their settings.
 _OWN = {"SelfAttention": lambda m: ("attention", dict(heads=m.num_heads, dropout=m.dropout,
                                                      bias=m.in_proj_bias is not None)),
-        "SequencePad": lambda m: ("pad", dict(before=m.before, after=0, axis=m.dim - 1))}
+        "SequencePad": lambda m: ("pad", dict(before=m.before, after=0, axis=m.dim - 1)),
+        "SelectiveScan": lambda m: ("selective_scan", {})}
 
 
 def own_layer(module: nn.Module) -> tuple[str, dict] | None:
@@ -301,17 +303,23 @@ _SCALED = {operator.add: "add", operator.mul: "mul", operator.sub: "sub",
 _ACTIVATIONS = {nn.functional.gelu: "gelu", nn.functional.silu: "silu", torch.sigmoid: "sigmoid",
                 torch.tanh: "tanh", nn.functional.sigmoid: "sigmoid", nn.functional.tanh: "tanh",
                 nn.functional.relu6: "relu6", nn.functional.hardswish: "hardswish",
-                nn.functional.relu: "relu", torch.relu: "relu"}
-_METHOD_ACTIVATIONS = ("sigmoid", "tanh")
+                nn.functional.relu: "relu", torch.relu: "relu", torch.exp: "exp",
+                torch.log: "log", torch.sqrt: "sqrt"}
+_METHOD_ACTIVATIONS = ("sigmoid", "tanh", "exp", "log", "sqrt")
 
 
-def read_merge(node: fx.Node, operands: list[str]) -> str:
+def read_merge(node: fx.Node, operands: list[str], modules: dict[str, nn.Module]) -> str:
     """A call of several values (`operands`: their names, in the order of the call's
     arguments) as the statement that reads them by name: `add(a, b)`, `concat(a, b, axis =
-    1)`, `matmul(a, b)`, `sdpa(q, k, v, causal = true)`."""
+    1)`, `matmul(a, b)`, `einsum("lc,mc->lm", a, b)`, `sdpa(q, k, v, causal = true)`; a
+    call of archdsl's own module of several values (in `modules`) as its op's,
+    `selective_scan(x, dt, a, b, c)`."""
     target = node.target
     name = getattr(target, "__name__", str(target))
     where = f"`{node.name}`"
+    own = own_layer(modules[target]) if node.op == "call_module" else None
+    if own is not None and not own[1]:
+        return f"{own[0]}({', '.join(operands)})"
     if target in (operator.add, operator.iadd, torch.add):
         return f"add({', '.join(operands)})"
     if target in (operator.mul, operator.imul, torch.mul):
@@ -325,6 +333,9 @@ def read_merge(node: fx.Node, operands: list[str]) -> str:
     if name in ("cast_like", "routed_linear") and \
             getattr(target, "__module__", "") == "archdsl.ops.functions":
         return f"{name}({', '.join(operands)})"
+    if target is torch.einsum:
+        from .import_einsum import einsum_merge
+        return einsum_merge(node, operands)
     if target is torch.cat:
         dim = _argument(node, 1, "dim", 0)
         return f"concat({', '.join(operands)}, axis = {_axes(dim, where)[0]})"
@@ -337,7 +348,7 @@ def read_merge(node: fx.Node, operands: list[str]) -> str:
             f", scale = {format_value(scale)}" if scale is not None else "")
         return f"sdpa({', '.join(operands)}{options})"
     raise ImportFailure(f"{where}: {node.op} `{name}` of several values has no archdsl "
-                        "equivalent (add, sub, mul, div, matmul, concat and "
+                        "equivalent (add, sub, mul, div, matmul, einsum, concat and "
                         "scaled_dot_product_attention have)")
 
 
@@ -457,6 +468,9 @@ def call_text(op: str, args: dict) -> str:
     if op == "rope":  # a block of std.layers, not an op
         from .import_rope import rope_text
         return rope_text(args["theta"], args.get("scaling"))
+    if op == "grn":
+        from .import_grn import grn_text
+        return grn_text(args["eps"])
     if "constant" in args:  # a number and the current value: `mul(0.5)`; `1 - x` as -x + 1
         text = f"{op}({_format(args['constant'], 'constant')})"
         if args.get("constant_first"):

@@ -28,7 +28,7 @@ from torch import fx
 from .import_made import Made, ancestors
 
 aten = torch.ops.aten
-STD_BLOCKS = {"rope": "std.layers"}  # the library block each rotation is written as
+STD_BLOCKS = {"rope": "std.layers", "grn": "std.layers"}  # the library's blocks import writes
 DEFAULT_THETA = 10000.0  # `rope`'s default in std.layers
 
 
@@ -270,5 +270,7 @@ def rope_text(theta: float, scaling: tuple | None = None) -> str:
 
 def std_imports(nodes) -> str:
     """The `import` lines of the library blocks the rebuilt graph's nodes call."""
-    used = sorted({STD_BLOCKS["rope"] for n in nodes if n.target is rotary})
+    used = sorted({STD_BLOCKS["rope"] for n in nodes if n.target is rotary} | {
+        STD_BLOCKS[n.meta["read_as"][0]] for n in nodes
+        if n.meta.get("read_as", ("",))[0] in STD_BLOCKS})
     return "".join(f"import {module}\n\n" for module in used)

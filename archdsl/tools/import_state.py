@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import fx, nn
 
+from .import_einsum import einsum_text, is_einsum
 from .import_layers import ImportFailure, module_labels
 from .import_text import LABEL_NAME, braced, declared_first
 
@@ -22,39 +23,90 @@ _COMBINING = {operator.add: "add", operator.iadd: "add", torch.add: "add", opera
 
 
 def unexpanded(nodes: list[fx.Node]) -> list[fx.Node]:
-    """`nodes` without the expansions of a parameter to the batch (`p.expand(B, -1, -1)`,
-    a class token before it joins the patches), their readers reading the parameter
-    itself: a `param` the spec names is one value, which the lowering expands so."""
-    kept = []
+    """`nodes` without the expansions of a parameter to the batch, their readers reading
+    the parameter itself: a `param` the spec names is one value, which the lowering
+    expands so. Either the batch axis of 1 expanded (`p.expand(B, -1, -1)`, a class token
+    before it joins the patches), or a batch axis put before the parameter's own, where
+    einsum reads it (naming that axis by its letter) or, unsqueezed to the value's rank
+    (`w.expand(B, -1).unsqueeze(1) * x`, as `archdsl export` writes a parameter read in
+    forward()), one element-wise op with a value of its result's shape, where the
+    parameter broadcasts as it is."""
+    erased: set[fx.Node] = set()
     for node in nodes:
         value = node.args[0] if node.op == "call_method" and node.target == "expand" else None
-        if getattr(value, "op", None) == "get_attr" and len(node.args) == 1 + len(
-                value.meta["tensor_meta"].shape) and all(a == -1 for a in node.args[2:]):
-            node.replace_all_uses_with(value)
-            node.graph.erase_node(node)
+        if getattr(value, "op", None) != "get_attr" or not all(a == -1 for a in node.args[2:]):
             continue
-        kept.append(node)
-    return kept
+        rank = len(value.meta["tensor_meta"].shape)
+        chain = [node] if len(node.args) == 1 + rank else _batch_chain(node, rank) \
+            if len(node.args) == 2 + rank else None
+        if chain:
+            chain[-1].replace_all_uses_with(value)
+            for each in reversed(chain):
+                node.graph.erase_node(each)
+            erased.update(chain)
+    return [node for node in nodes if node not in erased]
+
+
+def _batch_chain(node: fx.Node, rank: int) -> list[fx.Node] | None:
+    """The expansion `node` of a parameter to the batch and the unsqueezes after it,
+    where einsum or one element-wise op reads them as `unexpanded` says; else None."""
+    chain = [node]
+    while len(chain[-1].users) == 1 and _is_unsqueeze(next(iter(chain[-1].users))):
+        chain.append(next(iter(chain[-1].users)))
+    readers = list(chain[-1].users)
+    if len(chain) == 1 and readers and all(is_einsum(user) for user in readers):
+        return chain
+    if len(readers) != 1 or _COMBINING.get(readers[0].target) not in ("add", "sub", "mul",
+                                                                      "div"):
+        return None
+    others = [a for a in readers[0].args if a is not chain[-1]]
+    shape, result = _shape(chain[-1]), _shape(readers[0])
+    if len(readers[0].args) != 2 or len(others) != 1 or not isinstance(others[0], fx.Node) \
+            or _shape(others[0]) != result or len(shape) > len(result) or \
+            not _placed_alike(shape[1:], rank, result[1:]):
+        return None
+    return chain
+
+
+def _placed_alike(sizes: tuple[int, ...], rank: int, value: tuple[int, ...]) -> bool:
+    """A parameter of `rank` axes unsqueezed to `sizes` (the batch left out) meets the
+    value's axes where the language places it by name: its own axes last (`1 x C`
+    against L x C), or one axis of channels before axes of 1 (`C x 1 x 1` against a
+    C x H x W map)."""
+    last = not set(sizes[:len(sizes) - rank]) - {1}
+    channels = rank == 1 and len(value) == 3 and sizes == value[:1] + (1, 1)
+    return last or channels
+
+
+def _is_unsqueeze(node: fx.Node) -> bool:
+    return (node.op == "call_method" and node.target == "unsqueeze") or (
+        node.op == "call_function" and node.target is torch.unsqueeze)
+
+
+def _shape(node: fx.Node) -> tuple[int, ...]:
+    meta = node.meta.get("tensor_meta")
+    return tuple(meta.shape) if hasattr(meta, "shape") else ()
 
 
 def read_parameters(modules: dict[str, nn.Module],
                     nodes: list[fx.Node]) -> dict[fx.Node, tuple[str, str]]:
     """The parameters forward() reads itself, each only by an element-wise op with
-    one value (a layer scale, `x * gamma`) or as the matrix a value is multiplied by
-    (`x @ W`), as `param` statements of the module that holds them, in the order the
-    model registers them: {node: (module path, label)}."""
+    one value (a layer scale, `x * gamma`), as the matrix a value is multiplied by
+    (`x @ W`) or as an operand of einsum with one value, as `param` statements of the
+    module that holds them, in the order the model registers them: {node: (module path,
+    label)}."""
     found = {}
     for node in (n for n in nodes if n.op == "get_attr"):
         holder, _, name = node.target.rpartition(".")
         parameter = dict(modules[holder].named_parameters(recurse=False)).get(name) \
             if holder in modules else None
         if parameter is None or not node.users or any(
-                scaling(user, node) is None for user in node.users):
+                scaling(user, node, name) is None for user in node.users):
             raise ImportFailure(f"forward() reads the tensor `{node.target}` itself (a "
                                 "buffer, or a parameter used otherwise than by an "
                                 "element-wise op with one value such as a layer scale's "
-                                "`x * gamma`, or as the matrix of `x @ W`); archdsl imports "
-                                "those and layers")
+                                "`x * gamma`, as the matrix of `x @ W` or by einsum with one "
+                                "value); archdsl imports those and layers")
         found[node] = (holder, module_labels([node.target])[node.target])
     registered = [f"{holder}.{name}" if holder else name for holder, module in modules.items()
                   for name, _ in module.named_parameters(recurse=False)]
@@ -70,19 +122,23 @@ def param_statement(label: str, parameter: fx.Node) -> str:
     return f"param {label}: {sizes}" + (" as signal" if len(shape) == 2 and not tokens else "")
 
 
-def scaling(node: fx.Node, parameter: fx.Node) -> str | None:
-    """The op by which `node` combines one value with `parameter` (`x * gamma`: `mul`),
-    the value first where the order matters; None where it does something else."""
+def scaling(node: fx.Node, parameter: fx.Node, label: str) -> str | None:
+    """The statement by which `node` combines the current value with `parameter`, read
+    by `label` (`x * gamma`: `mul(gamma)`; `torch.einsum("blc,cd->bld", x, w)`:
+    `einsum("lc,cd->ld", w)`), the value first where the order matters; `concat` where
+    the two are joined (`joined` writes it); None where it does something else."""
     if node.op == "call_function" and node.target is torch.cat:
         operands = node.args[0] if isinstance(node.args[0], (list, tuple)) else ()
         return "concat" if len(operands) == 2 and list(operands).count(parameter) == 1 \
             and set(node.kwargs) <= {"dim"} else None
+    if is_einsum(node):
+        return einsum_text(node, parameter, label)
     op = _COMBINING.get(node.target) if node.op == "call_function" else None
     values = [a for a in node.args if isinstance(a, fx.Node)]
     if op is None or node.kwargs or len(node.args) != 2 or \
             len(values) != 2 or values.count(parameter) != 1:
         return None
-    return op if op in ("add", "mul") or node.args[1] is parameter else None
+    return f"{op}({label})" if op in ("add", "mul") or node.args[1] is parameter else None
 
 
 def declared_shape(parameter: fx.Node) -> tuple[tuple[int, ...], bool]:
@@ -97,11 +153,12 @@ def declared_shape(parameter: fx.Node) -> tuple[tuple[int, ...], bool]:
     return (shape[1:], True) if tokens else (shape, False)
 
 
-def grouped(holder_label: str, label: str, parameter: fx.Node, op: str) -> str:
+def grouped(holder_label: str, label: str, parameter: fx.Node, text: str) -> str:
     """`encoder: { param pos_embedding: 197 x 768; add(pos_embedding) }`: a parameter and
-    the one op that reads it, in a group of its holder's label, where the holder's
-    modules run apart (their statements labelled by paths) and no scope declares it."""
-    return f"{holder_label}: " + braced([param_statement(label, parameter), f"{op}({label})"])
+    the one statement that reads it (`scaling`), in a group of its holder's label, where
+    the holder's modules run apart (their statements labelled by paths) and no scope
+    declares it."""
+    return f"{holder_label}: " + braced([param_statement(label, parameter), text])
 
 
 def joined(node: fx.Node, parameter: fx.Node, label: str, taken: set[str]) -> tuple[str, str]:

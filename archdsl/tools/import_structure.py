@@ -99,7 +99,8 @@ class _Importer:
         """An element-wise op of the current value and a parameter: `mul(gamma)`; in a
         group of its holder's label where that runs apart and only this op reads it."""
         (read,) = [v for v in node.all_input_nodes if v in self.params]
-        (holder, label), op = self.params[read], scaling(node, read)
+        (holder, label) = self.params[read]
+        op = scaling(node, read, label)
         if holder in self.split and list(read.users) == [node] and op != "concat":
             self.written_params.add(read)
             return grouped(self.scope_label(holder), label, read, op)
@@ -109,7 +110,7 @@ class _Importer:
         if op == "concat":  # the value joined by name
             named, text = joined(node, read, label, self.naming[-1].taken)
             return f"{named}\n{self.unlabelled(text)}"
-        return self.unlabelled(f"{op}({label})")
+        return self.unlabelled(op)
 
     # -- where a node lives
 
@@ -517,7 +518,7 @@ class _Series:
             merged = len(item.inputs) > 1 or self._merge(key)
             if merged:
                 operands = [names[i] for i in self._operands(key)]
-                text = read_merge(item.node, operands)
+                text = read_merge(item.node, operands, self.importer.modules)
                 if key not in named:
                     text = self.importer.unlabelled(text)
             else:

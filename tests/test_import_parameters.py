@@ -1,0 +1,133 @@
+"""`archdsl import` of parameters that forward() reads itself beyond a layer scale: read
+by `torch.einsum` (as they are, or expanded to the batch as `archdsl export` writes
+them), and a global response norm written out, read as std.layers' `grn`; by either
+capture, the spec checks and gives the model's keys and outputs. An einsum whose batch
+is not the first axis of every value stops with one line."""
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+from torch import nn  # noqa: E402
+
+from archdsl import compile_source  # noqa: E402
+from archdsl.backends.export_pytorch import export_pytorch  # noqa: E402
+from archdsl.tools.import_torch import ImportFailure, import_model  # noqa: E402
+
+from test_import_export import reproduces  # noqa: E402
+
+CAPTURES = ("fx", "export")
+
+
+class Projections(nn.Module):
+    """x·W + b by einsum, W stored in x out (GPT-2's Conv1D); then a projection whose
+    weight comes first in the equation and is expanded to the batch; then scores of one
+    value against another, an einsum of two values."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(8, 12))
+        self.bias = nn.Parameter(torch.randn(12))
+        self.out = nn.Module()
+        self.out.weight = nn.Parameter(torch.randn(5, 12))
+
+    def forward(self, x):
+        h = torch.einsum("BLC,CD->BLD", x, self.weight) + self.bias
+        w = self.out.weight.expand(x.size(0), -1, -1)
+        y = torch.einsum("bdc,blc->bld", w, h)
+        return torch.einsum("blc,bmc->blm", y, torch.tanh(y))
+
+
+@pytest.mark.parametrize("capture", CAPTURES)
+def test_a_parameter_read_by_einsum_is_a_param_read_by_name(capture):
+    model = Projections()
+    text = import_model(model, (6, 8), capture=capture).text
+    words = " ".join(text.split())
+    assert "param weight: 8 x 12 as signal param bias: 12 " \
+           'einsum("lc,cd->ld", weight) add(bias)' in words  # the letters lower case
+    assert 'out: { param weight: 5 x 12 as signal einsum("lc,dc->ld", weight) }' in words
+    assert 'einsum("lc,mc->lm", out, tanh)' in words  # two values, by name
+    reproduces(text, model, torch.randn(3, 6, 8))
+
+
+class BatchMoved(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(8, 4))
+
+    def forward(self, x):
+        return torch.einsum("blc,cd->lbd", x, self.weight)
+
+
+@pytest.mark.parametrize("capture", CAPTURES)
+def test_an_einsum_whose_batch_is_not_first_stops_with_one_line(capture):
+    with pytest.raises(ImportFailure, match=r"^`einsum\w*` \(test_import_parameters.py:\d+\): "
+                                            r"torch.einsum 'blc,cd->lbd': the batch \(the "
+                                            r"result's first axis, `l`\) is not the first axis "
+                                            r"of `blc`; archdsl's einsum names the axes of one "
+                                            r"example, the batch first in every operand that "
+                                            r"has it$"):
+        import_model(BatchMoved(), (6, 8), capture=capture)
+
+
+class GlobalResponseNorm(nn.Module):
+    """timm's GlobalResponseNorm on C x H x W maps (`use_conv=True`)."""
+
+    def __init__(self, channels: int, eps: float = 1e-6):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.randn(channels))
+        self.bias = nn.Parameter(torch.randn(channels))
+
+    def forward(self, x):
+        x_g = x.norm(p=2, dim=(2, 3), keepdim=True)
+        x_n = x_g / (x_g.mean(dim=1, keepdim=True) + self.eps)
+        return x + torch.addcmul(self.bias.view(1, -1, 1, 1), self.weight.view(1, -1, 1, 1),
+                                 x * x_n)
+
+
+@pytest.mark.parametrize("capture", CAPTURES)
+def test_a_global_response_norm_is_the_library_grn(capture):
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), GlobalResponseNorm(8, eps=1e-5), nn.ReLU())
+    text = import_model(model, (3, 10, 10), capture=capture).text
+    assert text.startswith("import std.layers\n") or "\nimport std.layers\n" in text
+    assert "1: grn(eps = 1e-05)" in text and "vector_norm" not in text
+    reproduces(text, model, torch.randn(2, 3, 10, 10))
+
+
+def test_an_exported_grn_and_einsum_import_back():
+    """`archdsl export` writes std.layers' grn and a parameter read by einsum in plain
+    torch, their parameters expanded to the batch and unsqueezed: both come back."""
+    spec = ("import std.layers\n\nnetwork tiny {\n    input x: 3 x 8 x 8\n"
+            "    conv: conv(8, 3, pad = 1)\n    grn: grn\n    pool: global_avgpool\n    flatten\n"
+            "    head: {\n        param weight: 8 x 4 as signal\n"
+            "        einsum(\"c,cd->d\", weight)\n    }\n}\n")
+    names: dict = {}
+    exec(compile(export_pytorch(compile_source(spec).graph).source, "tiny.py", "exec"), names)
+    model = names["Tiny"]()
+    for parameter in model.parameters():
+        nn.init.normal_(parameter)
+    text = import_model(model, (3, 8, 8)).text
+    assert "grn:  grn\n" in text and 'einsum("c,cd->d", weight)' in text
+    reproduces(text, model, torch.randn(2, 3, 8, 8))
+
+
+@pytest.mark.parametrize("capture", CAPTURES)
+def test_a_parameter_expanded_to_the_batch_for_an_element_wise_op_is_read_as_it_is(capture):
+    """`gamma.expand(B, -1).unsqueeze(2).unsqueeze(3) * x` on a C x H x W map and
+    `shift.expand(B, -1) + x` on C features, as `archdsl export` writes a `param` read by
+    `mul` and `add`: by either capture, `mul(gamma)` and `add(shift)`."""
+    spec = ("network tiny {\n    input x: 3 x 8 x 8\n    conv: conv(8, 3, pad = 1)\n"
+            "    scale: {\n        param gamma: 8\n        mul(gamma)\n    }\n"
+            "    pool: global_avgpool\n    flatten\n"
+            "    norm: {\n        param shift: 8\n        add(shift)\n    }\n}\n")
+    names: dict = {}
+    exec(compile(export_pytorch(compile_source(spec).graph).source, "tiny.py", "exec"), names)
+    model = names["Tiny"]()
+    for parameter in model.parameters():
+        nn.init.normal_(parameter)
+    text = import_model(model, (3, 8, 8), capture=capture).text
+    words = " ".join(text.split())
+    assert "scale: { param gamma: 8 mul(gamma) }" in words
+    assert "norm: { param shift: 8 add(shift) }" in words
+    reproduces(text, model, torch.randn(2, 3, 8, 8))
