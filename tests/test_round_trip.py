@@ -34,11 +34,10 @@ NOT_YET = {  # spec: why its round trip does not come back yet
              "batch and read by einsum (its causal `pad` imports)",
     "convnextv2_atto": "the exported GRN's weight and bias expanded to the batch and "
                        "unsqueezed, and one value divided by another",
-    "maxvit_t": "captured with torch.export: the relative position bias table, a parameter "
-                "read in forward()",
-    "swin_v2_t": "captured with torch.export: the coordinate table buffer read by a layer",
-    "swin_t": "captured with torch.export: the relative position bias indexes a table "
-              "(aten.index)",
+    "swin_v2_t": "captured with torch.export (torch.fx stops at the exported `Positions`, "
+                 "traced through): the coordinate table buffer reshaped and fed to a layer "
+                 "(cpb_mlp), a tensor made of buffers alone; behind it, the qkv weight "
+                 "expanded to the batch and read by einsum",
 }
 
 

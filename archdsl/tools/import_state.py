@@ -13,6 +13,7 @@ import torch
 from torch import fx, nn
 
 from .import_layers import ImportFailure, module_labels
+from .import_lookups import buffer_init, reads_state
 from .import_text import LABEL_NAME, braced, declared_first
 
 _COMBINING = {operator.add: "add", operator.iadd: "add", torch.add: "add", operator.mul: "mul",
@@ -22,14 +23,16 @@ _COMBINING = {operator.add: "add", operator.iadd: "add", torch.add: "add", opera
 
 
 def unexpanded(nodes: list[fx.Node]) -> list[fx.Node]:
-    """`nodes` without the expansions of a parameter to the batch (`p.expand(B, -1, -1)`,
-    a class token before it joins the patches), their readers reading the parameter
-    itself: a `param` the spec names is one value, which the lowering expands so."""
+    """`nodes` without the expansions of a parameter or buffer to the batch
+    (`p.expand(B, -1, -1)`, a class token before it joins the patches, or a table given a
+    batch axis before it is looked up), their readers reading the parameter itself: a
+    `param` the spec names is one value, which the lowering expands so."""
     kept = []
     for node in nodes:
         value = node.args[0] if node.op == "call_method" and node.target == "expand" else None
-        if getattr(value, "op", None) == "get_attr" and len(node.args) == 1 + len(
-                value.meta["tensor_meta"].shape) and all(a == -1 for a in node.args[2:]):
+        rank = len(value.meta["tensor_meta"].shape) if getattr(value, "op", None) == \
+            "get_attr" else -9
+        if len(node.args) in (1 + rank, 2 + rank) and all(a == -1 for a in node.args[2:]):
             node.replace_all_uses_with(value)
             node.graph.erase_node(node)
             continue
@@ -39,25 +42,34 @@ def unexpanded(nodes: list[fx.Node]) -> list[fx.Node]:
 
 def read_parameters(modules: dict[str, nn.Module],
                     nodes: list[fx.Node]) -> dict[fx.Node, tuple[str, str]]:
-    """The parameters forward() reads itself, each only by an element-wise op with
-    one value (a layer scale, `x * gamma`) or as the matrix a value is multiplied by
-    (`x @ W`), as `param` statements of the module that holds them, in the order the
-    model registers them: {node: (module path, label)}."""
+    """The parameters and buffers forward() reads itself: a parameter only by an
+    element-wise op with one value (a layer scale, `x * gamma`), as the matrix a value is
+    multiplied by (`x @ W`) or as a table looked up (`index_select`), a buffer only as a
+    lookup's table or index, its values those of an initialiser of the language
+    (`buffer_init`); as `param` and `buffer` statements of the module that holds them, in
+    the order the model registers them: {node: (module path, label)}."""
     found = {}
     for node in (n for n in nodes if n.op == "get_attr"):
         holder, _, name = node.target.rpartition(".")
-        parameter = dict(modules[holder].named_parameters(recurse=False)).get(name) \
-            if holder in modules else None
-        if parameter is None or not node.users or any(
-                scaling(user, node) is None for user in node.users):
+        module = modules.get(holder)
+        parameter = None if module is None else \
+            dict(module.named_parameters(recurse=False)).get(name)
+        buffer = None if module is None else dict(module.named_buffers(recurse=False)).get(name)
+        if (parameter is None and buffer is None) or not node.users or any(
+                not reads_state(user, node) and (buffer is not None or scaling(user, node)
+                                                 is None) for user in node.users):
             raise ImportFailure(f"forward() reads the tensor `{node.target}` itself (a "
-                                "buffer, or a parameter used otherwise than by an "
-                                "element-wise op with one value such as a layer scale's "
-                                "`x * gamma`, or as the matrix of `x @ W`); archdsl imports "
+                                "buffer otherwise than as a lookup's table or index, or a "
+                                "parameter used otherwise than by an element-wise op with "
+                                "one value such as a layer scale's `x * gamma`, as the "
+                                "matrix of `x @ W` or as a table looked up); archdsl imports "
                                 "those and layers")
+        if parameter is None:
+            node.meta["buffer_init"] = buffer_init(node.target, buffer)
         found[node] = (holder, module_labels([node.target])[node.target])
     registered = [f"{holder}.{name}" if holder else name for holder, module in modules.items()
-                  for name, _ in module.named_parameters(recurse=False)]
+                  for name, _ in itertools.chain(module.named_parameters(recurse=False),
+                                                 module.named_buffers(recurse=False))]
     return dict(sorted(found.items(), key=lambda item: registered.index(item[0].target)))
 
 
@@ -67,6 +79,8 @@ def param_statement(label: str, parameter: fx.Node) -> str:
     it is tokens (`declared_shape`)."""
     shape, tokens = declared_shape(parameter)
     sizes = " x ".join(map(str, shape))
+    if "buffer_init" in parameter.meta:  # a constant: `buffer relative_position_index: ...`
+        return f"buffer {label}: {sizes} = {parameter.meta['buffer_init']}"
     return f"param {label}: {sizes}" + (" as signal" if len(shape) == 2 and not tokens else "")
 
 

@@ -116,6 +116,14 @@ def braced(lines: list[str]) -> str:
     return "{\n" + inner + "\n}"
 
 
+def merge_text(op: str, branches: list[list[str]]) -> list[str]:
+    """`op { {...} {...} }`: a merge of branches, an empty one the value they start from."""
+    text = [f"{op} {{"]
+    for branch in branches:
+        text.append("    " + (braced(branch).replace("\n", "\n    ") if branch else "{}"))
+    return ["\n".join(text + ["}"])]
+
+
 def snake(name: str) -> str:
     return language_name(re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower(), "unit")
 
