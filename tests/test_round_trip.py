@@ -28,11 +28,10 @@ NOT_YET = {  # spec: why its round trip does not come back yet
     "mamba": "A_log, a parameter the exported mixer reads as a value "
              "(`A_log.expand(B, -1, -1).to(float32)`, `exp`, `neg`, into the selective scan); "
              "import reads parameters by an op with one value",
-    "maxvit_t": "captured with torch.export: the relative position bias table, a parameter "
-                "read in forward()",
-    "swin_v2_t": "captured with torch.export: the coordinate table buffer read by a layer",
-    "swin_t": "captured with torch.export: the relative position bias indexes a table "
-              "(aten.index)",
+    "swin_v2_t": "captured with torch.export (torch.fx stops at the exported `Positions`, "
+                 "traced through): the coordinate table buffer reshaped and fed to a layer "
+                 "(cpb_mlp), a tensor made of buffers alone; behind it, the qkv weight "
+                 "expanded to the batch and read by einsum",
 }
 
 

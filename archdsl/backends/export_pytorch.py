@@ -241,6 +241,8 @@ class _Writer:
         self.classes: set[type] = set()
         self.functions: set[str] = set()
         self.uses_operator = False
+        self.buffers = {".".join(ir.labels(graph, item.name)): item.args
+                        for item in ir.nodes(graph) if item.op == "buffer"}
 
     # -- weights
 
@@ -275,7 +277,7 @@ class _Writer:
             lines.append(f"self.{name} = {value}" if _plain(name)
                          else f'self.add_module("{name}", {value})')
         for name, buffer in self.module.named_buffers(recurse=False):
-            lines.append(f'self.register_buffer("{name}", {self._buffer(buffer)})')
+            lines.append(f'self.register_buffer("{name}", {self._buffer(buffer, name)})')
         for owner, last, tensor in self._nested_parameters():
             *scope, inner = ir.labels(self.graph, owner)
             if isinstance(tensor, nn.Parameter):
@@ -283,7 +285,7 @@ class _Writer:
                              f"{self._parameter(tensor)})")
             else:
                 lines.append(f'{self._reach(scope, inner)}.register_buffer("{last}", '
-                             f"{self._buffer(tensor)})")
+                             f"{self._buffer(tensor, f'{owner}.{last}')})")
         for tie in ir.network(self.graph).ties:  # one tensor under both names
             lines.append(f'setattr(self.get_submodule("{tie.holder}"), "{tie.attribute}", '
                          f'self.get_parameter("{tie.source}"))')
@@ -312,10 +314,18 @@ class _Writer:
     def _parameter(self, parameter: torch.Tensor) -> str:
         return f"nn.Parameter(torch.empty({', '.join(map(str, parameter.shape))}))"
 
-    @staticmethod
-    def _buffer(buffer: torch.Tensor) -> str:
+    def _buffer(self, buffer: torch.Tensor, path: str) -> str:
+        """A `buffer` statement's constant as its initialiser computes it (the values are
+        the spec's, not learned: the model holds them without weights.pt), laid out in
+        the declared sizes; any other buffer as room for the weights to fill."""
+        sizes = ", ".join(map(str, buffer.shape))
+        declared = self.buffers.get(path)
+        if declared is not None:
+            self.functions.add(declared["init"])
+            return f"{declared['init']}({declared['height']}, {declared['width']})" \
+                f".reshape({sizes})"
         dtype = "" if buffer.is_floating_point() else f", dtype={buffer.dtype}"
-        return f"torch.empty(({', '.join(map(str, buffer.shape))},){dtype})"
+        return f"torch.empty(({sizes},){dtype})"
 
     def _tree(self, path: str, module: nn.Module, depth: int) -> str:
         if path in self.leaves:

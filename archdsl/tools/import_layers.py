@@ -90,7 +90,20 @@ def read_layer(node: fx.Node, module: nn.Module, by_type: dict[type, str]) -> tu
 _OWN = {"SelfAttention": lambda m: ("attention", dict(heads=m.num_heads, dropout=m.dropout,
                                                      bias=m.in_proj_bias is not None)),
         "SequencePad": lambda m: ("pad", dict(before=m.before, after=0, axis=m.dim - 1)),
-        "SelectiveScan": lambda m: ("selective_scan", {})}
+        "SelectiveScan": lambda m: ("selective_scan", {}),
+        "ShiftedWindowAttention": lambda m: _window_attention(m),
+        "PatchMerging": lambda m: ("patch_merging", dict(eps=m.eps))}
+
+
+def _window_attention(module: nn.Module) -> tuple[str, dict]:
+    """Swin's window attention, whose windows and shifts the op makes square."""
+    (window, *others), (shift, *shifts) = module.window_size, module.shift_size
+    if others != [window] or shifts != [shift]:
+        raise ImportFailure(f"window attention of {module.window_size} windows shifted by "
+                            f"{module.shift_size}: archdsl's windows and shifts are square")
+    return "window_attention", dict(heads=module.num_heads, window=window, shift=shift,
+                                    dropout=module.dropout,
+                                    attention_dropout=module.attention_dropout)
 
 
 def own_layer(module: nn.Module) -> tuple[str, dict] | None:
@@ -124,13 +137,23 @@ def _check(where: str, op: str, args: dict, module: nn.Module, shape) -> None:
     resolved = _resolve(op, args)
     if OPS[op].module is None:  # lowers to a function (flatten): nothing to compare
         return
-    with torch.device("meta"):
-        built = OPS[op].module(resolved, (shape,))
     plain = {k: v for k, v in module_settings(module).items() if k != "inplace"}
-    rebuilt = {k: v for k, v in module_settings(built).items() if k != "inplace"}
-    if type(built) is not type(module) or plain != rebuilt or \
-            state_shapes(built) != state_shapes(module):
-        raise ImportFailure(f"{where} has no archdsl equivalent: `{op}` builds {built!r}")
+    for layout in _layouts(shape):
+        with torch.device("meta"):
+            built = OPS[op].module(resolved, (layout,))
+        rebuilt = {k: v for k, v in module_settings(built).items() if k != "inplace"}
+        if type(built) is type(module) and plain == rebuilt and \
+                state_shapes(built) == state_shapes(module):
+            return
+    raise ImportFailure(f"{where} has no archdsl equivalent: `{op}` builds {built!r}")
+
+
+def _layouts(shape) -> tuple:
+    """The layouts a value of `shape` may have in the spec: the default one, and a map
+    made channels-last (H x W x C, as Swin's permuted maps are), whose layers act on
+    the last axis."""
+    from ..ops.shapes import Shape
+    return (shape, Shape(shape, "HWC")) if len(shape) == 3 else (shape,)
 
 
 def _check_state(where: str, op: str, args: dict, module: nn.Module, shape) -> None:

@@ -14,6 +14,7 @@ from torch import fx, nn
 
 from .import_einsum import einsum_text, is_einsum
 from .import_layers import ImportFailure, module_labels
+from .import_lookups import buffer_init, is_lookup, reads_state
 from .import_text import LABEL_NAME, braced, declared_first
 
 _COMBINING = {operator.add: "add", operator.iadd: "add", torch.add: "add", operator.mul: "mul",
@@ -23,11 +24,12 @@ _COMBINING = {operator.add: "add", operator.iadd: "add", torch.add: "add", opera
 
 
 def unexpanded(nodes: list[fx.Node]) -> list[fx.Node]:
-    """`nodes` without the expansions of a parameter to the batch, their readers reading
-    the parameter itself: a `param` the spec names is one value, which the lowering
-    expands so. Either the batch axis of 1 expanded (`p.expand(B, -1, -1)`, a class token
-    before it joins the patches), or a batch axis put before the parameter's own, where
-    einsum reads it (naming that axis by its letter) or, unsqueezed to the value's rank
+    """`nodes` without the expansions of a parameter or buffer to the batch, their readers
+    reading the parameter itself: a `param` the spec names is one value, which the
+    lowering expands so. Either the batch axis of 1 expanded (`p.expand(B, -1, -1)`, a
+    class token before it joins the patches), or a batch axis put before the parameter's
+    own, where einsum reads it (naming that axis by its letter), where a table is looked
+    up (`index_select`), or, unsqueezed to the value's rank
     (`w.expand(B, -1).unsqueeze(1) * x`, as `archdsl export` writes a parameter read in
     forward()), one element-wise op with a value of its result's shape, where the
     parameter broadcasts as it is."""
@@ -49,12 +51,13 @@ def unexpanded(nodes: list[fx.Node]) -> list[fx.Node]:
 
 def _batch_chain(node: fx.Node, rank: int) -> list[fx.Node] | None:
     """The expansion `node` of a parameter to the batch and the unsqueezes after it,
-    where einsum or one element-wise op reads them as `unexpanded` says; else None."""
+    where einsum, a lookup or one element-wise op reads them as `unexpanded` says; else None."""
     chain = [node]
     while len(chain[-1].users) == 1 and _is_unsqueeze(next(iter(chain[-1].users))):
         chain.append(next(iter(chain[-1].users)))
     readers = list(chain[-1].users)
-    if len(chain) == 1 and readers and all(is_einsum(user) for user in readers):
+    if len(chain) == 1 and readers and all(is_einsum(user) or is_lookup(user)
+                                           for user in readers):
         return chain
     if len(readers) != 1 or _COMBINING.get(readers[0].target) not in ("add", "sub", "mul",
                                                                       "div"):
@@ -90,26 +93,35 @@ def _shape(node: fx.Node) -> tuple[int, ...]:
 
 def read_parameters(modules: dict[str, nn.Module],
                     nodes: list[fx.Node]) -> dict[fx.Node, tuple[str, str]]:
-    """The parameters forward() reads itself, each only by an element-wise op with
-    one value (a layer scale, `x * gamma`), as the matrix a value is multiplied by
-    (`x @ W`) or as an operand of einsum with one value, as `param` statements of the
-    module that holds them, in the order the model registers them: {node: (module path,
-    label)}."""
+    """The parameters and buffers forward() reads itself: a parameter only by an
+    element-wise op with one value (a layer scale, `x * gamma`), as the matrix a value is
+    multiplied by (`x @ W`), as an operand of einsum with one value or as a table looked
+    up (`index_select`), a buffer only as a lookup's table or index, its values those of
+    an initialiser of the language (`buffer_init`); as `param` and `buffer` statements of
+    the module that holds them, in the order the model registers them: {node: (module
+    path, label)}."""
     found = {}
     for node in (n for n in nodes if n.op == "get_attr"):
         holder, _, name = node.target.rpartition(".")
-        parameter = dict(modules[holder].named_parameters(recurse=False)).get(name) \
-            if holder in modules else None
-        if parameter is None or not node.users or any(
-                scaling(user, node, name) is None for user in node.users):
+        module = modules.get(holder)
+        parameter = None if module is None else \
+            dict(module.named_parameters(recurse=False)).get(name)
+        buffer = None if module is None else dict(module.named_buffers(recurse=False)).get(name)
+        if (parameter is None and buffer is None) or not node.users or any(
+                not reads_state(user, node) and (buffer is not None or scaling(
+                    user, node, name) is None) for user in node.users):
             raise ImportFailure(f"forward() reads the tensor `{node.target}` itself (a "
-                                "buffer, or a parameter used otherwise than by an "
-                                "element-wise op with one value such as a layer scale's "
-                                "`x * gamma`, as the matrix of `x @ W` or by einsum with one "
-                                "value); archdsl imports those and layers")
+                                "buffer otherwise than as a lookup's table or index, or a "
+                                "parameter used otherwise than by an element-wise op with "
+                                "one value such as a layer scale's `x * gamma`, as the "
+                                "matrix of `x @ W`, by einsum with one value or as a table "
+                                "looked up); archdsl imports those and layers")
+        if parameter is None:
+            node.meta["buffer_init"] = buffer_init(node.target, buffer)
         found[node] = (holder, module_labels([node.target])[node.target])
     registered = [f"{holder}.{name}" if holder else name for holder, module in modules.items()
-                  for name, _ in module.named_parameters(recurse=False)]
+                  for name, _ in itertools.chain(module.named_parameters(recurse=False),
+                                                 module.named_buffers(recurse=False))]
     return dict(sorted(found.items(), key=lambda item: registered.index(item[0].target)))
 
 
@@ -119,6 +131,8 @@ def param_statement(label: str, parameter: fx.Node) -> str:
     it is tokens (`declared_shape`)."""
     shape, tokens = declared_shape(parameter)
     sizes = " x ".join(map(str, shape))
+    if "buffer_init" in parameter.meta:  # a constant: `buffer relative_position_index: ...`
+        return f"buffer {label}: {sizes} = {parameter.meta['buffer_init']}"
     return f"param {label}: {sizes}" + (" as signal" if len(shape) == 2 and not tokens else "")
 
 

@@ -21,8 +21,9 @@ from .import_layers import (ImportFailure, alike, argument_free_ops, call_text, 
                             shape_of)
 from .import_rope import std_imports
 from .import_graph import AuxHead, aux_heads, cyclic, one_axis_indexing
-from .import_state import (Naming, declarations, grouped, joined, param_statement,
-                           read_parameters, scaling, unexpanded)
+from .import_lookups import is_lookup
+from .import_reads import StateReads, within
+from .import_state import Naming, declarations, read_parameters, unexpanded
 from .import_text import braced, merge_text, repeats, spaced
 
 def write_spec(model: nn.Module, graph: fx.Graph, shape: tuple[int, ...], name: str,
@@ -49,7 +50,7 @@ class _Item:
     scope: str | None = None  # a child scope
 
 
-class _Importer:
+class _Importer(StateReads):
     def __init__(self, model: nn.Module, graph: fx.Graph, shape, name: str,
                  moved: dict[fx.Node, str], heads: list[AuxHead]):
         self.model, self.graph, self.shape, self.name = model, graph, shape, name
@@ -86,31 +87,6 @@ class _Importer:
         self.conditions, self.conditioned = True, False
         self.naming: list[Naming] = []  # the naming scopes being written, innermost last
         self.written_params: set[fx.Node] = set()  # parameters declared so far
-
-    # -- parameters read in forward()
-
-    def _declared_parameters(self, scope: str) -> list[str]:
-        """`param NAME: SIZES` for the parameters of the module at `scope`."""
-        declared = {node: label for node, (holder, label) in self.params.items() if holder == scope}
-        self.written_params |= set(declared)
-        return [param_statement(label, node) for node, label in declared.items()]
-
-    def _scaled(self, node: fx.Node) -> str:
-        """An element-wise op of the current value and a parameter: `mul(gamma)`; in a
-        group of its holder's label where that runs apart and only this op reads it."""
-        (read,) = [v for v in node.all_input_nodes if v in self.params]
-        (holder, label) = self.params[read]
-        op = scaling(node, read, label)
-        if holder in self.split and list(read.users) == [node] and op != "concat":
-            self.written_params.add(read)
-            return grouped(self.scope_label(holder), label, read, op)
-        if not self._within(self.owner[node], holder):
-            raise ImportFailure(f"`{node.name}` reads the parameter `{read.target}` outside "
-                                f"`{holder or 'the model'}`, where the spec declares it")
-        if op == "concat":  # the value joined by name
-            named, text = joined(node, read, label, self.naming[-1].taken)
-            return f"{named}\n{self.unlabelled(text)}"
-        return self.unlabelled(op)
 
     # -- where a node lives
 
@@ -164,6 +140,8 @@ class _Importer:
                     source = "entry"
                 if source != key and source not in items[key].inputs:
                     items[key].inputs.append(source)
+        for before, key in zip(["entry", *items], items):  # one that reads no value (a
+            items[key].inputs = items[key].inputs or [before]  # lookup): where it runs
         if len(entries) > 1:
             raise ImportFailure(f"`{scope or 'the model'}` reads {len(entries)} values from "
                                 "outside it; archdsl imports modules of one input")
@@ -193,9 +171,7 @@ class _Importer:
                 found.add(path)
         return found
 
-    @staticmethod
-    def _within(path: str, scope: str) -> bool:
-        return not scope or path == scope or path.startswith(scope + ".")
+    _within = staticmethod(within)
 
     def _contiguous(self, path: str) -> bool:
         """The layers of the list at `path` run one after the other, nothing outside it
@@ -262,7 +238,7 @@ class _Importer:
                                     "structure that archdsl writes whole")
             return declarations(scope, self.naming[-1].defined, self.modules, self.labels,
                                 self.scope_label) + \
-                self._declared_parameters(scope) + lines
+                self.declared_parameters(scope) + lines
         finally:
             self.naming.pop()
 
@@ -328,8 +304,10 @@ class _Importer:
                 return self.unlabelled(text)  # a stateless layer used again (`relu`)
             self.seen_targets.add(node.target)
             return f"{self.defined(label, node.target)}: {text}"
+        if is_lookup(node):
+            return self.looked_up(node)
         if any(v in self.params for v in node.all_input_nodes):
-            return self._scaled(node)
+            return self.scaled(node)
         return self.unlabelled(call_text(*read_function(node, self.owner[node])))
 
     # -- blocks
@@ -529,9 +507,9 @@ class _Series:
             if key in named:
                 if sep and not label.startswith('"') and label.split(".")[0] == label:
                     names[key] = label  # a layer's label names its value
-                elif sep:
-                    raise ImportFailure(f"`{key}`'s value is read by several operations, and "
-                                        "its label is a path, which names no value")
+                elif sep:  # a path names no value: an identity after it names it
+                    names[key] = self._name(label.strip('"').rpartition(".")[2], taken)
+                    text += f"\n{names[key]}: identity"
                 else:  # named after what made it, counted in this scope (so that two
                     # instances of a module read alike, and become one block)
                     names[key] = self._name(re.sub(r"_[0-9]+$", "", item.node.name), taken)
@@ -586,6 +564,9 @@ class _Series:
     def _join(self, start: str, allowed: set[str] | None) -> str:
         """Where the paths out of `start` meet again: the first item after which nothing
         between reads anything else or is read from beyond it."""
+        if any(self.items[u].node is not None and is_lookup(self.items[u].node)
+               for u in self.users[start]):  # reads nothing of `start`: no branch of it
+            raise ImportFailure(f"a lookup after `{start}`")
         descendants = self._descendants(start)
         if allowed is not None:
             descendants &= allowed

@@ -40,6 +40,7 @@ from ..errors import UsageError
 from .import_export import capture_export, is_layer
 from .import_functional import functional_layers
 from .import_layers import ImportFailure
+from .import_lookups import lookup_functions
 from .import_structure import write_spec
 from .import_ties import with_ties
 
@@ -318,11 +319,13 @@ def _chained_concatenations(graph: fx.Graph) -> dict[fx.Node, str]:
 
 class _Tracer(fx.Tracer):
     """torch.nn layers stay whole (containers and the model's own modules are traced
-    through); each node remembers the line of forward() that made it."""
+    through), and so do archdsl's own lookups (`index_select`); each node remembers the
+    line of forward() that made it."""
 
-    def __init__(self):
-        super().__init__()
+    def __init__(self, functions: tuple = ()):
+        super().__init__(autowrap_functions=functions)
         self.record_stack_traces = True
+        self.proxy_buffer_attributes = True  # a buffer read in forward(): a get_attr node
 
     def is_leaf_module(self, module: nn.Module, name: str) -> bool:
         return is_layer(module)
@@ -332,7 +335,7 @@ def _trace(model: nn.Module) -> fx.Graph:
     """The model's graph; no fx.GraphModule is made of it, whose code and attributes would
     stumble on modules named `in` (a Python keyword) or `type` (torch's own attribute)."""
     try:
-        return _Tracer().trace(model)
+        return _Tracer(lookup_functions(model)).trace(model)
     except (Exception, SystemExit) as error:  # data-dependent control flow and the like
         raise ImportFailure(f"torch.fx cannot trace the model: {_one_line(error)}") from None
 

@@ -1,0 +1,62 @@
+"""How a scope's statements read the parameters and buffers forward() reads itself
+(archdsl.tools.import_state finds them): declared at the top of the scope of the module
+that holds them, or, where that module's layers run apart, in a group of its label
+beside the one statement that reads them.
+"""
+from __future__ import annotations
+
+from torch import fx
+
+from .import_layers import ImportFailure
+from .import_lookups import lookup_text
+from .import_state import grouped, joined, param_statement, scaling
+from .import_text import braced
+
+
+def within(path: str, scope: str) -> bool:
+    """`path` is `scope` or lies inside it (every path lies inside the model, "")."""
+    return not scope or path == scope or path.startswith(scope + ".")
+
+
+class StateReads:
+    """The statements of an importer (archdsl.tools.import_structure) that read its
+    `params` ({node: (holder, label)}): those of the scope it renders, or of a group."""
+
+    def declared_parameters(self, scope: str) -> list[str]:
+        """`param NAME: SIZES` for the parameters of the module at `scope`."""
+        declared = {node: label for node, (holder, label) in self.params.items() if holder == scope}
+        self.written_params |= set(declared)
+        return [param_statement(label, node) for node, label in declared.items()]
+
+    def scaled(self, node: fx.Node) -> str:
+        """An element-wise op of the current value and a parameter: `mul(gamma)`; in a
+        group of its holder's label where that runs apart and only this op reads it."""
+        (read,) = [v for v in node.all_input_nodes if v in self.params]
+        (holder, label) = self.params[read]
+        op = scaling(node, read, label)
+        if holder in self.split and list(read.users) == [node] and op != "concat":
+            self.written_params.add(read)
+            return grouped(self.scope_label(holder), label, read, op)
+        if not within(self.owner[node], holder):
+            raise ImportFailure(f"`{node.name}` reads the parameter `{read.target}` outside "
+                                f"`{holder or 'the model'}`, where the spec declares it")
+        if op == "concat":  # the value joined by name
+            named, text = joined(node, read, label, self.naming[-1].taken)
+            return f"{named}\n{self.unlabelled(text)}"
+        return self.unlabelled(op)
+
+    def looked_up(self, node: fx.Node) -> str:
+        """A table looked up by an index, both the model's own: `index_select(table,
+        index)`; in a group of their holder's label, which declares them, where that
+        runs apart."""
+        read = [v for v in node.args[:2] if v in self.params]
+        text = lookup_text(node, {v: self.params[v][1] for v in read})
+        holder = self.params[read[0]][0]
+        if holder in self.split and all(self.params[v][0] == holder for v in read):
+            self.written_params |= set(read)
+            return f"{self.scope_label(holder)}: " + braced(
+                [param_statement(self.params[v][1], v) for v in read] + [text])
+        if not within(self.owner[node], holder):
+            raise ImportFailure(f"`{node.name}` reads `{read[0].target}` outside `{holder}`, "
+                                "where the spec declares it")
+        return self.unlabelled(text)
