@@ -131,3 +131,25 @@ def test_a_parameter_expanded_to_the_batch_for_an_element_wise_op_is_read_as_it_
     assert "scale: { param gamma: 8 mul(gamma) }" in words
     assert "norm: { param shift: 8 add(shift) }" in words
     reproduces(text, model, torch.randn(2, 3, 8, 8))
+
+
+@pytest.mark.parametrize("capture", CAPTURES)
+def test_an_exported_mixture_of_experts_imports_back(capture):
+    """std.layers' sparse_moe exported: its router's `torch.topk` read as `topk` and
+    `topk(indices = true)`, archdsl's own `routed_linear` (the file's copy, whose loop over
+    the experts neither capture can follow) kept whole and read with the experts' weights
+    by name, declared in a group of their module's path; the outputs come back."""
+    spec = ("import std.layers\n\nnetwork moe {\n    input x: 6 x 16 as tokens\n"
+            "    mlp: sparse_moe(4, 2, 24)\n}\n")
+    names: dict = {}
+    exec(compile(export_pytorch(compile_source(spec).graph).source, "moe.py", "exec"), names)
+    model = names["Moe"]()
+    for parameter in model.parameters():
+        nn.init.normal_(parameter)
+    imported = import_model(model, (6, 16), "moe", capture)
+    assert imported.capture == capture
+    text = imported.text
+    assert "topk(2, axis = 1)\n" in text and "topk(2, axis = 1, indices = true)\n" in text
+    assert '"mlp.experts": {\n' in text and "param gate_up_proj: 4 x 48 x 16\n" in text
+    assert text.count(": routed_linear(") == 2
+    reproduces(text, model, torch.randn(3, 6, 16))

@@ -23,8 +23,6 @@ from conftest import BUILD_SETTINGS, ROOT  # noqa: E402
 SPECS = sorted(p.stem for p in (ROOT / "specs").glob("*.arch"))
 NOT_YET = {  # spec: why its round trip does not come back yet
     **dict.fromkeys(("bert", "ddpm_unet"), "two inputs: import takes models of one"),
-    "mixtral": "torch.export cannot capture the exported mixture of experts: its routing's "
-               "`nonzero` has sizes that depend on the values (KeyError: nonzero)",
     "mamba": "A_log, a parameter the exported mixer reads as a value "
              "(`A_log.expand(B, -1, -1).to(float32)`, `exp`, `neg`, into the selective scan); "
              "import reads parameters by an op with one value",

@@ -125,6 +125,13 @@ def is_own(module: nn.Module) -> bool:
                           and same_code(cls.forward, own.forward))
 
 
+def _own_function(target, name: str) -> bool:
+    """`target` is archdsl's function `name`, or a copy of it (an exported file's)."""
+    from ..ops import functions
+    return getattr(target, "__module__", "") == "archdsl.ops.functions" or same_code(
+        target, getattr(functions, name))
+
+
 def same_code(one, other) -> bool:
     a, b = getattr(one, "__code__", None), getattr(other, "__code__", None)
     return a is not None and b is not None and (a.co_code, a.co_consts, a.co_names) == (
@@ -353,8 +360,7 @@ def read_merge(node: fx.Node, operands: list[str], modules: dict[str, nn.Module]
         return f"div({', '.join(operands)})"
     if target in (operator.matmul, torch.matmul) or name == "matmul":
         return f"matmul({', '.join(operands)})"
-    if name in ("cast_like", "routed_linear") and \
-            getattr(target, "__module__", "") == "archdsl.ops.functions":
+    if name in ("cast_like", "routed_linear") and _own_function(target, name):
         return f"{name}({', '.join(operands)})"
     if target is torch.einsum:
         from .import_einsum import einsum_merge

@@ -26,16 +26,18 @@ from .import_layers import ImportFailure, same_code, source_line
 # archdsl's own functions read whole, as the op of the same name: {name: its axis argument's
 # position (batch first, as the lowering calls it)}
 LOOKUPS = {"index_select": 2}
+# ... and those read as calls of several values by name (`routed_linear(x, weight, index)`)
+WHOLE = (*LOOKUPS, "routed_linear")
 
 
 def lookup_functions(model: nn.Module) -> tuple[types.FunctionType, ...]:
-    """The functions of `LOOKUPS` that the modules of `model` call: archdsl's own, and
+    """The functions of `WHOLE` that the modules of `model` call: archdsl's own, and
     functions of the same name whose code compiles the same in the files that define
     the model's modules (an exported file's copies), for torch.fx to keep whole."""
-    found = {id(f): f for f in (getattr(functions, name) for name in LOOKUPS)}
+    found = {id(f): f for f in (getattr(functions, name) for name in WHOLE)}
     for module in model.modules():
         names = getattr(type(module).forward, "__globals__", {})
-        for name in LOOKUPS:
+        for name in WHOLE:
             function = names.get(name)
             if isinstance(function, types.FunctionType) and same_code(
                     function, getattr(functions, name)):
@@ -51,8 +53,17 @@ def is_lookup(node: fx.Node) -> bool:
 
 
 def reads_state(node: fx.Node, state: fx.Node) -> bool:
-    """`node` looks `state` up, or looks a table up by `state`."""
-    return is_lookup(node) and state in node.args[:2]
+    """`node` looks `state` up, or looks a table up by `state`, or multiplies by the
+    matrices `state` holds (`routed_linear(x, weight, index)`)."""
+    return (is_lookup(node) and state in node.args[:2]) or (
+        is_whole(node, "routed_linear") and node.args[1:2] == (state,))
+
+
+def is_whole(node: fx.Node, name: str) -> bool:
+    """`node` calls archdsl's own function `name` (one of `WHOLE`), or a copy of it."""
+    return node.op == "call_function" and getattr(node.target, "__name__", "") == name and \
+        isinstance(node.target, types.FunctionType) and same_code(
+            node.target, getattr(functions, name))
 
 
 def lookup_text(node: fx.Node, names: dict[fx.Node, str]) -> str:

@@ -45,6 +45,23 @@ class StateReads:
             return f"{named}\n{self.unlabelled(text)}"
         return self.unlabelled(op)
 
+    def read_by_name(self, node: fx.Node, text: str, name: str) -> str:
+        """A call of several values that reads parameters by name among them
+        (`routed_linear(x, gate_up_proj, index)`): as it is, in the scope that declares
+        them; where their holder's layers run apart, in a group of its label that declares
+        them, the call labelled `name` there (two such groups of one label, as a mixture
+        of experts' two projections make, name their calls apart)."""
+        read = list(dict.fromkeys(v for v in node.all_input_nodes if v in self.params))
+        holder = self.params[read[0]][0]
+        if holder in self.split and all(self.params[v][0] == holder for v in read):
+            self.written_params |= set(read)
+            return f"{self.scope_label(holder)}: " + braced(
+                [param_statement(self.params[v][1], v) for v in read] + [f"{name}: {text}"])
+        if not within(self.owner[node], holder):
+            raise ImportFailure(f"`{node.name}` reads `{read[0].target}` outside `{holder}`, "
+                                "where the spec declares it")
+        return f"{name}: {text}"
+
     def looked_up(self, node: fx.Node) -> str:
         """A table looked up by an index, both the model's own: `index_select(table,
         index)`; in a group of their holder's label, which declares them, where that

@@ -14,7 +14,7 @@ from torch import fx, nn
 
 from .import_einsum import einsum_text, is_einsum
 from .import_layers import ImportFailure, module_labels
-from .import_lookups import buffer_init, is_lookup, reads_state
+from .import_lookups import buffer_init, reads_state
 from .import_text import LABEL_NAME, braced, declared_first
 
 _COMBINING = {operator.add: "add", operator.iadd: "add", torch.add: "add", operator.mul: "mul",
@@ -56,7 +56,7 @@ def _batch_chain(node: fx.Node, rank: int) -> list[fx.Node] | None:
     while len(chain[-1].users) == 1 and _is_unsqueeze(next(iter(chain[-1].users))):
         chain.append(next(iter(chain[-1].users)))
     readers = list(chain[-1].users)
-    if len(chain) == 1 and readers and all(is_einsum(user) or is_lookup(user)
+    if len(chain) == 1 and readers and all(is_einsum(user) or reads_state(user, chain[-1])
                                            for user in readers):
         return chain
     if len(readers) != 1 or _COMBINING.get(readers[0].target) not in ("add", "sub", "mul",

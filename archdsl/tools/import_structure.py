@@ -495,9 +495,12 @@ class _Series:
             item = self.items[key]
             merged = len(item.inputs) > 1 or self._merge(key)
             if merged:
-                operands = [names[i] for i in self._operands(key)]
+                operands = self._operands(key, names)
                 text = read_merge(item.node, operands, self.importer.modules)
-                if key not in named:
+                if any(v in self.importer.params for v in item.node.all_input_nodes):
+                    text = self.importer.read_by_name(item.node, text, self._name(
+                        re.sub(r"_[0-9]+$", "", item.node.name), taken))
+                elif key not in named:
                     text = self.importer.unlabelled(text)
             else:
                 (source,), text = item.inputs, self.importer.statement(item, "")
@@ -543,12 +546,15 @@ class _Series:
         taken.add(name)
         return name
 
-    def _operands(self, key: str) -> list[str]:
-        """The items whose values a call of several values reads, in its arguments' order."""
+    def _operands(self, key: str, names: dict[str, str]) -> list[str]:
+        """The names of the values a call of several values reads, in its arguments'
+        order: the items' (`names`), a parameter's label (`routed_linear(x, weight,
+        index)`, the scope that holds it declares it)."""
         node = self.items[key].node
         flat: list[fx.Node] = []
         fx.node.map_arg((node.args, node.kwargs), lambda a: flat.append(a) or a)
-        return [self._key(a) for a in flat]
+        params = self.importer.params
+        return [params[a][1] if a in params else names[self._key(a)] for a in flat]
 
     def _merge(self, key: str) -> str | None:
         """The merge op an item is (add, concat, mul of two values or more), else None: a
@@ -576,11 +582,21 @@ class _Series:
                 escaping = [u for b in between | {start} for u in self.users[b]
                             if u not in between and u != key
                             and (allowed is None or u in allowed)]
-                if not escaping:
+                if not escaping and not self._shared(start, self.items[key].inputs):
                     return key
             between.add(key)
         raise ImportFailure("the model's graph forks in a way archdsl cannot write "
                             f"(after `{start}`)")
+
+    def _shared(self, start: str, inputs: list[str]) -> bool:
+        """Two of a merge's branches from `start` share an item (the router of a mixture
+        of experts, read by both the experts and their weights): no branches to write."""
+        seen: set[str] = set()
+        for branch in (self._between(start, i) - {start} for i in inputs if i != start):
+            if seen & branch:
+                return True
+            seen |= branch
+        return False
 
     def _between(self, start: str, stop: str) -> set[str]:
         """The items on paths from `start` to `stop`, `stop` included."""

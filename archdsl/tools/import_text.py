@@ -104,7 +104,8 @@ def aligned(lines: list[str]) -> list[str]:
         if match and "\n" not in match.group(2):
             out.append(f"{match.group(1)}: " + PAD * (width - len(match.group(1)) - 2) +
                        match.group(2))
-        elif not match and "\n" not in line and not line.startswith(("repeat", "input")):
+        elif not match and "\n" not in line and not line.startswith(
+                ("repeat", "input", "param ", "buffer ", "declare ")):
             out.append(PAD * width + line)
         else:
             out.append(line)

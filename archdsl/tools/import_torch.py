@@ -39,7 +39,7 @@ from torch.fx.passes.shape_prop import ShapeProp
 from ..errors import UsageError
 from .import_export import capture_export, is_layer
 from .import_functional import functional_layers
-from .import_layers import ImportFailure
+from .import_layers import ImportFailure, top
 from .import_lookups import lookup_functions
 from .import_structure import write_spec
 from .import_ties import with_ties
@@ -193,6 +193,7 @@ def import_model(model: nn.Module, shape: tuple[int, ...], name: str = "imported
                             f"{_one_line(error.__cause__ or error)}") from None
     _fold_sizes(graph)
     _split_chunks(graph)
+    _split_topk(graph)
     functional_layers(model, graph)  # parameters passed to functions, as layers and ops
     text = with_ties(write_spec(model, graph, shape, name, moved), model)
     if token_ids:  # the importer writes the sizes; the layout is the example's
@@ -285,6 +286,27 @@ def _split_chunks(graph: fx.Graph) -> None:
                 user.replace_all_uses_with(squeezed)
             else:
                 user.replace_all_uses_with(narrow)
+            graph.erase_node(user)
+        graph.erase_node(node)
+
+
+def _split_topk(graph: fx.Graph) -> None:
+    """`torch.topk(x, k, dim)[0]` and `[1]` (a method too): each the language's `topk`,
+    of the entries or of their indices, as torch.export's are read (`top`)."""
+    import operator
+    for node in list(graph.nodes):
+        name = node.target if node.op == "call_method" else getattr(node.target, "__name__", "")
+        users = list(node.users)
+        if name != "topk" or not users or any(
+                u.op != "call_function" or u.target is not operator.getitem for u in users):
+            continue
+        x, k, dim, largest = (tuple(node.args) + (-1, True)[len(node.args) - 2:])[:4]
+        dim, largest = node.kwargs.get("dim", dim), node.kwargs.get("largest", largest)
+        for user in users:
+            with graph.inserting_after(user):
+                made = graph.call_function(top, (x, k, dim, largest, user.args[1] == 1))
+            made.meta = dict(user.meta)
+            user.replace_all_uses_with(made)
             graph.erase_node(user)
         graph.erase_node(node)
 
