@@ -153,3 +153,21 @@ def test_an_exported_mixture_of_experts_imports_back(capture):
     assert '"mlp.experts": {\n' in text and "param gate_up_proj: 4 x 48 x 16\n" in text
     assert text.count(": routed_linear(") == 2
     reproduces(text, model, torch.randn(3, 6, 16))
+
+
+@pytest.mark.parametrize("capture", CAPTURES)
+def test_a_parameter_read_as_a_value_is_from_its_name(capture):
+    """A parameter that forward() expands to the batch and computes with as a value of
+    its own (Mamba's `A_log`: `exp`, `neg`) is `from a` in the scope that declares it,
+    a group of its module's path where that module's layers run apart."""
+    spec = ("network tiny {\n    input x: 6 x 8 as tokens\n    proj: linear(8)\n"
+            "    mixer: {\n        param a: 6 x 8\n        from a\n        exp\n"
+            "        e: neg\n        from proj\n        add(proj, e)\n    }\n}\n")
+    names: dict = {}
+    exec(compile(export_pytorch(compile_source(spec).graph).source, "tiny.py", "exec"), names)
+    model = names["Tiny"]()
+    for parameter in model.parameters():
+        nn.init.normal_(parameter)
+    text = import_model(model, (6, 8), "tiny", capture).text
+    assert "param a: 6 x 8\n" in text and "from a\n" in text and "exp\n" in text
+    reproduces(text, model, torch.randn(3, 6, 8))

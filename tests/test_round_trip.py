@@ -23,9 +23,6 @@ from conftest import BUILD_SETTINGS, ROOT  # noqa: E402
 SPECS = sorted(p.stem for p in (ROOT / "specs").glob("*.arch"))
 NOT_YET = {  # spec: why its round trip does not come back yet
     **dict.fromkeys(("bert", "ddpm_unet"), "two inputs: import takes models of one"),
-    "mamba": "A_log, a parameter the exported mixer reads as a value "
-             "(`A_log.expand(B, -1, -1).to(float32)`, `exp`, `neg`, into the selective scan); "
-             "import reads parameters by an op with one value",
     "swin_v2_t": "captured with torch.export (torch.fx stops at the exported `Positions`, "
                  "traced through): the coordinate table buffer reshaped and fed to a layer "
                  "(cpb_mlp), a tensor made of buffers alone; behind it, the qkv weight "

@@ -307,7 +307,6 @@ def _read_positions(node: fx.Node, name: str, where: str):
     """The language's own functions the importer rewrites a forward()'s steps into:
     `positions`, `topk`, `rms_norm` (archdsl.tools.import_functional), `rope`
     (archdsl.tools.import_rope)."""
-    from ..ops.functions import rms_norm
     from .import_rope import rotary
     if node.op == "call_function" and node.target is positions:
         return "positions", {}
@@ -317,8 +316,13 @@ def _read_positions(node: fx.Node, name: str, where: str):
     if node.op == "call_function" and node.target is rotary:
         return "rope", dict(theta=float(node.args[1]),
                             scaling=node.args[2] if len(node.args) > 2 else None)
-    if node.op == "call_function" and node.target is rms_norm:
+    if node.op == "call_function" and _own_function(node.target, "rms_norm"):
         return "rms_norm", dict(eps=float(node.args[1]))
+    if node.op == "call_function" and node.target is torch.rms_norm and \
+            len(_argument(node, 1, "normalized_shape", ())) == 1 and \
+            _argument(node, 2, "weight", None) is None and \
+            _argument(node, 3, "eps", None) is not None:  # over the last axis, no weight
+        return "rms_norm", dict(eps=float(_argument(node, 3, "eps", None)))
     return None
 
 
@@ -334,8 +338,9 @@ _ACTIVATIONS = {nn.functional.gelu: "gelu", nn.functional.silu: "silu", torch.si
                 torch.tanh: "tanh", nn.functional.sigmoid: "sigmoid", nn.functional.tanh: "tanh",
                 nn.functional.relu6: "relu6", nn.functional.hardswish: "hardswish",
                 nn.functional.relu: "relu", torch.relu: "relu", torch.exp: "exp",
-                torch.log: "log", torch.sqrt: "sqrt"}
-_METHOD_ACTIVATIONS = ("sigmoid", "tanh", "exp", "log", "sqrt")
+                torch.log: "log", torch.sqrt: "sqrt", torch.neg: "neg", operator.neg: "neg",
+                nn.functional.softplus: "softplus"}
+_METHOD_ACTIVATIONS = ("sigmoid", "tanh", "exp", "log", "sqrt", "neg")
 
 
 def read_merge(node: fx.Node, operands: list[str], modules: dict[str, nn.Module]) -> str:

@@ -62,6 +62,21 @@ class StateReads:
                                 "where the spec declares it")
         return f"{name}: {text}"
 
+    def from_state(self, node: fx.Node) -> str:
+        """A parameter or buffer read as a value (`from A_log`), in the scope that
+        declares it, or in a group of its holder's label that declares it where that runs
+        apart: the group's value is the parameter's."""
+        read = node.args[0]
+        holder, label = self.params[read]
+        if holder in self.split and list(read.users) == [node]:
+            self.written_params.add(read)
+            return f"{self.scope_label(holder)}: " + braced(
+                [param_statement(label, read), f"from {label}"])
+        if not within(self.owner[node], holder):
+            raise ImportFailure(f"`{node.name}` reads `{node.args[0].target}` outside "
+                                f"`{holder}`, where the spec declares it")
+        return f"from {label}"
+
     def looked_up(self, node: fx.Node) -> str:
         """A table looked up by an index, both the model's own: `index_select(table,
         index)`; in a group of their holder's label, which declares them, where that

@@ -55,7 +55,7 @@ def frequencies(theta: float, dim: int, scaling: tuple | None = None,
     >>> frequencies(10000.0, 4)
     tensor([1.0000, 0.0100])
     >>> frequencies(10000.0, 4, (8.0, 1.0, 4.0, 64))  # 2π/0.01 past 64: divided by 8
-    tensor([1.0000, 0.0013])
+    tensor([1.0000, 0.0012])
     """
     steps = torch.arange(dim // 2, device=device).to(torch.float32) * 2 / dim
     inverse = torch.pow(torch.tensor(theta, dtype=torch.float32, device=device),

@@ -39,7 +39,8 @@ def unexpanded(nodes: list[fx.Node]) -> list[fx.Node]:
         if getattr(value, "op", None) != "get_attr" or not all(a == -1 for a in node.args[2:]):
             continue
         rank = len(value.meta["tensor_meta"].shape)
-        chain = [node] if len(node.args) == 1 + rank else _batch_chain(node, rank) \
+        chain = ([node] if all(len(u.all_input_nodes) > 1 for u in node.users) else None) \
+            if len(node.args) == 1 + rank else _batch_chain(node, rank) \
             if len(node.args) == 2 + rank else None
         if chain:
             chain[-1].replace_all_uses_with(value)
@@ -91,6 +92,16 @@ def _shape(node: fx.Node) -> tuple[int, ...]:
     return tuple(meta.shape) if hasattr(meta, "shape") else ()
 
 
+def read_as_value(node: fx.Node, state: fx.Node) -> bool:
+    """`node` expands the parameter or buffer `state` to the batch (`A.expand(B, -1, -1)`,
+    as `archdsl export` writes a value a spec reads by name) for what follows to read as a
+    value of its own: the spec's `from A`."""
+    shape = tuple(state.meta["tensor_meta"].shape)
+    return node.op == "call_method" and node.target == "expand" and node.args[0] is state \
+        and (len(node.args) == 2 + len(shape) or shape[:1] == (1,) and
+             len(node.args) == 1 + len(shape)) and all(a == -1 for a in node.args[2:])
+
+
 def read_parameters(modules: dict[str, nn.Module],
                     nodes: list[fx.Node]) -> dict[fx.Node, tuple[str, str]]:
     """The parameters and buffers forward() reads itself: a parameter only by an
@@ -108,8 +119,9 @@ def read_parameters(modules: dict[str, nn.Module],
             dict(module.named_parameters(recurse=False)).get(name)
         buffer = None if module is None else dict(module.named_buffers(recurse=False)).get(name)
         if (parameter is None and buffer is None) or not node.users or any(
-                not reads_state(user, node) and (buffer is not None or scaling(
-                    user, node, name) is None) for user in node.users):
+                not reads_state(user, node) and not read_as_value(user, node) and (
+                    buffer is not None or scaling(user, node, name) is None)
+                for user in node.users):
             raise ImportFailure(f"forward() reads the tensor `{node.target}` itself (a "
                                 "buffer otherwise than as a lookup's table or index, or a "
                                 "parameter used otherwise than by an element-wise op with "
@@ -158,12 +170,13 @@ def scaling(node: fx.Node, parameter: fx.Node, label: str) -> str | None:
 def declared_shape(parameter: fx.Node) -> tuple[tuple[int, ...], bool]:
     """(the sizes a `param` statement declares, whether they are tokens): a parameter
     stored with a batch axis of 1 before L x C (a class token, a position embedding) and
-    read with tokens is declared L x C, as the language stores tokens; any other as it
-    is stored."""
+    read with tokens (or read as a value, expanded to the batch) is declared L x C, as
+    the language stores tokens; any other as it is stored."""
     shape = tuple(parameter.meta["tensor_meta"].shape)
     others = [a for user in parameter.users for a in _operands(user) if a is not parameter]
-    tokens = len(shape) == 3 and shape[0] == 1 and bool(others) and all(
-        len(a.meta.get("tensor_meta").shape) == 3 for a in others if "tensor_meta" in a.meta)
+    expanded = all(read_as_value(user, parameter) for user in parameter.users)
+    tokens = len(shape) == 3 and shape[0] == 1 and (expanded or bool(others) and all(
+        len(a.meta.get("tensor_meta").shape) == 3 for a in others if "tensor_meta" in a.meta))
     return (shape[1:], True) if tokens else (shape, False)
 
 

@@ -23,8 +23,8 @@ from .import_rope import std_imports
 from .import_graph import AuxHead, aux_heads, cyclic, one_axis_indexing
 from .import_lookups import is_lookup
 from .import_reads import StateReads, within
-from .import_state import Naming, declarations, read_parameters, unexpanded
-from .import_text import braced, merge_text, repeats, spaced
+from .import_state import Naming, declarations, read_as_value, read_parameters, unexpanded
+from .import_text import braced, merge_text, repeats, spaced, value_name
 
 def write_spec(model: nn.Module, graph: fx.Graph, shape: tuple[int, ...], name: str,
                moved: dict[fx.Node, str]) -> str:
@@ -306,6 +306,9 @@ class _Importer(StateReads):
             return f"{self.defined(label, node.target)}: {text}"
         if is_lookup(node):
             return self.looked_up(node)
+        if node.op == "call_method" and node.args[0] in self.params and \
+                read_as_value(node, node.args[0]):
+            return self.from_state(node)
         if any(v in self.params for v in node.all_input_nodes):
             return self.scaled(node)
         return self.unlabelled(call_text(*read_function(node, self.owner[node])))
@@ -536,15 +539,7 @@ class _Series:
             return None
         return None if label.startswith('"') else label
 
-    @staticmethod
-    def _name(base: str, taken: set[str]) -> str:
-        """A label for a value: `base`, or `base_2`, ... where that is taken."""
-        name = language_name(base, "value")
-        name, count = (name, 2) if name not in taken else (f"{name}_2", 3)
-        while name in taken:
-            name, count = f"{language_name(base, 'value')}_{count}", count + 1
-        taken.add(name)
-        return name
+    _name = staticmethod(value_name)
 
     def _operands(self, key: str, names: dict[str, str]) -> list[str]:
         """The names of the values a call of several values reads, in its arguments'

@@ -187,3 +187,23 @@ def merge_text(op: str, branches: list[list[str]]) -> list[str]:
         return [line]
     return ["\n".join([f"{op} {{"] + ["    " + i.replace("\n", "\n    ") for i in items] +
                       ["}"])]
+
+
+_MERGE_NAMES = {"add": "sum", "mul": "product", "concat": "joined"}
+
+
+def value_name(base: str, taken: set[str]) -> str:
+    """A label for a value: `base`, or `base_2`, ... where that is taken; never the name
+    the language gives a structural merge (`add`, `add_1`: a residual's), a sum named
+    `sum` instead.
+
+    >>> value_name("add", set()), value_name("x", {"x"})
+    ('sum', 'x_2')
+    """
+    stem = re.sub(r"_[0-9]+$", "", language_name(base, "value"))
+    base = _MERGE_NAMES.get(stem, language_name(base, "value"))
+    name, count = (base, 2) if base not in taken else (f"{base}_2", 3)
+    while name in taken:
+        name, count = f"{base}_{count}", count + 1
+    taken.add(name)
+    return name
