@@ -172,3 +172,26 @@ def declared_first(order: list[str], defined: list[str]) -> list[str]:
         if order[count:] == [path for path in defined if path not in order[:count]]:
             return order[:count]
     return order
+
+
+def merge_text(op: str, branches: list[list[str]]) -> list[str]:
+    """`op { {...} {...} }`: a merge of branches, an empty one the value they start from."""
+    text = [f"{op} {{"]
+    for branch in branches:
+        text.append("    " + (braced(branch).replace("\n", "\n    ") if branch else "{}"))
+    return ["\n".join(text + ["}"])]
+
+
+def renames(used: set[str], modules, labels: dict[str, str], spec_path) -> str:
+    """A comment listing the modules of the spec (those of `used` and the modules above
+    them) whose names no label can hold (`_head`, `forward`), and what the spec calls
+    them (`spec_path`): their state_dict keys change too."""
+    within = {".".join(p.split(".")[:i + 1]) for p in used if p
+              for i in range(p.count(".") + 1)}
+    renamed = [f"#   {path} -> {spec_path(path)}" for path in modules
+               if path in within and labels[path].strip('"') != path.rpartition(".")[2]]
+    if not renamed:
+        return ""
+    header = ["# Modules whose names no label can hold, and their names here (the state_dict",
+              "# keys under them change with them):"]
+    return "\n".join(header + renamed) + "\n\n"
