@@ -13,7 +13,7 @@ torch = pytest.importorskip("torch")
 from archdsl import compile_file, compile_source  # noqa: E402
 from archdsl.backends.lower_fx import lower_fx  # noqa: E402
 from archdsl.cli import EXIT_USAGE, main  # noqa: E402
-from archdsl.tools.import_torch import import_model, import_torch  # noqa: E402
+from archdsl.tools.import_torch import ImportFailure, import_model, import_torch  # noqa: E402
 
 MODEL = textwrap.dedent('''
     import torch
@@ -52,6 +52,17 @@ class TwoHeads(torch.nn.Module):
     def forward(self, image, mask):
         features = torch.relu(self.stem(image) + self.gate(mask))
         return {"features": features, "logits": self.head(features)}
+
+
+class Masked(torch.nn.Module):
+    """An optional argument, read where it is given."""
+
+    def __init__(self):
+        super().__init__()
+        self.proj = torch.nn.Linear(4, 8)
+
+    def forward(self, x, mask=None):
+        return self.proj(x) if mask is None else self.proj(x) * mask
 
 
 def outputs_agree(model, text, examples) -> None:
@@ -102,6 +113,16 @@ def test_torch_export_takes_an_example_for_each_input_their_length_shared(tmp_pa
     assert "sequence length dynamic" in imported.why  # ids and features grow together
     ids = torch.randint(0, 20, (2, 6), generator=torch.Generator().manual_seed(1))
     outputs_agree(model, imported.text, (ids, torch.randn(2, 6, 4)))
+
+
+def test_an_optional_argument_is_an_input_where_given_and_named_where_read_without():
+    model = Masked()
+    text = import_torch(model, [(4,), (8,)], "masked")
+    assert "input x: 4\n" in text and "input mask: 8\n" in text
+    outputs_agree(model, text, (torch.randn(2, 4), torch.randn(2, 8)))
+    with pytest.raises(ImportFailure, match=r"the traced forward\(\) reads `mask`, which no "
+                                            r"input is given for"):
+        import_torch(model, (4,), "masked")
 
 
 @pytest.mark.parametrize("inputs, message", [

@@ -99,8 +99,7 @@ def _listed(names) -> str:
 
 def examples(model: nn.Module, inputs: list[ModelInput]) -> tuple[torch.Tensor, ...]:
     """A batch of two for each input: random floats, or token ids that every embedding of
-    the model that reads that input can look up (a timestep that a sinusoidal embedding
-    reads: any of those ids)."""
+    the model can look up (ids 0 and 1 where it has none)."""
     generator = torch.Generator().manual_seed(0)
     sizes = [m.num_embeddings for m in model.modules() if isinstance(m, nn.Embedding)]
     made = []

@@ -160,7 +160,7 @@ class _Importer:
                 if value in self.named_inputs:  # a network input: read where it is needed
                     if key.startswith("scope:") and value is not self._entry_of(key[6:]):
                         continue  # read by name inside that scope
-                    source = "entry" if value is entry else named_input(items, value)
+                    source = "entry" if value is entry else _named_input(items, value)
                 if source is None:
                     entries.add(value)
                     source = "entry"
@@ -425,7 +425,8 @@ class _Importer:
     def _entry_of(self, scope: str) -> fx.Node | None:
         """The network input a scope starts from, where it reads several (scope_entry)."""
         return scope_entry([n for n in self.nodes if self._within(self.owner[n], scope)],
-                           self.params, self.named_inputs) if scope else None
+                           self.params, self.named_inputs) if scope and self.named_inputs \
+            else None
 
     def _input_keys(self, scope: str, items: dict[str, _Item]) -> dict[str, str]:
         """{item key: the spec's name} of the network inputs a scope reads by name, and of
@@ -442,7 +443,6 @@ class _Importer:
         parts = path.split(".")
         return ".".join(self.labels[".".join(parts[:i + 1])].strip('"')
                         for i in range(len(parts)))
-
 
 
 class _Series:
@@ -692,7 +692,7 @@ class _Series:
         return key in self.items and self.items[key].scope is not None
 
 
-def named_input(items: dict[str, _Item], value: fx.Node) -> str:
+def _named_input(items: dict[str, _Item], value: fx.Node) -> str:
     """The item of a network input that a scope reads by name (`from token_type_ids`):
     a value beside the scope's entry, which nothing computes."""
     key = f"input:{value.name}"

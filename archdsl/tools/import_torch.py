@@ -38,7 +38,7 @@ from torch.fx.passes.shape_prop import ShapeProp
 from ..errors import UsageError
 from .import_export import capture_export, is_layer
 from .import_functional import functional_layers
-from .import_inputs import ModelInput, bind_inputs, examples
+from .import_inputs import ModelInput, bind_inputs, examples, placeholders
 from .import_layers import ImportFailure
 from .import_structure import write_spec
 from .import_ties import with_ties
@@ -185,6 +185,7 @@ def import_model(model: nn.Module, shape, name: str = "imported", capture: str =
     model = model.eval()
     example = examples(model, inputs)
     graph, how, why = _capture(model, example, capture, inputs)
+    placeholders(graph, inputs)  # stops where it reads an argument given no input
     moved = _chained_concatenations(graph)
     try:
         with contextlib.redirect_stderr(io.StringIO()):  # ShapeProp prints the traceback
