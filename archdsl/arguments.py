@@ -326,16 +326,24 @@ differ only in numbers one `block`, and runs of identical calls `repeat`s. The s
 checked before it is written. A layer archdsl has no equivalent for is named with its
 module path and type (exit status 1).
 
+One --input for each argument of the model's forward(), in its order, or named as its
+parameter (NAME=SIZES); `as token_ids` for an argument of token ids. The spec declares
+an input for each, named as forward()'s parameters.
+
   archdsl import torchvision.models:resnet50 -o resnet50.arch
-  archdsl import model.py:bert --input "16 as token_ids" -o bert.arch""")
+  archdsl import model.py:gpt --input "16 as token_ids" -o gpt.arch
+  archdsl import model.py:bert --input "input_ids=16 as token_ids" \\
+      --input "token_type_ids=16 as token_ids" -o bert.arch""")
     importer.add_argument("factory", metavar="MODULE:FACTORY",
                           help="a function (or class) that returns the nn.Module")
     importer.add_argument("-o", "--output", metavar="OUT.arch",
                           help="write the spec here (default: standard output)")
-    importer.add_argument("--input", default="3x224x224", metavar="CxHxW",
-                          help="the input shape to trace with, batch excluded (default "
-                               "3x224x224); `L as token_ids` for token ids, \"16 as "
-                               "token_ids\"")
+    importer.add_argument("--input", action="append", default=[],
+                          metavar="[NAME=]SIZES",
+                          help="an input's sizes to trace with, batch excluded (default "
+                               "3x224x224), once for each argument of forward(): in its "
+                               "order, or NAME= its parameter; `L as token_ids` for token "
+                               "ids, \"16 as token_ids\" (\"ids=16 as token_ids\")")
     importer.add_argument("--capture", choices=("auto", "fx", "export"), default="auto",
                           help="torch.fx, torch.export (non-strict), or auto (default): "
                                "torch.export where torch.fx cannot trace the model")
@@ -494,6 +502,22 @@ def parse_shape(text: str) -> tuple[int, ...]:
     return dims
 
 
+def parse_input(item: str) -> tuple[str | None, tuple[int, ...], str | None]:
+    """An `--input [NAME=]SIZES[ as LAYOUT]`: (NAME or None, the sizes, LAYOUT or None).
+
+    >>> parse_input("token_type_ids=16 as token_ids")
+    ('token_type_ids', (16,), 'token_ids')
+    >>> parse_input("3x64x64")
+    (None, (3, 64, 64), None)
+    """
+    text, as_, layout = item.partition(" as ")
+    name, sep, sizes = text.rpartition("=")
+    if sep and not name.strip():
+        raise UsageError(f"--input {item}: write NAME=SIZES or just SIZES, e.g. 3x64x64")
+    return name.strip() if sep else None, parse_shape(sizes.strip()), \
+        layout.strip() if as_ else None
+
+
 def spec_options(args, network: str | None = None) -> dict:
     """The compile options of the spec flags (--set, --input, --network, --max-nodes);
     `network` (from FILE:NETWORK) overrides --network."""
@@ -505,10 +529,11 @@ def spec_options(args, network: str | None = None) -> dict:
         settings[name.strip()] = parse_value(value.strip())
     inputs = {}
     for item in args.input:
-        name, sep, value = item.rpartition("=")
-        if sep and not name.strip():
-            raise UsageError(f"--input {item}: write NAME=SIZES or just SIZES, e.g. 3x64x64")
-        inputs[name.strip() if sep else "*"] = parse_shape(value)
+        name, shape, layout = parse_input(item)
+        if layout is not None:
+            raise UsageError(f"--input {item}: the spec declares its inputs' layouts; give "
+                             "NAME=SIZES or just SIZES, e.g. 3x64x64")
+        inputs[name or "*"] = shape
     if args.max_nodes < 1:
         raise UsageError("--max-nodes must be at least 1")
     return dict(settings=settings, inputs=inputs, network=network or args.network,

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from . import ir
-from .arguments import check_train_flags, parse_shape, spec_options
+from .arguments import check_train_flags, parse_input, spec_options
 from .backends.report_stats import summary_line
 from .cli import (EXIT_INTERNAL, EXIT_OK, EXIT_SPEC_ERRORS, compile_or_report,
                   require_networks)
@@ -249,7 +249,7 @@ def run_export(args) -> int:
 def run_import(args) -> int:
     import_torch = with_torch("tools.import_torch", "`archdsl import`")
     from .compile import compile_source
-    shape, token_ids = _import_input(args.input)
+    inputs, token_ids = _import_inputs(args.input)
     if args.output and Path(args.output).is_dir():
         raise UsageError(f"-o {args.output}: is a directory; give a file such as "
                          f"{Path(args.output) / 'model.arch'}")
@@ -257,7 +257,7 @@ def run_import(args) -> int:
     try:
         model, factory = import_torch.load_factory(args.factory)
         name = "".join(c if c.isalnum() else "_" for c in factory.lower())
-        imported = import_torch.import_model(model, shape, name, args.capture, token_ids)
+        imported = import_torch.import_model(model, inputs, name, args.capture, token_ids)
     except import_torch.ImportFailure as error:
         print(f"archdsl: error: cannot import {args.factory}: {error}", file=sys.stderr)
         return EXIT_SPEC_ERRORS
@@ -281,14 +281,19 @@ def run_import(args) -> int:
     return EXIT_OK
 
 
-def _import_input(text: str) -> tuple[tuple[int, ...], bool]:
-    """`--input 3x224x224`, or `--input "16 as token_ids"`: (the sizes, token ids or not)."""
-    sizes, sep, layout = text.partition(" as ")
-    if sep and layout.strip() != "token_ids":
-        raise UsageError(f"--input {text}: import reads `as token_ids` (int64 ids, one axis), "
-                         "or sizes alone for float values")
-    shape = parse_shape(sizes.strip())
-    if sep and len(shape) != 1:
-        raise UsageError(f"--input {text}: token ids have one axis, the length: \"16 as "
-                         "token_ids\"")
-    return shape, bool(sep)
+def _import_inputs(items: list[str]) -> tuple[list, list[bool]]:
+    """The `--input`s of `archdsl import` (`3x224x224`, `"ids=16 as token_ids"`): the
+    inputs as import_torch takes them (a shape, or a (name, shape) pair) and which hold
+    token ids."""
+    inputs, token_ids = [], []
+    for item in items or ["3x224x224"]:
+        name, shape, layout = parse_input(item)
+        if layout not in (None, "token_ids"):
+            raise UsageError(f"--input {item}: import reads `as token_ids` (int64 ids, one "
+                             "axis), or sizes alone for float values")
+        if layout and len(shape) != 1:
+            raise UsageError(f"--input {item}: token ids have one axis, the length: \"16 as "
+                             "token_ids\"")
+        inputs.append(shape if name is None else (name, shape))
+        token_ids.append(layout is not None)
+    return inputs, token_ids

@@ -22,7 +22,11 @@ from conftest import BUILD_SETTINGS, ROOT  # noqa: E402
 
 SPECS = sorted(p.stem for p in (ROOT / "specs").glob("*.arch"))
 NOT_YET = {  # spec: why its round trip does not come back yet
-    **dict.fromkeys(("bert", "ddpm_unet"), "two inputs: import takes models of one"),
+    "ddpm_unet": "captured with torch.export: the exported file computes the sinusoidal "
+                 "timestep embedding in steps, and import reads none of them back as "
+                 "`timestep_embedding`: the first, the int timestep cast to float32, is "
+                 "`aten.to.dtype` without an archdsl equivalent; then come a frequency table "
+                 "made from positions (`exp`) and an einsum",
     "swin_v2_t": "captured with torch.export (torch.fx stops at the exported `Positions`, "
                  "traced through): the coordinate table buffer reshaped and fed to a layer "
                  "(cpb_mlp), a tensor made of buffers alone; behind it, the qkv weight "
@@ -33,13 +37,12 @@ NOT_YET = {  # spec: why its round trip does not come back yet
 def round_trip(name: str) -> str | None:
     """None where `name` comes back equal; else what differs."""
     graph = compile_file(ROOT / "specs" / f"{name}.arch", settings=BUILD_SETTINGS.get(name, {})).graph
-    inputs = ir.network(graph).inputs
-    shape = ir.shape(graph, inputs[0])
-    tokens = getattr(shape, "dtype", "float") == "int"
-    if len(inputs) != 1 or getattr(shape, "dtype", "float") not in ("float", "int"):
+    shapes = [ir.shape(graph, i) for i in ir.network(graph).inputs]
+    if any(getattr(s, "dtype", "float") not in ("float", "int") for s in shapes):
         return "inputs"
-    if tokens:  # token ids: a short sequence, as `--input "16 as token_ids"`
-        shape = (16,)
+    tokens = [getattr(s, "dtype", "float") == "int" for s in shapes]
+    # token ids: a short sequence, as `--input "16 as token_ids"`
+    shapes = [(min(s[0], 16),) if t else tuple(s) for s, t in zip(shapes, tokens)]
     source = export_pytorch(graph).source
     spec = importlib.util.spec_from_loader(f"exported_{name}", loader=None)
     module = importlib.util.module_from_spec(spec)
@@ -48,7 +51,8 @@ def round_trip(name: str) -> str | None:
                  if isinstance(v, type) and issubclass(v, torch.nn.Module)
                  and v.__module__ == module.__name__)()
     try:
-        text = import_torch(model, tuple(shape), name, token_ids=tokens)
+        text = import_torch(model, shapes if len(shapes) > 1 else shapes[0], name,
+                            token_ids=tokens)
     except ImportFailure as failure:
         return f"import: {failure}"
     back = compile_source(text)
@@ -60,12 +64,20 @@ def round_trip(name: str) -> str | None:
     if list(imported.state_dict()) != list(original.state_dict()):
         return "state_dict keys"
     imported.load_state_dict(original.state_dict())
-    x = torch.randn(2, *shape, generator=torch.Generator().manual_seed(0)) if not tokens else \
-        torch.randint(0, min(m.num_embeddings for m in model.modules()
-                             if isinstance(m, torch.nn.Embedding)), (2, *shape))
+    xs = _examples(model, shapes, tokens)
     with torch.no_grad():
-        torch.testing.assert_close(imported(x), original(x), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(imported(*xs), original(*xs), rtol=1e-5, atol=1e-5)
     return None
+
+
+def _examples(model, shapes, tokens) -> list:
+    """A batch of two for each input: floats, or ids that every embedding can look up (a
+    timestep, read by no embedding, among the first thousand)."""
+    generator = torch.Generator().manual_seed(0)
+    ids = min((m.num_embeddings for m in model.modules() if isinstance(m, torch.nn.Embedding)),
+              default=1000)
+    return [torch.randint(0, ids, (2, *shape), generator=generator) if token else
+            torch.randn(2, *shape, generator=generator) for shape, token in zip(shapes, tokens)]
 
 
 @pytest.mark.slow

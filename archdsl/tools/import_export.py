@@ -93,27 +93,32 @@ def is_layer(module: nn.Module) -> bool:
         module, (nn.Sequential, nn.ModuleList, nn.ModuleDict)) or is_own(module)
 
 
-def capture_export(model: nn.Module, example: torch.Tensor,
-                   dynamic_axis: int | None = None) -> tuple[fx.Graph, str]:
-    """The graph of `model` on `example`, captured with torch.export and rebuilt as
-    torch.fx gives it, and a note on the capture: with the sequence length (the axis
-    `dynamic_axis` of the example) dynamic where the model allows it, else static and
-    why."""
+def capture_export(model: nn.Module, example: tuple[torch.Tensor, ...],
+                   dynamic_axes: list[int | None]) -> tuple[fx.Graph, str]:
+    """The graph of `model` called on the tensors of `example`, captured with torch.export
+    and rebuilt as torch.fx gives it, and a note on the capture: with the sequence length
+    (the axis `dynamic_axes[i]` of each input, None where it has none) dynamic where the
+    model allows it, else static and why. torch.export finds the lengths that must stay
+    equal (two inputs of one sequence) itself."""
     with kept_whole(model):
-        program, note = _export(model, example, dynamic_axis)
+        program, note = _export(model, example, dynamic_axes)
     return _Rebuild(model, program, example).graph(), note
 
 
-def _export(model: nn.Module, example: torch.Tensor, dynamic_axis: int | None):
-    """The exported program, dynamic on `dynamic_axis` where the model allows it."""
-    if dynamic_axis is not None:
-        dims = ({dynamic_axis: torch.export.Dim.AUTO},)
+def _export(model: nn.Module, example: tuple[torch.Tensor, ...],
+            dynamic_axes: list[int | None]):
+    """The exported program, dynamic on the inputs' `dynamic_axes` where the model allows
+    it."""
+    if any(axis is not None for axis in dynamic_axes):
+        dims = tuple(None if axis is None else {axis: torch.export.Dim.AUTO}
+                     for axis in dynamic_axes)
         try:
             program = _quiet_export(model, example, dims)
         except Exception as error:  # noqa: BLE001 - retried static, and said so
             note = f"sequence length static (dynamic: {one_line(error)})"
         else:
-            size = _input_value(program).shape[dynamic_axis]
+            first = next(i for i, axis in enumerate(dynamic_axes) if axis is not None)
+            size = _input_values(program)[first].shape[dynamic_axes[first]]
             if isinstance(size, torch.SymInt) and not size.node.expr.is_number:
                 low, high = _range(program, size)
                 return program, f"sequence length dynamic ({low} to {high})"
@@ -133,15 +138,16 @@ def _quiet_export(model, example, dims):
     level = logger.level
     logger.setLevel(logging.ERROR)  # export's warnings are for torch's users, not ours
     try:
-        return torch.export.export(model, (example,), dynamic_shapes=dims, strict=False)
+        return torch.export.export(model, tuple(example), dynamic_shapes=dims, strict=False)
     finally:
         logger.setLevel(level)
 
 
-def _input_value(program):
-    (name,) = [spec.arg.name for spec in program.graph_signature.input_specs
-               if spec.kind.name == "USER_INPUT"]
-    return next(n for n in program.graph.nodes if n.name == name).meta["val"]
+def _input_values(program) -> list:
+    names = [spec.arg.name for spec in program.graph_signature.input_specs
+             if spec.kind.name == "USER_INPUT"]
+    by_name = {n.name: n for n in program.graph.nodes}
+    return [by_name[name].meta["val"] for name in names]
 
 
 def _range(program, size: torch.SymInt) -> tuple[int, str]:
@@ -164,7 +170,7 @@ def one_line(error: BaseException) -> str:
 class _Rebuild:
     """The exported program's graph as torch.fx's: layers whole, functions between them."""
 
-    def __init__(self, model: nn.Module, program, example: torch.Tensor):
+    def __init__(self, model: nn.Module, program, example: tuple[torch.Tensor, ...]):
         self.model, self.program, self.example = model, program, example
         self.modules = dict(model.named_modules())
         signature = program.graph_signature
@@ -197,20 +203,32 @@ class _Rebuild:
             if node.op == "placeholder":
                 self._placeholder(node)
             elif node.op == "output":
-                (value,) = node.args
-                self.new.output(self._arg(value[0] if len(value) == 1 else value, node))
+                self.new.output(self._arg(self._returned(node), node))
             elif calls.get(node) is not None:
                 self._in_layer(node, *calls[node])
             else:
                 self._function(node)
         return self.new
 
+    def _returned(self, output: fx.Node):
+        """What forward() returns: one value, or its values as forward() gathered them,
+        a dict (with its keys, which name the spec's outputs) or a tuple."""
+        (values,) = output.args
+        if len(values) == 1:
+            return values[0]
+        spec = getattr(self.program.call_spec, "out_spec", None)
+        if spec is not None and spec.type is dict and len(spec.context) == len(values):
+            return dict(zip(spec.context, values))
+        return tuple(values)
+
     # -- the input, parameters and buffers
 
     def _placeholder(self, node: fx.Node) -> None:
         if node.name in self.state or node.name in self.constants:
             return  # made where something outside a layer reads it (get_attr)
-        self.env[node] = self.input = self.new.placeholder(node.name)
+        self.env[node] = self.new.placeholder(node.name)
+        if self.input is None:  # the first input, which made positions count along
+            self.input = self.env[node]
 
     def _arg(self, value, reader: fx.Node):
         return fx.node.map_arg(value, lambda n: self._value(n, reader))

@@ -61,12 +61,14 @@ class AuxHead:
     nodes: tuple[fx.Node, ...]
 
 
-def aux_heads(model: nn.Module, graph: fx.Graph, shape: tuple[int, ...]) -> list[AuxHead]:
+def aux_heads(model: nn.Module, graph: fx.Graph,
+              shapes: list[tuple[int, ...]]) -> list[AuxHead]:
     """The heads that forward() computes only in training (GoogLeNet's, Inception's),
     copied into `graph` (the eval graph) from the values they tap: where layers with
     parameters are never called in eval mode, a copy of the model is traced in training
-    mode, and each further output it returns whose layers lie under one module that the
-    eval graph never calls is such a head. None where the training trace fails."""
+    mode (on float inputs of `shapes`), and each further output it returns whose layers
+    lie under one module that the eval graph never calls is such a head. None where the
+    training trace fails."""
     called = {n.target for n in graph.nodes if n.op == "call_module"}
     if all(path in called or not is_layer(m) or next(m.parameters(), None) is None
            for path, m in model.named_modules()):
@@ -75,7 +77,7 @@ def aux_heads(model: nn.Module, graph: fx.Graph, shape: tuple[int, ...]) -> list
     try:
         traced = _LayerTracer().trace(training)
         with torch.no_grad(), contextlib.redirect_stderr(io.StringIO()):
-            _TrainingShapes(training, traced).propagate(torch.randn(2, *shape))
+            _TrainingShapes(training, traced).propagate(*(torch.randn(2, *s) for s in shapes))
     except Exception:  # noqa: BLE001 - no heads read; the eval graph is imported as it is
         return []
     (output,) = [n for n in traced.nodes if n.op == "output"]
@@ -174,3 +176,27 @@ def cyclic(inputs: dict[str, set[str]]) -> bool:
                     state[source] = 1
                     stack.append((source, iter(inputs[source])))
     return False
+
+
+def uncalled(module) -> bool:
+    """A module without a forward() of its own (a ModuleList, a ModuleDict, a bare
+    nn.Module holding layers): a container whose members forward() calls one by one
+    (DenseNet's dense block, a ModuleDict with its own forward, is called as a whole)."""
+    return isinstance(module, nn.Module) and type(module).forward in (
+        nn.ModuleList.forward, nn.ModuleDict.forward, nn.Module.forward)
+
+
+def reached(start: str, edges) -> set[str]:
+    """The items reached from `start` (not itself, unless by a cycle) along `edges`
+    (an item: the items next to it): its descendants, or its ancestors.
+
+    >>> sorted(reached("a", {"a": ["b"], "b": ["c", "a"], "c": []}.__getitem__))
+    ['a', 'b', 'c']
+    """
+    seen, todo = set(), [start]
+    while todo:
+        for other in edges(todo.pop()):
+            if other not in seen:
+                seen.add(other)
+                todo.append(other)
+    return seen

@@ -70,14 +70,15 @@ def _is_view(node: fx.Node) -> bool:
 
 @dataclass
 class Made:
-    """The made operations of an exported program, evaluated on demand on `example`.
+    """The made operations of an exported program, evaluated on demand on `example`
+    (a tensor for each input).
 
     >>> made = Made(program, example, nodes)   # doctest: +SKIP
     >>> made.ids(position_ids)                 # doctest: +SKIP
     ('positions', 0)
     """
     program: object  # torch.export.ExportedProgram
-    example: torch.Tensor
+    example: tuple[torch.Tensor, ...]
     nodes: set[fx.Node]
     values: dict[fx.Node, object] = field(default_factory=dict)
 
@@ -108,8 +109,9 @@ class Made:
         signature = self.program.graph_signature
         target = {**signature.inputs_to_parameters, **signature.inputs_to_buffers,
                   **signature.inputs_to_lifted_tensor_constants}.get(name)
-        if target is None:
-            return self.example
+        if target is None:  # an input: the example for it, in the inputs' order
+            users = [s.arg.name for s in signature.input_specs if s.kind.name == "USER_INPUT"]
+            return self.example[users.index(name)]
         found = self.program.state_dict.get(target)
         found = self.program.constants[target] if found is None else found
         if name in signature.inputs_to_parameters:
@@ -120,7 +122,8 @@ class Made:
         """(`positions`, first) for ids first, first + 1, ... along the sequence, the
         same in every example; (`constant`, number) for one number everywhere; else None."""
         value = self.value(node)
-        length = self.example.shape[1] if self.example.dim() > 1 else -1
+        first = self.example[0]
+        length = first.shape[1] if first.dim() > 1 else -1
         if not isinstance(value, torch.Tensor) or value.is_floating_point() or \
                 value.dtype == torch.bool or not 1 <= value.dim() <= 2 or \
                 value.shape[-1] != length or value.numel() == 0:

@@ -6,7 +6,6 @@ parameters, and runs of identical calls `repeat`s.
 """
 from __future__ import annotations
 
-import itertools
 import operator
 import re
 from dataclasses import dataclass, field
@@ -20,20 +19,22 @@ from .import_layers import (ImportFailure, alike, argument_free_ops, call_text, 
                             module_labels, plain, read_function, read_layer, read_merge,
                             shape_of)
 from .import_rope import std_imports
-from .import_graph import AuxHead, aux_heads, cyclic, one_axis_indexing
+from .import_graph import AuxHead, aux_heads, cyclic, one_axis_indexing, reached, uncalled
+from .import_inputs import (ModelInput, input_names, input_statements, placeholders, returned,
+                            scope_entry)
 from .import_lookups import is_lookup
 from .import_reads import StateReads, within
 from .import_state import Naming, declarations, read_as_value, read_parameters, unexpanded
-from .import_text import braced, merge_text, repeats, spaced, value_name
+from .import_text import braced, merge_text, renames, repeats, spaced, value_name
 
-def write_spec(model: nn.Module, graph: fx.Graph, shape: tuple[int, ...], name: str,
+def write_spec(model: nn.Module, graph: fx.Graph, inputs: list[ModelInput], name: str,
                moved: dict[fx.Node, str]) -> str:
-    """The `.arch` text of `model`, traced as `graph` with its shapes propagated on an
-    input of `shape`; `moved` holds the concatenations that belong to another scope than
-    the one torch.fx gives them ({cat node: its scope})."""
-    heads = aux_heads(model, graph, shape)  # before the rewrites, which they need too
+    """The `.arch` text of `model`, traced as `graph` with its shapes propagated on
+    `inputs`; `moved` holds the concatenations that belong to another scope than the one
+    torch.fx gives them ({cat node: its scope})."""
+    heads = aux_heads(model, graph, [i.shape for i in inputs])  # before the rewrites
     one_axis_indexing(graph)
-    return _Importer(model, graph, shape, name, moved, heads).spec()
+    return _Importer(model, graph, inputs, name, moved, heads).spec()
 
 
 _MERGES = {operator.add: "add", operator.iadd: "add", torch.add: "add", torch.cat: "concat",
@@ -51,30 +52,28 @@ class _Item:
 
 
 class _Importer(StateReads):
-    def __init__(self, model: nn.Module, graph: fx.Graph, shape, name: str,
-                 moved: dict[fx.Node, str], heads: list[AuxHead]):
-        self.model, self.graph, self.shape, self.name = model, graph, shape, name
+    def __init__(self, model: nn.Module, graph: fx.Graph, inputs: list[ModelInput],
+                 name: str, moved: dict[fx.Node, str], heads: list[AuxHead]):
+        self.model, self.graph, self.inputs, self.name = model, graph, inputs, name
         self.heads = {head.scope: head for head in heads}  # train-only heads, by module
         self.modules = dict(model.named_modules())
         self.labels = module_labels(self.modules)
         self.nodes = [n for n in graph.nodes if n.op not in ("placeholder", "output")]
-        placeholders = [n for n in graph.nodes if n.op == "placeholder"]
-        if len(placeholders) != 1:
-            raise ImportFailure(f"the model's forward() takes {len(placeholders)} inputs; "
-                                "archdsl imports models of one input")
-        self.input = placeholders[0]
+        self.placeholders = placeholders(graph, inputs)
+        self.input = self.placeholders[0]
+        self.named_inputs = set(self.placeholders) if len(self.placeholders) > 1 else set()
+        self.input_names = dict(zip(self.placeholders, input_names(inputs, self._top_labels())))
         self.nodes = unexpanded(self.nodes)
         self.params = read_parameters(self.modules, self.nodes)  # node -> (module, label)
         self.nodes = [n for n in self.nodes if n not in self.params]
-        (self.output,) = [n for n in graph.nodes if n.op == "output"]
-        if not isinstance(self.output.args[0], fx.Node):
-            raise ImportFailure("the model returns several values; archdsl imports models "
-                                "with one output")
+        self.results = returned(graph)  # [(output name, value)], [] for one value
+        self.result = self.results[-1][1] if self.results else graph.output_node().args[0]
+        self.output_keys: dict[str, list[str]] = {}  # a top-level item -> its outputs
         self.order = {path: index for index, path in enumerate(self.modules)}
         self.split: set[str] = set()  # layer lists whose members run apart: a scope each
         self.owner = self._owners(moved)
         self.split = {path for path, module in self.modules.items()
-                      if _uncalled(module) and not self._contiguous(path)} | \
+                      if uncalled(module) and not self._contiguous(path)} | \
             self._several_inputs()
         if self.split:
             self.owner = self._owners(moved)
@@ -109,7 +108,7 @@ class _Importer(StateReads):
         owner = node.target.rpartition(".")[0] if node.op == "call_module" else \
             (path[0] if isinstance(path, tuple) else str(path)).split("@")[0]
         held = [self.params[v][0] for v in node.all_input_nodes if v in self.params]
-        if held and _uncalled(self.modules[held[0]]) and self._within(held[0], owner):
+        if held and uncalled(self.modules[held[0]]) and self._within(held[0], owner):
             owner = held[0]
         while owner in self.split:
             owner = owner.rpartition(".")[0]
@@ -130,11 +129,15 @@ class _Importer(StateReads):
             key_of[node] = key
             if key not in items:
                 items[key] = _Item(key, node=None if child else node, scope=child)
-        entries = set()
+        entries, entry = set(), self._entry_of(scope)
         for node in inside:
             key = key_of[node]
             for value in (v for v in node.all_input_nodes if v not in self.params):
                 source = key_of.get(value)
+                if value in self.named_inputs:  # a network input: read where it is needed
+                    if key.startswith("scope:") and value is not self._entry_of(key[6:]):
+                        continue  # read by name inside that scope
+                    source = "entry" if value is entry else _named_input(items, value)
                 if source is None:
                     entries.add(value)
                     source = "entry"
@@ -146,7 +149,12 @@ class _Importer(StateReads):
             raise ImportFailure(f"`{scope or 'the model'}` reads {len(entries)} values from "
                                 "outside it; archdsl imports modules of one input")
         results = {key_of[n] for n in inside
-                   if any(u not in key_of for u in n.users) or n is self.output.args[0]}
+                   if any(u not in key_of for u in n.users) or n is self.result}
+        if not scope and self.results:  # several outputs: each named after its statement
+            self.output_keys = {}
+            for output, value in self.results:
+                self.output_keys.setdefault(key_of[value], []).append(output)
+            results = {max(self.output_keys, key=list(items).index)}
         if scope in self.heads:  # a train-only head: its result is an output of its own
             results = {key_of[self.heads[scope].nodes[-1]]}
         if len(results) != 1:
@@ -166,8 +174,8 @@ class _Importer(StateReads):
         found = set()
         for path in (p for p in self.modules if p):
             inside = {n for n in self.nodes if self._within(self.owner[n], path)}
-            if len({v for n in inside for v in n.all_input_nodes
-                    if v not in inside and v not in self.params}) > 1:
+            if len({v for n in inside for v in n.all_input_nodes if v not in inside
+                    and v not in self.params and v not in self.named_inputs}) > 1:
                 found.add(path)
         return found
 
@@ -188,8 +196,8 @@ class _Importer(StateReads):
         if any(value in after for n in inside for value in n.all_input_nodes):
             return False
         leaving = {n for n in inside if any(u not in inside for u in n.users)}
-        entering = {v for n in inside for v in n.all_input_nodes
-                    if v not in inside and v not in self.params}
+        entering = {v for n in inside for v in n.all_input_nodes if v not in inside
+                    and v not in self.params and v not in self.named_inputs}
         return len(leaving) <= 1 and len(entering) <= 1  # else: branches joined outside
 
     def _child(self, scope: str, path: str) -> str | None:
@@ -226,8 +234,8 @@ class _Importer(StateReads):
                     taps.setdefault(source, []).append(key)
                 else:
                     users[source].append(key)
-        order = list(items)
-        series = _Series(self, items, users, order, taps)
+        order = sorted(items, key=lambda k: not k.startswith("input:"))  # inputs first
+        series = _Series(self, items, users, order, taps, self._input_keys(scope, items))
         labels = {series._label_of(key) for key in items} - {None}
         self.naming.append(Naming({int(k) for k in labels if k.isdigit()}, labels))
         try:
@@ -268,6 +276,8 @@ class _Importer(StateReads):
     # -- one item as a statement
 
     def statement(self, item: _Item, scope_of_parent: str) -> str:
+        if item.key.startswith("input:"):  # a path that starts from a network input
+            return f"from {self.input_names[item.node]}"
         if item.scope is not None:
             label = self.defined(self.scope_label(item.scope), item.scope)
             if item.scope in self.calls:  # a head that only training computes: `aux { }`
@@ -382,11 +392,13 @@ class _Importer(StateReads):
         if unwritten is not None:
             raise ImportFailure(f"forward() reads the parameter `{unwritten.target}` of a "
                                 "module that the spec writes as no scope of its own")
-        dims = " x ".join(map(str, self.shape)) + self._layout()
-        lines = [f"input {self._input_name()}: {dims}"] + body
+        lines = input_statements(self.inputs, self.placeholders, self.modules,
+                                 self._top_labels()) + body
         network = f"network {language_name(self.name, 'imported')} " + braced(lines)
         text = "\n\n".join(self.blocks + [network]) + "\n"
-        return self._renames() + std_imports(self.nodes) + spaced(unmarked(plain(text)))
+        used = {n.target for n in self.nodes if n.op == "call_module"} | set(self.owner.values())
+        return renames(used, self.modules, self.labels, self._spec_path) + \
+            std_imports(self.nodes) + spaced(unmarked(plain(text)))
 
     def _reproduces(self, text: str) -> bool:
         """The spec checks, with the model's parameter count, and each layer of the model
@@ -402,51 +414,47 @@ class _Importer(StateReads):
         return total(result.graph).params == sum(p.numel() for p in self.model.parameters()) \
             and holding <= set(result.graph.nodes)
 
-    def _layout(self) -> str:
-        """A 2-D input's layout: a signal (C x L) where a 1-D convolution reads it, else
-        tokens (L x C, the features last, as linear layers read them)."""
-        if len(self.shape) != 2:
-            return ""
-        readers = [self.modules.get(u.target) for u in self.input.users if u.op == "call_module"]
-        return " as signal" if any(isinstance(m, nn.Conv1d) for m in readers) else " as tokens"
+    def _entry_of(self, scope: str) -> fx.Node | None:
+        """The network input a scope starts from, where it reads several (scope_entry)."""
+        return scope_entry([n for n in self.nodes if self._within(self.owner[n], scope)],
+                           self.params, self.named_inputs) if scope and self.named_inputs \
+            else None
 
-    def _input_name(self) -> str:
-        """`x`, unless a module of the model's top level is called so."""
-        top = {label.strip('"') for path, label in self.labels.items() if "." not in path}
-        names = itertools.chain(("x", "inputs"), (f"x{i}" for i in itertools.count(2)))
-        return next(name for name in names if name not in top)
+    def _input_keys(self, scope: str, items: dict[str, _Item]) -> dict[str, str]:
+        """{item key: the spec's name} of the network inputs a scope reads by name, and of
+        its entry where that is one."""
+        entry = self._entry_of(scope)
+        return {key: self.input_names[item.node] for key, item in items.items()
+                if key.startswith("input:")} | \
+            ({"entry": self.input_names[entry]} if entry is not None else {})
+
+    def _top_labels(self) -> set[str]:
+        return {label.strip('"') for path, label in self.labels.items() if "." not in path}
 
     def _spec_path(self, path: str) -> str:
         parts = path.split(".")
         return ".".join(self.labels[".".join(parts[:i + 1])].strip('"')
                         for i in range(len(parts)))
 
-    def _renames(self) -> str:
-        """A comment listing the modules of the spec whose names no label can hold (`_head`,
-        `forward`), and what the spec calls them: their state_dict keys change too."""
-        used = {n.target for n in self.nodes if n.op == "call_module"} | set(self.owner.values())
-        within = {".".join(p.split(".")[:i + 1]) for p in used if p
-                  for i in range(p.count(".") + 1)}
-        renamed = [f"#   {path} -> {self._spec_path(path)}" for path in self.modules
-                   if path in within and self.labels[path].strip('"') != path.rpartition(".")[2]]
-        if not renamed:
-            return ""
-        header = ["# Modules whose names no label can hold, and their names here (the state_dict",
-                  "# keys under them change with them):"]
-        return "\n".join(header + renamed) + "\n\n"
-
 
 class _Series:
     """A scope's items as statements: chains in sequence, forks that meet again as
     `residual` or merges with branches."""
 
-    def __init__(self, importer: _Importer, items, users, order, taps):
+    def __init__(self, importer: _Importer, items, users, order, taps, inputs):
         self.importer, self.items, self.users, self.order = importer, items, users, order
         self.taps = taps  # value -> the train-only heads that read it, written after it
+        self.inputs: dict[str, str] = inputs  # key -> name: network inputs read by name
+
+    def _outputs(self, key: str) -> list[str]:
+        """`output NAME` after the statement whose value forward() returns, where it
+        returns several."""
+        return [f"output {name}" for name in self.importer.output_keys.get(key, [])]
 
     def _tapped(self, value: str) -> list[str]:
-        """`aux { ... }` for each train-only head that reads `value`."""
-        return [self.importer.statement(self.items[key], "") for key in self.taps.pop(value, [])]
+        """`aux { ... }` for each train-only head that reads `value`, and its `output`."""
+        return self._outputs(value) + [self.importer.statement(self.items[key], "")
+                                       for key in self.taps.pop(value, [])]
 
     def lines(self, start: str, stop: str, allowed: set[str] | None = None) -> list[str]:
         """From the value `start` to the item `stop`, through the items `allowed` (all)."""
@@ -475,7 +483,8 @@ class _Series:
         any graph, where the structures of `lines` (chains, residuals, merges of
         branches) do not fit."""
         span = self._between(start, stop)
-        keys = [k for k in self.order if k in span and (allowed is None or k in allowed)]
+        keys = [k for k in self.order if k in span and (allowed is None or k in allowed)
+                and k not in self.inputs]
         readers: dict[str, list[str]] = {}
         for key in keys:
             for source in self.items[key].inputs:
@@ -485,10 +494,10 @@ class _Series:
                  if len(readers.get(k, [])) > 1 or any(
                      r != sequence[sequence.index(k) + 1] or len(self.items[r].inputs) > 1
                      for r in readers.get(k, []))}
-        names: dict[str, str] = {}
+        names: dict[str, str] = dict(self.inputs)  # network inputs: by their names
         taken = self.importer.naming[-1].taken  # this scope's labels
         out = []
-        if start in named:  # the value the span starts from: by its layer's label, else
+        if start in named and start not in names:  # the span's start: by its label, else
             label = self._label_of(start)  # a name given by an identity
             names[start] = label or self._name("entry", taken)
             if label is None:
@@ -523,6 +532,7 @@ class _Series:
                     if not merged:  # labelled after all: the index it took is free again
                         self.importer.naming[-1].index -= 1
             out.append(text)
+            out += self._outputs(key)
             current = key
         return out
 
@@ -599,23 +609,10 @@ class _Series:
         return (self._descendants(start) & ancestors) | {stop}
 
     def _ancestors(self, stop: str) -> set[str]:
-        seen, todo = set(), [stop]
-        while todo:
-            key = todo.pop()
-            for source in self.items[key].inputs if key in self.items else ():
-                if source not in seen:
-                    seen.add(source)
-                    todo.append(source)
-        return seen
+        return reached(stop, lambda key: self.items[key].inputs if key in self.items else ())
 
     def _descendants(self, start: str) -> set[str]:
-        seen, todo = set(), [start]
-        while todo:
-            for user in self.users[todo.pop()]:
-                if user not in seen:
-                    seen.add(user)
-                    todo.append(user)
-        return seen
+        return reached(start, lambda key: self.users[key])
 
     def _merged(self, start: str, join: str) -> list[str]:
         item = self.items[join]
@@ -685,9 +682,9 @@ class _Series:
         return key in self.items and self.items[key].scope is not None
 
 
-def _uncalled(module) -> bool:
-    """A module without a forward() of its own (a ModuleList, a ModuleDict, a bare
-    nn.Module holding layers): a container whose members forward() calls one by one
-    (DenseNet's dense block, a ModuleDict with its own forward, is called as a whole)."""
-    return isinstance(module, nn.Module) and type(module).forward in (
-        nn.ModuleList.forward, nn.ModuleDict.forward, nn.Module.forward)
+def _named_input(items: dict[str, _Item], value: fx.Node) -> str:
+    """The item of a network input that a scope reads by name (`from token_type_ids`):
+    a value beside the scope's entry, which nothing computes."""
+    key = f"input:{value.name}"
+    items.setdefault(key, _Item(key, inputs=["entry"], node=value))
+    return key

@@ -207,3 +207,18 @@ def value_name(base: str, taken: set[str]) -> str:
         name, count = f"{base}_{count}", count + 1
     taken.add(name)
     return name
+
+
+def renames(used: set[str], modules, labels: dict[str, str], spec_path) -> str:
+    """A comment listing the modules of the spec (those of `used` and the modules above
+    them) whose names no label can hold (`_head`, `forward`), and what the spec calls
+    them (`spec_path`): their state_dict keys change too."""
+    within = {".".join(p.split(".")[:i + 1]) for p in used if p
+              for i in range(p.count(".") + 1)}
+    renamed = [f"#   {path} -> {spec_path(path)}" for path in modules
+               if path in within and labels[path].strip('"') != path.rpartition(".")[2]]
+    if not renamed:
+        return ""
+    header = ["# Modules whose names no label can hold, and their names here (the state_dict",
+              "# keys under them change with them):"]
+    return "\n".join(header + renamed) + "\n\n"

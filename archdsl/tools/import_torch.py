@@ -27,7 +27,6 @@ import importlib
 import importlib.util
 import inspect
 import io
-import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +38,7 @@ from torch.fx.passes.shape_prop import ShapeProp
 from ..errors import UsageError
 from .import_export import capture_export, is_layer
 from .import_functional import functional_layers
+from .import_inputs import ModelInput, bind_inputs, examples, placeholders
 from .import_layers import ImportFailure, top
 from .import_lookups import lookup_functions
 from .import_structure import write_spec
@@ -151,12 +151,15 @@ class Imported:
     why: str = ""
 
 
-def import_torch(model: nn.Module, shape: tuple[int, ...], name: str = "imported",
-                 capture: str = "auto", token_ids: bool = False) -> str:
+def import_torch(model: nn.Module, shape, name: str = "imported", capture: str = "auto",
+                 token_ids=False) -> str:
     """The `.arch` text of `model` for inputs of `shape` (batch excluded): float
     values, or token ids (`token_ids`, one axis) where the model embeds them. `capture`:
     torch.fx (`fx`), torch.export (`export`), or torch.export where torch.fx cannot trace
-    the model (`auto`).
+    the model (`auto`). A model whose forward() takes several arguments takes a sequence
+    of inputs, each a shape or a (parameter name, shape) pair, with `token_ids` one flag
+    for all or one for each (archdsl.tools.import_inputs.bind_inputs); the spec declares
+    them as forward()'s parameters are named.
 
     >>> model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8),
     ...                       nn.ReLU(), nn.Flatten(), nn.Linear(8 * 4 * 4, 10))
@@ -174,48 +177,37 @@ def import_torch(model: nn.Module, shape: tuple[int, ...], name: str = "imported
     return import_model(model, shape, name, capture, token_ids).text
 
 
-def import_model(model: nn.Module, shape: tuple[int, ...], name: str = "imported",
-                 capture: str = "auto", token_ids: bool = False) -> Imported:
+def import_model(model: nn.Module, shape, name: str = "imported", capture: str = "auto",
+                 token_ids=False) -> Imported:
     """As `import_torch`, and how the graph was captured."""
     if capture not in CAPTURES:
         raise UsageError(f"--capture {capture}: write {', '.join(CAPTURES)}")
-    if token_ids and len(shape) != 1:
-        raise UsageError(f"token ids have one axis (L), not {len(shape)}")
+    inputs = bind_inputs(model, shape, token_ids)
     model = model.eval()
-    example = _example(model, shape, token_ids)
-    graph, how, why = _capture(model, example, capture, token_ids)
+    example = examples(model, inputs)
+    graph, how, why = _capture(model, example, capture, inputs)
+    placeholders(graph, inputs)  # stops where it reads an argument given no input
     moved = _chained_concatenations(graph)
     try:
         with contextlib.redirect_stderr(io.StringIO()):  # ShapeProp prints the traceback
-            _ShapeProp(model, graph).propagate(example)
+            _ShapeProp(model, graph).propagate(*example)
     except (Exception, SystemExit) as error:  # the model's own forward fails on this input
-        raise ImportFailure(f"the model does not run on a {'x'.join(map(str, shape))} input: "
+        sizes = " and ".join("x".join(map(str, i.shape)) for i in inputs)
+        raise ImportFailure(f"the model does not run on {'a ' if len(inputs) == 1 else ''}"
+                            f"{sizes} input{'s' if len(inputs) > 1 else ''}: "
                             f"{_one_line(error.__cause__ or error)}") from None
     _fold_sizes(graph)
     _split_chunks(graph)
     _split_topk(graph)
     functional_layers(model, graph)  # parameters passed to functions, as layers and ops
-    text = with_ties(write_spec(model, graph, shape, name, moved), model)
-    if token_ids:  # the importer writes the sizes; the layout is the example's
-        text = re.sub(r"^(    input \w+: \d+)$", r"\1 as token_ids", text, count=1,
-                      flags=re.MULTILINE)
+    text = with_ties(write_spec(model, graph, inputs, name, moved), model)
     if how == "export":
         text = f"# Captured with torch.export ({why}).\n" + text
     return Imported(text, how, why)
 
 
-def _example(model: nn.Module, shape: tuple[int, ...], token_ids: bool) -> torch.Tensor:
-    """A batch of two: random floats, or token ids that every embedding of the model
-    can look up."""
-    generator = torch.Generator().manual_seed(0)
-    if not token_ids:
-        return torch.randn(2, *shape, generator=generator)
-    sizes = [m.num_embeddings for m in model.modules() if isinstance(m, nn.Embedding)]
-    return torch.randint(0, min(sizes, default=2), (2, *shape), generator=generator)
-
-
-def _capture(model: nn.Module, example: torch.Tensor, capture: str,
-             token_ids: bool) -> tuple[fx.Graph, str, str]:
+def _capture(model: nn.Module, example: tuple[torch.Tensor, ...], capture: str,
+             inputs: list[ModelInput]) -> tuple[fx.Graph, str, str]:
     """The model's graph in torch.fx's form, how it was captured and why so."""
     if capture != "export":
         try:
@@ -226,8 +218,11 @@ def _capture(model: nn.Module, example: torch.Tensor, capture: str,
             why = f"torch.fx could not trace: {str(failure).partition(': ')[2]}"
     else:
         why = "--capture export"
+    lengths = {each.shape[0] for each in inputs if each.token_ids}
+    dynamic = [1 if each.token_ids or (len(each.shape) > 1 and each.shape[0] in lengths)
+               else None for each in inputs]  # the sequence length, and where others share it
     with _models_own_code("torch.export"):
-        graph, note = capture_export(model, example, 1 if token_ids else None)
+        graph, note = capture_export(model, example, dynamic)
     return graph, "export", why + (f"; {note}" if note else "")
 
 
