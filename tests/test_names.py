@@ -158,3 +158,34 @@ network t {
     keys = list(lower_fx(compile_source(text).graph).state_dict())
     assert keys == ["stem.weight", "stem.bias", "blocks.0.proj.0.weight", "blocks.0.proj.0.bias",
                     "blocks.0.layers.0.weight", "blocks.0.layers.0.bias"]
+
+
+def test_declare_orders_parameters_and_buffers_among_themselves():
+    """A bias read before its weight, in two groups of one label: `declare weight, bias`
+    lists the weight first; parameters still come before layers, as torch lists a
+    module's state, and the export keeps the order."""
+    pytest.importorskip("torch")
+    from archdsl.backends.export_pytorch import export_pytorch
+    from archdsl.backends.lower_fx import lower_fx
+    from archdsl.runtime.export import standalone
+    text = """network t {
+    input x: 6 x 8 as tokens
+    "qkv": { declare proj, weight, bias }
+    "qkv": {
+        param bias: 8
+        from bias
+    }
+    b: identity
+    from x
+    "qkv": {
+        param weight: 8 x 8 as signal
+        proj: linear(8)
+        matmul(weight)
+        add(b)
+    }
+}"""
+    result = compile_source(text)
+    assert result.ok, [d.message for d in result.diagnostics]
+    keys = list(lower_fx(result.graph).state_dict())
+    assert keys == ["qkv.weight", "qkv.bias", "qkv.proj.weight", "qkv.proj.bias"]
+    assert list(standalone(export_pytorch(result.graph)).state_dict()) == keys

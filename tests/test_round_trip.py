@@ -27,10 +27,6 @@ NOT_YET = {  # spec: why its round trip does not come back yet
                  "`timestep_embedding`: the first, the int timestep cast to float32, is "
                  "`aten.to.dtype` without an archdsl equivalent; then come a frequency table "
                  "made from positions (`exp`) and an einsum",
-    "swin_v2_t": "captured with torch.export (torch.fx stops at the exported `Positions`, "
-                 "traced through): the coordinate table buffer reshaped and fed to a layer "
-                 "(cpb_mlp), a tensor made of buffers alone; behind it, the qkv weight "
-                 "expanded to the batch and read by einsum",
 }
 
 

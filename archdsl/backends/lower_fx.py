@@ -68,14 +68,22 @@ def _hierarchy(graph: nx.DiGraph, modules: dict[str, nn.Module]) -> nn.Module:
         *path, last = ir.labels(graph, name)
         parent = _container(root, list(zip(path, ir.scopes_of(graph, name))), declared)
         if isinstance(module, nn.Parameter):
-            parent._modules.pop(last, None)  # parameters come first in any case
+            _placed(parent, last, "_parameters")  # parameters come first in any case
             parent.register_parameter(last, module)
         elif isinstance(module, torch.Tensor):  # then buffers, as torch lists them
-            parent._modules.pop(last, None)
+            _placed(parent, last, "_buffers")
             parent.register_buffer(last, module)
         else:
+            _placed(parent, last, "_modules")
             parent.add_module(last, module)
     return root
+
+
+def _placed(parent: nn.Module, label: str, table: str) -> None:
+    """The places `_holding` kept for `label` gone but in `table`, which it fills."""
+    for other in ("_parameters", "_buffers", "_modules"):
+        if other != table and getattr(parent, other).get(label, 0) is None:
+            del getattr(parent, other)[label]
 
 
 def _container(root: nn.Module, path: list[tuple[str, str]], declared: dict) -> nn.Module:
@@ -84,16 +92,19 @@ def _container(root: nn.Module, path: list[tuple[str, str]], declared: dict) -> 
     parent = root
     for label, scope in path:
         if getattr(parent, label, None) is None:
+            _placed(parent, label, "_modules")
             parent.add_module(label, _holding(nn.Module(), declared.get(scope, ())))
         parent = getattr(parent, label)
     return parent
 
 
 def _holding(container: nn.Module, labels: tuple[str, ...]) -> nn.Module:
-    """`container` with a place kept for each of `labels`, in order, filled when its layer
-    is installed: the state_dict lists them there, whatever order they run in."""
+    """`container` with a place kept for each of `labels`, in order, filled when its layer,
+    parameter or buffer is installed: the state_dict lists them there, whatever order
+    they run in (parameters among parameters, as torch lists them)."""
     for label in labels:
-        container._modules[label] = None
+        for table in ("_parameters", "_buffers", "_modules"):
+            getattr(container, table)[label] = None
     return container
 
 

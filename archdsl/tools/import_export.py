@@ -253,7 +253,8 @@ class _Rebuild:
         for key, value in (node.meta.get("nn_module_stack") or {}).items():
             path = value[0] if isinstance(value, tuple) else str(value)
             module = self.modules.get(path)
-            if module is not None and path and is_layer(module):
+            if module is not None and path and is_layer(module) and \
+                    type(module).__name__ != "Positions":  # read by its values (Made)
                 return key, path
         return None
 

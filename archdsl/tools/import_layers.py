@@ -92,7 +92,8 @@ _OWN = {"SelfAttention": lambda m: ("attention", dict(heads=m.num_heads, dropout
         "SequencePad": lambda m: ("pad", dict(before=m.before, after=0, axis=m.dim - 1)),
         "SelectiveScan": lambda m: ("selective_scan", {}),
         "ShiftedWindowAttention": lambda m: _window_attention(m),
-        "PatchMerging": lambda m: ("patch_merging", dict(eps=m.eps))}
+        "PatchMerging": lambda m: ("patch_merging", dict(eps=m.eps)),
+        "Positions": lambda m: ("positions", dict(axis=m.dim - 1, count=m.count))}
 
 
 def _window_attention(module: nn.Module) -> tuple[str, dict]:
@@ -125,11 +126,12 @@ def is_own(module: nn.Module) -> bool:
                           and same_code(cls.forward, own.forward))
 
 
-def _own_function(target, name: str) -> bool:
+def own_function(target, name: str) -> bool:
     """`target` is archdsl's function `name`, or a copy of it (an exported file's)."""
     from ..ops import functions
-    return getattr(target, "__module__", "") == "archdsl.ops.functions" or same_code(
-        target, getattr(functions, name))
+    return getattr(target, "__name__", "") == name and (
+        getattr(target, "__module__", "") == "archdsl.ops.functions" or same_code(
+            target, getattr(functions, name)))
 
 
 def same_code(one, other) -> bool:
@@ -167,6 +169,8 @@ def _check_state(where: str, op: str, args: dict, module: nn.Module, shape) -> N
     """The op's own module, built from these arguments, holds the model's module's
     tensors, at the same names and shapes (its forward() may be the model's own)."""
     from ..backends.export_pytorch import state_shapes
+    if not state_shapes(module):
+        return  # nothing to hold (Positions)
     with torch.device("meta"):
         built = OPS[op].module(_resolve(op, args), (shape,))
     if state_shapes(built) != state_shapes(module):
@@ -198,7 +202,7 @@ def _read_axes(node: fx.Node, name: str, where: str):
         if dims is None:
             raise ImportFailure(f"{where}: `{name}` over every element, the batch included; "
                                 "archdsl reduces over the axes of one example: give `dim`")
-        return name, dict(axis=_axes(dims, where), keep=bool(_argument(node, 2, "keepdim", False)))
+        return name, dict(axis=axes(dims, where), keep=bool(_argument(node, 2, "keepdim", False)))
     if _is(node, name, ("contiguous", "clone")):
         return "identity", {}
     if _is(node, name, ("permute",)):
@@ -209,17 +213,17 @@ def _read_axes(node: fx.Node, name: str, where: str):
         return "permute", dict(order=tuple(d - 1 for d in order[1:]))
     if _is(node, name, ("transpose",), torch.transpose):
         a, b = _argument(node, 1, "dim0", 0), _argument(node, 2, "dim1", 1)
-        return "transpose", dict(a=_axes(a, where)[0], b=_axes(b, where)[0])
+        return "transpose", dict(a=axes(a, where)[0], b=axes(b, where)[0])
     if _is(node, name, ("select",), torch.select):  # `x[:, 0]`, a class token's features
         index = _argument(node, 2, "index", None)
         if not isinstance(index, int) or index < 0:
             raise ImportFailure(f"{where}: `select` of an entry counted from the end, or "
                                 "computed at run time; archdsl takes entries by number")
-        return "take", dict(index=index, axis=_axes(_argument(node, 1, "dim", 0), where)[0])
+        return "take", dict(index=index, axis=axes(_argument(node, 1, "dim", 0), where)[0])
     if _is(node, name, ("flatten",), torch.flatten):
         start, end = _argument(node, 1, "start_dim", 0), _argument(node, 2, "end_dim", -1)
-        (start,) = _axes(start, where)
-        return "flatten", dict(start=start, end=end if end < 0 else _axes(end, where)[0])
+        (start,) = axes(start, where)
+        return "flatten", dict(start=start, end=end if end < 0 else axes(end, where)[0])
     return None
 
 
@@ -229,7 +233,7 @@ def _read_shapes(node: fx.Node, name: str, where: str):
         return _indexing(node, where)
     if node.op == "call_function" and node.target is torch.narrow:
         _, dim, start, length = node.args
-        return "slice", dict(start=start, end=start + length, axis=_axes(dim, where)[0])
+        return "slice", dict(start=start, end=start + length, axis=axes(dim, where)[0])
     if _is(node, name, ("view", "reshape", "squeeze", "unsqueeze"), torch.reshape,
            torch.squeeze, torch.unsqueeze):
         before, after = node.all_input_nodes[0].meta.get("tensor_meta"), node.meta.get(
@@ -260,7 +264,7 @@ def _read_functional(node: fx.Node, name: str, where: str):
     target = node.target
     if _is(node, name, ("softmax", "log_softmax"), torch.softmax, torch.log_softmax,
            nn.functional.softmax, nn.functional.log_softmax):
-        return name, dict(axis=_axes(_argument(node, 1, "dim", None), where)[0])
+        return name, dict(axis=axes(_argument(node, 1, "dim", None), where)[0])
     if node.op == "call_function" and target is nn.functional.interpolate:
         return _interpolation(node, where)
     if node.op == "call_function" and target in _POOLS:
@@ -312,11 +316,11 @@ def _read_positions(node: fx.Node, name: str, where: str):
         return "positions", {}
     if node.op == "call_function" and node.target is top:
         k, dim, largest, indices = (tuple(node.args[1:]) + (-1, True, False)[len(node.args) - 2:])
-        return "topk", dict(k=k, axis=_axes(dim, where)[0], largest=largest, indices=indices)
+        return "topk", dict(k=k, axis=axes(dim, where)[0], largest=largest, indices=indices)
     if node.op == "call_function" and node.target is rotary:
         return "rope", dict(theta=float(node.args[1]),
                             scaling=node.args[2] if len(node.args) > 2 else None)
-    if node.op == "call_function" and _own_function(node.target, "rms_norm"):
+    if node.op == "call_function" and own_function(node.target, "rms_norm"):
         return "rms_norm", dict(eps=float(node.args[1]))
     if node.op == "call_function" and node.target is torch.rms_norm and \
             len(_argument(node, 1, "normalized_shape", ())) == 1 and \
@@ -326,7 +330,13 @@ def _read_positions(node: fx.Node, name: str, where: str):
     return None
 
 
-_FUNCTION_READERS = (_read_axes, _read_shapes, _read_arithmetic, _read_functional,
+def _read_ops(node: fx.Node, name: str, where: str):
+    """Padding, rolling, comparisons with a number (archdsl.tools.import_ops)."""
+    from .import_ops import read_ops
+    return read_ops(node, where)
+
+
+_FUNCTION_READERS = (_read_axes, _read_shapes, _read_arithmetic, _read_functional, _read_ops,
                      _read_positions)
 
 
@@ -341,49 +351,6 @@ _ACTIVATIONS = {nn.functional.gelu: "gelu", nn.functional.silu: "silu", torch.si
                 torch.log: "log", torch.sqrt: "sqrt", torch.neg: "neg", operator.neg: "neg",
                 nn.functional.softplus: "softplus"}
 _METHOD_ACTIVATIONS = ("sigmoid", "tanh", "exp", "log", "sqrt", "neg")
-
-
-def read_merge(node: fx.Node, operands: list[str], modules: dict[str, nn.Module]) -> str:
-    """A call of several values (`operands`: their names, in the order of the call's
-    arguments) as the statement that reads them by name: `add(a, b)`, `concat(a, b, axis =
-    1)`, `matmul(a, b)`, `einsum("lc,mc->lm", a, b)`, `sdpa(q, k, v, causal = true)`; a
-    call of archdsl's own module of several values (in `modules`) as its op's,
-    `selective_scan(x, dt, a, b, c)`."""
-    target = node.target
-    name = getattr(target, "__name__", str(target))
-    where = f"`{node.name}`"
-    own = own_layer(modules[target]) if node.op == "call_module" else None
-    if own is not None and not own[1]:
-        return f"{own[0]}({', '.join(operands)})"
-    if target in (operator.add, operator.iadd, torch.add):
-        return f"add({', '.join(operands)})"
-    if target in (operator.mul, operator.imul, torch.mul):
-        return f"mul({', '.join(operands)})"
-    if target in (operator.sub, torch.sub):
-        return f"sub({', '.join(operands)})"
-    if target in (operator.truediv, torch.div):
-        return f"div({', '.join(operands)})"
-    if target in (operator.matmul, torch.matmul) or name == "matmul":
-        return f"matmul({', '.join(operands)})"
-    if name in ("cast_like", "routed_linear") and _own_function(target, name):
-        return f"{name}({', '.join(operands)})"
-    if target is torch.einsum:
-        from .import_einsum import einsum_merge
-        return einsum_merge(node, operands)
-    if target is torch.cat:
-        dim = _argument(node, 1, "dim", 0)
-        return f"concat({', '.join(operands)}, axis = {_axes(dim, where)[0]})"
-    if target is nn.functional.scaled_dot_product_attention:
-        causal = _argument(node, 5, "is_causal", False)
-        dropout = _argument(node, 4, "dropout_p", 0.0)
-        scale = node.kwargs.get("scale")
-        options = (", causal = true" if causal else "") + (
-            f", dropout = {format_value(dropout)}" if dropout else "") + (
-            f", scale = {format_value(scale)}" if scale is not None else "")
-        return f"sdpa({', '.join(operands)}{options})"
-    raise ImportFailure(f"{where}: {node.op} `{name}` of several values has no archdsl "
-                        "equivalent (add, sub, mul, div, matmul, einsum, concat and "
-                        "scaled_dot_product_attention have)")
 
 
 def _indexing(node: fx.Node, where: str) -> tuple[str, dict]:
@@ -451,14 +418,17 @@ def source_line(node: fx.Node) -> str:
     return f" ({found[-1][0].rpartition('/')[2]}:{found[-1][1]})" if found else ""
 
 
-def _argument(node: fx.Node, position: int, keyword: str, default):
+def argument(node: fx.Node, position: int, keyword: str, default):
     """A call's argument, given by position (after the tensor) or by keyword."""
     if len(node.args) > position:
         return node.args[position]
     return node.kwargs.get(keyword, default)
 
 
-def _axes(dims, where: str) -> tuple[int, ...]:
+_argument = argument
+
+
+def axes(dims, where: str) -> tuple[int, ...]:
     """torch dimensions (the batch first) as the spec's axes (of one example): 1 is 0,
     negative ones count from the end as they are; the batch itself has none."""
     dims = (dims,) if isinstance(dims, int) else tuple(dims)

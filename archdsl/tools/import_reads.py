@@ -10,7 +10,7 @@ from torch import fx
 from .import_layers import ImportFailure
 from .import_lookups import lookup_text
 from .import_state import grouped, joined, param_statement, scaling
-from .import_text import braced
+from .import_text import braced, value_name
 
 
 def within(path: str, scope: str) -> bool:
@@ -21,6 +21,12 @@ def within(path: str, scope: str) -> bool:
 class StateReads:
     """The statements of an importer (archdsl.tools.import_structure) that read its
     `params` ({node: (holder, label)}): those of the scope it renders, or of a group."""
+
+    def in_group(self, read: list[fx.Node]) -> None:
+        """Parameters declared in a group of their holder's label, in the order the spec
+        writes them: a `declare` puts them in the model's order (`declarations`)."""
+        self.written_params |= set(read)
+        self.naming[-1].defined.extend(node.target for node in read)
 
     def declared_parameters(self, scope: str) -> list[str]:
         """`param NAME: SIZES` for the parameters of the module at `scope`."""
@@ -35,7 +41,7 @@ class StateReads:
         (holder, label) = self.params[read]
         op = scaling(node, read, label)
         if holder in self.split and list(read.users) == [node] and op != "concat":
-            self.written_params.add(read)
+            self.in_group([read])
             return grouped(self.scope_label(holder), label, read, op)
         if not within(self.owner[node], holder):
             raise ImportFailure(f"`{node.name}` reads the parameter `{read.target}` outside "
@@ -54,7 +60,7 @@ class StateReads:
         read = list(dict.fromkeys(v for v in node.all_input_nodes if v in self.params))
         holder = self.params[read[0]][0]
         if holder in self.split and all(self.params[v][0] == holder for v in read):
-            self.written_params |= set(read)
+            self.in_group(read)
             return f"{self.scope_label(holder)}: " + braced(
                 [param_statement(self.params[v][1], v) for v in read] + [f"{name}: {text}"])
         if not within(self.owner[node], holder):
@@ -69,7 +75,7 @@ class StateReads:
         read = node.args[0]
         holder, label = self.params[read]
         if holder in self.split and list(read.users) == [node]:
-            self.written_params.add(read)
+            self.in_group([read])
             return f"{self.scope_label(holder)}: " + braced(
                 [param_statement(label, read), f"from {label}"])
         if not within(self.owner[node], holder):
@@ -80,15 +86,22 @@ class StateReads:
     def looked_up(self, node: fx.Node) -> str:
         """A table looked up by an index, both the model's own: `index_select(table,
         index)`; in a group of their holder's label, which declares them, where that
-        runs apart."""
+        runs apart. A table forward() computes (Swin V2's continuous position bias, from
+        the coordinate table through an MLP) is the current value, named first
+        (`table: identity`)."""
         read = [v for v in node.args[:2] if v in self.params]
-        text = lookup_text(node, {v: self.params[v][1] for v in read})
+        names = {v: self.params[v][1] for v in read}
+        named = []
+        if node.args[0] not in self.params and node.args[1] in self.params:
+            names[node.args[0]] = value_name("table", self.naming[-1].taken)
+            named = [f"{names[node.args[0]]}: identity"]
+        text = lookup_text(node, names)
         holder = self.params[read[0]][0]
         if holder in self.split and all(self.params[v][0] == holder for v in read):
-            self.written_params |= set(read)
-            return f"{self.scope_label(holder)}: " + braced(
-                [param_statement(self.params[v][1], v) for v in read] + [text])
+            self.in_group(read)
+            return "\n".join(named + [f"{self.scope_label(holder)}: " + braced(
+                [param_statement(self.params[v][1], v) for v in read] + [text])])
         if not within(self.owner[node], holder):
             raise ImportFailure(f"`{node.name}` reads `{read[0].target}` outside `{holder}`, "
                                 "where the spec declares it")
-        return self.unlabelled(text)
+        return "\n".join(named + [self.unlabelled(text)])

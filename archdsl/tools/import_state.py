@@ -212,8 +212,9 @@ def _holds_state(module: nn.Module) -> bool:
 
 def declarations(scope: str, defined: list[str], modules: dict[str, nn.Module],
                  labels: dict[str, str], scope_label) -> list[str]:
-    """`declare` for each container whose modules holding state the spec defines in
-    another order than the model registers them (a head whose classifier runs first):
+    """`declare` for each container whose modules holding state, parameters or buffers
+    the spec defines in another order than the model registers them (a head whose
+    classifier runs first, a bias read before its weight):
     the fewest of them, in the model's order, that put the state_dict in it; in the
     scope's own body, or in a group of the container's label where it is a list that
     runs apart (`classifier: { declare cbr, scale }`)."""
@@ -228,11 +229,14 @@ def declarations(scope: str, defined: list[str], modules: dict[str, nn.Module],
     for container, paths in containers.items():
         if container not in modules:  # a module registered twice: listed once
             continue
+        module = modules[container]
+        tensors = [name for name, _ in itertools.chain(module.named_parameters(recurse=False),
+                                                       module.named_buffers(recurse=False))]
         order = [path for path in (f"{container}.{name}" if container else name
-                                   for name, _ in modules[container].named_children())
-                 if path in paths and _holds_state(modules[path])]
+                                   for name in tensors + [n for n, _ in module.named_children()])
+                 if path in paths and (path not in modules or _holds_state(modules[path]))]
         first = declared_first(order, [p for p in paths if p in order])
-        names = [labels[path] for path in first]
+        names = [labels.get(path, path.rpartition(".")[2]) for path in first]
         if not first or not all(LABEL_NAME.fullmatch(name) for name in names):
             continue  # in order, or a number or a word no `declare` can name
         text = "declare " + ", ".join(names)

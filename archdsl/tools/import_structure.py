@@ -16,13 +16,13 @@ from torch import fx, nn
 from .import_blocks import (STATEMENTS, Family, Instance, block_name, families, family_block,
                             instance, family_of, skip_text, stage_repeat, unmarked)
 from .import_layers import (ImportFailure, alike, argument_free_ops, call_text, language_name,
-                            module_labels, plain, read_function, read_layer, read_merge,
-                            shape_of)
+                            module_labels, plain, read_function, read_layer, shape_of)
 from .import_rope import std_imports
 from .import_graph import AuxHead, aux_heads, cyclic, one_axis_indexing, reached, uncalled
 from .import_inputs import (ModelInput, input_names, input_statements, placeholders, returned,
                             scope_entry)
 from .import_lookups import is_lookup
+from .import_ops import read_merge
 from .import_reads import StateReads, within
 from .import_state import Naming, declarations, read_as_value, read_parameters, unexpanded
 from .import_text import braced, merge_text, renames, repeats, spaced, value_name
@@ -587,11 +587,18 @@ class _Series:
                 escaping = [u for b in between | {start} for u in self.users[b]
                             if u not in between and u != key
                             and (allowed is None or u in allowed)]
-                if not escaping and not self._shared(start, self.items[key].inputs):
+                if not escaping and not self._shared(start, self.items[key].inputs) and \
+                        self._branchable(key):
                     return key
             between.add(key)
         raise ImportFailure("the model's graph forks in a way archdsl cannot write "
                             f"(after `{start}`)")
+
+    def _branchable(self, key: str) -> bool:
+        """A merge that branches can write: a `concat` joins along the channels."""
+        node = self.items[key].node
+        return self._merge(key) != "concat" or \
+            (node.args[1:2] or [node.kwargs.get("dim", 0)])[0] == 1
 
     def _shared(self, start: str, inputs: list[str]) -> bool:
         """Two of a merge's branches from `start` share an item (the router of a mixture
