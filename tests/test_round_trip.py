@@ -21,13 +21,7 @@ from archdsl.tools.import_torch import ImportFailure, import_torch  # noqa: E402
 from conftest import BUILD_SETTINGS, ROOT  # noqa: E402
 
 SPECS = sorted(p.stem for p in (ROOT / "specs").glob("*.arch"))
-NOT_YET = {  # spec: why its round trip does not come back yet
-    "ddpm_unet": "captured with torch.export: the exported file computes the sinusoidal "
-                 "timestep embedding in steps, and import reads none of them back as "
-                 "`timestep_embedding`: the first, the int timestep cast to float32, is "
-                 "`aten.to.dtype` without an archdsl equivalent; then come a frequency table "
-                 "made from positions (`exp`) and an einsum",
-}
+NOT_YET: dict[str, str] = {}  # spec: why its round trip does not come back yet
 
 
 def round_trip(name: str) -> str | None:

@@ -188,6 +188,16 @@ def _read_adaptive(m):
 
 
 
+def _read_upsample(m):
+    """nn.Upsample by one whole scale on both axes, nearest or bilinear (corners not
+    aligned), as `upsample` lowers; any other (a size, other modes) is not read."""
+    scale = m.scale_factor if isinstance(m.scale_factor, tuple) else (m.scale_factor,) * 2
+    if m.size is not None or len(set(scale)) != 1 or scale[0] != int(scale[0]) or \
+            m.mode not in ("nearest", "bilinear") or m.align_corners:
+        return None
+    return "upsample", dict(scale=int(scale[0]), mode=m.mode)
+
+
 def _kept_indices(args: Args, ins, out, device: str) -> tuple[tuple[int, str], ...]:
     """Max pooling keeps where each maximum came from: one int64 index per output."""
     return ((numel(out), "int"),)
@@ -243,7 +253,8 @@ OPS = (
        window=lambda a, ins: ((1, Fraction(1, a["scale"]), 1, 0),) * 2,
        args=(Arg("scale", "int", 2, minimum=1), Arg("mode", "str", "nearest",
                                                     choices=("nearest", "bilinear"))),
-       other_ops=elementwise(), module=_upsample_module,
+       other_ops=elementwise(), module=_upsample_module, imports=("Upsample",),
+       read=_read_upsample,
        describe=lambda a: f"upsample x{a['scale']}", caption=lambda a: f"upsample x{a['scale']}",
        rule="C×H×W → C×(H·`scale`)×(W·`scale`)",
        lowers="`nn.Upsample(scale_factor=scale, mode=mode)`",

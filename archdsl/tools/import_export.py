@@ -30,7 +30,8 @@ import torch
 from torch import fx, nn
 
 from ..ops.functions import cast_like, rms_norm
-from .import_layers import ImportFailure, is_own, positions, source_line, top
+from .import_layers import (READ_THROUGH_IN_EXPORT, ImportFailure, is_own, positions,
+                            source_line, top)
 from .import_made import Made, made_nodes
 from .import_own import OPERATIONS, kept_whole
 from .import_rope import rotary, rotations
@@ -254,7 +255,7 @@ class _Rebuild:
             path = value[0] if isinstance(value, tuple) else str(value)
             module = self.modules.get(path)
             if module is not None and path and is_layer(module) and \
-                    type(module).__name__ != "Positions":  # read by its values (Made)
+                    type(module).__name__ not in READ_THROUGH_IN_EXPORT:
                 return key, path
         return None
 

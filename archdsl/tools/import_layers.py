@@ -93,7 +93,11 @@ _OWN = {"SelfAttention": lambda m: ("attention", dict(heads=m.num_heads, dropout
         "SelectiveScan": lambda m: ("selective_scan", {}),
         "ShiftedWindowAttention": lambda m: _window_attention(m),
         "PatchMerging": lambda m: ("patch_merging", dict(eps=m.eps)),
-        "Positions": lambda m: ("positions", dict(axis=m.dim - 1, count=m.count))}
+        "Positions": lambda m: ("positions", dict(axis=m.dim - 1, count=m.count)),
+        "ScaledDotProductAttention": lambda m: ("sdpa", dict(
+            causal=m.causal, scale=m.scale, dropout=m.dropout, softmax_dtype=m.softmax_dtype))}
+# ... read through where torch.export captures them, as its operations
+READ_THROUGH_IN_EXPORT = ("Positions", "ScaledDotProductAttention")
 
 
 def _window_attention(module: nn.Module) -> tuple[str, dict]:
@@ -349,8 +353,10 @@ _ACTIVATIONS = {nn.functional.gelu: "gelu", nn.functional.silu: "silu", torch.si
                 nn.functional.relu6: "relu6", nn.functional.hardswish: "hardswish",
                 nn.functional.relu: "relu", torch.relu: "relu", torch.exp: "exp",
                 torch.log: "log", torch.sqrt: "sqrt", torch.neg: "neg", operator.neg: "neg",
+                torch.sin: "sin", torch.cos: "cos", torch.reciprocal: "reciprocal",
                 nn.functional.softplus: "softplus"}
-_METHOD_ACTIVATIONS = ("sigmoid", "tanh", "exp", "log", "sqrt", "neg")
+_METHOD_ACTIVATIONS = ("sigmoid", "tanh", "exp", "log", "sqrt", "neg", "sin", "cos",
+                       "reciprocal")
 
 
 def _indexing(node: fx.Node, where: str) -> tuple[str, dict]:

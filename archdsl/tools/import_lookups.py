@@ -26,8 +26,9 @@ from .import_layers import ImportFailure, same_code, source_line
 # archdsl's own functions read whole, as the op of the same name: {name: its axis argument's
 # position (batch first, as the lowering calls it)}
 LOOKUPS = {"index_select": 2}
-# ... and those read as calls of several values by name (`routed_linear(x, weight, index)`)
-WHOLE = (*LOOKUPS, "routed_linear")
+# ... and those read as calls of several values by name (`routed_linear(x, weight, index)`,
+# `cast_like(x, sample)`, which brings a float32 step back to the network's precision)
+WHOLE = (*LOOKUPS, "routed_linear", "cast_like")
 
 
 def lookup_functions(model: nn.Module) -> tuple[types.FunctionType, ...]:

@@ -12,6 +12,7 @@ import operator
 import torch
 from torch import fx, nn
 
+from ..ops.shapes import PRECISIONS
 from ..source import format_value
 from .import_layers import ImportFailure, argument, axes, own_function, own_layer
 
@@ -24,8 +25,10 @@ _FLIPPED = {"ge": "le", "le": "ge", "gt": "lt", "lt": "gt", "eq": "eq", "ne": "n
 
 
 def read_ops(node: fx.Node, where: str) -> tuple[str, dict] | None:
-    """The op and arguments of a pad, roll or comparison with a number `node`; None for
-    any other node."""
+    """The op and arguments of a pad, roll, cast or comparison with a number `node`;
+    None for any other node."""
+    if node.op == "call_method" and node.target == "to":
+        return _cast(node, where)
     if node.op != "call_function":
         return None
     if node.target is nn.functional.pad:
@@ -52,6 +55,22 @@ def read_ops(node: fx.Node, where: str) -> tuple[str, dict] | None:
         return (op if isinstance(node.args[0], fx.Node) else _FLIPPED[op]), dict(
             constant=float(number))
     return None
+
+
+def _cast(node: fx.Node, where: str) -> tuple[str, dict] | None:
+    """`x.to(torch.float32)`: nothing where x is of that type already, else `cast` to
+    that precision (a timestep's ids as floats)."""
+    dtype = next((a for a in (*node.args[1:], node.kwargs.get("dtype"))
+                  if isinstance(a, torch.dtype)), None)
+    before = node.all_input_nodes[0].meta.get("tensor_meta")
+    if dtype is None or len(node.args) > 2 or set(node.kwargs) - {"dtype"}:
+        return None  # `.to(device)`, `.to(other)`: not a cast to a type
+    if before is not None and before.dtype == dtype:
+        return "identity", {}
+    name = str(dtype).removeprefix("torch.")
+    if name not in PRECISIONS:
+        raise ImportFailure(f"{where}: `to({dtype})`; archdsl casts to {', '.join(PRECISIONS)}")
+    return "cast", dict(dtype=name)
 
 
 def _pad(node: fx.Node, where: str) -> tuple[str, dict]:
@@ -98,8 +117,10 @@ def read_merge(node: fx.Node, operands: list[str], modules: dict[str, nn.Module]
     name = getattr(target, "__name__", str(target))
     where = f"`{node.name}`"
     own = own_layer(modules[target]) if node.op == "call_module" else None
-    if own is not None and not own[1]:
-        return f"{own[0]}({', '.join(operands)})"
+    if own is not None:  # `selective_scan(x, dt, a, b, c)`, `sdpa(q, k, v, causal = true)`
+        from .import_layers import call_text
+        return call_text(own[0], own[1]).replace("(", f"({', '.join(operands)}, ", 1) \
+            if "(" in call_text(own[0], own[1]) else f"{own[0]}({', '.join(operands)})"
     if target in (operator.add, operator.iadd, torch.add):
         return f"add({', '.join(operands)})"
     if target in (operator.mul, operator.imul, torch.mul):

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+from ..lang.names import is_reserved
+from ..lang.parse import keywords
 from .import_layers import language_name
 
 PAD = "\x07"  # the padding that aligns labels in a column
@@ -195,13 +197,15 @@ _MERGE_NAMES = {"add": "sum", "mul": "product", "concat": "joined"}
 def value_name(base: str, taken: set[str]) -> str:
     """A label for a value: `base`, or `base_2`, ... where that is taken; never the name
     the language gives a structural merge (`add`, `add_1`: a residual's), a sum named
-    `sum` instead.
+    `sum` instead, nor one a label cannot take.
 
-    >>> value_name("add", set()), value_name("x", {"x"})
-    ('sum', 'x_2')
+    >>> value_name("add", set()), value_name("q", {"q"}), value_name("to", set())
+    ('sum', 'q_2', 'to_value')
     """
     stem = re.sub(r"_[0-9]+$", "", language_name(base, "value"))
     base = _MERGE_NAMES.get(stem, language_name(base, "value"))
+    if is_reserved(base) or base in keywords():  # `to`, `type`, `from`: the torch
+        base = f"{base}_value"  # module's own names, the language's words
     name, count = (base, 2) if base not in taken else (f"{base}_2", 3)
     while name in taken:
         name, count = f"{base}_{count}", count + 1
