@@ -171,3 +171,50 @@ def test_a_parameter_read_as_a_value_is_from_its_name(capture):
     text = import_model(model, (6, 8), "tiny", capture).text
     assert "param a: 6 x 8\n" in text and "from a\n" in text and "exp\n" in text
     reproduces(text, model, torch.randn(3, 6, 8))
+
+
+class Shifted(nn.Module):
+    """Swin-V2-like steps between layers: a map padded at the end of one axis and rolled
+    along another, a cosine of tokens (`linalg.vector_norm`, clamped from below), a
+    value masked by comparisons with numbers (`where` with a number), and an
+    nn.Upsample."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.up = nn.Upsample(scale_factor=2)
+        self.proj = nn.Linear(4, 4)
+
+    def forward(self, x):
+        y = torch.roll(nn.functional.pad(self.conv(x), (0, 2)), -1, 2)  # 4 x 6 x 8
+        tokens = self.up(y).flatten(2).transpose(1, 2)  # 96 x 4
+        unit = tokens / torch.clamp_min(torch.linalg.vector_norm(tokens, dim=-1, keepdim=True),
+                                        1e-12)
+        scores = self.proj(unit)
+        kept = torch.where(scores >= 0.0, scores, 0.0)
+        return torch.where(kept < 0.5, kept, unit)
+
+
+@pytest.mark.parametrize("capture", CAPTURES)
+def test_pads_rolls_norms_comparisons_and_casts_between_layers(capture):
+    model = Shifted()
+    text = import_model(model, (3, 4, 6), "shifted", capture).text
+    for statement in ("pad(0, 2, axis = 2)", "roll(-1, axis = 1)", "upsample", "norm(-1, keep = true)",
+                      "ge(0)", "where(", "lt(0.5)"):
+        assert statement in text, statement
+    reproduces(text, model, torch.randn(2, 3, 4, 6))
+
+
+@pytest.mark.parametrize("pads, message", [
+    ((1, 1, 1, 1), "of several axes"), ((0, 1), None)])
+def test_a_pad_of_several_axes_stops_with_one_line(pads, message):
+    class Padded(nn.Module):
+        def forward(self, x):
+            return nn.functional.pad(x, pads)
+    if message is None:
+        assert "pad(0, 1, axis = 2)" in import_model(Padded(), (3, 4, 6), "p", "fx").text
+        return
+    with pytest.raises(ImportFailure, match=r"^`pad` in `forward` \(test_import_parameters.py:"
+                                            r"\d+\): `pad` \(1, 1, 1, 1\) of the batch, of "
+                                            "several axes"):
+        import_model(Padded(), (3, 4, 6), "p", "fx")

@@ -56,6 +56,15 @@ FUNCTIONS = {
     aten.silu.default: F.silu, aten.sigmoid.default: torch.sigmoid,
     aten.tanh.default: torch.tanh, aten.hardswish.default: F.hardswish,
     aten.exp.default: torch.exp, aten.log.default: torch.log, aten.sqrt.default: torch.sqrt,
+    aten.sin.default: torch.sin, aten.cos.default: torch.cos,
+    aten.reciprocal.default: torch.reciprocal, aten.pad.default: F.pad,
+    aten.roll.default: torch.roll, aten.linalg_vector_norm.default: torch.linalg.vector_norm,
+    aten.clamp_min.default: torch.clamp_min, aten.clamp_max.default: torch.clamp_max,
+    aten.where.self: torch.where, aten.where.ScalarOther: torch.where,
+    aten.ge.Scalar: operator.ge, aten.gt.Scalar: operator.gt, aten.le.Scalar: operator.le,
+    aten.lt.Scalar: operator.lt, aten.eq.Scalar: operator.eq, aten.ne.Scalar: operator.ne,
+    aten.ge.Tensor: operator.ge, aten.gt.Tensor: operator.gt, aten.le.Tensor: operator.le,
+    aten.lt.Tensor: operator.lt, aten.eq.Tensor: operator.eq, aten.ne.Tensor: operator.ne,
     aten.linalg_vector_norm.default: torch.linalg.vector_norm,
     aten.scaled_dot_product_attention.default: F.scaled_dot_product_attention,
     aten.adaptive_avg_pool2d.default: F.adaptive_avg_pool2d,
@@ -591,6 +600,13 @@ def _rms_norm(rebuild: _Rebuild, node: fx.Node, args, kwargs):
     return rebuild.new.call_function(rms_norm, (x, eps))
 
 
+def _to(rebuild: _Rebuild, node: fx.Node, args, kwargs):
+    """A conversion to another type, `x.to(torch.float32)` (those to the type a value has
+    are dropped before)."""
+    dtype = kwargs.get("dtype", args[1] if len(args) > 1 else None)
+    return rebuild.new.call_method("to", (args[0], dtype))
+
+
 def _topk(rebuild: _Rebuild, node: fx.Node, args, kwargs):
     """`torch.topk(x, k, dim)`: its two values, the entries and their indices, each the
     language's `topk` (read where an item of it is taken)."""
@@ -613,7 +629,7 @@ REWRITES = {aten.slice.Tensor: _slice, aten.select.int: _select,
             aten.upsample_nearest2d.vec: _nearest, aten.upsample_bilinear2d.vec: _bilinear,
             aten.expand.default: _expand, aten.expand_as.default: _expand,
             aten.rms_norm.default: _rms_norm, aten.layer_norm.default: _layer_norm,
-            aten.topk.default: _topk}
+            aten.topk.default: _topk, aten.to.dtype: _to, aten._to_copy.default: _to}
 
 
 def _unchanged_cast(node: fx.Node) -> bool:

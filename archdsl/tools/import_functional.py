@@ -33,6 +33,7 @@ from torch import fx, nn
 
 from ..ops.functions import rms_norm
 from .import_export import is_layer
+from .import_layers import own_function
 from .import_grn import global_response_norms
 
 F = nn.functional
@@ -61,12 +62,16 @@ def functional_layers(model: nn.Module, graph: fx.Graph) -> None:
 
 
 def _unchanged_casts(graph: fx.Graph) -> None:
-    """`x.to(torch.float32)`, `x.to(x.dtype)` where x has that type already: x (as
-    torch.export's capture reads them)."""
+    """`x.to(torch.float32)`, `x.to(x.dtype)`, archdsl's `cast_like(x, weight)` where x
+    has that type already: x (as torch.export's capture reads them)."""
     for node in list(graph.nodes):
-        if not (_is(node, "to") or _is(node, "type_as") or _is(node, "float")) or \
+        like = (node.args[1:2] or [node.kwargs.get("like")])[0] \
+            if own_function(node.target, "cast_like") else None
+        if not (_is(node, "to") or _is(node, "type_as") or _is(node, "float") or
+                getattr(like, "op", None) == "get_attr" or
+                (like is not None and like is node.args[0])) or \
                 not isinstance(node.args[0], fx.Node):
-            continue
+            continue  # archdsl's cast_like of two values stays: it may end a float32 step
         before, after = node.args[0].meta.get("tensor_meta"), node.meta.get("tensor_meta")
         if hasattr(before, "dtype") and hasattr(after, "dtype") and before.dtype == after.dtype:
             node.replace_all_uses_with(node.args[0])

@@ -67,6 +67,9 @@ def _cast(node: fx.Node, where: str) -> tuple[str, dict] | None:
         return None  # `.to(device)`, `.to(other)`: not a cast to a type
     if before is not None and before.dtype == dtype:
         return "identity", {}
+    if before is not None and before.dtype == torch.bool:
+        raise ImportFailure(f"{where}: a mask cast to {dtype}; archdsl makes a mask numbers "
+                            "with `cast_like(mask, value)`, in a value's type")
     name = str(dtype).removeprefix("torch.")
     if name not in PRECISIONS:
         raise ImportFailure(f"{where}: `to({dtype})`; archdsl casts to {', '.join(PRECISIONS)}")

@@ -595,10 +595,11 @@ class _Series:
                             f"(after `{start}`)")
 
     def _branchable(self, key: str) -> bool:
-        """A merge that branches can write: a `concat` joins along the channels."""
-        node = self.items[key].node
-        return self._merge(key) != "concat" or \
-            (node.args[1:2] or [node.kwargs.get("dim", 0)])[0] == 1
+        """A merge that branches can write: a `concat` joins along the channels; one
+        value divided by another is `div(a, b)` of named values."""
+        node, op = self.items[key].node, self._merge(key)
+        return op != "div" and (op != "concat" or
+                                (node.args[1:2] or [node.kwargs.get("dim", 0)])[0] == 1)
 
     def _shared(self, start: str, inputs: list[str]) -> bool:
         """Two of a merge's branches from `start` share an item (the router of a mixture
@@ -636,10 +637,6 @@ class _Series:
         if op == "sub" and len(keys) == 2:  # a - b as a + (-b), the same exactly, and
             first, second = (branch(key) for key in keys)  # broadcast as `add` branches are
             return merge_text("add", [first, second + ["neg"]])
-        if op == "div":
-            raise ImportFailure(f"`{node.name}`: one value divided by another; archdsl "
-                                "writes `div(a, b)` of named values, which import does not "
-                                "name yet")
         if op == "add" and len(keys) == 2 and start in keys:
             body = branch(keys[1] if keys[0] == start else keys[0])
             return ["residual " + braced(body)]

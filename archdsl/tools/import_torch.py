@@ -179,23 +179,55 @@ def import_torch(model: nn.Module, shape, name: str = "imported", capture: str =
 
 def import_model(model: nn.Module, shape, name: str = "imported", capture: str = "auto",
                  token_ids=False) -> Imported:
-    """As `import_torch`, and how the graph was captured."""
+    """As `import_torch`, and how the graph was captured: with `auto`, torch.fx's graph
+    where the spec can be written from it, else torch.export's."""
     if capture not in CAPTURES:
         raise UsageError(f"--capture {capture}: write {', '.join(CAPTURES)}")
     inputs = bind_inputs(model, shape, token_ids)
     model = model.eval()
     example = examples(model, inputs)
-    graph, how, why = _capture(model, example, capture, inputs)
-    placeholders(graph, inputs)  # stops where it reads an argument given no input
+    if capture != "auto":
+        return _imported(model, inputs, example, name, *_capture(model, example, capture, inputs))
+    try:
+        graph = _trace(model)
+    except ImportFailure as failure:  # read torch.export's graph
+        why = f"torch.fx could not trace: {str(failure).partition(': ')[2]}"
+        return _imported(model, inputs, example, name,
+                         *_captured_export(model, example, inputs, why))
+    try:
+        return _imported(model, inputs, example, name, graph, "fx", "")
+    except _NotRun:
+        raise
+    except ImportFailure as failure:  # torch.export's graph may say more (a function's
+        why = f"torch.fx's graph stopped at {failure}"  # steps, values made in forward())
+        try:
+            return _imported(model, inputs, example, name,
+                             *_captured_export(model, example, inputs, why))
+        except ImportFailure:
+            raise failure from None  # the first reason, in the model's own terms
+
+
+class _NotRun(ImportFailure):
+    """The model's own forward() fails on the example, or reads an argument given no
+    input: no capture does better."""
+
+
+def _imported(model: nn.Module, inputs: list[ModelInput], example, name: str,
+              graph: fx.Graph, how: str, why: str) -> Imported:
+    """The spec written from one capture's graph."""
+    try:
+        placeholders(graph, inputs)  # stops where it reads an argument given no input
+    except ImportFailure as failure:
+        raise _NotRun(str(failure)) from None
     moved = _chained_concatenations(graph)
     try:
         with contextlib.redirect_stderr(io.StringIO()):  # ShapeProp prints the traceback
             _ShapeProp(model, graph).propagate(*example)
     except (Exception, SystemExit) as error:  # the model's own forward fails on this input
         sizes = " and ".join("x".join(map(str, i.shape)) for i in inputs)
-        raise ImportFailure(f"the model does not run on {'a ' if len(inputs) == 1 else ''}"
-                            f"{sizes} input{'s' if len(inputs) > 1 else ''}: "
-                            f"{_one_line(error.__cause__ or error)}") from None
+        raise _NotRun(f"the model does not run on {'a ' if len(inputs) == 1 else ''}"
+                      f"{sizes} input{'s' if len(inputs) > 1 else ''}: "
+                      f"{_one_line(error.__cause__ or error)}") from None
     _fold_sizes(graph)
     _split_chunks(graph)
     _split_topk(graph)
@@ -208,16 +240,15 @@ def import_model(model: nn.Module, shape, name: str = "imported", capture: str =
 
 def _capture(model: nn.Module, example: tuple[torch.Tensor, ...], capture: str,
              inputs: list[ModelInput]) -> tuple[fx.Graph, str, str]:
-    """The model's graph in torch.fx's form, how it was captured and why so."""
-    if capture != "export":
-        try:
-            return _trace(model), "fx", ""
-        except ImportFailure as failure:
-            if capture == "fx":
-                raise
-            why = f"torch.fx could not trace: {str(failure).partition(': ')[2]}"
-    else:
-        why = "--capture export"
+    """The model's graph in torch.fx's form by the capture asked for, how it was
+    captured and why so."""
+    if capture == "fx":
+        return _trace(model), "fx", ""
+    return _captured_export(model, example, inputs, "--capture export")
+
+
+def _captured_export(model: nn.Module, example: tuple[torch.Tensor, ...],
+                     inputs: list[ModelInput], why: str) -> tuple[fx.Graph, str, str]:
     lengths = {each.shape[0] for each in inputs if each.token_ids}
     dynamic = [1 if each.token_ids or (len(each.shape) > 1 and each.shape[0] in lengths)
                else None for each in inputs]  # the sequence length, and where others share it
