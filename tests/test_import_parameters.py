@@ -19,6 +19,18 @@ from test_import_export import reproduces  # noqa: E402
 CAPTURES = ("fx", "export")
 
 
+def exported(spec: str, name: str) -> nn.Module:
+    """The model of a spec's `archdsl export --to pytorch` file, class `name`, its
+    weights drawn from a normal distribution."""
+    names: dict = {}
+    exec(compile(export_pytorch(compile_source(spec).graph).source, f"{name}.py", "exec"),
+         names)
+    model = names[name]()
+    for parameter in model.parameters():
+        nn.init.normal_(parameter)
+    return model
+
+
 class Projections(nn.Module):
     """x·W + b by einsum, W stored in x out (GPT-2's Conv1D); then a projection whose
     weight comes first in the equation and is expanded to the batch; then scores of one
@@ -102,11 +114,7 @@ def test_an_exported_grn_and_einsum_import_back():
             "    conv: conv(8, 3, pad = 1)\n    grn: grn\n    pool: global_avgpool\n    flatten\n"
             "    head: {\n        param weight: 8 x 4 as signal\n"
             "        einsum(\"c,cd->d\", weight)\n    }\n}\n")
-    names: dict = {}
-    exec(compile(export_pytorch(compile_source(spec).graph).source, "tiny.py", "exec"), names)
-    model = names["Tiny"]()
-    for parameter in model.parameters():
-        nn.init.normal_(parameter)
+    model = exported(spec, "Tiny")
     text = import_model(model, (3, 8, 8)).text
     assert "grn:  grn\n" in text and 'einsum("c,cd->d", weight)' in text
     reproduces(text, model, torch.randn(2, 3, 8, 8))
@@ -121,11 +129,7 @@ def test_a_parameter_expanded_to_the_batch_for_an_element_wise_op_is_read_as_it_
             "    scale: {\n        param gamma: 8\n        mul(gamma)\n    }\n"
             "    pool: global_avgpool\n    flatten\n"
             "    norm: {\n        param shift: 8\n        add(shift)\n    }\n}\n")
-    names: dict = {}
-    exec(compile(export_pytorch(compile_source(spec).graph).source, "tiny.py", "exec"), names)
-    model = names["Tiny"]()
-    for parameter in model.parameters():
-        nn.init.normal_(parameter)
+    model = exported(spec, "Tiny")
     text = import_model(model, (3, 8, 8), capture=capture).text
     words = " ".join(text.split())
     assert "scale: { param gamma: 8 mul(gamma) }" in words
@@ -141,11 +145,7 @@ def test_an_exported_mixture_of_experts_imports_back(capture):
     by name, declared in a group of their module's path; the outputs come back."""
     spec = ("import std.layers\n\nnetwork moe {\n    input x: 6 x 16 as tokens\n"
             "    mlp: sparse_moe(4, 2, 24)\n}\n")
-    names: dict = {}
-    exec(compile(export_pytorch(compile_source(spec).graph).source, "moe.py", "exec"), names)
-    model = names["Moe"]()
-    for parameter in model.parameters():
-        nn.init.normal_(parameter)
+    model = exported(spec, "Moe")
     imported = import_model(model, (6, 16), "moe", capture)
     assert imported.capture == capture
     text = imported.text
@@ -163,11 +163,7 @@ def test_a_parameter_read_as_a_value_is_from_its_name(capture):
     spec = ("network tiny {\n    input x: 6 x 8 as tokens\n    proj: linear(8)\n"
             "    mixer: {\n        param a: 6 x 8\n        from a\n        exp\n"
             "        e: neg\n        from proj\n        add(proj, e)\n    }\n}\n")
-    names: dict = {}
-    exec(compile(export_pytorch(compile_source(spec).graph).source, "tiny.py", "exec"), names)
-    model = names["Tiny"]()
-    for parameter in model.parameters():
-        nn.init.normal_(parameter)
+    model = exported(spec, "Tiny")
     text = import_model(model, (6, 8), "tiny", capture).text
     assert "param a: 6 x 8\n" in text and "from a\n" in text and "exp\n" in text
     reproduces(text, model, torch.randn(3, 6, 8))
