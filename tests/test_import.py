@@ -359,3 +359,12 @@ def test_a_model_that_does_not_run_on_the_input_is_one_line_without_traceback(ca
 def test_torchvision_models_import(name):
     models = pytest.importorskip("torchvision.models")
     check_import(getattr(models, name)(), (3, 224, 224), name)
+
+
+@pytest.mark.parametrize("dim", [-1, 2, -2])
+def test_a_softmax_module_over_an_axis_counted_from_the_end_imports(dim):
+    """nn.Softmax(dim=-1) is the spec's softmax over the last axis, as dim=2 is: its
+    module is rebuilt with the axis counted from the front and compared so."""
+    from torch import nn
+    text = check_import(nn.Sequential(nn.Linear(8, 8), nn.Softmax(dim=dim)), (4, 8))
+    assert f"softmax({dim - 1 if dim > 0 else dim})" in text

@@ -150,10 +150,14 @@ def _check(where: str, op: str, args: dict, module: nn.Module, shape) -> None:
     resolved = _resolve(op, args)
     if OPS[op].module is None:  # lowers to a function (flatten): nothing to compare
         return
-    plain = {k: v for k, v in module_settings(module).items() if k != "inplace"}
+    plain = {k: v + len(shape) + 1 if k == "dim" and isinstance(v, int) and v < 0 else v
+             for k, v in module_settings(module).items() if k != "inplace"}  # dim=-1: last
+    from ..ops.args import normalise_axes
+    from ..ops.shapes import Shape
     for layout in _layouts(shape):
-        with torch.device("meta"):
-            built = OPS[op].module(resolved, (layout,))
+        given = layout if isinstance(layout, Shape) else Shape(layout)
+        with torch.device("meta"):  # axes as the lowering reads them: -1 the last
+            built = OPS[op].module(normalise_axes(OPS[op], resolved, (given,)), (layout,))
         rebuilt = {k: v for k, v in module_settings(built).items() if k != "inplace"}
         if type(built) is type(module) and plain == rebuilt and \
                 state_shapes(built) == state_shapes(module):
