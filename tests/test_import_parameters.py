@@ -12,6 +12,7 @@ from torch import nn  # noqa: E402
 
 from archdsl import compile_source  # noqa: E402
 from archdsl.backends.export_pytorch import export_pytorch  # noqa: E402
+from archdsl.backends.lower_fx import lower_fx  # noqa: E402
 from archdsl.tools.import_torch import ImportFailure, import_model  # noqa: E402
 
 from test_import_export import reproduces  # noqa: E402
@@ -214,3 +215,38 @@ def test_a_pad_of_several_axes_stops_with_one_line(pads, message):
                                             r"\d+\): `pad` \(1, 1, 1, 1\) of the batch, of "
                                             "several axes"):
         import_model(Padded(), (3, 4, 6), "p", "fx")
+
+
+class TimeConditioned(nn.Module):
+    """A map plus an embedding of a second input broadcast over its height and width,
+    then residual blocks of a ModuleList and a pad and roll before the head."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 16, 3, padding=1)
+        self.blocks = nn.ModuleList([nn.Sequential(nn.Conv2d(16, 16, 3, padding=1), nn.ReLU())
+                                     for _ in range(2)])
+        self.time = nn.Embedding(100, 16)
+        self.head = nn.Linear(16, 10)
+
+    def forward(self, x, t):
+        x = self.stem(x) + self.time(t)[:, 0, :, None, None]
+        for block in self.blocks:
+            x = x + block(x)
+        return self.head(torch.roll(nn.functional.pad(x, (0, 1)), 1, 2).mean((2, 3)))
+
+
+def test_a_value_broadcast_to_another_is_added_by_name_not_as_a_residual():
+    """`x + t[:, :, None, None]` adds values of two shapes: `add(a, b)` of named values,
+    which broadcasts, where a residual's two sides must agree."""
+    model = TimeConditioned()
+    text = import_model(model, [("x", (3, 8, 8)), ("t", (1,))], "net", "auto",
+                        [False, True]).text
+    assert "add(stem, unsqueeze)" in text
+    result = compile_source(text)
+    assert result.ok, text
+    lowered = lower_fx(result.graph).eval()
+    lowered.load_state_dict(model.state_dict())
+    x, t = torch.randn(2, 3, 8, 8), torch.randint(0, 100, (2, 1))
+    with torch.no_grad():
+        torch.testing.assert_close(lowered(x, t), model.eval()(x, t), rtol=1e-5, atol=1e-5)

@@ -595,11 +595,13 @@ class _Series:
                             f"(after `{start}`)")
 
     def _branchable(self, key: str) -> bool:
-        """A merge that branches can write: a `concat` joins along the channels; one
-        value divided by another is `div(a, b)` of named values."""
+        """A merge that branches can write: a `concat` joins along the channels, a sum
+        (a residual) adds values of one shape; one value divided by another, or added
+        to one it is broadcast to (`x + t[:, :, None, None]`), is a call of named values."""
         node, op = self.items[key].node, self._merge(key)
-        return op != "div" and (op != "concat" or
-                                (node.args[1:2] or [node.kwargs.get("dim", 0)])[0] == 1)
+        shapes = {shape_of(a) for a in node.all_input_nodes} if op == "add" else ()
+        return op != "div" and len(shapes) <= 1 and (
+            op != "concat" or (node.args[1:2] or [node.kwargs.get("dim", 0)])[0] == 1)
 
     def _shared(self, start: str, inputs: list[str]) -> bool:
         """Two of a merge's branches from `start` share an item (the router of a mixture

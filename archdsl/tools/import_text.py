@@ -107,7 +107,7 @@ def aligned(lines: list[str]) -> list[str]:
             out.append(f"{match.group(1)}: " + PAD * (width - len(match.group(1)) - 2) +
                        match.group(2))
         elif not match and "\n" not in line and not line.startswith(
-                ("repeat", "input", "param ", "buffer ", "declare ")):
+                ("repeat", "input", "param ", "buffer ", "declare ", "from ")):
             out.append(PAD * width + line)
         else:
             out.append(line)
