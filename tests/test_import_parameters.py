@@ -238,11 +238,12 @@ class TimeConditioned(nn.Module):
 
 def test_a_value_broadcast_to_another_is_added_by_name_not_as_a_residual():
     """`x + t[:, :, None, None]` adds values of two shapes: `add(a, b)` of named values,
-    which broadcasts, where a residual's two sides must agree."""
+    which broadcasts, where a residual's two sides must agree; from the sum on, where
+    every path meets again, the blocks are residuals once more."""
     model = TimeConditioned()
     text = import_model(model, [("x", (3, 8, 8)), ("t", (1,))], "net", "auto",
                         [False, True]).text
-    assert "add(stem, unsqueeze)" in text
+    assert "add(stem, unsqueeze)" in text and "repeat 2 as i {\n        residual {" in text
     result = compile_source(text)
     assert result.ok, text
     lowered = lower_fx(result.graph).eval()

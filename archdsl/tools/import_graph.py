@@ -200,3 +200,39 @@ def reached(start: str, edges) -> set[str]:
                 seen.add(other)
                 todo.append(other)
     return seen
+
+
+def meeting_point(start: str, keys: list[str], inputs) -> str | None:
+    """The first of `keys` (items after `start`, in the order they run; `inputs`: an
+    item's the items it reads) that every later one reaches only through it: none after
+    it reads `start` or an item before it. None where only the last is.
+
+    >>> meeting_point("s", ["a", "b", "c", "d"], {"a": ["s"], "b": ["s"], "c": ["a", "b"],
+    ...                                           "d": ["c"]}.__getitem__)
+    'c'
+    """
+    last: dict[str, int] = {}  # an item's last reader, by place
+    for place, key in enumerate(keys):
+        for source in inputs(key):
+            last[source] = max(last.get(source, -1), place)
+    reach = last.get(start, -1)
+    for place, key in enumerate(keys[:-1]):
+        if reach <= place:
+            return key
+        reach = max(reach, last.get(key, -1))
+    return None
+
+
+def overlapping(branches) -> bool:
+    """Two of the sets of items share one: a merge's branches that cannot be written
+    apart (a mixture of experts' router, read by both the experts and their weights).
+
+    >>> overlapping([{"a", "b"}, {"c"}]), overlapping([{"a", "b"}, {"b"}])
+    (False, True)
+    """
+    seen: set[str] = set()
+    for branch in branches:
+        if seen & branch:
+            return True
+        seen |= branch
+    return False

@@ -18,7 +18,8 @@ from .import_blocks import (STATEMENTS, Family, Instance, block_name, families, 
 from .import_layers import (ImportFailure, alike, argument_free_ops, call_text, language_name,
                             module_labels, plain, read_function, read_layer, shape_of)
 from .import_rope import std_imports
-from .import_graph import AuxHead, aux_heads, cyclic, one_axis_indexing, reached, uncalled
+from .import_graph import (AuxHead, aux_heads, cyclic, meeting_point, one_axis_indexing,
+                           overlapping, reached, uncalled)
 from .import_inputs import (ModelInput, input_names, input_statements, placeholders, returned,
                             scope_entry)
 from .import_lookups import is_lookup
@@ -469,8 +470,13 @@ class _Series:
                 continue
             try:
                 join = self._join(current, allowed)
-            except ImportFailure:  # no residual or merge to write: values by name
-                return out + self._named(current, stop, allowed)
+            except ImportFailure:  # no residual or merge to write: values by name, up to
+                cut = self._cut(current, stop, allowed)  # where all paths meet again
+                out += self._named(current, cut, allowed)
+                if cut == stop:
+                    return out
+                current = cut  # its outputs written with it
+                continue
             out += self._merged(current, join)
             current = join
             out += self._tapped(current)
@@ -587,12 +593,20 @@ class _Series:
                 escaping = [u for b in between | {start} for u in self.users[b]
                             if u not in between and u != key
                             and (allowed is None or u in allowed)]
-                if not escaping and not self._shared(start, self.items[key].inputs) and \
+                if not escaping and not overlapping(  # branches that share an item
+                        self._between(start, i) - {start}
+                        for i in self.items[key].inputs if i != start) and \
                         self._branchable(key):
                     return key
             between.add(key)
         raise ImportFailure("the model's graph forks in a way archdsl cannot write "
                             f"(after `{start}`)")
+
+    def _cut(self, start: str, stop: str, allowed: set[str] | None) -> str:
+        span = self._between(start, stop)
+        keys = [k for k in self.order if k in span and (allowed is None or k in allowed)
+                and not (k != stop and self.taps.get(k))]
+        return meeting_point(start, keys, lambda key: self.items[key].inputs) or stop
 
     def _branchable(self, key: str) -> bool:
         """A merge that branches can write: a `concat` joins along the channels, a sum
@@ -602,16 +616,6 @@ class _Series:
         shapes = {shape_of(a) for a in node.all_input_nodes} if op == "add" else ()
         return op != "div" and len(shapes) <= 1 and (
             op != "concat" or (node.args[1:2] or [node.kwargs.get("dim", 0)])[0] == 1)
-
-    def _shared(self, start: str, inputs: list[str]) -> bool:
-        """Two of a merge's branches from `start` share an item (the router of a mixture
-        of experts, read by both the experts and their weights): no branches to write."""
-        seen: set[str] = set()
-        for branch in (self._between(start, i) - {start} for i in inputs if i != start):
-            if seen & branch:
-                return True
-            seen |= branch
-        return False
 
     def _between(self, start: str, stop: str) -> set[str]:
         """The items on paths from `start` to `stop`, `stop` included."""
@@ -671,8 +675,7 @@ class _Series:
             return None
         path = item.scope if item.scope is not None else (
             item.node.target if item.node is not None and item.node.op == "call_module" else None)
-        order = self.importer.order
-        return order.get(path)
+        return self.importer.order.get(path)
 
     def _key(self, node: fx.Node) -> str:
         for key, item in self.items.items():
