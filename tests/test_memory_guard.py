@@ -59,5 +59,5 @@ def test_a_batch_past_memory_is_told_to_shrink_the_batch(monkeypatch, tmp_path, 
     code = main(["build", SPEC, "-o", str(tmp_path / "b"), "--batch", "100000"])
     assert code == 2
     error = capsys.readouterr().err
-    assert "activations for a batch of 100000" in error and "smaller --batch-size" in error
+    assert "activations for a batch of 100000" in error and "try a smaller --batch\n" in error
     assert not (tmp_path / "b").exists()

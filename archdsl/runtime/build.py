@@ -39,7 +39,8 @@ class Artifacts:
 
 def build(graph: nx.DiGraph, device: str, dtype: str, batch: int,
           dot_timeout: float = 30.0, zero_init_residual: bool = False) -> Artifacts:
-    require_memory(graph, "building", dtype="fp16" if dtype != "fp32" else "fp32", batch=batch)
+    require_memory(graph, "building", dtype="fp16" if dtype != "fp32" else "fp32", batch=batch,
+                   batch_flag="--batch")
     module = lower_fx(graph, zero_init_residual=zero_init_residual)
     module = module.to(device=device, dtype=DTYPES[dtype]).eval()
     seconds, outputs = _check_forward(graph, module, device, DTYPES[dtype], batch)

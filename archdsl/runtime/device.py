@@ -35,13 +35,15 @@ def physical_memory() -> int | None:
 
 
 def require_memory(graph, doing: str, *, dtype: str = "fp32", batch: int = 0,
-                   copies: int = 1, training: bool = False) -> None:
+                   copies: int = 1, training: bool = False,
+                   batch_flag: str = "--batch-size") -> None:
     """Refuse, with the figures, work on `graph` that cannot fit in this machine's memory
     (more than 80% of it), before a weight is made: `copies` of the parameters (an export
     holds the module and its saved bytes) and the activations of `batch` examples, or with
     `training` the planned training step (weights, gradients, optimizer state and saved
     activations). A network of billions of parameters is refused in a line rather than
-    killed by the system part-way through."""
+    killed by the system part-way through; `batch_flag` is the command's option that
+    sets the batch, named in the fix."""
     ram = physical_memory()
     if ram is None:
         return
@@ -61,7 +63,7 @@ def require_memory(graph, doing: str, *, dtype: str = "fp32", batch: int = 0,
         heavy = batch * totals.activation_bytes > copies * totals.param_bytes
     if need <= 0.8 * ram:
         return
-    fix = "try a smaller --batch-size" if heavy else \
+    fix = f"try a smaller {batch_flag}" if heavy else \
         "choose a smaller configuration of the spec with --set NAME=VALUE"
     raise UsageError(f"{doing} {ir.network(graph).name} needs about {need / gib:.1f} GiB "
                      f"({parts}), more than this machine's {ram / gib:.1f} GiB of memory: {fix}")

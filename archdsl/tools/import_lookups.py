@@ -21,7 +21,7 @@ from torch import fx, nn
 
 from ..ops import functions
 from ..ops.io import BUFFER_INITS
-from .import_layers import ImportFailure, same_code, source_line
+from .import_layers import ImportFailure, own_function, same_code, source_line
 
 # archdsl's own functions read whole, as the op of the same name: {name: its axis argument's
 # position (batch first, as the lowering calls it)}
@@ -48,9 +48,7 @@ def lookup_functions(model: nn.Module) -> tuple[types.FunctionType, ...]:
 
 def is_lookup(node: fx.Node) -> bool:
     """`node` calls one of `LOOKUPS` (kept whole by `lookup_functions`)."""
-    return node.op == "call_function" and getattr(node.target, "__name__", "") in LOOKUPS \
-        and isinstance(node.target, types.FunctionType) and same_code(
-            node.target, getattr(functions, node.target.__name__))
+    return node.op == "call_function" and any(own_function(node.target, n) for n in LOOKUPS)
 
 
 def reads_state(node: fx.Node, state: fx.Node) -> bool:
@@ -62,9 +60,7 @@ def reads_state(node: fx.Node, state: fx.Node) -> bool:
 
 def is_whole(node: fx.Node, name: str) -> bool:
     """`node` calls archdsl's own function `name` (one of `WHOLE`), or a copy of it."""
-    return node.op == "call_function" and getattr(node.target, "__name__", "") == name and \
-        isinstance(node.target, types.FunctionType) and same_code(
-            node.target, getattr(functions, name))
+    return node.op == "call_function" and own_function(node.target, name)
 
 
 def lookup_text(node: fx.Node, names: dict[fx.Node, str]) -> str:

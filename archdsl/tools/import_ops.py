@@ -14,7 +14,7 @@ from torch import fx, nn
 
 from ..ops.shapes import PRECISIONS
 from ..source import format_value
-from .import_layers import ImportFailure, argument, axes, own_function, own_layer
+from .import_layers import ImportFailure, argument, axes, call_text, own_function, own_layer
 
 
 _COMPARISONS = {operator.ge: "ge", operator.gt: "gt", operator.le: "le", operator.lt: "lt",
@@ -121,9 +121,9 @@ def read_merge(node: fx.Node, operands: list[str], modules: dict[str, nn.Module]
     where = f"`{node.name}`"
     own = own_layer(modules[target]) if node.op == "call_module" else None
     if own is not None:  # `selective_scan(x, dt, a, b, c)`, `sdpa(q, k, v, causal = true)`
-        from .import_layers import call_text
-        return call_text(own[0], own[1]).replace("(", f"({', '.join(operands)}, ", 1) \
-            if "(" in call_text(own[0], own[1]) else f"{own[0]}({', '.join(operands)})"
+        text = call_text(*own)
+        return text.replace("(", f"({', '.join(operands)}, ", 1) if "(" in text else \
+            f"{own[0]}({', '.join(operands)})"
     if target in (operator.add, operator.iadd, torch.add):
         return f"add({', '.join(operands)})"
     if target in (operator.mul, operator.imul, torch.mul):
